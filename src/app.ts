@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import cors from '@fastify/cors';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { DestinationStream, Logger } from 'pino';
+import type { UploadEndpoint } from './backends/backend.js';
+import { BackendRegistry } from './backends/registry.js';
+import type { Config } from './config/schema.js';
+import { EndpointNotSupportedError, InvalidRequestError, UnsupportedMediaTypeError } from './errors.js';
+import { createLogger } from './http/logger.js';
+import { MultipartModelRewriter, multipartBoundary } from './http/multipart-model-rewriter.js';
+import { ReadinessProbe } from './http/readiness-probe.js';
+import { createGatewayContext, processingMs } from './http/request-context.js';
+import { authenticate } from './pipeline/auth.js';
+import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './pipeline/dispatch.js';
+import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
+import type { InferencePipeline } from './pipeline/pipeline.js';
+import { type Deployment, ModelRouter } from './pipeline/router.js';
+import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
+import { readUntilModel } from './pipeline/upload-body.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import { healthRoutes } from './routes/health.js';
+import { inferenceRoutes } from './routes/v1/inference.js';
+import { modelRoutes } from './routes/v1/models.js';
+import { uploadRoutes } from './routes/v1/uploads.js';
+import { createStore } from './store/create-store.js';
+import type { Store } from './store/store.js';
+
+/*
+ * The request pipeline, in order. Every /v1 request passes these stages; this file is the
+ * one place that wires them, one stage per file under pipeline/.
+ *
+ *   ① auth     pipeline/auth.ts      onRequest hook on /v1, before the body is read
+ *   ② quota    (arrives with quotas and budgets)
+ *   ③ cache    (arrives with the response cache)
+ *   ④ router   pipeline/router.ts    public model name -> deployment
+ *   ⑤ backend  pipeline/dispatch.ts  one call to the deployment's adapter
+ *   ⑥ stream   pipeline/stream.ts    SSE relayed as it arrives, or JSON / bytes
+ *   ⑦ usage    pipeline/usage.ts     token usage read from the answer (request.gateway.usage)
+ */
+
+export interface AppDeps {
+  /** Where logs go (tests capture them); defaults to stdout. */
+  logDestination?: DestinationStream;
+  logger?: Logger;
+  registry?: BackendRegistry;
+  store?: Store;
+}
+
+/** Incoming ids we keep: short, printable, no spaces (they end up in logs and headers). */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export const EXPOSED_HEADERS = [
+  'x-request-id',
+  'openai-processing-ms',
+  'x-tollgate-backend',
+  'x-tollgate-cache',
+  'age',
+  'retry-after',
+  'retry-after-ms',
+  'x-should-retry',
+  'x-ratelimit-limit-requests',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-reset-requests',
+  'x-ratelimit-limit-tokens',
+  'x-ratelimit-remaining-tokens',
+  'x-ratelimit-reset-tokens',
+];
+
+function requestId(request: IncomingMessage): string {
+  const incoming = request.headers['x-request-id'];
+  if (typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming)) return incoming;
+  return `req_${randomUUID().replaceAll('-', '')}`;
+}
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger: FastifyBaseLogger = deps.logger ?? createLogger(config.log, deps.logDestination);
+  const registry = deps.registry ?? BackendRegistry.fromConfig(config);
+  const store = deps.store ?? createStore(config);
+  const router = new ModelRouter(config, registry);
+  const readiness = new ReadinessProbe(store, registry, config.readiness);
+  const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
+
+  const app = Fastify({
+    loggerInstance: logger,
+    // One line per request is written by our own hook, with the gateway's fields.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    bodyLimit: config.server.bodyLimit,
+    trustProxy: config.server.trustProxy,
+    genReqId: requestId,
+    return503OnClosing: false,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  app.decorateRequest('gateway', undefined as never);
+  app.addHook('onRequest', async (request, reply) => {
+    request.gateway = createGatewayContext(reply);
+    reply.header('x-request-id', request.id);
+    reply.raw.once('close', () => {
+      const g = request.gateway;
+      request.log.info(
+        {
+          method: request.method,
+          route: request.routeOptions.url ?? null,
+          model: g.model,
+          backend: g.deployment,
+          stream: g.stream,
+          status: reply.raw.statusCode,
+          duration_ms: Math.round((performance.now() - g.startedAt) * 100) / 100,
+          aborted: g.abort.signal.aborted || undefined,
+          stream_error: g.streamError,
+          prompt_tokens: g.usage?.prompt_tokens ?? g.usage?.input_tokens,
+          completion_tokens: g.usage?.completion_tokens ?? g.usage?.output_tokens,
+        },
+        'request',
+      );
+    });
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('openai-processing-ms', processingMs(request));
+  });
+
+  // curl's `-d` says form-urlencoded; people mean JSON. Read such bodies as JSON.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(['application/x-www-form-urlencoded', 'text/plain'], { parseAs: 'string' }, jsonParser);
+
+  await app.register(cors, {
+    origin: config.server.cors.origins === '*' ? '*' : [...config.server.cors.origins],
+    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    // Allowed request headers mirror the preflight's list, so X-Stainless-* and friends pass.
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+  });
+  registerErrorHandler(app, config.server.bodyLimit);
+
+  const target = (request: { gateway: { model?: string; deployment?: string } }, name: string): Deployment => {
+    const deployment = router.resolve(name); // ④
+    request.gateway.model = name;
+    request.gateway.deployment = deployment.name;
+    return deployment;
+  };
+
+  const pipeline: InferencePipeline = {
+    async json(request, reply, dispatch: JsonDispatch) {
+      // ② quota and ③ cache slot in here.
+      const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
+      if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+      const deployment = target(request, model); // ④
+      request.gateway.stream = dispatch.stream;
+      reply.header('x-tollgate-backend', deployment.name);
+      const response = await dispatchJson(request, deployment, dispatch); // ⑤
+      if (isEventStream(response)) {
+        // ⑥ + ⑦: usage is read from the stream as it passes
+        return relaySse(request, reply, response, {
+          ...relayOptions,
+          stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+        });
+      }
+      if (!response.contentType.includes('json')) return sendStreamed(reply, response); // ⑥ audio and other bytes
+      let body = await collectBody(response);
+      if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
+        body = ensureBase64Embeddings(body);
+      }
+      return sendBuffered(reply, response, body); // ⑥
+    },
+
+    async upload(request, reply, endpoint: UploadEndpoint) {
+      const contentType = request.headers['content-type'];
+      const boundary = multipartBoundary(contentType);
+      if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
+        throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
+      }
+      let deployment: Deployment | undefined;
+      const rewriter = new MultipartModelRewriter(boundary, (model) => {
+        deployment = target(request, model); // ④
+        if (!deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
+        return deployment.upstreamModel;
+      });
+      const upload = await readUntilModel(request.raw, rewriter, config.server.uploadLimit);
+      if (!deployment) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+      reply.header('x-tollgate-backend', deployment.name);
+      const response = await deployment.backend.send({
+        kind: 'upload',
+        endpoint,
+        model: deployment.upstreamModel,
+        contentType,
+        body: Readable.from(upload.body, { objectMode: false }),
+        signal: request.gateway.abort.signal,
+        requestId: request.id,
+      }); // ⑤
+      return sendStreamed(reply, response); // ⑥
+    },
+  };
+
+  await app.register(
+    async (v1) => {
+      v1.addHook('onRequest', async (request) => {
+        await authenticate(request); // ①
+      });
+      await v1.register(modelRoutes, { router });
+      await v1.register(inferenceRoutes, { pipeline });
+      await v1.register(uploadRoutes, { pipeline });
+    },
+    { prefix: '/v1' },
+  );
+  await app.register(healthRoutes, { readiness });
+
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([registry.close(), store.close()]);
+  });
+  return app;
+}

@@ -1,0 +1,80 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The seam between the gateway and a provider. Adapters speak the OpenAI wire format at
+ * this edge: they receive an OpenAI-shaped request body and answer with OpenAI-shaped bytes
+ * (JSON, SSE, or binary for audio). Translation for non-OpenAI providers (Anthropic, an
+ * in-process llama.cpp model, user modules) lives inside the adapter, never in routes.
+ */
+export type JsonEndpoint =
+  | 'chat.completions'
+  | 'completions'
+  | 'embeddings'
+  | 'responses'
+  | 'images.generations'
+  | 'moderations'
+  | 'audio.speech';
+
+/** Endpoints whose request body is multipart and streamed through, never parsed whole. */
+export type UploadEndpoint = 'audio.transcriptions' | 'audio.translations';
+
+export type Endpoint = JsonEndpoint | UploadEndpoint;
+
+/** Path below the OpenAI base URL (`.../v1`) for each endpoint. */
+export const ENDPOINT_PATHS: Readonly<Record<Endpoint, string>> = {
+  'chat.completions': '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+  responses: '/responses',
+  'images.generations': '/images/generations',
+  moderations: '/moderations',
+  'audio.speech': '/audio/speech',
+  'audio.transcriptions': '/audio/transcriptions',
+  'audio.translations': '/audio/translations',
+};
+
+interface CallBase {
+  /** Upstream model name, already resolved by the router. */
+  model: string;
+  signal: AbortSignal;
+  requestId: string;
+}
+
+export interface JsonCall extends CallBase {
+  kind: 'json';
+  endpoint: JsonEndpoint;
+  /** The client's body with `model` rewritten; unknown fields untouched. */
+  body: Record<string, unknown>;
+  stream: boolean;
+}
+
+export interface UploadCall extends CallBase {
+  kind: 'upload';
+  endpoint: UploadEndpoint;
+  /** Includes the multipart boundary. */
+  contentType: string;
+  body: Readable;
+}
+
+export type BackendCall = JsonCall | UploadCall;
+
+/** A 2xx answer. Non-2xx answers are thrown as GatewayErrors by the adapter. */
+export interface BackendResponse {
+  status: number;
+  contentType: string;
+  /** Response headers worth relaying to the client (never credentials). */
+  headers: Record<string, string>;
+  body: AsyncIterable<Buffer> | Iterable<Buffer>;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly type: string;
+  supports(endpoint: Endpoint): boolean;
+  send(call: BackendCall): Promise<BackendResponse>;
+  /** Model ids the upstream offers (for `*` routes in /v1/models); [] when it cannot say. */
+  listModels(signal: AbortSignal): Promise<string[]>;
+  /** Resolves when the backend is reachable; rejects with the reason otherwise. */
+  checkHealth(signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}

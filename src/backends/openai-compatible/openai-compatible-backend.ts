@@ -1,0 +1,209 @@
+import { type Dispatcher, Pool } from 'undici';
+import type { BackendConfig } from '../../config/schema.js';
+import { UpstreamClientError, UpstreamError } from '../../errors.js';
+import {
+  type Backend,
+  type BackendCall,
+  type BackendResponse,
+  ENDPOINT_PATHS,
+  type Endpoint,
+} from '../backend.js';
+import { mapUpstreamFailure } from './upstream-failure.js';
+
+type OpenAIConfig = Extract<BackendConfig, { type: 'openai' }>;
+type AzureConfig = Extract<BackendConfig, { type: 'azure' }>;
+
+const ERROR_BODY_LIMIT = 1024 * 1024;
+/** Headers of an upstream error that tell the client when to retry. */
+const RELAYED_ERROR_HEADERS = ['retry-after', 'retry-after-ms', 'x-should-retry'];
+const SUPPORTED: ReadonlySet<Endpoint> = new Set(Object.keys(ENDPOINT_PATHS) as Endpoint[]);
+
+/**
+ * Any OpenAI-compatible server (OpenAI, vLLM, Ollama `/v1`, llama.cpp server, LM Studio,
+ * Groq, ...) and Azure OpenAI, which differs only in URL layout and auth header.
+ */
+export class OpenAICompatibleBackend implements Backend {
+  readonly type: 'openai' | 'azure';
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly fixedHeaders: Record<string, string>;
+  private readonly totalMs: number;
+  private readonly apiVersion: string | undefined;
+
+  constructor(
+    readonly name: string,
+    config: OpenAIConfig | AzureConfig,
+  ) {
+    this.type = config.type;
+    const url = new URL(config.baseUrl);
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(url.origin, {
+      connections: config.pool.connections,
+      keepAliveTimeout: config.pool.keepAliveTimeoutMs,
+      connectTimeout: config.timeouts.connectMs,
+      headersTimeout: config.timeouts.firstByteMs,
+      bodyTimeout: config.timeouts.idleMs,
+    });
+    this.totalMs = config.timeouts.totalMs;
+    const headers: Record<string, string> = { ...lowerCaseKeys(config.headers) };
+    if (config.type === 'azure') {
+      headers['api-key'] = config.apiKey;
+      this.apiVersion = config.apiVersion;
+    } else {
+      if (config.apiKey) headers.authorization = `Bearer ${config.apiKey}`;
+      if (config.organization) headers['openai-organization'] = config.organization;
+      if (config.project) headers['openai-project'] = config.project;
+    }
+    this.fixedHeaders = headers;
+  }
+
+  supports(endpoint: Endpoint): boolean {
+    return SUPPORTED.has(endpoint);
+  }
+
+  private pathFor(endpoint: Endpoint, model: string): string {
+    const suffix = ENDPOINT_PATHS[endpoint];
+    if (this.type === 'azure') {
+      return `${this.basePath}/openai/deployments/${encodeURIComponent(model)}${suffix}?api-version=${encodeURIComponent(this.apiVersion ?? '')}`;
+    }
+    return `${this.basePath}${suffix}`;
+  }
+
+  async send(call: BackendCall): Promise<BackendResponse> {
+    const totalTimeout = AbortSignal.timeout(this.totalMs);
+    const signal = AbortSignal.any([call.signal, totalTimeout]);
+    const context = () => ({
+      backend: this.name,
+      totalTimedOut: totalTimeout.aborted,
+      clientAborted: call.signal.aborted,
+    });
+    const headers: Record<string, string> = {
+      ...this.fixedHeaders,
+      'content-type': call.kind === 'json' ? 'application/json' : call.contentType,
+      'x-client-request-id': call.requestId,
+    };
+    if (call.kind === 'json' && call.stream) headers.accept = 'text/event-stream';
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool.request({
+        method: 'POST',
+        path: this.pathFor(call.endpoint, call.model),
+        headers,
+        body: call.kind === 'json' ? JSON.stringify(call.body) : call.body,
+        signal,
+      });
+    } catch (error) {
+      throw mapUpstreamFailure(error, context());
+    }
+    const contentType = headerValue(response.headers['content-type']) ?? 'application/octet-stream';
+    if (response.statusCode >= 400) {
+      const body = await readLimited(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
+      throw upstreamStatusError(this.name, response.statusCode, body, contentType, response.headers);
+    }
+    return {
+      status: response.statusCode,
+      contentType,
+      headers: {},
+      body: mapBodyErrors(response.body, context),
+    };
+  }
+
+  async listModels(signal: AbortSignal): Promise<string[]> {
+    if (this.type === 'azure') return [];
+    const response = await this.get(`${this.basePath}/models`, signal);
+    if (response.statusCode >= 400) {
+      await response.body.dump();
+      throw new UpstreamError(`Backend '${this.name}' refused to list its models (status ${response.statusCode}).`);
+    }
+    const parsed = (await response.body.json()) as { data?: Array<{ id?: unknown }> };
+    return (parsed.data ?? []).map((model) => model.id).filter((id): id is string => typeof id === 'string');
+  }
+
+  async checkHealth(signal: AbortSignal): Promise<void> {
+    const path =
+      this.type === 'azure'
+        ? `${this.basePath}/openai/models?api-version=${encodeURIComponent(this.apiVersion ?? '')}`
+        : `${this.basePath}/models`;
+    const response = await this.get(path, signal);
+    await response.body.dump();
+    // Any answer short of a server error means the upstream is there and speaking HTTP.
+    if (response.statusCode >= 500) throw new Error(`status ${response.statusCode}`);
+  }
+
+  private async get(path: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.pool.request({ method: 'GET', path, headers: this.fixedHeaders, signal });
+    } catch (error) {
+      throw mapUpstreamFailure(error, { backend: this.name, totalTimedOut: signal.aborted, clientAborted: false });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+function upstreamStatusError(
+  backend: string,
+  status: number,
+  body: Buffer,
+  contentType: string,
+  headers: Dispatcher.ResponseData['headers'],
+): Error {
+  if (status < 500) {
+    const relayed: Record<string, string> = {};
+    for (const name of RELAYED_ERROR_HEADERS) {
+      const value = headerValue(headers[name]);
+      if (value !== undefined) relayed[name] = value;
+    }
+    return new UpstreamClientError(status, body, contentType, relayed);
+  }
+  const detail = upstreamMessage(body);
+  return new UpstreamError(
+    `Backend '${backend}' failed with status ${status}${detail ? `: ${detail}` : '.'}`,
+  );
+}
+
+/** The upstream's own error message, if it sent the OpenAI envelope; bounded in length. */
+function upstreamMessage(body: Buffer): string | undefined {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { error?: { message?: unknown } };
+    const message = parsed.error?.message;
+    return typeof message === 'string' ? message.slice(0, 500) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function* mapBodyErrors(
+  body: AsyncIterable<Buffer>,
+  context: () => Parameters<typeof mapUpstreamFailure>[1],
+): AsyncGenerator<Buffer> {
+  try {
+    yield* body;
+  } catch (error) {
+    throw mapUpstreamFailure(error, context());
+  }
+}
+
+async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size + chunk.length > limit) {
+      parts.push(chunk.subarray(0, limit - size));
+      break;
+    }
+    parts.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(parts);
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([key, value]) => [key.toLowerCase(), value]));
+}

@@ -1,0 +1,167 @@
+import { z } from 'zod';
+import { parseByteSize } from './byte-size.js';
+
+const byteSize = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a byte size such as 20mb or 1048576, got ${value}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const positiveMs = z.number().int().positive();
+
+const timeoutsSchema = z
+  .object({
+    /** TCP + TLS connect. */
+    connectMs: positiveMs.default(10_000),
+    /** From sending the request to the upstream's response headers (time to first byte). */
+    firstByteMs: positiveMs.default(120_000),
+    /** Longest silence allowed between two body chunks of a streamed response. */
+    idleMs: positiveMs.default(120_000),
+    /** The whole upstream exchange, streams included. */
+    totalMs: positiveMs.default(600_000),
+  })
+  .strict()
+  .prefault({});
+
+const poolSchema = z
+  .object({
+    connections: z.number().int().positive().default(128),
+    keepAliveTimeoutMs: positiveMs.default(30_000),
+  })
+  .strict()
+  .prefault({});
+
+const headersSchema = z.record(z.string(), z.string()).default({});
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+
+const openaiBackendSchema = z
+  .object({
+    type: z.literal('openai'),
+    baseUrl: httpUrl.default('https://api.openai.com/v1'),
+    apiKey: z.string().min(1).optional(),
+    organization: z.string().optional(),
+    project: z.string().optional(),
+    headers: headersSchema,
+    timeouts: timeoutsSchema,
+    pool: poolSchema,
+  })
+  .strict();
+
+const azureBackendSchema = z
+  .object({
+    type: z.literal('azure'),
+    /** The resource endpoint, e.g. https://my-resource.openai.azure.com */
+    baseUrl: httpUrl,
+    apiKey: z.string().min(1),
+    apiVersion: z.string().min(1).default('2024-10-21'),
+    headers: headersSchema,
+    timeouts: timeoutsSchema,
+    pool: poolSchema,
+  })
+  .strict();
+
+const mockBackendSchema = z
+  .object({
+    type: z.literal('mock'),
+    /** How many content chunks a streamed reply is cut into. */
+    chunks: z.number().int().positive().max(10_000).default(4),
+    /** Delay between streamed chunks. */
+    chunkDelayMs: z.number().int().nonnegative().default(0),
+    /** Delay before the reply starts (time to first byte). */
+    latencyMs: z.number().int().nonnegative().default(0),
+    /** Embedding length when the request does not say `dimensions`. */
+    embeddingDimensions: z.number().int().positive().max(8192).default(16),
+  })
+  .strict();
+
+export const backendSchema = z.discriminatedUnion('type', [
+  openaiBackendSchema,
+  azureBackendSchema,
+  mockBackendSchema,
+]);
+
+const modelSchema = z
+  .object({
+    backend: z.string().min(1),
+    /** Upstream model name (for azure: the deployment). Defaults to the public name. */
+    model: z.string().min(1).optional(),
+    ownedBy: z.string().optional(),
+  })
+  .strict();
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65_535).default(8080),
+        /** JSON bodies; sized for base64 images in chat. */
+        bodyLimit: byteSize.default(20 * 1024 ** 2),
+        /** Multipart / binary uploads (audio), streamed through and counted. */
+        uploadLimit: byteSize.default(25 * 1024 ** 2),
+        /** SSE comment sent when a stream has been silent this long. */
+        keepAliveIntervalMs: positiveMs.default(15_000),
+        /** On SIGTERM/SIGINT, how long in-flight requests get to finish. */
+        shutdownGraceMs: positiveMs.default(30_000),
+        trustProxy: z.boolean().default(false),
+        cors: z
+          .object({
+            origins: z.union([z.literal('*'), z.array(z.string().min(1))]).default('*'),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: logLevel.default('info'), pretty: z.boolean().default(false) })
+      .strict()
+      .prefault({}),
+    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL') }).strict().optional(),
+    readiness: z
+      .object({
+        /** false: ready while at least one backend answers; true: every backend must. */
+        requireAllBackends: z.boolean().default(false),
+        cacheMs: z.number().int().nonnegative().default(5_000),
+        timeoutMs: positiveMs.default(2_000),
+      })
+      .strict()
+      .prefault({}),
+    backends: z.record(z.string().min(1), backendSchema),
+    /**
+     * Public model name -> backend. `*` sends any other name to a backend unchanged;
+     * `prefix/*` sends `prefix/<name>` to a backend as `<name>`.
+     */
+    models: z.record(z.string().min(1), modelSchema),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [name, model] of Object.entries(config.models)) {
+      if (!(model.backend in config.backends)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', name, 'backend'],
+          message: `unknown backend '${model.backend}' (declared: ${Object.keys(config.backends).join(', ') || 'none'})`,
+        });
+      }
+      if (name.includes('*') && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', name],
+          message: "wildcards are '*' or 'prefix/*'",
+        });
+      }
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type BackendConfig = z.output<typeof backendSchema>;
+export type ModelConfig = z.output<typeof modelSchema>;
+export type TimeoutsConfig = z.output<typeof timeoutsSchema>;

@@ -1,0 +1,148 @@
+/**
+ * Typed errors. Anything in the gateway throws one of these; `plugins/error-handler.ts`
+ * is the only place that turns them (and Fastify's own errors) into OpenAI error JSON.
+ */
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'insufficient_quota'
+  | 'server_error';
+
+export interface OpenAIErrorBody {
+  error: {
+    message: string;
+    type: string;
+    param: string | null;
+    code: string | null;
+  };
+}
+
+export interface GatewayErrorOptions {
+  param?: string | null;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly code: string | null;
+  readonly param: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    type: OpenAIErrorType,
+    code: string | null,
+    message: string,
+    options: GatewayErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.status = status;
+    this.type = type;
+    this.code = code;
+    this.param = options.param ?? null;
+    this.headers = options.headers ?? {};
+  }
+
+  toBody(): OpenAIErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export class InvalidRequestError extends GatewayError {
+  constructor(message: string, param: string | null = null, code: string | null = null) {
+    super(400, 'invalid_request_error', code, message, { param });
+  }
+}
+
+export class ModelNotFoundError extends GatewayError {
+  constructor(model: string) {
+    super(
+      404,
+      'invalid_request_error',
+      'model_not_found',
+      `The model '${model}' does not exist or you do not have access to it.`,
+      { param: 'model' },
+    );
+  }
+}
+
+export class RouteNotFoundError extends GatewayError {
+  constructor(method: string, url: string) {
+    super(404, 'invalid_request_error', 'not_found', `Unknown request URL: ${method} ${url}.`);
+  }
+}
+
+export class RequestTooLargeError extends GatewayError {
+  constructor(limitBytes: number) {
+    super(
+      413,
+      'invalid_request_error',
+      'request_too_large',
+      `Request body is larger than the gateway's limit of ${limitBytes} bytes.`,
+    );
+  }
+}
+
+export class UnsupportedMediaTypeError extends GatewayError {
+  constructor(contentType: string | undefined, expected: string) {
+    super(
+      415,
+      'invalid_request_error',
+      'unsupported_media_type',
+      `Unsupported Content-Type '${contentType ?? '(none)'}'; this endpoint expects ${expected}.`,
+    );
+  }
+}
+
+export class EndpointNotSupportedError extends GatewayError {
+  constructor(endpoint: string, model: string) {
+    super(
+      400,
+      'invalid_request_error',
+      'unsupported_endpoint',
+      `The model '${model}' is served by a backend that does not support ${endpoint}.`,
+      { param: 'model' },
+    );
+  }
+}
+
+/** Upstream answered with 4xx: relayed to the client with its status and body. */
+export class UpstreamClientError extends GatewayError {
+  readonly upstreamBody: Buffer;
+  readonly upstreamContentType: string | undefined;
+
+  constructor(status: number, body: Buffer, contentType: string | undefined, headers: Record<string, string>) {
+    super(status, 'invalid_request_error', null, `Upstream rejected the request with status ${status}.`, {
+      headers,
+    });
+    this.upstreamBody = body;
+    this.upstreamContentType = contentType;
+  }
+}
+
+/** Upstream 5xx or a connection failure. */
+export class UpstreamError extends GatewayError {
+  constructor(message: string, cause?: unknown) {
+    super(502, 'server_error', 'upstream_error', message, { cause });
+  }
+}
+
+export class UpstreamTimeoutError extends GatewayError {
+  constructor(message: string, cause?: unknown) {
+    super(504, 'server_error', 'upstream_timeout', message, { cause });
+  }
+}
+
+export class ServiceUnavailableError extends GatewayError {
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(503, 'server_error', 'service_unavailable', message, {
+      headers: { 'retry-after': String(retryAfterSeconds) },
+    });
+  }
+}

@@ -1,0 +1,36 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenUsage } from '../pipeline/usage.js';
+
+/** What the pipeline stages learn about one request, for later stages and the request log. */
+export interface GatewayContext {
+  startedAt: number;
+  /** Aborted when the client goes away before the response is complete. */
+  abort: AbortController;
+  model?: string;
+  deployment?: string;
+  stream?: boolean;
+  usage?: TokenUsage;
+  /** True when the response ended with an error event after the 200 went out. */
+  streamError?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    gateway: GatewayContext;
+  }
+}
+
+export function createGatewayContext(reply: FastifyReply): GatewayContext {
+  const abort = new AbortController();
+  const raw = reply.raw;
+  // The response's close (not the request's) is what tells a finished exchange from a client
+  // that hung up: after Node 16 a request emits close as soon as its body has been read.
+  raw.once('close', () => {
+    if (!raw.writableFinished) abort.abort();
+  });
+  return { startedAt: performance.now(), abort };
+}
+
+export function processingMs(request: FastifyRequest): string {
+  return String(Math.round(performance.now() - request.gateway.startedAt));
+}

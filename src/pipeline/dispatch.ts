@@ -1,0 +1,57 @@
+import type { FastifyRequest } from 'fastify';
+import type { BackendResponse, JsonEndpoint } from '../backends/backend.js';
+import { EndpointNotSupportedError } from '../errors.js';
+import type { Deployment } from './router.js';
+
+/** Endpoints whose streams can carry a usage chunk on request (`stream_options`). */
+const USAGE_CHUNK_ENDPOINTS: ReadonlySet<JsonEndpoint> = new Set(['chat.completions', 'completions']);
+
+export interface JsonDispatch {
+  endpoint: JsonEndpoint;
+  /** The client's body, untouched. */
+  body: Record<string, unknown>;
+  stream: boolean;
+  /** Route by this name when the body has no model (OpenAI's default for the endpoint). */
+  impliedModel?: string;
+}
+
+/** True when the client asked for the usage chunk itself (so it must not be stripped). */
+export function clientWantsUsageChunk(body: Record<string, unknown>): boolean {
+  const options = body.stream_options as { include_usage?: unknown } | null | undefined;
+  return options?.include_usage === true;
+}
+
+/**
+ * The body as the upstream gets it: `model` rewritten to the upstream's name, unknown fields
+ * untouched, no defaults added. The one addition: streams always ask for usage, so that
+ * accounting sees real token counts (the relay strips the chunk if the client did not ask).
+ */
+export function forwardedBody(dispatch: JsonDispatch, deployment: Deployment): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...dispatch.body };
+  if (typeof dispatch.body.model === 'string') body.model = deployment.upstreamModel;
+  if (dispatch.stream && USAGE_CHUNK_ENDPOINTS.has(dispatch.endpoint) && !clientWantsUsageChunk(dispatch.body)) {
+    const options = dispatch.body.stream_options;
+    body.stream_options = { ...(options !== null && typeof options === 'object' ? options : {}), include_usage: true };
+  }
+  return body;
+}
+
+/** ⑤ backend: one call to the deployment's adapter. */
+export async function dispatchJson(
+  request: FastifyRequest,
+  deployment: Deployment,
+  dispatch: JsonDispatch,
+): Promise<BackendResponse> {
+  if (!deployment.backend.supports(dispatch.endpoint)) {
+    throw new EndpointNotSupportedError(dispatch.endpoint, deployment.publicName);
+  }
+  return deployment.backend.send({
+    kind: 'json',
+    endpoint: dispatch.endpoint,
+    model: deployment.upstreamModel,
+    body: forwardedBody(dispatch, deployment),
+    stream: dispatch.stream,
+    signal: request.gateway.abort.signal,
+    requestId: request.id,
+  });
+}

@@ -1,0 +1,128 @@
+import { once } from 'node:events';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { BackendResponse } from '../backends/backend.js';
+import { ClientAbortedError } from '../backends/openai-compatible/upstream-failure.js';
+import { processingMs } from '../http/request-context.js';
+import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
+import { errorEvent } from '../plugins/error-handler.js';
+import { eventData, hasUsageObject, usageOf } from './usage.js';
+
+/** ⑥ stream: a backend response, relayed to the client as SSE, JSON or raw bytes. */
+export interface RelayOptions {
+  keepAliveMs: number;
+  bodyLimit: number;
+}
+
+export interface SseOptions extends RelayOptions {
+  /** Drop the usage-only chunk (`choices: []`): the gateway asked for it, the client did not. */
+  stripUsageChunk: boolean;
+}
+
+const PING = Buffer.from(': ping\n\n');
+
+export function isEventStream(response: BackendResponse): boolean {
+  return response.contentType.startsWith('text/event-stream');
+}
+
+/**
+ * Finds usage in a block of complete events and, when asked, removes the usage-only event.
+ * Only blocks that hold a `"usage": {` are parsed; all other bytes pass untouched.
+ */
+function inspectBlock(block: Buffer, request: FastifyRequest, strip: boolean): Buffer {
+  if (!hasUsageObject(block)) return block;
+  const kept: Buffer[] = [];
+  for (const event of splitEvents(block)) {
+    if (!hasUsageObject(event)) {
+      kept.push(event);
+      continue;
+    }
+    const payload = eventData(event);
+    const usage = payload ? usageOf(payload) : undefined;
+    if (usage) request.gateway.usage = usage;
+    const usageOnly = Array.isArray(payload?.choices) && (payload.choices as unknown[]).length === 0;
+    if (!(strip && usage && usageOnly)) kept.push(event);
+  }
+  return kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
+}
+
+/**
+ * Writes SSE as it arrives, honouring backpressure, with `: ping` comments through long
+ * silences. A failure after the 200 becomes one `data: {"error":...}` event, then the end.
+ */
+export async function relaySse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  response: BackendResponse,
+  options: SseOptions,
+): Promise<void> {
+  const raw = reply.raw;
+  const signal = request.gateway.abort.signal;
+  reply.hijack();
+  const headers: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
+  raw.writeHead(response.status, {
+    ...headers,
+    ...response.headers,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    // Tells nginx-style proxies in front of us not to buffer the stream.
+    'x-accel-buffering': 'no',
+    'openai-processing-ms': processingMs(request),
+  });
+  raw.flushHeaders();
+  let lastWrite = Date.now();
+  const keepAlive = setInterval(
+    () => {
+      if (Date.now() - lastWrite >= options.keepAliveMs && !raw.destroyed) {
+        raw.write(PING);
+        lastWrite = Date.now();
+      }
+    },
+    Math.max(Math.floor(options.keepAliveMs / 2), 5),
+  );
+  const splitter = new SseSplitter();
+  try {
+    for await (const chunk of response.body) {
+      const block = splitter.push(chunk);
+      if (!block) continue;
+      const out = inspectBlock(block, request, options.stripUsageChunk);
+      if (out.length === 0) continue;
+      lastWrite = Date.now();
+      if (!raw.write(out)) await once(raw, 'drain', { signal });
+    }
+    const rest = splitter.rest();
+    if (rest) raw.write(rest);
+  } catch (error) {
+    if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
+      request.gateway.streamError = true;
+      request.log.warn({ err: { message: (error as Error).message } }, 'stream failed after the response started');
+      raw.write(errorEvent(error, options.bodyLimit));
+    }
+  } finally {
+    clearInterval(keepAlive);
+    if (!raw.destroyed) raw.end();
+  }
+}
+
+/** Reads a whole (bounded) JSON answer; callers may inspect it before it goes out. */
+export async function collectBody(response: BackendResponse): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response.body) chunks.push(chunk);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+}
+
+export function sendBuffered(reply: FastifyReply, response: BackendResponse, body: Buffer): FastifyReply {
+  return reply.code(response.status).headers(response.headers).type(response.contentType).send(body);
+}
+
+/** Audio and other binary answers: streamed through, never held whole. */
+export function sendStreamed(reply: FastifyReply, response: BackendResponse): FastifyReply {
+  return reply
+    .code(response.status)
+    .headers(response.headers)
+    .type(response.contentType)
+    .send(Readable.from(response.body, { objectMode: false }));
+}

@@ -1,0 +1,62 @@
+/**
+ * ⑦ usage: the token counts an upstream reported, found in a JSON body or an SSE stream.
+ * Accounting and recording build on this (quotas and budgets settle with it).
+ */
+export interface TokenUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+  /** Responses API names. */
+  input_tokens?: number;
+  output_tokens?: number;
+  [detail: string]: unknown;
+}
+
+const USAGE_KEY = Buffer.from('"usage"');
+const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+
+/**
+ * True when the bytes hold `"usage": {` (an object, not the `"usage":null` OpenAI puts on
+ * every chunk once usage is requested). A byte scan, so most chunks are never parsed.
+ */
+export function hasUsageObject(bytes: Buffer): boolean {
+  let at = bytes.indexOf(USAGE_KEY);
+  while (at !== -1) {
+    let i = at + USAGE_KEY.length;
+    while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
+    if (bytes[i] === COLON) {
+      i++;
+      while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
+      if (bytes[i] === OPEN_BRACE) return true;
+    }
+    at = bytes.indexOf(USAGE_KEY, at + 1);
+  }
+  return false;
+}
+
+/** The JSON of an SSE event's data lines, or undefined if there is none or it is not JSON. */
+export function eventData(event: Buffer): Record<string, unknown> | undefined {
+  const lines = event.toString('utf8').split(/\r?\n/);
+  const data = lines
+    .filter((line) => line.startsWith('data:'))
+    .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
+    .join('\n');
+  if (!data || data === '[DONE]') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(data);
+    return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Chat/legacy chunks carry `usage`; Responses API events carry `response.usage`. */
+export function usageOf(payload: Record<string, unknown>): TokenUsage | undefined {
+  const direct = payload.usage;
+  if (direct !== null && typeof direct === 'object') return direct as TokenUsage;
+  const nested = (payload.response as { usage?: unknown } | undefined)?.usage;
+  if (nested !== null && typeof nested === 'object') return nested as TokenUsage;
+  return undefined;
+}

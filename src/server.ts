@@ -1,0 +1,74 @@
+import { parseArgs } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config/load-config.js';
+import type { Config } from './config/schema.js';
+
+export interface ServeOptions {
+  configPath?: string | undefined;
+}
+
+/**
+ * Loads config, builds the app, listens, and drains on SIGTERM/SIGINT: stop accepting,
+ * let in-flight requests and streams finish until the grace period ends, then close.
+ */
+export async function serve(options: ServeOptions = {}): Promise<FastifyInstance> {
+  let config: Config;
+  try {
+    config = loadConfig({ path: options.configPath });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const app = await buildApp(config);
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      app.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    app.log.info({ signal, grace_ms: config.server.shutdownGraceMs }, 'shutting down: draining in-flight requests');
+    const deadline = setTimeout(() => {
+      app.log.warn('grace period over: closing remaining connections');
+      app.server.closeAllConnections();
+    }, config.server.shutdownGraceMs);
+    deadline.unref();
+    app.close().then(
+      () => {
+        app.log.info('stopped');
+        process.exit(0);
+      },
+      (error: Error) => {
+        app.log.error({ err: { message: error.message } }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await app.listen({ host: config.server.host, port: config.server.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  app.log.info(
+    {
+      url: `http://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}/v1`,
+      models: Object.keys(config.models),
+      store: config.redis ? 'redis' : 'memory',
+    },
+    'tollgate is listening',
+  );
+  return app;
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(process.argv[1], 'file://').href;
+if (isEntry) {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: true });
+  serve({ configPath: values.config }).catch((error: Error) => {
+    process.stderr.write(`tollgate failed to start: ${error.message}\n`);
+    process.exit(1);
+  });
+}
