@@ -19,6 +19,7 @@ import type { InferencePipeline } from './pipeline/pipeline.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { readUntilModel } from './pipeline/upload-body.js';
+import { usageFromJson } from './pipeline/usage.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { healthRoutes } from './routes/health.js';
 import { inferenceRoutes } from './routes/v1/inference.js';
@@ -96,6 +97,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('gateway', undefined as never);
   app.addHook('onRequest', async (request, reply) => {
     request.gateway = createGatewayContext(reply);
+    const headers = request.headers;
+    if (
+      headers['content-type'] === undefined &&
+      (Number(headers['content-length']) > 0 || headers['transfer-encoding'])
+    ) {
+      // `curl --data-binary @body.json` and some scripts send JSON with no Content-Type at all.
+      headers['content-type'] = 'application/json';
+    }
     reply.header('x-request-id', request.id);
     reply.raw.once('close', () => {
       const g = request.gateway;
@@ -123,7 +132,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // curl's `-d` says form-urlencoded; people mean JSON. Read such bodies as JSON.
   const jsonParser = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser(['application/x-www-form-urlencoded', 'text/plain'], { parseAs: 'string' }, jsonParser);
+  app.addContentTypeParser(
+    ['application/x-www-form-urlencoded', 'text/plain'],
+    { parseAs: 'string' },
+    jsonParser,
+  );
 
   await app.register(cors, {
     origin: config.server.cors.origins === '*' ? '*' : [...config.server.cors.origins],
@@ -134,9 +147,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   registerErrorHandler(app, config.server.bodyLimit);
 
-  const target = (request: { gateway: { model?: string; deployment?: string } }, name: string): Deployment => {
-    const deployment = router.resolve(name); // ④
+  const target = (
+    request: { gateway: { model?: string; deployment?: string } },
+    name: string,
+  ): Deployment => {
     request.gateway.model = name;
+    const deployment = router.resolve(name); // ④
     request.gateway.deployment = deployment.name;
     return deployment;
   };
@@ -159,6 +175,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       }
       if (!response.contentType.includes('json')) return sendStreamed(reply, response); // ⑥ audio and other bytes
       let body = await collectBody(response);
+      request.gateway.usage = usageFromJson(body); // ⑦
       if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
         body = ensureBase64Embeddings(body);
       }

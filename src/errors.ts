@@ -74,7 +74,8 @@ export class ModelNotFoundError extends GatewayError {
 
 export class RouteNotFoundError extends GatewayError {
   constructor(method: string, url: string) {
-    super(404, 'invalid_request_error', 'not_found', `Unknown request URL: ${method} ${url}.`);
+    // DESIGN.md's wire contract gives unknown models and unknown routes the same code.
+    super(404, 'invalid_request_error', 'model_not_found', `Unknown request URL: ${method} ${url}.`);
   }
 }
 
@@ -117,7 +118,12 @@ export class UpstreamClientError extends GatewayError {
   readonly upstreamBody: Buffer;
   readonly upstreamContentType: string | undefined;
 
-  constructor(status: number, body: Buffer, contentType: string | undefined, headers: Record<string, string>) {
+  constructor(
+    status: number,
+    body: Buffer,
+    contentType: string | undefined,
+    headers: Record<string, string>,
+  ) {
     super(status, 'invalid_request_error', null, `Upstream rejected the request with status ${status}.`, {
       headers,
     });

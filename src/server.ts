@@ -31,12 +31,19 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       process.exit(1);
     }
     stopping = true;
-    app.log.info({ signal, grace_ms: config.server.shutdownGraceMs }, 'shutting down: draining in-flight requests');
+    app.log.info(
+      { signal, grace_ms: config.server.shutdownGraceMs },
+      'shutting down: draining in-flight requests',
+    );
     const deadline = setTimeout(() => {
       app.log.warn('grace period over: closing remaining connections');
       app.server.closeAllConnections();
     }, config.server.shutdownGraceMs);
     deadline.unref();
+    // Connections whose last response ends while draining would otherwise sit idle on
+    // keep-alive until the client hangs up; close them as soon as they are idle.
+    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+    reaper.unref();
     app.close().then(
       () => {
         app.log.info('stopped');
@@ -66,7 +73,10 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(process.argv[1], 'file://').href;
 if (isEntry) {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: true });
+  const { values } = parseArgs({
+    options: { config: { type: 'string', short: 'c' } },
+    allowPositionals: true,
+  });
   serve({ configPath: values.config }).catch((error: Error) => {
     process.stderr.write(`tollgate failed to start: ${error.message}\n`);
     process.exit(1);

@@ -5,7 +5,7 @@ import { OpenAICompatibleBackend } from '../src/backends/openai-compatible/opena
 import { ClientAbortedError } from '../src/backends/openai-compatible/upstream-failure.js';
 import { parseConfig } from '../src/config/load-config.js';
 import type { BackendConfig } from '../src/config/schema.js';
-import { GatewayError, UpstreamClientError, UpstreamError } from '../src/errors.js';
+import { type GatewayError, UpstreamClientError, UpstreamError } from '../src/errors.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import {
   expectChatCompletion,
@@ -35,19 +35,37 @@ const implementations: Array<{ name: string; make: () => Backend }> = [
   {
     name: 'openai-compatible',
     make: () =>
-      new OpenAICompatibleBackend('b', backendConfig({ type: 'openai', baseUrl: `${inner.baseURL}`, apiKey: 'k' }) as never),
+      new OpenAICompatibleBackend(
+        'b',
+        backendConfig({ type: 'openai', baseUrl: `${inner.baseURL}`, apiKey: 'k' }) as never,
+      ),
   },
 ];
 
 beforeAll(async () => {
-  inner = await startGateway({ backends: { m: { type: 'mock', chunks: 3 } }, models: { 'echo-model': { backend: 'm' } } });
+  inner = await startGateway({
+    backends: { m: { type: 'mock', chunks: 3 } },
+    models: { 'echo-model': { backend: 'm' } },
+  });
 });
 afterAll(async () => {
   await inner?.close();
 });
 
-function call(endpoint: JsonCall['endpoint'], body: Record<string, unknown>, signal = new AbortController().signal): JsonCall {
-  return { kind: 'json', endpoint, model: 'echo-model', body: { model: 'echo-model', ...body }, stream: body.stream === true, signal, requestId: 'req_test' };
+function call(
+  endpoint: JsonCall['endpoint'],
+  body: Record<string, unknown>,
+  signal = new AbortController().signal,
+): JsonCall {
+  return {
+    kind: 'json',
+    endpoint,
+    model: 'echo-model',
+    body: { model: 'echo-model', ...body },
+    stream: body.stream === true,
+    signal,
+    requestId: 'req_test',
+  };
 }
 
 async function text(response: BackendResponse): Promise<string> {
@@ -59,7 +77,12 @@ async function text(response: BackendResponse): Promise<string> {
 function sseData(raw: string): unknown[] {
   return raw
     .split('\n\n')
-    .map((event) => event.split('\n').find((line) => line.startsWith('data: '))?.slice(6))
+    .map((event) =>
+      event
+        .split('\n')
+        .find((line) => line.startsWith('data: '))
+        ?.slice(6),
+    )
     .filter((data): data is string => data !== undefined && data !== '[DONE]')
     .map((data) => JSON.parse(data));
 }
@@ -74,7 +97,9 @@ describe.each(implementations)('Backend contract: $name', ({ make }) => {
   });
 
   it('answers chat as JSON, spec-valid', async () => {
-    const response = await backend.send(call('chat.completions', { messages: [{ role: 'user', content: 'hello' }] }));
+    const response = await backend.send(
+      call('chat.completions', { messages: [{ role: 'user', content: 'hello' }] }),
+    );
     expect(response.status).toBe(200);
     expect(response.contentType).toMatch(/json/);
     const body = JSON.parse(await text(response));
@@ -84,12 +109,19 @@ describe.each(implementations)('Backend contract: $name', ({ make }) => {
 
   it('streams chat as SSE ending in [DONE], usage chunk when asked', async () => {
     const response = await backend.send(
-      call('chat.completions', { stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'abcdef' }] }),
+      call('chat.completions', {
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'abcdef' }],
+      }),
     );
     expect(response.contentType).toMatch(/^text\/event-stream/);
     const raw = await text(response);
     expect(raw.endsWith('data: [DONE]\n\n')).toBe(true);
-    const chunks = sseData(raw) as Array<{ choices: Array<{ delta: { content?: string } }>; usage?: unknown }>;
+    const chunks = sseData(raw) as Array<{
+      choices: Array<{ delta: { content?: string } }>;
+      usage?: unknown;
+    }>;
     for (const chunk of chunks) expectChatCompletionChunk(chunk);
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('abcdef');
     expect(chunks.at(-1)?.usage).toBeTruthy();
@@ -103,10 +135,14 @@ describe.each(implementations)('Backend contract: $name', ({ make }) => {
   });
 
   it('answers embeddings in both encodings', async () => {
-    const floats = JSON.parse(await text(await backend.send(call('embeddings', { input: ['a', 'b'], encoding_format: 'float' }))));
+    const floats = JSON.parse(
+      await text(await backend.send(call('embeddings', { input: ['a', 'b'], encoding_format: 'float' }))),
+    );
     expectEmbeddingResponse(floats);
     expect(floats.data).toHaveLength(2);
-    const base64 = JSON.parse(await text(await backend.send(call('embeddings', { input: 'a', encoding_format: 'base64' }))));
+    const base64 = JSON.parse(
+      await text(await backend.send(call('embeddings', { input: 'a', encoding_format: 'base64' }))),
+    );
     expectEmbeddingResponse(base64);
     expect(typeof base64.data[0].embedding).toBe('string');
   });
@@ -124,7 +160,9 @@ describe.each(implementations)('Backend contract: $name', ({ make }) => {
   });
 
   it('throws upstream 4xx as UpstreamClientError carrying the OpenAI body', async () => {
-    const failing = backend.send(call('chat.completions', { messages: [{ role: 'user', content: '[[mock:error:429]]' }] }));
+    const failing = backend.send(
+      call('chat.completions', { messages: [{ role: 'user', content: '[[mock:error:429]]' }] }),
+    );
     await expect(failing).rejects.toBeInstanceOf(UpstreamClientError);
     await failing.catch((error: UpstreamClientError) => {
       expect(error.status).toBe(429);
@@ -133,7 +171,9 @@ describe.each(implementations)('Backend contract: $name', ({ make }) => {
   });
 
   it('throws upstream 5xx as a 502 UpstreamError', async () => {
-    const failing = backend.send(call('chat.completions', { messages: [{ role: 'user', content: '[[mock:error:503]]' }] }));
+    const failing = backend.send(
+      call('chat.completions', { messages: [{ role: 'user', content: '[[mock:error:503]]' }] }),
+    );
     await expect(failing).rejects.toBeInstanceOf(UpstreamError);
     await failing.catch((error: GatewayError) => expect(error.status).toBe(502));
   });
@@ -141,7 +181,11 @@ describe.each(implementations)('Backend contract: $name', ({ make }) => {
   it('stops when the caller aborts', async () => {
     const controller = new AbortController();
     const pending = backend.send(
-      call('chat.completions', { messages: [{ role: 'user', content: '[[mock:delay:5000]]' }] }, controller.signal),
+      call(
+        'chat.completions',
+        { messages: [{ role: 'user', content: '[[mock:delay:5000]]' }] },
+        controller.signal,
+      ),
     );
     setTimeout(() => controller.abort(), 20);
     await expect(pending).rejects.toSatisfy(

@@ -2,7 +2,12 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway, upstreamConfig } from './support/gateway.js';
-import { chatChunkFixtures, chatCompletionFixture, FIXTURE_USAGE, toolCallChunkFixtures } from './support/openai-fixtures.js';
+import {
+  chatChunkFixtures,
+  chatCompletionFixture,
+  FIXTURE_USAGE,
+  toolCallChunkFixtures,
+} from './support/openai-fixtures.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
 
 let upstream: FakeUpstream;
@@ -17,7 +22,8 @@ beforeAll(async () => {
     const last = messages.at(-1)?.content ?? '';
     if (body.tools) return sendSse(res, toolCallChunkFixtures(String(body.model)));
     if (body.stream) {
-      const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+      const includeUsage =
+        (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
       return sendSse(res, chatChunkFixtures(String(body.model), ['Hel', 'lo ', last], includeUsage));
     }
     sendJson(res, 200, chatCompletionFixture(String(body.model), last, Number(body.n ?? 1)));
@@ -145,7 +151,10 @@ describe('chat completions through an OpenAI-compatible upstream', () => {
       tools: [
         {
           type: 'function',
-          function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+          function: {
+            name: 'get_weather',
+            parameters: { type: 'object', properties: { city: { type: 'string' } } },
+          },
         },
       ],
     });
@@ -208,10 +217,16 @@ describe('chat completions on the built-in mock model', () => {
     expectChatCompletion(completion);
     const call = completion.choices[0]?.message.tool_calls?.[0];
     expect(call?.type === 'function' ? call.function.name : undefined).toBe('lookup');
-    const stream = client.chat.completions.stream({ model: 'mock', messages: [{ role: 'user', content: 'find x' }], tools });
+    const stream = client.chat.completions.stream({
+      model: 'mock',
+      messages: [{ role: 'user', content: 'find x' }],
+      tools,
+    });
     for await (const chunk of stream) expectChatCompletionChunk(chunk);
     const final = await stream.finalChatCompletion();
     const streamed = final.choices[0]?.message.tool_calls?.[0];
-    expect(streamed?.type === 'function' ? JSON.parse(streamed.function.arguments) : undefined).toEqual({ input: 'find x' });
+    expect(streamed?.type === 'function' ? JSON.parse(streamed.function.arguments) : undefined).toEqual({
+      input: 'find x',
+    });
   });
 });

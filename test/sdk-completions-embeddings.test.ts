@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFloat32Base64, encodeFloat32Base64 } from '../src/openai/float32-base64.js';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway, upstreamConfig } from './support/gateway.js';
-import { expectCompletion, expectCompletionChunk, expectEmbeddingResponse } from './support/spec-validator.js';
+import {
+  expectCompletion,
+  expectCompletionChunk,
+  expectEmbeddingResponse,
+} from './support/spec-validator.js';
 
 const VECTOR = [0.25, -0.5, 0.125, 1];
 let upstream: FakeUpstream;
@@ -18,16 +22,29 @@ beforeAll(async () => {
     const body = request.json ?? {};
     const prompts = Array.isArray(body.prompt) ? (body.prompt as string[]) : [String(body.prompt)];
     const usage = { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 };
-    const base = { id: 'cmpl-fixture', object: 'text_completion', created: 1_700_000_000, model: String(body.model) };
+    const base = {
+      id: 'cmpl-fixture',
+      object: 'text_completion',
+      created: 1_700_000_000,
+      model: String(body.model),
+    };
     if (body.stream) {
       return sendSse(res, [
-        ...prompts.map((prompt, index) => ({ ...base, choices: [{ index, text: `<${prompt}>`, logprobs: null, finish_reason: 'stop' }] })),
+        ...prompts.map((prompt, index) => ({
+          ...base,
+          choices: [{ index, text: `<${prompt}>`, logprobs: null, finish_reason: 'stop' }],
+        })),
         { ...base, choices: [], usage },
       ]);
     }
     sendJson(res, 200, {
       ...base,
-      choices: prompts.map((prompt, index) => ({ index, text: `<${prompt}>`, logprobs: null, finish_reason: 'stop' })),
+      choices: prompts.map((prompt, index) => ({
+        index,
+        text: `<${prompt}>`,
+        logprobs: null,
+        finish_reason: 'stop',
+      })),
       usage,
     });
   });
@@ -110,7 +127,11 @@ describe('embeddings', () => {
   });
 
   it('float format is honoured exactly', async () => {
-    const result = await client.embeddings.create({ model: 'gpt-test', input: ['a', 'b'], encoding_format: 'float' });
+    const result = await client.embeddings.create({
+      model: 'gpt-test',
+      input: ['a', 'b'],
+      encoding_format: 'float',
+    });
     expectEmbeddingResponse(result);
     expect(result.data.map((d) => d.embedding)).toEqual([VECTOR, VECTOR]);
   });
@@ -135,14 +156,23 @@ describe('embeddings', () => {
   });
 
   it('mock: deterministic unit vectors, base64 and float agree, dimensions honoured', async () => {
-    const floats = await client.embeddings.create({ model: 'mock', input: ['same', 'other'], encoding_format: 'float' });
+    const floats = await client.embeddings.create({
+      model: 'mock',
+      input: ['same', 'other'],
+      encoding_format: 'float',
+    });
     expectEmbeddingResponse(floats);
     const again = await client.embeddings.create({ model: 'mock', input: 'same' });
     expect(again.data[0]?.embedding).toEqual(floats.data[0]?.embedding);
     expect(floats.data[0]?.embedding).not.toEqual(floats.data[1]?.embedding);
     const norm = Math.hypot(...(floats.data[0]?.embedding ?? []));
     expect(norm).toBeCloseTo(1, 5);
-    const sized = await client.embeddings.create({ model: 'mock', input: 'same', dimensions: 64, encoding_format: 'float' });
+    const sized = await client.embeddings.create({
+      model: 'mock',
+      input: 'same',
+      dimensions: 64,
+      encoding_format: 'float',
+    });
     expect(sized.data[0]?.embedding).toHaveLength(64);
   });
 });

@@ -7,7 +7,10 @@ let gw: TestGateway;
 let client: OpenAI;
 
 beforeAll(async () => {
-  gw = await startGateway({ backends: { mock: { type: 'mock', chunks: 3 } }, models: { mock: { backend: 'mock' } } });
+  gw = await startGateway({
+    backends: { mock: { type: 'mock', chunks: 3 } },
+    models: { mock: { backend: 'mock' } },
+  });
   client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'k', maxRetries: 0 });
 });
 afterAll(async () => {

@@ -43,7 +43,11 @@ function dataEvents(text: string): Array<Record<string, unknown>> {
 
 const slowForever: Parameters<FakeUpstream['on']>[2] = async (_request, res) => {
   res.writeHead(200, { 'content-type': 'text/event-stream' });
-  const chunks = chatChunkFixtures('m', Array.from({ length: 1000 }, (_, i) => `t${i} `), false);
+  const chunks = chatChunkFixtures(
+    'm',
+    Array.from({ length: 1000 }, (_, i) => `t${i} `),
+    false,
+  );
   for (const chunk of chunks) {
     if (res.destroyed) return;
     res.write(`data: ${JSON.stringify(chunk)}\n\n`);
@@ -53,7 +57,7 @@ const slowForever: Parameters<FakeUpstream['on']>[2] = async (_request, res) => 
 };
 
 describe('streaming relay', () => {
-  it("a client that disconnects mid-stream aborts the upstream request", async () => {
+  it('a client that disconnects mid-stream aborts the upstream request', async () => {
     const { client, upstream } = await setup(slowForever);
     const stream = await client.chat.completions.create({
       model: 'gpt-test',
@@ -100,7 +104,11 @@ describe('streaming relay', () => {
     const text = await (await postStream(gw.baseURL, { model: 'gpt-test' })).text();
     expect(text).toContain(': ping\n\n');
     expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
-    const stream = await client.chat.completions.create({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'x' }] });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-test',
+      stream: true,
+      messages: [{ role: 'user', content: 'x' }],
+    });
     let content = '';
     for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? '';
     expect(content).toBe('ab');
@@ -125,7 +133,11 @@ describe('streaming relay', () => {
     expect(last.error?.code).toBe('upstream_error');
     expect(text).not.toContain('partial');
     expect(text).not.toContain('[DONE]');
-    const stream = await client.chat.completions.create({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'x' }] });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-test',
+      stream: true,
+      messages: [{ role: 'user', content: 'x' }],
+    });
     const read = async () => {
       for await (const _chunk of stream) {
         // drain
@@ -154,7 +166,10 @@ describe('streaming relay', () => {
   it('the mock backend can fail mid-stream on request, the same way', async () => {
     upstream = new FakeUpstream();
     await upstream.start();
-    gw = await startGateway({ backends: { mock: { type: 'mock', chunks: 5 } }, models: { mock: { backend: 'mock' } } });
+    gw = await startGateway({
+      backends: { mock: { type: 'mock', chunks: 5 } },
+      models: { mock: { backend: 'mock' } },
+    });
     const response = await fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -183,7 +198,9 @@ describe('streaming relay', () => {
       res.end();
     };
     const { gw } = await setup(handler);
-    const text = await (await postStream(gw.baseURL, { model: 'gpt-test', stream_options: { include_usage: true } })).text();
+    const text = await (
+      await postStream(gw.baseURL, { model: 'gpt-test', stream_options: { include_usage: true } })
+    ).text();
     expect(text).toBe(wire);
   });
 
@@ -202,7 +219,11 @@ describe('streaming relay', () => {
       res.end('data: [DONE]\n\n');
     };
     const { client } = await setup(handler);
-    const stream = await client.chat.completions.create({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: 'x' }] });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-test',
+      stream: true,
+      messages: [{ role: 'user', content: 'x' }],
+    });
     let content = '';
     for await (const chunk of stream) {
       content += chunk.choices[0]?.delta.content ?? '';

@@ -7,8 +7,10 @@ type BackendFactory = (name: string, config: BackendConfig) => Backend;
 
 /** Backend type -> factory. New adapters register here; routes never change. */
 const FACTORIES: Record<BackendConfig['type'], BackendFactory> = {
-  openai: (name, config) => new OpenAICompatibleBackend(name, config as Extract<BackendConfig, { type: 'openai' }>),
-  azure: (name, config) => new OpenAICompatibleBackend(name, config as Extract<BackendConfig, { type: 'azure' }>),
+  openai: (name, config) =>
+    new OpenAICompatibleBackend(name, config as Extract<BackendConfig, { type: 'openai' }>),
+  azure: (name, config) =>
+    new OpenAICompatibleBackend(name, config as Extract<BackendConfig, { type: 'azure' }>),
   mock: (name, config) => new MockBackend(name, config as Extract<BackendConfig, { type: 'mock' }>),
 };
 
@@ -21,7 +23,9 @@ export class BackendRegistry {
 
   static fromConfig(config: Config): BackendRegistry {
     return new BackendRegistry(
-      Object.entries(config.backends).map(([name, backendConfig]) => FACTORIES[backendConfig.type](name, backendConfig)),
+      Object.entries(config.backends).map(([name, backendConfig]) =>
+        FACTORIES[backendConfig.type](name, backendConfig),
+      ),
     );
   }
 

@@ -17,7 +17,9 @@ Environment: PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, OPENAI_API_KEY, OPENA
 `;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -37,10 +39,12 @@ if (values.help) {
 } else if (values.version) {
   process.stdout.write(`${version()}\n`);
 } else if (command === 'serve') {
-  serve({ configPath: typeof values.config === 'string' ? values.config : undefined }).catch((error: Error) => {
-    process.stderr.write(`tollgate failed to start: ${error.message}\n`);
-    process.exit(1);
-  });
+  serve({ configPath: typeof values.config === 'string' ? values.config : undefined }).catch(
+    (error: Error) => {
+      process.stderr.write(`tollgate failed to start: ${error.message}\n`);
+      process.exit(1);
+    },
+  );
 } else {
   process.stderr.write(`tollgate: unknown command '${command}'\n\n${HELP}`);
   process.exit(2);

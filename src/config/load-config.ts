@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { type Config, type ConfigInput, configSchema } from './schema.js';
+import { type Config, type ConfigInput, configSchema, crossReferenceProblems } from './schema.js';
 
 /** Thrown at boot with every problem found, each prefixed by its path in the config. */
 export class ConfigError extends Error {
@@ -81,7 +81,8 @@ function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEn
   if (env.HOST) server.host = env.HOST;
   input.server = server;
   if (env.LOG_LEVEL) input.log = { ...asRecord(input.log), level: env.LOG_LEVEL };
-  if (env.LOG_PRETTY === '1' || env.LOG_PRETTY === 'true') input.log = { ...asRecord(input.log), pretty: true };
+  if (env.LOG_PRETTY === '1' || env.LOG_PRETTY === 'true')
+    input.log = { ...asRecord(input.log), pretty: true };
   if (env.REDIS_URL) input.redis = { ...asRecord(input.redis), url: env.REDIS_URL };
 }
 
@@ -99,6 +100,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv, source: string
   applyEnvOverrides(interpolated, env, problems);
   const result = configSchema.safeParse(interpolated);
   if (!result.success) problems.push(...formatIssues(result.error));
+  problems.push(...crossReferenceProblems(interpolated));
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
   return deepFreeze(result.data);
 }
@@ -111,7 +113,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(path, [`cannot read the file: ${(error as NodeJS.ErrnoException).code ?? 'error'}`]);
+    throw new ConfigError(path, [
+      `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    ]);
   }
   let raw: unknown;
   try {

@@ -42,7 +42,11 @@ const openaiBackendSchema = z
   .object({
     type: z.literal('openai'),
     baseUrl: httpUrl.default('https://api.openai.com/v1'),
-    apiKey: z.string().min(1).optional(),
+    // Empty means none: local servers (Ollama, vLLM) need no key, and `${KEY:-}` yields ''.
+    apiKey: z
+      .string()
+      .optional()
+      .transform((key) => key || undefined),
     organization: z.string().optional(),
     project: z.string().optional(),
     headers: headersSchema,
@@ -123,7 +127,10 @@ export const configSchema = z
       .object({ level: logLevel.default('info'), pretty: z.boolean().default(false) })
       .strict()
       .prefault({}),
-    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL') }).strict().optional(),
+    redis: z
+      .object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL') })
+      .strict()
+      .optional(),
     readiness: z
       .object({
         /** false: ready while at least one backend answers; true: every backend must. */
@@ -141,24 +148,30 @@ export const configSchema = z
     models: z.record(z.string().min(1), modelSchema),
   })
   .strict()
-  .superRefine((config, ctx) => {
-    for (const [name, model] of Object.entries(config.models)) {
-      if (!(model.backend in config.backends)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['models', name, 'backend'],
-          message: `unknown backend '${model.backend}' (declared: ${Object.keys(config.backends).join(', ') || 'none'})`,
-        });
-      }
-      if (name.includes('*') && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['models', name],
-          message: "wildcards are '*' or 'prefix/*'",
-        });
-      }
+  .strict();
+
+/**
+ * Problems between sections (a model naming an undeclared backend, a malformed wildcard).
+ * Checked on the raw document, apart from the schema, so they are listed even when other
+ * parts of the file are invalid too.
+ */
+export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const backends = raw.backends !== null && typeof raw.backends === 'object' ? Object.keys(raw.backends) : [];
+  const models = raw.models !== null && typeof raw.models === 'object' ? Object.entries(raw.models) : [];
+  for (const [name, model] of models) {
+    const backend = (model as { backend?: unknown } | null)?.backend;
+    if (typeof backend === 'string' && !backends.includes(backend)) {
+      problems.push(
+        `models.${name}.backend: unknown backend '${backend}' (declared: ${backends.join(', ') || 'none'})`,
+      );
     }
-  });
+    if (name.includes('*') && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
+      problems.push(`models.${name}: wildcards are '*' or 'prefix/*'`);
+    }
+  }
+  return problems;
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;

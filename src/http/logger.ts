@@ -20,6 +20,7 @@ export function createLogger(options: Config['log'], destination?: DestinationSt
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   };
   if (destination) return pino(base, destination);
-  if (options.pretty) return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  if (options.pretty)
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } });
   return pino(base);
 }

@@ -40,9 +40,10 @@ export class MultipartModelRewriter {
     let cursor = 0;
     while (!this.done) {
       // Where the next part starts: the delimiter at the body start or after a CRLF.
-      const at = cursor === 0 && data.subarray(0, this.delimiter.length).equals(this.delimiter)
-        ? 0
-        : data.indexOf(this.nextPart, cursor);
+      const at =
+        cursor === 0 && data.subarray(0, this.delimiter.length).equals(this.delimiter)
+          ? 0
+          : data.indexOf(this.nextPart, cursor);
       if (at === -1) {
         // Keep enough to recognise a delimiter split across chunks.
         const keep = Math.max(cursor, data.length - this.nextPart.length);
@@ -63,7 +64,8 @@ export class MultipartModelRewriter {
       }
       const headersEnd = data.indexOf(HEADER_END, delimiterEnd);
       if (headersEnd === -1) {
-        if (data.length - at > MAX_PART_HEADER) throw new InvalidRequestError('A multipart part header is too large.');
+        if (data.length - at > MAX_PART_HEADER)
+          throw new InvalidRequestError('A multipart part header is too large.');
         out.push(data.subarray(cursor, at));
         cursor = at;
         break;
@@ -77,7 +79,8 @@ export class MultipartModelRewriter {
       }
       const valueEnd = data.indexOf(this.nextPart, valueStart);
       if (valueEnd === -1) {
-        if (data.length - valueStart > MAX_MODEL_VALUE) throw new InvalidRequestError("The 'model' field is too long.", 'model');
+        if (data.length - valueStart > MAX_MODEL_VALUE)
+          throw new InvalidRequestError("The 'model' field is too long.", 'model');
         out.push(data.subarray(cursor, at));
         cursor = at;
         break;

@@ -29,9 +29,16 @@ export function clientWantsUsageChunk(body: Record<string, unknown>): boolean {
 export function forwardedBody(dispatch: JsonDispatch, deployment: Deployment): Record<string, unknown> {
   const body: Record<string, unknown> = { ...dispatch.body };
   if (typeof dispatch.body.model === 'string') body.model = deployment.upstreamModel;
-  if (dispatch.stream && USAGE_CHUNK_ENDPOINTS.has(dispatch.endpoint) && !clientWantsUsageChunk(dispatch.body)) {
+  if (
+    dispatch.stream &&
+    USAGE_CHUNK_ENDPOINTS.has(dispatch.endpoint) &&
+    !clientWantsUsageChunk(dispatch.body)
+  ) {
     const options = dispatch.body.stream_options;
-    body.stream_options = { ...(options !== null && typeof options === 'object' ? options : {}), include_usage: true };
+    body.stream_options = {
+      ...(options !== null && typeof options === 'object' ? options : {}),
+      include_usage: true,
+    };
   }
   return body;
 }

@@ -63,7 +63,12 @@ export class ModelRouter {
   resolve(publicName: string): Deployment {
     const exact = this.exact.get(publicName);
     if (exact) {
-      return { publicName, backend: exact.backend, upstreamModel: exact.upstreamModel, name: exact.backend.name };
+      return {
+        publicName,
+        backend: exact.backend,
+        upstreamModel: exact.upstreamModel,
+        name: exact.backend.name,
+      };
     }
     for (const route of this.wildcards) {
       if (publicName.startsWith(route.prefix) && publicName.length > route.prefix.length) {

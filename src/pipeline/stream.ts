@@ -61,7 +61,8 @@ export async function relaySse(
   const signal = request.gateway.abort.signal;
   reply.hijack();
   const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
+  for (const [name, value] of Object.entries(reply.getHeaders()))
+    if (value !== undefined) headers[name] = value;
   raw.writeHead(response.status, {
     ...headers,
     ...response.headers,
@@ -98,7 +99,10 @@ export async function relaySse(
   } catch (error) {
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
       request.gateway.streamError = true;
-      request.log.warn({ err: { message: (error as Error).message } }, 'stream failed after the response started');
+      request.log.warn(
+        { err: { message: (error as Error).message } },
+        'stream failed after the response started',
+      );
       raw.write(errorEvent(error, options.bodyLimit));
     }
   } finally {

@@ -60,3 +60,47 @@ export function usageOf(payload: Record<string, unknown>): TokenUsage | undefine
   if (nested !== null && typeof nested === 'object') return nested as TokenUsage;
   return undefined;
 }
+
+/**
+ * The top-level `usage` object of a JSON answer, parsed alone: the body itself is relayed as
+ * bytes and never parsed whole on this path. Returns undefined when there is none.
+ */
+export function usageFromJson(body: Buffer): TokenUsage | undefined {
+  let at = body.lastIndexOf(USAGE_KEY);
+  while (at !== -1) {
+    let i = at + USAGE_KEY.length;
+    while (i < body.length && SPACE.has(body[i] ?? 0)) i++;
+    if (body[i] === COLON) {
+      i++;
+      while (i < body.length && SPACE.has(body[i] ?? 0)) i++;
+      if (body[i] === OPEN_BRACE) {
+        const end = matchingBrace(body, i);
+        if (end === -1) return undefined;
+        try {
+          return JSON.parse(body.subarray(i, end + 1).toString('utf8')) as TokenUsage;
+        } catch {
+          return undefined;
+        }
+      }
+    }
+    at = at === 0 ? -1 : body.lastIndexOf(USAGE_KEY, at - 1);
+  }
+  return undefined;
+}
+
+const CLOSE_BRACE = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** Index of the brace closing the object that opens at `start`, skipping strings. */
+function matchingBrace(bytes: Buffer, start: number): number {
+  let depth = 0;
+  for (let i = start; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (byte === QUOTE) {
+      for (i++; i < bytes.length && bytes[i] !== QUOTE; i++) if (bytes[i] === BACKSLASH) i++;
+    } else if (byte === OPEN_BRACE) depth++;
+    else if (byte === CLOSE_BRACE && --depth === 0) return i;
+  }
+  return -1;
+}

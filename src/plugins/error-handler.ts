@@ -38,6 +38,10 @@ export function toGatewayError(error: unknown, bodyLimit: number, contentType?: 
     }
   }
   if (error instanceof SyntaxError) return new InvalidRequestError(unparseableMessage());
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    // JSON.parse accepts nesting that serialising it again cannot survive.
+    return new InvalidRequestError('The request body is nested too deeply.');
+  }
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new GatewayError(status, 'invalid_request_error', null, (error as Error).message);
@@ -59,7 +63,11 @@ function upstreamPayload(error: UpstreamClientError): ErrorPayload {
     parsed = undefined;
   }
   const inner = (parsed as { error?: unknown } | undefined)?.error;
-  if (inner !== null && typeof inner === 'object' && typeof (inner as { message?: unknown }).message === 'string') {
+  if (
+    inner !== null &&
+    typeof inner === 'object' &&
+    typeof (inner as { message?: unknown }).message === 'string'
+  ) {
     const e = inner as { message: string; type?: unknown; param?: unknown; code?: unknown };
     if ('type' in e && 'param' in e && 'code' in e) {
       return { status: error.status, headers: error.headers, body: error.upstreamBody };
@@ -102,7 +110,13 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
     const payload = errorPayload(error, bodyLimit, request.headers['content-type']);
     if (payload.status >= 500) {
       request.log.error(
-        { err: { type: (error as Error).name, message: (error as Error).message, code: (error as FastifyError).code } },
+        {
+          err: {
+            type: (error as Error).name,
+            message: (error as Error).message,
+            code: (error as FastifyError).code,
+          },
+        },
         'request failed',
       );
     }

@@ -22,7 +22,29 @@ export class RedisStore implements Store {
     this.client.on('error', () => {});
   }
 
+  /**
+   * While ioredis is (re)connecting, wait briefly for it rather than failing at once; a
+   * Redis that stays down still fails fast, which is what callers need.
+   */
+  private async connected(timeoutMs = 1_000): Promise<void> {
+    if (this.client.status === 'ready') return;
+    if (this.client.status === 'end' || this.client.status === 'close')
+      throw new Error('redis connection is closed');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady);
+        reject(new Error(`redis is not reachable (status: ${this.client.status})`));
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.client.once('ready', onReady);
+    });
+  }
+
   async ping(): Promise<void> {
+    await this.connected();
     const answer = await this.client.ping();
     if (answer !== 'PONG') throw new Error(`unexpected PING answer: ${answer}`);
   }

@@ -49,7 +49,9 @@ export class FakeUpstream {
   }
 
   get port(): number {
-    return (this.server?.address() as AddressInfo).port;
+    const address = this.server?.address();
+    if (!address || typeof address !== 'object') throw new Error('the fake upstream is not listening');
+    return (address as AddressInfo).port;
   }
 
   /** Resolves once some request has been aborted by the gateway. */
@@ -95,7 +97,16 @@ export class FakeUpstream {
     const handler = this.handlers.get(`${req.method} ${pathOnly}`);
     if (!handler) {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { message: `no handler for ${req.method} ${pathOnly}`, type: 'invalid_request_error', param: null, code: null } }));
+      res.end(
+        JSON.stringify({
+          error: {
+            message: `no handler for ${req.method} ${pathOnly}`,
+            type: 'invalid_request_error',
+            param: null,
+            code: null,
+          },
+        }),
+      );
       return;
     }
     try {
@@ -106,17 +117,31 @@ export class FakeUpstream {
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 }
 
-export function openaiError(message: string, type: string, code: string | null = null, param: string | null = null) {
+export function openaiError(
+  message: string,
+  type: string,
+  code: string | null = null,
+  param: string | null = null,
+) {
   return { error: { message, type, param, code } };
 }
 
 /** Writes SSE `data:` events, one per chunk, then `[DONE]`, with an optional pause between them. */
-export async function sendSse(res: ServerResponse, chunks: unknown[], options: { delayMs?: number; done?: boolean } = {}): Promise<void> {
+export async function sendSse(
+  res: ServerResponse,
+  chunks: unknown[],
+  options: { delayMs?: number; done?: boolean } = {},
+): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   for (const chunk of chunks) {
     if (res.destroyed) return;

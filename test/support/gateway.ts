@@ -19,7 +19,11 @@ export interface TestGateway {
 
 /** Builds the real app from a config document (as a user would write it) and listens on a free port. */
 export async function startGateway(input: ConfigInput, env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
-  const config = parseConfig({ log: { level: 'info' }, ...input, server: { host: '127.0.0.1', port: 0, ...input.server } }, env, 'test');
+  const config = parseConfig(
+    { log: { level: 'info' }, ...input, server: { host: '127.0.0.1', port: 0, ...input.server } },
+    env,
+    'test',
+  );
   const lines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {

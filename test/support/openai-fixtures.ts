@@ -45,7 +45,19 @@ export function chatChunkFixtures(model: string, pieces: string[], includeUsage:
   };
   const usage = includeUsage ? { usage: null } : {};
   return [
-    { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }], ...usage, obfuscation: 'abc' },
+    {
+      ...base,
+      choices: [
+        {
+          index: 0,
+          delta: { role: 'assistant', content: '', refusal: null },
+          logprobs: null,
+          finish_reason: null,
+        },
+      ],
+      ...usage,
+      obfuscation: 'abc',
+    },
     ...pieces.map((piece) => ({
       ...base,
       choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }],
@@ -58,7 +70,13 @@ export function chatChunkFixtures(model: string, pieces: string[], includeUsage:
 }
 
 export function toolCallChunkFixtures(model: string) {
-  const base = { id: 'chatcmpl-tools', object: 'chat.completion.chunk', created: 1_700_000_000, model, system_fingerprint: 'fp_fixture' };
+  const base = {
+    id: 'chatcmpl-tools',
+    object: 'chat.completion.chunk',
+    created: 1_700_000_000,
+    model,
+    system_fingerprint: 'fp_fixture',
+  };
   const delta = (d: Record<string, unknown>, finish: string | null = null) => ({
     ...base,
     choices: [{ index: 0, delta: d, logprobs: null, finish_reason: finish }],
@@ -67,7 +85,9 @@ export function toolCallChunkFixtures(model: string) {
     delta({
       role: 'assistant',
       content: null,
-      tool_calls: [{ index: 0, id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '' } }],
+      tool_calls: [
+        { index: 0, id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '' } },
+      ],
     }),
     delta({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }),
     delta({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }),

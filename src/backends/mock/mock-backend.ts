@@ -10,7 +10,12 @@ import { response, responseEvents } from './mock-responses.js';
 
 type MockConfig = Extract<BackendConfig, { type: 'mock' }>;
 
-const SUPPORTED: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'embeddings', 'responses']);
+const SUPPORTED: ReadonlySet<Endpoint> = new Set<Endpoint>([
+  'chat.completions',
+  'completions',
+  'embeddings',
+  'responses',
+]);
 
 const ERROR_TYPES: Record<number, { type: string; code: string | null }> = {
   400: { type: 'invalid_request_error', code: null },
@@ -55,7 +60,12 @@ export class MockBackend implements Backend {
       };
     }
     const body = this.json(call, options);
-    return { status: 200, contentType: 'application/json', headers: {}, body: [Buffer.from(JSON.stringify(body))] };
+    return {
+      status: 200,
+      contentType: 'application/json',
+      headers: {},
+      body: [Buffer.from(JSON.stringify(body))],
+    };
   }
 
   private json(call: JsonCall, options: { model: string; chunks: number }): Record<string, unknown> {
@@ -77,11 +87,18 @@ export class MockBackend implements Backend {
         (event) => `event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`,
       );
     }
-    const chunks = call.endpoint === 'completions' ? completionChunks(call.body, options) : chatCompletionChunks(call.body, options);
+    const chunks =
+      call.endpoint === 'completions'
+        ? completionChunks(call.body, options)
+        : chatCompletionChunks(call.body, options);
     return [...chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`), 'data: [DONE]\n\n'];
   }
 
-  private async *emit(events: string[], directives: MockDirectives, signal: AbortSignal): AsyncGenerator<Buffer> {
+  private async *emit(
+    events: string[],
+    directives: MockDirectives,
+    signal: AbortSignal,
+  ): AsyncGenerator<Buffer> {
     for (let i = 0; i < events.length; i++) {
       if (directives.failAfterChunks !== undefined && i >= directives.failAfterChunks) {
         throw new UpstreamError(`Backend '${this.name}' lost the connection in the middle of its answer.`);
@@ -101,8 +118,16 @@ export class MockBackend implements Backend {
 }
 
 function scriptedError(status: number): Error {
-  if (status >= 500) return new UpstreamError(`Backend mock failed with status ${status}: scripted mock error.`);
+  if (status >= 500)
+    return new UpstreamError(`Backend mock failed with status ${status}: scripted mock error.`);
   const kind = ERROR_TYPES[status] ?? { type: 'invalid_request_error', code: null };
-  const body = { error: { message: `Scripted mock error (status ${status}).`, type: kind.type, param: null, code: kind.code } };
+  const body = {
+    error: {
+      message: `Scripted mock error (status ${status}).`,
+      type: kind.type,
+      param: null,
+      code: kind.code,
+    },
+  };
   return new UpstreamClientError(status, Buffer.from(JSON.stringify(body)), 'application/json', {});
 }

@@ -1,5 +1,5 @@
-import { chatUsage } from './mock-usage.js';
 import { lastUserText, nowSeconds, splitText, stableId } from './mock-text.js';
+import { chatUsage } from './mock-usage.js';
 
 export interface MockChatOptions {
   model: string;
@@ -55,11 +55,17 @@ function toolCallId(p: ChatPlan, index: number): string {
 
 function usageOf(p: ChatPlan) {
   const completion = p.tool ? toolArguments(p) : p.text;
-  return chatUsage(p.promptText, Array.from({ length: p.n }, () => completion));
+  return chatUsage(
+    p.promptText,
+    Array.from({ length: p.n }, () => completion),
+  );
 }
 
 /** The echo model: replies with the last user message, or calls the first (or forced) tool. */
-export function chatCompletion(body: Record<string, unknown>, options: MockChatOptions): Record<string, unknown> {
+export function chatCompletion(
+  body: Record<string, unknown>,
+  options: MockChatOptions,
+): Record<string, unknown> {
   const p = plan(body);
   return {
     id: p.id,

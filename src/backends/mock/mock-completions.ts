@@ -24,13 +24,20 @@ function plan(body: Record<string, unknown>) {
     id: stableId('cmpl-', body),
     created: nowSeconds(),
     texts,
-    usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    usage: {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+    },
     includeUsage: streamOptions?.include_usage === true,
   };
 }
 
 /** Echoes each prompt back as its completion, n times, indexed prompt-major like OpenAI. */
-export function completion(body: Record<string, unknown>, options: MockCompletionOptions): Record<string, unknown> {
+export function completion(
+  body: Record<string, unknown>,
+  options: MockCompletionOptions,
+): Record<string, unknown> {
   const p = plan(body);
   return {
     id: p.id,
@@ -43,7 +50,10 @@ export function completion(body: Record<string, unknown>, options: MockCompletio
   };
 }
 
-export function completionChunks(body: Record<string, unknown>, options: MockCompletionOptions): Record<string, unknown>[] {
+export function completionChunks(
+  body: Record<string, unknown>,
+  options: MockCompletionOptions,
+): Record<string, unknown>[] {
   const p = plan(body);
   const base = { id: p.id, object: 'text_completion', created: p.created, model: options.model };
   const out: Record<string, unknown>[] = [];
@@ -52,7 +62,9 @@ export function completionChunks(body: Record<string, unknown>, options: MockCom
     pieces.forEach((piece, i) => {
       out.push({
         ...base,
-        choices: [{ index, text: piece, logprobs: null, finish_reason: i === pieces.length - 1 ? 'stop' : null }],
+        choices: [
+          { index, text: piece, logprobs: null, finish_reason: i === pieces.length - 1 ? 'stop' : null },
+        ],
       });
     });
   });

@@ -4,7 +4,8 @@ import { estimateTokens } from './mock-text.js';
 
 function inputsOf(input: unknown): unknown[] {
   if (typeof input === 'string') return [input];
-  if (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === 'number')) return [input];
+  if (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === 'number'))
+    return [input];
   return Array.isArray(input) ? input : [input];
 }
 
@@ -13,7 +14,9 @@ export function embeddingVector(input: unknown, dimensions: number): number[] {
   const values: number[] = [];
   let block = 0;
   while (values.length < dimensions) {
-    const digest = createHash('sha256').update(`${block++}:${JSON.stringify(input)}`).digest();
+    const digest = createHash('sha256')
+      .update(`${block++}:${JSON.stringify(input)}`)
+      .digest();
     for (let i = 0; i + 4 <= digest.length && values.length < dimensions; i += 4) {
       values.push(digest.readUInt32LE(i) / 0xffffffff - 0.5);
     }
@@ -28,7 +31,8 @@ export function embeddings(
   options: { model: string; dimensions: number },
 ): Record<string, unknown> {
   const inputs = inputsOf(body.input);
-  const dimensions = typeof body.dimensions === 'number' && body.dimensions > 0 ? body.dimensions : options.dimensions;
+  const dimensions =
+    typeof body.dimensions === 'number' && body.dimensions > 0 ? body.dimensions : options.dimensions;
   const base64 = body.encoding_format === 'base64';
   const promptTokens = inputs.reduce<number>(
     (sum, input) => sum + (Array.isArray(input) ? input.length : estimateTokens(String(input))),

@@ -69,7 +69,10 @@ function responseObject(
 }
 
 /** The echo model through the Responses API: one assistant message with the last user text. */
-export function response(body: Record<string, unknown>, options: MockResponsesOptions): Record<string, unknown> {
+export function response(
+  body: Record<string, unknown>,
+  options: MockResponsesOptions,
+): Record<string, unknown> {
   return responseObject(plan(body), body, options, true);
 }
 
@@ -117,7 +120,11 @@ export function responseEvents(
       content_index: 0,
       part: outputText(p.text),
     },
-    { type: 'response.output_item.done', output_index: 0, item: message(p, 'completed', [outputText(p.text)]) },
+    {
+      type: 'response.output_item.done',
+      output_index: 0,
+      item: message(p, 'completed', [outputText(p.text)]),
+    },
     { type: 'response.completed', response: responseObject(p, body, options, true) },
   );
   return events.map((event, sequence_number) => ({

@@ -29,6 +29,7 @@ export class OpenAICompatibleBackend implements Backend {
   private readonly fixedHeaders: Record<string, string>;
   private readonly totalMs: number;
   private readonly apiVersion: string | undefined;
+  private readonly secrets: string[];
 
   constructor(
     readonly name: string,
@@ -55,6 +56,18 @@ export class OpenAICompatibleBackend implements Backend {
       if (config.project) headers['openai-project'] = config.project;
     }
     this.fixedHeaders = headers;
+    this.secrets = [config.apiKey, url.host].filter((secret): secret is string => Boolean(secret));
+  }
+
+  /**
+   * Upstream error bodies are relayed to clients and logged; some upstreams echo the key they
+   * were sent or name their own address. Neither may leave the gateway.
+   */
+  private scrub(body: Buffer): Buffer {
+    if (!this.secrets.some((secret) => body.includes(secret))) return body;
+    let text = body.toString('utf8');
+    for (const secret of this.secrets) text = text.replaceAll(secret, '[redacted]');
+    return Buffer.from(text);
   }
 
   supports(endpoint: Endpoint): boolean {
@@ -83,13 +96,15 @@ export class OpenAICompatibleBackend implements Backend {
       'x-client-request-id': call.requestId,
     };
     if (call.kind === 'json' && call.stream) headers.accept = 'text/event-stream';
+    // Outside the try: a body that cannot be serialised is the client's problem, not a transport one.
+    const body = call.kind === 'json' ? JSON.stringify(call.body) : call.body;
     let response: Dispatcher.ResponseData;
     try {
       response = await this.pool.request({
         method: 'POST',
         path: this.pathFor(call.endpoint, call.model),
         headers,
-        body: call.kind === 'json' ? JSON.stringify(call.body) : call.body,
+        body,
         signal,
       });
     } catch (error) {
@@ -97,8 +112,14 @@ export class OpenAICompatibleBackend implements Backend {
     }
     const contentType = headerValue(response.headers['content-type']) ?? 'application/octet-stream';
     if (response.statusCode >= 400) {
-      const body = await readLimited(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
-      throw upstreamStatusError(this.name, response.statusCode, body, contentType, response.headers);
+      const errorBody = await readLimited(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
+      throw upstreamStatusError(
+        this.name,
+        response.statusCode,
+        this.scrub(errorBody),
+        contentType,
+        response.headers,
+      );
     }
     return {
       status: response.statusCode,
@@ -113,7 +134,9 @@ export class OpenAICompatibleBackend implements Backend {
     const response = await this.get(`${this.basePath}/models`, signal);
     if (response.statusCode >= 400) {
       await response.body.dump();
-      throw new UpstreamError(`Backend '${this.name}' refused to list its models (status ${response.statusCode}).`);
+      throw new UpstreamError(
+        `Backend '${this.name}' refused to list its models (status ${response.statusCode}).`,
+      );
     }
     const parsed = (await response.body.json()) as { data?: Array<{ id?: unknown }> };
     return (parsed.data ?? []).map((model) => model.id).filter((id): id is string => typeof id === 'string');
@@ -134,7 +157,11 @@ export class OpenAICompatibleBackend implements Backend {
     try {
       return await this.pool.request({ method: 'GET', path, headers: this.fixedHeaders, signal });
     } catch (error) {
-      throw mapUpstreamFailure(error, { backend: this.name, totalTimedOut: signal.aborted, clientAborted: false });
+      throw mapUpstreamFailure(error, {
+        backend: this.name,
+        totalTimedOut: signal.aborted,
+        clientAborted: false,
+      });
     }
   }
 

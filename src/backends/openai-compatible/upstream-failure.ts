@@ -23,7 +23,8 @@ export function mapUpstreamFailure(error: unknown, context: FailureContext): Err
   if (error instanceof GatewayError) return error;
   if (context.clientAborted) return new ClientAbortedError();
   const where = `backend '${context.backend}'`;
-  if (context.totalTimedOut) return new UpstreamTimeoutError(`The upstream request to ${where} exceeded its total timeout.`);
+  if (context.totalTimedOut)
+    return new UpstreamTimeoutError(`The upstream request to ${where} exceeded its total timeout.`);
   if (error instanceof undiciErrors.ConnectTimeoutError) {
     return new UpstreamTimeoutError(`Connecting to ${where} timed out.`);
   }
@@ -35,8 +36,11 @@ export function mapUpstreamFailure(error: unknown, context: FailureContext): Err
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'ECONNREFUSED') return new UpstreamError(`Could not connect to ${where}: connection refused.`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UpstreamError(`Could not resolve the host of ${where}.`);
-  return new UpstreamError(`The connection to ${where} failed${typeof code === 'string' ? ` (${code})` : ''}.`);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new UpstreamError(`Could not resolve the host of ${where}.`);
+  return new UpstreamError(
+    `The connection to ${where} failed${typeof code === 'string' ? ` (${code})` : ''}.`,
+  );
 }
 
 function capitalise(text: string): string {

@@ -6,7 +6,11 @@ import { chatCompletionRequest } from '../../schemas/openai/chat-completions.js'
 import { parseRequestBody } from '../../schemas/openai/common.js';
 import { completionRequest } from '../../schemas/openai/completions.js';
 import { embeddingRequest } from '../../schemas/openai/embeddings.js';
-import { imageGenerationRequest, moderationRequest, speechRequest } from '../../schemas/openai/passthrough.js';
+import {
+  imageGenerationRequest,
+  moderationRequest,
+  speechRequest,
+} from '../../schemas/openai/passthrough.js';
 import { responseRequest } from '../../schemas/openai/responses.js';
 
 interface JsonRoute {
@@ -22,13 +26,26 @@ const ROUTES: JsonRoute[] = [
   { url: '/completions', endpoint: 'completions', schema: completionRequest },
   { url: '/embeddings', endpoint: 'embeddings', schema: embeddingRequest },
   { url: '/responses', endpoint: 'responses', schema: responseRequest },
-  { url: '/images/generations', endpoint: 'images.generations', schema: imageGenerationRequest, impliedModel: 'dall-e-2' },
-  { url: '/moderations', endpoint: 'moderations', schema: moderationRequest, impliedModel: 'omni-moderation-latest' },
+  {
+    url: '/images/generations',
+    endpoint: 'images.generations',
+    schema: imageGenerationRequest,
+    impliedModel: 'dall-e-2',
+  },
+  {
+    url: '/moderations',
+    endpoint: 'moderations',
+    schema: moderationRequest,
+    impliedModel: 'omni-moderation-latest',
+  },
   { url: '/audio/speech', endpoint: 'audio.speech', schema: speechRequest },
 ];
 
 /** Thin handlers: validate what the gateway reads, then hand the body to the pipeline. */
-export async function inferenceRoutes(app: FastifyInstance, options: { pipeline: InferencePipeline }): Promise<void> {
+export async function inferenceRoutes(
+  app: FastifyInstance,
+  options: { pipeline: InferencePipeline },
+): Promise<void> {
   const { pipeline } = options;
   for (const route of ROUTES) {
     app.post(route.url, (request: FastifyRequest, reply: FastifyReply) => {
@@ -42,17 +59,23 @@ export async function inferenceRoutes(app: FastifyInstance, options: { pipeline:
     });
   }
   // Legacy clients name the model in the path: /v1/engines/{engine}/completions.
-  app.post('/engines/:engine/completions', (request: FastifyRequest<{ Params: { engine: string } }>, reply) => {
-    const raw = request.body;
-    const withModel =
-      raw !== null && typeof raw === 'object' && !Array.isArray(raw)
-        ? { ...(raw as Record<string, unknown>), model: (raw as { model?: unknown }).model ?? request.params.engine }
-        : raw;
-    const body = parseRequestBody(completionRequest, withModel);
-    return pipeline.json(request, reply, {
-      endpoint: 'completions',
-      body: withModel as Record<string, unknown>,
-      stream: body.stream === true,
-    });
-  });
+  app.post(
+    '/engines/:engine/completions',
+    (request: FastifyRequest<{ Params: { engine: string } }>, reply) => {
+      const raw = request.body;
+      const withModel =
+        raw !== null && typeof raw === 'object' && !Array.isArray(raw)
+          ? {
+              ...(raw as Record<string, unknown>),
+              model: (raw as { model?: unknown }).model ?? request.params.engine,
+            }
+          : raw;
+      const body = parseRequestBody(completionRequest, withModel);
+      return pipeline.json(request, reply, {
+        endpoint: 'completions',
+        body: withModel as Record<string, unknown>,
+        stream: body.stream === true,
+      });
+    },
+  );
 }

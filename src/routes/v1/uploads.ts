@@ -12,7 +12,10 @@ const ROUTES: Array<{ url: string; endpoint: UploadEndpoint }> = [
  * pipeline forwards it as it arrives. Registered in its own scope so JSON routes keep
  * rejecting multipart with a 415.
  */
-export async function uploadRoutes(app: FastifyInstance, options: { pipeline: InferencePipeline }): Promise<void> {
+export async function uploadRoutes(
+  app: FastifyInstance,
+  options: { pipeline: InferencePipeline },
+): Promise<void> {
   app.addContentTypeParser('multipart/form-data', (_request, _payload, done) => done(null));
   for (const route of ROUTES) {
     app.post(route.url, (request, reply) => options.pipeline.upload(request, reply, route.endpoint));

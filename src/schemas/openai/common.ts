@@ -11,8 +11,17 @@ export const streamFields = {
     .nullish(),
 };
 
-export const countField = z.number({ error: 'expected a number' }).int('expected an integer').min(1).max(128).nullish();
-export const tokenLimitField = z.number({ error: 'expected a number' }).int('expected an integer').min(1).nullish();
+export const countField = z
+  .number({ error: 'expected a number' })
+  .int('expected an integer')
+  .min(1)
+  .max(128)
+  .nullish();
+export const tokenLimitField = z
+  .number({ error: 'expected a number' })
+  .int('expected an integer')
+  .min(1)
+  .nullish();
 
 function paramOf(path: PropertyKey[]): string {
   let out = '';

@@ -3,7 +3,9 @@ import { modelField } from './common.js';
 
 export const responseRequest = z.looseObject({
   model: modelField,
-  input: z.union([z.string(), z.array(z.unknown())], { error: 'expected a string or an array of input items' }).optional(),
+  input: z
+    .union([z.string(), z.array(z.unknown())], { error: 'expected a string or an array of input items' })
+    .optional(),
   stream: z.boolean({ error: 'expected a boolean' }).nullish(),
 });
 

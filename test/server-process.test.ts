@@ -1,0 +1,159 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+
+/** The built CLI, run as users run it (global setup builds dist/ once). */
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const { REDIS_URL: _redis, OPENAI_API_KEY: _key, TOLLGATE_CONFIG: _config, ...base } = process.env;
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...base, PORT: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const started = run(args, env);
+  for (let i = 0; i < 200; i++) {
+    const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(started.output());
+    if (match?.[1]) return { ...started, url: match[1].replace('localhost', '127.0.0.1') };
+    if (started.child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`gateway did not start:\n${started.output()}`);
+}
+
+function configFile(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'tollgate-proc-')), 'tollgate.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('the tollgate process', () => {
+  it('boots on embedded defaults (no config, no Redis) and serves the mock model', async () => {
+    const gateway = await start([]);
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'anything', maxRetries: 0 });
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['mock']);
+    const completion = await client.chat.completions.create({
+      model: 'mock',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(completion.choices[0]?.message.content).toBe('hi');
+    const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as { store: { kind: string } };
+    expect(ready.store.kind).toBe('memory');
+  });
+
+  it('refuses to boot on an invalid config, listing every problem', async () => {
+    const path = configFile(
+      'server: { port: "x" }\nbackends: { a: { type: nope } }\nmodels: { m: { backend: b } }\n',
+    );
+    const { exited, output } = run(['--config', path], { PORT: '' });
+    expect(await exited).toBe(1);
+    expect(output()).toContain('server.port');
+    expect(output()).toContain('backends.a.type');
+    expect(output()).toContain("models.m.backend: unknown backend 'b'");
+    expect(output()).not.toMatch(/\n\s+at /);
+  });
+
+  it('on SIGTERM stops accepting but lets an in-flight stream finish', async () => {
+    const path = configFile(
+      'backends: { slow: { type: mock, chunks: 8, chunkDelayMs: 60 } }\nmodels: { slow: { backend: slow } }\n',
+    );
+    const gateway = await start(['serve', '--config', path]);
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'slow',
+        stream: true,
+        messages: [{ role: 'user', content: 'a reply long enough' }],
+      }),
+    });
+    const reader = response.body?.getReader();
+    if (!reader) throw new Error('no body');
+    const first = await reader.read();
+    expect(first.done).toBe(false);
+    gateway.child.kill('SIGTERM');
+    let text = Buffer.from(first.value ?? []).toString();
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) break;
+      text += Buffer.from(next.value).toString();
+    }
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    expect(await gateway.exited).toBe(0);
+    await expect(fetch(`${gateway.url}/healthz`)).rejects.toThrow();
+  });
+
+  it('closes what is left when the grace period ends', async () => {
+    const path = configFile(
+      'server: { shutdownGraceMs: 200 }\nbackends: { slow: { type: mock, chunks: 50, chunkDelayMs: 200 } }\nmodels: { slow: { backend: slow } }\n',
+    );
+    const gateway = await start(['--config', path]);
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'slow',
+        stream: true,
+        messages: [{ role: 'user', content: 'x'.repeat(100) }],
+      }),
+    });
+    const reader = response.body?.getReader();
+    await reader?.read();
+    gateway.child.kill('SIGTERM');
+    expect(await gateway.exited).toBe(0);
+    // The client sees its stream end (cut short: a clean end or a reset, never a hang).
+    const ended = await (async () => {
+      try {
+        for (;;) if ((await reader?.read())?.done) return 'done';
+      } catch {
+        return 'reset';
+      }
+    })();
+    expect(['done', 'reset']).toContain(ended);
+    expect(gateway.output()).toContain('grace period over');
+  });
+
+  it('prints help and version', async () => {
+    const help = run(['--help']);
+    expect(await help.exited).toBe(0);
+    expect(help.output()).toContain('Usage: tollgate');
+    const version = run(['--version']);
+    expect(await version.exited).toBe(0);
+    expect(version.output().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const unknown = run(['frobnicate']);
+    expect(await unknown.exited).toBe(2);
+  });
+});
