@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import cors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
@@ -183,32 +189,43 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
 
     async upload(request, reply, endpoint: UploadEndpoint) {
-      const contentType = request.headers['content-type'];
-      const boundary = multipartBoundary(contentType);
-      if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
-        throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
+      try {
+        return await forwardUpload(request, reply, endpoint);
+      } catch (error) {
+        // Answering before the upload was read whole: the rest of it would otherwise sit in
+        // the connection and stall the next request on it. Close instead of draining it.
+        if (!request.raw.complete) reply.header('connection', 'close');
+        throw error;
       }
-      let deployment: Deployment | undefined;
-      const rewriter = new MultipartModelRewriter(boundary, (model) => {
-        deployment = target(request, model); // ④
-        if (!deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
-        return deployment.upstreamModel;
-      });
-      const upload = await readUntilModel(request.raw, rewriter, config.server.uploadLimit);
-      if (!deployment) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-      reply.header('x-tollgate-backend', deployment.name);
-      const response = await deployment.backend.send({
-        kind: 'upload',
-        endpoint,
-        model: deployment.upstreamModel,
-        contentType,
-        body: Readable.from(upload.body, { objectMode: false }),
-        signal: request.gateway.abort.signal,
-        requestId: request.id,
-      }); // ⑤
-      return sendStreamed(reply, response); // ⑥
     },
   };
+
+  async function forwardUpload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint) {
+    const contentType = request.headers['content-type'];
+    const boundary = multipartBoundary(contentType);
+    if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
+      throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
+    }
+    let deployment: Deployment | undefined;
+    const rewriter = new MultipartModelRewriter(boundary, (model) => {
+      deployment = target(request, model); // ④
+      if (!deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
+      return deployment.upstreamModel;
+    });
+    const upload = await readUntilModel(request.raw, rewriter, config.server.uploadLimit);
+    if (!deployment) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+    reply.header('x-tollgate-backend', deployment.name);
+    const response = await deployment.backend.send({
+      kind: 'upload',
+      endpoint,
+      model: deployment.upstreamModel,
+      contentType,
+      body: Readable.from(upload.body, { objectMode: false }),
+      signal: request.gateway.abort.signal,
+      requestId: request.id,
+    }); // ⑤
+    return sendStreamed(reply, response); // ⑥
+  }
 
   await app.register(
     async (v1) => {

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeUpstream, sendSse } from './support/fake-upstream.js';
+import { FakeUpstream } from './support/fake-upstream.js';
 import { startGateway, type TestGateway, upstreamConfig } from './support/gateway.js';
 import { chatChunkFixtures } from './support/openai-fixtures.js';
 import { expectChatCompletionChunk, expectErrorResponse } from './support/spec-validator.js';

@@ -23,6 +23,8 @@ export class MultipartModelRewriter {
   private readonly delimiter: Buffer;
   private readonly nextPart: Buffer;
   private pending = Buffer.alloc(0);
+  /** Only the body's very first bytes may be a delimiter without the CRLF before it. */
+  private atBodyStart = true;
 
   constructor(
     boundary: string,
@@ -41,7 +43,7 @@ export class MultipartModelRewriter {
     while (!this.done) {
       // Where the next part starts: the delimiter at the body start or after a CRLF.
       const at =
-        cursor === 0 && data.subarray(0, this.delimiter.length).equals(this.delimiter)
+        this.atBodyStart && cursor === 0 && data.subarray(0, this.delimiter.length).equals(this.delimiter)
           ? 0
           : data.indexOf(this.nextPart, cursor);
       if (at === -1) {
@@ -90,6 +92,7 @@ export class MultipartModelRewriter {
       cursor = valueEnd;
       this.done = true;
     }
+    if (cursor > 0) this.atBodyStart = false;
     if (this.done) {
       out.push(data.subarray(cursor));
       this.pending = Buffer.alloc(0);

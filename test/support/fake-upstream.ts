@@ -67,7 +67,12 @@ export class FakeUpstream {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+    } catch {
+      // The gateway cut the upload off (as it must on a rejected upload); nothing to answer.
+      return;
+    }
     const body = Buffer.concat(chunks);
     let json: Record<string, unknown> | undefined;
     if ((req.headers['content-type'] ?? '').includes('json')) {
