@@ -18,6 +18,7 @@ import { createLogger } from './http/logger.js';
 import { MultipartModelRewriter, multipartBoundary } from './http/multipart-model-rewriter.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
+import { logRequest } from './http/request-log.js';
 import { authenticate } from './pipeline/auth.js';
 import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './pipeline/dispatch.js';
 import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
@@ -82,7 +83,7 @@ function requestId(request: IncomingMessage): string {
 }
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const logger: FastifyBaseLogger = deps.logger ?? createLogger(config.log, deps.logDestination);
+  const logger: FastifyBaseLogger = deps.logger ?? createLogger(config.log, deps.logDestination).logger;
   const registry = deps.registry ?? BackendRegistry.fromConfig(config);
   const store = deps.store ?? createStore(config);
   const router = new ModelRouter(config, registry);
@@ -101,8 +102,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
 
   app.decorateRequest('gateway', undefined as never);
-  app.addHook('onRequest', async (request, reply) => {
-    request.gateway = createGatewayContext(reply);
+  app.addHook('onRequest', (request, reply, done) => {
+    request.gateway = createGatewayContext(request, reply, logRequest);
     const headers = request.headers;
     if (
       headers['content-type'] === undefined &&
@@ -112,28 +113,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       headers['content-type'] = 'application/json';
     }
     reply.header('x-request-id', request.id);
-    reply.raw.once('close', () => {
-      const g = request.gateway;
-      request.log.info(
-        {
-          method: request.method,
-          route: request.routeOptions.url ?? null,
-          model: g.model,
-          backend: g.deployment,
-          stream: g.stream,
-          status: reply.raw.statusCode,
-          duration_ms: Math.round((performance.now() - g.startedAt) * 100) / 100,
-          aborted: g.abort.signal.aborted || undefined,
-          stream_error: g.streamError,
-          prompt_tokens: g.usage?.prompt_tokens ?? g.usage?.input_tokens,
-          completion_tokens: g.usage?.completion_tokens ?? g.usage?.output_tokens,
-        },
-        'request',
-      );
-    });
+    done();
   });
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('openai-processing-ms', processingMs(request));
+    done(null, payload);
   });
 
   // curl's `-d` says form-urlencoded; people mean JSON. Read such bodies as JSON.
@@ -229,8 +213,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   await app.register(
     async (v1) => {
-      v1.addHook('onRequest', async (request) => {
-        await authenticate(request); // ①
+      v1.addHook('onRequest', (request, _reply, done) => {
+        authenticate(request).then(() => done(), done); // ①
       });
       await v1.register(modelRoutes, { router });
       await v1.register(inferenceRoutes, { pipeline });

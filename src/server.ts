@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import type { Config } from './config/schema.js';
+import { createLogger } from './http/logger.js';
 
 export interface ServeOptions {
   configPath?: string | undefined;
@@ -23,11 +24,13 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     }
     throw error;
   }
-  const app = await buildApp(config);
+  const { logger, flush } = createLogger(config.log);
+  const app = await buildApp(config, { logger });
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       app.log.warn({ signal }, 'second signal: exiting now');
+      flush();
       process.exit(1);
     }
     stopping = true;
@@ -47,10 +50,12 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     app.close().then(
       () => {
         app.log.info('stopped');
+        flush();
         process.exit(0);
       },
       (error: Error) => {
         app.log.error({ err: { message: error.message } }, 'error while stopping');
+        flush();
         process.exit(1);
       },
     );

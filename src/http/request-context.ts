@@ -20,13 +20,18 @@ declare module 'fastify' {
   }
 }
 
-export function createGatewayContext(reply: FastifyReply): GatewayContext {
+export function createGatewayContext(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  onClose: (request: FastifyRequest, reply: FastifyReply) => void,
+): GatewayContext {
   const abort = new AbortController();
   const raw = reply.raw;
   // The response's close (not the request's) is what tells a finished exchange from a client
   // that hung up: after Node 16 a request emits close as soon as its body has been read.
   raw.once('close', () => {
     if (!raw.writableFinished) abort.abort();
+    onClose(request, reply);
   });
   return { startedAt: performance.now(), abort };
 }

@@ -1,0 +1,756 @@
+// Tollgate benchmark: `npm run bench` (builds first) or `node bench/run.mjs` (uses dist/ as is).
+//
+// One run starts three servers, each in its own process:
+//   mock upstream  bench/mock-upstream.mjs  the OpenAI-compatible backend every target ends at
+//   floor proxy    bench/floor-proxy.mjs    the cheapest Node proxy hop: what any gateway costs
+//   tollgate       node dist/server.js --config <generated config>
+// and measures three targets against the same mock, alternating between them and rotating the
+// order every round so drift (thermal, noisy neighbours) spreads evenly instead of favouring one:
+//   direct   → mock                          the baseline (no hop)
+//   floor    → floor proxy → mock            the floor
+//   tollgate → gateway → mock                what we ship
+// Load comes from a separate, freshly forked process per measurement (bench/lib/loadgen.mjs),
+// never from a server's event loop. The report goes to stdout and bench/results/latest.md
+// (raw figures in latest.json); progress goes to stderr.
+//
+// Settings (environment):
+//   BENCH_QUICK=1                ~1 minute sanity run (shorter durations, 1 round, fewer streams)
+//   BENCH_DURATION=10            seconds per throughput / fixed-rate measurement
+//   BENCH_ROUNDS=3               rounds; tables show the median of the rounds
+//   BENCH_WARMUP=3               seconds of closed-loop warm-up per target before round 1
+//   BENCH_RATE_WARMUP=1          seconds at the target rate before each fixed-rate measurement
+//   BENCH_CONNECTIONS=50         connections for the max-throughput measurement
+//   BENCH_RATES=500,2000         fixed request rates (req/s) for the latency measurements
+//   BENCH_RATE_CLIENT=paced      `paced` (open loop, evenly spaced) or `autocannon` (overallRate;
+//                                it fires each connection's per-second quota back to back at every
+//                                1 s tick, so its "rate" is really short bursts; kept to compare)
+//   BENCH_STREAM_CHUNKS=20       chunks per streamed completion (mock)
+//   BENCH_STREAM_DELAY_MS=5      delay between chunks (mock); the first chunk is sent at once
+//   BENCH_STREAMS_SEQ=100        sequential streams per target per round (percentiles pool rounds)
+//   BENCH_STREAMS_CONCURRENT=200 streams per target per round run BENCH_STREAM_CONCURRENCY at a time
+//   BENCH_STREAM_CONCURRENCY=20
+//   BENCH_LOG_LEVEL=info         LOG_LEVEL given to the gateway (an ambient LOG_LEVEL is ignored so
+//                                runs stay comparable)
+//   BENCH_GATEWAY_LOG=<file>     where the gateway's stdout goes; default: a temp file, deleted at
+//                                the end after counting its lines (`/dev/null` to discard)
+//   BENCH_GATEWAY_CMD="..."      run this instead of `node dist/server.js --config {config}`; split
+//                                on spaces, `{config}` replaced by the config path, `node` by this
+//                                Node. The process also gets PORT, HOST, LOG_LEVEL, TOLLGATE_CONFIG
+//                                and UPSTREAM_URL (the mock's origin). To test the harness without
+//                                a gateway: BENCH_GATEWAY_CMD="node bench/floor-proxy.mjs"
+//   BENCH_GATEWAY_CONFIG=<file>  use this config instead of the generated one (it can point at the
+//                                mock with ${BENCH_UPSTREAM_URL}/v1, e.g. once keys are required)
+//   BENCH_API_KEY=sk-bench       bearer token the clients send
+//   Noise guard (the machine is shared; see bench/lib/noise.mjs):
+//   BENCH_NOISE_LIMIT=0.2        cores other processes may use during a measurement
+//   BENCH_QUIET_WAIT=20          max seconds to wait for a quiet machine before each measurement
+//   BENCH_NOISY_RETRIES=1        repeats of a measurement that was noisy anyway
+//   BENCH_NOISE_BUDGET=120       max seconds the guard may add to the whole run (0: never wait)
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { NoiseGuard } from './lib/noise.mjs';
+import {
+  freePorts,
+  killAllNow,
+  readCpuMs,
+  readMemory,
+  runInChild,
+  ServerProcess,
+  stopAll,
+} from './lib/procs.mjs';
+import { renderReport } from './lib/report.mjs';
+import { median } from './lib/stats.mjs';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(BENCH_DIR, '..');
+const LOADGEN = path.join(BENCH_DIR, 'lib', 'loadgen.mjs');
+const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+const HOST = '127.0.0.1';
+const CHAT_PATH = '/v1/chat/completions';
+const MODEL = 'bench-model';
+
+/** @typedef {'direct' | 'floor' | 'tollgate'} TargetKey */
+/**
+ * @typedef {object} Target
+ * @property {TargetKey} key
+ * @property {string} label
+ * @property {string} origin
+ * @property {ServerProcess | null} proxy the process in front of the mock, null for direct
+ */
+/** @typedef {import('./lib/loadgen.mjs').RequestRunResult} RequestRunResult */
+/** @typedef {import('./lib/loadgen.mjs').StreamRunResult} StreamRunResult */
+/**
+ * @typedef {object} ServerCpu
+ * @property {number} mockMs CPU the mock used during the job
+ * @property {number} proxyMs CPU the target's proxy used during the job (NaN for direct)
+ * @property {number} wallMs
+ */
+/**
+ * @typedef {object} MeasurementContext
+ * @property {number} round 1-based
+ * @property {ServerCpu} serverCpu
+ * @property {number} foreignCores CPU other processes on the machine used meanwhile (noise)
+ */
+/** @typedef {RequestRunResult & MeasurementContext} MeasuredRequests */
+/** @typedef {StreamRunResult & MeasurementContext} MeasuredStreams */
+/**
+ * @typedef {object} MemoryTimeline
+ * @property {import('./lib/procs.mjs').MemoryReading | null} atBoot
+ * @property {import('./lib/procs.mjs').MemoryReading | null} afterWarmup
+ * @property {number[]} underLoadKb RSS samples while this process was the target
+ * @property {import('./lib/procs.mjs').MemoryReading | null} afterRun
+ */
+
+/**
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} min
+ * @returns {number}
+ */
+function envNumber(name, fallback, min = 0) {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name}=${raw}: expected a number >= ${min}`);
+  return value;
+}
+
+function readSettings() {
+  const quick = process.env.BENCH_QUICK === '1';
+  const rates = (process.env.BENCH_RATES ?? '500,2000')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map(Number);
+  if (rates.some((rate) => !Number.isFinite(rate) || rate < 1)) {
+    throw new Error(`BENCH_RATES=${process.env.BENCH_RATES}: expected comma-separated numbers >= 1`);
+  }
+  const rateClient = process.env.BENCH_RATE_CLIENT ?? 'paced';
+  if (rateClient !== 'paced' && rateClient !== 'autocannon') {
+    throw new Error(`BENCH_RATE_CLIENT=${rateClient}: expected paced or autocannon`);
+  }
+  return {
+    quick,
+    durationSec: envNumber('BENCH_DURATION', quick ? 3 : 10, 1),
+    rounds: Math.round(envNumber('BENCH_ROUNDS', quick ? 1 : 3, 1)),
+    warmupSec: envNumber('BENCH_WARMUP', quick ? 1 : 3, 0),
+    rateWarmupSec: envNumber('BENCH_RATE_WARMUP', quick ? 0.5 : 1, 0),
+    connections: Math.round(envNumber('BENCH_CONNECTIONS', 50, 1)),
+    rates,
+    rateClient: /** @type {'paced' | 'autocannon'} */ (rateClient),
+    streamChunks: Math.round(envNumber('BENCH_STREAM_CHUNKS', 20, 2)),
+    streamDelayMs: envNumber('BENCH_STREAM_DELAY_MS', 5, 0),
+    streamsSequential: Math.round(envNumber('BENCH_STREAMS_SEQ', quick ? 30 : 100, 1)),
+    streamsConcurrent: Math.round(envNumber('BENCH_STREAMS_CONCURRENT', quick ? 60 : 200, 0)),
+    streamConcurrency: Math.round(envNumber('BENCH_STREAM_CONCURRENCY', 20, 1)),
+    logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+    gatewayLog: process.env.BENCH_GATEWAY_LOG ?? null,
+    gatewayCommand: process.env.BENCH_GATEWAY_CMD ?? null,
+    gatewayConfig: process.env.BENCH_GATEWAY_CONFIG ?? null,
+    apiKey: process.env.BENCH_API_KEY ?? 'sk-bench',
+    noise: {
+      limitCores: envNumber('BENCH_NOISE_LIMIT', 0.2, 0),
+      quietWaitMs: envNumber('BENCH_QUIET_WAIT', quick ? 10 : 20, 0) * 1000,
+      retries: Math.round(envNumber('BENCH_NOISY_RETRIES', 1, 0)),
+      budgetMs: envNumber('BENCH_NOISE_BUDGET', quick ? 30 : 120, 0) * 1000,
+    },
+  };
+}
+/** @typedef {ReturnType<typeof readSettings>} Settings */
+
+/** @param {string} message */
+const progress = (message) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+/**
+ * @param {string} command
+ * @param {readonly string[]} args
+ * @returns {string | null} trimmed stdout, null when the command fails
+ */
+function tryCommand(command, args) {
+  try {
+    return execFileSync(command, args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: 'pipe' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function describeMachine() {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    cpuModel = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? cpuModel;
+  } catch {
+    // Not Linux: keep what os.cpus() said.
+  }
+  const commit = tryCommand('git', ['rev-parse', '--short', 'HEAD']);
+  const dirty = tryCommand('git', ['status', '--porcelain']);
+  return {
+    cpuModel,
+    logicalCores: os.availableParallelism(),
+    memoryGiB: os.totalmem() / 2 ** 30,
+    kernel: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    commit: commit === null ? 'no commit yet' : `${commit}${dirty ? ' (working tree has changes)' : ''}`,
+    loadAverageAtStart: os.loadavg(),
+  };
+}
+/** @typedef {ReturnType<typeof describeMachine>} Machine */
+
+/**
+ * The gateway config the run generates: one OpenAI-compatible backend (the mock) and one model.
+ * Written as YAML, the gateway's primary format. The log level is left to the LOG_LEVEL env
+ * override, which is both the documented way to set it per run and independent of where the
+ * config schema keeps it.
+ * @param {string} upstreamOrigin
+ * @param {number} port
+ */
+function gatewayConfigYaml(upstreamOrigin, port) {
+  return [
+    '# Generated by bench/run.mjs for one benchmark run.',
+    `server: { host: ${HOST}, port: ${port} }`,
+    'backends:',
+    `  upstream: { type: openai, baseUrl: "${upstreamOrigin}/v1", apiKey: "sk-bench-upstream" }`,
+    'models:',
+    `  ${MODEL}: { backend: upstream, model: ${MODEL} }`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Resolves the gateway command: the built server by default, or BENCH_GATEWAY_CMD.
+ * @param {Settings} settings
+ * @param {string} configPath
+ * @returns {{ command: string, args: string[], overridden: boolean }}
+ */
+function gatewayCommand(settings, configPath) {
+  const template = settings.gatewayCommand ?? 'node dist/server.js --config {config}';
+  const [first, ...rest] = template
+    .split(/\s+/)
+    .filter((part) => part !== '')
+    .map((part) => part.replaceAll('{config}', configPath));
+  if (first === undefined) throw new Error('BENCH_GATEWAY_CMD is empty');
+  // The same Node that runs the benchmark, whatever PATH says.
+  const command = first === 'node' ? process.execPath : first;
+  return { command, args: rest, overridden: settings.gatewayCommand !== null };
+}
+
+/**
+ * @typedef {object} SseSummary
+ * @property {number} status
+ * @property {string} contentType
+ * @property {number} events
+ * @property {boolean} usageChunk
+ * @property {boolean} done
+ */
+
+/**
+ * @param {string} origin
+ * @param {object} body
+ * @param {string} apiKey
+ */
+async function postChat(origin, body, apiKey) {
+  const response = await request(origin + CHAT_PATH, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify(body),
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
+  const text = await response.body.text();
+  const contentType = String(response.headers['content-type'] ?? '');
+  return { status: response.statusCode, contentType, text };
+}
+
+/** @param {{ status: number, contentType: string, text: string }} response @returns {SseSummary} */
+function summarizeSse(response) {
+  const events = response.text.split('\n\n').filter((event) => event.startsWith('data:'));
+  return {
+    status: response.status,
+    contentType: response.contentType,
+    events: events.length,
+    usageChunk: events.some((event) => event.includes('"choices":[]')),
+    done: events.at(-1) === 'data: [DONE]',
+  };
+}
+
+/**
+ * One request of each kind before any load: a target that answers 404 or breaks streams would
+ * otherwise produce impressive numbers for the wrong thing.
+ * @param {Target} target
+ * @param {Settings} settings
+ * @returns {Promise<string[]>} notes for the report
+ */
+async function sanityCheck(target, settings) {
+  const messages = [{ role: 'user', content: 'Say hello' }];
+  const plain = await postChat(target.origin, { model: MODEL, messages }, settings.apiKey);
+  if (plain.status !== 200) {
+    throw new Error(
+      `${target.label}: POST ${CHAT_PATH} answered ${plain.status}: ${plain.text.slice(0, 500)}`,
+    );
+  }
+  /** @type {{ object?: unknown, usage?: unknown }} */
+  const completion = JSON.parse(plain.text);
+  const notes = [];
+  if (completion.object !== 'chat.completion' || typeof completion.usage !== 'object') {
+    notes.push(`${target.label}: non-stream body is not a chat.completion with usage`);
+  }
+  const stream = summarizeSse(
+    await postChat(target.origin, { model: MODEL, messages, stream: true }, settings.apiKey),
+  );
+  const withUsage = summarizeSse(
+    await postChat(
+      target.origin,
+      { model: MODEL, messages, stream: true, stream_options: { include_usage: true } },
+      settings.apiKey,
+    ),
+  );
+  const expectedEvents = settings.streamChunks + 1; // chunks + [DONE]
+  if (stream.status !== 200 || !stream.contentType.startsWith('text/event-stream')) {
+    throw new Error(`${target.label}: stream answered ${stream.status} ${stream.contentType}`);
+  }
+  if (!stream.done) notes.push(`${target.label}: stream did not end with data: [DONE]`);
+  if (stream.usageChunk)
+    notes.push(`${target.label}: stream carried a usage chunk the client did not ask for`);
+  if (stream.events !== expectedEvents) {
+    notes.push(`${target.label}: stream had ${stream.events} data events, expected ${expectedEvents}`);
+  }
+  if (!withUsage.usageChunk) notes.push(`${target.label}: include_usage stream carried no usage chunk`);
+  return notes;
+}
+
+/**
+ * CPU used by the servers while `work` runs: the mock's and the target's proxy's.
+ * @template T
+ * @param {Target} target
+ * @param {ServerProcess} mock
+ * @param {() => Promise<T>} work
+ * @returns {Promise<{ result: T, serverCpu: ServerCpu }>}
+ */
+async function withServerCpu(target, mock, work) {
+  const startedAt = performance.now();
+  const mockBefore = readCpuMs(mock.pid);
+  const proxyBefore = target.proxy === null ? Number.NaN : readCpuMs(target.proxy.pid);
+  const result = await work();
+  const serverCpu = {
+    mockMs: readCpuMs(mock.pid) - mockBefore,
+    proxyMs: target.proxy === null ? Number.NaN : readCpuMs(target.proxy.pid) - proxyBefore,
+    wallMs: performance.now() - startedAt,
+  };
+  return { result, serverCpu };
+}
+
+/**
+ * Samples the gateway's RSS every 250 ms while the gateway is under load.
+ * @param {number} pid
+ */
+function memorySampler(pid) {
+  /** @type {number[]} */
+  const samples = [];
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  return {
+    samples,
+    start() {
+      timer = setInterval(() => {
+        const reading = readMemory(pid);
+        if (reading !== null) samples.push(reading.rssKb);
+      }, 250);
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
+
+/**
+ * Counts the lines of the gateway's log file without loading it whole.
+ * @param {string} file
+ * @returns {Promise<{ lines: number, bytes: number } | null>}
+ */
+async function countLogLines(file) {
+  try {
+    const { size } = statSync(file);
+    let lines = 0;
+    for await (const chunk of createReadStream(file)) {
+      const bytes = /** @type {Buffer} */ (chunk);
+      for (let index = bytes.indexOf(10); index !== -1; index = bytes.indexOf(10, index + 1)) lines += 1;
+    }
+    return { lines, bytes: size };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * @param {Target[]} targets
+ * @param {number} round
+ * @returns {Target[]} the targets rotated by `round`, so no target always goes first
+ */
+const rotate = (targets, round) =>
+  targets
+    .map((_, index) => targets[(index + round) % targets.length])
+    .filter(/** @returns {target is Target} */ (target) => target !== undefined);
+
+/** @type {Array<() => void>} */
+const cleanupTasks = [];
+
+async function main() {
+  const settings = readSettings();
+  const startedAt = new Date();
+  const machine = describeMachine();
+  const mockScript = path.join(BENCH_DIR, 'mock-upstream.mjs');
+  const floorScript = path.join(BENCH_DIR, 'floor-proxy.mjs');
+  const tempDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
+  cleanupTasks.push(() => rmSync(tempDir, { recursive: true, force: true }));
+
+  const [mockPort, floorPort, gatewayPort] = await freePorts(3);
+  const mockOrigin = `http://${HOST}:${mockPort}`;
+  const floorOrigin = `http://${HOST}:${floorPort}`;
+  const gatewayOrigin = `http://${HOST}:${gatewayPort}`;
+
+  const configPath = settings.gatewayConfig ?? path.join(tempDir, 'tollgate.bench.yaml');
+  if (settings.gatewayConfig === null) {
+    writeFileSync(configPath, gatewayConfigYaml(mockOrigin, Number(gatewayPort)));
+  }
+  const gateway = gatewayCommand(settings, configPath);
+  if (!gateway.overridden && !statSyncSafe(path.join(REPO_ROOT, 'dist', 'server.js'))) {
+    throw new Error('dist/server.js not found: run `npm run bench` (it builds first) or `npm run build`.');
+  }
+  const gatewayLogPath = settings.gatewayLog ?? path.join(tempDir, 'gateway.log');
+  const gatewayStdout = openSync(gatewayLogPath, 'w');
+
+  // Servers inherit the environment minus settings that would change what is measured.
+  const { LOG_LEVEL: _ambientLevel, LOG_PRETTY: _pretty, ...baseEnv } = process.env;
+  const mock = new ServerProcess('mock upstream', process.execPath, [mockScript], {
+    cwd: REPO_ROOT,
+    stdout: 'ignore',
+    env: {
+      ...baseEnv,
+      HOST,
+      PORT: String(mockPort),
+      MOCK_STREAM_CHUNKS: String(settings.streamChunks),
+      MOCK_CHUNK_DELAY_MS: String(settings.streamDelayMs),
+    },
+  });
+  const floor = new ServerProcess('floor proxy', process.execPath, [floorScript], {
+    cwd: REPO_ROOT,
+    stdout: 'ignore',
+    env: { ...baseEnv, HOST, PORT: String(floorPort), UPSTREAM_URL: mockOrigin },
+  });
+  const tollgate = new ServerProcess('tollgate', gateway.command, gateway.args, {
+    cwd: REPO_ROOT,
+    stdout: gatewayStdout,
+    stdoutFile: gatewayLogPath,
+    env: {
+      ...baseEnv,
+      HOST,
+      PORT: String(gatewayPort),
+      LOG_LEVEL: settings.logLevel,
+      TOLLGATE_CONFIG: configPath,
+      UPSTREAM_URL: mockOrigin,
+      BENCH_UPSTREAM_URL: mockOrigin,
+    },
+  });
+  closeSync(gatewayStdout); // the child has its own copy of the descriptor
+  progress(`starting servers; gateway: ${tollgate.commandLine}`);
+  await Promise.all([
+    mock.waitReady(`${mockOrigin}/healthz`, 10_000),
+    floor.waitReady(`${floorOrigin}/healthz`, 10_000),
+    tollgate.waitReady(`${gatewayOrigin}/healthz`, 30_000),
+  ]);
+
+  /** @type {Target[]} */
+  const targets = [
+    { key: 'direct', label: 'direct', origin: mockOrigin, proxy: null },
+    { key: 'floor', label: 'floor', origin: floorOrigin, proxy: floor },
+    {
+      key: 'tollgate',
+      label: gateway.overridden ? 'tollgate*' : 'tollgate',
+      origin: gatewayOrigin,
+      proxy: tollgate,
+    },
+  ];
+  /** @type {string[]} */
+  const sanityNotes = [];
+  for (const target of targets) sanityNotes.push(...(await sanityCheck(target, settings)));
+  for (const note of sanityNotes) progress(`sanity: ${note}`);
+
+  await sleep(1000);
+  const memoryAtBoot = { floor: readMemory(floor.pid), tollgate: readMemory(tollgate.pid) };
+
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${settings.apiKey}` };
+  const chatBody = JSON.stringify({
+    model: MODEL,
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'Explain in a few sentences what an API gateway does.' },
+    ],
+    max_tokens: 256,
+  });
+  const streamBody = JSON.stringify({ ...JSON.parse(chatBody), stream: true });
+  const streamMs = settings.streamChunks * (settings.streamDelayMs + 1) + 50;
+
+  /** @param {Target} target */
+  const requestSpec = (target) => ({ origin: target.origin, path: CHAT_PATH, headers, body: chatBody });
+  const assertServersAlive = () => {
+    for (const server of [mock, floor, tollgate]) {
+      if (!server.alive)
+        throw new Error(`${server.name} ${server.exitReason} during the run.\n${server.describeTail()}`);
+    }
+  };
+  const samplers = { floor: memorySampler(floor.pid), tollgate: memorySampler(tollgate.pid) };
+  const guard = new NoiseGuard(settings.noise, () => [mock.pid, floor.pid, tollgate.pid]);
+
+  /**
+   * Runs one load job against a target under the noise guard, recording the servers' CPU and
+   * the proxy's RSS.
+   * @template T
+   * @param {string} label
+   * @param {Target} target
+   * @param {object} job
+   * @param {number} timeoutMs
+   * @returns {Promise<{ result: T, serverCpu: ServerCpu, foreignCores: number }>}
+   */
+  const measure = (label, target, job, timeoutMs) =>
+    guard.run(label, async () => {
+      const sampler = target.key === 'direct' ? null : samplers[target.key];
+      sampler?.start();
+      /** @type {{ result: T, serverCpu: ServerCpu }} */
+      let measured;
+      try {
+        measured = await withServerCpu(target, mock, () => runInChild(LOADGEN, job, timeoutMs));
+      } catch (error) {
+        assertServersAlive(); // a dead server explains a failed job better than the job's error
+        throw error;
+      } finally {
+        sampler?.stop();
+      }
+      assertServersAlive();
+      const { processCpuMs } = /** @type {{ processCpuMs: number }} */ (measured.result);
+      return { ...measured, childCpuMs: processCpuMs };
+    });
+
+  // Warm-up: JIT, connection pools and lazily built routes, for every target, before round 1.
+  if (settings.warmupSec > 0) {
+    for (const target of targets) {
+      progress(`warm-up ${target.label} (${settings.warmupSec} s + a few streams)`);
+      const job = {
+        kind: 'max',
+        ...requestSpec(target),
+        connections: settings.connections,
+        durationSec: settings.warmupSec,
+      };
+      await measure(`warm-up ${target.label}`, target, job, (settings.warmupSec + 60) * 1000);
+      const streams = {
+        kind: 'streams',
+        ...requestSpec(target),
+        body: streamBody,
+        sequential: 10,
+        concurrent: 40,
+        concurrency: settings.streamConcurrency,
+      };
+      await measure(`warm-up streams ${target.label}`, target, streams, 120_000);
+    }
+  }
+  // Warm-up is not "under load" in the report.
+  samplers.floor.samples.length = 0;
+  samplers.tollgate.samples.length = 0;
+  await sleep(1000);
+  const memoryAfterWarmup = { floor: readMemory(floor.pid), tollgate: readMemory(tollgate.pid) };
+
+  /** @type {Record<TargetKey, MeasuredRequests[]>} */
+  const maxRuns = { direct: [], floor: [], tollgate: [] };
+  /** @type {Array<{ rate: number, runs: Record<TargetKey, MeasuredRequests[]> }>} */
+  const rateRuns = settings.rates.map((rate) => ({ rate, runs: { direct: [], floor: [], tollgate: [] } }));
+  /** @type {Record<TargetKey, MeasuredStreams[]>} */
+  const streamRuns = { direct: [], floor: [], tollgate: [] };
+
+  for (let round = 0; round < settings.rounds; round += 1) {
+    const order = rotate(targets, round);
+    const tag = `round ${round + 1}/${settings.rounds}`;
+    for (const target of order) {
+      const job = {
+        kind: 'max',
+        ...requestSpec(target),
+        connections: settings.connections,
+        durationSec: settings.durationSec,
+      };
+      /** @type {{ result: RequestRunResult, serverCpu: ServerCpu, foreignCores: number }} */
+      const { result, serverCpu, foreignCores } = await measure(
+        `${tag} max ${target.label}`,
+        target,
+        job,
+        (settings.durationSec + 60) * 1000,
+      );
+      maxRuns[target.key].push({ ...result, round: round + 1, serverCpu, foreignCores });
+      progress(
+        `${tag} max ${target.label}: ${Math.round(result.reqPerSec)} req/s, p99 ${result.latencyMs.p99.toFixed(2)} ms`,
+      );
+    }
+    for (const entry of rateRuns) {
+      for (const target of order) {
+        const job =
+          settings.rateClient === 'paced'
+            ? {
+                kind: 'paced',
+                ...requestSpec(target),
+                rate: entry.rate,
+                durationSec: settings.durationSec,
+                warmupSec: settings.rateWarmupSec,
+              }
+            : {
+                kind: 'autocannon-rate',
+                ...requestSpec(target),
+                rate: entry.rate,
+                connections: settings.connections,
+                durationSec: settings.durationSec,
+              };
+        /** @type {{ result: RequestRunResult, serverCpu: ServerCpu, foreignCores: number }} */
+        const { result, serverCpu, foreignCores } = await measure(
+          `${tag} ${entry.rate} req/s ${target.label}`,
+          target,
+          job,
+          (settings.durationSec + settings.rateWarmupSec + 60) * 1000,
+        );
+        entry.runs[target.key].push({ ...result, round: round + 1, serverCpu, foreignCores });
+        progress(
+          `${tag} ${entry.rate} req/s ${target.label}: p50 ${result.latencyMs.p50.toFixed(3)} ms, p99 ${result.latencyMs.p99.toFixed(3)} ms`,
+        );
+      }
+    }
+    for (const target of order) {
+      const job = {
+        kind: 'streams',
+        ...requestSpec(target),
+        body: streamBody,
+        sequential: settings.streamsSequential,
+        concurrent: settings.streamsConcurrent,
+        concurrency: settings.streamConcurrency,
+      };
+      const expectedMs =
+        (settings.streamsSequential + settings.streamsConcurrent / settings.streamConcurrency + 4) * streamMs;
+      /** @type {{ result: StreamRunResult, serverCpu: ServerCpu, foreignCores: number }} */
+      const { result, serverCpu, foreignCores } = await measure(
+        `${tag} streams ${target.label}`,
+        target,
+        job,
+        expectedMs * 3 + 60_000,
+      );
+      streamRuns[target.key].push({ ...result, round: round + 1, serverCpu, foreignCores });
+      progress(`${tag} streams ${target.label}: TTFC p50 ${median(result.sequential.ttfcMs).toFixed(3)} ms`);
+    }
+  }
+
+  await sleep(2000);
+  /** @type {Record<'floor' | 'tollgate', MemoryTimeline>} */
+  const memory = {
+    floor: {
+      atBoot: memoryAtBoot.floor,
+      afterWarmup: memoryAfterWarmup.floor,
+      underLoadKb: samplers.floor.samples,
+      afterRun: readMemory(floor.pid),
+    },
+    tollgate: {
+      atBoot: memoryAtBoot.tollgate,
+      afterWarmup: memoryAfterWarmup.tollgate,
+      underLoadKb: samplers.tollgate.samples,
+      afterRun: readMemory(tollgate.pid),
+    },
+  };
+  const finishedAt = new Date();
+  const logStats = gatewayLogPath === '/dev/null' ? null : await countLogLines(gatewayLogPath);
+
+  const report = renderReport({
+    settings,
+    machine: { ...machine, loadAverageAtEnd: os.loadavg() },
+    startedAt,
+    finishedAt,
+    gateway: {
+      commandLine: tollgate.commandLine,
+      overridden: gateway.overridden,
+      logLevel: settings.logLevel,
+      logDestination: settings.gatewayLog ?? 'a temporary file (deleted after counting)',
+      logStats,
+      configSource: settings.gatewayConfig ?? 'generated',
+    },
+    targets: targets.map(({ key, label }) => ({ key, label })),
+    sanityNotes,
+    maxRuns,
+    rateRuns,
+    streamRuns,
+    memory,
+    noise: {
+      limitCores: settings.noise.limitCores,
+      waitedSec: guard.waitedMs / 1000,
+      repeats: guard.repeats,
+      events: guard.events,
+    },
+  });
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(path.join(RESULTS_DIR, 'latest.md'), report);
+  writeFileSync(
+    path.join(RESULTS_DIR, 'latest.json'),
+    `${JSON.stringify({ settings, machine, startedAt, finishedAt, maxRuns, rateRuns, streamRuns, memory, noiseEvents: guard.events }, null, 2)}\n`,
+  );
+  process.stdout.write(report);
+  progress(
+    `done in ${((finishedAt.getTime() - startedAt.getTime()) / 60_000).toFixed(1)} min; report in bench/results/latest.md`,
+  );
+}
+
+/** @param {string} file */
+function statSyncSafe(file) {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+let shuttingDown = false;
+/** @param {number} exitCode */
+async function shutdown(exitCode) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  await stopAll(2000);
+  for (const task of cleanupTasks) {
+    try {
+      task();
+    } catch {
+      // Best effort: a leftover temp dir must not hide the real exit code.
+    }
+  }
+  process.exit(exitCode);
+}
+
+// Servers run in their own process groups, so Ctrl-C reaches only this process: pass it on.
+process.on('SIGINT', () => void shutdown(130));
+process.on('SIGTERM', () => void shutdown(143));
+process.on('SIGHUP', () => void shutdown(129));
+process.on('exit', killAllNow);
+
+main().then(
+  () => shutdown(0),
+  (error) => {
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    return shutdown(1);
+  },
+);
