@@ -5,14 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${SMOKE_PORT:-18080}"
 log="$(mktemp)"
-env -u REDIS_URL -u TOLLGATE_CONFIG -u OPENAI_API_KEY PORT="$port" npm start >"$log" 2>&1 &
+data="$(mktemp -d)"
+env -u REDIS_URL -u TOLLGATE_CONFIG -u OPENAI_API_KEY -u TOLLGATE_ADMIN_KEY -u TOLLGATE_AUTH \
+  TOLLGATE_DATA_DIR="$data" PORT="$port" npm start >"$log" 2>&1 &
 pid=$!
 cleanup() {
   # npm start runs node as a child; stop the whole group.
   pkill -TERM -P "$pid" 2>/dev/null || true
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  rm -f "$log"
+  rm -rf "$log" "$data"
 }
 trap cleanup EXIT
 
@@ -22,15 +24,26 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { echo "smoke: gateway did not start"; cat "$log"; exit 1; }
 
+# The quick-start flow: the first start prints a generated admin key; create a team and a key.
+admin="$(grep -o 'TOLLGATE_ADMIN_KEY=tga-[A-Za-z0-9_-]*' "$log" | head -1 | cut -d= -f2)"
+[ -n "$admin" ] || { echo "smoke: no generated admin key was printed"; cat "$log"; exit 1; }
+team="$(curl -fsS "http://127.0.0.1:$port/admin/teams" -H "Authorization: Bearer $admin" \
+  -H 'content-type: application/json' -d '{"name":"smoke"}' | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)"
+key="$(curl -fsS "http://127.0.0.1:$port/admin/keys" -H "Authorization: Bearer $admin" \
+  -H 'content-type: application/json' -d "{\"team_id\":\"$team\"}" | grep -o '"key":"[^"]*"' | cut -d'"' -f4)"
+[ -n "$key" ] || { echo "smoke: could not create a key"; exit 1; }
+status="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/models" -H 'Authorization: Bearer nope')"
+[ "$status" = 401 ] || { echo "smoke: a wrong key got $status, not 401"; exit 1; }
+
 reply="$(curl -fsS "http://127.0.0.1:$port/v1/chat/completions" \
-  -H 'Authorization: Bearer anything' \
+  -H "Authorization: Bearer $key" \
   -d '{"model":"mock","messages":[{"role":"user","content":"smoke test"}]}')"
 echo "$reply" | grep -q '"content":"smoke test"' || { echo "smoke: unexpected chat reply: $reply"; exit 1; }
 
 stream="$(curl -fsSN "http://127.0.0.1:$port/v1/chat/completions" \
-  -H 'Authorization: Bearer anything' \
+  -H "Authorization: Bearer $key" \
   -d '{"model":"mock","stream":true,"messages":[{"role":"user","content":"streamed"}]}')"
 echo "$stream" | tail -n 2 | grep -q 'data: \[DONE\]' || { echo "smoke: stream did not end with [DONE]"; exit 1; }
 
 curl -fsS "http://127.0.0.1:$port/readyz" | grep -q '"ready":true' || { echo "smoke: not ready"; exit 1; }
-echo "smoke: ok (healthz, chat, stream, readyz on port $port)"
+echo "smoke: ok (admin key, team, key, 401, chat, stream, readyz on port $port)"

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -10,6 +11,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
+import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
@@ -19,20 +21,30 @@ import { MultipartModelRewriter, multipartBoundary } from './http/multipart-mode
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { logRequest } from './http/request-log.js';
-import { authenticate } from './pipeline/auth.js';
+import {
+  ANONYMOUS,
+  InvalidApiKeyError,
+  KeyAuthenticator,
+  ModelNotAllowedError,
+  principalAllows,
+} from './pipeline/auth.js';
 import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './pipeline/dispatch.js';
 import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
+import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import type { InferencePipeline } from './pipeline/pipeline.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { readUntilModel } from './pipeline/upload-body.js';
 import { usageFromJson } from './pipeline/usage.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { Registry } from './registry/registry.js';
+import { adminRoutes } from './routes/admin/admin-routes.js';
 import { healthRoutes } from './routes/health.js';
 import { inferenceRoutes } from './routes/v1/inference.js';
 import { modelRoutes } from './routes/v1/models.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
 import { createStore } from './store/create-store.js';
+import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 
 /*
@@ -54,7 +66,12 @@ export interface AppDeps {
   logger?: Logger;
   registry?: BackendRegistry;
   store?: Store;
+  /** Told the plaintext admin key when this start generated one (server.ts prints it once). */
+  onAdminKeyGenerated?: (key: string) => void;
 }
+
+/** Last-used times are written in batches this often, never on a request's path. */
+const LAST_USED_FLUSH_MS = 5_000;
 
 /** Incoming ids we keep: short, printable, no spaces (they end up in logs and headers). */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -84,10 +101,14 @@ function requestId(request: IncomingMessage): string {
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger ?? createLogger(config.log, deps.logDestination).logger;
-  const registry = deps.registry ?? BackendRegistry.fromConfig(config);
-  const store = deps.store ?? createStore(config);
-  const router = new ModelRouter(config, registry);
-  const readiness = new ReadinessProbe(store, registry, config.readiness);
+  const backends = deps.registry ?? BackendRegistry.fromConfig(config);
+  const store = deps.store ?? (await createStore(config));
+  const registry = new Registry(store);
+  const { adminKey, generated } = await AdminKey.init(config.admin.key, store);
+  if (generated) deps.onAdminKeyGenerated?.(generated);
+  const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
+  const router = new ModelRouter(config, backends);
+  const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
 
   const app = Fastify({
@@ -137,12 +158,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   registerErrorHandler(app, config.server.bodyLimit);
 
-  const target = (
-    request: { gateway: { model?: string; deployment?: string } },
-    name: string,
-  ): Deployment => {
+  // Failed authentications per client IP, counted where all instances see them.
+  await app.register(rateLimit, {
+    global: false,
+    ...(store instanceof RedisStore ? { redis: store.client, nameSpace: 'tg:auth-failures:' } : {}),
+  });
+  const failedAuth =
+    config.auth === 'none'
+      ? undefined
+      : new FailedAuthLimiter(
+          app.createRateLimit({
+            max: config.auth.failedAttempts.max,
+            timeWindow: config.auth.failedAttempts.windowSeconds * 1000,
+            keyGenerator: (request) => request.ip,
+          }),
+        );
+
+  const target = (request: FastifyRequest, name: string): Deployment => {
     request.gateway.model = name;
     const deployment = router.resolve(name); // ④
+    if (!principalAllows(request.gateway.principal, name)) throw new ModelNotAllowedError(name);
     request.gateway.deployment = deployment.name;
     return deployment;
   };
@@ -213,8 +248,28 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   await app.register(
     async (v1) => {
+      // ① auth, before the body is read: an unauthenticated caller never costs a body parse.
       v1.addHook('onRequest', (request, _reply, done) => {
-        authenticate(request).then(() => done(), done); // ①
+        if (!authenticator) {
+          request.gateway.principal = ANONYMOUS;
+          return done();
+        }
+        try {
+          failedAuth?.assertNotBlocked(request);
+        } catch (error) {
+          return done(error as Error);
+        }
+        authenticator.authenticate(request).then(
+          (principal) => {
+            request.gateway.principal = principal;
+            done();
+          },
+          async (error: Error) => {
+            const limited =
+              error instanceof InvalidApiKeyError ? await failedAuth?.recordFailure(request) : undefined;
+            done(limited ?? error);
+          },
+        );
       });
       await v1.register(modelRoutes, { router });
       await v1.register(inferenceRoutes, { pipeline });
@@ -223,9 +278,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     { prefix: '/v1' },
   );
   await app.register(healthRoutes, { readiness });
+  await app.register(adminRoutes, { prefix: '/admin', registry, adminKey });
 
+  const flushLastUsed = setInterval(() => void authenticator?.flushLastUsed(), LAST_USED_FLUSH_MS);
+  flushLastUsed.unref();
   app.addHook('onClose', async () => {
-    await Promise.allSettled([registry.close(), store.close()]);
+    clearInterval(flushLastUsed);
+    await authenticator?.flushLastUsed();
+    await Promise.allSettled([backends.close(), store.close()]);
   });
   return app;
 }

@@ -25,7 +25,12 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     throw error;
   }
   const { logger, flush } = createLogger(config.log);
-  const app = await buildApp(config, { logger });
+  const app = await buildApp(config, { logger, onAdminKeyGenerated: (key) => announceAdminKey(key, config) });
+  if (config.auth === 'none') {
+    app.log.warn(
+      'auth is off (auth: none / TOLLGATE_AUTH=none): anyone who can reach /v1 can use every model',
+    );
+  }
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -74,6 +79,33 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     'tollgate is listening',
   );
   return app;
+}
+
+/**
+ * The generated admin key is shown exactly once, on the terminal rather than in the JSON logs
+ * (which are shipped and kept): only its hash is stored, so this is the operator's one chance.
+ */
+function announceAdminKey(key: string, config: Config): void {
+  const host = config.server.host === '0.0.0.0' ? 'localhost' : config.server.host;
+  const base = `http://${host}:${config.server.port}`;
+  const auth = '-H "Authorization: Bearer $TOLLGATE_ADMIN_KEY" -H "content-type: application/json"';
+  process.stderr.write(
+    [
+      '',
+      '================================================================================',
+      ' Tollgate generated an admin key. It is shown once; only its hash is stored.',
+      ' Keep it, or set TOLLGATE_ADMIN_KEY to one of your own.',
+      '',
+      `   export TOLLGATE_ADMIN_KEY=${key}`,
+      '',
+      ' Then create a team and a key for it (the answer holds the key, shown once):',
+      '',
+      `   TEAM=$(curl -s ${base}/admin/teams ${auth} -d '{"name":"my-team"}' | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)`,
+      `   curl -s ${base}/admin/keys ${auth} -d "{\\"team_id\\":\\"$TEAM\\",\\"name\\":\\"my-key\\"}"`,
+      '================================================================================',
+      '',
+    ].join('\n'),
+  );
 }
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(process.argv[1], 'file://').href;

@@ -86,7 +86,7 @@ describe('config', () => {
       'test',
     );
     expect(config.server).toMatchObject({ port: 7777, host: '127.0.0.1' });
-    expect(config.redis?.url).toBe('redis://127.0.0.1:6379');
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379' });
     expect(config.log.level).toBe('warn');
   });
 
@@ -154,7 +154,7 @@ describe('config', () => {
   it('ships a valid config for docker compose, also without an OpenAI key', () => {
     const path = new URL('../docker/tollgate.yaml', import.meta.url).pathname;
     const config = loadConfig({ path, env: { REDIS_URL: 'redis://redis:6379' } });
-    expect(config.redis?.url).toBe('redis://redis:6379');
+    expect(config.redis).toEqual({ url: 'redis://redis:6379' });
     expect(config.backends.openai).toMatchObject({
       type: 'openai',
       apiKey: undefined,

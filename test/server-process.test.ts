@@ -25,9 +25,17 @@ function run(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const { REDIS_URL: _redis, OPENAI_API_KEY: _key, TOLLGATE_CONFIG: _config, ...base } = process.env;
+  const {
+    REDIS_URL: _redis,
+    OPENAI_API_KEY: _key,
+    TOLLGATE_CONFIG: _config,
+    TOLLGATE_ADMIN_KEY: _admin,
+    TOLLGATE_AUTH: _auth,
+    ...base
+  } = process.env;
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-proc-data-'));
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...base, PORT: '0', HOST: '127.0.0.1', ...env },
+    env: { ...base, PORT: '0', HOST: '127.0.0.1', TOLLGATE_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -60,18 +68,44 @@ function configFile(text: string): string {
 }
 
 describe('the tollgate process', () => {
-  it('boots on embedded defaults (no config, no Redis) and serves the mock model', async () => {
+  it('boots on embedded defaults, prints a generated admin key once, and serves the mock model to a team key', async () => {
     const gateway = await start([]);
-    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'anything', maxRetries: 0 });
+    const adminKey = /export TOLLGATE_ADMIN_KEY=(tga-[A-Za-z0-9_-]+)/.exec(gateway.output())?.[1];
+    expect(adminKey).toBeDefined();
+    const admin = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
+    const team = (await (
+      await fetch(`${gateway.url}/admin/teams`, { method: 'POST', headers: admin, body: '{"name":"quick-start"}' })
+    ).json()) as { id: string };
+    const created = (await (
+      await fetch(`${gateway.url}/admin/keys`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ team_id: team.id, name: 'laptop' }),
+      })
+    ).json()) as { key: string };
+    expect(created.key).toMatch(/^tg-/);
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: created.key, maxRetries: 0 });
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['mock']);
-    const completion = await client.chat.completions.create({
-      model: 'mock',
-      messages: [{ role: 'user', content: 'hi' }],
-    });
+    const completion = await client.chat.completions.create({ model: 'mock', messages: [{ role: 'user', content: 'hi' }] });
     expect(completion.choices[0]?.message.content).toBe('hi');
+    const stranger = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'anything', maxRetries: 0 });
+    await expect(stranger.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as { store: { kind: string } };
     expect(ready.store.kind).toBe('memory');
+    // The plaintext admin key is on the terminal once, never in the JSON log lines.
+    const logLines = gateway.output().split('\n').filter((line) => line.startsWith('{'));
+    expect(logLines.some((line) => line.includes(adminKey ?? '!'))).toBe(false);
+  });
+
+  it('does not print a new admin key on a second start with the same data directory', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-proc-restart-'));
+    const first = await start([], { TOLLGATE_DATA_DIR: dataDir });
+    expect(first.output()).toContain('export TOLLGATE_ADMIN_KEY=');
+    first.child.kill('SIGTERM');
+    await first.exited;
+    const second = await start([], { TOLLGATE_DATA_DIR: dataDir });
+    expect(second.output()).not.toContain('export TOLLGATE_ADMIN_KEY=');
   });
 
   it('refuses to boot on an invalid config, listing every problem', async () => {
@@ -90,7 +124,7 @@ describe('the tollgate process', () => {
     const path = configFile(
       'backends: { slow: { type: mock, chunks: 8, chunkDelayMs: 60 } }\nmodels: { slow: { backend: slow } }\n',
     );
-    const gateway = await start(['serve', '--config', path]);
+    const gateway = await start(['serve', '--config', path], { TOLLGATE_AUTH: 'none' });
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -120,7 +154,7 @@ describe('the tollgate process', () => {
     const path = configFile(
       'server: { shutdownGraceMs: 200 }\nbackends: { slow: { type: mock, chunks: 50, chunkDelayMs: 200 } }\nmodels: { slow: { backend: slow } }\n',
     );
-    const gateway = await start(['--config', path]);
+    const gateway = await start(['--config', path], { TOLLGATE_AUTH: 'none' });
     const response = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

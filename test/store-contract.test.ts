@@ -12,15 +12,15 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const implementations: Array<{ name: string; make: () => Store | undefined }> = [
-  { name: 'MemoryStore', make: () => new MemoryStore() },
-  { name: 'RedisStore', make: () => (redis ? new RedisStore({ url: redis.url }) : undefined) },
+const implementations: Array<{ name: string; make: () => Store | Promise<Store> | undefined }> = [
+  { name: 'MemoryStore', make: () => MemoryStore.open() },
+  { name: 'RedisStore', make: () => (redis ? new RedisStore({ target: { url: redis.url } }) : undefined) },
 ];
 
 /** One contract for every Store; features add their cases here as they land. */
 describe.each(implementations)('Store contract: $name', ({ name, make }) => {
   it('answers ping while open and refuses once closed', async (context) => {
-    const store = make();
+    const store = await make();
     if (!store) {
       context.skip(`${name}: no Redis available (see the notice above)`);
       return;
@@ -33,7 +33,7 @@ describe.each(implementations)('Store contract: $name', ({ name, make }) => {
 
 describe('RedisStore when Redis is unreachable', () => {
   it('fails ping quickly instead of queueing behind reconnects', async () => {
-    const store = new RedisStore({ url: 'redis://127.0.0.1:1' });
+    const store = new RedisStore({ target: { url: 'redis://127.0.0.1:1' } });
     try {
       await expect(store.ping()).rejects.toThrow();
     } finally {

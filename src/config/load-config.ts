@@ -83,7 +83,12 @@ function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEn
   if (env.LOG_LEVEL) input.log = { ...asRecord(input.log), level: env.LOG_LEVEL };
   if (env.LOG_PRETTY === '1' || env.LOG_PRETTY === 'true')
     input.log = { ...asRecord(input.log), pretty: true };
-  if (env.REDIS_URL) input.redis = { ...asRecord(input.redis), url: env.REDIS_URL };
+  if (env.REDIS_URL) input.redis = { url: env.REDIS_URL };
+  if (env.TOLLGATE_DATA_DIR) input.dataDir = env.TOLLGATE_DATA_DIR;
+  if (env.TOLLGATE_AUTH === 'none') input.auth = 'none';
+  else if (env.TOLLGATE_AUTH)
+    problems.push(`TOLLGATE_AUTH: the only accepted value is 'none', got '${env.TOLLGATE_AUTH}'`);
+  if (env.TOLLGATE_ADMIN_KEY) input.admin = { ...asRecord(input.admin), key: env.TOLLGATE_ADMIN_KEY };
 }
 
 function formatIssues(error: z.ZodError): string[] {

@@ -127,10 +127,63 @@ export const configSchema = z
       .object({ level: logLevel.default('info'), pretty: z.boolean().default(false) })
       .strict()
       .prefault({}),
+    /** Shared state for several instances; without it the gateway keeps state in memory. */
     redis: z
-      .object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL') })
-      .strict()
+      .union([
+        z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL') }).strict(),
+        z
+          .object({
+            cluster: z
+              .object({ nodes: z.array(z.string().min(1)).min(1), password: z.string().optional() })
+              .strict(),
+          })
+          .strict(),
+        z
+          .object({
+            sentinel: z
+              .object({
+                name: z.string().min(1),
+                sentinels: z.array(z.string().min(1)).min(1),
+                password: z.string().optional(),
+                db: z.number().int().nonnegative().optional(),
+              })
+              .strict(),
+          })
+          .strict(),
+      ])
       .optional(),
+    /** Where the embedded store keeps teams and keys (no Redis). */
+    dataDir: z.string().min(1).default('./data'),
+    /** `none` turns key checks off (a warning at boot); otherwise team keys are required on /v1. */
+    auth: z
+      .union([
+        z.literal('none'),
+        z
+          .object({
+            /** How long a validated key is trusted before asking the store again: the revocation lag. */
+            cacheTtlMs: z.number().int().min(0).max(1_000).default(1_000),
+            /** While the store is unreachable, keys validated this recently keep working. */
+            staleOkSeconds: z.number().int().min(0).max(3_600).default(60),
+            cacheSize: z.number().int().positive().default(10_000),
+            /** Failed authentications allowed per client IP and window before 429s. */
+            failedAttempts: z
+              .object({
+                max: z.number().int().positive().default(20),
+                windowSeconds: z.number().int().positive().default(60),
+              })
+              .strict()
+              .prefault({}),
+          })
+          .strict(),
+      ])
+      .prefault({}),
+    admin: z
+      .object({
+        /** The admin API's key; if none is configured, the first start generates one. */
+        key: z.string().min(16, 'use at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
     readiness: z
       .object({
         /** false: ready while at least one backend answers; true: every backend must. */

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ANONYMOUS, type Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
 
 /** What the pipeline stages learn about one request, for later stages and the request log. */
@@ -6,6 +7,8 @@ export interface GatewayContext {
   startedAt: number;
   /** Aborted when the client goes away before the response is complete. */
   abort: AbortController;
+  /** Set by ① auth on /v1 requests. */
+  principal: Principal;
   model?: string;
   deployment?: string;
   stream?: boolean;
@@ -33,7 +36,7 @@ export function createGatewayContext(
     if (!raw.writableFinished) abort.abort();
     onClose(request, reply);
   });
-  return { startedAt: performance.now(), abort };
+  return { startedAt: performance.now(), abort, principal: ANONYMOUS };
 }
 
 export function processingMs(request: FastifyRequest): string {

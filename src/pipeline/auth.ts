@@ -1,13 +1,20 @@
 import type { FastifyRequest } from 'fastify';
+import { GatewayError, ServiceUnavailableError } from '../errors.js';
+import { hashKey, publicIdOf } from '../registry/key-material.js';
+import { modelAllowed } from '../registry/model-patterns.js';
+import { keyStatus } from '../registry/public-objects.js';
+import type { KeyRecord, TeamRecord } from '../registry/records.js';
+import type { Store } from '../store/store.js';
 
 /**
  * ① auth: who is calling. Credentials arrive as `Authorization: Bearer`, `api-key` (Azure
- * clients) or `x-api-key`. Until team keys exist the gateway is open: every caller is the
- * anonymous principal, and the presented key is only read, never forwarded upstream.
+ * clients) or `x-api-key`; the presented key is only read, never forwarded upstream.
  */
-export interface Principal {
-  kind: 'anonymous';
-}
+export type Principal =
+  | { kind: 'anonymous' }
+  | { kind: 'key'; keyId: string; teamId: string; teamName: string; models: readonly string[] };
+
+export const ANONYMOUS: Principal = { kind: 'anonymous' };
 
 export function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
@@ -16,6 +23,122 @@ export function presentedKey(request: FastifyRequest): string | undefined {
   return typeof apiKey === 'string' && apiKey ? apiKey : undefined;
 }
 
-export async function authenticate(_request: FastifyRequest): Promise<Principal> {
-  return { kind: 'anonymous' };
+export function principalAllows(principal: Principal, model: string): boolean {
+  return principal.kind === 'anonymous' || modelAllowed(principal.models, model);
+}
+
+export class InvalidApiKeyError extends GatewayError {
+  constructor(message: string, permanent = false) {
+    super(401, 'invalid_request_error', 'invalid_api_key', message, {
+      ...(permanent ? { headers: { 'x-should-retry': 'false' } } : {}),
+    });
+  }
+}
+
+export class ModelNotAllowedError extends GatewayError {
+  constructor(model: string) {
+    super(403, 'permission_error', 'model_not_allowed', `This API key may not use the model '${model}'.`, {
+      param: 'model',
+    });
+  }
+}
+
+export interface AuthOptions {
+  /** How long a validated key is trusted without asking the store (revocation lag); at most 1 s. */
+  cacheTtlMs: number;
+  /** While the store is unreachable, keys validated this recently keep working. */
+  staleOkSeconds: number;
+  /** Entries kept for that. */
+  cacheSize: number;
+}
+
+interface CachedKey {
+  key: KeyRecord;
+  team: TeamRecord;
+  at: number;
+}
+
+const MISSING =
+  "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or an 'api-key' header).";
+const INCORRECT = 'Incorrect API key provided. Ask your Tollgate admin for a key.';
+
+/** Keys of teams: looked up by their SHA-256, briefly cached, last use recorded in batches. */
+export class KeyAuthenticator {
+  private readonly cache = new Map<string, CachedKey>();
+  private readonly used = new Map<string, number>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: AuthOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async authenticate(request: FastifyRequest): Promise<Principal> {
+    const presented = presentedKey(request);
+    if (!presented) throw new InvalidApiKeyError(MISSING);
+    if (!publicIdOf(presented)) throw new InvalidApiKeyError(INCORRECT);
+    const hash = hashKey(presented);
+    const found = await this.lookup(hash);
+    if (!found) throw new InvalidApiKeyError(INCORRECT);
+    const { key, team } = found;
+    const now = this.now();
+    switch (keyStatus(key, now)) {
+      case 'revoked':
+        throw new InvalidApiKeyError('This API key has been revoked.', true);
+      case 'expired':
+        throw new InvalidApiKeyError(
+          `This API key expired at ${new Date(key.expiresAt ?? 0).toISOString()}.`,
+          true,
+        );
+      case 'disabled':
+        throw new InvalidApiKeyError('This API key is disabled.', true);
+    }
+    this.used.set(key.id, now);
+    return {
+      kind: 'key',
+      keyId: key.id,
+      teamId: team.id,
+      teamName: team.name,
+      models: key.models ?? team.models,
+    };
+  }
+
+  private async lookup(hash: string): Promise<{ key: KeyRecord; team: TeamRecord } | undefined> {
+    const now = this.now();
+    const cached = this.cache.get(hash);
+    if (cached && now - cached.at < this.options.cacheTtlMs) return cached;
+    let key: KeyRecord | undefined;
+    let team: TeamRecord | undefined;
+    try {
+      key = await this.store.findKeyByHash(hash);
+      team = key ? await this.store.getTeam(key.teamId) : undefined;
+    } catch {
+      // The store is down: a key we validated recently keeps working; anything else fails
+      // closed, with a hint to retry shortly.
+      if (cached && now - cached.at < this.options.staleOkSeconds * 1000) return cached;
+      throw new ServiceUnavailableError('The gateway cannot check API keys right now; retry shortly.', 1);
+    }
+    if (!key || !team) {
+      this.cache.delete(hash);
+      return undefined;
+    }
+    const entry = { key, team, at: now };
+    this.cache.delete(hash);
+    this.cache.set(hash, entry);
+    if (this.cache.size > this.options.cacheSize) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    return entry;
+  }
+
+  /** Writes the batched last-used times; called on a timer and at shutdown. */
+  async flushLastUsed(): Promise<void> {
+    if (this.used.size === 0) return;
+    const batch = new Map(this.used);
+    this.used.clear();
+    await this.store.touchKeys(batch).catch(() => {
+      for (const [id, at] of batch) if ((this.used.get(id) ?? 0) < at) this.used.set(id, at);
+    });
+  }
 }

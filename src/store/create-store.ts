@@ -3,6 +3,7 @@ import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
 import type { Store } from './store.js';
 
-export function createStore(config: Config): Store {
-  return config.redis ? new RedisStore({ url: config.redis.url }) : new MemoryStore();
+export async function createStore(config: Config): Promise<Store> {
+  if (config.redis) return new RedisStore({ target: config.redis });
+  return MemoryStore.open({ dataDir: config.dataDir });
 }

@@ -1,11 +1,42 @@
+import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
+
 /**
- * The one seam for shared state. Today it answers readiness; teams, keys, counters, usage
- * and cache entries join it as those features land, each with the same contract suite run
- * against every implementation.
+ * The one seam for shared state, in gateway terms. Two implementations side by side
+ * (memory-store.ts, redis-store.ts) and one contract suite (test/store-contract.test.ts).
+ * Counters, usage and cache entries join it with the features that need them.
  */
 export interface Store {
   readonly kind: 'memory' | 'redis';
   /** Resolves when the store can serve requests; rejects with the reason otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+
+  insertTeam(team: TeamRecord): Promise<void>;
+  getTeam(id: string): Promise<TeamRecord | undefined>;
+  listTeams(query: PageQuery): Promise<Page<TeamRecord>>;
+  updateTeam(team: TeamRecord): Promise<void>;
+  /** Removes the team; its keys must have been revoked first (callers check). */
+  deleteTeam(id: string): Promise<void>;
+
+  /** Record, hash index and team index, atomically. */
+  insertKey(key: KeyRecord): Promise<void>;
+  getKey(id: string): Promise<KeyRecord | undefined>;
+  /** The key whose current secret, or a retired one still in its grace period, has this hash. */
+  findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
+  listKeys(query: PageQuery & { teamId?: string | undefined }): Promise<Page<KeyRecord>>;
+  /**
+   * Replaces `previous` with `next` if the stored record is still `previous` (else false: the
+   * caller re-reads and retries). Hash changes (rotation) reach the index in the same atomic
+   * step: the new hash resolves, retired hashes keep resolving until their `until`.
+   */
+  updateKey(next: KeyRecord, previous: KeyRecord): Promise<boolean>;
+  /** Last-used times, batched by the caller so a request never waits on this write. */
+  touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
+  lastUsed(ids: readonly string[]): Promise<Map<string, number>>;
+
+  appendAudit(event: AuditEvent): Promise<void>;
+  listAudit(query: PageQuery): Promise<Page<AuditEvent>>;
+
+  /** Small named values (the admin key's hash). Set only if absent; returns what is stored. */
+  setSettingIfAbsent(name: string, value: string): Promise<string>;
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
@@ -19,8 +22,16 @@ export interface TestGateway {
 
 /** Builds the real app from a config document (as a user would write it) and listens on a free port. */
 export async function startGateway(input: ConfigInput, env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
+  // Gateway-core tests run open (auth: none) unless they configure auth; state goes to a
+  // fresh temporary directory, never the working tree.
   const config = parseConfig(
-    { log: { level: 'info' }, ...input, server: { host: '127.0.0.1', port: 0, ...input.server } },
+    {
+      log: { level: 'info' },
+      auth: 'none',
+      dataDir: mkdtempSync(join(tmpdir(), 'tollgate-test-')),
+      ...input,
+      server: { host: '127.0.0.1', port: 0, ...input.server },
+    },
     env,
     'test',
   );

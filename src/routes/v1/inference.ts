@@ -3,7 +3,6 @@ import type { z } from 'zod';
 import type { JsonEndpoint } from '../../backends/backend.js';
 import type { InferencePipeline } from '../../pipeline/pipeline.js';
 import { chatCompletionRequest } from '../../schemas/openai/chat-completions.js';
-import { parseRequestBody } from '../../schemas/openai/common.js';
 import { completionRequest } from '../../schemas/openai/completions.js';
 import { embeddingRequest } from '../../schemas/openai/embeddings.js';
 import {
@@ -12,6 +11,7 @@ import {
   speechRequest,
 } from '../../schemas/openai/passthrough.js';
 import { responseRequest } from '../../schemas/openai/responses.js';
+import { parseRequestBody } from '../../schemas/parse-input.js';
 
 interface JsonRoute {
   url: string;

@@ -1,12 +1,19 @@
 import type { FastifyInstance } from 'fastify';
+import { ModelNotFoundError } from '../../errors.js';
+import { principalAllows } from '../../pipeline/auth.js';
 import type { ModelRouter } from '../../pipeline/router.js';
 
+/** The model list, as the caller's key sees it: models outside its allowlist do not exist for it. */
 export async function modelRoutes(app: FastifyInstance, options: { router: ModelRouter }): Promise<void> {
   const { router } = options;
-  app.get('/models', async () => ({ object: 'list', data: await router.list() }));
+  app.get('/models', async (request) => ({
+    object: 'list',
+    data: (await router.list()).filter((card) => principalAllows(request.gateway.principal, card.id)),
+  }));
   // Ids may contain '/', sent raw or as %2F; the wildcard takes both.
   app.get('/models/*', async (request) => {
     const id = decodeURIComponent((request.params as { '*': string })['*']);
+    if (!principalAllows(request.gateway.principal, id)) throw new ModelNotFoundError(id);
     return router.retrieve(id);
   });
 }

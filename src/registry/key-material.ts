@@ -1,0 +1,35 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const KEY_FORMAT = /^tg-([0-9a-z]{8,32})-([A-Za-z0-9_-]{22,})$/;
+
+/** Lexically sortable by creation time (base36 milliseconds), then random. */
+export function sortableId(prefix: string, randomChars = 8): string {
+  const time = Date.now().toString(36).padStart(9, '0');
+  const random = randomBytes(randomChars)
+    .toString('base64url')
+    .replace(/[^0-9a-z]/gi, '')
+    .toLowerCase()
+    .padEnd(randomChars, '0')
+    .slice(0, randomChars);
+  return `${prefix}${time}${random}`;
+}
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/** A new key: `tg-<public id>-<secret>` with 256 bits of randomness in the secret. */
+export function newKey(publicId: string): { key: string; hash: string } {
+  const key = `tg-${publicId}-${randomBytes(32).toString('base64url')}`;
+  return { key, hash: hashKey(key) };
+}
+
+/** The public id a presented key claims, or undefined when it is not a Tollgate key at all. */
+export function publicIdOf(key: string): string | undefined {
+  return KEY_FORMAT.exec(key)?.[1];
+}
+
+/** Constant-time comparison of two secrets (through their hashes, so lengths never leak). */
+export function secretsEqual(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}

@@ -1,0 +1,254 @@
+import type { Store } from '../store/store.js';
+import { newKey, sortableId } from './key-material.js';
+import { patternsWithin } from './model-patterns.js';
+import { keyStatus, publicKey, publicTeam } from './public-objects.js';
+import type { AuditEvent, KeyPolicy, KeyRecord, Page, PageQuery, TeamRecord } from './records.js';
+import {
+  KeyModelsNotAllowedError,
+  KeyNotFoundError,
+  TeamHasActiveKeysError,
+  TeamNotFoundError,
+} from './registry-errors.js';
+
+export interface TeamInput {
+  name: string;
+  models?: string[] | undefined;
+  default_key_policy?: KeyPolicy | null | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+export interface KeyInput {
+  team_id: string;
+  name?: string | null | undefined;
+  owner?: string | null | undefined;
+  models?: string[] | null | undefined;
+  /** Unix seconds. */
+  expires_at?: number | null | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+export interface KeyPatch {
+  name?: string | null | undefined;
+  owner?: string | null | undefined;
+  models?: string[] | null | undefined;
+  expires_at?: number | null | undefined;
+  disabled?: boolean | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+export interface IssuedKey {
+  record: KeyRecord;
+  /** The plaintext key: returned once, never stored. */
+  key: string;
+}
+
+const UPDATE_RETRIES = 5;
+
+/**
+ * Teams and keys: the rules (allowlists within the team's, defaults from the team's policy,
+ * rotation with grace, revocation) and the audit trail of every change. Routes and the CLI
+ * go through here; the Store only keeps records.
+ */
+export class Registry {
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async audit(
+    actor: string,
+    action: AuditEvent['action'],
+    target: { type: AuditEvent['targetType']; id: string },
+    before: Record<string, unknown> | null,
+    after: Record<string, unknown> | null,
+  ): Promise<void> {
+    await this.store.appendAudit({
+      id: sortableId('aud_'),
+      createdAt: this.now(),
+      actor,
+      action,
+      targetType: target.type,
+      targetId: target.id,
+      before,
+      after,
+    });
+  }
+
+  async getTeam(id: string): Promise<TeamRecord> {
+    const team = await this.store.getTeam(id);
+    if (!team) throw new TeamNotFoundError(id);
+    return team;
+  }
+
+  listTeams(query: PageQuery): Promise<Page<TeamRecord>> {
+    return this.store.listTeams(query);
+  }
+
+  async createTeam(input: TeamInput, actor: string): Promise<TeamRecord> {
+    const now = this.now();
+    const team: TeamRecord = {
+      id: sortableId('team_'),
+      name: input.name,
+      models: input.models ?? ['*'],
+      defaultKeyPolicy: input.default_key_policy ?? null,
+      metadata: input.metadata ?? {},
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.store.insertTeam(team);
+    await this.audit(actor, 'team.create', { type: 'team', id: team.id }, null, publicTeam(team));
+    return team;
+  }
+
+  async updateTeam(id: string, patch: Partial<TeamInput>, actor: string): Promise<TeamRecord> {
+    const before = await this.getTeam(id);
+    const team: TeamRecord = {
+      ...before,
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.models !== undefined ? { models: patch.models } : {}),
+      ...(patch.default_key_policy !== undefined ? { defaultKeyPolicy: patch.default_key_policy } : {}),
+      ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
+      updatedAt: this.now(),
+    };
+    await this.store.updateTeam(team);
+    await this.audit(actor, 'team.update', { type: 'team', id }, publicTeam(before), publicTeam(team));
+    return team;
+  }
+
+  async activeKeys(teamId: string): Promise<KeyRecord[]> {
+    const active: KeyRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.listKeys({ teamId, limit: 100, after });
+      active.push(...page.items.filter((key) => keyStatus(key, this.now()) !== 'revoked'));
+      if (!page.hasMore || page.items.length === 0) return active;
+      after = page.items.at(-1)?.id;
+    }
+  }
+
+  async deleteTeam(id: string, force: boolean, actor: string): Promise<void> {
+    const team = await this.getTeam(id);
+    const active = await this.activeKeys(id);
+    if (active.length > 0 && !force) throw new TeamHasActiveKeysError(id, active.length);
+    for (const key of active) await this.revokeKey(key.id, actor);
+    await this.store.deleteTeam(id);
+    await this.audit(actor, 'team.delete', { type: 'team', id }, publicTeam(team), null);
+  }
+
+  async getKey(id: string): Promise<KeyRecord> {
+    const key = await this.store.getKey(id);
+    if (!key) throw new KeyNotFoundError(id);
+    return key;
+  }
+
+  listKeys(query: PageQuery & { teamId?: string | undefined }): Promise<Page<KeyRecord>> {
+    return this.store.listKeys(query);
+  }
+
+  private checkModels(models: string[] | null | undefined, team: TeamRecord): void {
+    if (!models) return;
+    const outside = models.filter((model) => !patternsWithin([model], team.models));
+    if (outside.length > 0) throw new KeyModelsNotAllowedError(outside);
+  }
+
+  async createKey(input: KeyInput, actor: string): Promise<IssuedKey> {
+    const team = await this.getTeam(input.team_id);
+    const policy = team.defaultKeyPolicy;
+    const models = input.models !== undefined ? input.models : (policy?.models ?? null);
+    this.checkModels(models, team);
+    const now = this.now();
+    const expiresAt =
+      input.expires_at !== undefined
+        ? input.expires_at === null
+          ? null
+          : input.expires_at * 1000
+        : policy?.expires_in_seconds
+          ? now + policy.expires_in_seconds * 1000
+          : null;
+    const id = sortableId('', 6);
+    const { key, hash } = newKey(id);
+    const record: KeyRecord = {
+      id,
+      teamId: team.id,
+      name: input.name ?? null,
+      owner: input.owner ?? null,
+      models,
+      expiresAt,
+      disabled: false,
+      revokedAt: null,
+      metadata: input.metadata ?? {},
+      createdAt: now,
+      updatedAt: now,
+      hash,
+      retiredHashes: [],
+    };
+    await this.store.insertKey(record);
+    await this.audit(actor, 'key.create', { type: 'api_key', id }, null, publicKey(record));
+    return { record, key };
+  }
+
+  /** Read, change, compare-and-set; retried when another instance changed the key meanwhile. */
+  private async changeKey(
+    id: string,
+    change: (key: KeyRecord) => KeyRecord | Promise<KeyRecord>,
+  ): Promise<{ before: KeyRecord; after: KeyRecord }> {
+    for (let attempt = 0; attempt < UPDATE_RETRIES; attempt++) {
+      const before = await this.getKey(id);
+      const after = await change(structuredClone(before));
+      if (await this.store.updateKey(after, before)) return { before, after };
+    }
+    throw new Error(`API key ${id} kept changing under concurrent updates`);
+  }
+
+  async updateKey(id: string, patch: KeyPatch, actor: string): Promise<KeyRecord> {
+    const { before, after } = await this.changeKey(id, async (key) => {
+      if (patch.models !== undefined) this.checkModels(patch.models, await this.getTeam(key.teamId));
+      return {
+        ...key,
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.owner !== undefined ? { owner: patch.owner } : {}),
+        ...(patch.models !== undefined ? { models: patch.models } : {}),
+        ...(patch.expires_at !== undefined
+          ? { expiresAt: patch.expires_at === null ? null : patch.expires_at * 1000 }
+          : {}),
+        ...(patch.disabled !== undefined ? { disabled: patch.disabled } : {}),
+        ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
+        updatedAt: this.now(),
+      };
+    });
+    await this.audit(actor, 'key.update', { type: 'api_key', id }, publicKey(before), publicKey(after));
+    return after;
+  }
+
+  /** A new secret for the same key; the old one keeps working for `graceSeconds`. */
+  async rotateKey(id: string, graceSeconds: number, actor: string): Promise<IssuedKey> {
+    let plaintext = '';
+    const { before, after } = await this.changeKey(id, (key) => {
+      const now = this.now();
+      const issued = newKey(key.id);
+      plaintext = issued.key;
+      const retired = key.retiredHashes.filter((r) => r.until > now);
+      if (graceSeconds > 0) retired.push({ hash: key.hash, until: now + graceSeconds * 1000 });
+      return { ...key, hash: issued.hash, retiredHashes: retired, updatedAt: now };
+    });
+    await this.audit(actor, 'key.rotate', { type: 'api_key', id }, publicKey(before), publicKey(after));
+    return { record: after, key: plaintext };
+  }
+
+  async revokeKey(id: string, actor: string): Promise<KeyRecord> {
+    const { before, after } = await this.changeKey(id, (key) => {
+      const now = this.now();
+      return { ...key, revokedAt: key.revokedAt ?? now, retiredHashes: [], updatedAt: now };
+    });
+    await this.audit(actor, 'key.revoke', { type: 'api_key', id }, publicKey(before), publicKey(after));
+    return after;
+  }
+
+  lastUsed(ids: readonly string[]): Promise<Map<string, number>> {
+    return this.store.lastUsed(ids);
+  }
+
+  listAudit(query: PageQuery): Promise<Page<AuditEvent>> {
+    return this.store.listAudit(query);
+  }
+}

@@ -1,0 +1,124 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AdminKey } from '../../admin/admin-key.js';
+import { GatewayError } from '../../errors.js';
+import { presentedKey } from '../../pipeline/auth.js';
+import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
+import type { Page } from '../../registry/records.js';
+import type { Registry } from '../../registry/registry.js';
+import {
+  createKeySchema,
+  createTeamSchema,
+  deleteTeamQuerySchema,
+  listQuerySchema,
+  rotateKeySchema,
+  updateKeySchema,
+  updateTeamSchema,
+} from '../../schemas/admin.js';
+import { parseInput, parseRequestBody } from '../../schemas/parse-input.js';
+
+class InvalidAdminKeyError extends GatewayError {
+  constructor() {
+    super(
+      401,
+      'invalid_request_error',
+      'invalid_admin_key',
+      'The admin API needs the admin key as a Bearer token.',
+    );
+  }
+}
+
+export interface AdminRouteOptions {
+  registry: Registry;
+  adminKey: AdminKey;
+}
+
+/** The audit trail's "who": the admin key is the only admin identity, so say how it arrived. */
+const ACTOR = 'admin';
+
+function list<T extends { id: string }>(page: Page<T>, show: (item: T) => Record<string, unknown>) {
+  return {
+    object: 'list',
+    data: page.items.map(show),
+    first_id: page.items[0]?.id ?? null,
+    last_id: page.items.at(-1)?.id ?? null,
+    has_more: page.hasMore,
+  };
+}
+
+type IdRequest = FastifyRequest<{ Params: { id: string } }>;
+
+/** `/admin`: teams, keys and the audit log, behind the admin key (never a team key). */
+export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptions): Promise<void> {
+  const { registry, adminKey } = options;
+
+  app.addHook('onRequest', (request, _reply, done) => {
+    done(adminKey.matches(presentedKey(request)) ? undefined : new InvalidAdminKeyError());
+  });
+
+  const withLastUsed = async (keys: Parameters<typeof publicKey>[0][]) => {
+    const used = await registry.lastUsed(keys.map((key) => key.id));
+    return (key: Parameters<typeof publicKey>[0]) => publicKey(key, used.get(key.id) ?? null);
+  };
+
+  app.post('/teams', async (request, reply) => {
+    const team = await registry.createTeam(parseRequestBody(createTeamSchema, request.body), ACTOR);
+    return reply.code(201).send(publicTeam(team, 0));
+  });
+  app.get('/teams', async (request) => {
+    const query = parseInput(listQuerySchema.omit({ team_id: true }), request.query);
+    return list(await registry.listTeams(query), (team) => publicTeam(team));
+  });
+  app.get('/teams/:id', async (request: IdRequest) => {
+    const team = await registry.getTeam(request.params.id);
+    return publicTeam(team, (await registry.activeKeys(team.id)).length);
+  });
+  app.patch('/teams/:id', async (request: IdRequest) => {
+    const team = await registry.updateTeam(
+      request.params.id,
+      parseRequestBody(updateTeamSchema, request.body),
+      ACTOR,
+    );
+    return publicTeam(team, (await registry.activeKeys(team.id)).length);
+  });
+  app.delete('/teams/:id', async (request: IdRequest) => {
+    const { force } = parseInput(deleteTeamQuerySchema, request.query);
+    await registry.deleteTeam(request.params.id, force === 'true', ACTOR);
+    return { id: request.params.id, object: 'team', deleted: true };
+  });
+
+  app.post('/keys', async (request, reply) => {
+    const issued = await registry.createKey(parseRequestBody(createKeySchema, request.body), ACTOR);
+    return reply.code(201).send({ ...publicKey(issued.record), key: issued.key });
+  });
+  app.get('/keys', async (request) => {
+    const query = parseInput(listQuerySchema, request.query);
+    const page = await registry.listKeys({ limit: query.limit, after: query.after, teamId: query.team_id });
+    return list(page, await withLastUsed(page.items));
+  });
+  app.get('/keys/:id', async (request: IdRequest) => {
+    const key = await registry.getKey(request.params.id);
+    return (await withLastUsed([key]))(key);
+  });
+  app.patch('/keys/:id', async (request: IdRequest) => {
+    const key = await registry.updateKey(
+      request.params.id,
+      parseRequestBody(updateKeySchema, request.body),
+      ACTOR,
+    );
+    return (await withLastUsed([key]))(key);
+  });
+  app.post('/keys/:id/rotate', async (request: IdRequest) => {
+    const body = parseRequestBody(rotateKeySchema, request.body ?? {});
+    const issued = await registry.rotateKey(request.params.id, body.grace_seconds ?? 0, ACTOR);
+    return { ...publicKey(issued.record), key: issued.key };
+  });
+  app.delete('/keys/:id', async (request: IdRequest) => {
+    const key = await registry.revokeKey(request.params.id, ACTOR);
+    return (await withLastUsed([key]))(key);
+  });
+
+  app.get('/audit', async (request) => {
+    const query = parseInput(listQuerySchema.omit({ team_id: true }), request.query);
+    return list(await registry.listAudit(query), publicAuditEvent);
+  });
+}

@@ -1,0 +1,48 @@
+import { Cluster, Redis } from 'ioredis';
+
+/** How to reach Redis: one server (URL), a Cluster (seed nodes) or Sentinel. */
+export type RedisTarget =
+  | { url: string }
+  | { cluster: { nodes: string[]; password?: string | undefined } }
+  | {
+      sentinel: { name: string; sentinels: string[]; password?: string | undefined; db?: number | undefined };
+    };
+
+function hostPort(address: string): { host: string; port: number } {
+  const url = new URL(address.includes('://') ? address : `redis://${address}`);
+  return { host: url.hostname, port: Number(url.port || 6379) };
+}
+
+const COMMON = {
+  // Fail fast while Redis is down instead of queueing requests behind a reconnect.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
+};
+
+export function createRedisClient(target: RedisTarget): Redis | Cluster {
+  let client: Redis | Cluster;
+  if ('cluster' in target) {
+    client = new Cluster(target.cluster.nodes.map(hostPort), {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: COMMON.retryStrategy,
+      redisOptions: {
+        maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
+        ...(target.cluster.password ? { password: target.cluster.password } : {}),
+      },
+    });
+  } else if ('sentinel' in target) {
+    client = new Redis({
+      ...COMMON,
+      name: target.sentinel.name,
+      sentinels: target.sentinel.sentinels.map(hostPort),
+      ...(target.sentinel.password ? { password: target.sentinel.password } : {}),
+      ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
+    });
+  } else {
+    client = new Redis(target.url, COMMON);
+  }
+  // ioredis reconnects on its own; without a listener an outage would crash the process.
+  client.on('error', () => {});
+  return client;
+}
