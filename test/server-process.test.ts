@@ -74,7 +74,11 @@ describe('the tollgate process', () => {
     expect(adminKey).toBeDefined();
     const admin = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
     const team = (await (
-      await fetch(`${gateway.url}/admin/teams`, { method: 'POST', headers: admin, body: '{"name":"quick-start"}' })
+      await fetch(`${gateway.url}/admin/teams`, {
+        method: 'POST',
+        headers: admin,
+        body: '{"name":"quick-start"}',
+      })
     ).json()) as { id: string };
     const created = (await (
       await fetch(`${gateway.url}/admin/keys`, {
@@ -87,14 +91,20 @@ describe('the tollgate process', () => {
     const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: created.key, maxRetries: 0 });
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['mock']);
-    const completion = await client.chat.completions.create({ model: 'mock', messages: [{ role: 'user', content: 'hi' }] });
+    const completion = await client.chat.completions.create({
+      model: 'mock',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(completion.choices[0]?.message.content).toBe('hi');
     const stranger = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'anything', maxRetries: 0 });
     await expect(stranger.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as { store: { kind: string } };
     expect(ready.store.kind).toBe('memory');
     // The plaintext admin key is on the terminal once, never in the JSON log lines.
-    const logLines = gateway.output().split('\n').filter((line) => line.startsWith('{'));
+    const logLines = gateway
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'));
     expect(logLines.some((line) => line.includes(adminKey ?? '!'))).toBe(false);
   });
 

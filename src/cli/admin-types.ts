@@ -1,0 +1,155 @@
+/**
+ * The admin API's objects and request bodies, as docs/admin-api.md describes them.
+ * Field names stay snake_case so `--json` output and these types read the same.
+ */
+
+/** Unix seconds. */
+export type UnixSeconds = number;
+
+/** What the CLI writes: `--metadata key=value` only ever makes strings. */
+export type Metadata = Record<string, string>;
+
+/** What the API may hold and return: any JSON value, when written by other clients. */
+export type StoredMetadata = Record<string, unknown>;
+
+export interface ApiErrorBody {
+  error: {
+    message: string;
+    type: string;
+    param: string | null;
+    code: string | null;
+  };
+}
+
+export interface ListPage<T> {
+  object: 'list';
+  data: T[];
+  first_id: string | null;
+  last_id: string | null;
+  has_more: boolean;
+}
+
+export interface ListQuery {
+  /** 1..100; the API defaults to 20. */
+  limit?: number | undefined;
+  /** The previous page's `last_id`. */
+  after?: string | undefined;
+}
+
+export interface KeyPolicy {
+  models?: string[];
+  expires_in_seconds?: number;
+}
+
+export interface Team {
+  id: string;
+  object: 'team';
+  name: string;
+  /** `["*"]` allows every model the gateway serves. */
+  models: string[];
+  default_key_policy: KeyPolicy | null;
+  metadata: StoredMetadata;
+  active_keys: number;
+  created_at: UnixSeconds;
+  updated_at: UnixSeconds;
+}
+
+export interface DeletedTeam {
+  id: string;
+  object: 'team';
+  deleted: true;
+}
+
+export interface CreateTeamRequest {
+  name: string;
+  models?: string[];
+  default_key_policy?: KeyPolicy;
+  metadata?: Metadata;
+}
+
+export interface UpdateTeamRequest {
+  name?: string;
+  models?: string[];
+  /** `null` clears the policy. */
+  default_key_policy?: KeyPolicy | null;
+  /** Replaces the whole map. */
+  metadata?: Metadata;
+}
+
+export type KeyStatus = 'active' | 'disabled' | 'expired' | 'revoked';
+
+/** A key as the API shows it everywhere: never the secret, never its hash. */
+export interface ApiKey {
+  id: string;
+  object: 'api_key';
+  name: string | null;
+  owner: string | null;
+  team_id: string;
+  /** `null`: whatever the team allows. */
+  models: string[] | null;
+  expires_at: UnixSeconds | null;
+  disabled: boolean;
+  revoked_at: UnixSeconds | null;
+  status: KeyStatus;
+  metadata: StoredMetadata;
+  created_at: UnixSeconds;
+  updated_at: UnixSeconds;
+  last_used_at: UnixSeconds | null;
+  /** `tg-<id>-…`: enough to recognise a key, useless to use it. */
+  preview: string;
+}
+
+/** Returned only by create and rotate: the one time the plaintext exists outside its holder. */
+export interface ApiKeyWithSecret extends ApiKey {
+  key: string;
+}
+
+export interface CreateKeyRequest {
+  team_id: string;
+  name?: string;
+  owner?: string;
+  models?: string[];
+  expires_at?: UnixSeconds;
+  metadata?: Metadata;
+}
+
+export interface UpdateKeyRequest {
+  name?: string;
+  owner?: string;
+  models?: string[];
+  /** `null` clears the expiry. */
+  expires_at?: UnixSeconds | null;
+  disabled?: boolean;
+  /** Replaces the whole map. */
+  metadata?: Metadata;
+}
+
+export interface RotateKeyRequest {
+  /** How long the old secret keeps working; the API defaults to 0. */
+  grace_seconds?: number;
+}
+
+export interface KeyListQuery extends ListQuery {
+  team_id?: string | undefined;
+}
+
+export type AuditAction =
+  | 'team.create'
+  | 'team.update'
+  | 'team.delete'
+  | 'key.create'
+  | 'key.update'
+  | 'key.rotate'
+  | 'key.revoke';
+
+export interface AuditEvent {
+  id: string;
+  object: 'audit_event';
+  created_at: UnixSeconds;
+  actor: 'admin';
+  action: AuditAction;
+  target_type: 'team' | 'api_key';
+  target_id: string;
+  before: Team | ApiKey | null;
+  after: Team | ApiKey | null;
+}
