@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import cors from '@fastify/cors';
@@ -69,6 +70,10 @@ export interface AppDeps {
   /** Told the plaintext admin key when this start generated one (server.ts prints it once). */
   onAdminKeyGenerated?: (key: string) => void;
 }
+
+const GATEWAY_VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** Last-used times are written in batches this often, never on a request's path. */
 const LAST_USED_FLUSH_MS = 5_000;
@@ -278,7 +283,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     { prefix: '/v1' },
   );
   await app.register(healthRoutes, { readiness });
-  await app.register(adminRoutes, { prefix: '/admin', registry, adminKey });
+  await app.register(adminRoutes, { prefix: '/admin', registry, adminKey, version: GATEWAY_VERSION });
 
   const flushLastUsed = setInterval(() => void authenticator?.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushLastUsed.unref();

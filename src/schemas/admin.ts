@@ -65,3 +65,78 @@ export const listQuerySchema = z
   .strict();
 
 export const deleteTeamQuerySchema = z.object({ force: z.enum(['true', 'false']).optional() }).strict();
+
+/** Response shapes, for the OpenAPI document (the handlers build them in registry/public-objects.ts). */
+const timestamp = z.number().int().describe('Unix seconds');
+export const teamObjectSchema = z.object({
+  id: z.string(),
+  object: z.literal('team'),
+  name: z.string(),
+  models: z.array(z.string()),
+  default_key_policy: keyPolicySchema.nullable(),
+  metadata,
+  active_keys: z.number().int().optional(),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+export const keyObjectSchema = z.object({
+  id: z.string(),
+  object: z.literal('api_key'),
+  name: z.string().nullable(),
+  owner: z.string().nullable(),
+  team_id: z.string(),
+  models: z.array(z.string()).nullable(),
+  expires_at: timestamp.nullable(),
+  disabled: z.boolean(),
+  revoked_at: timestamp.nullable(),
+  status: z.enum(['active', 'disabled', 'expired', 'revoked']),
+  metadata,
+  created_at: timestamp,
+  updated_at: timestamp,
+  last_used_at: timestamp.nullable(),
+  preview: z.string(),
+});
+
+export const issuedKeySchema = keyObjectSchema.extend({
+  key: z.string().describe('The plaintext key, tg-<id>-<secret>. Returned only here.'),
+});
+
+export const auditEventSchema = z.object({
+  id: z.string(),
+  object: z.literal('audit_event'),
+  created_at: timestamp,
+  actor: z.string(),
+  action: z.enum([
+    'team.create',
+    'team.update',
+    'team.delete',
+    'key.create',
+    'key.update',
+    'key.rotate',
+    'key.revoke',
+  ]),
+  target_type: z.enum(['team', 'api_key']),
+  target_id: z.string(),
+  before: z.record(z.string(), z.unknown()).nullable(),
+  after: z.record(z.string(), z.unknown()).nullable(),
+});
+
+export const errorObjectSchema = z.object({
+  error: z.object({
+    message: z.string(),
+    type: z.string(),
+    param: z.string().nullable(),
+    code: z.string().nullable(),
+  }),
+});
+
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.object({
+    object: z.literal('list'),
+    data: z.array(item),
+    first_id: z.string().nullable(),
+    last_id: z.string().nullable(),
+    has_more: z.boolean(),
+  });
+}

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AdminKey } from '../../admin/admin-key.js';
+import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
 import { GatewayError } from '../../errors.js';
 import { presentedKey } from '../../pipeline/auth.js';
 import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
@@ -30,6 +31,8 @@ class InvalidAdminKeyError extends GatewayError {
 export interface AdminRouteOptions {
   registry: Registry;
   adminKey: AdminKey;
+  /** The gateway's version, for the OpenAPI document. */
+  version: string;
 }
 
 /** The audit trail's "who": the admin key is the only admin identity, so say how it arrived. */
@@ -51,7 +54,14 @@ type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptions): Promise<void> {
   const { registry, adminKey } = options;
 
+  const openapi = JSON.stringify(adminOpenApiDocument(options.version));
+  // The description of the API is public (clients are generated from it); everything else needs the key.
+  app.get('/openapi.json', (_request, reply) => {
+    reply.type('application/json').send(openapi);
+  });
+
   app.addHook('onRequest', (request, _reply, done) => {
+    if (request.routeOptions.url === '/admin/openapi.json') return done();
     done(adminKey.matches(presentedKey(request)) ? undefined : new InvalidAdminKeyError());
   });
 

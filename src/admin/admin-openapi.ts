@@ -1,0 +1,156 @@
+import { z } from 'zod';
+import {
+  auditEventSchema,
+  createKeySchema,
+  createTeamSchema,
+  errorObjectSchema,
+  issuedKeySchema,
+  keyObjectSchema,
+  listOf,
+  rotateKeySchema,
+  teamObjectSchema,
+  updateKeySchema,
+  updateTeamSchema,
+} from '../schemas/admin.js';
+
+/**
+ * `/admin/openapi.json`, generated from the very zod schemas the handlers validate with, so the
+ * document cannot drift from what the API accepts.
+ */
+type Schema = Record<string, unknown>;
+
+const json = (schema: z.ZodType): Schema =>
+  z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Schema;
+const body = (schema: z.ZodType) => ({
+  required: true,
+  content: { 'application/json': { schema: json(schema) } },
+});
+const ok = (description: string, schema: z.ZodType, status = '200') => ({
+  [status]: { description, content: { 'application/json': { schema: json(schema) } } },
+});
+const ERRORS = {
+  '400': {
+    description: 'Invalid input',
+    content: { 'application/json': { schema: json(errorObjectSchema) } },
+  },
+  '401': {
+    description: 'Missing or wrong admin key',
+    content: { 'application/json': { schema: json(errorObjectSchema) } },
+  },
+  '404': { description: 'Unknown id', content: { 'application/json': { schema: json(errorObjectSchema) } } },
+};
+const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
+const pageParams = [
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+  { name: 'after', in: 'query', schema: { type: 'string' }, description: "The previous page's last_id" },
+];
+
+export function adminOpenApiDocument(version: string): Schema {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Tollgate admin API',
+      version,
+      description:
+        'Teams, API keys and the audit log. Authenticate with `Authorization: Bearer <admin key>`.',
+    },
+    servers: [{ url: '/admin' }],
+    security: [{ adminKey: [] }],
+    components: { securitySchemes: { adminKey: { type: 'http', scheme: 'bearer' } } },
+    paths: {
+      '/teams': {
+        post: {
+          operationId: 'createTeam',
+          requestBody: body(createTeamSchema),
+          responses: { ...ok('Created', teamObjectSchema, '201'), ...ERRORS },
+        },
+        get: {
+          operationId: 'listTeams',
+          parameters: pageParams,
+          responses: { ...ok('A page of teams', listOf(teamObjectSchema)), ...ERRORS },
+        },
+      },
+      '/teams/{id}': {
+        get: {
+          operationId: 'getTeam',
+          parameters: idParam,
+          responses: { ...ok('The team', teamObjectSchema), ...ERRORS },
+        },
+        patch: {
+          operationId: 'updateTeam',
+          parameters: idParam,
+          requestBody: body(updateTeamSchema),
+          responses: { ...ok('The team', teamObjectSchema), ...ERRORS },
+        },
+        delete: {
+          operationId: 'deleteTeam',
+          parameters: [
+            ...idParam,
+            {
+              name: 'force',
+              in: 'query',
+              schema: { type: 'boolean' },
+              description: 'Revoke active keys first',
+            },
+          ],
+          responses: {
+            ...ok(
+              'Deleted',
+              z.object({ id: z.string(), object: z.literal('team'), deleted: z.literal(true) }),
+            ),
+            '409': {
+              description: 'The team has active keys',
+              content: { 'application/json': { schema: json(errorObjectSchema) } },
+            },
+            ...ERRORS,
+          },
+        },
+      },
+      '/keys': {
+        post: {
+          operationId: 'createKey',
+          requestBody: body(createKeySchema),
+          responses: { ...ok('Created; `key` is shown only here', issuedKeySchema, '201'), ...ERRORS },
+        },
+        get: {
+          operationId: 'listKeys',
+          parameters: [...pageParams, { name: 'team_id', in: 'query', schema: { type: 'string' } }],
+          responses: { ...ok('A page of keys', listOf(keyObjectSchema)), ...ERRORS },
+        },
+      },
+      '/keys/{id}': {
+        get: {
+          operationId: 'getKey',
+          parameters: idParam,
+          responses: { ...ok('The key', keyObjectSchema), ...ERRORS },
+        },
+        patch: {
+          operationId: 'updateKey',
+          parameters: idParam,
+          requestBody: body(updateKeySchema),
+          responses: { ...ok('The key', keyObjectSchema), ...ERRORS },
+        },
+        delete: {
+          operationId: 'revokeKey',
+          parameters: idParam,
+          responses: { ...ok('The key, revoked', keyObjectSchema), ...ERRORS },
+        },
+      },
+      '/keys/{id}/rotate': {
+        post: {
+          operationId: 'rotateKey',
+          parameters: idParam,
+          requestBody: { ...body(rotateKeySchema), required: false },
+          responses: { ...ok('A new secret; `key` is shown only here', issuedKeySchema), ...ERRORS },
+        },
+      },
+      '/audit': {
+        get: {
+          operationId: 'listAuditEvents',
+          parameters: pageParams,
+          responses: { ...ok('A page of audit events', listOf(auditEventSchema)), ...ERRORS },
+        },
+      },
+    },
+  };
+}
