@@ -13,12 +13,15 @@ RUN npm run build && npm prune --omit=dev
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8080
+    PORT=8080 \
+    TOLLGATE_DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json tollgate.example.yaml ./
 RUN mkdir -p /data && chown node:node /data
+# Without Redis, teams, keys and the admin key's hash persist here: mount a volume.
+VOLUME ["/data"]
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
