@@ -22,18 +22,20 @@ const OPEN_BRACE = 0x7b;
  * every chunk once usage is requested). A byte scan, so most chunks are never parsed.
  */
 export function hasUsageObject(bytes: Buffer): boolean {
-  let at = bytes.indexOf(USAGE_KEY);
-  while (at !== -1) {
-    let i = at + USAGE_KEY.length;
-    while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
-    if (bytes[i] === COLON) {
-      i++;
-      while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
-      if (bytes[i] === OPEN_BRACE) return true;
-    }
-    at = bytes.indexOf(USAGE_KEY, at + 1);
+  for (let at = bytes.indexOf(USAGE_KEY); at !== -1; at = bytes.indexOf(USAGE_KEY, at + 1)) {
+    if (usageObjectStart(bytes, at) !== -1) return true;
   }
   return false;
+}
+
+/** Where the object of the `"usage"` key found at `at` opens, or -1 when its value is not an object. */
+function usageObjectStart(bytes: Buffer, at: number): number {
+  let i = at + USAGE_KEY.length;
+  while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
+  if (bytes[i] !== COLON) return -1;
+  i++;
+  while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
+  return bytes[i] === OPEN_BRACE ? i : -1;
 }
 
 /** The JSON of an SSE event's data lines, or undefined if there is none or it is not JSON. */
@@ -66,24 +68,21 @@ export function usageOf(payload: Record<string, unknown>): TokenUsage | undefine
  * bytes and never parsed whole on this path. Returns undefined when there is none.
  */
 export function usageFromJson(body: Buffer): TokenUsage | undefined {
-  let at = body.lastIndexOf(USAGE_KEY);
-  while (at !== -1) {
-    let i = at + USAGE_KEY.length;
-    while (i < body.length && SPACE.has(body[i] ?? 0)) i++;
-    if (body[i] === COLON) {
-      i++;
-      while (i < body.length && SPACE.has(body[i] ?? 0)) i++;
-      if (body[i] === OPEN_BRACE) {
-        const end = matchingBrace(body, i);
-        if (end === -1) return undefined;
-        try {
-          return JSON.parse(body.subarray(i, end + 1).toString('utf8')) as TokenUsage;
-        } catch {
-          return undefined;
-        }
-      }
+  // Top-level usage comes last in OpenAI's bodies, so search from the end.
+  for (
+    let at = body.lastIndexOf(USAGE_KEY);
+    at !== -1;
+    at = at === 0 ? -1 : body.lastIndexOf(USAGE_KEY, at - 1)
+  ) {
+    const start = usageObjectStart(body, at);
+    if (start === -1) continue;
+    const end = matchingBrace(body, start);
+    if (end === -1) return undefined;
+    try {
+      return JSON.parse(body.subarray(start, end + 1).toString('utf8')) as TokenUsage;
+    } catch {
+      return undefined;
     }
-    at = at === 0 ? -1 : body.lastIndexOf(USAGE_KEY, at - 1);
   }
   return undefined;
 }
