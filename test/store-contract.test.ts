@@ -1,33 +1,445 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { hashKey, sortableId } from '../src/registry/key-material.js';
+import type { AuditEvent, KeyRecord, Page, TeamRecord } from '../src/registry/records.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { RedisStore } from '../src/store/redis-store.js';
 import type { Store } from '../src/store/store.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
+import {
+  deleteKeys,
+  type LeasedDatabase,
+  leaseRedisDatabase,
+  startRedisCluster,
+  type TestRedisCluster,
+} from './support/redis-cluster.js';
 
 let redis: TestRedis | undefined;
+let database: LeasedDatabase | undefined;
+let cluster: TestRedisCluster | undefined;
+let clusterAdmin: Cluster | undefined;
+
 beforeAll(async () => {
-  redis = await redisForTests();
-});
-afterAll(async () => {
-  await redis?.stop();
+  [redis, cluster] = await Promise.all([redisForTests(), startRedisCluster()]);
+  // REDIS_URL may be shared with other runs: work in a database of our own and only ever
+  // delete `tg:*` there (never FLUSHALL).
+  if (redis) database = await leaseRedisDatabase(redis.url);
+  if (cluster) {
+    clusterAdmin = new Cluster(
+      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
+    );
+    clusterAdmin.on('error', () => {});
+  }
 });
 
-const implementations: Array<{ name: string; make: () => Store | Promise<Store> | undefined }> = [
-  { name: 'MemoryStore', make: () => MemoryStore.open() },
-  { name: 'RedisStore', make: () => (redis ? new RedisStore({ target: { url: redis.url } }) : undefined) },
+afterAll(async () => {
+  clusterAdmin?.disconnect();
+  // Leave a shared Redis as we found it.
+  if (database) await deleteKeys(database.client, 'tg:*');
+  await database?.release();
+  await Promise.all([redis?.stop(), cluster?.stop()]);
+});
+
+interface Subject {
+  name: string;
+  /** A store on empty state, or undefined where this backend is unavailable (the suite skips). */
+  open: () => Promise<Store | undefined>;
+}
+
+const subjects: Subject[] = [
+  { name: 'MemoryStore', open: () => MemoryStore.open() },
+  {
+    name: 'RedisStore (standalone)',
+    open: async () => {
+      if (!database) return undefined;
+      await deleteKeys(database.client, 'tg:*');
+      return new RedisStore({ target: { url: database.url } });
+    },
+  },
+  {
+    name: 'RedisStore (cluster)',
+    open: async () => {
+      if (!cluster || !clusterAdmin) return undefined;
+      await deleteKeys(clusterAdmin, 'tg:*');
+      return new RedisStore({ target: { cluster: { nodes: cluster.nodes } } });
+    },
+  },
 ];
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function team(overrides: Partial<TeamRecord> = {}): TeamRecord {
+  const now = Date.now();
+  return {
+    id: sortableId('team_'),
+    name: 'Research',
+    models: ['*'],
+    defaultKeyPolicy: null,
+    metadata: {},
+    createdAt: now,
+    updatedAt: now,
+    ...overrides,
+  };
+}
+
+/** A key record; the hash is of a made-up plaintext since the store never sees one. */
+function key(teamId: string, overrides: Partial<KeyRecord> = {}): KeyRecord {
+  const now = Date.now();
+  const id = sortableId('', 6);
+  return {
+    id,
+    teamId,
+    name: null,
+    owner: null,
+    models: null,
+    expiresAt: null,
+    disabled: false,
+    revokedAt: null,
+    metadata: {},
+    createdAt: now,
+    updatedAt: now,
+    hash: secretHash(),
+    retiredHashes: [],
+    ...overrides,
+  };
+}
+
+const secretHash = () => hashKey(sortableId('tg-secret-', 16));
+
+function auditEvent(id = sortableId('aud_')): AuditEvent {
+  return {
+    id,
+    createdAt: Date.now(),
+    actor: 'admin',
+    action: 'team.create',
+    targetType: 'team',
+    targetId: 'team_x',
+    before: null,
+    after: { name: 'x' },
+  };
+}
+
+/** Every id, following `after` cursors page by page; also returns each page's hasMore. */
+async function walk<T extends { id: string }>(
+  list: (after: string | undefined) => Promise<Page<T>>,
+): Promise<{ ids: string[]; hasMore: boolean[] }> {
+  const ids: string[] = [];
+  const hasMore: boolean[] = [];
+  let after: string | undefined;
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await list(after);
+    ids.push(...page.items.map((item) => item.id));
+    hasMore.push(page.hasMore);
+    if (!page.hasMore) return { ids, hasMore };
+    after = page.items.at(-1)?.id;
+  }
+  throw new Error('paging did not end');
+}
+
+const sortedIds = (items: Array<{ id: string }>) => items.map((item) => item.id).sort();
+
 /** One contract for every Store; features add their cases here as they land. */
-describe.each(implementations)('Store contract: $name', ({ name, make }) => {
-  it('answers ping while open and refuses once closed', async (context) => {
-    const store = await make();
-    if (!store) {
-      context.skip(`${name}: no Redis available (see the notice above)`);
-      return;
-    }
-    await expect(store.ping()).resolves.toBeUndefined();
-    await store.close();
-    await expect(store.ping()).rejects.toThrow();
+describe.each(subjects)('Store contract: $name', (subject) => {
+  let store: Store | undefined;
+
+  beforeEach(async (context) => {
+    store = await subject.open();
+    if (!store) context.skip(`${subject.name}: not available here (see the notice above)`);
+  });
+
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+  });
+
+  /** The store of the running test (beforeEach skipped the test if there is none). */
+  const s = (): Store => {
+    if (!store) throw new Error('no store');
+    return store;
+  };
+
+  it('answers ping while open and refuses at once when closed', async () => {
+    await expect(s().ping()).resolves.toBeUndefined();
+    await s().close();
+    const started = Date.now();
+    await expect(s().ping()).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  describe('teams', () => {
+    it('inserts, reads back and hands out copies', async () => {
+      const research = team({ name: 'Research', models: ['gpt-*'], metadata: { cost_center: 42 } });
+      await s().insertTeam(research);
+      const read = await s().getTeam(research.id);
+      expect(read).toEqual(research);
+      if (read) read.name = 'mutated by a caller';
+      expect(await s().getTeam(research.id)).toEqual(research);
+      expect(await s().getTeam('team_missing')).toBeUndefined();
+    });
+
+    it('lists in id order, page by page', async () => {
+      const teams = Array.from({ length: 5 }, (_, i) => team({ name: `t${i}` }));
+      // Inserted out of order: the list order is by id, not by insertion.
+      for (const t of [...teams].reverse()) await s().insertTeam(t);
+      const ids = sortedIds(teams);
+
+      const all = await s().listTeams({ limit: 10 });
+      expect(all.items.map((t) => t.id)).toEqual(ids);
+      expect(all.hasMore).toBe(false);
+      expect(all.items[0]).toEqual(teams.find((t) => t.id === ids[0]));
+
+      const first = await s().listTeams({ limit: 2 });
+      expect(first.items.map((t) => t.id)).toEqual(ids.slice(0, 2));
+      expect(first.hasMore).toBe(true);
+      const second = await s().listTeams({ limit: 2, after: ids[1] });
+      expect(second.items.map((t) => t.id)).toEqual(ids.slice(2, 4));
+      expect(second.hasMore).toBe(true);
+      const last = await s().listTeams({ limit: 2, after: ids[3] });
+      expect(last.items.map((t) => t.id)).toEqual(ids.slice(4));
+      expect(last.hasMore).toBe(false);
+
+      // A page that ends exactly at the last item has nothing more.
+      expect((await s().listTeams({ limit: 5 })).hasMore).toBe(false);
+      expect(await s().listTeams({ limit: 3, after: ids[4] })).toEqual({ items: [], hasMore: false });
+      // The cursor need not exist any more (its team was deleted between pages).
+      const gone = `${ids[1]}0`;
+      expect((await s().listTeams({ limit: 10, after: gone })).items.map((t) => t.id)).toEqual(ids.slice(2));
+      expect(await walk((after) => s().listTeams({ limit: 2, after }))).toEqual({
+        ids,
+        hasMore: [true, true, false],
+      });
+    });
+
+    it('updates and deletes', async () => {
+      const research = team();
+      const other = team({ name: 'Other' });
+      await s().insertTeam(research);
+      await s().insertTeam(other);
+      const renamed = {
+        ...research,
+        name: 'Renamed',
+        models: ['a', 'b/*'],
+        updatedAt: research.updatedAt + 1,
+      };
+      await s().updateTeam(renamed);
+      expect(await s().getTeam(research.id)).toEqual(renamed);
+      expect((await s().listTeams({ limit: 10 })).items).toContainEqual(renamed);
+
+      await s().deleteTeam(research.id);
+      expect(await s().getTeam(research.id)).toBeUndefined();
+      expect((await s().listTeams({ limit: 10 })).items).toEqual([other]);
+      await expect(s().deleteTeam('team_missing')).resolves.toBeUndefined();
+    });
+  });
+
+  describe('keys', () => {
+    it('inserts, reads by id and by hash, and lists by team and overall in id order', async () => {
+      const a = team();
+      const b = team();
+      await s().insertTeam(a);
+      await s().insertTeam(b);
+      const aKeys = Array.from({ length: 5 }, () => key(a.id));
+      const bKeys = Array.from({ length: 2 }, () =>
+        key(b.id, { models: ['gpt-4o'], name: 'ci', owner: 'ops' }),
+      );
+      for (const k of [...aKeys, ...bKeys].reverse()) await s().insertKey(k);
+
+      const first = aKeys[0]!;
+      expect(await s().getKey(first.id)).toEqual(first);
+      expect(await s().findKeyByHash(first.hash)).toEqual(first);
+      expect(await s().findKeyByHash(bKeys[1]!.hash)).toEqual(bKeys[1]);
+      expect(await s().getKey('missing')).toBeUndefined();
+      expect(await s().findKeyByHash(secretHash())).toBeUndefined();
+
+      const byTeam = await walk((after) => s().listKeys({ teamId: a.id, limit: 2, after }));
+      expect(byTeam).toEqual({ ids: sortedIds(aKeys), hasMore: [true, true, false] });
+      const teamB = await s().listKeys({ teamId: b.id, limit: 10 });
+      expect(teamB.items).toEqual([...bKeys].sort((x, y) => (x.id < y.id ? -1 : 1)));
+      expect(teamB.hasMore).toBe(false);
+      const all = await walk((after) => s().listKeys({ limit: 3, after }));
+      expect(all).toEqual({ ids: sortedIds([...aKeys, ...bKeys]), hasMore: [true, true, false] });
+      expect(await s().listKeys({ teamId: 'team_missing', limit: 10 })).toEqual({
+        items: [],
+        hasMore: false,
+      });
+    });
+
+    it('updateKey is a compare-and-set: a stale `previous` changes nothing', async () => {
+      const t = team();
+      await s().insertTeam(t);
+      const original = key(t.id);
+      await s().insertKey(original);
+
+      const renamed: KeyRecord = { ...original, name: 'first writer', updatedAt: original.updatedAt + 1 };
+      expect(await s().updateKey(renamed, original)).toBe(true);
+      expect(await s().getKey(original.id)).toEqual(renamed);
+
+      // A second admin read `original` before the first write landed: refused, nothing applied,
+      // not even its hash change.
+      const stale: KeyRecord = { ...original, name: 'second writer', hash: secretHash(), disabled: true };
+      expect(await s().updateKey(stale, original)).toBe(false);
+      expect(await s().getKey(original.id)).toEqual(renamed);
+      expect(await s().findKeyByHash(stale.hash)).toBeUndefined();
+      expect(await s().findKeyByHash(original.hash)).toEqual(renamed);
+      expect((await s().listKeys({ limit: 10 })).items).toEqual([renamed]);
+
+      // Re-read and retry: applies.
+      const current = (await s().getKey(original.id))!;
+      const retried = { ...current, disabled: true };
+      expect(await s().updateKey(retried, current)).toBe(true);
+      expect(await s().getKey(original.id)).toEqual(retried);
+
+      // No record at all: nothing to compare with, nothing created.
+      const phantom = key(t.id);
+      expect(await s().updateKey(phantom, phantom)).toBe(false);
+      expect(await s().getKey(phantom.id)).toBeUndefined();
+      expect(await s().findKeyByHash(phantom.hash)).toBeUndefined();
+    });
+
+    it('rotation: the new hash resolves, a retired one until its `until` and not after', async () => {
+      const t = team();
+      await s().insertTeam(t);
+      const original = key(t.id);
+      await s().insertKey(original);
+
+      const graceMs = 300;
+      const until = Date.now() + graceMs;
+      const rotated: KeyRecord = {
+        ...original,
+        hash: secretHash(),
+        retiredHashes: [{ hash: original.hash, until }],
+        updatedAt: original.updatedAt + 1,
+      };
+      expect(await s().updateKey(rotated, original)).toBe(true);
+      expect(await s().findKeyByHash(rotated.hash)).toEqual(rotated);
+      expect(await s().findKeyByHash(original.hash)).toEqual(rotated);
+
+      // Rotating again within the grace keeps the first retired secret (with its own `until`)
+      // and retires the second for longer.
+      const again: KeyRecord = {
+        ...rotated,
+        hash: secretHash(),
+        retiredHashes: [...rotated.retiredHashes, { hash: rotated.hash, until: Date.now() + 60_000 }],
+      };
+      expect(await s().updateKey(again, rotated)).toBe(true);
+      for (const hash of [original.hash, rotated.hash, again.hash])
+        expect(await s().findKeyByHash(hash)).toEqual(again);
+
+      await sleep(until - Date.now() + 50);
+      expect(await s().findKeyByHash(original.hash)).toBeUndefined();
+      expect(await s().findKeyByHash(rotated.hash)).toEqual(again);
+      expect(await s().findKeyByHash(again.hash)).toEqual(again);
+
+      // Rotation without grace (or a grace already over): the old secret stops at once.
+      const abrupt: KeyRecord = {
+        ...again,
+        hash: secretHash(),
+        retiredHashes: [{ hash: again.hash, until: Date.now() - 1 }],
+      };
+      expect(await s().updateKey(abrupt, again)).toBe(true);
+      expect(await s().findKeyByHash(again.hash)).toBeUndefined();
+      // A retired secret left out of the next record is dropped from the index too.
+      expect(await s().findKeyByHash(rotated.hash)).toBeUndefined();
+      expect(await s().findKeyByHash(abrupt.hash)).toEqual(abrupt);
+    });
+
+    it('a revoked key still resolves by hash (auth decides what to tell the caller)', async () => {
+      const t = team();
+      await s().insertTeam(t);
+      const original = key(t.id);
+      await s().insertKey(original);
+      const rotated: KeyRecord = {
+        ...original,
+        hash: secretHash(),
+        retiredHashes: [{ hash: original.hash, until: Date.now() + 60_000 }],
+      };
+      expect(await s().updateKey(rotated, original)).toBe(true);
+
+      const now = Date.now();
+      const revoked: KeyRecord = { ...rotated, revokedAt: now, retiredHashes: [], updatedAt: now };
+      expect(await s().updateKey(revoked, rotated)).toBe(true);
+      expect(await s().findKeyByHash(revoked.hash)).toEqual(revoked);
+      // Revocation ends the grace of retired secrets.
+      expect(await s().findKeyByHash(original.hash)).toBeUndefined();
+      expect((await s().listKeys({ teamId: t.id, limit: 10 })).items).toEqual([revoked]);
+    });
+
+    it('records last use, batched, and never moves it backwards', async () => {
+      const t = team();
+      await s().insertTeam(t);
+      const [a, b, c] = [key(t.id), key(t.id), key(t.id)];
+      for (const k of [a, b, c]) await s().insertKey(k);
+
+      expect(await s().lastUsed([a.id, b.id, c.id])).toEqual(new Map());
+      await s().touchKeys(new Map());
+      await s().touchKeys(
+        new Map([
+          [a.id, 1_700_000_000_000],
+          [b.id, 1_700_000_000_500],
+        ]),
+      );
+      expect(await s().lastUsed([a.id, b.id, c.id])).toEqual(
+        new Map([
+          [a.id, 1_700_000_000_000],
+          [b.id, 1_700_000_000_500],
+        ]),
+      );
+      // Another instance flushing an older batch later must not undo a newer use.
+      await s().touchKeys(
+        new Map([
+          [a.id, 1_600_000_000_000],
+          [b.id, 1_700_000_009_999],
+        ]),
+      );
+      expect(await s().lastUsed([a.id, b.id])).toEqual(
+        new Map([
+          [a.id, 1_700_000_000_000],
+          [b.id, 1_700_000_009_999],
+        ]),
+      );
+      expect(await s().lastUsed([])).toEqual(new Map());
+      expect(await s().lastUsed(['missing'])).toEqual(new Map());
+    });
+  });
+
+  describe('audit', () => {
+    it('appends and lists in id order, page by page', async () => {
+      const events = Array.from({ length: 5 }, () => auditEvent());
+      for (const event of events) await s().appendAudit(event);
+      const ids = sortedIds(events);
+
+      const all = await s().listAudit({ limit: 10 });
+      expect(all.items).toEqual([...events].sort((x, y) => (x.id < y.id ? -1 : 1)));
+      expect(all.hasMore).toBe(false);
+      expect(await walk((after) => s().listAudit({ limit: 2, after }))).toEqual({
+        ids,
+        hasMore: [true, true, false],
+      });
+      expect(await s().listAudit({ limit: 2, after: ids[4] })).toEqual({ items: [], hasMore: false });
+    });
+
+    it('orders events of the same millisecond by id too, so paging visits each once', async () => {
+      // Two events in one millisecond: sortableId's random tail decides their order, which
+      // need not match the order they were appended in.
+      const time = Date.now().toString(36).padStart(9, '0');
+      const later = auditEvent(`aud_${time}zzzzzzzz`);
+      const earlier = auditEvent(`aud_${time}aaaaaaaa`);
+      await s().appendAudit(later);
+      await s().appendAudit(earlier);
+      expect((await s().listAudit({ limit: 10 })).items.map((e) => e.id)).toEqual([earlier.id, later.id]);
+      expect(await walk((after) => s().listAudit({ limit: 1, after }))).toEqual({
+        ids: [earlier.id, later.id],
+        hasMore: [true, false],
+      });
+    });
+  });
+
+  describe('settings', () => {
+    it('sets a value only if absent and returns what is stored', async () => {
+      expect(await s().setSettingIfAbsent('admin_key_sha256', 'first')).toBe('first');
+      expect(await s().setSettingIfAbsent('admin_key_sha256', 'second')).toBe('first');
+      expect(await s().setSettingIfAbsent('other', 'third')).toBe('third');
+    });
   });
 });
 

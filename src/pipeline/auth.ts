@@ -12,7 +12,15 @@ import type { Store } from '../store/store.js';
  */
 export type Principal =
   | { kind: 'anonymous' }
-  | { kind: 'key'; keyId: string; teamId: string; teamName: string; models: readonly string[] };
+  | {
+      kind: 'key';
+      keyId: string;
+      teamId: string;
+      teamName: string;
+      teamModels: readonly string[];
+      /** null: whatever the team allows. */
+      keyModels: readonly string[] | null;
+    };
 
 export const ANONYMOUS: Principal = { kind: 'anonymous' };
 
@@ -23,8 +31,13 @@ export function presentedKey(request: FastifyRequest): string | undefined {
   return typeof apiKey === 'string' && apiKey ? apiKey : undefined;
 }
 
+/** A model must be allowed by the team and, when the key has its own list, by the key too. */
 export function principalAllows(principal: Principal, model: string): boolean {
-  return principal.kind === 'anonymous' || modelAllowed(principal.models, model);
+  if (principal.kind === 'anonymous') return true;
+  return (
+    modelAllowed(principal.teamModels, model) &&
+    (principal.keyModels === null || modelAllowed(principal.keyModels, model))
+  );
 }
 
 export class InvalidApiKeyError extends GatewayError {
@@ -99,7 +112,8 @@ export class KeyAuthenticator {
       keyId: key.id,
       teamId: team.id,
       teamName: team.name,
-      models: key.models ?? team.models,
+      teamModels: team.models,
+      keyModels: key.models,
     };
   }
 

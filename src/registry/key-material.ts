@@ -2,16 +2,30 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const KEY_FORMAT = /^tg-([0-9a-z]{8,32})-([A-Za-z0-9_-]{22,})$/;
 
-/** Lexically sortable by creation time (base36 milliseconds), then random. */
+let lastTime = 0;
+let sequence = 0;
+
+/**
+ * Lexically sortable by creation order: base36 milliseconds, a per-process sequence for ids made
+ * in the same millisecond (so lists stay in creation order), then random characters.
+ */
 export function sortableId(prefix: string, randomChars = 8): string {
-  const time = Date.now().toString(36).padStart(9, '0');
+  const now = Date.now();
+  if (now > lastTime) {
+    lastTime = now;
+    sequence = 0;
+  } else {
+    sequence++;
+  }
+  const time = lastTime.toString(36).padStart(9, '0');
+  const seq = sequence.toString(36).padStart(3, '0');
   const random = randomBytes(randomChars)
     .toString('base64url')
     .replace(/[^0-9a-z]/gi, '')
     .toLowerCase()
     .padEnd(randomChars, '0')
     .slice(0, randomChars);
-  return `${prefix}${time}${random}`;
+  return `${prefix}${time}${seq}${random}`;
 }
 
 export function hashKey(key: string): string {

@@ -24,13 +24,24 @@ export class TeamHasActiveKeysError extends GatewayError {
 }
 
 export class KeyModelsNotAllowedError extends GatewayError {
-  constructor(models: string[]) {
+  constructor(models: string[], param = 'models') {
     super(
       400,
       'invalid_request_error',
       'model_not_allowed',
       `A key's models must be within its team's; not allowed: ${models.join(', ')}.`,
-      { param: 'models' },
+      { param },
+    );
+  }
+}
+
+export class KeyRevokedError extends GatewayError {
+  constructor(id: string) {
+    super(
+      409,
+      'invalid_request_error',
+      'key_revoked',
+      `API key '${id}' is revoked; issue a new key instead.`,
     );
   }
 }

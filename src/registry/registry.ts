@@ -6,6 +6,7 @@ import type { AuditEvent, KeyPolicy, KeyRecord, Page, PageQuery, TeamRecord } fr
 import {
   KeyModelsNotAllowedError,
   KeyNotFoundError,
+  KeyRevokedError,
   TeamHasActiveKeysError,
   TeamNotFoundError,
 } from './registry-errors.js';
@@ -84,7 +85,14 @@ export class Registry {
     return this.store.listTeams(query);
   }
 
+  /** A team's default key models must be within its own, or every default key would be refused. */
+  private checkPolicy(models: string[], policy: KeyPolicy | null | undefined): void {
+    const outside = (policy?.models ?? []).filter((model) => !patternsWithin([model], models));
+    if (outside.length > 0) throw new KeyModelsNotAllowedError(outside, 'default_key_policy.models');
+  }
+
   async createTeam(input: TeamInput, actor: string): Promise<TeamRecord> {
+    this.checkPolicy(input.models ?? ['*'], input.default_key_policy);
     const now = this.now();
     const team: TeamRecord = {
       id: sortableId('team_'),
@@ -102,6 +110,10 @@ export class Registry {
 
   async updateTeam(id: string, patch: Partial<TeamInput>, actor: string): Promise<TeamRecord> {
     const before = await this.getTeam(id);
+    this.checkPolicy(
+      patch.models ?? before.models,
+      patch.default_key_policy !== undefined ? patch.default_key_policy : before.defaultKeyPolicy,
+    );
     const team: TeamRecord = {
       ...before,
       ...(patch.name !== undefined ? { name: patch.name } : {}),
@@ -120,7 +132,8 @@ export class Registry {
     let after: string | undefined;
     for (;;) {
       const page = await this.store.listKeys({ teamId, limit: 100, after });
-      active.push(...page.items.filter((key) => keyStatus(key, this.now()) !== 'revoked'));
+      // Expired keys no longer work, so they do not hold a team back; disabled ones can return.
+      active.push(...page.items.filter((key) => ['active', 'disabled'].includes(keyStatus(key, this.now()))));
       if (!page.hasMore || page.items.length === 0) return active;
       after = page.items.at(-1)?.id;
     }
@@ -194,6 +207,7 @@ export class Registry {
   ): Promise<{ before: KeyRecord; after: KeyRecord }> {
     for (let attempt = 0; attempt < UPDATE_RETRIES; attempt++) {
       const before = await this.getKey(id);
+      if (before.revokedAt !== null) throw new KeyRevokedError(id);
       const after = await change(structuredClone(before));
       if (await this.store.updateKey(after, before)) return { before, after };
     }
@@ -236,6 +250,8 @@ export class Registry {
   }
 
   async revokeKey(id: string, actor: string): Promise<KeyRecord> {
+    const current = await this.getKey(id);
+    if (current.revokedAt !== null) return current; // revoking twice changes nothing
     const { before, after } = await this.changeKey(id, (key) => {
       const now = this.now();
       return { ...key, revokedAt: key.revokedAt ?? now, retiredHashes: [], updatedAt: now };

@@ -28,8 +28,8 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
   const issue = result.error.issues[0];
   if (!issue) throw new InvalidRequestError('The request body is invalid.');
   if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0] ?? '';
-    throw new InvalidRequestError(`Unrecognized request argument supplied: ${issue.keys.join(', ')}.`, key);
+    const param = paramOf([...issue.path, issue.keys[0] ?? '']);
+    throw new InvalidRequestError(`Unrecognized request argument supplied: ${issue.keys.join(', ')}.`, param);
   }
   const param = paramOf(issue.path);
   const missing = issue.code === 'invalid_type' && issue.input === undefined;

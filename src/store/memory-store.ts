@@ -74,7 +74,8 @@ export class MemoryStore implements Store {
     const state = JSON.parse(text) as PersistedState;
     for (const team of state.teams) this.teams.set(team.id, team);
     for (const key of state.keys) this.indexKey(key);
-    this.audit = state.audit;
+    // Paging follows ids (as in Redis), so keep the log in id order whatever the file's order.
+    this.audit = [...state.audit].sort(byId);
     for (const [name, value] of Object.entries(state.settings)) this.settings.set(name, value);
     for (const [id, at] of Object.entries(state.lastUsed ?? {})) this.used.set(id, at);
   }
@@ -192,13 +193,18 @@ export class MemoryStore implements Store {
   }
 
   async appendAudit(event: AuditEvent): Promise<void> {
-    this.audit.push(structuredClone(event));
+    // Events of one millisecond get ids in random order, and `after` cursors compare ids: insert
+    // in id order (almost always at the end) so a page never skips or repeats an event.
+    let at = this.audit.length;
+    while (at > 0 && this.audit[at - 1]!.id > event.id) at--;
+    this.audit.splice(at, 0, structuredClone(event));
     if (this.audit.length > AUDIT_CAP) this.audit = this.audit.slice(-AUDIT_CAP);
     await this.persist();
   }
 
   async listAudit(query: PageQuery): Promise<Page<AuditEvent>> {
-    return page(this.audit, query);
+    const result = page(this.audit, query);
+    return { items: result.items.map((event) => structuredClone(event)), hasMore: result.hasMore };
   }
 
   async setSettingIfAbsent(name: string, value: string): Promise<string> {

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { ServiceUnavailableError } from '../errors.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import { createRedisClient, type RedisTarget } from './redis-client.js';
 import type { Store } from './store.js';
@@ -44,6 +45,19 @@ for i = 3 + r, #KEYS do redis.call('DEL', KEYS[i]) end
 return 1
 `;
 
+/**
+ * Last-used times only move forward: several instances flush their batches independently, and
+ * an older batch landing after a newer one must not turn a key's last use back.
+ * KEYS: the last-used hash. ARGV: id, time, id, time, ...
+ */
+const TOUCH_KEYS = `
+for i = 1, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if tonumber(ARGV[i + 1]) > current then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+`;
+
 export interface RedisStoreOptions {
   target: RedisTarget;
 }
@@ -62,10 +76,18 @@ function parseAll<T>(values: Array<string | null>): T[] {
   return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as T);
 }
 
+/** Redis cannot be reached: callers answer 503 with retry-after (fail closed), never a 500. */
+export class StoreUnavailableError extends ServiceUnavailableError {
+  constructor() {
+    super('The gateway cannot reach its shared state (Redis) right now; retry shortly.', 1);
+  }
+}
+
 /** Shared state in Redis, so several gateway instances behave as one. */
 export class RedisStore implements Store {
   readonly kind = 'redis';
   readonly client: Redis | Cluster;
+  private closed = false;
 
   constructor(options: RedisStoreOptions) {
     this.client = createRedisClient(options.target);
@@ -76,13 +98,14 @@ export class RedisStore implements Store {
    * Redis that stays down still fails fast, which is what callers need.
    */
   private async connected(timeoutMs = 1_000): Promise<void> {
+    // A Cluster client stays 'disconnecting' for a while after close(); closed means closed now.
+    if (this.closed) throw new Error('store is closed');
     if (this.client.status === 'ready') return;
-    if (this.client.status === 'end' || this.client.status === 'close')
-      throw new Error('redis connection is closed');
+    if (this.client.status === 'end' || this.client.status === 'close') throw new StoreUnavailableError();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.client.off('ready', onReady);
-        reject(new Error(`redis is not reachable (status: ${this.client.status})`));
+        reject(new StoreUnavailableError());
       }, timeoutMs);
       const onReady = () => {
         clearTimeout(timer);
@@ -99,6 +122,7 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.client.disconnect();
   }
 
@@ -193,7 +217,12 @@ export class RedisStore implements Store {
   async touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void> {
     if (lastUsed.size === 0) return;
     await this.connected();
-    await this.client.hset(K.lastUsed, Object.fromEntries([...lastUsed].map(([id, at]) => [id, String(at)])));
+    await this.client.eval(
+      TOUCH_KEYS,
+      1,
+      K.lastUsed,
+      ...[...lastUsed].flatMap(([id, at]) => [id, String(at)]),
+    );
   }
 
   async lastUsed(ids: readonly string[]): Promise<Map<string, number>> {
