@@ -3,16 +3,16 @@
 # Redis) and checks it answers over HTTP with curl. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-port="${SMOKE_PORT:-18080}"
+# A free port unless told otherwise: a fixed one can be taken by anything else on the machine.
+port="${SMOKE_PORT:-$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")}"
 log="$(mktemp)"
 data="$(mktemp -d)"
-env -u REDIS_URL -u TOLLGATE_CONFIG -u OPENAI_API_KEY -u TOLLGATE_ADMIN_KEY -u TOLLGATE_AUTH \
+# Its own process group (setsid), so cleanup stops npm and the node it starts together.
+setsid env -u REDIS_URL -u TOLLGATE_CONFIG -u OPENAI_API_KEY -u TOLLGATE_ADMIN_KEY -u TOLLGATE_AUTH \
   TOLLGATE_DATA_DIR="$data" PORT="$port" npm start >"$log" 2>&1 &
 pid=$!
 cleanup() {
-  # npm start runs node as a child; stop the whole group.
-  pkill -TERM -P "$pid" 2>/dev/null || true
-  kill "$pid" 2>/dev/null || true
+  kill -TERM -- "-$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   rm -rf "$log" "$data"
 }
@@ -25,7 +25,7 @@ done
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { echo "smoke: gateway did not start"; cat "$log"; exit 1; }
 
 # The quick-start flow: the first start prints a generated admin key; create a team and a key.
-admin="$(grep -o 'TOLLGATE_ADMIN_KEY=tga-[A-Za-z0-9_-]*' "$log" | head -1 | cut -d= -f2)"
+admin="$(grep -o 'TOLLGATE_ADMIN_KEY=tga-[A-Za-z0-9_-]*' "$log" | head -1 | cut -d= -f2 || true)"
 [ -n "$admin" ] || { echo "smoke: no generated admin key was printed"; cat "$log"; exit 1; }
 team="$(curl -fsS "http://127.0.0.1:$port/admin/teams" -H "Authorization: Bearer $admin" \
   -H 'content-type: application/json' -d '{"name":"smoke"}' | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)"
