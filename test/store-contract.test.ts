@@ -1,4 +1,4 @@
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashKey, sortableId } from '../src/registry/key-material.js';
 import type { AuditEvent, KeyRecord, Page, TeamRecord } from '../src/registry/records.js';
@@ -13,14 +13,20 @@ import {
   startRedisCluster,
   type TestRedisCluster,
 } from './support/redis-cluster.js';
+import { startRedisSentinel, type TestRedisSentinel } from './support/redis-sentinel.js';
 
 let redis: TestRedis | undefined;
 let database: LeasedDatabase | undefined;
 let cluster: TestRedisCluster | undefined;
 let clusterAdmin: Cluster | undefined;
+let sentinel: TestRedisSentinel | undefined;
 
 beforeAll(async () => {
-  [redis, cluster] = await Promise.all([redisForTests(), startRedisCluster()]);
+  [redis, cluster, sentinel] = await Promise.all([
+    redisForTests(),
+    startRedisCluster(),
+    startRedisSentinel(),
+  ]);
   // REDIS_URL may be shared with other runs: work in a database of our own and only ever
   // delete `tg:*` there (never FLUSHALL).
   if (redis) database = await leaseRedisDatabase(redis.url);
@@ -37,7 +43,7 @@ afterAll(async () => {
   // Leave a shared Redis as we found it.
   if (database) await deleteKeys(database.client, 'tg:*');
   await database?.release();
-  await Promise.all([redis?.stop(), cluster?.stop()]);
+  await Promise.all([redis?.stop(), cluster?.stop(), sentinel?.stop()]);
 });
 
 interface Subject {
@@ -54,6 +60,19 @@ const subjects: Subject[] = [
       if (!database) return undefined;
       await deleteKeys(database.client, 'tg:*');
       return new RedisStore({ target: { url: database.url } });
+    },
+  },
+  {
+    // The sentinel's master is a throwaway server of this suite: it starts empty.
+    name: 'RedisStore (sentinel)',
+    open: async () => {
+      if (!sentinel) return undefined;
+      const store = new RedisStore({
+        target: { sentinel: { name: sentinel.name, sentinels: sentinel.sentinels } },
+      });
+      await store.ping(); // resolves once the sentinel has handed over the master's address
+      await deleteKeys(store.client as Redis, 'tg:*');
+      return store;
     },
   },
   {
