@@ -286,21 +286,43 @@ describe('MultipartModelRewriter on hand-built bodies', () => {
     }
   });
 
-  it('is done once the model has gone by and then passes chunks through as they are', () => {
+  it('keeps reading part headers after the model: a second model part is refused, not forwarded', () => {
     const rewriter = new MultipartModelRewriter(boundary, RESOLVE);
     const head = Buffer.from(
       `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-test\r\n--${boundary}`,
     );
     const first = rewriter.write(head);
-    expect(rewriter.done).toBe(true);
+    expect(rewriter.modelKnown).toBe(true);
+    expect(rewriter.done).toBe(false);
     expect(rewriter.model).toBe('gpt-test');
     expect(first.toString('latin1')).toContain(RESOLVE('gpt-test'));
+    // Upstreams differ in which of two `model` fields they read; the allowlist checked the first.
     const later = Buffer.from(
       `\r\nContent-Disposition: form-data; name="model"\r\n\r\nsecond\r\n--${boundary}--\r\n`,
     );
-    // A second model field is not looked at: it is file-like data once the first has been read.
-    expect(rewriter.write(later)).toBe(later);
-    expect(rewriter.end().length).toBe(0);
+    expect(() => rewriter.write(later)).toThrow(/more than once/);
+  });
+
+  it('recognises the model field unquoted and in any case, and refuses encoded names', () => {
+    for (const disposition of [
+      'form-data; name=model',
+      'form-data; NAME="model"',
+      'form-data;name = "model"',
+    ]) {
+      const rewriter = new MultipartModelRewriter(boundary, RESOLVE);
+      const body = Buffer.from(
+        `--${boundary}\r\nContent-Disposition: ${disposition}\r\n\r\ngpt-test\r\n--${boundary}--\r\n`,
+      );
+      const out = Buffer.concat([rewriter.write(body), rewriter.end()]);
+      expect(rewriter.model, disposition).toBe('gpt-test');
+      expect(out.toString('latin1')).toContain(RESOLVE('gpt-test'));
+    }
+    const encoded = new MultipartModelRewriter(boundary, RESOLVE);
+    expect(() =>
+      encoded.write(
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name*=UTF-8''model\r\n\r\nx\r\n`),
+      ),
+    ).toThrow(/encoded form/);
   });
 
   it('reports no model and returns the body unchanged when the body has only other fields', () => {

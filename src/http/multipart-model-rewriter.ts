@@ -4,6 +4,20 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_PART_HEADER = 16 * 1024;
 const MAX_MODEL_VALUE = 1024;
 
+/**
+ * The field name in a part's Content-Disposition, quoted or not, any case. RFC 5987 names
+ * (`name*=`) are refused: they could spell `model` in a form this check would not see.
+ */
+function partName(headers: string): string | undefined {
+  const disposition = /^content-disposition:(.*)$/im.exec(headers)?.[1];
+  if (disposition === undefined) return undefined;
+  if (/;\s*name\*\s*=/i.test(disposition)) {
+    throw new InvalidRequestError('Multipart field names in the encoded form (name*=) are not supported.');
+  }
+  const match = /;\s*name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(disposition);
+  return match ? (match[1] ?? match[2]) : undefined;
+}
+
 /** The boundary parameter of a multipart/form-data Content-Type. */
 export function multipartBoundary(contentType: string | undefined): string | undefined {
   const match = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType ?? '');
@@ -18,8 +32,13 @@ export function multipartBoundary(contentType: string | undefined): string | und
 export class MultipartModelRewriter {
   /** The public model name, once its part has gone by. */
   model: string | undefined;
-  /** True once nothing more needs to be looked at (model rewritten, or the body ended). */
+  /** True once the body's closing delimiter (or its end) has gone by. */
   done = false;
+
+  /** The router can decide: the model field has gone by, or the body ended without one. */
+  get modelKnown(): boolean {
+    return this.model !== undefined || this.done;
+  }
   private readonly delimiter: Buffer;
   private readonly nextPart: Buffer;
   private pending = Buffer.alloc(0);
@@ -37,6 +56,8 @@ export class MultipartModelRewriter {
   /** Returns the bytes that may be forwarded now. Throws what `resolve` throws. */
   write(chunk: Buffer): Buffer {
     if (this.done) return chunk;
+    // Every part header is looked at, to the end of the body: a second `model` part must not slip
+    // past the allowlist that checked the first (upstreams differ in which one they read).
     const data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     const out: Buffer[] = [];
     let cursor = 0;
@@ -74,7 +95,7 @@ export class MultipartModelRewriter {
       }
       const headers = data.subarray(delimiterEnd, headersEnd).toString('latin1');
       const valueStart = headersEnd + HEADER_END.length;
-      if (!/;\s*name="model"(?:;|\s*$|\r\n)/im.test(headers)) {
+      if (partName(headers) !== 'model') {
         out.push(data.subarray(cursor, valueStart));
         cursor = valueStart;
         continue;
@@ -87,10 +108,12 @@ export class MultipartModelRewriter {
         cursor = at;
         break;
       }
+      if (this.model !== undefined) {
+        throw new InvalidRequestError("The 'model' field appears more than once.", 'model');
+      }
       this.model = data.subarray(valueStart, valueEnd).toString('utf8').trim();
       out.push(data.subarray(cursor, valueStart), Buffer.from(this.resolve(this.model)));
       cursor = valueEnd;
-      this.done = true;
     }
     if (cursor > 0) this.atBodyStart = false;
     if (this.done) {

@@ -26,7 +26,7 @@ export async function readUntilModel(
     if (size > limit) throw new RequestTooLargeError(limit);
   };
   let ended = false;
-  while (!rewriter.done) {
+  while (!rewriter.modelKnown) {
     const next = await iterator.next();
     if (next.done) {
       held.push(rewriter.end());
