@@ -259,10 +259,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           request.gateway.principal = ANONYMOUS;
           return done();
         }
-        try {
-          failedAuth?.assertNotBlocked(request);
-        } catch (error) {
-          return done(error as Error);
+        // A blocked address still gets through with a key this instance validated recently: one
+        // client with a stale key behind a shared proxy must not lock out everyone else.
+        if (!authenticator.recentlyValidated(request)) {
+          try {
+            failedAuth?.assertNotBlocked(request);
+          } catch (error) {
+            return done(error as Error);
+          }
         }
         authenticator.authenticate(request).then(
           (principal) => {

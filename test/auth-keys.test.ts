@@ -331,9 +331,12 @@ describe.each(stores)('team keys on /v1 ($store store)', ({ store }) => {
       const guardedAdmin = new AdminHttp(guarded.url);
       const team = await guardedAdmin.createTeam({ name: `brute-force-${store}` });
       const { key } = await guardedAdmin.createKey({ team_id: team.id, name: 'victim' });
+      const { key: inUse } = await guardedAdmin.createKey({ team_id: team.id, name: 'in use' });
       // maxRetries 0: a 429 is retryable and the SDK would otherwise spend its retries on it.
       const from = (source: string, apiKey: string) =>
         sdk(guarded, apiKey, { maxRetries: 0, headers: { 'x-forwarded-for': source } });
+      // A client behind the same address whose key is in use (validated before the block).
+      await expect(from(ip, inUse).models.list()).resolves.toBeDefined();
       for (let attempt = 1; attempt <= 3; attempt++) {
         const error = await apiError(from(ip, `${UNKNOWN_KEY.slice(0, -1)}${attempt}`).models.list());
         expect(error.status, `attempt ${attempt}`).toBe(401);
@@ -355,6 +358,10 @@ describe.each(stores)('team keys on /v1 ($store store)', ({ store }) => {
       expect(blocked).toBeInstanceOf(OpenAI.RateLimitError);
       expect(blocked.code).toBe('rate_limit_exceeded');
       expect(Number(blocked.headers?.get('retry-after'))).toBeGreaterThan(0);
+
+      // A key this instance validated recently keeps working from the blocked address: one client
+      // with a stale key behind a shared proxy must not lock everyone else out.
+      await expect(from(ip, inUse).models.list()).resolves.toBeDefined();
 
       // Another address is unaffected.
       await expect(

@@ -113,7 +113,11 @@ export const configSchema = z
         keepAliveIntervalMs: positiveMs.default(15_000),
         /** On SIGTERM/SIGINT, how long in-flight requests get to finish. */
         shutdownGraceMs: positiveMs.default(30_000),
-        trustProxy: z.boolean().default(false),
+        /**
+         * Whom to believe about the client's address (X-Forwarded-For): false, true (anyone), or
+         * addresses/CIDRs of your proxies. Rate limits per IP depend on it.
+         */
+        trustProxy: z.union([z.boolean(), z.string().min(1), z.array(z.string().min(1))]).default(false),
         cors: z
           .object({
             origins: z.union([z.literal('*'), z.array(z.string().min(1))]).default('*'),

@@ -117,6 +117,14 @@ export class KeyAuthenticator {
     };
   }
 
+  /** True when the presented key was validated here within `staleOkSeconds` (no store round trip). */
+  recentlyValidated(request: FastifyRequest): boolean {
+    const presented = presentedKey(request);
+    if (!presented || !publicIdOf(presented)) return false;
+    const cached = this.cache.get(hashKey(presented));
+    return cached !== undefined && this.now() - cached.at < this.options.staleOkSeconds * 1000;
+  }
+
   private async lookup(hash: string): Promise<{ key: KeyRecord; team: TeamRecord } | undefined> {
     const now = this.now();
     const cached = this.cache.get(hash);
