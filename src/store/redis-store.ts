@@ -24,6 +24,7 @@ const K = {
   settings: `${P}settings`,
 };
 const AUDIT_CAP = 100_000;
+const FIRST_CONNECTION_WAIT_MS = 2_000;
 
 /**
  * Compare-and-set of a key record with its hash index, in one atomic step: applies only if the
@@ -87,32 +88,39 @@ export class StoreUnavailableError extends ServiceUnavailableError {
 export class RedisStore implements Store {
   readonly kind = 'redis';
   readonly client: Redis | Cluster;
+  private everReady = false;
+  private firstConnection: Promise<void> | undefined;
   private closed = false;
 
   constructor(options: RedisStoreOptions) {
     this.client = createRedisClient(options.target);
+    this.client.on('ready', () => {
+      this.everReady = true;
+    });
   }
 
   /**
-   * While ioredis is (re)connecting, wait briefly for it rather than failing at once; a
-   * Redis that stays down still fails fast, which is what callers need.
+   * Fails fast while Redis is down, so an outage costs callers no waiting: once the connection
+   * has been up, a command is only sent while it is up. Only the very first connection (at boot)
+   * is waited for, briefly, and all callers share that one wait.
    */
-  private async connected(timeoutMs = 1_000): Promise<void> {
-    // A Cluster client stays 'disconnecting' for a while after close(); closed means closed now.
-    if (this.closed) throw new Error('store is closed');
-    if (this.client.status === 'ready') return;
-    if (this.client.status === 'end' || this.client.status === 'close') throw new StoreUnavailableError();
-    await new Promise<void>((resolve, reject) => {
+  private connected(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    if (this.client.status === 'ready') return Promise.resolve();
+    if (this.everReady) return Promise.reject(new StoreUnavailableError());
+    this.firstConnection ??= new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.client.off('ready', onReady);
+        this.firstConnection = undefined;
         reject(new StoreUnavailableError());
-      }, timeoutMs);
+      }, FIRST_CONNECTION_WAIT_MS);
       const onReady = () => {
         clearTimeout(timer);
         resolve();
       };
       this.client.once('ready', onReady);
     });
+    return this.firstConnection;
   }
 
   async ping(): Promise<void> {
