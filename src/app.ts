@@ -37,7 +37,7 @@ import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { readUntilModel } from './pipeline/upload-body.js';
 import { usageFromJson } from './pipeline/usage.js';
-import { registerErrorHandler } from './plugins/error-handler.js';
+import { errorPayload, registerErrorHandler } from './plugins/error-handler.js';
 import { Registry } from './registry/registry.js';
 import { adminRoutes } from './routes/admin/admin-routes.js';
 import { healthRoutes } from './routes/health.js';
@@ -74,6 +74,9 @@ export interface AppDeps {
 const GATEWAY_VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
+
+/** Non-streamed answers are read whole (usage, base64 fixes); past this an upstream is misbehaving. */
+const MAX_UPSTREAM_JSON_BYTES = 256 * 1024 * 1024;
 
 /** Last-used times are written in batches this often, never on a request's path. */
 const LAST_USED_FLUSH_MS = 5_000;
@@ -124,6 +127,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     trustProxy: config.server.trustProxy,
     genReqId: requestId,
     return503OnClosing: false,
+    // Requests the router rejects before any hook (a malformed URL) get the envelope too.
+    frameworkErrors: (error, request, reply) => {
+      const payload = errorPayload(
+        error.code === 'FST_ERR_BAD_URL' ? new InvalidRequestError('The request URL is malformed.') : error,
+        config.server.bodyLimit,
+        request.headers['content-type'],
+      );
+      (reply as FastifyReply)
+        .code(payload.status)
+        .headers(payload.headers)
+        .type('application/json')
+        .send(payload.body);
+    },
     routerOptions: { ignoreTrailingSlash: true },
   });
 
@@ -204,7 +220,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         });
       }
       if (!response.contentType.includes('json')) return sendStreamed(reply, response); // ⑥ audio and other bytes
-      let body = await collectBody(response);
+      let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
       request.gateway.usage = usageFromJson(body); // ⑦
       if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
         body = ensureBase64Embeddings(body);

@@ -65,8 +65,9 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       },
     );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // `on`, not `once`: a second signal must reach `stop` (exit now) rather than Node's default.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;

@@ -342,3 +342,20 @@ describe('no internals leak', () => {
     for (const text of seen) expectNoInternals(text);
   });
 });
+
+describe('URLs the router cannot take', () => {
+  it('a malformed percent-encoding gets the 400 envelope, and an id with an encoded % is looked up as such', async () => {
+    const gw = await startGateway({ backends: { mock: { type: 'mock' } }, models: { mock: { backend: 'mock' } } });
+    try {
+      const bad = await fetch(`${gw.baseURL}/models/%E0%A4%A`);
+      expect(bad.status).toBe(400);
+      const body = (await bad.json()) as { error: { type: string } };
+      expect(body.error.type).toBe('invalid_request_error');
+      const percent = await fetch(`${gw.baseURL}/models/a%25b`);
+      expect(percent.status).toBe(404);
+      expect(((await percent.json()) as { error: { code: string } }).error.code).toBe('model_not_found');
+    } finally {
+      await gw.close();
+    }
+  });
+});

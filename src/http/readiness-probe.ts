@@ -1,5 +1,6 @@
 import type { BackendRegistry } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
 export interface CheckResult {
@@ -18,7 +19,8 @@ async function probe(run: (signal: AbortSignal) => Promise<void>, timeoutMs: num
     await run(AbortSignal.timeout(timeoutMs));
     return { ok: true };
   } catch (error) {
-    return { ok: false, error: (error as Error).message || 'unreachable' };
+    // /readyz is public: only our own messages (which name no address or credential) go out.
+    return { ok: false, error: error instanceof GatewayError ? error.message : 'unreachable' };
   }
 }
 

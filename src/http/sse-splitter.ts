@@ -1,4 +1,8 @@
+import { UpstreamError } from '../errors.js';
+
 const LF2 = Buffer.from('\n\n');
+/** No real event comes near this; an upstream that never ends one must not fill our memory. */
+const MAX_EVENT_BYTES = 16 * 1024 * 1024;
 const CRLF2 = Buffer.from('\r\n\r\n');
 
 /**
@@ -15,6 +19,8 @@ export class SseSplitter {
     const crlf = data.lastIndexOf(CRLF2);
     const end = Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 4);
     if (end === -1) {
+      if (data.length > MAX_EVENT_BYTES)
+        throw new UpstreamError('The upstream sent an event larger than 16 MiB.');
       this.pending = data;
       return undefined;
     }

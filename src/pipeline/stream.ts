@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
 import { ClientAbortedError } from '../backends/openai-compatible/upstream-failure.js';
+import { UpstreamError } from '../errors.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
 import { errorEvent } from '../plugins/error-handler.js';
@@ -100,7 +101,7 @@ export async function relaySse(
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
       request.gateway.streamError = true;
       request.log.warn(
-        { err: { message: (error as Error).message } },
+        { error: { message: (error as Error).message } },
         'stream failed after the response started',
       );
       raw.write(errorEvent(error, options.bodyLimit));
@@ -111,10 +112,15 @@ export async function relaySse(
   }
 }
 
-/** Reads a whole (bounded) JSON answer; callers may inspect it before it goes out. */
-export async function collectBody(response: BackendResponse): Promise<Buffer> {
+/** Reads a whole JSON answer, up to `limit` bytes; callers may inspect it before it goes out. */
+export async function collectBody(response: BackendResponse, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of response.body) chunks.push(chunk);
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.length;
+    if (size > limit) throw new UpstreamError(`The upstream's answer is larger than ${limit} bytes.`);
+    chunks.push(chunk);
+  }
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { ClientAbortedError } from '../backends/openai-compatible/upstream-failure.js';
 import {
   GatewayError,
   InvalidRequestError,
@@ -108,10 +109,13 @@ export function errorEvent(error: unknown, bodyLimit: number): string {
 export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((error, request, reply) => {
     const payload = errorPayload(error, bodyLimit, request.headers['content-type']);
-    if (payload.status >= 500) {
+    // A client that hung up is not a server failure: nothing worth an error line.
+    const clientGone = error instanceof ClientAbortedError || request.gateway?.abort.signal.aborted === true;
+    if (payload.status >= 500 && !clientGone) {
+      // Not under `err`: pino's serializer for that key would replace these fields with a stack.
       request.log.error(
         {
-          err: {
+          error: {
             type: (error as Error).name,
             message: (error as Error).message,
             code: (error as FastifyError).code,

@@ -56,7 +56,10 @@ export class OpenAICompatibleBackend implements Backend {
       if (config.project) headers['openai-project'] = config.project;
     }
     this.fixedHeaders = headers;
-    this.secrets = [config.apiKey, url.host].filter((secret): secret is string => Boolean(secret));
+    // Extra headers often carry credentials too (gateway tokens, org ids).
+    this.secrets = [config.apiKey, url.host, ...Object.values(config.headers)].filter(
+      (secret): secret is string => typeof secret === 'string' && secret.length >= 6,
+    );
   }
 
   /**

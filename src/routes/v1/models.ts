@@ -12,7 +12,8 @@ export async function modelRoutes(app: FastifyInstance, options: { router: Model
   }));
   // Ids may contain '/', sent raw or as %2F; the wildcard takes both.
   app.get('/models/*', async (request) => {
-    const id = decodeURIComponent((request.params as { '*': string })['*']);
+    // The router has decoded the path already (%2F included); decoding again would break ids with '%'.
+    const id = (request.params as { '*': string })['*'];
     if (!principalAllows(request.gateway.principal, id)) throw new ModelNotFoundError(id);
     return router.retrieve(id);
   });
