@@ -643,3 +643,41 @@ describe.each(stores)('last_used_at ($store store)', ({ store }) => {
     }
   });
 });
+
+describe('optional admin bodies', () => {
+  it('rotate takes an empty JSON body (curl -X POST -H content-type: application/json) as no options', async () => {
+    const gw = await startGateway({
+      auth: {},
+      admin: { key: 'test-admin-key-0123456789' },
+      backends: { mock: { type: 'mock' } },
+      models: { mock: { backend: 'mock' } },
+    });
+    try {
+      const headers = {
+        authorization: 'Bearer test-admin-key-0123456789',
+        'content-type': 'application/json',
+      };
+      const team = (await (
+        await fetch(`${gw.url}/admin/teams`, { method: 'POST', headers, body: '{"name":"t"}' })
+      ).json()) as { id: string };
+      const key = (await (
+        await fetch(`${gw.url}/admin/keys`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ team_id: team.id }),
+        })
+      ).json()) as { id: string; key: string };
+      const rotated = await fetch(`${gw.url}/admin/keys/${key.id}/rotate`, { method: 'POST', headers });
+      expect(rotated.status).toBe(200);
+      expect(((await rotated.json()) as { key: string }).key).not.toBe(key.key);
+      const broken = await fetch(`${gw.url}/admin/keys/${key.id}/rotate`, {
+        method: 'POST',
+        headers,
+        body: '{oops',
+      });
+      expect(broken.status).toBe(400);
+    } finally {
+      await gw.close();
+    }
+  });
+});

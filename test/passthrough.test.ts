@@ -670,13 +670,14 @@ describe('images and moderations (JSON pass-through)', () => {
     });
   });
 
-  it("routes a moderation without a model by OpenAI's default and injects no model", async () => {
+  it("routes a moderation without a model by OpenAI's default; the route's rename is applied", async () => {
     const response = await client.moderations.create({ input: 'hello' }).withResponse();
     expectModerationResponse(response.data);
     expect(response.response.headers.get('x-tollgate-backend')).toBe('upstream');
     const seen = lastRequest('/v1/moderations');
-    expect(seen.json).toEqual({ input: 'hello' });
-    expect(seen.json && 'model' in seen.json).toBe(false);
+    // This config maps omni-moderation-latest to another upstream model: leaving the field out
+    // would let the upstream pick its own default and bypass that mapping.
+    expect(seen.json).toEqual({ input: 'hello', model: 'omni-upstream' });
   });
 
   it('answers 400 for a moderation without input, naming the field', async () => {

@@ -36,7 +36,9 @@ const poolSchema = z
 
 const headersSchema = z.record(z.string(), z.string()).default({});
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+  .refine((url) => !url.includes('?') && !url.includes('#'), 'a base URL takes no query or fragment');
 
 const openaiBackendSchema = z
   .object({
@@ -225,6 +227,11 @@ export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
     }
     if (name.includes('*') && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
       problems.push(`models.${name}: wildcards are '*' or 'prefix/*'`);
+    }
+    if (name.includes('*') && (model as { model?: unknown } | null)?.model !== undefined) {
+      problems.push(
+        `models.${name}.model: a wildcard route sends each name through as asked; it takes no model`,
+      );
     }
   }
   return problems;

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ANONYMOUS, type Principal } from '../pipeline/auth.js';
+import type { Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
 
 /** What the pipeline stages learn about one request, for later stages and the request log. */
@@ -7,8 +7,8 @@ export interface GatewayContext {
   startedAt: number;
   /** Aborted when the client goes away before the response is complete. */
   abort: AbortController;
-  /** Set by ① auth on /v1 requests. */
-  principal: Principal;
+  /** Set by ① auth on /v1 requests; unset means nobody was authenticated, which allows nothing. */
+  principal?: Principal;
   model?: string;
   deployment?: string;
   stream?: boolean;
@@ -36,7 +36,7 @@ export function createGatewayContext(
     if (!raw.writableFinished) abort.abort();
     onClose(request, reply);
   });
-  return { startedAt: performance.now(), abort, principal: ANONYMOUS };
+  return { startedAt: performance.now(), abort };
 }
 
 export function processingMs(request: FastifyRequest): string {

@@ -32,7 +32,9 @@ export function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 /** A model must be allowed by the team and, when the key has its own list, by the key too. */
-export function principalAllows(principal: Principal, model: string): boolean {
+export function principalAllows(principal: Principal | undefined, model: string): boolean {
+  // A route that runs without ① auth having run must fail closed.
+  if (principal === undefined) return false;
   if (principal.kind === 'anonymous') return true;
   return (
     modelAllowed(principal.teamModels, model) &&
@@ -79,6 +81,7 @@ const INCORRECT = 'Incorrect API key provided. Ask your Tollgate admin for a key
 export class KeyAuthenticator {
   private readonly cache = new Map<string, CachedKey>();
   private readonly used = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<CachedKey | undefined>>();
 
   constructor(
     private readonly store: Store,
@@ -125,10 +128,21 @@ export class KeyAuthenticator {
     return cached !== undefined && this.now() - cached.at < this.options.staleOkSeconds * 1000;
   }
 
-  private async lookup(hash: string): Promise<{ key: KeyRecord; team: TeamRecord } | undefined> {
-    const now = this.now();
+  private lookup(hash: string): Promise<{ key: KeyRecord; team: TeamRecord } | undefined> {
     const cached = this.cache.get(hash);
-    if (cached && now - cached.at < this.options.cacheTtlMs) return cached;
+    if (cached && this.now() - cached.at < this.options.cacheTtlMs) return Promise.resolve(cached);
+    // One store round trip per key at a time: when an entry expires under load, concurrent
+    // requests with that key share the refresh instead of each asking the store.
+    let pending = this.inflight.get(hash);
+    if (!pending) {
+      pending = this.refresh(hash, cached).finally(() => this.inflight.delete(hash));
+      this.inflight.set(hash, pending);
+    }
+    return pending;
+  }
+
+  private async refresh(hash: string, cached: CachedKey | undefined): Promise<CachedKey | undefined> {
+    const now = this.now();
     let key: KeyRecord | undefined;
     let team: TeamRecord | undefined;
     try {

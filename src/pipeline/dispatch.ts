@@ -29,6 +29,9 @@ export function clientWantsUsageChunk(body: Record<string, unknown>): boolean {
 export function forwardedBody(dispatch: JsonDispatch, deployment: Deployment): Record<string, unknown> {
   const body: Record<string, unknown> = { ...dispatch.body };
   if (typeof dispatch.body.model === 'string') body.model = deployment.upstreamModel;
+  // Routed by OpenAI's implied default: forward no model, unless the route renames it (an alias
+  // would otherwise be bypassed by leaving the field out).
+  else if (deployment.upstreamModel !== deployment.publicName) body.model = deployment.upstreamModel;
   if (
     dispatch.stream &&
     USAGE_CHUNK_ENDPOINTS.has(dispatch.endpoint) &&

@@ -54,6 +54,14 @@ type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptions): Promise<void> {
   const { registry, adminKey } = options;
 
+  // Some admin calls take an optional body (rotate): an empty JSON body means "no options".
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    json(request, body.toString(), done);
+  });
+
   const openapi = JSON.stringify(adminOpenApiDocument(options.version));
   // The description of the API is public (clients are generated from it); everything else needs the key.
   app.get('/openapi.json', (_request, reply) => {
