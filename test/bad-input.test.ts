@@ -345,7 +345,10 @@ describe('no internals leak', () => {
 
 describe('URLs the router cannot take', () => {
   it('a malformed percent-encoding gets the 400 envelope, and an id with an encoded % is looked up as such', async () => {
-    const gw = await startGateway({ backends: { mock: { type: 'mock' } }, models: { mock: { backend: 'mock' } } });
+    const gw = await startGateway({
+      backends: { mock: { type: 'mock' } },
+      models: { mock: { backend: 'mock' } },
+    });
     try {
       const bad = await fetch(`${gw.baseURL}/models/%E0%A4%A`);
       expect(bad.status).toBe(400);
