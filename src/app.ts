@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, {
@@ -16,26 +15,24 @@ import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
-import { EndpointNotSupportedError, InvalidRequestError, UnsupportedMediaTypeError } from './errors.js';
+import { InvalidRequestError } from './errors.js';
 import { createLogger } from './http/logger.js';
-import { MultipartModelRewriter, multipartBoundary } from './http/multipart-model-rewriter.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { logRequest } from './http/request-log.js';
+import { authHook, KeyAuthenticator, ModelNotAllowedError, principalAllows } from './pipeline/auth.js';
 import {
-  ANONYMOUS,
-  InvalidApiKeyError,
-  KeyAuthenticator,
-  ModelNotAllowedError,
-  principalAllows,
-} from './pipeline/auth.js';
-import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './pipeline/dispatch.js';
+  clientWantsUsageChunk,
+  dispatchJson,
+  dispatchUpload,
+  type JsonDispatch,
+} from './pipeline/dispatch.js';
 import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import type { InferencePipeline } from './pipeline/pipeline.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
-import { readUntilModel } from './pipeline/upload-body.js';
+import { openUpload } from './pipeline/upload-body.js';
 import { usageFromJson } from './pipeline/usage.js';
 import { errorPayload, registerErrorHandler } from './plugins/error-handler.js';
 import { Registry } from './registry/registry.js';
@@ -241,61 +238,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   };
 
   async function forwardUpload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint) {
-    const contentType = request.headers['content-type'];
-    const boundary = multipartBoundary(contentType);
-    if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
-      throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
-    }
-    let deployment: Deployment | undefined;
-    const rewriter = new MultipartModelRewriter(boundary, (model) => {
-      deployment = target(request, model); // ④
-      if (!deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
-      return deployment.upstreamModel;
-    });
-    const upload = await readUntilModel(request.raw, rewriter, config.server.uploadLimit);
-    if (!deployment) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-    reply.header('x-tollgate-backend', deployment.name);
-    const response = await deployment.backend.send({
-      kind: 'upload',
-      endpoint,
-      model: deployment.upstreamModel,
-      contentType,
-      body: Readable.from(upload.body, { objectMode: false }),
-      signal: request.gateway.abort.signal,
-      requestId: request.id,
-    }); // ⑤
+    const upload = await openUpload(request, endpoint, config.server.uploadLimit, (model) =>
+      target(request, model),
+    ); // ④
+    reply.header('x-tollgate-backend', upload.deployment.name);
+    const response = await dispatchUpload(request, upload); // ⑤
     return sendStreamed(reply, response); // ⑥
   }
 
   await app.register(
     async (v1) => {
       // ① auth, before the body is read: an unauthenticated caller never costs a body parse.
-      v1.addHook('onRequest', (request, _reply, done) => {
-        if (!authenticator) {
-          request.gateway.principal = ANONYMOUS;
-          return done();
-        }
-        // A blocked address still gets through with a key this instance validated recently: one
-        // client with a stale key behind a shared proxy must not lock out everyone else.
-        if (!authenticator.recentlyValidated(request)) {
-          try {
-            failedAuth?.assertNotBlocked(request);
-          } catch (error) {
-            return done(error as Error);
-          }
-        }
-        authenticator.authenticate(request).then(
-          (principal) => {
-            request.gateway.principal = principal;
-            done();
-          },
-          async (error: Error) => {
-            const limited =
-              error instanceof InvalidApiKeyError ? await failedAuth?.recordFailure(request) : undefined;
-            done(limited ?? error);
-          },
-        );
-      });
+      v1.addHook('onRequest', authHook(authenticator, failedAuth));
       await v1.register(modelRoutes, { router });
       await v1.register(inferenceRoutes, { pipeline });
       await v1.register(uploadRoutes, { pipeline });

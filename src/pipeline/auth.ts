@@ -1,10 +1,11 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import { GatewayError, ServiceUnavailableError } from '../errors.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
 import type { KeyRecord, TeamRecord } from '../registry/records.js';
 import type { Store } from '../store/store.js';
+import type { FailedAuthLimiter } from './failed-auth-limiter.js';
 
 /**
  * ① auth: who is calling. Credentials arrive as `Authorization: Bearer`, `api-key` (Azure
@@ -177,4 +178,39 @@ export class KeyAuthenticator {
       for (const [id, at] of batch) if ((this.used.get(id) ?? 0) < at) this.used.set(id, at);
     });
   }
+}
+
+/**
+ * The ① stage as an onRequest hook on /v1. With auth off every caller is anonymous. A blocked
+ * address still gets through with a key this instance validated recently: one client with a
+ * stale key behind a shared proxy must not lock out everyone else.
+ */
+export function authHook(
+  authenticator: KeyAuthenticator | undefined,
+  failedAuth: FailedAuthLimiter | undefined,
+): onRequestHookHandler {
+  return (request, _reply, done) => {
+    if (!authenticator) {
+      request.gateway.principal = ANONYMOUS;
+      return done();
+    }
+    if (!authenticator.recentlyValidated(request)) {
+      try {
+        failedAuth?.assertNotBlocked(request);
+      } catch (error) {
+        return done(error as Error);
+      }
+    }
+    authenticator.authenticate(request).then(
+      (principal) => {
+        request.gateway.principal = principal;
+        done();
+      },
+      async (error: Error) => {
+        const limited =
+          error instanceof InvalidApiKeyError ? await failedAuth?.recordFailure(request) : undefined;
+        done(limited ?? error);
+      },
+    );
+  };
 }

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { BackendResponse, JsonEndpoint } from '../backends/backend.js';
 import { EndpointNotSupportedError } from '../errors.js';
 import type { Deployment } from './router.js';
+import type { OpenedUpload } from './upload-body.js';
 
 /** Endpoints whose streams can carry a usage chunk on request (`stream_options`). */
 const USAGE_CHUNK_ENDPOINTS: ReadonlySet<JsonEndpoint> = new Set(['chat.completions', 'completions']);
@@ -61,6 +62,19 @@ export async function dispatchJson(
     model: deployment.upstreamModel,
     body: forwardedBody(dispatch, deployment),
     stream: dispatch.stream,
+    signal: request.gateway.abort.signal,
+    requestId: request.id,
+  });
+}
+
+/** ⑤ backend, for a multipart upload opened by upload-body.ts. */
+export function dispatchUpload(request: FastifyRequest, upload: OpenedUpload): Promise<BackendResponse> {
+  return upload.deployment.backend.send({
+    kind: 'upload',
+    endpoint: upload.endpoint,
+    model: upload.deployment.upstreamModel,
+    contentType: upload.contentType,
+    body: upload.body,
     signal: request.gateway.abort.signal,
     requestId: request.id,
   });

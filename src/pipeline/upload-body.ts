@@ -1,6 +1,14 @@
-import type { Readable } from 'node:stream';
-import { RequestTooLargeError } from '../errors.js';
-import type { MultipartModelRewriter } from '../http/multipart-model-rewriter.js';
+import { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import type { UploadEndpoint } from '../backends/backend.js';
+import {
+  EndpointNotSupportedError,
+  InvalidRequestError,
+  RequestTooLargeError,
+  UnsupportedMediaTypeError,
+} from '../errors.js';
+import { MultipartModelRewriter, multipartBoundary } from '../http/multipart-model-rewriter.js';
+import type { Deployment } from './router.js';
 
 export interface PendingUpload {
   /** The rest of the body, rewritten, counted against the limit; held bytes come first. */
@@ -49,4 +57,38 @@ export async function readUntilModel(
     if (rest.length > 0) yield rest;
   }
   return { body: body() };
+}
+
+export interface OpenedUpload {
+  deployment: Deployment;
+  endpoint: UploadEndpoint;
+  /** Includes the multipart boundary. */
+  contentType: string;
+  body: Readable;
+}
+
+/**
+ * A multipart upload, routed: checks the content type, reads as far as the `model` field, has
+ * `route` (④) resolve it, and returns the whole body, rewritten, as a stream to forward.
+ */
+export async function openUpload(
+  request: FastifyRequest,
+  endpoint: UploadEndpoint,
+  limit: number,
+  route: (model: string) => Deployment,
+): Promise<OpenedUpload> {
+  const contentType = request.headers['content-type'];
+  const boundary = multipartBoundary(contentType);
+  if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
+    throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
+  }
+  let deployment: Deployment | undefined;
+  const rewriter = new MultipartModelRewriter(boundary, (model) => {
+    deployment = route(model);
+    if (!deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
+    return deployment.upstreamModel;
+  });
+  const upload = await readUntilModel(request.raw, rewriter, limit);
+  if (!deployment) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+  return { deployment, endpoint, contentType, body: Readable.from(upload.body, { objectMode: false }) };
 }
