@@ -1,0 +1,51 @@
+import type { TokenUsage } from '../pipeline/usage.js';
+import { DEFAULT_PRICES, type ModelPrice } from './price-table.js';
+
+export interface Cost {
+  /** Millionths of a dollar: integers add up exactly, across instances, in Redis counters. */
+  usdMicros: number;
+  /** No price known for the model: it cost 0 here, and usage records say so. */
+  unpriced: boolean;
+}
+
+/**
+ * The price for an upstream model name: an exact entry, else the longest entry the name starts
+ * with (`gpt-4o-2024-08-06` is priced as `gpt-4o`, `claude-sonnet-4-20250514` as `claude-sonnet-4`).
+ */
+export function priceFor(
+  model: string,
+  overrides: Readonly<Record<string, ModelPrice>> = {},
+): ModelPrice | undefined {
+  const table = { ...DEFAULT_PRICES, ...overrides };
+  const exact = table[model];
+  if (exact) return exact;
+  let best: string | undefined;
+  for (const name of Object.keys(table)) {
+    if (model.startsWith(`${name}-`) && (best === undefined || name.length > best.length)) best = name;
+  }
+  return best === undefined ? undefined : table[best];
+}
+
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+/** Cost of one answer from its usage, Chat/Completions or Responses API names alike. */
+export function costOf(
+  model: string,
+  usage: TokenUsage,
+  overrides?: Readonly<Record<string, ModelPrice>>,
+): Cost {
+  const price = priceFor(model, overrides);
+  if (!price) return { usdMicros: 0, unpriced: true };
+  const prompt = count(usage.prompt_tokens ?? usage.input_tokens);
+  const completion = count(usage.completion_tokens ?? usage.output_tokens);
+  const details = (usage.prompt_tokens_details ?? usage.input_tokens_details) as
+    | { cached_tokens?: unknown }
+    | undefined;
+  const cached = Math.min(count(details?.cached_tokens), prompt);
+  // Prices are per 1M tokens and the result is in micro-dollars: the two millions cancel out.
+  const micros =
+    (prompt - cached) * price.input + cached * (price.cachedInput ?? price.input) + completion * price.output;
+  return { usdMicros: Math.round(micros), unpriced: false };
+}
