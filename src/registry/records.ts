@@ -2,11 +2,36 @@
  * Teams and keys as the Store keeps them. Timestamps are Unix milliseconds here and Unix
  * seconds on the wire (see public-objects.ts). Secrets never appear: a key is its SHA-256.
  */
+/** Rate and concurrency limits of a team or a key (absent: no such limit). Wire names. */
+export interface Limits {
+  requests_per_minute?: number;
+  requests_per_day?: number;
+  tokens_per_minute?: number;
+  max_concurrent?: number;
+}
+
+export const LIMIT_NAMES = [
+  'requests_per_minute',
+  'requests_per_day',
+  'tokens_per_minute',
+  'max_concurrent',
+] as const;
+
+/** A spending cap per calendar period (in the configured time zone) or over the whole lifetime. */
+export interface Budget {
+  period: 'day' | 'month' | 'lifetime';
+  max_tokens?: number;
+  max_usd?: number;
+}
+
 export interface KeyPolicy {
   /** Models new keys get when their creator names none. */
   models?: string[];
   /** Lifetime of new keys when their creator sets no expiry. */
   expires_in_seconds?: number;
+  /** Limits and budgets new keys get when their creator sets none. */
+  limits?: Limits;
+  budgets?: Budget[];
 }
 
 export interface TeamRecord {
@@ -15,6 +40,9 @@ export interface TeamRecord {
   /** Model names or patterns (`*`, `prefix/*`) this team may use. */
   models: string[];
   defaultKeyPolicy: KeyPolicy | null;
+  /** Absent on records written before limits existed: read as none. */
+  limits?: Limits;
+  budgets?: Budget[];
   metadata: Record<string, unknown>;
   createdAt: number;
   updatedAt: number;
@@ -35,6 +63,9 @@ export interface KeyRecord {
   /** null: whatever the team allows. */
   models: string[] | null;
   expiresAt: number | null;
+  /** Only ever tighter than the team's; the team's apply too, to all its keys together. */
+  limits?: Limits;
+  budgets?: Budget[];
   disabled: boolean;
   revokedAt: number | null;
   metadata: Record<string, unknown>;

@@ -1,8 +1,9 @@
 import type { Store } from '../store/store.js';
 import { newKey, sortableId } from './key-material.js';
+import { applyLimitsPatch, checkWithinTeam, type LimitsPatch } from './limits.js';
 import { patternsWithin } from './model-patterns.js';
 import { keyStatus, publicKey, publicTeam } from './public-objects.js';
-import type { AuditEvent, KeyPolicy, KeyRecord, Page, PageQuery, TeamRecord } from './records.js';
+import type { AuditEvent, Budget, KeyPolicy, KeyRecord, Page, PageQuery, TeamRecord } from './records.js';
 import {
   KeyModelsNotAllowedError,
   KeyNotFoundError,
@@ -15,6 +16,8 @@ export interface TeamInput {
   name: string;
   models?: string[] | undefined;
   default_key_policy?: KeyPolicy | null | undefined;
+  limits?: LimitsPatch | null | undefined;
+  budgets?: Budget[] | null | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
 
@@ -25,6 +28,8 @@ export interface KeyInput {
   models?: string[] | null | undefined;
   /** Unix seconds. */
   expires_at?: number | null | undefined;
+  limits?: LimitsPatch | null | undefined;
+  budgets?: Budget[] | null | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
 
@@ -33,6 +38,8 @@ export interface KeyPatch {
   owner?: string | null | undefined;
   models?: string[] | null | undefined;
   expires_at?: number | null | undefined;
+  limits?: LimitsPatch | null | undefined;
+  budgets?: Budget[] | null | undefined;
   disabled?: boolean | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
@@ -99,6 +106,8 @@ export class Registry {
       name: input.name,
       models: input.models ?? ['*'],
       defaultKeyPolicy: input.default_key_policy ?? null,
+      limits: applyLimitsPatch({}, input.limits),
+      budgets: input.budgets ?? [],
       metadata: input.metadata ?? {},
       createdAt: now,
       updatedAt: now,
@@ -119,6 +128,8 @@ export class Registry {
       ...(patch.name !== undefined ? { name: patch.name } : {}),
       ...(patch.models !== undefined ? { models: patch.models } : {}),
       ...(patch.default_key_policy !== undefined ? { defaultKeyPolicy: patch.default_key_policy } : {}),
+      ...(patch.limits !== undefined ? { limits: applyLimitsPatch(before.limits, patch.limits) } : {}),
+      ...(patch.budgets !== undefined ? { budgets: patch.budgets ?? [] } : {}),
       ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
       updatedAt: this.now(),
     };
@@ -178,6 +189,9 @@ export class Registry {
         : policy?.expires_in_seconds
           ? now + policy.expires_in_seconds * 1000
           : null;
+    const limits = applyLimitsPatch({}, input.limits !== undefined ? input.limits : policy?.limits);
+    const budgets = (input.budgets !== undefined ? input.budgets : policy?.budgets) ?? [];
+    checkWithinTeam({ limits, budgets }, team);
     const id = sortableId('', 6);
     const { key, hash } = newKey(id);
     const record: KeyRecord = {
@@ -187,6 +201,8 @@ export class Registry {
       owner: input.owner ?? null,
       models,
       expiresAt,
+      limits,
+      budgets,
       disabled: false,
       revokedAt: null,
       metadata: input.metadata ?? {},
@@ -216,8 +232,16 @@ export class Registry {
 
   async updateKey(id: string, patch: KeyPatch, actor: string): Promise<KeyRecord> {
     const { before, after } = await this.changeKey(id, async (key) => {
-      if (patch.models !== undefined) this.checkModels(patch.models, await this.getTeam(key.teamId));
+      const team = await this.getTeam(key.teamId);
+      if (patch.models !== undefined) this.checkModels(patch.models, team);
+      const limits =
+        patch.limits !== undefined ? applyLimitsPatch(key.limits, patch.limits) : (key.limits ?? {});
+      const budgets = patch.budgets !== undefined ? (patch.budgets ?? []) : (key.budgets ?? []);
+      if (patch.limits !== undefined || patch.budgets !== undefined)
+        checkWithinTeam({ limits, budgets }, team);
       return {
+        ...(patch.limits !== undefined ? { limits } : {}),
+        ...(patch.budgets !== undefined ? { budgets } : {}),
         ...key,
         ...(patch.name !== undefined ? { name: patch.name } : {}),
         ...(patch.owner !== undefined ? { owner: patch.owner } : {}),

@@ -5,10 +5,52 @@ const modelList = z.array(z.string().min(1).max(200)).max(1_000);
 const metadata = z.record(z.string(), z.unknown());
 const unixSeconds = z.number().int().positive();
 
+const positiveInt = z.number().int().positive();
+
+/** Set a limit with a number, remove it with null (PATCH), leave it out to keep it. */
+export const limitsSchema = z
+  .object({
+    requests_per_minute: positiveInt.nullable().optional(),
+    requests_per_day: positiveInt.nullable().optional(),
+    tokens_per_minute: positiveInt.nullable().optional(),
+    max_concurrent: positiveInt.nullable().optional(),
+  })
+  .strict();
+
+/** Limits as stored and shown (no nulls). */
+export const limitValuesSchema = z
+  .object({
+    requests_per_minute: positiveInt.optional(),
+    requests_per_day: positiveInt.optional(),
+    tokens_per_minute: positiveInt.optional(),
+    max_concurrent: positiveInt.optional(),
+  })
+  .strict();
+
+const budgetSchema = z
+  .object({
+    period: z.enum(['day', 'month', 'lifetime']),
+    max_tokens: positiveInt.optional(),
+    max_usd: z.number().positive().optional(),
+  })
+  .strict()
+  .refine((budget) => budget.max_tokens !== undefined || budget.max_usd !== undefined, {
+    message: 'a budget needs max_tokens, max_usd or both',
+  });
+
+export const budgetsSchema = z
+  .array(budgetSchema)
+  .max(3)
+  .refine((budgets) => new Set(budgets.map((b) => b.period)).size === budgets.length, {
+    message: 'one budget per period',
+  });
+
 export const keyPolicySchema = z
   .object({
     models: modelList.optional(),
     expires_in_seconds: z.number().int().positive().optional(),
+    limits: limitValuesSchema.optional(),
+    budgets: budgetsSchema.optional(),
   })
   .strict();
 
@@ -17,6 +59,8 @@ export const createTeamSchema = z
     name: z.string().min(1).max(200),
     models: modelList.min(1).optional(),
     default_key_policy: keyPolicySchema.nullable().optional(),
+    limits: limitsSchema.nullable().optional(),
+    budgets: budgetsSchema.nullable().optional(),
     metadata: metadata.optional(),
   })
   .strict();
@@ -30,6 +74,8 @@ export const createKeySchema = z
     owner: z.string().max(320).nullable().optional(),
     models: modelList.nullable().optional(),
     expires_at: unixSeconds.nullable().optional(),
+    limits: limitsSchema.nullable().optional(),
+    budgets: budgetsSchema.nullable().optional(),
     metadata: metadata.optional(),
   })
   .strict();
@@ -40,6 +86,8 @@ export const updateKeySchema = z
     owner: z.string().max(320).nullable().optional(),
     models: modelList.nullable().optional(),
     expires_at: unixSeconds.nullable().optional(),
+    limits: limitsSchema.nullable().optional(),
+    budgets: budgetsSchema.nullable().optional(),
     disabled: z.boolean().optional(),
     metadata: metadata.optional(),
   })
@@ -74,6 +122,8 @@ export const teamObjectSchema = z.object({
   name: z.string(),
   models: z.array(z.string()),
   default_key_policy: keyPolicySchema.nullable(),
+  limits: limitValuesSchema,
+  budgets: budgetsSchema,
   metadata,
   active_keys: z.number().int().optional(),
   created_at: timestamp,
@@ -88,6 +138,8 @@ export const keyObjectSchema = z.object({
   team_id: z.string(),
   models: z.array(z.string()).nullable(),
   expires_at: timestamp.nullable(),
+  limits: limitValuesSchema,
+  budgets: budgetsSchema,
   disabled: z.boolean(),
   revoked_at: timestamp.nullable(),
   status: z.enum(['active', 'disabled', 'expired', 'revoked']),
