@@ -1,5 +1,26 @@
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ServiceUnavailableError } from '../errors.js';
+import {
+  BUDGET_TTL_MS,
+  EXPIRED_RESERVATION_GRACE_MS,
+  MINUTE_MS,
+  nextWindowInMs,
+  type QuotaLimitKind,
+  type QuotaReservationRequest,
+  type QuotaReservationResult,
+  type QuotaScope,
+  type QuotaScopeStatus,
+  type QuotaSettleOutcome,
+  type QuotaUsage,
+  scopeStatus,
+  TPM_WINDOW_TTL_MS,
+  tpmWindow,
+  validateReservation,
+  validateScopes,
+  validateTeamId,
+  validateUsage,
+} from '../quota/quota-types.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import { createRedisClient, type RedisTarget } from './redis-client.js';
 import type { Store } from './store.js';
@@ -58,6 +79,178 @@ for i = 1, #ARGV, 2 do
 end
 return 1
 `;
+
+/**
+ * Quota state of one team: every key under the team's own hash tag, so on a Cluster a team's
+ * reservation is one script on one node while teams spread over all of them.
+ */
+const quotaPrefix = (teamId: string) => `tg:{q:${teamId}}:`;
+const Q = {
+  /** Hash: reservation id -> its record (JSON written by TypeScript, only decoded in Lua). */
+  records: (p: string) => `${p}res`,
+  /** Sorted set: live reservation ids by expiry time. */
+  live: (p: string) => `${p}live`,
+  /** Sorted set: expired reservation ids by when their record is forgotten. */
+  expired: (p: string) => `${p}expired`,
+  slots: (p: string, scope: string) => `${p}conc:${scope}`,
+  window: (p: string, scope: string, nowMs: number) => `${p}tpm:${scope}:${tpmWindow(nowMs)}`,
+  budget: (p: string, scope: string, period: string, periodKey: string) =>
+    `${p}bud:${scope}:${period}:${periodKey}`,
+};
+
+/**
+ * Shared start of every quota script. KEYS[1..3]: records, live, expired; ARGV[1]: now (the
+ * caller's clock, so tests can inject time), ARGV[2]: how long expired records are kept.
+ * Reaps reservations whose ttl has passed (lost processes): their slot and outstanding budget
+ * amounts are freed, their minute window keeps what they reserved (those tokens may well have
+ * been used), and the record stays for the grace period so a late settle still records spend.
+ * Keys named in records are not in KEYS, but share the team's hash tag, so the same slot.
+ */
+const QUOTA_PRELUDE = `
+local now = tonumber(ARGV[1])
+local grace = tonumber(ARGV[2])
+local function num(v) return tonumber(v) or 0 end
+local function extend(k, ms)
+  local left = redis.call('PTTL', k)
+  if left == -1 or left < ms then redis.call('PEXPIRE', k, ms) end
+end
+local function unreserve(r)
+  for _, k in ipairs(r.c) do
+    if redis.call('DECR', k) <= 0 then redis.call('DEL', k) end
+  end
+  for _, b in ipairs(r.b) do
+    if redis.call('EXISTS', b[1]) == 1 then
+      if redis.call('HINCRBY', b[1], 'rt', -r.t) < 0 then redis.call('HSET', b[1], 'rt', 0) end
+      if redis.call('HINCRBY', b[1], 'ru', -r.u) < 0 then redis.call('HSET', b[1], 'ru', 0) end
+    end
+  end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    unreserve(cjson.decode(raw))
+    redis.call('ZADD', KEYS[3], now + grace, id)
+    extend(KEYS[3], grace)
+    extend(KEYS[1], grace)
+  end
+  redis.call('ZREM', KEYS[2], id)
+end
+local forgotten = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, id in ipairs(forgotten) do redis.call('HDEL', KEYS[1], id) end
+if #forgotten > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
+`;
+
+/**
+ * All-or-nothing reservation. ARGV[3]: id, ARGV[4]: plan, ARGV[5]: record. Every limit is
+ * checked against the state before the request; only if none refuses is anything written.
+ * Refusal ranks: budget tokens, budget USD, concurrency, tpm (a budget refusal must not be
+ * retried, so it is the one reported); within a rank the first scope.
+ * Returns {1} or {0, scope index, rank, limit, remaining, retry after ms or -1, budget index}.
+ */
+const RESERVE_QUOTA = `${QUOTA_PRELUDE}
+if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then return {1} end
+local plan = cjson.decode(ARGV[4])
+local t, u = plan.t, plan.u
+local deny = nil
+local function refuse(rank, scope, limit, used, retry, budget)
+  if deny == nil or rank < deny[3] then
+    deny = {0, scope, rank, limit, math.max(0, limit - used), retry, budget}
+  end
+end
+for i, s in ipairs(plan.s) do
+  for j, b in ipairs(s.b) do
+    local v = redis.call('HMGET', b.k, 'st', 'su', 'rt', 'ru')
+    local usedT = num(v[1]) + num(v[3])
+    local usedU = num(v[2]) + num(v[4])
+    if b.mt and usedT + t > b.mt then refuse(1, i, b.mt, usedT, -1, j) end
+    if b.mu and usedU + u > b.mu then refuse(2, i, b.mu, usedU, -1, j) end
+  end
+  if s.c then
+    local inUse = num(redis.call('GET', s.c.k))
+    if inUse + 1 > s.c.max then refuse(3, i, s.c.max, inUse, -1, 0) end
+  end
+  if s.m then
+    local used = num(redis.call('GET', s.m.k))
+    if used + t > s.m.max then refuse(4, i, s.m.max, used, plan.retry, 0) end
+  end
+end
+if deny then return deny end
+for _, s in ipairs(plan.s) do
+  for _, b in ipairs(s.b) do
+    redis.call('HINCRBY', b.k, 'rt', t)
+    redis.call('HINCRBY', b.k, 'ru', u)
+    if b.ttl > 0 then redis.call('PEXPIRE', b.k, b.ttl) end
+  end
+  if s.c then
+    redis.call('INCR', s.c.k)
+    extend(s.c.k, plan.keep)
+  end
+  if s.m then
+    redis.call('INCRBY', s.m.k, t)
+    redis.call('PEXPIRE', s.m.k, plan.window)
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
+redis.call('ZADD', KEYS[2], plan.e, ARGV[3])
+extend(KEYS[1], plan.keep)
+extend(KEYS[2], plan.keep)
+return {1}
+`;
+
+/**
+ * Settle (ARGV[6] = '1': replace the estimate by the actual usage ARGV[4] tokens, ARGV[5]
+ * micro-USD) or release (ARGV[6] = '0': refund all) reservation ARGV[3]. The record is deleted,
+ * so a repeat finds nothing and changes nothing. A minute window that has gone needs no fixing.
+ * Returns 0 unknown, 1 live, 2 expired.
+ */
+const FINISH_QUOTA = `${QUOTA_PRELUDE}
+local raw = redis.call('HGET', KEYS[1], ARGV[3])
+if not raw then return 0 end
+local r = cjson.decode(raw)
+local live = redis.call('ZSCORE', KEYS[2], ARGV[3])
+if live then unreserve(r) end
+local at, au = 0, 0
+if ARGV[6] == '1' then at, au = tonumber(ARGV[4]), tonumber(ARGV[5]) end
+for _, b in ipairs(r.b) do
+  redis.call('HINCRBY', b[1], 'st', at)
+  redis.call('HINCRBY', b[1], 'su', au)
+  if b[2] > 0 then redis.call('PEXPIRE', b[1], b[2]) end
+end
+for _, k in ipairs(r.m) do
+  if redis.call('EXISTS', k) == 1 and redis.call('INCRBY', k, at - r.t) < 0 then
+    redis.call('SET', k, 0, 'KEEPTTL')
+  end
+end
+redis.call('HDEL', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[3])
+if live then return 1 end
+return 2
+`;
+
+/**
+ * Reads counters after reaping (hence a script, not plain reads). ARGV[3]: per scope
+ * {m = window key, c = slots key, b = budget keys}. Returns per scope: window tokens, slots in
+ * use, then settled tokens, settled USD, reserved tokens, reserved USD per budget.
+ */
+const QUOTA_STATUS = `${QUOTA_PRELUDE}
+local out = {}
+for _, s in ipairs(cjson.decode(ARGV[3])) do
+  table.insert(out, num(redis.call('GET', s.m)))
+  table.insert(out, num(redis.call('GET', s.c)))
+  for _, k in ipairs(s.b) do
+    local v = redis.call('HMGET', k, 'st', 'su', 'rt', 'ru')
+    for f = 1, 4 do table.insert(out, num(v[f])) end
+  end
+end
+return out
+`;
+
+const REFUSAL_RANKS: QuotaLimitKind[] = ['budget_tokens', 'budget_usd', 'concurrency', 'tokens_per_minute'];
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+const SCRIPT_SHAS = new Map(
+  [RESERVE_QUOTA, FINISH_QUOTA, QUOTA_STATUS].map((script) => [script, sha1(script)]),
+);
 
 export interface RedisStoreOptions {
   target: RedisTarget;
@@ -275,5 +468,154 @@ export class RedisStore implements Store {
     await this.connected();
     await this.client.hsetnx(K.settings, name, value);
     return (await this.client.hget(K.settings, name)) ?? value;
+  }
+
+  /**
+   * EVALSHA, falling back to EVAL once per node when the script is not cached there yet (a
+   * restart, a new Cluster node): the hot path then sends a hash, not the script text.
+   */
+  private async runScript(script: string, keys: string[], args: Array<string | number>): Promise<unknown> {
+    await this.connected();
+    const sha = SCRIPT_SHAS.get(script) ?? sha1(script);
+    try {
+      return await this.client.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.client.eval(script, keys.length, ...keys, ...args);
+    }
+  }
+
+  private static quotaKeys(p: string): string[] {
+    return [Q.records(p), Q.live(p), Q.expired(p)];
+  }
+
+  async reserveQuota(request: QuotaReservationRequest): Promise<QuotaReservationResult> {
+    validateReservation(request);
+    const { nowMs, tokens, usdMicros, ttlMs } = request;
+    const p = quotaPrefix(request.teamId);
+    const keys = RedisStore.quotaKeys(p);
+    const record = {
+      e: nowMs + ttlMs,
+      t: tokens,
+      u: usdMicros,
+      c: [] as string[],
+      m: [] as string[],
+      b: [] as Array<[string, number]>,
+    };
+    const scopes = request.scopes.map((scope) => {
+      const budgets = (scope.budgets ?? []).map((budget) => {
+        const k = Q.budget(p, scope.id, budget.period, budget.periodKey);
+        const ttl = BUDGET_TTL_MS[budget.period];
+        record.b.push([k, ttl]);
+        keys.push(k);
+        return { k, mt: budget.maxTokens, mu: budget.maxUsdMicros, ttl };
+      });
+      let c: { k: string; max: number } | undefined;
+      if (scope.maxConcurrent !== undefined) {
+        c = { k: Q.slots(p, scope.id), max: scope.maxConcurrent };
+        record.c.push(c.k);
+        keys.push(c.k);
+      }
+      let m: { k: string; max: number } | undefined;
+      if (scope.tokensPerMinute !== undefined) {
+        m = { k: Q.window(p, scope.id, nowMs), max: scope.tokensPerMinute };
+        record.m.push(m.k);
+        keys.push(m.k);
+      }
+      return { b: budgets, c, m };
+    });
+    const plan = {
+      t: tokens,
+      u: usdMicros,
+      e: nowMs + ttlMs,
+      // Slot counters and the reservation index outlive every reservation in them.
+      keep: ttlMs + MINUTE_MS,
+      window: TPM_WINDOW_TTL_MS,
+      retry: nextWindowInMs(nowMs),
+      s: scopes,
+    };
+    const answer = (await this.runScript(RESERVE_QUOTA, keys, [
+      nowMs,
+      EXPIRED_RESERVATION_GRACE_MS,
+      request.reservationId,
+      JSON.stringify(plan),
+      JSON.stringify(record),
+    ])) as number[];
+    if (answer[0] === 1) return { granted: true };
+    const [, scopeIndex = 1, rank = 1, limitValue = 0, remaining = 0, retry = -1, budgetIndex = 0] = answer;
+    const scope = request.scopes[scopeIndex - 1] as QuotaScope;
+    const limit = REFUSAL_RANKS[rank - 1] as QuotaLimitKind;
+    const budget = budgetIndex > 0 ? scope.budgets?.[budgetIndex - 1] : undefined;
+    return {
+      granted: false,
+      scope: scope.id,
+      limit,
+      limitValue,
+      remaining,
+      ...(retry >= 0 ? { retryAfterMs: retry } : {}),
+      ...(budget ? { period: budget.period, periodKey: budget.periodKey } : {}),
+    };
+  }
+
+  private async finishQuota(
+    teamId: string,
+    reservationId: string,
+    actual: QuotaUsage | undefined,
+    nowMs: number,
+  ): Promise<QuotaSettleOutcome> {
+    validateTeamId(teamId);
+    if (actual) validateUsage(actual);
+    const answer = await this.runScript(FINISH_QUOTA, RedisStore.quotaKeys(quotaPrefix(teamId)), [
+      nowMs,
+      EXPIRED_RESERVATION_GRACE_MS,
+      reservationId,
+      actual?.tokens ?? 0,
+      actual?.usdMicros ?? 0,
+      actual ? '1' : '0',
+    ]);
+    if (answer === 1) return actual ? 'settled' : 'released';
+    return answer === 2 ? 'expired' : 'unknown';
+  }
+
+  settleQuota(
+    teamId: string,
+    reservationId: string,
+    actual: QuotaUsage,
+    nowMs: number,
+  ): Promise<QuotaSettleOutcome> {
+    return this.finishQuota(teamId, reservationId, actual, nowMs);
+  }
+
+  releaseQuota(teamId: string, reservationId: string, nowMs: number): Promise<QuotaSettleOutcome> {
+    return this.finishQuota(teamId, reservationId, undefined, nowMs);
+  }
+
+  async quotaStatus(teamId: string, scopes: QuotaScope[], nowMs: number): Promise<QuotaScopeStatus[]> {
+    validateTeamId(teamId);
+    validateScopes(scopes);
+    const p = quotaPrefix(teamId);
+    const keys = RedisStore.quotaKeys(p);
+    const plan = scopes.map((scope) => {
+      const m = Q.window(p, scope.id, nowMs);
+      const c = Q.slots(p, scope.id);
+      const b = (scope.budgets ?? []).map((budget) => Q.budget(p, scope.id, budget.period, budget.periodKey));
+      keys.push(m, c, ...b);
+      return { m, c, b };
+    });
+    const values = (await this.runScript(QUOTA_STATUS, keys, [
+      nowMs,
+      EXPIRED_RESERVATION_GRACE_MS,
+      JSON.stringify(plan),
+    ])) as number[];
+    let at = 0;
+    const next = () => values[at++] ?? 0;
+    return scopes.map((scope) => {
+      const window = next();
+      const slots = next();
+      const budgets = (scope.budgets ?? []).map(
+        () => [next(), next(), next(), next()] as [number, number, number, number],
+      );
+      return scopeStatus(scope, nowMs, { window, slots, budgets });
+    });
   }
 }

@@ -1,3 +1,11 @@
+import type {
+  QuotaReservationRequest,
+  QuotaReservationResult,
+  QuotaScope,
+  QuotaScopeStatus,
+  QuotaSettleOutcome,
+  QuotaUsage,
+} from '../quota/quota-types.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 
 /**
@@ -39,4 +47,21 @@ export interface Store {
 
   /** Small named values (the admin key's hash). Set only if absent; returns what is stored. */
   setSettingIfAbsent(name: string, value: string): Promise<string>;
+
+  /**
+   * Quotas (see src/quota/quota-types.ts for the semantics): one atomic, all-or-nothing
+   * reservation of tokens, a concurrency slot and budget over every scope of one team.
+   */
+  reserveQuota(request: QuotaReservationRequest): Promise<QuotaReservationResult>;
+  /** Replaces the estimate by the actual usage everywhere and frees the slot; repeats are no-ops. */
+  settleQuota(
+    teamId: string,
+    reservationId: string,
+    actual: QuotaUsage,
+    nowMs: number,
+  ): Promise<QuotaSettleOutcome>;
+  /** Refunds the whole reservation (the upstream failed); repeats are no-ops. */
+  releaseQuota(teamId: string, reservationId: string, nowMs: number): Promise<QuotaSettleOutcome>;
+  /** What each scope has left now, for response headers and the admin API. */
+  quotaStatus(teamId: string, scopes: QuotaScope[], nowMs: number): Promise<QuotaScopeStatus[]>;
 }

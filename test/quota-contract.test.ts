@@ -1,0 +1,429 @@
+import { randomBytes } from 'node:crypto';
+import { Cluster, type Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { QuotaReservationRequest, QuotaScope, QuotaScopeStatus } from '../src/quota/quota-types.js';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import type { Store } from '../src/store/store.js';
+import { redisForTests, type TestRedis } from './support/redis.js';
+import {
+  deleteKeys,
+  type LeasedDatabase,
+  leaseRedisDatabase,
+  scanKeys,
+  startRedisCluster,
+  type TestRedisCluster,
+} from './support/redis-cluster.js';
+
+let redis: TestRedis | undefined;
+let database: LeasedDatabase | undefined;
+let cluster: TestRedisCluster | undefined;
+let clusterAdmin: Cluster | undefined;
+
+beforeAll(async () => {
+  [redis, cluster] = await Promise.all([redisForTests(), startRedisCluster()]);
+  // REDIS_URL may be shared: work in a database of our own and only delete `tg:*` there.
+  if (redis) database = await leaseRedisDatabase(redis.url);
+  if (cluster) {
+    clusterAdmin = new Cluster(
+      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
+    );
+    clusterAdmin.on('error', () => {});
+  }
+});
+
+afterAll(async () => {
+  clusterAdmin?.disconnect();
+  if (database) await deleteKeys(database.client, 'tg:*');
+  await database?.release();
+  await Promise.all([redis?.stop(), cluster?.stop()]);
+});
+
+interface Subject {
+  name: string;
+  /** A store, or undefined where this backend is unavailable (the suite skips). */
+  open: () => Promise<Store | undefined>;
+  /** Another instance on the same shared state (a second gateway); MemoryStore shares itself. */
+  sibling: (store: Store) => Promise<Store>;
+  /** The servers holding quota keys, to check names and expiry; none for MemoryStore. */
+  servers: () => Redis[];
+}
+
+const subjects: Subject[] = [
+  {
+    name: 'MemoryStore',
+    open: () => MemoryStore.open(),
+    sibling: async (store) => store,
+    servers: () => [],
+  },
+  {
+    name: 'RedisStore (standalone)',
+    open: async () => (database ? new RedisStore({ target: { url: database.url } }) : undefined),
+    sibling: async () => new RedisStore({ target: { url: (database as LeasedDatabase).url } }),
+    servers: () => (database ? [database.client] : []),
+  },
+  {
+    name: 'RedisStore (cluster)',
+    open: async () =>
+      cluster ? new RedisStore({ target: { cluster: { nodes: cluster.nodes } } }) : undefined,
+    sibling: async () =>
+      new RedisStore({ target: { cluster: { nodes: (cluster as TestRedisCluster).nodes } } }),
+    servers: () => (clusterAdmin ? clusterAdmin.nodes('master') : []),
+  },
+];
+
+/** A minute boundary plus 15 s, so window arithmetic is easy to read. */
+const T0 = Date.UTC(2026, 10, 22, 12, 0, 15);
+const TTL = 200;
+const DAY = '2026-11-22';
+
+const newId = (prefix: string) => `${prefix}${randomBytes(6).toString('hex')}`;
+
+describe.each(subjects)('Quota contract: $name', (subject) => {
+  let store: Store | undefined;
+  let teamId = '';
+  const extra: Store[] = [];
+
+  beforeEach(async (context) => {
+    store = await subject.open();
+    if (!store) context.skip(`${subject.name}: not available here`);
+    // A fresh team per test: its keys share nothing with any other test's.
+    teamId = newId('team_');
+  });
+
+  afterEach(async () => {
+    await Promise.all([store?.close(), ...extra.splice(0).map((s) => s.close())]);
+    store = undefined;
+  });
+
+  const s = (): Store => {
+    if (!store) throw new Error('no store');
+    return store;
+  };
+
+  const request = (
+    scopes: QuotaScope[],
+    overrides: Partial<QuotaReservationRequest> = {},
+  ): QuotaReservationRequest => ({
+    reservationId: newId('res_'),
+    teamId,
+    scopes,
+    tokens: 100,
+    usdMicros: 1_000,
+    nowMs: T0,
+    ttlMs: 60_000,
+    ...overrides,
+  });
+
+  const status = async (scopes: QuotaScope[], nowMs = T0): Promise<QuotaScopeStatus[]> =>
+    s().quotaStatus(teamId, scopes, nowMs);
+
+  const keyScope = (overrides: Partial<QuotaScope> = {}): QuotaScope => ({ id: 'key:k1', ...overrides });
+  const teamScope = (overrides: Partial<QuotaScope> = {}): QuotaScope => ({
+    id: `team:${teamId}`,
+    ...overrides,
+  });
+  const dayBudget = (overrides: { maxTokens?: number; maxUsdMicros?: number; periodKey?: string } = {}) => ({
+    period: 'day' as const,
+    periodKey: DAY,
+    ...overrides,
+  });
+
+  describe('each limit grants, then refuses naming the scope and what is left', () => {
+    it('tokens per minute: retry at the next window start', async () => {
+      const scopes = [keyScope({ tokensPerMinute: 250 })];
+      expect(await s().reserveQuota(request(scopes))).toEqual({ granted: true });
+      expect(await s().reserveQuota(request(scopes))).toEqual({ granted: true });
+      expect(await s().reserveQuota(request(scopes))).toEqual({
+        granted: false,
+        scope: 'key:k1',
+        limit: 'tokens_per_minute',
+        limitValue: 250,
+        remaining: 50,
+        retryAfterMs: 45_000,
+      });
+      // A smaller request still fits.
+      expect(await s().reserveQuota(request(scopes, { tokens: 50 }))).toEqual({ granted: true });
+      const [st] = await status(scopes);
+      expect(st?.tokensPerMinute).toEqual({ limit: 250, used: 250, remaining: 0, resetMs: 45_000 });
+    });
+
+    it('concurrency: no retry time, and the slot count', async () => {
+      const scopes = [keyScope({ maxConcurrent: 2 })];
+      await s().reserveQuota(request(scopes));
+      await s().reserveQuota(request(scopes));
+      const refused = await s().reserveQuota(request(scopes));
+      expect(refused).toEqual({
+        granted: false,
+        scope: 'key:k1',
+        limit: 'concurrency',
+        limitValue: 2,
+        remaining: 0,
+      });
+      expect((await status(scopes))[0]?.concurrency).toEqual({ limit: 2, inUse: 2, remaining: 0 });
+    });
+
+    it('budget tokens and budget USD, with the period', async () => {
+      const tokens = [keyScope({ budgets: [dayBudget({ maxTokens: 250 })] })];
+      await s().reserveQuota(request(tokens));
+      await s().reserveQuota(request(tokens));
+      expect(await s().reserveQuota(request(tokens))).toEqual({
+        granted: false,
+        scope: 'key:k1',
+        limit: 'budget_tokens',
+        limitValue: 250,
+        remaining: 50,
+        period: 'day',
+        periodKey: DAY,
+      });
+      const usd = [teamScope({ budgets: [{ period: 'month', periodKey: '2026-11', maxUsdMicros: 2_500 }] })];
+      await s().reserveQuota(request(usd));
+      await s().reserveQuota(request(usd));
+      expect(await s().reserveQuota(request(usd))).toEqual({
+        granted: false,
+        scope: `team:${teamId}`,
+        limit: 'budget_usd',
+        limitValue: 2_500,
+        remaining: 500,
+        period: 'month',
+        periodKey: '2026-11',
+      });
+    });
+
+    it('reports a budget refusal before a rate refusal (it must not be retried)', async () => {
+      const scopes = [
+        keyScope({ tokensPerMinute: 100 }),
+        teamScope({ budgets: [{ period: 'lifetime', periodKey: 'all', maxTokens: 100 }] }),
+      ];
+      await s().reserveQuota(request(scopes));
+      const refused = await s().reserveQuota(request(scopes));
+      expect(refused).toMatchObject({ granted: false, scope: `team:${teamId}`, limit: 'budget_tokens' });
+    });
+  });
+
+  it('is all-or-nothing: a refusal by the team scope changes no counter of any scope', async () => {
+    const scopes = [
+      keyScope({ tokensPerMinute: 10_000, maxConcurrent: 5, budgets: [dayBudget({ maxTokens: 10_000 })] }),
+      teamScope({ tokensPerMinute: 10_000, maxConcurrent: 5, budgets: [dayBudget({ maxTokens: 150 })] }),
+    ];
+    await s().reserveQuota(request(scopes));
+    const before = await status(scopes);
+    const refused = await s().reserveQuota(request(scopes));
+    expect(refused).toMatchObject({ granted: false, scope: `team:${teamId}`, limit: 'budget_tokens' });
+    expect(await status(scopes)).toEqual(before);
+    expect(before[0]?.tokensPerMinute?.used).toBe(100);
+    expect(before[0]?.concurrency?.inUse).toBe(1);
+    expect(before[0]?.budgets[0]?.reservedTokens).toBe(100);
+  });
+
+  describe('settle and release', () => {
+    const scopes = () => [
+      keyScope({ tokensPerMinute: 10_000, maxConcurrent: 1, budgets: [dayBudget({ maxTokens: 10_000 })] }),
+      teamScope({ budgets: [dayBudget({ maxUsdMicros: 1_000_000 })] }),
+    ];
+
+    it('replaces the estimate by a lower actual everywhere and frees the slot; repeats change nothing', async () => {
+      const req = request(scopes(), { tokens: 500, usdMicros: 5_000 });
+      await s().reserveQuota(req);
+      expect(
+        await s().settleQuota(teamId, req.reservationId, { tokens: 200, usdMicros: 2_000 }, T0 + 1_000),
+      ).toBe('settled');
+      const after = await status(scopes(), T0 + 1_000);
+      expect(after[0]?.tokensPerMinute?.used).toBe(200);
+      expect(after[0]?.concurrency?.inUse).toBe(0);
+      expect(after[0]?.budgets[0]).toMatchObject({
+        spentTokens: 200,
+        reservedTokens: 0,
+        remainingTokens: 9_800,
+      });
+      expect(after[1]?.budgets[0]).toMatchObject({ spentUsdMicros: 2_000, reservedUsdMicros: 0 });
+      expect(
+        await s().settleQuota(teamId, req.reservationId, { tokens: 200, usdMicros: 2_000 }, T0 + 2_000),
+      ).toBe('unknown');
+      expect(await s().releaseQuota(teamId, req.reservationId, T0 + 2_000)).toBe('unknown');
+      expect(await status(scopes(), T0 + 1_000)).toEqual(after);
+    });
+
+    it('records a higher actual in full', async () => {
+      const req = request(scopes(), { tokens: 100, usdMicros: 1_000 });
+      await s().reserveQuota(req);
+      await s().settleQuota(teamId, req.reservationId, { tokens: 300, usdMicros: 3_000 }, T0);
+      const [key, team] = await status(scopes());
+      expect(key?.tokensPerMinute?.used).toBe(300);
+      expect(key?.budgets[0]).toMatchObject({ spentTokens: 300, reservedTokens: 0 });
+      expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 3_000, reservedUsdMicros: 0 });
+    });
+
+    it('release refunds everything and frees the slot', async () => {
+      const req = request(scopes(), { tokens: 500 });
+      await s().reserveQuota(req);
+      expect(await s().reserveQuota(request(scopes()))).toMatchObject({
+        granted: false,
+        limit: 'concurrency',
+      });
+      expect(await s().releaseQuota(teamId, req.reservationId, T0)).toBe('released');
+      const [key, team] = await status(scopes());
+      expect(key?.tokensPerMinute?.used).toBe(0);
+      expect(key?.concurrency?.inUse).toBe(0);
+      expect(key?.budgets[0]).toMatchObject({ spentTokens: 0, reservedTokens: 0 });
+      expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 0, reservedUsdMicros: 0 });
+      expect(await s().reserveQuota(request(scopes()))).toEqual({ granted: true });
+    });
+
+    it('a settle for an unknown reservation changes nothing', async () => {
+      expect(await s().settleQuota(teamId, 'res_never', { tokens: 5, usdMicros: 5 }, T0)).toBe('unknown');
+      expect((await status(scopes()))[0]?.budgets[0]?.spentTokens).toBe(0);
+    });
+  });
+
+  describe('a lost process (ttl)', () => {
+    const scopes = [keyScope({ maxConcurrent: 1, budgets: [dayBudget({ maxTokens: 1_000 })] })];
+
+    it('stops holding its slot and budget when its ttl passes', async () => {
+      const lost = request(scopes, { ttlMs: TTL });
+      expect(await s().reserveQuota(lost)).toEqual({ granted: true });
+      expect(await s().reserveQuota(request(scopes, { nowMs: T0 + TTL - 1 }))).toMatchObject({
+        granted: false,
+        limit: 'concurrency',
+      });
+      expect((await status(scopes, T0 + TTL))[0]).toMatchObject({
+        concurrency: { inUse: 0 },
+        budgets: [{ reservedTokens: 0, spentTokens: 0 }],
+      });
+      expect(await s().reserveQuota(request(scopes, { nowMs: T0 + TTL, ttlMs: TTL }))).toEqual({
+        granted: true,
+      });
+    });
+
+    it('a late settle still records the actual spend, once', async () => {
+      const lost = request(scopes, { ttlMs: TTL });
+      await s().reserveQuota(lost);
+      const late = T0 + 10 * TTL;
+      expect(await s().settleQuota(teamId, lost.reservationId, { tokens: 70, usdMicros: 7 }, late)).toBe(
+        'expired',
+      );
+      expect(await s().settleQuota(teamId, lost.reservationId, { tokens: 70, usdMicros: 7 }, late)).toBe(
+        'unknown',
+      );
+      expect((await status(scopes, late))[0]).toMatchObject({
+        concurrency: { inUse: 0 },
+        budgets: [{ reservedTokens: 0, spentTokens: 70, spentUsdMicros: 7, remainingTokens: 930 }],
+      });
+    });
+  });
+
+  it('tokens per minute roll over at the next window', async () => {
+    const scopes = [keyScope({ tokensPerMinute: 100 })];
+    await s().reserveQuota(request(scopes));
+    const refused = await s().reserveQuota(request(scopes, { nowMs: T0 + 44_999, tokens: 1 }));
+    expect(refused).toMatchObject({ granted: false, limit: 'tokens_per_minute', retryAfterMs: 1 });
+    const next = T0 + 45_000;
+    expect((await status(scopes, next))[0]?.tokensPerMinute).toEqual({
+      limit: 100,
+      used: 0,
+      remaining: 100,
+      resetMs: 60_000,
+    });
+    expect(await s().reserveQuota(request(scopes, { nowMs: next }))).toEqual({ granted: true });
+  });
+
+  it('budgets are kept per period key: a new day starts fresh', async () => {
+    const today = [keyScope({ budgets: [dayBudget({ maxTokens: 100 })] })];
+    const tomorrow = [keyScope({ budgets: [dayBudget({ maxTokens: 100, periodKey: '2026-11-23' })] })];
+    const req = request(today);
+    await s().reserveQuota(req);
+    await s().settleQuota(teamId, req.reservationId, { tokens: 100, usdMicros: 0 }, T0);
+    expect(await s().reserveQuota(request(today, { tokens: 1 }))).toMatchObject({
+      granted: false,
+      limit: 'budget_tokens',
+      remaining: 0,
+    });
+    expect(await s().reserveQuota(request(tomorrow, { nowMs: T0 + 86_400_000 }))).toEqual({ granted: true });
+    expect((await status(today))[0]?.budgets[0]?.spentTokens).toBe(100);
+  });
+
+  describe('exactness under concurrency (two instances on one shared state)', () => {
+    it('grants exactly budget / estimate of 200 simultaneous reservations', async () => {
+      const other = await subject.sibling(s());
+      if (other !== s()) extra.push(other);
+      const scopes = [
+        keyScope({ budgets: [dayBudget({ maxTokens: 1_000 })] }),
+        teamScope({ budgets: [dayBudget({ maxTokens: 5_000 })] }),
+      ];
+      const results = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          const instance = i % 2 === 0 ? s() : other;
+          const req = request(scopes, { tokens: 10 });
+          const result = await instance.reserveQuota(req);
+          if (result.granted)
+            await instance.settleQuota(teamId, req.reservationId, { tokens: 10, usdMicros: 0 }, T0);
+          return result.granted;
+        }),
+      );
+      const granted = results.filter(Boolean).length;
+      // Actual usage equals the estimate here, so the budget is never overshot at all.
+      expect(granted * 10).toBeLessThanOrEqual(1_000);
+      expect(granted).toBe(100);
+      expect((await status(scopes))[0]?.budgets[0]).toMatchObject({ spentTokens: 1_000, reservedTokens: 0 });
+    });
+
+    it('never lets more than C requests in flight', async () => {
+      const other = await subject.sibling(s());
+      if (other !== s()) extra.push(other);
+      const C = 5;
+      const scopes = [teamScope({ maxConcurrent: C })];
+      let inFlight = 0;
+      let peak = 0;
+      const results = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          const instance = i % 2 === 0 ? s() : other;
+          const req = request(scopes);
+          // Spread the attempts so slots are freed and taken again while others ask.
+          await new Promise((resolve) => setTimeout(resolve, i % 20));
+          const result = await instance.reserveQuota(req);
+          if (!result.granted) return false;
+          inFlight++;
+          peak = Math.max(peak, inFlight);
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          inFlight--;
+          await instance.settleQuota(teamId, req.reservationId, { tokens: 100, usdMicros: 0 }, T0);
+          return true;
+        }),
+      );
+      expect(peak).toBeLessThanOrEqual(C);
+      expect(peak).toBeGreaterThan(0);
+      expect(results.filter(Boolean).length).toBeGreaterThanOrEqual(C);
+      expect((await status(scopes))[0]?.concurrency?.inUse).toBe(0);
+    });
+  });
+
+  // Only where there are Redis keys to look at (MemoryStore keeps none): not defined at all for
+  // the memory store, rather than reported as skipped.
+  const onRedis = (name: string, test: () => Promise<void>) => {
+    if (subject.name !== 'MemoryStore') it(name, test);
+  };
+  onRedis('keeps every key of a team under its hash tag, each expiring (but lifetime budgets)', async () => {
+    const servers = subject.servers();
+    expect(servers.length).toBeGreaterThan(0);
+    const scopes = [
+      keyScope({ tokensPerMinute: 1_000, maxConcurrent: 3, budgets: [dayBudget({ maxTokens: 1_000 })] }),
+      teamScope({ budgets: [{ period: 'lifetime', periodKey: 'all', maxTokens: 10_000 }] }),
+    ];
+    await s().reserveQuota(request(scopes));
+    const keys: Array<{ key: string; pttl: number }> = [];
+    for (const server of servers)
+      for (const key of await scanKeys(server, `tg:{q:${teamId}}:*`))
+        keys.push({ key, pttl: await server.pttl(key) });
+    expect(keys.map((k) => k.key.replace(`tg:{q:${teamId}}:`, '')).sort()).toEqual([
+      `bud:key:k1:day:${DAY}`,
+      `bud:team:${teamId}:lifetime:all`,
+      'conc:key:k1',
+      'live',
+      'res',
+      `tpm:key:k1:${Math.floor(T0 / 60_000)}`,
+    ]);
+    for (const { key, pttl } of keys)
+      if (key.includes(':lifetime:')) expect(pttl).toBe(-1);
+      else expect(pttl).toBeGreaterThan(0);
+  });
+});
