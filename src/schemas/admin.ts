@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMIT_NAMES } from '../registry/records.js';
 
 /** Admin API bodies and queries (snake_case like OpenAI's); also the source of /admin/openapi.json. */
 const modelList = z.array(z.string().min(1).max(200)).max(1_000);
@@ -9,22 +10,22 @@ const positiveInt = z.number().int().positive();
 
 /** Set a limit with a number, remove it with null (PATCH), leave it out to keep it. */
 export const limitsSchema = z
-  .object({
-    requests_per_minute: positiveInt.nullable().optional(),
-    requests_per_day: positiveInt.nullable().optional(),
-    tokens_per_minute: positiveInt.nullable().optional(),
-    max_concurrent: positiveInt.nullable().optional(),
-  })
+  .object(
+    Object.fromEntries(LIMIT_NAMES.map((name) => [name, positiveInt.nullable().optional()])) as Record<
+      (typeof LIMIT_NAMES)[number],
+      z.ZodOptional<z.ZodNullable<typeof positiveInt>>
+    >,
+  )
   .strict();
 
 /** Limits as stored and shown (no nulls). */
 export const limitValuesSchema = z
-  .object({
-    requests_per_minute: positiveInt.optional(),
-    requests_per_day: positiveInt.optional(),
-    tokens_per_minute: positiveInt.optional(),
-    max_concurrent: positiveInt.optional(),
-  })
+  .object(
+    Object.fromEntries(LIMIT_NAMES.map((name) => [name, positiveInt.optional()])) as Record<
+      (typeof LIMIT_NAMES)[number],
+      z.ZodOptional<typeof positiveInt>
+    >,
+  )
   .strict();
 
 const budgetSchema = z
@@ -67,31 +68,20 @@ export const createTeamSchema = z
 
 export const updateTeamSchema = createTeamSchema.partial().strict();
 
-export const createKeySchema = z
-  .object({
-    team_id: z.string().min(1),
-    name: z.string().max(200).nullable().optional(),
-    owner: z.string().max(320).nullable().optional(),
-    models: modelList.nullable().optional(),
-    expires_at: unixSeconds.nullable().optional(),
-    limits: limitsSchema.nullable().optional(),
-    budgets: budgetsSchema.nullable().optional(),
-    metadata: metadata.optional(),
-  })
-  .strict();
+/** What a key's owner can change; creating a key takes the same plus its team. */
+const keyFields = {
+  name: z.string().max(200).nullable().optional(),
+  owner: z.string().max(320).nullable().optional(),
+  models: modelList.nullable().optional(),
+  expires_at: unixSeconds.nullable().optional(),
+  limits: limitsSchema.nullable().optional(),
+  budgets: budgetsSchema.nullable().optional(),
+  metadata: metadata.optional(),
+};
 
-export const updateKeySchema = z
-  .object({
-    name: z.string().max(200).nullable().optional(),
-    owner: z.string().max(320).nullable().optional(),
-    models: modelList.nullable().optional(),
-    expires_at: unixSeconds.nullable().optional(),
-    limits: limitsSchema.nullable().optional(),
-    budgets: budgetsSchema.nullable().optional(),
-    disabled: z.boolean().optional(),
-    metadata: metadata.optional(),
-  })
-  .strict();
+export const createKeySchema = z.object({ team_id: z.string().min(1), ...keyFields }).strict();
+
+export const updateKeySchema = z.object({ ...keyFields, disabled: z.boolean().optional() }).strict();
 
 export const rotateKeySchema = z
   .object({

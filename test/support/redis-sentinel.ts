@@ -1,25 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { hasRedisServerBinary, startRedisServer, type TestRedis } from './redis.js';
+import { freePort, hasRedisServerBinary, startRedisServer, type TestRedis } from './redis.js';
 
 export interface TestRedisSentinel {
   /** The monitored master's name, as RedisStore's sentinel target wants it. */
   name: string;
   sentinels: string[];
   stop: () => Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || !address) throw new Error('no port');
-  return address.port;
 }
 
 async function kill(child: ChildProcess): Promise<void> {

@@ -7,7 +7,8 @@ export interface TestRedis {
   stop: () => Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on right now (for servers the tests start). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -16,7 +17,8 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-async function waitForPing(url: string, child: ChildProcess): Promise<void> {
+/** Resolves once the redis-server `child` answers PING at `url`. */
+export async function waitForPing(url: string, child: ChildProcess): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
