@@ -30,6 +30,7 @@ import {
 import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import type { InferencePipeline } from './pipeline/pipeline.js';
+import { QuotaStage } from './pipeline/quota.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { openUpload } from './pipeline/upload-body.js';
@@ -50,7 +51,7 @@ import type { Store } from './store/store.js';
  * one place that wires them, one stage per file under pipeline/.
  *
  *   ① auth     pipeline/auth.ts      onRequest hook on /v1, before the body is read
- *   ② quota    (arrives with quotas and budgets)
+ *   ② quota    pipeline/quota.ts     tokens, concurrency, budgets: one atomic reservation
  *   ③ cache    (arrives with the response cache)
  *   ④ router   pipeline/router.ts    public model name -> deployment
  *   ⑤ backend  pipeline/dispatch.ts  one call to the deployment's adapter
@@ -112,6 +113,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const { adminKey, generated } = await AdminKey.init(config.admin.key, store);
   if (generated) deps.onAdminKeyGenerated?.(generated);
   const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
+  const quota = new QuotaStage(store, config.quota);
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
@@ -202,27 +204,52 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const pipeline: InferencePipeline = {
     async json(request, reply, dispatch: JsonDispatch) {
-      // ② quota and ③ cache slot in here.
+      // ③ cache slots in after ② quota.
       const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
       if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
       const deployment = target(request, model); // ④
+      const ticket = await quota.reserve(
+        request.gateway.principal,
+        dispatch.endpoint,
+        dispatch.body,
+        deployment.upstreamModel,
+      ); // ②
       request.gateway.stream = dispatch.stream;
       reply.header('x-tollgate-backend', deployment.name);
-      const response = await dispatchJson(request, deployment, dispatch); // ⑤
-      if (isEventStream(response)) {
-        // ⑥ + ⑦: usage is read from the stream as it passes
-        return relaySse(request, reply, response, {
-          ...relayOptions,
-          stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
-        });
+      try {
+        const response = await dispatchJson(request, deployment, dispatch); // ⑤
+        if (isEventStream(response)) {
+          // ⑥ + ⑦: usage is read from the stream as it passes
+          await relaySse(request, reply, response, {
+            ...relayOptions,
+            stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+          });
+          // An upstream that broke off after the 200 is refunded, like one that failed before it.
+          if (request.gateway.streamError) await quota.release(ticket);
+          else await quota.settle(ticket, request.gateway.usage); // ⑦
+          return reply;
+        }
+        if (!response.contentType.includes('json')) {
+          await quota.settle(ticket, undefined);
+          return sendStreamed(reply, response); // ⑥ audio and other bytes
+        }
+        let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
+        request.gateway.usage = usageFromJson(body); // ⑦
+        await quota.settle(ticket, request.gateway.usage);
+        if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
+          body = ensureBase64Embeddings(body);
+        }
+        return sendBuffered(reply, response, body); // ⑥
+      } catch (error) {
+        // The upstream failed: nothing was served, refund. A client that left may still have cost
+        // tokens upstream: charge what is known (the estimate without usage). A settle that
+        // already ran makes either a no-op.
+        const finish = request.gateway.abort.signal.aborted
+          ? quota.settle(ticket, request.gateway.usage)
+          : quota.release(ticket);
+        await finish.catch(() => {});
+        throw error;
       }
-      if (!response.contentType.includes('json')) return sendStreamed(reply, response); // ⑥ audio and other bytes
-      let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
-      request.gateway.usage = usageFromJson(body); // ⑦
-      if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
-        body = ensureBase64Embeddings(body);
-      }
-      return sendBuffered(reply, response, body); // ⑥
     },
 
     async upload(request, reply, endpoint: UploadEndpoint) {

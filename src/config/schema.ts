@@ -183,6 +183,42 @@ export const configSchema = z
           .strict(),
       ])
       .prefault({}),
+    /** Token and budget accounting (limits themselves are set per team and key, in the admin API). */
+    quota: z
+      .object({
+        /** Calendar days and months of budgets are counted in this IANA time zone. */
+        timeZone: z
+          .string()
+          .min(1)
+          .default('UTC')
+          .refine((zone) => {
+            try {
+              new Intl.DateTimeFormat('en-CA', { timeZone: zone });
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'expected an IANA time zone such as UTC or Europe/Paris'),
+        /** Output tokens reserved for a request that sets no max_tokens. */
+        defaultMaxOutputTokens: z.number().int().positive().default(4_096),
+        /** A reservation a lost process never settles stops counting after this long. */
+        reservationTtlMs: z.number().int().positive().default(600_000),
+        /** USD per 1M tokens by upstream model name; extends and overrides the built-in table. */
+        prices: z
+          .record(
+            z.string().min(1),
+            z
+              .object({
+                input: z.number().nonnegative(),
+                cachedInput: z.number().nonnegative().optional(),
+                output: z.number().nonnegative(),
+              })
+              .strict(),
+          )
+          .default({}),
+      })
+      .strict()
+      .prefault({}),
     admin: z
       .object({
         /** The admin API's key; if none is configured, the first start generates one. */

@@ -3,7 +3,7 @@ import { GatewayError, ServiceUnavailableError } from '../errors.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
-import type { KeyRecord, TeamRecord } from '../registry/records.js';
+import type { Budget, KeyRecord, Limits, TeamRecord } from '../registry/records.js';
 import type { Store } from '../store/store.js';
 import type { FailedAuthLimiter } from './failed-auth-limiter.js';
 
@@ -21,6 +21,11 @@ export type Principal =
       teamModels: readonly string[];
       /** null: whatever the team allows. */
       keyModels: readonly string[] | null;
+      /** For ② quota: the team's (shared by all its keys) and the key's own. */
+      teamLimits: Limits;
+      teamBudgets: readonly Budget[];
+      keyLimits: Limits;
+      keyBudgets: readonly Budget[];
     };
 
 export const ANONYMOUS: Principal = { kind: 'anonymous' };
@@ -118,6 +123,10 @@ export class KeyAuthenticator {
       teamName: team.name,
       teamModels: team.models,
       keyModels: key.models,
+      teamLimits: team.limits ?? {},
+      teamBudgets: team.budgets ?? [],
+      keyLimits: key.limits ?? {},
+      keyBudgets: key.budgets ?? [],
     };
   }
 

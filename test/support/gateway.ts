@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { type AppDeps, buildApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load-config.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -21,7 +21,11 @@ export interface TestGateway {
 }
 
 /** Builds the real app from a config document (as a user would write it) and listens on a free port. */
-export async function startGateway(input: ConfigInput, env: NodeJS.ProcessEnv = {}): Promise<TestGateway> {
+export async function startGateway(
+  input: ConfigInput,
+  env: NodeJS.ProcessEnv = {},
+  deps: Omit<AppDeps, 'logDestination'> = {},
+): Promise<TestGateway> {
   // Gateway-core tests run open (auth: none) unless they configure auth; state goes to a
   // fresh temporary directory, never the working tree.
   const config = parseConfig(
@@ -42,7 +46,7 @@ export async function startGateway(input: ConfigInput, env: NodeJS.ProcessEnv = 
       callback();
     },
   });
-  const app = await buildApp(config, { logDestination: destination });
+  const app = await buildApp(config, { ...deps, logDestination: destination });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import type { JsonEndpoint } from '../backends/backend.js';
+import { GatewayError } from '../errors.js';
+import type { QuotaBudget, QuotaReservationResult, QuotaScope } from '../quota/quota-types.js';
+import type { Budget, Limits } from '../registry/records.js';
+import type { Store } from '../store/store.js';
+import { costOf } from '../usage/cost.js';
+import type { ModelPrice } from '../usage/price-table.js';
+import {
+  estimateChatPromptTokens,
+  estimateTextTokens,
+  requestedOutputTokens,
+} from '../usage/token-estimate.js';
+import type { Principal } from './auth.js';
+import type { TokenUsage } from './usage.js';
+
+/**
+ * ② quota: before the upstream is called, one atomic reservation of tokens, a concurrency slot
+ * and budget over the key's and the team's scopes (all granted or none); when the answer ends,
+ * the estimate is replaced by the real usage (⑦), or refunded if the upstream failed.
+ */
+export interface QuotaOptions {
+  /** Calendar days and months of budgets are counted in this time zone. */
+  timeZone: string;
+  /** Output tokens reserved when the request sets no max_tokens. */
+  defaultMaxOutputTokens: number;
+  /** A reservation a lost process never settles stops counting after this long. */
+  reservationTtlMs: number;
+  prices: Readonly<Record<string, ModelPrice>>;
+}
+
+export interface QuotaTicket {
+  teamId: string;
+  reservationId: string;
+  upstreamModel: string;
+  estimate: { tokens: number; usdMicros: number };
+}
+
+export class QuotaExceededError extends GatewayError {}
+
+const SCOPE_NAMES: Record<string, string> = { key: "This API key's", team: "Your team's" };
+
+function budgetsOf(budgets: readonly Budget[], day: string, month: string): QuotaBudget[] {
+  return budgets.map((budget) => ({
+    period: budget.period,
+    periodKey: budget.period === 'day' ? day : budget.period === 'month' ? month : 'all',
+    maxTokens: budget.max_tokens,
+    maxUsdMicros: budget.max_usd === undefined ? undefined : Math.round(budget.max_usd * 1_000_000),
+  }));
+}
+
+function scope(
+  id: string,
+  limits: Limits,
+  budgets: readonly Budget[],
+  day: string,
+  month: string,
+): QuotaScope {
+  return {
+    id,
+    tokensPerMinute: limits.tokens_per_minute,
+    maxConcurrent: limits.max_concurrent,
+    budgets: budgetsOf(budgets, day, month),
+  };
+}
+
+function limited(s: QuotaScope): boolean {
+  return s.tokensPerMinute !== undefined || s.maxConcurrent !== undefined || (s.budgets?.length ?? 0) > 0;
+}
+
+/** Prompt tokens the request will send, counted before it goes. */
+function promptTokens(endpoint: JsonEndpoint, body: Record<string, unknown>): number {
+  switch (endpoint) {
+    case 'chat.completions':
+      return estimateChatPromptTokens(body.messages);
+    case 'completions':
+      return estimateTextTokens(body.prompt);
+    case 'embeddings':
+      return estimateTextTokens(body.input);
+    case 'responses':
+      return estimateTextTokens(body.input) + estimateTextTokens(body.instructions ?? '');
+    default:
+      return 0;
+  }
+}
+
+function choices(body: Record<string, unknown>): number {
+  return typeof body.n === 'number' && body.n > 1 ? body.n : 1;
+}
+
+function refusal(denied: Exclude<QuotaReservationResult, { granted: true }>): GatewayError {
+  const [kind] = denied.scope.split(':');
+  const who = SCOPE_NAMES[kind ?? ''] ?? "This request's";
+  switch (denied.limit) {
+    case 'budget_tokens':
+    case 'budget_usd': {
+      const what =
+        denied.limit === 'budget_usd'
+          ? `USD budget (${(denied.limitValue / 1_000_000).toFixed(2)})`
+          : `token budget (${denied.limitValue})`;
+      const period = denied.period === 'lifetime' ? 'lifetime' : `${denied.period} (${denied.periodKey})`;
+      // insufficient_quota + x-should-retry: false, so the official SDKs do not retry it.
+      return new QuotaExceededError(
+        429,
+        'insufficient_quota',
+        'insufficient_quota',
+        `${who} ${what} for this ${period} is exhausted.`,
+        { headers: { 'x-should-retry': 'false' } },
+      );
+    }
+    case 'tokens_per_minute': {
+      const ms = Math.max(0, Math.ceil(denied.retryAfterMs ?? 1_000));
+      return new QuotaExceededError(
+        429,
+        'rate_limit_error',
+        'rate_limit_exceeded',
+        `${who} limit of ${denied.limitValue} tokens per minute is reached (${denied.remaining} left this minute).`,
+        {
+          headers: { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(ms) },
+        },
+      );
+    }
+    default:
+      return new QuotaExceededError(
+        429,
+        'rate_limit_error',
+        'rate_limit_exceeded',
+        `${who} limit of ${denied.limitValue} concurrent requests is reached.`,
+        { headers: { 'retry-after': '1', 'retry-after-ms': '1000' } },
+      );
+  }
+}
+
+export class QuotaStage {
+  private readonly dayFormat: Intl.DateTimeFormat;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: QuotaOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.dayFormat = new Intl.DateTimeFormat('en-CA', {
+      timeZone: options.timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    });
+  }
+
+  /** Nothing to reserve (no limits apply): undefined, and no store round trip. */
+  async reserve(
+    principal: Principal | undefined,
+    endpoint: JsonEndpoint,
+    body: Record<string, unknown>,
+    upstreamModel: string,
+  ): Promise<QuotaTicket | undefined> {
+    if (principal?.kind !== 'key') return undefined;
+    const now = this.now();
+    const day = this.dayFormat.format(now);
+    const month = day.slice(0, 7);
+    const scopes = [
+      scope(`key:${principal.keyId}`, principal.keyLimits, principal.keyBudgets, day, month),
+      scope(`team:${principal.teamId}`, principal.teamLimits, principal.teamBudgets, day, month),
+    ].filter(limited);
+    if (scopes.length === 0) return undefined;
+    const prompt = promptTokens(endpoint, body);
+    const output =
+      endpoint === 'embeddings'
+        ? 0
+        : (requestedOutputTokens(body) ?? this.options.defaultMaxOutputTokens) * choices(body);
+    const usdMicros = costOf(
+      upstreamModel,
+      { prompt_tokens: prompt, completion_tokens: output },
+      this.options.prices,
+    ).usdMicros;
+    const ticket: QuotaTicket = {
+      teamId: principal.teamId,
+      reservationId: randomUUID(),
+      upstreamModel,
+      estimate: { tokens: prompt + output, usdMicros },
+    };
+    const result = await this.store.reserveQuota({
+      reservationId: ticket.reservationId,
+      teamId: ticket.teamId,
+      scopes,
+      tokens: ticket.estimate.tokens,
+      usdMicros,
+      nowMs: now,
+      ttlMs: this.options.reservationTtlMs,
+    });
+    if (!result.granted) throw refusal(result);
+    return ticket;
+  }
+
+  /**
+   * The answer ended: charge its real usage. Without usage from the upstream (a client that left
+   * before the usage chunk), the estimate is charged: never less than what may have been used.
+   */
+  async settle(ticket: QuotaTicket | undefined, usage: TokenUsage | undefined): Promise<void> {
+    if (!ticket) return;
+    const actual = usage
+      ? {
+          tokens:
+            Number(usage.total_tokens) ||
+            Number(usage.prompt_tokens ?? usage.input_tokens ?? 0) +
+              Number(usage.completion_tokens ?? usage.output_tokens ?? 0),
+          usdMicros: costOf(ticket.upstreamModel, usage, this.options.prices).usdMicros,
+        }
+      : ticket.estimate;
+    await this.store.settleQuota(ticket.teamId, ticket.reservationId, actual, this.now());
+  }
+
+  /** The upstream failed: nothing was served, nothing is charged. */
+  async release(ticket: QuotaTicket | undefined): Promise<void> {
+    if (!ticket) return;
+    await this.store.releaseQuota(ticket.teamId, ticket.reservationId, this.now());
+  }
+}

@@ -1,0 +1,209 @@
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/store/memory-store.js';
+import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+
+/**
+ * ② quota end to end: the official SDK against a gateway whose team and key carry limits, an
+ * upstream that reports fixed usage, and the store read directly to check what was charged.
+ */
+const ADMIN = 'test-admin-key-0123456789';
+const USAGE = { prompt_tokens: 30, completion_tokens: 10, total_tokens: 40 };
+let upstream: FakeUpstream | undefined;
+let gw: TestGateway | undefined;
+
+afterEach(async () => {
+  await gw?.close();
+  await upstream?.stop();
+  gw = undefined;
+  upstream = undefined;
+});
+
+function completion(model: string) {
+  return {
+    id: 'chatcmpl-q',
+    object: 'chat.completion',
+    created: 1,
+    model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: 'ok', refusal: null },
+        logprobs: null,
+        finish_reason: 'stop',
+      },
+    ],
+    usage: USAGE,
+  };
+}
+
+async function setup(
+  team: Record<string, unknown>,
+  key: Record<string, unknown>,
+  options: { delayMs?: number; fail?: boolean } = {},
+) {
+  upstream = new FakeUpstream().on('POST', '/v1/chat/completions', async (request, res) => {
+    if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+    if (options.fail)
+      return sendJson(res, 500, {
+        error: { message: 'boom', type: 'server_error', param: null, code: null },
+      });
+    const body = request.json ?? {};
+    if (body.stream) {
+      const base = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm' };
+      return sendSse(res, [
+        {
+          ...base,
+          choices: [
+            { index: 0, delta: { role: 'assistant', content: 'ok' }, logprobs: null, finish_reason: null },
+          ],
+        },
+        { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] },
+        { ...base, choices: [], usage: USAGE },
+      ]);
+    }
+    sendJson(res, 200, completion(String(body.model)));
+  });
+  const base = await upstream.start();
+  const store = await MemoryStore.open();
+  gw = await startGateway(
+    {
+      auth: {},
+      admin: { key: ADMIN },
+      backends: { up: { type: 'openai', baseUrl: `${base}/v1`, apiKey: 'k' } },
+      models: { 'gpt-4o-mini': { backend: 'up' } },
+    },
+    {},
+    { store },
+  );
+  const headers = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+  const t = (await (
+    await fetch(`${gw.url}/admin/teams`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'q', ...team }),
+    })
+  ).json()) as { id: string };
+  const k = (await (
+    await fetch(`${gw.url}/admin/keys`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ team_id: t.id, ...key }),
+    })
+  ).json()) as { id: string; key: string };
+  const status = async () => {
+    const day = new Intl.DateTimeFormat('en-CA', {
+      timeZone: 'UTC',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    }).format(Date.now());
+    const [teamStatus] = await store.quotaStatus(
+      t.id,
+      [{ id: `team:${t.id}`, budgets: [{ period: 'day', periodKey: day, maxTokens: 1_000_000 }] }],
+      Date.now(),
+    );
+    return teamStatus;
+  };
+  return { gw, key: k.key, status };
+}
+
+const ask = { model: 'gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user' as const, content: 'hi' }] };
+
+function requestLines(gateway: TestGateway, status: number) {
+  return gateway.logs.filter(
+    (line) => line.msg === 'request' && line.route === '/v1/chat/completions' && line.status === status,
+  );
+}
+
+describe('② quota on /v1', () => {
+  it('charges the real usage, and a budget 429 (insufficient_quota) is not retried by the SDK', async () => {
+    const { gw, key, status } = await setup({ budgets: [{ period: 'day', max_tokens: 90 }] }, {});
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key }); // default maxRetries: 2
+    await client.chat.completions.create(ask);
+    await client.chat.completions.create(ask);
+    expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 80, reservedTokens: 0 });
+    const error = await client.chat.completions.create(ask).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((error as InstanceType<typeof OpenAI.RateLimitError>).code).toBe('insufficient_quota');
+    expect((error as InstanceType<typeof OpenAI.RateLimitError>).headers?.get('x-should-retry')).toBe(
+      'false',
+    );
+    expect((error as Error).message).toContain("team's token budget (90)");
+    expect(requestLines(gw, 429)).toHaveLength(1);
+    expect(upstream?.requests).toHaveLength(2);
+  });
+
+  it('a concurrency 429 carries retry-after, and the SDK retries it until a slot is free', async () => {
+    const { gw, key } = await setup({}, { limits: { max_concurrent: 1 } }, { delayMs: 300 });
+    const patient = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 2 });
+    const impatient = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    const first = patient.chat.completions.create(ask);
+    while ((upstream?.requests.length ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const refused = await impatient.chat.completions.create(ask).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((refused as InstanceType<typeof OpenAI.RateLimitError>).code).toBe('rate_limit_exceeded');
+    expect((refused as InstanceType<typeof OpenAI.RateLimitError>).headers?.get('retry-after')).toBe('1');
+    const second = patient.chat.completions.create(ask); // refused now, retried after 1 s
+    await expect(first).resolves.toBeDefined();
+    await expect(second).resolves.toBeDefined();
+    expect(requestLines(gw, 429).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a stream settles with the usage chunk the gateway asked for', async () => {
+    const { gw, key, status } = await setup({ budgets: [{ period: 'day', max_tokens: 1_000 }] }, {});
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key });
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    for await (const _chunk of stream) {
+      // drain
+    }
+    expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 40, reservedTokens: 0 });
+  });
+
+  it('a client that disconnects mid-stream frees its concurrency slot', async () => {
+    const { gw, key } = await setup({}, { limits: { max_concurrent: 1 } });
+    upstream?.on('POST', '/v1/chat/completions', async (_request, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = {
+        id: 'c',
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, delta: { content: 'x' }, logprobs: null, finish_reason: null }],
+      };
+      for (let i = 0; i < 500 && !res.destroyed; i++) {
+        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      res.end('data: [DONE]\n\n');
+    });
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    for await (const _chunk of stream) break; // leave after the first chunk
+    await upstream?.waitForAbort();
+    // The slot comes back once the gateway has settled; poll briefly rather than guess a delay.
+    let answered = false;
+    for (let attempt = 0; attempt < 50 && !answered; attempt++) {
+      const again = await client.chat.completions.create({ ...ask, stream: true }).catch((e: unknown) => e);
+      if (again instanceof OpenAI.RateLimitError) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        continue;
+      }
+      answered = true;
+      if (!(again instanceof Error)) (again as { controller: AbortController }).controller.abort();
+    }
+    expect(answered).toBe(true);
+  });
+
+  it('an upstream 500 refunds the reservation', async () => {
+    const { gw, key, status } = await setup(
+      { budgets: [{ period: 'day', max_tokens: 1_000 }] },
+      {},
+      { fail: true },
+    );
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    await expect(client.chat.completions.create(ask)).rejects.toBeInstanceOf(OpenAI.InternalServerError);
+    expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 0, reservedTokens: 0 });
+  });
+});
