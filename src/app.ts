@@ -31,6 +31,7 @@ import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import type { InferencePipeline } from './pipeline/pipeline.js';
 import { QuotaStage } from './pipeline/quota.js';
+import { RequestLimits } from './pipeline/request-limits.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { openUpload } from './pipeline/upload-body.js';
@@ -183,6 +184,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     global: false,
     ...(store instanceof RedisStore ? { redis: store.client, nameSpace: 'tg:auth-failures:' } : {}),
   });
+  const requestLimits = new RequestLimits(app);
   const failedAuth =
     config.auth === 'none'
       ? undefined
@@ -208,6 +210,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
       if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
       const deployment = target(request, model); // ④
+      await requestLimits.enforce(request, reply); // ② requests per minute / day
       const ticket = await quota.reserve(
         request.gateway.principal,
         dispatch.endpoint,

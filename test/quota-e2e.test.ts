@@ -1,8 +1,10 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/store/memory-store.js';
+import { RedisStore } from '../src/store/redis-store.js';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { redisForTests } from './support/redis.js';
 
 /**
  * ② quota end to end: the official SDK against a gateway whose team and key carry limits, an
@@ -41,7 +43,7 @@ function completion(model: string) {
 async function setup(
   team: Record<string, unknown>,
   key: Record<string, unknown>,
-  options: { delayMs?: number; fail?: boolean } = {},
+  options: { delayMs?: number; fail?: boolean; redisUrl?: string } = {},
 ) {
   upstream = new FakeUpstream().on('POST', '/v1/chat/completions', async (request, res) => {
     if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
@@ -66,11 +68,14 @@ async function setup(
     sendJson(res, 200, completion(String(body.model)));
   });
   const base = await upstream.start();
-  const store = await MemoryStore.open();
+  const store = options.redisUrl
+    ? new RedisStore({ target: { url: options.redisUrl } })
+    : await MemoryStore.open();
   gw = await startGateway(
     {
       auth: {},
       admin: { key: ADMIN },
+      ...(options.redisUrl ? { redis: { url: options.redisUrl } } : {}),
       backends: { up: { type: 'openai', baseUrl: `${base}/v1`, apiKey: 'k' } },
       models: { 'gpt-4o-mini': { backend: 'up' } },
     },
@@ -196,6 +201,29 @@ describe('② quota on /v1', () => {
     expect(answered).toBe(true);
   });
 
+  it('requests per minute admit exactly the limit, with x-ratelimit-*-requests headers for the tightest scope', async () => {
+    const { gw, key } = await setup(
+      { limits: { requests_per_day: 100 } },
+      { limits: { requests_per_minute: 3 } },
+    );
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    for (let i = 1; i <= 3; i++) {
+      const { response } = await client.chat.completions.create(ask).withResponse();
+      expect(response.headers.get('x-ratelimit-limit-requests')).toBe('3');
+      expect(response.headers.get('x-ratelimit-remaining-requests')).toBe(String(3 - i));
+      expect(response.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+(ms|s)$|^\d+m\d+s$/);
+    }
+    const refused = await client.chat.completions.create(ask).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const error = refused as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(error.code).toBe('rate_limit_exceeded');
+    expect(error.message).toContain('3 requests per minute');
+    const retryAfter = Number(error.headers?.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(upstream?.requests).toHaveLength(3);
+  });
+
   it('an upstream 500 refunds the reservation', async () => {
     const { gw, key, status } = await setup(
       { budgets: [{ period: 'day', max_tokens: 1_000 }] },
@@ -205,5 +233,37 @@ describe('② quota on /v1', () => {
     const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
     await expect(client.chat.completions.create(ask)).rejects.toBeInstanceOf(OpenAI.InternalServerError);
     expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 0, reservedTokens: 0 });
+  });
+});
+
+describe('② quota with Redis (shared by every instance)', () => {
+  it('budgets and requests per minute hold through the Redis store too', async (context) => {
+    const redis = await redisForTests();
+    if (!redis) return context.skip('no Redis here (see the notice above)');
+    try {
+      const { gw, key, status } = await setup(
+        { budgets: [{ period: 'day', max_tokens: 90 }] },
+        { limits: { requests_per_minute: 2 } },
+        { redisUrl: redis.url },
+      );
+      const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+      await client.chat.completions.create(ask);
+      await client.chat.completions.create(ask);
+      expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 80, reservedTokens: 0 });
+      const refused = await client.chat.completions.create(ask).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    } finally {
+      await redis.stop();
+    }
+  });
+});
+
+describe('reset durations', () => {
+  it("are written the way OpenAI's headers write them", async () => {
+    const { formatDuration } = await import('../src/pipeline/request-limits.js');
+    expect(formatDuration(17)).toBe('17ms');
+    expect(formatDuration(1_000)).toBe('1s');
+    expect(formatDuration(360_000)).toBe('6m0s');
+    expect(formatDuration(3_723_000)).toBe('1h2m3s');
   });
 });
