@@ -46,6 +46,7 @@ import { uploadRoutes } from './routes/v1/uploads.js';
 import { createStore } from './store/create-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
+import { UsageRecorder } from './usage/usage-recorder.js';
 
 /*
  * The request pipeline, in order. Every /v1 request passes these stages; this file is the
@@ -115,6 +116,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (generated) deps.onAdminKeyGenerated?.(generated);
   const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
   const quota = new QuotaStage(store, config.quota);
+  const usageRecorder = new UsageRecorder(store, config.quota.prices);
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
@@ -145,7 +147,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.decorateRequest('gateway', undefined as never);
   app.addHook('onRequest', (request, reply, done) => {
-    request.gateway = createGatewayContext(request, reply, logRequest);
+    request.gateway = createGatewayContext(request, reply, (ended, endedReply) => {
+      logRequest(ended, endedReply);
+      usageRecorder.record(ended, endedReply); // ⑦
+    });
     const headers = request.headers;
     if (
       headers['content-type'] === undefined &&
@@ -201,6 +206,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const deployment = router.resolve(name); // ④
     if (!principalAllows(request.gateway.principal, name)) throw new ModelNotAllowedError(name);
     request.gateway.deployment = deployment.name;
+    request.gateway.upstreamModel = deployment.upstreamModel;
     return deployment;
   };
 

@@ -36,6 +36,8 @@ describe('GET /admin/openapi.json', () => {
         'DELETE /keys/{id}',
         'DELETE /teams/{id}',
         'GET /audit',
+        'GET /requests',
+        'GET /usage',
         'GET /keys',
         'GET /keys/{id}',
         'GET /teams',

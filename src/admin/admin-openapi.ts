@@ -7,10 +7,12 @@ import {
   issuedKeySchema,
   keyObjectSchema,
   listOf,
+  requestLogEntrySchema,
   rotateKeySchema,
   teamObjectSchema,
   updateKeySchema,
   updateTeamSchema,
+  usageReportSchema,
 } from '../schemas/admin.js';
 
 /**
@@ -142,6 +144,53 @@ export function adminOpenApiDocument(version: string): Schema {
           parameters: idParam,
           requestBody: { ...body(rotateKeySchema), required: false },
           responses: { ...ok('A new secret; `key` is shown only here', issuedKeySchema), ...ERRORS },
+        },
+      },
+      '/usage': {
+        get: {
+          operationId: 'getUsage',
+          parameters: [
+            { name: 'team_id', in: 'query', schema: { type: 'string' } },
+            { name: 'key_id', in: 'query', schema: { type: 'string' } },
+            { name: 'model', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'from',
+              in: 'query',
+              schema: { type: 'string', format: 'date' },
+              description: 'UTC day; default 29 days before `to`',
+            },
+            {
+              name: 'to',
+              in: 'query',
+              schema: { type: 'string', format: 'date' },
+              description: 'UTC day; default today',
+            },
+            {
+              name: 'group_by',
+              in: 'query',
+              schema: { type: 'string', enum: ['day', 'model', 'key', 'team'], default: 'day' },
+            },
+          ],
+          responses: { ...ok('Sums per group', usageReportSchema), ...ERRORS },
+        },
+      },
+      '/requests': {
+        get: {
+          operationId: 'listRequests',
+          parameters: [
+            {
+              name: 'limit',
+              in: 'query',
+              schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+            },
+            {
+              name: 'before',
+              in: 'query',
+              schema: { type: 'string' },
+              description: "The previous page's last_id (newest first)",
+            },
+          ],
+          responses: { ...ok('The request log, newest first', listOf(requestLogEntrySchema)), ...ERRORS },
         },
       },
       '/audit': {

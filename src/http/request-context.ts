@@ -11,6 +11,8 @@ export interface GatewayContext {
   principal?: Principal;
   model?: string;
   deployment?: string;
+  /** The upstream's name for the model (prices are per upstream model). */
+  upstreamModel?: string;
   stream?: boolean;
   usage?: TokenUsage;
   /** True when the response ended with an error event after the 200 went out. */

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.js';
+import type { UsageQuery, UsageRow } from '../usage/usage-record.js';
 import { newKey, sortableId } from './key-material.js';
 import { applyLimitsPatch, checkWithinTeam, type LimitsPatch } from './limits.js';
 import { patternsWithin } from './model-patterns.js';
@@ -286,6 +287,14 @@ export class Registry {
 
   lastUsed(ids: readonly string[]): Promise<Map<string, number>> {
     return this.store.lastUsed(ids);
+  }
+
+  usageRows(query: UsageQuery): Promise<UsageRow[]> {
+    return this.store.usageRows(query);
+  }
+
+  listRequests(query: { limit: number; before?: string | undefined }) {
+    return this.store.listRequests(query);
   }
 
   listAudit(query: PageQuery): Promise<Page<AuditEvent>> {

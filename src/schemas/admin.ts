@@ -182,3 +182,66 @@ export function listOf<T extends z.ZodType>(item: T) {
     has_more: z.boolean(),
   });
 }
+
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a UTC day, YYYY-MM-DD');
+
+export const usageQuerySchema = z
+  .object({
+    team_id: z.string().min(1).optional(),
+    key_id: z.string().min(1).optional(),
+    model: z.string().min(1).optional(),
+    from: day.optional(),
+    to: day.optional(),
+    group_by: z.enum(['day', 'model', 'key', 'team']).default('day'),
+  })
+  .strict();
+
+export const requestsQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    before: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const usageReportSchema = z.object({
+  object: z.literal('list'),
+  from: z.string(),
+  to: z.string(),
+  group_by: z.enum(['day', 'model', 'key', 'team']),
+  data: z.array(
+    z.object({
+      day: z.string().optional(),
+      model: z.string().optional(),
+      key_id: z.string().optional(),
+      team_id: z.string().optional(),
+      requests: z.number().int(),
+      prompt_tokens: z.number().int(),
+      completion_tokens: z.number().int(),
+      total_tokens: z.number().int(),
+      cost_usd: z.number(),
+    }),
+  ),
+});
+
+export const requestLogEntrySchema = z.object({
+  id: z.string(),
+  object: z.literal('request'),
+  created_at: timestamp,
+  request_id: z.string(),
+  team_id: z.string(),
+  key_id: z.string(),
+  model: z.string(),
+  deployment: z.string(),
+  status: z.number().int(),
+  stream: z.boolean(),
+  prompt_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  total_tokens: z.number().int(),
+  cached_tokens: z.number().int(),
+  reasoning_tokens: z.number().int(),
+  cost_usd: z.number(),
+  unpriced: z.boolean(),
+  estimated: z.boolean(),
+  latency_ms: z.number().int(),
+  tags: z.array(z.string()),
+});

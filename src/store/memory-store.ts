@@ -22,11 +22,22 @@ import {
   validateUsage,
 } from '../quota/quota-types.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
+import {
+  daysBetween,
+  metricsOf,
+  USAGE_METRICS,
+  type UsageMetric,
+  type UsageQuery,
+  type UsageRecord,
+  type UsageRow,
+  utcDay,
+} from '../usage/usage-record.js';
 import { type AtomicWriteHooks, writeFileAtomic } from './atomic-file.js';
 import type { Store } from './store.js';
 
 const FILE_NAME = 'tollgate-state.json';
 const AUDIT_CAP = 10_000;
+const REQUEST_LOG_CAP = 10_000;
 
 interface PersistedState {
   version: 1;
@@ -276,6 +287,10 @@ export class MemoryStore implements Store {
   private audit: AuditEvent[] = [];
   private readonly settings = new Map<string, string>();
   private readonly used = new Map<string, number>();
+  /** day -> [team, key, model] as JSON -> sums. In memory only, like the other counters. */
+  private readonly usage = new Map<string, Map<string, Record<UsageMetric, number>>>();
+  private requestLog: Array<UsageRecord & { id: string }> = [];
+  private requestSequence = 0;
   private writing: Promise<void> = Promise.resolve();
   private readonly quotas = new MemoryQuotas();
 
@@ -437,6 +452,51 @@ export class MemoryStore implements Store {
   async listAudit(query: PageQuery): Promise<Page<AuditEvent>> {
     const result = page(this.audit, query);
     return { items: result.items.map((event) => structuredClone(event)), hasMore: result.hasMore };
+  }
+
+  async recordUsage(record: UsageRecord): Promise<void> {
+    const day = utcDay(record.at);
+    let sums = this.usage.get(day);
+    if (!sums) this.usage.set(day, (sums = new Map()));
+    const field = JSON.stringify([record.teamId, record.keyId, record.model]);
+    const row = sums.get(field) ?? {
+      requests: 0,
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      total_tokens: 0,
+      usd_micros: 0,
+    };
+    const add = metricsOf(record);
+    for (const metric of USAGE_METRICS) row[metric] += add[metric];
+    sums.set(field, row);
+    this.requestLog.push({
+      ...structuredClone(record),
+      id: String(++this.requestSequence).padStart(12, '0'),
+    });
+    if (this.requestLog.length > REQUEST_LOG_CAP) this.requestLog = this.requestLog.slice(-REQUEST_LOG_CAP);
+  }
+
+  async usageRows(query: UsageQuery): Promise<UsageRow[]> {
+    const rows: UsageRow[] = [];
+    for (const day of daysBetween(query.from, query.to)) {
+      for (const [field, sums] of this.usage.get(day) ?? []) {
+        const [teamId, keyId, model] = JSON.parse(field) as [string, string, string];
+        if (query.teamId && teamId !== query.teamId) continue;
+        if (query.keyId && keyId !== query.keyId) continue;
+        if (query.model && model !== query.model) continue;
+        rows.push({ day, teamId, keyId, model, sums: { ...sums } });
+      }
+    }
+    return rows;
+  }
+
+  async listRequests(query: { limit: number; before?: string | undefined }) {
+    const newestFirst = [...this.requestLog].reverse();
+    const start =
+      query.before === undefined ? 0 : newestFirst.findIndex((r) => r.id < (query.before as string));
+    if (start === -1) return { items: [], hasMore: false };
+    const items = newestFirst.slice(start, start + query.limit).map((r) => structuredClone(r));
+    return { items, hasMore: start + query.limit < newestFirst.length };
   }
 
   async setSettingIfAbsent(name: string, value: string): Promise<string> {

@@ -22,6 +22,16 @@ import {
   validateUsage,
 } from '../quota/quota-types.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
+import {
+  daysBetween,
+  metricsOf,
+  USAGE_METRICS,
+  type UsageMetric,
+  type UsageQuery,
+  type UsageRecord,
+  type UsageRow,
+  utcDay,
+} from '../usage/usage-record.js';
 import { createRedisClient, type RedisTarget } from './redis-client.js';
 import type { Store } from './store.js';
 
@@ -45,6 +55,9 @@ const K = {
   settings: `${P}settings`,
 };
 const AUDIT_CAP = 100_000;
+const REQUEST_LOG = 'tg:{usage-log}:requests';
+const REQUEST_LOG_CAP = 100_000;
+const USAGE_DAY_TTL_SECONDS = 400 * 86_400;
 const FIRST_CONNECTION_WAIT_MS = 2_000;
 
 /**
@@ -462,6 +475,78 @@ export class RedisStore implements Store {
     const { ids, hasMore } = await lexPage(this.client, K.audit, query);
     const values = ids.length ? await this.client.hmget(K.auditData, ...ids) : [];
     return { items: parseAll<AuditEvent>(values), hasMore };
+  }
+
+  /**
+   * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
+   * one Cluster slot); the request log is a capped Stream. Two round trips, never awaited by
+   * the response (the caller records after the response ended).
+   */
+  async recordUsage(record: UsageRecord): Promise<void> {
+    await this.connected();
+    const day = utcDay(record.at);
+    const key = `tg:{usage:${day}}:sums`;
+    const add = metricsOf(record);
+    const transaction = this.client.multi();
+    for (const metric of USAGE_METRICS) {
+      if (add[metric] !== 0) {
+        transaction.hincrby(
+          key,
+          JSON.stringify([record.teamId, record.keyId, record.model, metric]),
+          add[metric],
+        );
+      }
+    }
+    transaction.expire(key, USAGE_DAY_TTL_SECONDS);
+    await transaction.exec();
+    await this.client.xadd(
+      REQUEST_LOG,
+      'MAXLEN',
+      '~',
+      String(REQUEST_LOG_CAP),
+      '*',
+      'r',
+      JSON.stringify(record),
+    );
+  }
+
+  async usageRows(query: UsageQuery): Promise<UsageRow[]> {
+    await this.connected();
+    const rows = new Map<string, UsageRow>();
+    for (const day of daysBetween(query.from, query.to)) {
+      const fields = await this.client.hgetall(`tg:{usage:${day}}:sums`);
+      for (const [field, value] of Object.entries(fields)) {
+        const [teamId, keyId, model, metric] = JSON.parse(field) as [string, string, string, UsageMetric];
+        if (query.teamId && teamId !== query.teamId) continue;
+        if (query.keyId && keyId !== query.keyId) continue;
+        if (query.model && model !== query.model) continue;
+        const id = JSON.stringify([day, teamId, keyId, model]);
+        let row = rows.get(id);
+        if (!row) {
+          row = {
+            day,
+            teamId,
+            keyId,
+            model,
+            sums: { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, usd_micros: 0 },
+          };
+          rows.set(id, row);
+        }
+        row.sums[metric] = Number(value);
+      }
+    }
+    return [...rows.values()];
+  }
+
+  async listRequests(query: { limit: number; before?: string | undefined }) {
+    await this.connected();
+    const end = query.before === undefined ? '+' : `(${query.before}`;
+    const entries = await this.client.xrevrange(REQUEST_LOG, end, '-', 'COUNT', query.limit + 1);
+    const items = entries.slice(0, query.limit).map(([id, fields]) => ({
+      ...(JSON.parse(fields[1] ?? '{}') as UsageRecord),
+      id,
+    }));
+    return { items, hasMore: entries.length > query.limit };
   }
 
   async setSettingIfAbsent(name: string, value: string): Promise<string> {

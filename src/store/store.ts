@@ -7,6 +7,7 @@ import type {
   QuotaUsage,
 } from '../quota/quota-types.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
+import type { UsageQuery, UsageRecord, UsageRow } from '../usage/usage-record.js';
 
 /**
  * The one seam for shared state, in gateway terms. Two implementations side by side
@@ -64,4 +65,14 @@ export interface Store {
   releaseQuota(teamId: string, reservationId: string, nowMs: number): Promise<QuotaSettleOutcome>;
   /** What each scope has left now, for response headers and the admin API. */
   quotaStatus(teamId: string, scopes: QuotaScope[], nowMs: number): Promise<QuotaScopeStatus[]>;
+
+  /** Adds one request's usage to the day's sums and to the capped request log. */
+  recordUsage(record: UsageRecord): Promise<void>;
+  /** The day x team x key x model sums within the query's days, filtered. */
+  usageRows(query: UsageQuery): Promise<UsageRow[]>;
+  /** The request log, newest first; `before` is the previous page's last `id`. */
+  listRequests(query: {
+    limit: number;
+    before?: string | undefined;
+  }): Promise<{ items: Array<UsageRecord & { id: string }>; hasMore: boolean }>;
 }

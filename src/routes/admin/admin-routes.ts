@@ -11,11 +11,15 @@ import {
   createTeamSchema,
   deleteTeamQuerySchema,
   listQuerySchema,
+  requestsQuerySchema,
   rotateKeySchema,
   updateKeySchema,
   updateTeamSchema,
+  usageQuerySchema,
 } from '../../schemas/admin.js';
 import { parseInput, parseRequestBody } from '../../schemas/parse-input.js';
+import { utcDay } from '../../usage/usage-record.js';
+import { groupUsage, publicRequest } from '../../usage/usage-report.js';
 
 class InvalidAdminKeyError extends GatewayError {
   constructor() {
@@ -133,6 +137,31 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   app.delete('/keys/:id', async (request: IdRequest) => {
     const key = await registry.revokeKey(request.params.id, ACTOR);
     return (await withLastUsed([key]))(key);
+  });
+
+  app.get('/usage', async (request) => {
+    const query = parseInput(usageQuerySchema, request.query);
+    const to = query.to ?? utcDay(Date.now());
+    const from = query.from ?? utcDay(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000);
+    const rows = await registry.usageRows({
+      from,
+      to,
+      teamId: query.team_id,
+      keyId: query.key_id,
+      model: query.model,
+    });
+    return { object: 'list', from, to, group_by: query.group_by, data: groupUsage(rows, query.group_by) };
+  });
+  app.get('/requests', async (request) => {
+    const query = parseInput(requestsQuerySchema, request.query);
+    const page = await registry.listRequests(query);
+    return {
+      object: 'list',
+      data: page.items.map(publicRequest),
+      first_id: page.items[0]?.id ?? null,
+      last_id: page.items.at(-1)?.id ?? null,
+      has_more: page.hasMore,
+    };
   });
 
   app.get('/audit', async (request) => {

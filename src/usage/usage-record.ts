@@ -1,0 +1,81 @@
+/**
+ * ⑦ usage: what one request used and cost, recorded after its response ended (never on the
+ * path the client waits on), then summed per day, team, key and model.
+ */
+export interface UsageRecord {
+  /** Unix ms when the response ended. */
+  at: number;
+  requestId: string;
+  teamId: string;
+  keyId: string;
+  /** The public model name the client asked for. */
+  model: string;
+  deployment: string;
+  status: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cachedTokens: number;
+  reasoningTokens: number;
+  usdMicros: number;
+  /** No price was known for the model (it cost 0 here). */
+  unpriced: boolean;
+  /** The upstream reported no usage: the figures are the gateway's own estimate. */
+  estimated: boolean;
+  latencyMs: number;
+  stream: boolean;
+  tags: string[];
+}
+
+/** The sums kept per day x team x key x model. */
+export const USAGE_METRICS = [
+  'requests',
+  'prompt_tokens',
+  'completion_tokens',
+  'total_tokens',
+  'usd_micros',
+] as const;
+export type UsageMetric = (typeof USAGE_METRICS)[number];
+
+export interface UsageQuery {
+  /** Inclusive UTC days, 'YYYY-MM-DD'. */
+  from: string;
+  to: string;
+  teamId?: string | undefined;
+  keyId?: string | undefined;
+  model?: string | undefined;
+}
+
+/** One aggregate row: a day, team, key and model with its sums. */
+export interface UsageRow {
+  day: string;
+  teamId: string;
+  keyId: string;
+  model: string;
+  sums: Record<UsageMetric, number>;
+}
+
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Every UTC day from `from` to `to`, inclusive, at most `limit` of them. */
+export function daysBetween(from: string, to: string, limit = 400): string[] {
+  const days: string[] = [];
+  for (let at = Date.parse(`${from}T00:00:00Z`); days.length < limit; at += 86_400_000) {
+    const day = utcDay(at);
+    if (day > to) break;
+    days.push(day);
+  }
+  return days;
+}
+
+export function metricsOf(record: UsageRecord): Record<UsageMetric, number> {
+  return {
+    requests: 1,
+    prompt_tokens: record.promptTokens,
+    completion_tokens: record.completionTokens,
+    total_tokens: record.totalTokens,
+    usd_micros: record.usdMicros,
+  };
+}
