@@ -456,8 +456,8 @@ export class MemoryStore implements Store {
 
   async recordUsage(record: UsageRecord): Promise<void> {
     const day = utcDay(record.at);
-    let sums = this.usage.get(day);
-    if (!sums) this.usage.set(day, (sums = new Map()));
+    const sums = this.usage.get(day) ?? new Map<string, Record<UsageMetric, number>>();
+    this.usage.set(day, sums);
     const field = JSON.stringify([record.teamId, record.keyId, record.model]);
     const row = sums.get(field) ?? {
       requests: 0,
