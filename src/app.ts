@@ -244,11 +244,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         }
         let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
         request.gateway.usage = usageFromJson(body); // ⑦
-        await quota.settle(ticket, request.gateway.usage);
         if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
           body = ensureBase64Embeddings(body);
         }
-        return sendBuffered(reply, response, body); // ⑥
+        sendBuffered(reply, response, body); // ⑥
+        // Settled once the answer is on its way: the client never waits on this round trip.
+        quota.settle(ticket, request.gateway.usage).catch((error: Error) => {
+          request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
+        });
+        return reply;
       } catch (error) {
         // The upstream failed: nothing was served, refund. A client that left may still have cost
         // tokens upstream: charge what is known (the estimate without usage). A settle that

@@ -97,7 +97,7 @@ async function setup(
       body: JSON.stringify({ team_id: t.id, ...key }),
     })
   ).json()) as { id: string; key: string };
-  const status = async () => {
+  const current = async () => {
     const day = new Intl.DateTimeFormat('en-CA', {
       timeZone: 'UTC',
       year: 'numeric',
@@ -110,6 +110,15 @@ async function setup(
       Date.now(),
     );
     return teamStatus;
+  };
+  // Reservations are settled just after each response goes out: wait until none is outstanding.
+  const status = async () => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const now = await current();
+      if ((now?.budgets[0]?.reservedTokens ?? 0) === 0) return now;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return current();
   };
   return { gw, key: k.key, status };
 }
@@ -127,6 +136,7 @@ describe('② quota on /v1', () => {
     const { gw, key, status } = await setup({ budgets: [{ period: 'day', max_tokens: 90 }] }, {});
     const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key }); // default maxRetries: 2
     await client.chat.completions.create(ask);
+    await status();
     await client.chat.completions.create(ask);
     expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 80, reservedTokens: 0 });
     const error = await client.chat.completions.create(ask).catch((e: unknown) => e);
@@ -248,6 +258,7 @@ describe('② quota with Redis (shared by every instance)', () => {
       );
       const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
       await client.chat.completions.create(ask);
+      await status();
       await client.chat.completions.create(ask);
       expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 80, reservedTokens: 0 });
       const refused = await client.chat.completions.create(ask).catch((e: unknown) => e);
