@@ -42,6 +42,7 @@ import { adminRoutes } from './routes/admin/admin-routes.js';
 import { healthRoutes } from './routes/health.js';
 import { inferenceRoutes } from './routes/v1/inference.js';
 import { modelRoutes } from './routes/v1/models.js';
+import { ownKeyRoutes } from './routes/v1/own-key.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
 import { createStore } from './store/create-store.js';
 import { RedisStore } from './store/redis-store.js';
@@ -291,13 +292,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       // ① auth, before the body is read: an unauthenticated caller never costs a body parse.
       v1.addHook('onRequest', authHook(authenticator, failedAuth));
       await v1.register(modelRoutes, { router });
+      await v1.register(ownKeyRoutes, { quota });
       await v1.register(inferenceRoutes, { pipeline });
       await v1.register(uploadRoutes, { pipeline });
     },
     { prefix: '/v1' },
   );
   await app.register(healthRoutes, { readiness });
-  await app.register(adminRoutes, { prefix: '/admin', registry, adminKey, version: GATEWAY_VERSION });
+  await app.register(adminRoutes, { prefix: '/admin', registry, adminKey, quota, version: GATEWAY_VERSION });
 
   const flushLastUsed = setInterval(() => void authenticator?.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushLastUsed.unref();

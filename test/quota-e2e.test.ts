@@ -150,6 +150,44 @@ describe('② quota on /v1', () => {
     expect(upstream?.requests).toHaveLength(2);
   });
 
+  it('the admin API and the key itself can read what is spent and left', async () => {
+    const { gw, key } = await setup(
+      { budgets: [{ period: 'day', max_tokens: 1_000 }] },
+      { limits: { max_concurrent: 4 } },
+    );
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    await client.chat.completions.create(ask);
+    const own = async () =>
+      (await (
+        await fetch(`${gw.baseURL}/tollgate/key`, { headers: { authorization: `Bearer ${key}` } })
+      ).json()) as {
+        id: string;
+        team_id: string;
+        limits: Record<string, number>;
+        standing: { concurrency?: { limit: number; inUse: number } };
+        team: {
+          standing: {
+            budgets: Array<{ spent_tokens: number; remaining_tokens: number; reserved_tokens: number }>;
+          };
+        };
+      };
+    let mine = await own();
+    for (let i = 0; i < 50 && (mine.team.standing.budgets[0]?.reserved_tokens ?? 0) > 0; i++)
+      mine = await own();
+    expect(mine.limits).toEqual({ max_concurrent: 4 });
+    expect(mine.standing.concurrency).toMatchObject({ limit: 4 });
+    expect(mine.team.standing.budgets[0]).toMatchObject({ spent_tokens: 40, remaining_tokens: 960 });
+    const headers = { authorization: `Bearer ${ADMIN}` };
+    const team = (await (await fetch(`${gw.url}/admin/teams/${mine.team_id}`, { headers })).json()) as {
+      standing: { budgets: Array<{ spent_tokens: number; period: string }> };
+    };
+    expect(team.standing.budgets[0]).toMatchObject({ period: 'day', spent_tokens: 40 });
+    const keyObject = (await (await fetch(`${gw.url}/admin/keys/${mine.id}`, { headers })).json()) as {
+      standing: { concurrency?: { limit: number } };
+    };
+    expect(keyObject.standing.concurrency?.limit).toBe(4);
+  });
+
   it('a concurrency 429 carries retry-after, and the SDK retries it until a slot is free', async () => {
     const { gw, key } = await setup({}, { limits: { max_concurrent: 1 } }, { delayMs: 300 });
     const patient = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 2 });

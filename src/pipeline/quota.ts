@@ -147,6 +147,39 @@ export class QuotaStage {
     });
   }
 
+  /**
+   * Where a team's or key's limits and budgets stand now (spent, reserved, remaining), in the
+   * admin API's shape. Only scopes with limits are asked about.
+   */
+  async standing(
+    teamId: string,
+    scopeId: string,
+    limits: Limits,
+    budgets: readonly Budget[],
+  ): Promise<Record<string, unknown>> {
+    const now = this.now();
+    const day = this.dayFormat.format(now);
+    const s = scope(scopeId, limits, budgets, day, day.slice(0, 7));
+    if (!limited(s)) return { budgets: [] };
+    const [status] = await this.store.quotaStatus(teamId, [s], now);
+    const usd = (micros: number | undefined) => (micros === undefined ? undefined : micros / 1_000_000);
+    return {
+      ...(status?.tokensPerMinute ? { tokens_per_minute: status.tokensPerMinute } : {}),
+      ...(status?.concurrency ? { concurrency: status.concurrency } : {}),
+      budgets: (status?.budgets ?? []).map((b) => ({
+        period: b.period,
+        period_key: b.periodKey,
+        max_tokens: b.maxTokens,
+        max_usd: usd(b.maxUsdMicros),
+        spent_tokens: b.spentTokens,
+        spent_usd: b.spentUsdMicros / 1_000_000,
+        reserved_tokens: b.reservedTokens,
+        remaining_tokens: b.remainingTokens,
+        remaining_usd: usd(b.remainingUsdMicros),
+      })),
+    };
+  }
+
   /** Nothing to reserve (no limits apply): undefined, and no store round trip. */
   async reserve(
     principal: Principal | undefined,

@@ -3,6 +3,7 @@ import type { AdminKey } from '../../admin/admin-key.js';
 import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
 import { GatewayError } from '../../errors.js';
 import { presentedKey } from '../../pipeline/auth.js';
+import type { QuotaStage } from '../../pipeline/quota.js';
 import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
 import type { Page } from '../../registry/records.js';
 import type { Registry } from '../../registry/registry.js';
@@ -34,6 +35,8 @@ class InvalidAdminKeyError extends GatewayError {
 
 export interface AdminRouteOptions {
   registry: Registry;
+  /** Current spend and what is left, on the answers about one team or key. */
+  quota: QuotaStage;
   adminKey: AdminKey;
   /** The gateway's version, for the OpenAPI document. */
   version: string;
@@ -56,7 +59,7 @@ type IdRequest = FastifyRequest<{ Params: { id: string } }>;
 
 /** `/admin`: teams, keys and the audit log, behind the admin key (never a team key). */
 export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptions): Promise<void> {
-  const { registry, adminKey } = options;
+  const { registry, adminKey, quota } = options;
 
   // Some admin calls take an optional body (rotate): an empty JSON body means "no options".
   const json = app.getDefaultJsonParser('error', 'error');
@@ -92,7 +95,8 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   });
   app.get('/teams/:id', async (request: IdRequest) => {
     const team = await registry.getTeam(request.params.id);
-    return publicTeam(team, (await registry.activeKeys(team.id)).length);
+    const standing = await quota.standing(team.id, `team:${team.id}`, team.limits ?? {}, team.budgets ?? []);
+    return { ...publicTeam(team, (await registry.activeKeys(team.id)).length), standing };
   });
   app.patch('/teams/:id', async (request: IdRequest) => {
     const team = await registry.updateTeam(
@@ -119,7 +123,8 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   });
   app.get('/keys/:id', async (request: IdRequest) => {
     const key = await registry.getKey(request.params.id);
-    return (await withLastUsed([key]))(key);
+    const standing = await quota.standing(key.teamId, `key:${key.id}`, key.limits ?? {}, key.budgets ?? []);
+    return { ...(await withLastUsed([key]))(key), standing };
   });
   app.patch('/keys/:id', async (request: IdRequest) => {
     const key = await registry.updateKey(
