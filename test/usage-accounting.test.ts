@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
@@ -9,6 +12,8 @@ import { redisForTests, type TestRedis } from './support/redis.js';
  * day / team / key / model, and paged in a request log: on the embedded store and on Redis.
  */
 const ADMIN = 'test-admin-key-0123456789';
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const run = promisify(execFile);
 const USAGE = { prompt_tokens: 1_000, completion_tokens: 100, total_tokens: 1_100 };
 let redis: TestRedis | undefined;
 
@@ -147,6 +152,21 @@ describe.each(stores)('usage accounting ($name)', (store) => {
       ]);
       expect(ours[0]).toMatchObject({ unpriced: true, status: 200, estimated: false, cost_usd: 0 });
       expect(ours[2]).toMatchObject({ tags: ['search', 'nightly'], total_tokens: 1_100, cost_usd: miniCost });
+      // The CLI shows the same report (the built CLI, as a user runs it).
+      const cli = (...args: string[]) =>
+        run(process.execPath, [CLI, '--url', gw.url, ...args], {
+          env: { ...process.env, TOLLGATE_ADMIN_KEY: ADMIN },
+        });
+      const asJson = JSON.parse(
+        (await cli('usage', '--team', team.id, '--group-by', 'model', '--json')).stdout,
+      ) as {
+        data: Row[];
+      };
+      expect(asJson.data).toEqual(byModel);
+      const table = (await cli('usage', '--team', team.id, '--group-by', 'model')).stdout;
+      expect(table).toMatch(/MODEL\s+REQUESTS\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST USD/);
+      expect(table).toMatch(/mini\s+2\s+2000\s+200\s+2200\s+0\.000420/);
+
       const first = await admin<{ data: Array<{ id: string }>; has_more: boolean }>(
         gw,
         'GET',

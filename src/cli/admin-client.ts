@@ -12,6 +12,8 @@ import type {
   Team,
   UpdateKeyRequest,
   UpdateTeamRequest,
+  UsageQuery,
+  UsageReport,
 } from './admin-types.js';
 
 /** What the gateway said, parsed, and byte for byte (for `--json`, which must not reshape it). */
@@ -133,6 +135,10 @@ export class AdminClient {
 
   revokeKey(id: string): Promise<AdminResponse<ApiKey>> {
     return this.#request('DELETE', `admin/keys/${encodeURIComponent(id)}`);
+  }
+
+  getUsage(query: UsageQuery = {}): Promise<AdminResponse<UsageReport>> {
+    return this.#request('GET', 'admin/usage', { query: { ...query } });
   }
 
   async #request<T>(

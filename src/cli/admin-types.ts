@@ -153,3 +153,33 @@ export interface AuditEvent {
   before: Team | ApiKey | null;
   after: Team | ApiKey | null;
 }
+
+/** `GET /admin/usage`: sums per group. */
+export interface UsageRow {
+  day?: string;
+  model?: string;
+  key_id?: string;
+  team_id?: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost_usd: number;
+}
+
+export interface UsageReport {
+  object: 'list';
+  from: string;
+  to: string;
+  group_by: 'day' | 'model' | 'key' | 'team';
+  data: UsageRow[];
+}
+
+export interface UsageQuery {
+  team_id?: string | undefined;
+  key_id?: string | undefined;
+  model?: string | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  group_by?: string | undefined;
+}

@@ -4,8 +4,16 @@ import { AdminApiError, GatewayUnreachableError } from './admin-client.js';
 import { globalOptions, packageVersion } from './cli-context.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerTeamsCommands } from './commands/teams.js';
+import { registerUsageCommands } from './commands/usage.js';
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
 import { errorLine } from './format.js';
+
+// `tollgate keys list | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 import { DEFAULT_URL, parseTimeoutMs, parseUrl } from './option-parsers.js';
 
 /** What to try next for the API errors whose message alone does not say. */
@@ -82,6 +90,7 @@ Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, OPENAI_API_KE
 
   registerTeamsCommands(program);
   registerKeysCommands(program);
+  registerUsageCommands(program);
   return program;
 }
 
