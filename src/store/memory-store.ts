@@ -24,6 +24,7 @@ import {
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import {
   daysBetween,
+  emptySums,
   metricsOf,
   USAGE_METRICS,
   type UsageMetric,
@@ -459,13 +460,7 @@ export class MemoryStore implements Store {
     const sums = this.usage.get(day) ?? new Map<string, Record<UsageMetric, number>>();
     this.usage.set(day, sums);
     const field = JSON.stringify([record.teamId, record.keyId, record.model]);
-    const row = sums.get(field) ?? {
-      requests: 0,
-      prompt_tokens: 0,
-      completion_tokens: 0,
-      total_tokens: 0,
-      usd_micros: 0,
-    };
+    const row = sums.get(field) ?? emptySums();
     const add = metricsOf(record);
     for (const metric of USAGE_METRICS) row[metric] += add[metric];
     sums.set(field, row);

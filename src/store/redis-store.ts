@@ -24,6 +24,7 @@ import {
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import {
   daysBetween,
+  emptySums,
   metricsOf,
   USAGE_METRICS,
   type UsageMetric,
@@ -528,7 +529,7 @@ export class RedisStore implements Store {
             teamId,
             keyId,
             model,
-            sums: { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, usd_micros: 0 },
+            sums: emptySums(),
           };
           rows.set(id, row);
         }

@@ -70,6 +70,11 @@ export function daysBetween(from: string, to: string, limit = 400): string[] {
   return days;
 }
 
+/** Every metric at zero: the start of a sum. */
+export function emptySums(): Record<UsageMetric, number> {
+  return { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, usd_micros: 0 };
+}
+
 export function metricsOf(record: UsageRecord): Record<UsageMetric, number> {
   return {
     requests: 1,

@@ -1,4 +1,4 @@
-import type { UsageMetric, UsageRecord, UsageRow } from './usage-record.js';
+import { emptySums, type UsageMetric, type UsageRecord, type UsageRow } from './usage-record.js';
 
 export type UsageGroup = 'day' | 'model' | 'key' | 'team';
 
@@ -19,7 +19,7 @@ export function groupUsage(rows: UsageRow[], groupBy: UsageGroup): Array<Record<
     if (!group) {
       group = {
         fields,
-        sums: { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, usd_micros: 0 },
+        sums: emptySums(),
       };
       groups.set(id, group);
     }
