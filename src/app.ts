@@ -30,7 +30,7 @@ import {
 import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import type { InferencePipeline } from './pipeline/pipeline.js';
-import { QuotaStage } from './pipeline/quota.js';
+import { QuotaStage, tokenRateHeaders } from './pipeline/quota.js';
 import { RequestLimits } from './pipeline/request-limits.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
@@ -47,6 +47,8 @@ import { uploadRoutes } from './routes/v1/uploads.js';
 import { createStore } from './store/create-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
+import { completionTokensOfJson, estimatedUsage, StreamTally } from './usage/output-tally.js';
+import { estimatePromptTokens } from './usage/token-estimate.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
 
 /*
@@ -212,58 +214,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   };
 
   const pipeline: InferencePipeline = {
-    async json(request, reply, dispatch: JsonDispatch) {
-      // ③ cache slots in after ② quota.
-      const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
-      if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-      const deployment = target(request, model); // ④
-      await requestLimits.enforce(request, reply); // ② requests per minute / day
-      const ticket = await quota.reserve(
-        request.gateway.principal,
-        dispatch.endpoint,
-        dispatch.body,
-        deployment.upstreamModel,
-      ); // ②
-      request.gateway.stream = dispatch.stream;
-      reply.header('x-tollgate-backend', deployment.name);
-      try {
-        const response = await dispatchJson(request, deployment, dispatch); // ⑤
-        if (isEventStream(response)) {
-          // ⑥ + ⑦: usage is read from the stream as it passes
-          await relaySse(request, reply, response, {
-            ...relayOptions,
-            stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
-          });
-          // An upstream that broke off after the 200 is refunded, like one that failed before it.
-          if (request.gateway.streamError) await quota.release(ticket);
-          else await quota.settle(ticket, request.gateway.usage); // ⑦
-          return reply;
-        }
-        if (!response.contentType.includes('json')) {
-          await quota.settle(ticket, undefined);
-          return sendStreamed(reply, response); // ⑥ audio and other bytes
-        }
-        let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
-        request.gateway.usage = usageFromJson(body); // ⑦
-        if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
-          body = ensureBase64Embeddings(body);
-        }
-        sendBuffered(reply, response, body); // ⑥
-        // Settled once the answer is on its way: the client never waits on this round trip.
-        quota.settle(ticket, request.gateway.usage).catch((error: Error) => {
-          request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
-        });
-        return reply;
-      } catch (error) {
-        // The upstream failed: nothing was served, refund. A client that left may still have cost
-        // tokens upstream: charge what is known (the estimate without usage). A settle that
-        // already ran makes either a no-op.
-        const finish = request.gateway.abort.signal.aborted
-          ? quota.settle(ticket, request.gateway.usage)
-          : quota.release(ticket);
-        await finish.catch(() => {});
-        throw error;
-      }
+    json(request, reply, dispatch: JsonDispatch) {
+      const work = forwardJson(request, reply, dispatch);
+      request.gateway.finishing = work;
+      return work;
     },
 
     async upload(request, reply, endpoint: UploadEndpoint) {
@@ -277,6 +231,79 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       }
     },
   };
+
+  async function forwardJson(request: FastifyRequest, reply: FastifyReply, dispatch: JsonDispatch) {
+    // ③ cache slots in after ② quota.
+    const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
+    if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+    const deployment = target(request, model); // ④
+    await requestLimits.enforce(request, reply); // ② requests per minute / day
+    const ticket = await quota.reserve(
+      request.gateway.principal,
+      dispatch.endpoint,
+      dispatch.body,
+      deployment.upstreamModel,
+    ); // ②
+    if (ticket?.tokensPerMinute) reply.headers(tokenRateHeaders(ticket.tokensPerMinute));
+    const g = request.gateway;
+    g.stream = dispatch.stream;
+    reply.header('x-tollgate-backend', deployment.name);
+    // ⑦ without usage from the upstream: the prompt as counted plus the output counted here.
+    const countUsage = (completionTokens: () => number) => {
+      if (g.usage || g.principal?.kind !== 'key') return;
+      const prompt = ticket?.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
+      g.usage = estimatedUsage(prompt, completionTokens());
+      g.usageEstimated = true;
+    };
+    try {
+      const response = await dispatchJson(request, deployment, dispatch); // ⑤
+      if (isEventStream(response)) {
+        if (g.principal?.kind === 'key') g.tally = new StreamTally();
+        // ⑥ + ⑦: usage is read from the stream as it passes
+        await relaySse(request, reply, response, {
+          ...relayOptions,
+          stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+        });
+        const tally = g.tally;
+        g.tally = undefined;
+        // An upstream that broke off after the 200 is refunded, like one that failed before it.
+        if (g.streamError) await quota.release(ticket);
+        else {
+          // A client that left before the usage chunk pays for what was relayed to it.
+          countUsage(() => tally?.completionTokens() ?? 0);
+          await quota.settle(ticket, g.usage); // ⑦
+        }
+        return reply;
+      }
+      if (!response.contentType.includes('json')) {
+        await quota.settle(ticket, undefined);
+        return sendStreamed(reply, response); // ⑥ audio and other bytes
+      }
+      let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
+      g.usage = usageFromJson(body); // ⑦
+      if (response.status < 300) countUsage(() => completionTokensOfJson(body));
+      if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
+        body = ensureBase64Embeddings(body);
+      }
+      sendBuffered(reply, response, body); // ⑥
+      // Settled once the answer is on its way: the client never waits on this round trip.
+      quota.settle(ticket, g.usage).catch((error: Error) => {
+        request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
+      });
+      return reply;
+    } catch (error) {
+      // The upstream failed: nothing was served, refund. A client that left before any answer
+      // reached it still cost the prompt upstream: that is charged. A settle that already ran
+      // makes either a no-op.
+      let finish: Promise<unknown>;
+      if (g.abort.signal.aborted) {
+        countUsage(() => 0);
+        finish = quota.settle(ticket, g.usage);
+      } else finish = quota.release(ticket);
+      await finish.catch(() => {});
+      throw error;
+    }
+  }
 
   async function forwardUpload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint) {
     const upload = await openUpload(request, endpoint, config.server.uploadLimit, (model) =>

@@ -132,8 +132,12 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
   describe('each limit grants, then refuses naming the scope and what is left', () => {
     it('tokens per minute: retry at the next window start', async () => {
       const scopes = [keyScope({ tokensPerMinute: 250 })];
-      expect(await s().reserveQuota(request(scopes))).toEqual({ granted: true });
-      expect(await s().reserveQuota(request(scopes))).toEqual({ granted: true });
+      const window = (remaining: number) => ({ scope: 'key:k1', limit: 250, remaining, resetMs: 45_000 });
+      expect(await s().reserveQuota(request(scopes))).toEqual({
+        granted: true,
+        tokensPerMinute: window(150),
+      });
+      expect(await s().reserveQuota(request(scopes))).toEqual({ granted: true, tokensPerMinute: window(50) });
       expect(await s().reserveQuota(request(scopes))).toEqual({
         granted: false,
         scope: 'key:k1',
@@ -143,9 +147,28 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         retryAfterMs: 45_000,
       });
       // A smaller request still fits.
-      expect(await s().reserveQuota(request(scopes, { tokens: 50 }))).toEqual({ granted: true });
+      expect(await s().reserveQuota(request(scopes, { tokens: 50 }))).toEqual({
+        granted: true,
+        tokensPerMinute: window(0),
+      });
       const [st] = await status(scopes);
       expect(st?.tokensPerMinute).toEqual({ limit: 250, used: 250, remaining: 0, resetMs: 45_000 });
+    });
+
+    it('a grant reports the tokens-per-minute window with the fewest tokens left', async () => {
+      const scopes = [keyScope({ tokensPerMinute: 1_000 }), teamScope({ tokensPerMinute: 500 })];
+      expect(await s().reserveQuota(request(scopes))).toEqual({
+        granted: true,
+        tokensPerMinute: { scope: `team:${teamId}`, limit: 500, remaining: 400, resetMs: 45_000 },
+      });
+      // Other traffic on the key alone makes the key's window the tighter one.
+      await s().reserveQuota(request([keyScope({ tokensPerMinute: 1_000 })], { tokens: 800 }));
+      expect(await s().reserveQuota(request(scopes))).toEqual({
+        granted: true,
+        tokensPerMinute: { scope: 'key:k1', limit: 1_000, remaining: 0, resetMs: 45_000 },
+      });
+      // Without a tokens-per-minute limit there is nothing to report.
+      expect(await s().reserveQuota(request([keyScope({ maxConcurrent: 5 })]))).toEqual({ granted: true });
     });
 
     it('concurrency: no retry time, and the slot count', async () => {
@@ -267,7 +290,7 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       expect(key?.concurrency?.inUse).toBe(0);
       expect(key?.budgets[0]).toMatchObject({ spentTokens: 0, reservedTokens: 0 });
       expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 0, reservedUsdMicros: 0 });
-      expect(await s().reserveQuota(request(scopes()))).toEqual({ granted: true });
+      expect(await s().reserveQuota(request(scopes()))).toMatchObject({ granted: true });
     });
 
     it('a settle for an unknown reservation changes nothing', async () => {
@@ -324,7 +347,10 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       remaining: 100,
       resetMs: 60_000,
     });
-    expect(await s().reserveQuota(request(scopes, { nowMs: next }))).toEqual({ granted: true });
+    expect(await s().reserveQuota(request(scopes, { nowMs: next }))).toEqual({
+      granted: true,
+      tokensPerMinute: { scope: 'key:k1', limit: 100, remaining: 0, resetMs: 60_000 },
+    });
   });
 
   it('budgets are kept per period key: a new day starts fresh', async () => {

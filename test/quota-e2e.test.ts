@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { RedisStore } from '../src/store/redis-store.js';
+import { estimateChatPromptTokens } from '../src/usage/token-estimate.js';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { redisForTests } from './support/redis.js';
@@ -124,6 +125,30 @@ async function setup(
 }
 
 const ask = { model: 'gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user' as const, content: 'hi' }] };
+/** The gateway's own count of ask's prompt. */
+const PROMPT = estimateChatPromptTokens(ask.messages);
+
+interface LoggedRequest {
+  stream: boolean;
+  estimated: boolean;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  ttft_ms: number | null;
+}
+
+/** The request log once it holds `count` entries (recording happens after each response). */
+async function requestLog(gateway: TestGateway, count: number): Promise<LoggedRequest[]> {
+  let data: LoggedRequest[] = [];
+  for (let attempt = 0; attempt < 100 && data.length < count; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const response = await fetch(`${gateway.url}/admin/requests`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    data = ((await response.json()) as { data: LoggedRequest[] }).data;
+  }
+  return data;
+}
 
 function requestLines(gateway: TestGateway, status: number) {
   return gateway.logs.filter(
@@ -214,39 +239,123 @@ describe('② quota on /v1', () => {
     expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 40, reservedTokens: 0 });
   });
 
-  it('a client that disconnects mid-stream frees its concurrency slot', async () => {
-    const { gw, key } = await setup({}, { limits: { max_concurrent: 1 } });
-    upstream?.on('POST', '/v1/chat/completions', async (_request, res) => {
+  it('a client that disconnects mid-stream is charged its prompt plus what was relayed, and frees its slot', async () => {
+    const { gw, key, status } = await setup(
+      { budgets: [{ period: 'day', max_tokens: 100_000 }] },
+      { limits: { max_concurrent: 1 } },
+    );
+    let written = 0;
+    upstream?.on('POST', '/v1/chat/completions', async (request, res) => {
+      if (!(request.json ?? {}).stream) return sendJson(res, 200, completion('m'));
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const chunk = {
         id: 'c',
         object: 'chat.completion.chunk',
         created: 1,
         model: 'm',
-        choices: [{ index: 0, delta: { content: 'x' }, logprobs: null, finish_reason: null }],
+        // ' hello' is one token, so tokens relayed = chunks relayed.
+        choices: [{ index: 0, delta: { content: ' hello' }, logprobs: null, finish_reason: null }],
       };
       for (let i = 0; i < 500 && !res.destroyed; i++) {
         res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        written++;
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       res.end('data: [DONE]\n\n');
     });
     const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
-    const stream = await client.chat.completions.create({ ...ask, stream: true });
-    for await (const _chunk of stream) break; // leave after the first chunk
+    const big = { ...ask, max_tokens: 5_000 };
+    const stream = await client.chat.completions.create({ ...big, stream: true });
+    let read = 0;
+    for await (const _chunk of stream) if (++read === 5) break; // leave after five chunks
     await upstream?.waitForAbort();
     // The slot comes back once the gateway has settled; poll briefly rather than guess a delay.
     let answered = false;
     for (let attempt = 0; attempt < 50 && !answered; attempt++) {
-      const again = await client.chat.completions.create({ ...ask, stream: true }).catch((e: unknown) => e);
+      const again = await client.chat.completions.create(ask).catch((e: unknown) => e);
       if (again instanceof OpenAI.RateLimitError) {
         await new Promise((resolve) => setTimeout(resolve, 20));
         continue;
       }
+      expect(again).not.toBeInstanceOf(Error);
       answered = true;
-      if (!(again instanceof Error)) (again as { controller: AbortController }).controller.abort();
     }
     expect(answered).toBe(true);
+    // The follow-up answered 40 (its usage); the stream that was left: prompt + what was relayed,
+    // far below its estimate of prompt + 5,000.
+    const spent = ((await status())?.budgets[0]?.spentTokens ?? 0) - 40;
+    expect(spent).toBeGreaterThanOrEqual(PROMPT + read);
+    expect(spent).toBeLessThanOrEqual(PROMPT + written);
+    const log = await requestLog(gw, 2);
+    const left = log.find((entry) => entry.stream);
+    expect(left).toMatchObject({ estimated: true, prompt_tokens: PROMPT, total_tokens: spent });
+    expect(left?.ttft_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('an upstream that reports no usage is counted with the tokenizer and marked estimated', async () => {
+    const { gw, key, status } = await setup({ budgets: [{ period: 'day', max_tokens: 1_000 }] }, {});
+    upstream?.on('POST', '/v1/chat/completions', async (request, res) => {
+      const { usage: _none, ...plain } = completion('m');
+      if (!(request.json ?? {}).stream)
+        return sendJson(res, 200, {
+          ...plain,
+          choices: [{ ...plain.choices[0], message: { role: 'assistant', content: ' one two three' } }],
+        });
+      const base = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm' };
+      const delta = (content: string) => ({
+        ...base,
+        choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }],
+      });
+      // Like some OpenAI-compatible servers: stream_options.include_usage is ignored.
+      return sendSse(res, [delta(' four'), delta(' five'), delta(' six'), delta(' seven')]);
+    });
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    await client.chat.completions.create(ask);
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    for await (const _chunk of stream) {
+      // drain
+    }
+    expect((await status())?.budgets[0]).toMatchObject({
+      spentTokens: 2 * PROMPT + 3 + 4,
+      reservedTokens: 0,
+    });
+    const log = await requestLog(gw, 2);
+    const json = log.find((entry) => !entry.stream);
+    const streamed = log.find((entry) => entry.stream);
+    expect(json).toMatchObject({
+      estimated: true,
+      prompt_tokens: PROMPT,
+      completion_tokens: 3,
+      ttft_ms: null,
+    });
+    expect(streamed).toMatchObject({ estimated: true, prompt_tokens: PROMPT, completion_tokens: 4 });
+    expect(streamed?.ttft_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('tokens per minute: x-ratelimit-*-tokens on answers, and a 429 that says what is left', async () => {
+    const { gw, key } = await setup(
+      { limits: { tokens_per_minute: 1_000 } },
+      { limits: { tokens_per_minute: 50 } },
+    );
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    const estimate = PROMPT + ask.max_tokens;
+    const { response } = await client.chat.completions.create(ask).withResponse();
+    // The key's window is the tighter one: 50 - the estimate reserved for this request.
+    expect(response.headers.get('x-ratelimit-limit-tokens')).toBe('50');
+    expect(response.headers.get('x-ratelimit-remaining-tokens')).toBe(String(50 - estimate));
+    expect(response.headers.get('x-ratelimit-reset-tokens')).toMatch(/^\d+(ms|s)$/);
+    // Settled at its real usage (40): the next estimate no longer fits in this minute.
+    let refused: unknown;
+    for (let i = 0; i < 50 && !(refused instanceof OpenAI.RateLimitError); i++) {
+      refused = await client.chat.completions.create(ask).catch((e: unknown) => e);
+      if (!(refused instanceof Error)) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const error = refused as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(error.code).toBe('rate_limit_exceeded');
+    expect(error.headers?.get('x-ratelimit-limit-tokens')).toBe('50');
+    expect(Number(error.headers?.get('x-ratelimit-remaining-tokens'))).toBeLessThan(estimate);
+    expect(Number(error.headers?.get('retry-after'))).toBeGreaterThan(0);
   });
 
   it('requests per minute admit exactly the limit, with x-ratelimit-*-requests headers for the tightest scope', async () => {

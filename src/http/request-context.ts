@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
+import type { StreamTally } from '../usage/output-tally.js';
 
 /** What the pipeline stages learn about one request, for later stages and the request log. */
 export interface GatewayContext {
@@ -15,9 +16,21 @@ export interface GatewayContext {
   upstreamModel?: string;
   stream?: boolean;
   usage?: TokenUsage;
+  /** The usage above was counted by the gateway (the upstream reported none, or the client left). */
+  usageEstimated?: boolean;
+  /** What a stream relayed, kept to count it when no usage arrives. */
+  tally?: StreamTally;
+  /** performance.now() when the first streamed event went to the client. */
+  firstChunkAt?: number;
+  /** ③ cache's verdict, once the response cache decides. */
+  cache?: CacheStatus;
+  /** The pipeline's work on this request, while it may outlive the response (streams). */
+  finishing?: Promise<unknown>;
   /** True when the response ended with an error event after the 200 went out. */
   streamError?: boolean;
 }
+
+export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS' | 'REFRESH';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,7 +49,12 @@ export function createGatewayContext(
   // that hung up: after Node 16 a request emits close as soon as its body has been read.
   raw.once('close', () => {
     if (!raw.writableFinished) abort.abort();
-    onClose(request, reply);
+    // A client that hung up mid-stream closes the response before the pipeline has counted and
+    // settled what it got: the record waits for that.
+    const finishing = request.gateway.finishing;
+    if (!finishing) return onClose(request, reply);
+    const fire = () => onClose(request, reply);
+    finishing.then(fire, fire);
   });
   return { startedAt: performance.now(), abort };
 }

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { JsonEndpoint } from '../backends/backend.js';
 import { GatewayError } from '../errors.js';
-import type { QuotaBudget, QuotaReservationResult, QuotaScope } from '../quota/quota-types.js';
+import type {
+  QuotaBudget,
+  QuotaReservationResult,
+  QuotaScope,
+  QuotaTokenWindow,
+} from '../quota/quota-types.js';
 import type { Budget, Limits } from '../registry/records.js';
 import type { Store } from '../store/store.js';
 import { costOf } from '../usage/cost.js';
 import type { ModelPrice } from '../usage/price-table.js';
-import {
-  estimateChatPromptTokens,
-  estimateTextTokens,
-  requestedOutputTokens,
-} from '../usage/token-estimate.js';
+import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import type { Principal } from './auth.js';
+import { formatDuration } from './request-limits.js';
 import type { TokenUsage } from './usage.js';
 
 /**
@@ -34,6 +36,23 @@ export interface QuotaTicket {
   reservationId: string;
   upstreamModel: string;
   estimate: { tokens: number; usdMicros: number };
+  /** Counted before the request went: what an answer without usage is charged for its prompt. */
+  promptTokens: number;
+  /** The tightest tokens-per-minute window after this reservation, when one applies. */
+  tokensPerMinute?: QuotaTokenWindow | undefined;
+}
+
+/** OpenAI's x-ratelimit-*-tokens headers for a tokens-per-minute window. */
+export function tokenRateHeaders(window: {
+  limit: number;
+  remaining: number;
+  resetMs: number;
+}): Record<string, string> {
+  return {
+    'x-ratelimit-limit-tokens': String(window.limit),
+    'x-ratelimit-remaining-tokens': String(window.remaining),
+    'x-ratelimit-reset-tokens': formatDuration(window.resetMs),
+  };
 }
 
 export class QuotaExceededError extends GatewayError {}
@@ -68,22 +87,6 @@ function limited(s: QuotaScope): boolean {
   return s.tokensPerMinute !== undefined || s.maxConcurrent !== undefined || (s.budgets?.length ?? 0) > 0;
 }
 
-/** Prompt tokens the request will send, counted before it goes. */
-function promptTokens(endpoint: JsonEndpoint, body: Record<string, unknown>): number {
-  switch (endpoint) {
-    case 'chat.completions':
-      return estimateChatPromptTokens(body.messages);
-    case 'completions':
-      return estimateTextTokens(body.prompt);
-    case 'embeddings':
-      return estimateTextTokens(body.input);
-    case 'responses':
-      return estimateTextTokens(body.input) + estimateTextTokens(body.instructions ?? '');
-    default:
-      return 0;
-  }
-}
-
 function choices(body: Record<string, unknown>): number {
   return typeof body.n === 'number' && body.n > 1 ? body.n : 1;
 }
@@ -116,7 +119,11 @@ function refusal(denied: Exclude<QuotaReservationResult, { granted: true }>): Ga
         'rate_limit_exceeded',
         `${who} limit of ${denied.limitValue} tokens per minute is reached (${denied.remaining} left this minute).`,
         {
-          headers: { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(ms) },
+          headers: {
+            'retry-after': String(Math.max(1, Math.ceil(ms / 1000))),
+            'retry-after-ms': String(ms),
+            ...tokenRateHeaders({ limit: denied.limitValue, remaining: denied.remaining, resetMs: ms }),
+          },
         },
       );
     }
@@ -196,7 +203,7 @@ export class QuotaStage {
       scope(`team:${principal.teamId}`, principal.teamLimits, principal.teamBudgets, day, month),
     ].filter(limited);
     if (scopes.length === 0) return undefined;
-    const prompt = promptTokens(endpoint, body);
+    const prompt = estimatePromptTokens(endpoint, body);
     const output =
       endpoint === 'embeddings'
         ? 0
@@ -211,6 +218,7 @@ export class QuotaStage {
       reservationId: randomUUID(),
       upstreamModel,
       estimate: { tokens: prompt + output, usdMicros },
+      promptTokens: prompt,
     };
     const result = await this.store.reserveQuota({
       reservationId: ticket.reservationId,
@@ -222,6 +230,7 @@ export class QuotaStage {
       ttlMs: this.options.reservationTtlMs,
     });
     if (!result.granted) throw refusal(result);
+    ticket.tokensPerMinute = result.tokensPerMinute;
     return ticket;
   }
 

@@ -92,6 +92,8 @@ export async function relaySse(
       if (!block) continue;
       const out = inspectBlock(block, request, options.stripUsageChunk);
       if (out.length === 0) continue;
+      request.gateway.firstChunkAt ??= performance.now();
+      request.gateway.tally?.add(out);
       lastWrite = Date.now();
       if (!raw.write(out)) await once(raw, 'drain', { signal });
     }

@@ -50,8 +50,17 @@ export interface QuotaReservationRequest {
 
 export type QuotaLimitKind = 'tokens_per_minute' | 'concurrency' | 'budget_tokens' | 'budget_usd';
 
+/** The tokens-per-minute window with the fewest tokens left after a grant (rate-limit headers). */
+export interface QuotaTokenWindow {
+  scope: string;
+  limit: number;
+  remaining: number;
+  /** Until the window ends. */
+  resetMs: number;
+}
+
 export type QuotaReservationResult =
-  | { granted: true }
+  | { granted: true; tokensPerMinute?: QuotaTokenWindow | undefined }
   | {
       granted: false;
       /** The id of the scope that refused. */

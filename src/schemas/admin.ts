@@ -243,5 +243,7 @@ export const requestLogEntrySchema = z.object({
   unpriced: z.boolean(),
   estimated: z.boolean(),
   latency_ms: z.number().int(),
+  ttft_ms: z.number().int().nullable(),
+  cache: z.enum(['hit', 'miss', 'bypass', 'refresh']).nullable(),
   tags: z.array(z.string()),
 });

@@ -12,6 +12,7 @@ import {
   type QuotaScope,
   type QuotaScopeStatus,
   type QuotaSettleOutcome,
+  type QuotaTokenWindow,
   type QuotaUsage,
   scopeStatus,
   TPM_WINDOW_TTL_MS,
@@ -208,6 +209,7 @@ class MemoryQuotas {
       windows: [],
       budgets: [],
     };
+    let tightest: QuotaTokenWindow | undefined;
     for (const scope of request.scopes) {
       for (const budget of scope.budgets ?? []) {
         const name = counterName.budget(scope.id, budget);
@@ -225,10 +227,18 @@ class MemoryQuotas {
         const name = counterName.window(scope.id, nowMs);
         this.add(team, name, 't', tokens, nowMs, TPM_WINDOW_TTL_MS);
         record.windows.push(name);
+        const remaining = Math.max(0, scope.tokensPerMinute - this.get(team, name, 't', nowMs));
+        if (!tightest || remaining < tightest.remaining)
+          tightest = {
+            scope: scope.id,
+            limit: scope.tokensPerMinute,
+            remaining,
+            resetMs: nextWindowInMs(nowMs),
+          };
       }
     }
     records.set(request.reservationId, record);
-    return { granted: true };
+    return tightest ? { granted: true, tokensPerMinute: tightest } : { granted: true };
   }
 
   finish(team: string, id: string, actual: QuotaUsage | undefined, nowMs: number): QuotaSettleOutcome {

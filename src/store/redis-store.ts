@@ -159,7 +159,8 @@ if #forgotten > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
  * checked against the state before the request; only if none refuses is anything written.
  * Refusal ranks: budget tokens, budget USD, concurrency, tpm (a budget refusal must not be
  * retried, so it is the one reported); within a rank the first scope.
- * Returns {1} or {0, scope index, rank, limit, remaining, retry after ms or -1, budget index}.
+ * Returns {1} or {0, scope index, rank, limit, remaining, retry after ms or -1, budget index};
+ * a grant with tokens-per-minute limits adds the tightest: {1, scope index, limit, remaining}.
  */
 const RESERVE_QUOTA = `${QUOTA_PRELUDE}
 if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then return {1} end
@@ -189,7 +190,8 @@ for i, s in ipairs(plan.s) do
   end
 end
 if deny then return deny end
-for _, s in ipairs(plan.s) do
+local tight = nil
+for i, s in ipairs(plan.s) do
   for _, b in ipairs(s.b) do
     redis.call('HINCRBY', b.k, 'rt', t)
     redis.call('HINCRBY', b.k, 'ru', u)
@@ -200,14 +202,16 @@ for _, s in ipairs(plan.s) do
     extend(s.c.k, plan.keep)
   end
   if s.m then
-    redis.call('INCRBY', s.m.k, t)
+    local left = math.max(0, s.m.max - redis.call('INCRBY', s.m.k, t))
     redis.call('PEXPIRE', s.m.k, plan.window)
+    if tight == nil or left < tight[3] then tight = {i, s.m.max, left} end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[5])
 redis.call('ZADD', KEYS[2], plan.e, ARGV[3])
 extend(KEYS[1], plan.keep)
 extend(KEYS[2], plan.keep)
+if tight then return {1, tight[1], tight[2], tight[3]} end
 return {1}
 `;
 
@@ -627,7 +631,16 @@ export class RedisStore implements Store {
       JSON.stringify(plan),
       JSON.stringify(record),
     ])) as number[];
-    if (answer[0] === 1) return { granted: true };
+    if (answer[0] === 1) {
+      const [, index, limit, remaining] = answer;
+      const tight = index === undefined ? undefined : request.scopes[index - 1];
+      return tight && limit !== undefined && remaining !== undefined
+        ? {
+            granted: true,
+            tokensPerMinute: { scope: tight.id, limit, remaining, resetMs: plan.retry },
+          }
+        : { granted: true };
+    }
     const [, scopeIndex = 1, rank = 1, limitValue = 0, remaining = 0, retry = -1, budgetIndex = 0] = answer;
     const scope = request.scopes[scopeIndex - 1] as QuotaScope;
     const limit = REFUSAL_RANKS[rank - 1] as QuotaLimitKind;

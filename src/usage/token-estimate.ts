@@ -1,4 +1,5 @@
 import { countTokens } from 'gpt-tokenizer';
+import type { JsonEndpoint } from '../backends/backend.js';
 
 /**
  * Prompt tokens of a request before it is sent, for quota reservations. OpenAI models are
@@ -51,4 +52,20 @@ export function requestedOutputTokens(body: Record<string, unknown>): number | u
     if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
   }
   return undefined;
+}
+
+/** Prompt tokens the request will send, counted before it goes. */
+export function estimatePromptTokens(endpoint: JsonEndpoint, body: Record<string, unknown>): number {
+  switch (endpoint) {
+    case 'chat.completions':
+      return estimateChatPromptTokens(body.messages);
+    case 'completions':
+      return estimateTextTokens(body.prompt);
+    case 'embeddings':
+      return estimateTextTokens(body.input);
+    case 'responses':
+      return estimateTextTokens(body.input) + estimateTextTokens(body.instructions ?? '');
+    default:
+      return 0;
+  }
 }

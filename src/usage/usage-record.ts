@@ -1,3 +1,5 @@
+import type { CacheStatus } from '../http/request-context.js';
+
 /**
  * ⑦ usage: what one request used and cost, recorded after its response ended (never on the
  * path the client waits on), then summed per day, team, key and model.
@@ -23,6 +25,10 @@ export interface UsageRecord {
   /** The upstream reported no usage: the figures are the gateway's own estimate. */
   estimated: boolean;
   latencyMs: number;
+  /** Streams: ms from the request's arrival to the first event relayed. */
+  ttftMs?: number | undefined;
+  /** ③ cache: HIT, MISS, BYPASS or REFRESH; absent when the response cache had no say. */
+  cache?: CacheStatus | undefined;
   stream: boolean;
   tags: string[];
 }

@@ -62,8 +62,10 @@ export class UsageRecorder {
       reasoningTokens: count(completionDetails?.reasoning_tokens),
       usdMicros: cost.usdMicros,
       unpriced: cost.unpriced,
-      estimated: usage === undefined,
+      estimated: g.usageEstimated === true,
       latencyMs: Math.round(performance.now() - g.startedAt),
+      ...(g.firstChunkAt === undefined ? {} : { ttftMs: Math.round(g.firstChunkAt - g.startedAt) }),
+      ...(g.cache === undefined ? {} : { cache: g.cache }),
       stream: g.stream === true,
       tags: tagsOf(request.headers['x-tollgate-tags']),
     };

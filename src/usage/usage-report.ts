@@ -59,6 +59,8 @@ export function publicRequest(record: UsageRecord & { id: string }): Record<stri
     unpriced: record.unpriced,
     estimated: record.estimated,
     latency_ms: record.latencyMs,
+    ttft_ms: record.ttftMs ?? null,
+    cache: record.cache?.toLowerCase() ?? null,
     tags: record.tags,
   };
 }
