@@ -293,6 +293,28 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       expect(await s().reserveQuota(request(scopes()))).toMatchObject({ granted: true });
     });
 
+    it('free requests (0 USD, 0 tokens: unpriced models) settle, release and expire like any other', async () => {
+      const free = request(scopes(), { tokens: 0, usdMicros: 0, ttlMs: TTL });
+      expect(await s().reserveQuota(free)).toMatchObject({ granted: true });
+      expect(await s().settleQuota(teamId, free.reservationId, { tokens: 40, usdMicros: 0 }, T0)).toBe(
+        'settled',
+      );
+      const priced = request(scopes(), { tokens: 10, usdMicros: 0 });
+      await s().reserveQuota(priced);
+      expect(await s().releaseQuota(teamId, priced.reservationId, T0)).toBe('released');
+      // A lost free reservation is reaped by the next call after its ttl, which must still work.
+      await s().reserveQuota(request(scopes(), { tokens: 0, usdMicros: 0, ttlMs: TTL }));
+      const later = request(scopes(), { tokens: 5, usdMicros: 0, nowMs: T0 + TTL });
+      expect(await s().reserveQuota(later)).toMatchObject({ granted: true });
+      expect(await s().settleQuota(teamId, later.reservationId, { tokens: 5, usdMicros: 0 }, T0 + TTL)).toBe(
+        'settled',
+      );
+      const [key, team] = await status(scopes(), T0 + TTL);
+      expect(key?.budgets[0]).toMatchObject({ spentTokens: 45, reservedTokens: 0 });
+      expect(key?.concurrency?.inUse).toBe(0);
+      expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 0, reservedUsdMicros: 0 });
+    });
+
     it('a settle for an unknown reservation changes nothing', async () => {
       expect(await s().settleQuota(teamId, 'res_never', { tokens: 5, usdMicros: 5 }, T0)).toBe('unknown');
       expect((await status(scopes()))[0]?.budgets[0]?.spentTokens).toBe(0);

@@ -124,6 +124,9 @@ const QUOTA_PRELUDE = `
 local now = tonumber(ARGV[1])
 local grace = tonumber(ARGV[2])
 local function num(v) return tonumber(v) or 0 end
+-- Numbers go to redis.call as text: Lua prints -0 as '-0' and big ones as '1e+15', which
+-- HINCRBY/INCRBY refuse. Whole numbers are always passed through int().
+local function int(n) return string.format('%d', n) end
 local function extend(k, ms)
   local left = redis.call('PTTL', k)
   if left == -1 or left < ms then redis.call('PEXPIRE', k, ms) end
@@ -134,8 +137,8 @@ local function unreserve(r)
   end
   for _, b in ipairs(r.b) do
     if redis.call('EXISTS', b[1]) == 1 then
-      if redis.call('HINCRBY', b[1], 'rt', -r.t) < 0 then redis.call('HSET', b[1], 'rt', 0) end
-      if redis.call('HINCRBY', b[1], 'ru', -r.u) < 0 then redis.call('HSET', b[1], 'ru', 0) end
+      if redis.call('HINCRBY', b[1], 'rt', int(-r.t)) < 0 then redis.call('HSET', b[1], 'rt', 0) end
+      if redis.call('HINCRBY', b[1], 'ru', int(-r.u)) < 0 then redis.call('HSET', b[1], 'ru', 0) end
     end
   end
 end
@@ -193,8 +196,8 @@ if deny then return deny end
 local tight = nil
 for i, s in ipairs(plan.s) do
   for _, b in ipairs(s.b) do
-    redis.call('HINCRBY', b.k, 'rt', t)
-    redis.call('HINCRBY', b.k, 'ru', u)
+    redis.call('HINCRBY', b.k, 'rt', int(t))
+    redis.call('HINCRBY', b.k, 'ru', int(u))
     if b.ttl > 0 then redis.call('PEXPIRE', b.k, b.ttl) end
   end
   if s.c then
@@ -202,7 +205,7 @@ for i, s in ipairs(plan.s) do
     extend(s.c.k, plan.keep)
   end
   if s.m then
-    local left = math.max(0, s.m.max - redis.call('INCRBY', s.m.k, t))
+    local left = math.max(0, s.m.max - redis.call('INCRBY', s.m.k, int(t)))
     redis.call('PEXPIRE', s.m.k, plan.window)
     if tight == nil or left < tight[3] then tight = {i, s.m.max, left} end
   end
@@ -230,12 +233,12 @@ if live then unreserve(r) end
 local at, au = 0, 0
 if ARGV[6] == '1' then at, au = tonumber(ARGV[4]), tonumber(ARGV[5]) end
 for _, b in ipairs(r.b) do
-  redis.call('HINCRBY', b[1], 'st', at)
-  redis.call('HINCRBY', b[1], 'su', au)
+  redis.call('HINCRBY', b[1], 'st', int(at))
+  redis.call('HINCRBY', b[1], 'su', int(au))
   if b[2] > 0 then redis.call('PEXPIRE', b[1], b[2]) end
 end
 for _, k in ipairs(r.m) do
-  if redis.call('EXISTS', k) == 1 and redis.call('INCRBY', k, at - r.t) < 0 then
+  if redis.call('EXISTS', k) == 1 and redis.call('INCRBY', k, int(at - r.t)) < 0 then
     redis.call('SET', k, 0, 'KEEPTTL')
   end
 end
