@@ -72,6 +72,11 @@ export interface AppDeps {
   store?: Store;
   /** Told the plaintext admin key when this start generated one (server.ts prints it once). */
   onAdminKeyGenerated?: (key: string) => void;
+  /**
+   * Wall-clock time for quota periods, minute windows and usage records (tests move it across
+   * a day or month). Request-rate windows are @fastify/rate-limit's own and use the real clock.
+   */
+  clock?: () => number;
 }
 
 const GATEWAY_VERSION = (
@@ -118,8 +123,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const { adminKey, generated } = await AdminKey.init(config.admin.key, store);
   if (generated) deps.onAdminKeyGenerated?.(generated);
   const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
-  const quota = new QuotaStage(store, config.quota);
-  const usageRecorder = new UsageRecorder(store, config.quota.prices);
+  const clock = deps.clock ?? Date.now;
+  const quota = new QuotaStage(store, config.quota, clock);
+  const usageRecorder = new UsageRecorder(store, config.quota.prices, clock);
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };

@@ -29,6 +29,7 @@ export class UsageRecorder {
   constructor(
     private readonly store: Store,
     private readonly prices: Readonly<Record<string, ModelPrice>>,
+    private readonly now: () => number = Date.now,
   ) {}
 
   record(request: FastifyRequest, reply: FastifyReply): void {
@@ -48,7 +49,7 @@ export class UsageRecorder {
       ? costOf(g.upstreamModel ?? g.model, usage, this.prices)
       : { usdMicros: 0, unpriced: false };
     const record: UsageRecord = {
-      at: Date.now(),
+      at: this.now(),
       requestId: request.id,
       teamId: principal.teamId,
       keyId: principal.keyId,
