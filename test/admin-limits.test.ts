@@ -82,6 +82,15 @@ describe('limits and budgets on teams and keys (admin API)', () => {
     });
     expect(richer.status).toBe(400);
     expect(richer.json.error).toMatchObject({ code: 'limit_exceeds_team', param: 'budgets[0].max_tokens' });
+    const tighter = await call('PATCH', `/keys/${ok.json.id}`, {
+      limits: { tokens_per_minute: 100, max_concurrent: null },
+      budgets: [{ period: 'day', max_tokens: 5_000 }],
+    });
+    expect(tighter.status).toBe(200);
+    expect(tighter.json.limits).toEqual({ tokens_per_minute: 100 });
+    expect(tighter.json.budgets).toEqual([{ period: 'day', max_tokens: 5_000 }]);
+    const reread = await call('GET', `/keys/${ok.json.id}`);
+    expect(reread.json.limits).toEqual({ tokens_per_minute: 100 });
   });
 
   it("new keys take the team's default limits and budgets", async () => {

@@ -241,9 +241,9 @@ export class Registry {
       if (patch.limits !== undefined || patch.budgets !== undefined)
         checkWithinTeam({ limits, budgets }, team);
       return {
+        ...key,
         ...(patch.limits !== undefined ? { limits } : {}),
         ...(patch.budgets !== undefined ? { budgets } : {}),
-        ...key,
         ...(patch.name !== undefined ? { name: patch.name } : {}),
         ...(patch.owner !== undefined ? { owner: patch.owner } : {}),
         ...(patch.models !== undefined ? { models: patch.models } : {}),
