@@ -35,6 +35,7 @@ import {
   utcDay,
 } from '../usage/usage-record.js';
 import { type AtomicWriteHooks, writeFileAtomic } from './atomic-file.js';
+import { MemoryCacheStore } from './memory-cache-store.js';
 import type { Store } from './store.js';
 
 const FILE_NAME = 'tollgate-state.json';
@@ -54,6 +55,8 @@ export interface MemoryStoreOptions {
   /** Where teams and keys persist; none keeps everything in memory only (tests). */
   dataDir?: string | undefined;
   writeHooks?: AtomicWriteHooks;
+  /** The response cache's byte cap (default 64 MiB). */
+  cacheMaxBytes?: number | undefined;
 }
 
 function page<T extends { id: string }>(sorted: T[], query: PageQuery): Page<T> {
@@ -304,8 +307,11 @@ export class MemoryStore implements Store {
   private requestSequence = 0;
   private writing: Promise<void> = Promise.resolve();
   private readonly quotas = new MemoryQuotas();
+  readonly cache: MemoryCacheStore;
 
-  private constructor(private readonly options: MemoryStoreOptions) {}
+  private constructor(private readonly options: MemoryStoreOptions) {
+    this.cache = new MemoryCacheStore({ maxBytes: options.cacheMaxBytes });
+  }
 
   /** Opens the store, loading the data directory's file if there is one. */
   static async open(options: MemoryStoreOptions = {}): Promise<MemoryStore> {
@@ -374,6 +380,7 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.cache.close();
     await this.writing.catch(() => {});
   }
 

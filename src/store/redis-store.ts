@@ -33,6 +33,7 @@ import {
   type UsageRow,
   utcDay,
 } from '../usage/usage-record.js';
+import { RedisCacheStore } from './redis-cache-store.js';
 import { createRedisClient, type RedisTarget } from './redis-client.js';
 import type { Store } from './store.js';
 
@@ -302,6 +303,7 @@ export class StoreUnavailableError extends ServiceUnavailableError {
 export class RedisStore implements Store {
   readonly kind = 'redis';
   readonly client: Redis | Cluster;
+  readonly cache: RedisCacheStore;
   private everReady = false;
   private firstConnection: Promise<void> | undefined;
   private closed = false;
@@ -311,6 +313,7 @@ export class RedisStore implements Store {
     this.client.on('ready', () => {
       this.everReady = true;
     });
+    this.cache = new RedisCacheStore(this.client, () => this.connected());
   }
 
   /**
@@ -345,6 +348,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.cache.close();
     this.client.disconnect();
   }
 

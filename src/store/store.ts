@@ -8,6 +8,7 @@ import type {
 } from '../quota/quota-types.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import type { UsageQuery, UsageRecord, UsageRow } from '../usage/usage-record.js';
+import type { CacheStore } from './cache-store.js';
 
 /**
  * The one seam for shared state, in gateway terms. Two implementations side by side
@@ -16,6 +17,8 @@ import type { UsageQuery, UsageRecord, UsageRow } from '../usage/usage-record.js
  */
 export interface Store {
   readonly kind: 'memory' | 'redis';
+  /** The response cache's entries and in-flight coalescing (closed with the store). */
+  readonly cache: CacheStore;
   /** Resolves when the store can serve requests; rejects with the reason otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,0 +1,382 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome } from './cache-store.js';
+
+/**
+ * Key layout. Everything of one scope shares the hash tag `{c:<scope>}`, so on a Cluster a
+ * scope lives in one slot and one script may touch its entry, index and lock together; scopes
+ * spread over the nodes.
+ *   tg:{c:<scope>}:e:<hash>     hash: b = body (bytes), c = createdAt, m = model, x = expiresAt
+ *                               (callers' clock); PEXPIRE = ttl
+ *   tg:{c:<scope>}:idx          zset: member = hash, score = expiresAt
+ *   tg:{c:<scope>}:info         hash: hash -> "<bytes>:<model>" (stats and purge by model
+ *                               without reading bodies); idx and info live as long as their
+ *                               longest-lived entry
+ *   tg:{c:<scope>}:lock:<hash>  string: the leader's token; PX = claim ttl
+ *   tg:cache:scopes             set of scopes that may hold entries (purge and stats of all)
+ * Fills are announced on the channel tg:cache:fills as JSON [scope, hash, outcome].
+ */
+const scopePrefix = (scope: string) => `tg:{c:${scope}}:`;
+const C = {
+  entry: (p: string, hash: string) => `${p}e:${hash}`,
+  index: (p: string) => `${p}idx`,
+  info: (p: string) => `${p}info`,
+  lock: (p: string, hash: string) => `${p}lock:${hash}`,
+};
+const SCOPES = 'tg:cache:scopes';
+const FILLS_CHANNEL = 'tg:cache:fills';
+/** How often a waiter looks at the lock itself, in case a message was missed or the leader died. */
+const POLL_MS = 150;
+
+/**
+ * Drops index members that have expired at ARGV now (callers' clock), with their entries.
+ * KEYS[1..2]: index, info; the entries share the scope's hash tag (ARGV prefix).
+ */
+const PRUNE = `
+local function prune(idx, info, prefix, now)
+  local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', now)
+  for i = 1, #gone, 500 do
+    local chunk = {}
+    for j = i, math.min(i + 499, #gone) do
+      table.insert(chunk, gone[j])
+      redis.call('DEL', prefix .. 'e:' .. gone[j])
+    end
+    redis.call('HDEL', info, unpack(chunk))
+  end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', now) end
+end
+`;
+
+/**
+ * Stores or replaces an entry. KEYS: entry, index, info. ARGV: body, createdAt, model,
+ * expiresAt, ttl ms, hash, bytes, now, prefix.
+ */
+const SET_ENTRY = `${PRUNE}
+local ttl = tonumber(ARGV[5])
+prune(KEYS[2], KEYS[3], ARGV[9], tonumber(ARGV[8]))
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'b', ARGV[1], 'c', ARGV[2], 'm', ARGV[3], 'x', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
+redis.call('HSET', KEYS[3], ARGV[6], ARGV[7] .. ':' .. ARGV[3])
+for _, k in ipairs({KEYS[2], KEYS[3]}) do
+  local left = redis.call('PTTL', k)
+  if left == -1 or left < ttl then redis.call('PEXPIRE', k, ttl) end
+end
+return 1
+`;
+
+/**
+ * Removes a scope's entries (ARGV[4] = '1': only those of model ARGV[2]). KEYS: index, info.
+ * ARGV: prefix, model, now, by model. Returns {live entries removed, entries left}.
+ */
+const PURGE = `
+local now = tonumber(ARGV[3])
+local all = redis.call('HGETALL', KEYS[2])
+local n = 0
+for i = 1, #all, 2 do
+  local h, v = all[i], all[i + 1]
+  local model = string.sub(v, string.find(v, ':', 1, true) + 1)
+  if ARGV[4] == '0' or model == ARGV[2] then
+    local score = redis.call('ZSCORE', KEYS[1], h)
+    if score and tonumber(score) > now then n = n + 1 end
+    redis.call('DEL', ARGV[1] .. 'e:' .. h)
+    redis.call('HDEL', KEYS[2], h)
+    redis.call('ZREM', KEYS[1], h)
+  end
+end
+return {n, redis.call('ZCARD', KEYS[1])}
+`;
+
+/** Live entries and their bytes after pruning. KEYS: index, info. ARGV: prefix, now. */
+const STATS = `${PRUNE}
+prune(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
+local bytes = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
+  bytes = bytes + tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1))
+end
+return {redis.call('ZCARD', KEYS[1]), bytes}
+`;
+
+/** Deletes the lock only if it still holds our token. KEYS: lock. ARGV: token. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+const SCRIPT_SHAS = new Map([SET_ENTRY, PURGE, STATS, RELEASE].map((script) => [script, sha1(script)]));
+
+const waiterKey = (scope: string, hash: string) => `${scope}\n${hash}`;
+const byScope = (a: CacheScopeStats, b: CacheScopeStats) =>
+  a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : 0;
+
+function checkScope(scope: string): void {
+  // A brace would end the hash tag early and scatter a scope's keys over the Cluster.
+  if (scope.includes('{') || scope.includes('}')) throw new TypeError(`invalid cache scope: ${scope}`);
+}
+
+/**
+ * Cache state in Redis, shared by every gateway instance. Uses the RedisStore's client (never
+ * closing it) and its connectivity check, so an outage fails fast with StoreUnavailableError;
+ * only the subscriber connection for fill announcements is its own.
+ */
+export class RedisCacheStore implements CacheStore {
+  private readonly instance = randomBytes(8).toString('hex');
+  private sequence = 0;
+  /** Our tokens of the claims we lead, to release only our own lock. */
+  private readonly tokens = new Map<string, string>();
+  private readonly waiters = new Map<string, Set<(outcome: FillOutcome) => void>>();
+  /** Every pending waiter (close() answers them all). */
+  private readonly pending = new Set<(outcome: FillOutcome) => void>();
+  private subscriber: Redis | Cluster | undefined;
+  private subscribed: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly client: Redis | Cluster,
+    private readonly connected: () => Promise<void>,
+  ) {}
+
+  private async runScript(
+    script: string,
+    keys: string[],
+    args: Array<string | number | Buffer>,
+  ): Promise<unknown> {
+    await this.connected();
+    const sha = SCRIPT_SHAS.get(script) ?? sha1(script);
+    try {
+      return await this.client.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.client.eval(script, keys.length, ...keys, ...args);
+    }
+  }
+
+  async get(scope: string, hash: string, nowMs: number): Promise<CachedAnswer | undefined> {
+    checkScope(scope);
+    await this.connected();
+    const [body, createdAt, model, expiresAt] = await this.client.hmgetBuffer(
+      C.entry(scopePrefix(scope), hash),
+      'b',
+      'c',
+      'm',
+      'x',
+    );
+    if (!body || !createdAt || !model || !expiresAt) return undefined;
+    // The caller's clock decides, which may differ from Redis's own expiry.
+    if (Number(expiresAt.toString()) <= nowMs) return undefined;
+    return { body, createdAt: Number(createdAt.toString()), model: model.toString() };
+  }
+
+  async set(scope: string, hash: string, answer: CachedAnswer, ttlMs: number, nowMs: number): Promise<void> {
+    checkScope(scope);
+    const p = scopePrefix(scope);
+    if (ttlMs <= 0) {
+      await this.connected();
+      await this.client.multi().del(C.entry(p, hash)).zrem(C.index(p), hash).hdel(C.info(p), hash).exec();
+      return;
+    }
+    await this.runScript(
+      SET_ENTRY,
+      [C.entry(p, hash), C.index(p), C.info(p)],
+      [
+        answer.body,
+        answer.createdAt,
+        answer.model,
+        nowMs + ttlMs,
+        Math.ceil(ttlMs),
+        hash,
+        answer.body.length,
+        nowMs,
+        p,
+      ],
+    );
+    // Added after the entry, so a concurrent forgetScope() never loses a scope that has entries.
+    await this.client.sadd(SCOPES, scope);
+  }
+
+  /**
+   * Drops an empty scope from the set of scopes. Re-checks after removing: a set() that wrote
+   * in between either is seen here or adds its scope again after its write.
+   */
+  private async forgetScope(scope: string): Promise<void> {
+    const index = C.index(scopePrefix(scope));
+    if ((await this.client.zcard(index)) > 0) return;
+    await this.client.srem(SCOPES, scope);
+    if ((await this.client.zcard(index)) > 0) await this.client.sadd(SCOPES, scope);
+  }
+
+  private async scopes(scope: string | undefined): Promise<string[]> {
+    if (scope !== undefined) {
+      checkScope(scope);
+      return [scope];
+    }
+    await this.connected();
+    return this.client.smembers(SCOPES);
+  }
+
+  async purge(
+    filter: { scope?: string | undefined; model?: string | undefined },
+    nowMs: number,
+  ): Promise<number> {
+    const scopes = await this.scopes(filter.scope);
+    const counts = await Promise.all(
+      scopes.map(async (scope) => {
+        const p = scopePrefix(scope);
+        const [removed = 0, left = 0] = (await this.runScript(
+          PURGE,
+          [C.index(p), C.info(p)],
+          [p, filter.model ?? '', nowMs, filter.model === undefined ? '0' : '1'],
+        )) as number[];
+        if (left === 0) await this.forgetScope(scope);
+        return removed;
+      }),
+    );
+    return counts.reduce((sum, n) => sum + n, 0);
+  }
+
+  async stats(filter: { scope?: string | undefined }, nowMs: number): Promise<CacheScopeStats[]> {
+    const scopes = await this.scopes(filter.scope);
+    const all = await Promise.all(
+      scopes.map(async (scope) => {
+        const p = scopePrefix(scope);
+        const [entries = 0, bytes = 0] = (await this.runScript(
+          STATS,
+          [C.index(p), C.info(p)],
+          [p, nowMs],
+        )) as number[];
+        if (entries === 0) await this.forgetScope(scope);
+        return { scope, entries, bytes };
+      }),
+    );
+    // One scope asked for is answered even when empty; of all scopes, those that have entries.
+    return (filter.scope !== undefined ? all : all.filter((s) => s.entries > 0)).sort(byScope);
+  }
+
+  async claim(scope: string, hash: string, ttlMs: number): Promise<boolean> {
+    checkScope(scope);
+    await this.connected();
+    const token = `${this.instance}:${++this.sequence}`;
+    const answer = await this.client.set(
+      C.lock(scopePrefix(scope), hash),
+      token,
+      'PX',
+      Math.max(1, Math.ceil(ttlMs)),
+      'NX',
+    );
+    if (answer !== 'OK') return false;
+    this.tokens.set(waiterKey(scope, hash), token);
+    return true;
+  }
+
+  async release(scope: string, hash: string, filled: boolean): Promise<void> {
+    checkScope(scope);
+    const key = waiterKey(scope, hash);
+    const token = this.tokens.get(key);
+    this.tokens.delete(key);
+    const released =
+      token !== undefined &&
+      (await this.runScript(RELEASE, [C.lock(scopePrefix(scope), hash)], [token])) === 1;
+    // A lapsed claim (someone else may lead now) announces nothing but a fill: its entry is there.
+    if (!released && !filled) return;
+    await this.connected();
+    await this.client.publish(FILLS_CHANNEL, JSON.stringify([scope, hash, filled ? 'filled' : 'failed']));
+  }
+
+  private wake(scope: string, hash: string, outcome: FillOutcome): void {
+    const waiters = this.waiters.get(waiterKey(scope, hash));
+    if (waiters) for (const done of [...waiters]) done(outcome);
+  }
+
+  /** The one subscriber connection of this store, created on first need. */
+  private subscribe(): Promise<void> {
+    if (this.subscribed) return this.subscribed;
+    const subscriber = this.client.isCluster
+      ? (this.client as Cluster).duplicate([], { enableOfflineQueue: true })
+      : (this.client as Redis).duplicate({ enableOfflineQueue: true });
+    subscriber.on('error', () => {});
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== FILLS_CHANNEL) return;
+      try {
+        const [scope, hash, outcome] = JSON.parse(message) as [string, string, FillOutcome];
+        if (outcome === 'filled' || outcome === 'failed') this.wake(scope, hash, outcome);
+      } catch {
+        // Not one of ours.
+      }
+    });
+    this.subscriber = subscriber;
+    this.subscribed = subscriber.subscribe(FILLS_CHANNEL).then(
+      () => {},
+      (error: unknown) => {
+        // Try again with a new connection next time; waiters poll meanwhile.
+        if (this.subscriber === subscriber) {
+          this.subscriber = undefined;
+          this.subscribed = undefined;
+        }
+        subscriber.disconnect();
+        throw error;
+      },
+    );
+    return this.subscribed;
+  }
+
+  async waitForFill(scope: string, hash: string, timeoutMs: number): Promise<FillOutcome> {
+    checkScope(scope);
+    if (this.closed) throw new Error('cache is closed');
+    await this.connected();
+    const p = scopePrefix(scope);
+    const key = waiterKey(scope, hash);
+    return new Promise<FillOutcome>((resolve) => {
+      let settled = false;
+      let poll: NodeJS.Timeout | undefined;
+      let waiters = this.waiters.get(key);
+      if (!waiters) {
+        waiters = new Set();
+        this.waiters.set(key, waiters);
+      }
+      const set = waiters;
+      const done = (outcome: FillOutcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timeout);
+        clearTimeout(poll);
+        this.pending.delete(done);
+        set.delete(done);
+        if (set.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key);
+        resolve(outcome);
+      };
+      const timeout = setTimeout(() => done('timeout'), Math.max(0, timeoutMs));
+      this.pending.add(done);
+      set.add(done);
+      // Nobody leads any more (released, or the claim lapsed): the entry tells which.
+      const check = async () => {
+        try {
+          const answers = await this.client.multi().exists(C.lock(p, hash)).exists(C.entry(p, hash)).exec();
+          if (settled) return;
+          const [[lockError, lock] = [], [entryError, entry] = []] = answers ?? [];
+          if (!lockError && !entryError && lock === 0) done(entry === 1 ? 'filled' : 'failed');
+        } catch {
+          // Redis is briefly unreachable: keep trying until the timeout.
+        }
+        if (!settled) poll = setTimeout(check, POLL_MS);
+      };
+      // Subscribed before the first look, so a release just after it is not missed.
+      this.subscribe()
+        .catch(() => {})
+        .then(() => {
+          if (!settled) void check();
+        });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const done of [...this.pending]) done('failed');
+    this.tokens.clear();
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    this.subscribed = undefined;
+    subscriber?.disconnect();
+  }
+}
