@@ -1,14 +1,32 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SPAWNED_DIR_ENV } from './spawned-servers.js';
 
 /**
  * Some tests run the built gateway as a real process (signals, the CLI), so build once
  * before any test file starts. TypeScript's native compiler makes this take a second or two.
  */
-export default function setup(): void {
+export default function setup(): () => void {
+  const spawned = mkdtempSync(join(tmpdir(), 'tollgate-test-spawned-'));
+  process.env[SPAWNED_DIR_ENV] = spawned;
   const root = fileURLToPath(new URL('../..', import.meta.url));
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
     cwd: root,
     stdio: 'inherit',
   });
+  // A worker killed mid-test (a timeout, Ctrl-C) leaves its servers running: stop them here.
+  return () => {
+    for (const pid of readdirSync(spawned)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('redis-server'))
+          process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(spawned, { recursive: true, force: true });
+  };
 }

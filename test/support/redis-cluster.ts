@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { hasRedisServerBinary } from './redis.js';
+import { spawnTracked } from './spawned-servers.js';
 
 export interface TestRedisCluster {
   /** Seed nodes as `127.0.0.1:<port>`, the form `redis.cluster.nodes` takes. */
@@ -104,7 +105,7 @@ async function startOnce(): Promise<TestRedisCluster> {
   try {
     for (const port of ports) {
       const dir = mkdtempSync(join(tmpdir(), `tollgate-cluster-${port}-`));
-      const child = spawn(
+      const child = spawnTracked(
         'redis-server',
         [
           '--port',

@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, hasRedisServerBinary, startRedisServer, type TestRedis } from './redis.js';
+import { spawnTracked } from './spawned-servers.js';
 
 export interface TestRedisSentinel {
   /** The monitored master's name, as RedisStore's sentinel target wants it. */
@@ -44,7 +45,7 @@ export async function startRedisSentinel(): Promise<TestRedisSentinel | undefine
       '',
     ].join('\n'),
   );
-  const sentinel = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+  const sentinel = spawnTracked('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
   const stop = async () => {
     await kill(sentinel);
     await master.stop();

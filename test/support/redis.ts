@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { spawnTracked } from './spawned-servers.js';
 
 export interface TestRedis {
   url: string;
@@ -39,7 +40,7 @@ export async function waitForPing(url: string, child: ChildProcess): Promise<voi
 /** Starts a throwaway redis-server on a spare port (nothing on disk). */
 export async function startRedisServer(): Promise<TestRedis> {
   const port = await freePort();
-  const child = spawn(
+  const child = spawnTracked(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
     {

@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPing } from './redis.js';
+import { spawnTracked } from './spawned-servers.js';
 
 /**
  * A throwaway redis-server that a test may kill and start again on the same port, keeping its
@@ -26,7 +27,7 @@ export async function startRestartableRedisServer(): Promise<RestartableRedis> {
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    const started = spawn(
+    const started = spawnTracked(
       'redis-server',
       [
         '--port',
