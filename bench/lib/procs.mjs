@@ -96,6 +96,21 @@ export class ServerProcess {
     return parts.join('\n');
   }
 
+  /**
+   * SIGTERM to the process group, SIGKILL after `graceMs`; resolves once the process has exited.
+   * @param {number} graceMs
+   */
+  async stop(graceMs) {
+    this.signalGroup('SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (this.alive && Date.now() < deadline) await sleep(25);
+    if (this.alive) {
+      this.signalGroup('SIGKILL');
+      const killDeadline = Date.now() + 2000;
+      while (this.alive && Date.now() < killDeadline) await sleep(25);
+    }
+  }
+
   /** @param {NodeJS.Signals} signal */
   signalGroup(signal) {
     if (!this.alive || this.pid <= 0) return;

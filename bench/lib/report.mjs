@@ -23,6 +23,7 @@ import { median, summarize } from './stats.mjs';
  * @property {Array<{ rate: number, runs: Record<TargetKey, MeasuredRequests[]> }>} rateRuns
  * @property {Record<TargetKey, MeasuredStreams[]>} streamRuns
  * @property {Record<'floor' | 'tollgate', MemoryTimeline>} memory
+ * @property {import('../run.mjs').QuotaSection} [quota] section 6 (auth + quota + usage on Redis)
  * @property {{ limitCores: number, waitedSec: number, repeats: number, events: string[] }} noise
  */
 
@@ -33,6 +34,8 @@ const TARGETS = {
   p99AtRateMs: 3,
   latencyRate: 500,
   ttfcOverFloorMs: 1,
+  // Section 6 (the issue): auth + quota + usage on Redis, together, over the bare proxy (floor).
+  redisAddedP50OverFloorMs: 1,
 };
 
 // ---------- formatting ----------
@@ -449,6 +452,21 @@ export function evaluateTargets(input) {
     });
   }
 
+  const quota = input.quota;
+  if (quota !== undefined && 'runs' in quota) {
+    const p50 = (/** @type {QuotaTargetKey} */ key) => medianOf(quota.runs[key], (run) => run.latencyMs.p50);
+    const clean = failures(quota.runs.tollgateRedis) === 0 && failures(quota.runs.floor) === 0;
+    const added = p50('tollgateRedis') - p50('floor');
+    verdicts.push({
+      name: `Auth + quota + usage on Redis: added p50 over the bare proxy (floor) at ${int(quota.rate)} req/s`,
+      threshold: `< +${ms(TARGETS.redisAddedP50OverFloorMs)} ms`,
+      measured:
+        `tollgate+redis ${ms(p50('tollgateRedis'))} vs floor ${ms(p50('floor'))} ms: ${signedMs(added)} ms ` +
+        `(tollgate without Redis ${signedMs(p50('tollgate') - p50('floor'))} ms)${errorNote(clean)}`,
+      result: pass(added < TARGETS.redisAddedP50OverFloorMs, clean),
+    });
+  }
+
   const floorStreams = pooledStreams(input.streamRuns.floor, 'sequential');
   const gatewayStreams = pooledStreams(input.streamRuns.tollgate, 'sequential');
   const streamClean = input.streamRuns.tollgate.every((run) => run.errors === 0 && run.missingDone === 0);
@@ -502,6 +520,216 @@ function perRoundSection(input) {
   return `## 5. Per-round figures\n\n${table(header, rows)}`;
 }
 
+/** @typedef {import('../run.mjs').QuotaTargetKey} QuotaTargetKey */
+/** @typedef {import('../run.mjs').QuotaRun} QuotaRun */
+/** @typedef {import('../run.mjs').QuotaResults} QuotaResults */
+
+/**
+ * Redis commands per request over all tollgate+redis runs: raw, and minus what the gateway sends
+ * with no load (idle rate × the runs' time), per command.
+ * @param {QuotaResults} quota
+ */
+export function redisCommandsPerRequest(quota) {
+  const runs = quota.runs.tollgateRedis.filter((run) => run.redis !== undefined);
+  const requests = runs.reduce((sum, run) => sum + run.completedTotal, 0);
+  const elapsedMs = runs.reduce((sum, run) => sum + (run.redis?.elapsedMs ?? 0), 0);
+  const idleShare = elapsedMs / quota.idle.elapsedMs; // idle window → the runs' time
+  const names = new Set([
+    ...runs.flatMap((run) => Object.keys(run.redis?.commands ?? {})),
+    ...Object.keys(quota.idle.commands),
+  ]);
+  const commands = [...names]
+    .map((name) => {
+      const calls = runs.reduce((sum, run) => sum + (run.redis?.commands[name]?.calls ?? 0), 0);
+      const usec = runs.reduce((sum, run) => sum + (run.redis?.commands[name]?.usec ?? 0), 0);
+      const idleCalls = (quota.idle.commands[name]?.calls ?? 0) * idleShare;
+      return {
+        name,
+        calls,
+        perRequest: calls / requests,
+        netPerRequest: Math.max(0, calls - idleCalls) / requests,
+        idlePerSecond: ((quota.idle.commands[name]?.calls ?? 0) * 1000) / quota.idle.elapsedMs,
+        usecPerCall: calls > 0 ? usec / calls : Number.NaN,
+        usecPerRequest: usec / requests,
+      };
+    })
+    .sort((a, b) => b.calls - a.calls || a.name.localeCompare(b.name));
+  const total = runs.reduce((sum, run) => sum + (run.redis?.totalCommands ?? 0), 0);
+  const idleTotal = quota.idle.totalCommands * idleShare;
+  const redisCpuMs = runs.reduce((sum, run) => sum + (run.redisCpuMs ?? 0), 0);
+  return {
+    requests,
+    elapsedMs,
+    perRequest: total / requests,
+    netPerRequest: (total - idleTotal) / requests,
+    idlePerSecond: (quota.idle.totalCommands * 1000) / quota.idle.elapsedMs,
+    redisCpuUsPerRequest: (redisCpuMs * 1000) / requests,
+    commands,
+  };
+}
+
+/** @param {ReportInput} input */
+function quotaSection(input) {
+  const quota = input.quota;
+  if (quota === undefined) return '';
+  const title = '## 6. Auth + quota + usage on Redis';
+  if (!('runs' in quota)) return `${title}\n\nSkipped: ${quota.skipped}.\n`;
+  const { rate, runs } = quota;
+  const p50 = (/** @type {QuotaTargetKey} */ key) => medianOf(runs[key], (run) => run.latencyMs.p50);
+  const p99 = (/** @type {QuotaTargetKey} */ key) => medianOf(runs[key], (run) => run.latencyMs.p99);
+  const rows = quota.targets.map(({ key, label }) => {
+    const achieved = medianOf(runs[key], (run) => run.reqPerSec);
+    return [
+      `**${label}**${failures(runs[key]) > 0 ? ' ⚠' : ''}`,
+      `${int(achieved)}${achieved < rate * 0.97 ? ' (saturated)' : ''}`,
+      ms(p50(key)),
+      ms(medianOf(runs[key], (run) => run.latencyMs.p90)),
+      ms(p99(key)),
+      ms(medianOf(runs[key], (run) => run.latencyMs.max)),
+      key === 'floor' ? '–' : signedMs(p50(key) - p50('floor')),
+      key === 'floor' ? '–' : signedMs(p99(key) - p99('floor')),
+      key === 'tollgateRedis' ? signedMs(p50(key) - p50('tollgate')) : '–',
+      key === 'tollgateRedis' ? signedMs(p99(key) - p99('tollgate')) : '–',
+      int(medianOf(runs[key], proxyCpuPerRequestUs)),
+      ms(medianOf(runs[key], (run) => run.sendLagMs?.p99 ?? Number.NaN)),
+    ];
+  });
+  const added = p50('tollgateRedis') - p50('floor');
+  const clean = failures(runs.tollgateRedis) === 0 && failures(runs.floor) === 0;
+  const verdict = added < TARGETS.redisAddedP50OverFloorMs && clean ? 'PASS' : 'MISS';
+  const counts = redisCommandsPerRequest(quota);
+  const per = (/** @type {number} */ value) => (Number.isFinite(value) ? value.toFixed(2) : '–');
+  const commandRows = counts.commands.map((command) => [
+    `\`${command.name}\``,
+    per(command.perRequest),
+    per(command.netPerRequest),
+    per(command.idlePerSecond),
+    ms(command.usecPerCall),
+    ms(command.usecPerRequest),
+  ]);
+  commandRows.push([
+    '**all**',
+    `**${per(counts.perRequest)}**`,
+    `**${per(counts.netPerRequest)}**`,
+    per(counts.idlePerSecond),
+    '',
+    ms(counts.commands.reduce((sum, command) => sum + command.usecPerRequest, 0)),
+  ]);
+  const limits =
+    /** @type {{ team: { limits: object, budgets: object[] }, key: { limits: object, budgets: object[] } }} */ (
+      quota.limits
+    );
+  /** @type {string[][]} */
+  const roundRows = [];
+  for (let round = 1; round <= input.settings.rounds; round += 1) {
+    roundRows.push([
+      `round ${round}: p50 / p99 ms`,
+      ...quota.targets.map(({ key }) => {
+        const run = runs[key].find((entry) => entry.round === round);
+        if (run === undefined) return '–';
+        const noisy =
+          run.foreignCores > input.noise.limitCores ? ` noisy (${cores(run.foreignCores)} cores)` : '';
+        const commands =
+          run.redis === undefined ? '' : `; ${per(run.redis.totalCommands / run.completedTotal)} cmd/req`;
+        return `${ms(run.latencyMs.p50)} / ${ms(run.latencyMs.p99)}${commands}${noisy}`;
+      }),
+    ]);
+  }
+  const standing = summarizeStanding(quota.standing);
+  const sample = quota.sample;
+  const sampleNames = [...new Set([...Object.keys(sample.sent), ...Object.keys(sample.inScripts)])].sort(
+    (a, b) =>
+      (sample.sent[b] ?? 0) +
+        (sample.inScripts[b] ?? 0) -
+        (sample.sent[a] ?? 0) -
+        (sample.inScripts[a] ?? 0) || a.localeCompare(b),
+  );
+  const perSample = (/** @type {number | undefined} */ count) =>
+    count === undefined ? '–' : per(count / sample.requests);
+  const sentTotal = Object.values(sample.sent).reduce((sum, count) => sum + count, 0);
+  const scriptTotal = Object.values(sample.inScripts).reduce((sum, count) => sum + count, 0);
+  const sampleRows = sampleNames.map((name) => [
+    `\`${name}\``,
+    perSample(sample.sent[name]),
+    perSample(sample.inScripts[name]),
+  ]);
+  sampleRows.push(['**all**', `**${perSample(sentTotal)}**`, `**${perSample(scriptTotal)}**`]);
+  return [
+    `${title} at ${int(rate)} req/s (non-stream, ms)`,
+    '',
+    `- **tollgate+redis**: the same \`${quota.setup.gatewayCommand}\` with \`redis: { url }\` pointing at a ` +
+      `throwaway redis-server ${quota.setup.redisVersion} the run started on a free port (127.0.0.1, no ` +
+      'persistence) and stopped afterwards; teams, keys, quota counters and usage live there. Its key ' +
+      `has limits and budgets (team: ${JSON.stringify(limits.team.limits)}, budgets ` +
+      `${JSON.stringify(limits.team.budgets)}; key a little tighter), far above what the run uses, so ` +
+      'every stage does its work: auth (key lookup, cached ≤ 1 s), quota (one reservation script ' +
+      'before the upstream, one settle after) and usage recording (after the response). The config ' +
+      'prices the mock model (1 / 2 USD per 1M tokens) so the USD budget counts.',
+    '- **tollgate**: the gateway of sections 1–5 (memory store, key without limits: auth and usage ' +
+      'recording in memory, no quota work). **floor**: the bare proxy.',
+    `- Paced open-loop client at ${int(rate)} req/s, ${input.settings.durationSec} s after ` +
+      `${input.settings.rateWarmupSec} s at the rate, ${input.settings.rounds} round(s), order rotating; ` +
+      'tables show the median of the rounds. Measured after sections 1–5, with the tollgate+redis ' +
+      `gateway warmed up for ${input.settings.warmupSec} s (closed loop).`,
+    '',
+    table(
+      [
+        'target',
+        'achieved req/s',
+        'p50',
+        'p90',
+        'p99',
+        'max',
+        'added p50 vs floor',
+        'added p99 vs floor',
+        'p50 vs tollgate',
+        'p99 vs tollgate',
+        'proxy CPU µs/req',
+        'loadgen send lag p99',
+      ],
+      rows,
+    ),
+    `**${verdict}**: auth + quota + usage on Redis add ${signedMs(added)} ms p50 over the bare proxy at ` +
+      `${int(rate)} req/s (target < +${ms(TARGETS.redisAddedP50OverFloorMs)} ms); of that, Redis-backed ` +
+      `quota and storage cost ${signedMs(p50('tollgateRedis') - p50('tollgate'))} ms over tollgate without ` +
+      `Redis.${clean ? '' : ' Errors during the run: see ⚠ and the notes.'}`,
+    '',
+    `**Redis commands per request** (INFO stats \`total_commands_processed\` and INFO commandstats, read ` +
+      `before and after every tollgate+redis run, ${int(counts.requests)} requests over ` +
+      `${(counts.elapsedMs / 1000).toFixed(1)} s in all; the bench's own INFO calls are not counted). With ` +
+      `no load the gateway sends ${per(counts.idlePerSecond)} commands/s on its own (counted over ` +
+      `${quota.idleSec} s, right after the warm-up: deferred work such as the key last-used flush shows up ` +
+      `there); "net" subtracts that rate × the runs' time, "raw" subtracts nothing. Redis ` +
+      `CPU: ${int(counts.redisCpuUsPerRequest)} µs/request (raw).`,
+    '',
+    table(
+      ['command', 'per request, raw', 'per request, net', 'idle, per s', 'Redis µs/call', 'Redis µs/request'],
+      commandRows,
+    ),
+    `**Sent by the gateway vs run inside Lua scripts** (INFO counts both): MONITOR over ${sample.requests} ` +
+      `sequential requests after the timed runs (${(sample.windowMs / 1000).toFixed(1)} s, so idle traffic ` +
+      `adds about ${per((counts.idlePerSecond * sample.windowMs) / 1000 / sample.requests)} per request here). ` +
+      `Per request the gateway sends ${perSample(sentTotal)} commands in about ${perSample(sample.roundTrips)} ` +
+      'round trips (a MULTI…EXEC block counted once; not all of them on the response path), and its ' +
+      `scripts run ${perSample(scriptTotal)} more.`,
+    '',
+    table(['command', 'sent per request', 'in scripts per request'], sampleRows),
+    standing === '' ? '' : `${standing}\n`,
+    table(['measurement', ...quota.targets.map(({ label }) => label)], roundRows),
+  ].join('\n');
+}
+
+/**
+ * One line on what the quota counted for the bench key (GET /v1/tollgate/key), as evidence that
+ * the budgets were in play.
+ * @param {unknown} standing
+ */
+function summarizeStanding(standing) {
+  if (standing === null || typeof standing !== 'object') return '';
+  const text = JSON.stringify(standing);
+  return `What the quota counted for the bench key afterwards (\`GET /v1/tollgate/key\`): \`${text.length > 900 ? `${text.slice(0, 900)}…` : text}\``;
+}
+
 /** @param {ReportInput} input */
 function notesSection(input) {
   const notes = [...input.sanityNotes, ...input.noise.events.map((event) => `noise guard: ${event}`)];
@@ -531,6 +759,12 @@ function notesSection(input) {
     if (errors > 0) notes.push(`${label}, streaming: ${errors} failed streams`);
     if (missingDone > 0) notes.push(`${label}, streaming: ${missingDone} streams without data: [DONE]`);
     if (usage > 0) notes.push(`${label}, streaming: ${usage} streams carried a usage chunk nobody asked for`);
+  }
+  const quota = input.quota;
+  if (quota !== undefined && 'runs' in quota) {
+    notes.push(...quota.notes.map((note) => `section 6: ${note}`));
+    for (const { key, label } of quota.targets)
+      requestProblems(`section 6, ${label}, ${quota.rate} req/s`, quota.runs[key]);
   }
   if (input.gateway.overridden) {
     notes.push(
@@ -575,6 +809,7 @@ export function renderReport(input) {
     streamSection(input),
     memorySection(input),
     perRoundSection(input),
+    quotaSection(input),
     notesSection(input),
   ].join('\n');
 }
