@@ -14,6 +14,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
+import type { Flight } from './cache/flight.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
 import { createLogger } from './http/logger.js';
@@ -21,6 +22,7 @@ import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { logRequest } from './http/request-log.js';
 import { authHook, KeyAuthenticator, ModelNotAllowedError, principalAllows } from './pipeline/auth.js';
+import { type CacheHit, type CachePlan, type CacheRole, CacheStage } from './pipeline/cache.js';
 import {
   clientWantsUsageChunk,
   dispatchJson,
@@ -30,7 +32,7 @@ import {
 import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import type { InferencePipeline } from './pipeline/pipeline.js';
-import { QuotaStage, tokenRateHeaders } from './pipeline/quota.js';
+import { QuotaStage, type QuotaTicket, tokenRateHeaders } from './pipeline/quota.js';
 import { RequestLimits } from './pipeline/request-limits.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
@@ -57,11 +59,15 @@ import { UsageRecorder } from './usage/usage-recorder.js';
  *
  *   ① auth     pipeline/auth.ts      onRequest hook on /v1, before the body is read
  *   ② quota    pipeline/quota.ts     tokens, concurrency, budgets: one atomic reservation
- *   ③ cache    (arrives with the response cache)
+ *   ③ cache    pipeline/cache.ts     stored answers, replayed; identical requests in flight joined
  *   ④ router   pipeline/router.ts    public model name -> deployment
  *   ⑤ backend  pipeline/dispatch.ts  one call to the deployment's adapter
  *   ⑥ stream   pipeline/stream.ts    SSE relayed as it arrives, or JSON / bytes
  *   ⑦ usage    pipeline/usage.ts     token usage read from the answer (request.gateway.usage)
+ *
+ * ② is split around ③: request rates are counted before the cache (a hit is still a request),
+ * the token / concurrency / budget reservation after it (a hit spends none). ④ resolves the
+ * model before both, since the cache key and the prices depend on the deployment.
  */
 
 export interface AppDeps {
@@ -125,6 +131,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
   const clock = deps.clock ?? Date.now;
   const quota = new QuotaStage(store, config.quota, clock);
+  const cache = new CacheStage(store.cache, config.cache, config.models, logger, clock);
   const usageRecorder = new UsageRecorder(store, config.quota.prices, clock);
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
@@ -239,21 +246,28 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   };
 
   async function forwardJson(request: FastifyRequest, reply: FastifyReply, dispatch: JsonDispatch) {
-    // ③ cache slots in after ② quota.
     const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
     if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-    const deployment = target(request, model); // ④
-    await requestLimits.enforce(request, reply); // ② requests per minute / day
-    const ticket = await quota.reserve(
-      request.gateway.principal,
-      dispatch.endpoint,
-      dispatch.body,
-      deployment.upstreamModel,
-    ); // ②
-    if (ticket?.tokensPerMinute) reply.headers(tokenRateHeaders(ticket.tokensPerMinute));
     const g = request.gateway;
     g.stream = dispatch.stream;
+    // ④ first: the cache key and the prices depend on where the request would go.
+    const deployment = target(request, model);
     reply.header('x-tollgate-backend', deployment.name);
+    await requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
+    const plan = cache.plan(request, reply, dispatch, deployment, model); // ③
+    const role: CacheRole = plan ? await cache.role(plan, dispatch.stream) : { kind: 'upstream' };
+    if (plan && role.kind === 'hit')
+      return answerFromCache(request, reply, dispatch, deployment, plan, role.hit);
+    if (role.kind === 'tail') return joinStream(request, reply, dispatch, role.flight);
+    const lead = role.kind === 'upstream' ? role.lead : undefined;
+    let ticket: QuotaTicket | undefined;
+    try {
+      ticket = await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel); // ②
+    } catch (error) {
+      await cache.finish(lead, null);
+      throw error;
+    }
+    if (ticket?.tokensPerMinute) reply.headers(tokenRateHeaders(ticket.tokensPerMinute));
     // ⑦ without usage from the upstream: the prompt as counted plus the output counted here.
     const countUsage = (completionTokens: () => number) => {
       if (g.usage || g.principal?.kind !== 'key') return;
@@ -265,13 +279,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const response = await dispatchJson(request, deployment, dispatch); // ⑤
       if (isEventStream(response)) {
         if (g.principal?.kind === 'key') g.tally = new StreamTally();
-        // ⑥ + ⑦: usage is read from the stream as it passes
+        if (response.status === 200) cache.streamStarted(lead);
+        // ⑥ + ⑦: usage is read from the stream as it passes; ③ keeps a copy to store.
         await relaySse(request, reply, response, {
           ...relayOptions,
           stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+          ...(lead ? { tee: (block: Buffer) => cache.streamBlock(lead, block) } : {}),
         });
         const tally = g.tally;
         g.tally = undefined;
+        // A cut stream (upstream or client) is never stored.
+        const whole = response.status === 200 && !g.streamError && !g.abort.signal.aborted;
+        await cache.finish(lead, whole ? undefined : null);
         // An upstream that broke off after the 200 is refunded, like one that failed before it.
         if (g.streamError) await quota.release(ticket);
         else {
@@ -282,6 +301,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         return reply;
       }
       if (!response.contentType.includes('json')) {
+        await cache.finish(lead, null);
         await quota.settle(ticket, undefined);
         return sendStreamed(reply, response); // ⑥ audio and other bytes
       }
@@ -292,12 +312,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         body = ensureBase64Embeddings(body);
       }
       sendBuffered(reply, response, body); // ⑥
-      // Settled once the answer is on its way: the client never waits on this round trip.
+      // Stored and settled once the answer is on its way: the client never waits on either.
+      const kept = response.status === 200 ? body : null;
+      cache.finish(lead, kept).catch(() => {});
       quota.settle(ticket, g.usage).catch((error: Error) => {
         request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
       });
       return reply;
     } catch (error) {
+      await cache.finish(lead, null).catch(() => {});
       // The upstream failed: nothing was served, refund. A client that left before any answer
       // reached it still cost the prompt upstream: that is charged. A settle that already ran
       // makes either a no-op.
@@ -309,6 +332,50 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       await finish.catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * ③ a hit: the stored answer as JSON or replayed as a stream. It costs no tokens or budget
+   * unless `cache.hitsSpendBudget` says so (then it is reserved and charged like an answer).
+   */
+  async function answerFromCache(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    dispatch: JsonDispatch,
+    deployment: Deployment,
+    plan: CachePlan,
+    hit: CacheHit,
+  ) {
+    const g = request.gateway;
+    cache.markHit(request, reply, hit);
+    const ticket = config.cache.hitsSpendBudget
+      ? await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel)
+      : undefined;
+    const response = cache.hitResponse(hit, plan, dispatch.stream, clientWantsUsageChunk(dispatch.body));
+    if (isEventStream(response))
+      await relaySse(request, reply, response, { ...relayOptions, stripUsageChunk: false });
+    else reply.code(200).type(response.contentType).send(hit.answer.body);
+    g.usage = config.cache.hitsSpendBudget ? usageFromJson(hit.answer.body) : undefined;
+    await quota.settle(ticket, g.usage);
+    return reply;
+  }
+
+  /** ③ joins the stream an identical request in this process is receiving, from its first chunk. */
+  async function joinStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    dispatch: JsonDispatch,
+    flight: Flight,
+  ) {
+    cache.markHit(request, reply, { ageSeconds: 0 });
+    const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: flight.tail() };
+    await relaySse(request, reply, response, {
+      ...relayOptions,
+      stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+    });
+    // What another request paid for: free, like any hit.
+    request.gateway.usage = undefined;
+    return reply;
   }
 
   async function forwardUpload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint) {
@@ -332,7 +399,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     { prefix: '/v1' },
   );
   await app.register(healthRoutes, { readiness });
-  await app.register(adminRoutes, { prefix: '/admin', registry, adminKey, quota, version: GATEWAY_VERSION });
+  await app.register(adminRoutes, {
+    prefix: '/admin',
+    registry,
+    adminKey,
+    quota,
+    version: GATEWAY_VERSION,
+    cache: store.cache,
+    clock,
+  });
 
   const flushLastUsed = setInterval(() => void authenticator?.flushLastUsed(), LAST_USED_FLUSH_MS);
   flushLastUsed.unref();

@@ -33,9 +33,11 @@ describe('GET /admin/openapi.json', () => {
     );
     expect(operations.sort()).toEqual(
       [
+        'DELETE /cache',
         'DELETE /keys/{id}',
         'DELETE /teams/{id}',
         'GET /audit',
+        'GET /cache',
         'GET /requests',
         'GET /usage',
         'GET /keys',

@@ -246,7 +246,7 @@ describe('② quota on /v1', () => {
     );
     let written = 0;
     upstream?.on('POST', '/v1/chat/completions', async (request, res) => {
-      if (!(request.json ?? {}).stream) return sendJson(res, 200, completion('m'));
+      if (!request.json?.stream) return sendJson(res, 200, completion('m'));
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const chunk = {
         id: 'c',
@@ -296,7 +296,7 @@ describe('② quota on /v1', () => {
     const { gw, key, status } = await setup({ budgets: [{ period: 'day', max_tokens: 1_000 }] }, {});
     upstream?.on('POST', '/v1/chat/completions', async (request, res) => {
       const { usage: _none, ...plain } = completion('m');
-      if (!(request.json ?? {}).stream)
+      if (!request.json?.stream)
         return sendJson(res, 200, {
           ...plain,
           choices: [{ ...plain.choices[0], message: { role: 'assistant', content: ' one two three' } }],

@@ -136,6 +136,8 @@ describe.each(stores)('usage accounting ($name)', (store) => {
           completion_tokens: 300,
           total_tokens: 3_300,
           cost_usd: 2 * miniCost,
+          cache_hits: 0,
+          cache_misses: 0,
         },
       ]);
       const filtered = (await admin<{ data: Row[] }>(gw, 'GET', `/usage?key_id=${two.id}&model=local`)).data;

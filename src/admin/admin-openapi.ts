@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
   auditEventSchema,
+  cachePurgeSchema,
+  cacheStatsSchema,
   createKeySchema,
   createTeamSchema,
   errorObjectSchema,
@@ -191,6 +193,36 @@ export function adminOpenApiDocument(version: string): Schema {
             },
           ],
           responses: { ...ok('The request log, newest first', listOf(requestLogEntrySchema)), ...ERRORS },
+        },
+      },
+      '/cache': {
+        get: {
+          operationId: 'getCacheStats',
+          parameters: [
+            { name: 'team_id', in: 'query', schema: { type: 'string' } },
+            { name: 'key_id', in: 'query', schema: { type: 'string' } },
+            { name: 'scope', in: 'query', schema: { type: 'string', enum: ['global'] } },
+          ],
+          responses: {
+            ...ok('Live entries and bytes per cache scope (hits and misses: /usage)', cacheStatsSchema),
+            ...ERRORS,
+          },
+        },
+        delete: {
+          operationId: 'purgeCache',
+          parameters: [
+            { name: 'team_id', in: 'query', schema: { type: 'string' } },
+            { name: 'key_id', in: 'query', schema: { type: 'string' } },
+            { name: 'scope', in: 'query', schema: { type: 'string', enum: ['global'] } },
+            { name: 'model', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'all',
+              in: 'query',
+              schema: { type: 'string', enum: ['true'] },
+              description: 'Required to purge every scope (with or without model)',
+            },
+          ],
+          responses: { ...ok('How many entries were removed', cachePurgeSchema), ...ERRORS },
         },
       },
       '/audit': {

@@ -90,12 +90,28 @@ export const backendSchema = z.discriminatedUnion('type', [
   mockBackendSchema,
 ]);
 
+/** Who may read a cached answer: the team that asked (default), only the same key, or everyone. */
+export const cacheScopes = ['team', 'key', 'global'] as const;
+
+/** ③ cache policy; each field set at a more specific level (model < team < key) wins. */
+const cachePolicySchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    /** Seconds an answer is kept. */
+    ttl: z.number().int().positive().optional(),
+    /** Requests sampled above this temperature (and without a `seed`) are not cached. */
+    maxTemperature: z.number().min(0).max(2).optional(),
+    scope: z.enum(cacheScopes).optional(),
+  })
+  .strict();
+
 const modelSchema = z
   .object({
     backend: z.string().min(1),
     /** Upstream model name (for azure: the deployment). Defaults to the public name. */
     model: z.string().min(1).optional(),
     ownedBy: z.string().optional(),
+    cache: cachePolicySchema.optional(),
   })
   .strict();
 
@@ -219,6 +235,38 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** ③ response cache: the defaults, overridden per model here and per team / key in the admin API. */
+    cache: z
+      .object({
+        /** Off unless a model, team, key or the request (`x-tollgate-cache: on`) turns it on. */
+        enabled: z.boolean().default(false),
+        ttl: z.number().int().positive().default(3_600),
+        maxTemperature: z.number().min(0).max(2).default(0),
+        scope: z.enum(cacheScopes).default('team'),
+        /** The longest `x-tollgate-cache-ttl` a request may ask for, in seconds. */
+        maxTtl: z
+          .number()
+          .int()
+          .positive()
+          .default(7 * 86_400),
+        /** Answers larger than this are not stored. */
+        maxEntryBytes: byteSize.default(1024 ** 2),
+        /** The embedded store's cache size (least recently used entries go first). */
+        memoryMaxBytes: byteSize.default(64 * 1024 ** 2),
+        /** true: a hit spends tokens and budget as if the upstream had answered. */
+        hitsSpendBudget: z.boolean().default(false),
+        /** Identical requests in flight wait for the first instead of going upstream themselves. */
+        coalesce: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** After this long a waiting request goes upstream itself. */
+            waitMs: positiveMs.default(30_000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     admin: z
       .object({
         /** The admin API's key; if none is configured, the first start generates one. */
@@ -277,4 +325,6 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
+export type CacheConfig = z.output<typeof configSchema>['cache'];
+export type CachePolicyConfig = z.output<typeof cachePolicySchema>;
 export type TimeoutsConfig = z.output<typeof timeoutsSchema>;

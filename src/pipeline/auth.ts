@@ -3,7 +3,7 @@ import { GatewayError, ServiceUnavailableError } from '../errors.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
-import type { Budget, KeyRecord, Limits, TeamRecord } from '../registry/records.js';
+import type { Budget, CachePolicy, KeyRecord, Limits, TeamRecord } from '../registry/records.js';
 import type { Store } from '../store/store.js';
 import type { FailedAuthLimiter } from './failed-auth-limiter.js';
 
@@ -26,6 +26,9 @@ export type Principal =
       teamBudgets: readonly Budget[];
       keyLimits: Limits;
       keyBudgets: readonly Budget[];
+      /** For ③ cache: the team's and the key's policies (null: none set). */
+      teamCache: CachePolicy | null;
+      keyCache: CachePolicy | null;
     };
 
 export const ANONYMOUS: Principal = { kind: 'anonymous' };
@@ -127,6 +130,8 @@ export class KeyAuthenticator {
       teamBudgets: team.budgets ?? [],
       keyLimits: key.limits ?? {},
       keyBudgets: key.budgets ?? [],
+      teamCache: team.cache ?? null,
+      keyCache: key.cache ?? null,
     };
   }
 

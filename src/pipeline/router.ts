@@ -12,6 +12,8 @@ export interface Deployment {
   upstreamModel: string;
   /** Shown to clients in `x-tollgate-backend`: a config name, never a URL. */
   name: string;
+  /** The `models` entry that matched: the name itself, `*` or `prefix/*`. */
+  route: string;
 }
 
 export interface ModelCard {
@@ -68,6 +70,7 @@ export class ModelRouter {
         backend: exact.backend,
         upstreamModel: exact.upstreamModel,
         name: exact.backend.name,
+        route: publicName,
       };
     }
     for (const route of this.wildcards) {
@@ -77,6 +80,7 @@ export class ModelRouter {
           backend: route.backend,
           upstreamModel: publicName.slice(route.prefix.length),
           name: route.backend.name,
+          route: `${route.prefix}*`,
         };
       }
     }

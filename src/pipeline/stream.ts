@@ -19,6 +19,8 @@ export interface RelayOptions {
 export interface SseOptions extends RelayOptions {
   /** Drop the usage-only chunk (`choices: []`): the gateway asked for it, the client did not. */
   stripUsageChunk: boolean;
+  /** Sees every block of complete events as the upstream sent it, before anything is stripped. */
+  tee?: ((block: Buffer) => void) | undefined;
 }
 
 const PING = Buffer.from(': ping\n\n');
@@ -90,6 +92,7 @@ export async function relaySse(
     for await (const chunk of response.body) {
       const block = splitter.push(chunk);
       if (!block) continue;
+      options.tee?.(block);
       const out = inspectBlock(block, request, options.stripUsageChunk);
       if (out.length === 0) continue;
       request.gateway.firstChunkAt ??= performance.now();
@@ -98,7 +101,10 @@ export async function relaySse(
       if (!raw.write(out)) await once(raw, 'drain', { signal });
     }
     const rest = splitter.rest();
-    if (rest) raw.write(rest);
+    if (rest) {
+      options.tee?.(rest);
+      raw.write(rest);
+    }
   } catch (error) {
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
       request.gateway.streamError = true;

@@ -24,6 +24,15 @@ export interface Budget {
   max_usd?: number;
 }
 
+/** ③ cache policy of a team or key (wire names); a field left out falls back to the model's, then config. */
+export interface CachePolicy {
+  enabled?: boolean;
+  /** Seconds. */
+  ttl?: number;
+  max_temperature?: number;
+  scope?: 'team' | 'key' | 'global';
+}
+
 export interface KeyPolicy {
   /** Models new keys get when their creator names none. */
   models?: string[];
@@ -43,6 +52,7 @@ export interface TeamRecord {
   /** Absent on records written before limits existed: read as none. */
   limits?: Limits;
   budgets?: Budget[];
+  cache?: CachePolicy | null;
   metadata: Record<string, unknown>;
   createdAt: number;
   updatedAt: number;
@@ -66,6 +76,7 @@ export interface KeyRecord {
   /** Only ever tighter than the team's; the team's apply too, to all its keys together. */
   limits?: Limits;
   budgets?: Budget[];
+  cache?: CachePolicy | null;
   disabled: boolean;
   revokedAt: number | null;
   metadata: Record<string, unknown>;

@@ -4,7 +4,16 @@ import { newKey, sortableId } from './key-material.js';
 import { applyLimitsPatch, checkWithinTeam, type LimitsPatch } from './limits.js';
 import { patternsWithin } from './model-patterns.js';
 import { keyStatus, publicKey, publicTeam } from './public-objects.js';
-import type { AuditEvent, Budget, KeyPolicy, KeyRecord, Page, PageQuery, TeamRecord } from './records.js';
+import type {
+  AuditEvent,
+  Budget,
+  CachePolicy,
+  KeyPolicy,
+  KeyRecord,
+  Page,
+  PageQuery,
+  TeamRecord,
+} from './records.js';
 import {
   KeyModelsNotAllowedError,
   KeyNotFoundError,
@@ -19,6 +28,7 @@ export interface TeamInput {
   default_key_policy?: KeyPolicy | null | undefined;
   limits?: LimitsPatch | null | undefined;
   budgets?: Budget[] | null | undefined;
+  cache?: CachePolicy | null | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
 
@@ -31,6 +41,7 @@ export interface KeyInput {
   expires_at?: number | null | undefined;
   limits?: LimitsPatch | null | undefined;
   budgets?: Budget[] | null | undefined;
+  cache?: CachePolicy | null | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
 
@@ -41,6 +52,7 @@ export interface KeyPatch {
   expires_at?: number | null | undefined;
   limits?: LimitsPatch | null | undefined;
   budgets?: Budget[] | null | undefined;
+  cache?: CachePolicy | null | undefined;
   disabled?: boolean | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
@@ -109,6 +121,7 @@ export class Registry {
       defaultKeyPolicy: input.default_key_policy ?? null,
       limits: applyLimitsPatch({}, input.limits),
       budgets: input.budgets ?? [],
+      cache: input.cache ?? null,
       metadata: input.metadata ?? {},
       createdAt: now,
       updatedAt: now,
@@ -131,6 +144,7 @@ export class Registry {
       ...(patch.default_key_policy !== undefined ? { defaultKeyPolicy: patch.default_key_policy } : {}),
       ...(patch.limits !== undefined ? { limits: applyLimitsPatch(before.limits, patch.limits) } : {}),
       ...(patch.budgets !== undefined ? { budgets: patch.budgets ?? [] } : {}),
+      ...(patch.cache !== undefined ? { cache: patch.cache } : {}),
       ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
       updatedAt: this.now(),
     };
@@ -204,6 +218,7 @@ export class Registry {
       expiresAt,
       limits,
       budgets,
+      cache: input.cache ?? null,
       disabled: false,
       revokedAt: null,
       metadata: input.metadata ?? {},
@@ -244,6 +259,7 @@ export class Registry {
         ...key,
         ...(patch.limits !== undefined ? { limits } : {}),
         ...(patch.budgets !== undefined ? { budgets } : {}),
+        ...(patch.cache !== undefined ? { cache: patch.cache } : {}),
         ...(patch.name !== undefined ? { name: patch.name } : {}),
         ...(patch.owner !== undefined ? { owner: patch.owner } : {}),
         ...(patch.models !== undefined ? { models: patch.models } : {}),

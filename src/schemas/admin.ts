@@ -46,6 +46,19 @@ export const budgetsSchema = z
     message: 'one budget per period',
   });
 
+/** ③ cache policy on a team or key; PATCH replaces it whole, null removes it. */
+export const cachePolicySchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    ttl: positiveInt
+      .max(365 * 86_400)
+      .optional()
+      .describe('seconds'),
+    max_temperature: z.number().min(0).max(2).optional(),
+    scope: z.enum(['team', 'key', 'global']).optional(),
+  })
+  .strict();
+
 export const keyPolicySchema = z
   .object({
     models: modelList.optional(),
@@ -62,6 +75,7 @@ export const createTeamSchema = z
     default_key_policy: keyPolicySchema.nullable().optional(),
     limits: limitsSchema.nullable().optional(),
     budgets: budgetsSchema.nullable().optional(),
+    cache: cachePolicySchema.nullable().optional(),
     metadata: metadata.optional(),
   })
   .strict();
@@ -76,6 +90,7 @@ const keyFields = {
   expires_at: unixSeconds.nullable().optional(),
   limits: limitsSchema.nullable().optional(),
   budgets: budgetsSchema.nullable().optional(),
+  cache: cachePolicySchema.nullable().optional(),
   metadata: metadata.optional(),
 };
 
@@ -114,6 +129,7 @@ export const teamObjectSchema = z.object({
   default_key_policy: keyPolicySchema.nullable(),
   limits: limitValuesSchema,
   budgets: budgetsSchema,
+  cache: cachePolicySchema.nullable(),
   metadata,
   active_keys: z.number().int().optional(),
   created_at: timestamp,
@@ -130,6 +146,7 @@ export const keyObjectSchema = z.object({
   expires_at: timestamp.nullable(),
   limits: limitValuesSchema,
   budgets: budgetsSchema,
+  cache: cachePolicySchema.nullable(),
   disabled: z.boolean(),
   revoked_at: timestamp.nullable(),
   status: z.enum(['active', 'disabled', 'expired', 'revoked']),
@@ -219,9 +236,41 @@ export const usageReportSchema = z.object({
       completion_tokens: z.number().int(),
       total_tokens: z.number().int(),
       cost_usd: z.number(),
+      cache_hits: z.number().int(),
+      cache_misses: z.number().int(),
     }),
   ),
 });
+
+export const cacheQuerySchema = z
+  .object({
+    team_id: z.string().min(1).optional(),
+    key_id: z.string().min(1).optional(),
+    scope: z.literal('global').optional().describe('the entries every team shares'),
+  })
+  .strict();
+
+export const cachePurgeQuerySchema = cacheQuerySchema
+  .extend({
+    model: z.string().min(1).optional(),
+    all: z.enum(['true']).optional().describe('required to purge every entry of every scope'),
+  })
+  .strict();
+
+export const cacheStatsSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(
+    z.object({
+      scope: z.string(),
+      team_id: z.string().optional(),
+      key_id: z.string().optional(),
+      entries: z.number().int(),
+      bytes: z.number().int(),
+    }),
+  ),
+});
+
+export const cachePurgeSchema = z.object({ object: z.literal('cache.purge'), deleted: z.number().int() });
 
 export const requestLogEntrySchema = z.object({
   id: z.string(),

@@ -40,6 +40,8 @@ export const USAGE_METRICS = [
   'completion_tokens',
   'total_tokens',
   'usd_micros',
+  'cache_hits',
+  'cache_misses',
 ] as const;
 export type UsageMetric = (typeof USAGE_METRICS)[number];
 
@@ -78,7 +80,15 @@ export function daysBetween(from: string, to: string, limit = 400): string[] {
 
 /** Every metric at zero: the start of a sum. */
 export function emptySums(): Record<UsageMetric, number> {
-  return { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, usd_micros: 0 };
+  return {
+    requests: 0,
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    total_tokens: 0,
+    usd_micros: 0,
+    cache_hits: 0,
+    cache_misses: 0,
+  };
 }
 
 export function metricsOf(record: UsageRecord): Record<UsageMetric, number> {
@@ -88,5 +98,8 @@ export function metricsOf(record: UsageRecord): Record<UsageMetric, number> {
     completion_tokens: record.completionTokens,
     total_tokens: record.totalTokens,
     usd_micros: record.usdMicros,
+    cache_hits: record.cache === 'HIT' ? 1 : 0,
+    // A refresh went upstream like a miss.
+    cache_misses: record.cache === 'MISS' || record.cache === 'REFRESH' ? 1 : 0,
   };
 }

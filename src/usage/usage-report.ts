@@ -34,6 +34,8 @@ export function groupUsage(rows: UsageRow[], groupBy: UsageGroup): Array<Record<
       completion_tokens: sums.completion_tokens,
       total_tokens: sums.total_tokens,
       cost_usd: sums.usd_micros / 1_000_000,
+      cache_hits: sums.cache_hits,
+      cache_misses: sums.cache_misses,
     }));
 }
 

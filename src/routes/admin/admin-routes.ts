@@ -1,13 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AdminKey } from '../../admin/admin-key.js';
 import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
-import { GatewayError } from '../../errors.js';
+import { GatewayError, InvalidRequestError } from '../../errors.js';
 import { presentedKey } from '../../pipeline/auth.js';
 import type { QuotaStage } from '../../pipeline/quota.js';
 import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
 import type { Page } from '../../registry/records.js';
 import type { Registry } from '../../registry/registry.js';
 import {
+  cachePurgeQuerySchema,
+  cacheQuerySchema,
   createKeySchema,
   createTeamSchema,
   deleteTeamQuerySchema,
@@ -19,6 +21,7 @@ import {
   usageQuerySchema,
 } from '../../schemas/admin.js';
 import { parseInput, parseRequestBody } from '../../schemas/parse-input.js';
+import type { CacheScopeStats, CacheStore } from '../../store/cache-store.js';
 import { utcDay } from '../../usage/usage-record.js';
 import { groupUsage, publicRequest } from '../../usage/usage-report.js';
 
@@ -40,6 +43,36 @@ export interface AdminRouteOptions {
   adminKey: AdminKey;
   /** The gateway's version, for the OpenAPI document. */
   version: string;
+  /** ③ the response cache's entries (stats, purge). */
+  cache: CacheStore;
+  clock: () => number;
+}
+
+/** The one cache scope a query names (team, key or global), or undefined for all of them. */
+function cacheScopeOf(query: {
+  team_id?: string | undefined;
+  key_id?: string | undefined;
+  scope?: 'global' | undefined;
+}) {
+  const named = [
+    query.team_id && `team:${query.team_id}`,
+    query.key_id && `key:${query.key_id}`,
+    query.scope,
+  ];
+  const scopes = named.filter((scope): scope is string => Boolean(scope));
+  if (scopes.length > 1)
+    throw new InvalidRequestError('Name one of team_id, key_id or scope=global, not several.', 'team_id');
+  return scopes[0];
+}
+
+function publicCacheStats(stats: CacheScopeStats): Record<string, unknown> {
+  const [kind, id] = stats.scope.split(':');
+  return {
+    scope: stats.scope,
+    ...(kind === 'team' ? { team_id: id } : kind === 'key' ? { key_id: id } : {}),
+    entries: stats.entries,
+    bytes: stats.bytes,
+  };
 }
 
 /** The audit trail's "who": the admin key is the only admin identity, so say how it arrived. */
@@ -157,6 +190,23 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
     });
     return { object: 'list', from, to, group_by: query.group_by, data: groupUsage(rows, query.group_by) };
   });
+  app.get('/cache', async (request) => {
+    const scope = cacheScopeOf(parseInput(cacheQuerySchema, request.query));
+    const stats = await options.cache.stats({ scope }, options.clock());
+    return { object: 'list', data: stats.map(publicCacheStats) };
+  });
+  app.delete('/cache', async (request) => {
+    const query = parseInput(cachePurgeQuerySchema, request.query);
+    const scope = cacheScopeOf(query);
+    if (scope === undefined && query.all !== 'true')
+      throw new InvalidRequestError(
+        'Say what to purge: team_id, key_id or scope=global (optionally with model), or all=true.',
+        'all',
+      );
+    const deleted = await options.cache.purge({ scope, model: query.model }, options.clock());
+    return { object: 'cache.purge', deleted };
+  });
+
   app.get('/requests', async (request) => {
     const query = parseInput(requestsQuerySchema, request.query);
     const page = await registry.listRequests(query);

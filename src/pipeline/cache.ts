@@ -1,0 +1,262 @@
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { BackendResponse } from '../backends/backend.js';
+import { cacheKey } from '../cache/cache-key.js';
+import {
+  type CacheableEndpoint,
+  decide,
+  isCacheable,
+  parseDirectives,
+  resolvePolicy,
+} from '../cache/cache-policy.js';
+import { Flight, Flights } from '../cache/flight.js';
+import { StreamAssembler } from '../cache/stream-assembler.js';
+import { replayAsStream } from '../cache/stream-replay.js';
+import type { CacheConfig, ModelConfig } from '../config/schema.js';
+import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
+import type { JsonDispatch } from './dispatch.js';
+import type { Deployment } from './router.js';
+
+/**
+ * ③ cache: exact-match answers kept in the store, per team by default. Decides per request
+ * (policy + the request's controls), answers hits as JSON or as a replayed stream, lets
+ * identical requests in flight wait for the first one (in this process, and on other instances
+ * through the store), and keeps the first one's answer once it is complete.
+ */
+export interface CachePlan {
+  endpoint: CacheableEndpoint;
+  scope: string;
+  hash: string;
+  /** Scope and hash: identifies the flight. */
+  id: string;
+  model: string;
+  lookup: boolean;
+  store: boolean;
+  ttlMs: number;
+  maxAgeMs?: number | undefined;
+}
+
+export interface CacheHit {
+  answer: CachedAnswer;
+  /** Seconds since it was stored (0 for an answer shared by a request in flight). */
+  ageSeconds: number;
+}
+
+/** How this request takes part in the fill of its entry. */
+export type CacheRole =
+  | { kind: 'hit'; hit: CacheHit }
+  /** Join the stream of a request in flight in this process, from its first chunk. */
+  | { kind: 'tail'; flight: Flight }
+  /** Go upstream; `lead` when this request fills the entry for the others. */
+  | { kind: 'upstream'; lead?: Lead | undefined };
+
+export interface Lead {
+  plan: CachePlan;
+  flight: Flight;
+  /** True when this instance holds the store's claim (so it must release it). */
+  claimed: boolean;
+  assembler?: StreamAssembler | undefined;
+}
+
+const SCOPE_PREFIX = { team: 'team:', key: 'key:' } as const;
+
+export class CacheStage {
+  private readonly flights = new Flights();
+
+  constructor(
+    private readonly store: CacheStore,
+    private readonly config: CacheConfig,
+    private readonly models: Readonly<Record<string, ModelConfig>>,
+    private readonly log: FastifyBaseLogger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The verdict for one request; sets `x-tollgate-cache` unless the endpoint is never cached. */
+  plan(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    dispatch: JsonDispatch,
+    deployment: Deployment,
+    model: string,
+  ): CachePlan | undefined {
+    const endpoint = dispatch.endpoint;
+    if (!isCacheable(endpoint)) return undefined;
+    const principal = request.gateway.principal;
+    const key = principal?.kind === 'key' ? principal : undefined;
+    const policy = resolvePolicy(
+      this.config,
+      this.models[deployment.route]?.cache,
+      key?.teamCache,
+      key?.keyCache,
+    );
+    const verdict = decide(
+      endpoint,
+      dispatch.body,
+      policy,
+      parseDirectives(request.headers),
+      this.config.maxTtl,
+    );
+    // Without a key (auth: none) there is no team to scope by: only a global policy shares.
+    const owner =
+      policy.scope === 'global'
+        ? 'global'
+        : key
+          ? `${SCOPE_PREFIX[policy.scope]}${policy.scope === 'key' ? key.keyId : key.teamId}`
+          : undefined;
+    if (!verdict.use || owner === undefined) {
+      this.mark(request, reply, 'BYPASS');
+      return undefined;
+    }
+    this.mark(request, reply, verdict.lookup ? 'MISS' : 'REFRESH');
+    const hash = cacheKey(endpoint, deployment.name, deployment.upstreamModel, dispatch.body);
+    return {
+      endpoint,
+      scope: owner,
+      hash,
+      id: `${owner}\n${hash}`,
+      model,
+      lookup: verdict.lookup,
+      store: verdict.store,
+      ttlMs: verdict.ttlMs,
+      maxAgeMs: verdict.maxAgeMs,
+    };
+  }
+
+  private mark(request: FastifyRequest, reply: FastifyReply, status: 'HIT' | 'MISS' | 'BYPASS' | 'REFRESH') {
+    request.gateway.cache = status;
+    reply.header('x-tollgate-cache', status);
+  }
+
+  private async lookup(plan: CachePlan): Promise<CacheHit | undefined> {
+    const now = this.now();
+    const answer = await this.store.get(plan.scope, plan.hash, now);
+    if (!answer) return undefined;
+    const ageMs = Math.max(0, now - answer.createdAt);
+    if (plan.maxAgeMs !== undefined && ageMs > plan.maxAgeMs) return undefined;
+    return { answer, ageSeconds: Math.floor(ageMs / 1000) };
+  }
+
+  /**
+   * A stored answer, one in flight to join, or the way upstream (leading the fill when
+   * coalescing). A store that fails is logged and treated as a miss: the cache must never turn
+   * an answerable request into an error.
+   */
+  async role(plan: CachePlan, wantsStream: boolean): Promise<CacheRole> {
+    try {
+      if (plan.lookup) {
+        const hit = await this.lookup(plan);
+        if (hit) return { kind: 'hit', hit };
+      }
+      if (!this.config.coalesce.enabled || !plan.lookup)
+        return { kind: 'upstream', lead: this.lead(plan, false) };
+      const local = this.flights.get(plan.id);
+      if (local) {
+        await local.settled();
+        if (local.streaming && wantsStream && local.outcome !== null) return { kind: 'tail', flight: local };
+        while (local.outcome === undefined) await local.changed();
+        if (local.outcome) return { kind: 'hit', hit: { answer: local.outcome, ageSeconds: 0 } };
+        return { kind: 'upstream' };
+      }
+      const flight = this.flights.start(plan.id);
+      if (await this.store.claim(plan.scope, plan.hash, this.config.coalesce.waitMs))
+        return { kind: 'upstream', lead: { plan, flight, claimed: true } };
+      // Another instance is answering this very request: wait for it, then read its answer.
+      const outcome = await this.store.waitForFill(plan.scope, plan.hash, this.config.coalesce.waitMs);
+      const hit = outcome === 'filled' ? await this.lookup({ ...plan, maxAgeMs: undefined }) : undefined;
+      if (hit) {
+        this.flights.end(plan.id, flight, hit.answer);
+        return { kind: 'hit', hit: { answer: hit.answer, ageSeconds: hit.ageSeconds } };
+      }
+      return { kind: 'upstream', lead: { plan, flight, claimed: false } };
+    } catch (error) {
+      this.log.warn(
+        { error: { message: (error as Error).message } },
+        'response cache unavailable; going upstream',
+      );
+      return { kind: 'upstream' };
+    }
+  }
+
+  /** Fills the entry for this request alone (no coalescing, or a refresh): nobody waits on it. */
+  private lead(plan: CachePlan, claimed: boolean): Lead | undefined {
+    if (!plan.store) return undefined;
+    return { plan, flight: new Flight(), claimed };
+  }
+
+  /** Sends a stored (or shared) answer as JSON or as a stream, whichever the request asked for. */
+  hitResponse(hit: CacheHit, plan: CachePlan, wantsStream: boolean, includeUsage: boolean): BackendResponse {
+    const body =
+      wantsStream && plan.endpoint !== 'embeddings'
+        ? replayAsStream(
+            JSON.parse(hit.answer.body.toString('utf8')) as Record<string, unknown>,
+            plan.endpoint,
+            {
+              includeUsage,
+            },
+          )
+        : hit.answer.body;
+    return {
+      status: 200,
+      contentType: wantsStream && plan.endpoint !== 'embeddings' ? 'text/event-stream' : 'application/json',
+      headers: {},
+      body: [body],
+    };
+  }
+
+  markHit(request: FastifyRequest, reply: FastifyReply, hit: Pick<CacheHit, 'ageSeconds'>): void {
+    this.mark(request, reply, 'HIT');
+    reply.header('age', String(hit.ageSeconds));
+  }
+
+  /** The leader's stream started: joiners in this process may now follow it. */
+  streamStarted(lead: Lead | undefined): void {
+    if (!lead) return;
+    lead.assembler = new StreamAssembler(
+      lead.plan.endpoint === 'completions' ? 'completions' : 'chat.completions',
+    );
+    lead.flight.startStream();
+  }
+
+  /** One block of the leader's stream, raw (before anything is stripped for its own client). */
+  streamBlock(lead: Lead | undefined, block: Buffer): void {
+    if (!lead) return;
+    lead.assembler?.addBlock(block);
+    lead.flight.push(block);
+  }
+
+  /**
+   * The leader is done. `body` is its whole JSON answer (for a stream: undefined, the assembler
+   * has it), or null when there is nothing to keep (an error, a cut stream, a client that left).
+   * Stores it when complete, shares it with whoever waits, and always releases the claim.
+   */
+  async finish(lead: Lead | undefined, body: Buffer | null | undefined): Promise<void> {
+    if (!lead) return;
+    const { plan, flight } = lead;
+    let answer: CachedAnswer | null = null;
+    try {
+      if (body === undefined && lead.assembler?.complete) {
+        const assembled = lead.assembler.answer();
+        if (assembled) body = Buffer.from(JSON.stringify(assembled));
+      }
+      if (body) answer = { body, createdAt: this.now(), model: plan.model };
+    } finally {
+      this.flights.end(plan.id, flight, answer);
+    }
+    let stored = false;
+    try {
+      if (answer && plan.store && answer.body.length <= this.config.maxEntryBytes) {
+        await this.store.set(plan.scope, plan.hash, answer, plan.ttlMs, answer.createdAt);
+        stored = true;
+      }
+    } catch (error) {
+      this.log.warn(
+        { error: { message: (error as Error).message } },
+        'could not store an answer in the cache',
+      );
+    } finally {
+      if (lead.claimed)
+        await this.store.release(plan.scope, plan.hash, stored).catch((error: Error) => {
+          this.log.warn({ error: { message: error.message } }, 'could not release a cache claim');
+        });
+    }
+  }
+}

@@ -1,0 +1,457 @@
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AppDeps } from '../src/app.js';
+import type { ConfigInput } from '../src/config/schema.js';
+import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+import {
+  chatChunkFixtures,
+  chatCompletionFixture,
+  FIXTURE_USAGE,
+  toolCallChunkFixtures,
+} from './support/openai-fixtures.js';
+import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
+
+/**
+ * ③ cache end to end on the embedded store: the official SDK against a gateway in front of an
+ * upstream that counts what reaches it.
+ */
+const ADMIN = 'test-admin-key-0123456789';
+let upstream: FakeUpstream | undefined;
+let gateways: TestGateway[] = [];
+/** Milliseconds the upstream waits before answering (coalescing tests widen the window). */
+let delayMs = 0;
+let failNext = false;
+
+afterEach(async () => {
+  await Promise.all(gateways.map((gateway) => gateway.close()));
+  await upstream?.stop();
+  gateways = [];
+  upstream = undefined;
+  delayMs = 0;
+  failNext = false;
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function startUpstream(): Promise<string> {
+  upstream = new FakeUpstream()
+    .on('POST', '/v1/chat/completions', async (request, res) => {
+      const body = request.json ?? {};
+      if (delayMs) await sleep(delayMs);
+      if (failNext) {
+        failNext = false;
+        return sendJson(res, 500, openaiError('boom', 'server_error'));
+      }
+      const model = String(body.model);
+      if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello', Number(body.n ?? 1)));
+      const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+      if (body.tools) return sendSse(res, toolCallChunkFixtures(model), { delayMs: 5 });
+      return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: 5 });
+    })
+    .on('POST', '/v1/embeddings', (request, res) => {
+      const input = request.json?.input;
+      const items = Array.isArray(input) ? input : [input];
+      sendJson(res, 200, {
+        object: 'list',
+        model: 'emb',
+        data: items.map((_, index) => ({ object: 'embedding', index, embedding: [index, 0.5, -0.25] })),
+        usage: { prompt_tokens: items.length, total_tokens: items.length },
+      });
+    });
+  return `${await upstream.start()}/v1`;
+}
+
+function calls(path = '/v1/chat/completions'): number {
+  return upstream?.requests.filter((r) => r.url === path).length ?? 0;
+}
+
+async function gateway(extra: Partial<ConfigInput> = {}, deps: Omit<AppDeps, 'logDestination'> = {}) {
+  const base = upstream ? undefined : await startUpstream();
+  const baseUrl = base ?? `http://127.0.0.1:${upstream?.port}/v1`;
+  const gw = await startGateway(
+    {
+      auth: {},
+      admin: { key: ADMIN },
+      backends: { up: { type: 'openai', baseUrl, apiKey: 'k' } },
+      models: { 'gpt-4o-mini': { backend: 'up' }, 'text-embedding-3-small': { backend: 'up' } },
+      cache: { enabled: true },
+      ...extra,
+    },
+    {},
+    deps,
+  );
+  gateways.push(gw);
+  return gw;
+}
+
+async function admin(gw: TestGateway, method: string, path: string, body?: unknown) {
+  const response = await fetch(`${gw.url}/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+async function teamKey(
+  gw: TestGateway,
+  team: Record<string, unknown> = {},
+  key: Record<string, unknown> = {},
+) {
+  const t = await admin(gw, 'POST', '/teams', { name: 'cache', ...team });
+  const k = await admin(gw, 'POST', '/keys', { team_id: t.json.id, ...key });
+  return {
+    teamId: t.json.id as string,
+    keyId: k.json.id as string,
+    client: new OpenAI({ baseURL: gw.baseURL, apiKey: k.json.key as string, maxRetries: 0 }),
+  };
+}
+
+const ask = {
+  model: 'gpt-4o-mini',
+  temperature: 0,
+  messages: [{ role: 'user' as const, content: 'Say hello' }],
+};
+
+async function chat(
+  client: OpenAI,
+  body: Record<string, unknown> = ask,
+  headers: Record<string, string> = {},
+) {
+  const { data, response } = await client.chat.completions
+    .create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers })
+    .withResponse();
+  return { data, cache: response.headers.get('x-tollgate-cache'), age: response.headers.get('age') };
+}
+
+async function streamed(
+  client: OpenAI,
+  body: Record<string, unknown> = ask,
+  headers: Record<string, string> = {},
+) {
+  const { data: stream, response } = await client.chat.completions
+    .create({ ...body, stream: true } as unknown as OpenAI.ChatCompletionCreateParamsStreaming, { headers })
+    .withResponse();
+  const chunks: OpenAI.ChatCompletionChunk[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+  return { chunks, text, cache: response.headers.get('x-tollgate-cache'), age: response.headers.get('age') };
+}
+
+describe('③ cache: JSON and streams', () => {
+  it('a JSON miss is stored; the same request is a HIT with age, never reaching the upstream', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const miss = await chat(client);
+    expect(miss.cache).toBe('MISS');
+    const hit = await chat(client);
+    expect(hit.cache).toBe('HIT');
+    expect(Number(hit.age)).toBeGreaterThanOrEqual(0);
+    expect(hit.data).toEqual(miss.data);
+    expectChatCompletion(hit.data);
+    expect(calls()).toBe(1);
+  });
+
+  it('a streamed miss is assembled and replays as a stream and as JSON; a JSON miss replays as a stream', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const first = await streamed(client);
+    expect(first.cache).toBe('MISS');
+    expect(first.text).toBe('Hello #0');
+    const again = await streamed(client);
+    expect(again.cache).toBe('HIT');
+    expect(again.text).toBe('Hello #0');
+    for (const chunk of again.chunks) expectChatCompletionChunk(chunk);
+    expect(again.chunks.at(-1)?.choices[0]?.finish_reason).toBe('stop');
+    const json = await chat(client);
+    expect(json.cache).toBe('HIT');
+    expect(json.data.choices[0]?.message.content).toBe('Hello #0');
+    expect(json.data.usage?.total_tokens).toBe(FIXTURE_USAGE.total_tokens);
+    expect(calls()).toBe(1);
+
+    // A JSON miss (another question), then the same question as a stream.
+    const other = { ...ask, messages: [{ role: 'user', content: 'Another' }] };
+    expect((await chat(client, other)).cache).toBe('MISS');
+    const replay = await streamed(client, { ...other, stream_options: { include_usage: true } });
+    expect(replay.cache).toBe('HIT');
+    expect(replay.text).toBe('Hello #0');
+    expect(replay.chunks.at(-1)?.usage?.total_tokens).toBe(FIXTURE_USAGE.total_tokens);
+    expect(calls()).toBe(2);
+  });
+
+  it("the SDK's stream helper accepts a replayed tool-call stream", async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const tools = [
+      {
+        type: 'function' as const,
+        function: {
+          name: 'get_weather',
+          parameters: { type: 'object', properties: { city: { type: 'string' } } },
+        },
+      },
+    ];
+    const body = { ...ask, tools };
+    await streamed(client, body); // miss
+    const helper = client.chat.completions.stream({ ...body, stream: true });
+    const final = await helper.finalChatCompletion();
+    expect(final.choices[0]?.message.tool_calls?.[0]).toMatchObject({
+      id: 'call_abc',
+      function: { name: 'get_weather', arguments: '{"city":"Paris"}' },
+    });
+    expect(final.choices[0]?.finish_reason).toBe('tool_calls');
+    expect(calls()).toBe(1);
+  });
+
+  it('n > 1 answers replay every choice', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const body = { ...ask, n: 3 };
+    await chat(client, body);
+    const hit = await streamed(client, body);
+    expect(hit.cache).toBe('HIT');
+    const byChoice = new Map<number, string>();
+    for (const chunk of hit.chunks)
+      for (const choice of chunk.choices)
+        byChoice.set(choice.index, (byChoice.get(choice.index) ?? '') + (choice.delta.content ?? ''));
+    expect([...byChoice.entries()].sort()).toEqual([
+      [0, 'Hello #0'],
+      [1, 'Hello #1'],
+      [2, 'Hello #2'],
+    ]);
+    expect(calls()).toBe(1);
+  });
+
+  it('embeddings are cached', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const body = { model: 'text-embedding-3-small', input: ['a', 'b'] };
+    const first = await client.embeddings.create(body).withResponse();
+    const second = await client.embeddings.create(body).withResponse();
+    expect(first.response.headers.get('x-tollgate-cache')).toBe('MISS');
+    expect(second.response.headers.get('x-tollgate-cache')).toBe('HIT');
+    expect(second.data.data[1]?.embedding).toEqual(first.data.data[1]?.embedding);
+    expect(calls('/v1/embeddings')).toBe(1);
+  });
+});
+
+describe('③ cache: keys and scope', () => {
+  it('reordered keys and client-only fields hit; anything that changes the answer misses', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    await chat(client, { ...ask, max_tokens: 20 });
+    const reordered = {
+      max_tokens: 20,
+      messages: ask.messages,
+      temperature: 0,
+      model: 'gpt-4o-mini',
+      user: 'u-1',
+    };
+    expect((await chat(client, reordered)).cache).toBe('HIT');
+    expect((await chat(client, { ...ask, max_tokens: 21 })).cache).toBe('MISS');
+    expect((await chat(client, { ...ask, max_tokens: 20, seed: 7, temperature: 0.1 })).cache).toBe('MISS');
+    expect(calls()).toBe(3);
+  });
+
+  it('two teams never share an entry; a global scope shares across teams', async () => {
+    const gw = await gateway();
+    const a = await teamKey(gw);
+    const b = await teamKey(gw);
+    expect((await chat(a.client)).cache).toBe('MISS');
+    expect((await chat(b.client)).cache).toBe('MISS');
+    expect((await chat(b.client)).cache).toBe('HIT');
+    expect(calls()).toBe(2);
+
+    const shared = await gateway({ cache: { enabled: true, scope: 'global' } });
+    const c = await teamKey(shared);
+    const d = await teamKey(shared);
+    expect((await chat(c.client)).cache).toBe('MISS');
+    expect((await chat(d.client)).cache).toBe('HIT');
+  });
+
+  it('a key-scoped policy keeps entries per key', async () => {
+    const gw = await gateway();
+    const t = await teamKey(gw, { cache: { scope: 'key' } });
+    const other = await admin(gw, 'POST', '/keys', { team_id: t.teamId });
+    const sibling = new OpenAI({ baseURL: gw.baseURL, apiKey: other.json.key as string, maxRetries: 0 });
+    expect((await chat(t.client)).cache).toBe('MISS');
+    expect((await chat(sibling)).cache).toBe('MISS');
+    expect((await chat(t.client)).cache).toBe('HIT');
+  });
+});
+
+describe('③ cache: policy and request controls', () => {
+  it('is off by default; a team or key policy turns it on, a key can turn it off again', async () => {
+    const gw = await gateway({ cache: {} });
+    const plain = await teamKey(gw);
+    expect((await chat(plain.client)).cache).toBe('BYPASS');
+    expect((await chat(plain.client)).cache).toBe('BYPASS');
+    const on = await teamKey(gw, { cache: { enabled: true, ttl: 60 } });
+    expect((await chat(on.client)).cache).toBe('MISS');
+    expect((await chat(on.client)).cache).toBe('HIT');
+    const off = await teamKey(gw, { cache: { enabled: true } }, { cache: { enabled: false } });
+    expect((await chat(off.client)).cache).toBe('BYPASS');
+    const patched = await admin(gw, 'PATCH', `/keys/${off.keyId}`, { cache: null });
+    expect(patched.json.cache).toBeNull();
+    // A key's record is trusted for up to a second (auth.cacheTtlMs) before it is read again.
+    let after = await chat(off.client);
+    for (let i = 0; i < 30 && after.cache === 'BYPASS'; i++) {
+      await sleep(100);
+      after = await chat(off.client);
+    }
+    expect(after.cache).toBe('MISS');
+  });
+
+  it('sampled requests are not cached unless the policy allows that temperature or the request says on', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const warm = { ...ask, temperature: 0.7 };
+    expect((await chat(client, warm)).cache).toBe('BYPASS');
+    expect((await chat(client, { ...warm, seed: 1 })).cache).toBe('MISS');
+    expect((await chat(client, warm, { 'x-tollgate-cache': 'on' })).cache).toBe('MISS');
+    expect((await chat(client, warm, { 'x-tollgate-cache': 'on' })).cache).toBe('HIT');
+    const lenient = await gateway({ cache: { enabled: true, maxTemperature: 1 } });
+    const l = await teamKey(lenient);
+    expect((await chat(l.client, warm)).cache).toBe('MISS');
+  });
+
+  it('off, refresh, no-cache, no-store and max-age do what they say', async () => {
+    let now = Date.parse('2026-11-22T12:00:00Z');
+    const gw = await gateway({}, { clock: () => now });
+    const { client } = await teamKey(gw);
+    expect((await chat(client, ask, { 'cache-control': 'no-store' })).cache).toBe('MISS');
+    expect((await chat(client)).cache).toBe('MISS'); // nothing was stored
+    expect((await chat(client)).cache).toBe('HIT');
+    expect((await chat(client, ask, { 'x-tollgate-cache': 'off' })).cache).toBe('BYPASS');
+    expect((await chat(client, ask, { 'x-tollgate-cache': 'refresh' })).cache).toBe('REFRESH');
+    expect((await chat(client, ask, { 'cache-control': 'no-cache' })).cache).toBe('REFRESH');
+    expect(calls()).toBe(5);
+    now += 30_000;
+    const aged = await chat(client);
+    expect(aged).toMatchObject({ cache: 'HIT', age: '30' });
+    expect((await chat(client, ask, { 'cache-control': 'max-age=10' })).cache).toBe('MISS');
+    expect((await chat(client, ask, { 'cache-control': 'max-age=60' })).cache).toBe('HIT');
+  });
+
+  it('entries expire after their ttl (injected clock); x-tollgate-cache-ttl sets it per request', async () => {
+    let now = Date.parse('2026-11-22T12:00:00Z');
+    const gw = await gateway({ cache: { enabled: true, ttl: 60 } }, { clock: () => now });
+    const { client } = await teamKey(gw);
+    await chat(client);
+    const short = { ...ask, max_tokens: 5 };
+    await chat(client, short, { 'x-tollgate-cache-ttl': '5' });
+    now += 5_000;
+    expect((await chat(client, short)).cache).toBe('MISS');
+    expect((await chat(client)).cache).toBe('HIT');
+    now += 55_000;
+    expect((await chat(client)).cache).toBe('MISS');
+  });
+
+  it('rejects malformed cache headers with a clear 400', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const bad = await chat(client, ask, { 'x-tollgate-cache': 'sometimes' }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('x-tollgate-cache');
+    const ttl = await chat(client, ask, { 'x-tollgate-cache-ttl': '-3' }).catch((e: unknown) => e);
+    expect(ttl).toBeInstanceOf(OpenAI.BadRequestError);
+  });
+
+  it('errors are never cached', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    failNext = true;
+    await expect(chat(client)).rejects.toBeInstanceOf(OpenAI.InternalServerError);
+    expect((await chat(client)).cache).toBe('MISS');
+    expect((await chat(client)).cache).toBe('HIT');
+  });
+});
+
+describe('③ cache: streams cut short and coalescing', () => {
+  it('a client that leaves mid-stream stores nothing', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    delayMs = 0;
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    for await (const _chunk of stream) break;
+    await upstream?.waitForAbort();
+    await sleep(50);
+    expect((await streamed(client)).cache).toBe('MISS');
+    expect((await streamed(client)).cache).toBe('HIT');
+  });
+
+  it('identical requests in flight wait for the first: the upstream sees one, late streams get every chunk', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    delayMs = 150;
+    const first = streamed(client);
+    await sleep(50);
+    const followers = [
+      ...Array.from({ length: 5 }, () => streamed(client)),
+      ...Array.from({ length: 5 }, () => chat(client)),
+    ];
+    const results = await Promise.all([first, ...followers]);
+    expect(calls()).toBe(1);
+    expect(results[0]?.cache).toBe('MISS');
+    for (const result of results.slice(1)) expect(result.cache).toBe('HIT');
+    for (const result of results.slice(1, 6)) expect((result as { text: string }).text).toBe('Hello #0');
+    for (const result of results.slice(6))
+      expect((result as { data: OpenAI.ChatCompletion }).data.choices[0]?.message.content).toBe('Hello #0');
+  });
+
+  it('hits spend no tokens or budget but count toward requests per minute', async () => {
+    const gw = await gateway();
+    const { client, teamId } = await teamKey(gw, {
+      limits: { requests_per_minute: 3 },
+      budgets: [{ period: 'day', max_tokens: 100_000 }],
+    });
+    await chat(client);
+    await chat(client);
+    await chat(client);
+    const refused = await chat(client).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    let spent: number | undefined;
+    for (let i = 0; i < 50 && spent !== FIXTURE_USAGE.total_tokens; i++) {
+      const team = await admin(gw, 'GET', `/teams/${teamId}`);
+      spent = (team.json.standing as { budgets: Array<{ spent_tokens: number }> }).budgets[0]?.spent_tokens;
+      await sleep(10);
+    }
+    expect(spent).toBe(FIXTURE_USAGE.total_tokens);
+    expect(calls()).toBe(1);
+  });
+});
+
+describe('③ cache: admin', () => {
+  it('stats per scope, hits and misses in /admin/usage, purge by team, by model, or all', async () => {
+    const gw = await gateway();
+    const a = await teamKey(gw);
+    const b = await teamKey(gw);
+    await chat(a.client);
+    await chat(a.client);
+    await chat(b.client);
+    await a.client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
+    const stats = await admin(gw, 'GET', `/cache?team_id=${a.teamId}`);
+    expect(stats.json.data).toEqual([
+      expect.objectContaining({ scope: `team:${a.teamId}`, team_id: a.teamId, entries: 2 }),
+    ]);
+    expect((stats.json.data as Array<{ bytes: number }>)[0]?.bytes).toBeGreaterThan(100);
+    let usage: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 50 && usage.length === 0; i++) {
+      usage = (await admin(gw, 'GET', `/usage?team_id=${a.teamId}&group_by=team`)).json.data as typeof usage;
+      if (usage[0]?.requests !== 3) usage = [];
+      await sleep(10);
+    }
+    expect(usage[0]).toMatchObject({ requests: 3, cache_hits: 1, cache_misses: 2 });
+
+    expect((await admin(gw, 'DELETE', '/cache')).status).toBe(400);
+    const byModel = await admin(gw, 'DELETE', `/cache?team_id=${a.teamId}&model=text-embedding-3-small`);
+    expect(byModel.json).toEqual({ object: 'cache.purge', deleted: 1 });
+    expect((await admin(gw, 'DELETE', `/cache?team_id=${a.teamId}`)).json.deleted).toBe(1);
+    expect((await chat(a.client)).cache).toBe('MISS');
+    expect((await chat(b.client)).cache).toBe('HIT');
+    const all = await admin(gw, 'DELETE', '/cache?all=true');
+    expect(all.json.deleted).toBe(2);
+    expect((await chat(b.client)).cache).toBe('MISS');
+  });
+});
