@@ -496,6 +496,22 @@ describe('assembling an upstream stream', () => {
     expect(result.answer()).toBeUndefined();
   });
 
+  it('is not complete when a choice never got its finish reason', () => {
+    const base = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm' };
+    const result = assembler(
+      sseBody([
+        {
+          ...base,
+          choices: [{ index: 0, delta: { role: 'assistant', content: 'Hi' }, finish_reason: null }],
+        },
+        '[DONE]',
+      ]),
+      'chat.completions',
+    );
+    expect(result.complete).toBe(false);
+    expect(result.answer()).toBeUndefined();
+  });
+
   it('is never complete after an error event, even if [DONE] follows', () => {
     const error = {
       error: { message: 'The server had an error', type: 'server_error', param: null, code: null },

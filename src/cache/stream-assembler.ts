@@ -80,9 +80,14 @@ export class StreamAssembler {
 
   constructor(readonly endpoint: CacheStreamEndpoint) {}
 
-  /** True once `data: [DONE]` was seen and no error event came before or after it. */
+  /**
+   * True once `data: [DONE]` was seen, no error event came before or after it, and every choice
+   * ended with a finish reason (an answer without one is not what the endpoint would return).
+   */
   get complete(): boolean {
-    return this.done && !this.errored && this.seenChunk;
+    if (!this.done || this.errored || !this.seenChunk || this.choices.size === 0) return false;
+    for (const choice of this.choices.values()) if (choice.finishReason === null) return false;
+    return true;
   }
 
   /** Marks the stream finished (for callers that parse events themselves and saw `[DONE]`). */
