@@ -2,6 +2,10 @@ import type {
   ApiErrorBody,
   ApiKey,
   ApiKeyWithSecret,
+  CachePurge,
+  CachePurgeQuery,
+  CacheQuery,
+  CacheStats,
   CreateKeyRequest,
   CreateTeamRequest,
   DeletedTeam,
@@ -139,6 +143,24 @@ export class AdminClient {
 
   getUsage(query: UsageQuery = {}): Promise<AdminResponse<UsageReport>> {
     return this.#request('GET', 'admin/usage', { query: { ...query } });
+  }
+
+  getCacheStats(query: CacheQuery = {}): Promise<AdminResponse<CacheStats>> {
+    return this.#request('GET', 'admin/cache', {
+      query: { team_id: query.team_id, key_id: query.key_id, scope: query.scope },
+    });
+  }
+
+  purgeCache(query: CachePurgeQuery): Promise<AdminResponse<CachePurge>> {
+    return this.#request('DELETE', 'admin/cache', {
+      query: {
+        team_id: query.team_id,
+        key_id: query.key_id,
+        scope: query.scope,
+        model: query.model,
+        all: query.all ? 'true' : undefined,
+      },
+    });
   }
 
   async #request<T>(

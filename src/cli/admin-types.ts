@@ -183,3 +183,37 @@ export interface UsageQuery {
   to?: string | undefined;
   group_by?: string | undefined;
 }
+
+/** `GET /admin/cache`: one row per cache scope that holds entries. */
+export interface CacheScopeStats {
+  /** `team:<id>`, `key:<id>` or `global`. */
+  scope: string;
+  team_id?: string;
+  key_id?: string;
+  entries: number;
+  bytes: number;
+}
+
+export interface CacheStats {
+  object: 'list';
+  data: CacheScopeStats[];
+}
+
+/** At most one of these; none means every scope. */
+export interface CacheQuery {
+  team_id?: string | undefined;
+  key_id?: string | undefined;
+  scope?: 'global' | undefined;
+}
+
+export interface CachePurgeQuery extends CacheQuery {
+  model?: string | undefined;
+  /** Required (as `true`) when no scope is named. */
+  all?: boolean | undefined;
+}
+
+/** `DELETE /admin/cache`. */
+export interface CachePurge {
+  object: 'cache.purge';
+  deleted: number;
+}

@@ -1,4 +1,11 @@
-import type { ApiKey, ApiKeyWithSecret, KeyPolicy, StoredMetadata, Team } from './admin-types.js';
+import type {
+  ApiKey,
+  ApiKeyWithSecret,
+  CacheScopeStats,
+  KeyPolicy,
+  StoredMetadata,
+  Team,
+} from './admin-types.js';
 import { formatDate, formatDuration, formatTimestamp } from './durations.js';
 
 const NONE = '-';
@@ -146,6 +153,29 @@ export function keyDetails(key: ApiKey): string {
     fields.push(['revoked', timestamp(key.revoked_at, NONE)]);
   }
   return renderFields(fields);
+}
+
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB'];
+
+/** `512 B`, `1.5 KiB`, `12 MiB`: for people; `--json` keeps the exact count. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  let value = bytes;
+  let unit = 'B';
+  for (const next of BYTE_UNITS) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = next;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${unit}`;
+}
+
+export function cacheStatsTable(stats: CacheScopeStats[]): string {
+  if (stats.length === 0) return 'No cache entries.\n';
+  return renderTable(
+    ['SCOPE', 'ENTRIES', 'BYTES'],
+    stats.map((row) => [row.scope, String(row.entries), formatBytes(row.bytes)]),
+  );
 }
 
 /**

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { AdminApiError, GatewayUnreachableError } from './admin-client.js';
 import { globalOptions, packageVersion } from './cli-context.js';
+import { registerCacheCommands } from './commands/cache.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerTeamsCommands } from './commands/teams.js';
 import { registerUsageCommands } from './commands/usage.js';
@@ -24,7 +25,7 @@ const HINTS: Record<string, string> = {
 
 function buildProgram(): Command {
   const program = new Command('tollgate')
-    .description('Tollgate, an OpenAI-compatible API gateway: run it, and manage its teams and keys.')
+    .description('Tollgate, an OpenAI-compatible API gateway: run it, and manage its teams, keys and cache.')
     .version(packageVersion(), '-v, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
     // Thrown instead of exiting, so every usage error leaves through one place, with exit 2.
@@ -91,6 +92,7 @@ Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, OPENAI_API_KE
   registerTeamsCommands(program);
   registerKeysCommands(program);
   registerUsageCommands(program);
+  registerCacheCommands(program);
   return program;
 }
 
