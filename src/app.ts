@@ -14,6 +14,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
+import { itemsOf, mergeItems, singleItemAnswer, splitsIntoItems } from './cache/embedding-items.js';
 import type { Flight } from './cache/flight.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
@@ -255,6 +256,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.header('x-tollgate-backend', deployment.name);
     await requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
     const plan = cache.plan(request, reply, dispatch, deployment, model); // ③
+    if (plan?.endpoint === 'embeddings' && splitsIntoItems(dispatch.body))
+      return embedWithItemCache(request, reply, dispatch, deployment, plan);
     const role: CacheRole = plan ? await cache.role(plan, dispatch.stream) : { kind: 'upstream' };
     if (plan && role.kind === 'hit')
       return answerFromCache(request, reply, dispatch, deployment, plan, role.hit);
@@ -358,6 +361,78 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     g.usage = config.cache.hitsSpendBudget ? usageFromJson(hit.answer.body) : undefined;
     await quota.settle(ticket, g.usage);
     return reply;
+  }
+
+  /**
+   * ③ for an embeddings batch: each input is its own entry. Inputs found are not sent; the rest
+   * go upstream in one request, and the answer is put back together in the client's order.
+   */
+  async function embedWithItemCache(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    dispatch: JsonDispatch,
+    deployment: Deployment,
+    plan: CachePlan,
+  ) {
+    const g = request.gateway;
+    const inputs = dispatch.body.input as unknown[];
+    const hashes = cache.itemHashes(plan, dispatch, deployment, inputs);
+    const found = await cache.lookupItems(plan, hashes);
+    const missing = inputs.flatMap((_, i) => (found[i] ? [] : [i]));
+    reply.header('x-tollgate-cache-items', `${inputs.length - missing.length}/${inputs.length}`);
+    const parsed = (hit: CacheHit) => JSON.parse(hit.answer.body.toString('utf8')) as Record<string, unknown>;
+    if (missing.length === 0) {
+      const answers = found.map((hit) => parsed(hit as CacheHit));
+      cache.markHit(request, reply, { ageSeconds: Math.max(...found.map((hit) => hit?.ageSeconds ?? 0)) });
+      const parts = answers.map((answer) => ({ answer, item: itemsOf(answer)?.[0] ?? {} }));
+      return reply.code(200).type('application/json').send(mergeItems(parts, answers[0]?.model));
+    }
+    const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
+    const partial: JsonDispatch = { ...dispatch, body };
+    const ticket = await quota.reserve(g.principal, dispatch.endpoint, body, deployment.upstreamModel); // ②
+    try {
+      const response = await dispatchJson(request, deployment, partial); // ⑤
+      let answer = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
+      g.usage = usageFromJson(answer); // ⑦
+      if (response.status === 200 && dispatch.body.encoding_format === 'base64')
+        answer = ensureBase64Embeddings(answer);
+      const upstreamAnswer =
+        response.status === 200
+          ? (JSON.parse(answer.toString('utf8')) as Record<string, unknown>)
+          : undefined;
+      const items = upstreamAnswer && itemsOf(upstreamAnswer);
+      if (!upstreamAnswer || !items || items.length !== missing.length) {
+        sendBuffered(reply, response, answer); // an error (or an odd answer) goes back as it came
+      } else {
+        const fresh = missing.map((i, j) => ({
+          hash: hashes[i] as string,
+          body: singleItemAnswer(upstreamAnswer, items[j] ?? {}, inputs[i]),
+        }));
+        const parts = inputs.map((_, i) => {
+          const hit = found[i];
+          if (hit) {
+            const stored = parsed(hit);
+            return { answer: stored, item: itemsOf(stored)?.[0] ?? {} };
+          }
+          return { answer: upstreamAnswer, item: items[missing.indexOf(i)] ?? {} };
+        });
+        reply
+          .code(200)
+          .headers(response.headers)
+          .type('application/json')
+          .send(mergeItems(parts, upstreamAnswer.model));
+        cache.storeItems(plan, fresh).catch(() => {});
+      }
+      quota.settle(ticket, g.usage).catch((error: Error) => {
+        request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
+      });
+      return reply;
+    } catch (error) {
+      await (g.abort.signal.aborted ? quota.settle(ticket, undefined) : quota.release(ticket)).catch(
+        () => {},
+      );
+      throw error;
+    }
   }
 
   /** ③ joins the stream an identical request in this process is receiving, from its first chunk. */

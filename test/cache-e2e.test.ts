@@ -223,6 +223,38 @@ describe('③ cache: JSON and streams', () => {
     expect(calls()).toBe(1);
   });
 
+  it('embedding batches are cached per input: only inputs never seen go upstream, answers keep their order', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    const model = 'text-embedding-3-small';
+    const single = await client.embeddings
+      .create({ model, input: 'b', encoding_format: 'float' })
+      .withResponse();
+    expect(single.response.headers.get('x-tollgate-cache')).toBe('MISS');
+    const batch = await client.embeddings
+      .create({ model, input: ['a', 'b', 'c'], encoding_format: 'float' })
+      .withResponse();
+    expect(batch.response.headers.get('x-tollgate-cache')).toBe('MISS');
+    expect(batch.response.headers.get('x-tollgate-cache-items')).toBe('1/3');
+    // The upstream got only the two new inputs.
+    expect(upstream?.requests.at(-1)?.json?.input).toEqual(['a', 'c']);
+    expect(batch.data.data.map((item) => item.index)).toEqual([0, 1, 2]);
+    expect(batch.data.data[1]?.embedding).toEqual(single.data.data[0]?.embedding);
+    const again = await client.embeddings
+      .create({ model, input: ['c', 'a', 'b'], encoding_format: 'float' })
+      .withResponse();
+    expect(again.response.headers.get('x-tollgate-cache')).toBe('HIT');
+    expect(again.data.data.map((item) => item.embedding)).toEqual([
+      batch.data.data[2]?.embedding,
+      batch.data.data[0]?.embedding,
+      batch.data.data[1]?.embedding,
+    ]);
+    expect(calls('/v1/embeddings')).toBe(2);
+    // base64 (the SDK's default) is its own entry per input, decoded by the SDK as before.
+    const encoded = await client.embeddings.create({ model, input: ['a', 'b'] });
+    expect(encoded.data[0]?.embedding).toEqual(batch.data.data[0]?.embedding);
+  });
+
   it('embeddings are cached', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);

@@ -182,6 +182,52 @@ export class CacheStage {
     return { plan, flight: new Flight(), claimed };
   }
 
+  /** One key per input of an embeddings batch: the key a one-input request for it would have. */
+  itemHashes(plan: CachePlan, dispatch: JsonDispatch, deployment: Deployment, inputs: unknown[]): string[] {
+    return inputs.map((input) =>
+      cacheKey(plan.endpoint, deployment.name, deployment.upstreamModel, { ...dispatch.body, input }),
+    );
+  }
+
+  /** The stored answer for each hash (undefined where none); a failing store reads as all misses. */
+  async lookupItems(plan: CachePlan, hashes: string[]): Promise<Array<CacheHit | undefined>> {
+    if (!plan.lookup) return hashes.map(() => undefined);
+    try {
+      return await Promise.all(hashes.map((hash) => this.lookup({ ...plan, hash })));
+    } catch (error) {
+      this.log.warn(
+        { error: { message: (error as Error).message } },
+        'response cache unavailable; going upstream',
+      );
+      return hashes.map(() => undefined);
+    }
+  }
+
+  async storeItems(plan: CachePlan, entries: Array<{ hash: string; body: Buffer }>): Promise<void> {
+    if (!plan.store) return;
+    const now = this.now();
+    try {
+      await Promise.all(
+        entries
+          .filter((entry) => entry.body.length <= this.config.maxEntryBytes)
+          .map((entry) =>
+            this.store.set(
+              plan.scope,
+              entry.hash,
+              { body: entry.body, createdAt: now, model: plan.model },
+              plan.ttlMs,
+              now,
+            ),
+          ),
+      );
+    } catch (error) {
+      this.log.warn(
+        { error: { message: (error as Error).message } },
+        'could not store an answer in the cache',
+      );
+    }
+  }
+
   /** Sends a stored (or shared) answer as JSON or as a stream, whichever the request asked for. */
   hitResponse(hit: CacheHit, plan: CachePlan, wantsStream: boolean, includeUsage: boolean): BackendResponse {
     const body =
