@@ -38,6 +38,7 @@ beforeAll(async () => {
     // no readiness cache, so /readyz reports the store as it is at that moment.
     auth: { cacheTtlMs: 0, staleOkSeconds: 60 },
     readiness: { cacheMs: 0 },
+    cache: { enabled: true },
   });
 });
 
@@ -62,6 +63,8 @@ async function apiError(call: Promise<unknown>): Promise<InstanceType<typeof Ope
 
 const client = (key: string) => new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
 const hello = { model: 'mock', messages: [{ role: 'user' as const, content: 'still here' }] };
+/** Cacheable (temperature 0): the response cache lives in Redis too. */
+const cacheable = { ...hello, temperature: 0 };
 
 /**
  * One story in order: the tests share the gateway and the Redis, which the second kills and
@@ -93,6 +96,15 @@ describe.skipIf(!available)('a Redis outage under a running gateway', () => {
     // Validated on this instance a moment ago: within staleOkSeconds it keeps working.
     const completion = await client(validated).chat.completions.create(hello);
     expect(completion.choices[0]?.message.content).toBe('still here');
+    // The response cache cannot be read: identical cacheable requests (which would wait for
+    // each other) go upstream instead of failing or hanging.
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => client(validated).chat.completions.create(cacheable).withResponse()),
+    );
+    for (const { data, response } of answers) {
+      expect(data.choices[0]?.message.content).toBe('still here');
+      expect(response.headers.get('x-tollgate-cache')).toBe('MISS');
+    }
 
     // Never validated here: the gateway cannot tell, so it fails closed and says when to retry.
     const error = await apiError(client(unseen).models.list());
@@ -135,5 +147,10 @@ describe.skipIf(!available)('a Redis outage under a running gateway', () => {
     const fresh = await admin.createKey({ team_id: teamId, name: 'after-the-outage' });
     const answer = await client(fresh.key).chat.completions.create(hello);
     expect(answer.choices[0]?.message.content).toBe('still here');
+    // And the response cache works again.
+    const first = await client(fresh.key).chat.completions.create(cacheable).withResponse();
+    const second = await client(fresh.key).chat.completions.create(cacheable).withResponse();
+    expect(first.response.headers.get('x-tollgate-cache')).toBe('MISS');
+    expect(second.response.headers.get('x-tollgate-cache')).toBe('HIT');
   });
 });

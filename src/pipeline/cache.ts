@@ -141,6 +141,7 @@ export class CacheStage {
    * an answerable request into an error.
    */
   async role(plan: CachePlan, wantsStream: boolean): Promise<CacheRole> {
+    let started: Flight | undefined;
     try {
       if (plan.lookup) {
         const hit = await this.lookup(plan);
@@ -157,6 +158,7 @@ export class CacheStage {
         return { kind: 'upstream' };
       }
       const flight = this.flights.start(plan.id);
+      started = flight;
       if (await this.store.claim(plan.scope, plan.hash, this.config.coalesce.waitMs))
         return { kind: 'upstream', lead: { plan, flight, claimed: true } };
       // Another instance is answering this very request: wait for it, then read its answer.
@@ -172,6 +174,8 @@ export class CacheStage {
         { error: { message: (error as Error).message } },
         'response cache unavailable; going upstream',
       );
+      // Whoever joined this request's flight must not wait for a fill that will not come.
+      if (started) this.flights.end(plan.id, started, null);
       return { kind: 'upstream' };
     }
   }
