@@ -454,6 +454,23 @@ describe('③ cache: streams cut short and coalescing', () => {
   });
 });
 
+describe('③ cache: hits that spend budget', () => {
+  it('with cache.hitsSpendBudget a hit is charged its stored usage', async () => {
+    const gw = await gateway({ cache: { enabled: true, hitsSpendBudget: true } });
+    const { client, teamId } = await teamKey(gw, { budgets: [{ period: 'day', max_tokens: 100_000 }] });
+    expect((await chat(client)).cache).toBe('MISS');
+    expect((await chat(client)).cache).toBe('HIT');
+    let spent: number | undefined;
+    for (let i = 0; i < 50 && spent !== 2 * FIXTURE_USAGE.total_tokens; i++) {
+      const team = await admin(gw, 'GET', `/teams/${teamId}`);
+      spent = (team.json.standing as { budgets: Array<{ spent_tokens: number }> }).budgets[0]?.spent_tokens;
+      await sleep(10);
+    }
+    expect(spent).toBe(2 * FIXTURE_USAGE.total_tokens);
+    expect(calls()).toBe(1);
+  });
+});
+
 describe('③ cache: admin', () => {
   it('stats per scope, hits and misses in /admin/usage, purge by team, by model, or all', async () => {
     const gw = await gateway();
