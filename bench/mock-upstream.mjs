@@ -5,6 +5,8 @@
 //   POST /v1/chat/completions stream:true MOCK_STREAM_CHUNKS chunks, MOCK_CHUNK_DELAY_MS apart,
 //                                         a usage chunk if stream_options.include_usage, [DONE]
 //   GET  /healthz, GET /v1/models         readiness and a model list
+//   GET  /stats                           {"chatCompletions": n}: chat requests answered so far (the
+//                                         cache section checks that hits never reached the mock)
 //
 // Env: PORT (9100), HOST (127.0.0.1), MOCK_STREAM_CHUNKS (20), MOCK_CHUNK_DELAY_MS (5),
 //      MOCK_FIRST_CHUNK_DELAY_MS (0).
@@ -192,10 +194,17 @@ function handleChatCompletions(res, rawBody) {
   sendJson(res, 200, completionBody);
 }
 
+/** POST /v1/chat/completions requests received (stream or not). */
+let chatCompletions = 0;
+
 const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
   if (req.method === 'GET' && (path === '/healthz' || path === '/health')) {
     sendJson(res, 200, healthBody);
+    return;
+  }
+  if (req.method === 'GET' && path === '/stats') {
+    sendJson(res, 200, jsonBuffer({ chatCompletions }));
     return;
   }
   if (req.method === 'GET' && path.endsWith('/models')) {
@@ -203,6 +212,7 @@ const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     return;
   }
   if (req.method === 'POST' && path.endsWith('/chat/completions')) {
+    chatCompletions += 1;
     /** @type {Buffer[]} */
     const parts = [];
     req.on('data', (part) => parts.push(part));

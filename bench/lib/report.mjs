@@ -24,6 +24,7 @@ import { median, summarize } from './stats.mjs';
  * @property {Record<TargetKey, MeasuredStreams[]>} streamRuns
  * @property {Record<'floor' | 'tollgate', MemoryTimeline>} memory
  * @property {import('../run.mjs').QuotaSection} [quota] section 6 (auth + quota + usage on Redis)
+ * @property {import('../run.mjs').CacheSection} [cache] section 7 (cache hits)
  * @property {{ limitCores: number, waitedSec: number, repeats: number, events: string[] }} noise
  */
 
@@ -36,6 +37,9 @@ const TARGETS = {
   ttfcOverFloorMs: 1,
   // Section 6 (the issue): auth + quota + usage on Redis, together, over the bare proxy (floor).
   redisAddedP50OverFloorMs: 1,
+  // Section 7 (the issue): a cache hit's p50 at 1,000 req/s (1 KB answer), for each store.
+  cacheHitP50Ms: 1,
+  cacheHitRate: 1000,
 };
 
 // ---------- formatting ----------
@@ -467,6 +471,8 @@ export function evaluateTargets(input) {
     });
   }
 
+  verdicts.push(...cacheVerdicts(input.cache));
+
   const floorStreams = pooledStreams(input.streamRuns.floor, 'sequential');
   const gatewayStreams = pooledStreams(input.streamRuns.tollgate, 'sequential');
   const streamClean = input.streamRuns.tollgate.every((run) => run.errors === 0 && run.missingDone === 0);
@@ -719,6 +725,220 @@ function quotaSection(input) {
   ].join('\n');
 }
 
+/** @typedef {import('../run.mjs').CacheTargetKey} CacheTargetKey */
+/** @typedef {import('../run.mjs').CacheRun} CacheRun */
+
+/** @param {string} label @param {number} rate */
+const cacheVerdictName = (label, rate) =>
+  `${label[0]?.toUpperCase()}${label.slice(1)} p50 at ${int(rate)} req/s (~1 KB answer)`;
+
+/**
+ * Section 7's PASS/MISS lines, one per store; a failed section is a MISS, not silence.
+ * @param {import('../run.mjs').CacheSection | undefined} cache
+ * @returns {Verdict[]}
+ */
+function cacheVerdicts(cache) {
+  if (cache === undefined) return [];
+  const threshold = `< ${ms(TARGETS.cacheHitP50Ms)} ms`;
+  if (!('rateRuns' in cache)) {
+    const failed = cache.skipped.startsWith('failed');
+    return ['cache hit (memory)', 'cache hit (redis)'].map((label) => ({
+      name: cacheVerdictName(label, TARGETS.cacheHitRate),
+      threshold,
+      measured: `section 7 ${failed ? '' : 'skipped: '}${cache.skipped}`,
+      result: failed ? 'MISS' : 'n/a',
+    }));
+  }
+  const floorP50 = medianOf(cache.rateRuns.floor, (run) => run.latencyMs.p50);
+  return cache.targets
+    .filter(({ key }) => key !== 'floor')
+    .map(({ key, label }) => {
+      const runs = cache.rateRuns[key];
+      const p50 = medianOf(runs, (run) => run.latencyMs.p50);
+      const leaked = runs.reduce((sum, run) => sum + (run.mockRequests ?? 0), 0);
+      const clean = failures(runs) === 0 && leaked === 0;
+      const achieved = medianOf(runs, (run) => run.reqPerSec);
+      const atRate = achieved >= cache.rate * 0.97;
+      return {
+        name: cacheVerdictName(label, cache.rate),
+        threshold:
+          threshold +
+          (cache.rate === TARGETS.cacheHitRate
+            ? ''
+            : ` (the target is at ${int(TARGETS.cacheHitRate)} req/s)`),
+        measured:
+          `${ms(p50)} ms (p99 ${ms(medianOf(runs, (run) => run.latencyMs.p99))}; floor p50 ${ms(floorP50)})` +
+          (atRate ? '' : `, saturated at ${int(achieved)} req/s`) +
+          (leaked > 0 ? `, ${int(leaked)} requests reached the mock` : '') +
+          (failures(runs) > 0 ? ' (errors during the run: see ⚠)' : ''),
+        result:
+          cache.rate !== TARGETS.cacheHitRate
+            ? 'n/a'
+            : p50 < TARGETS.cacheHitP50Ms && clean && atRate
+              ? 'PASS'
+              : 'MISS',
+      };
+    });
+}
+
+/**
+ * Redis commands per hit over all the cache-hit (redis) runs, the most frequent first.
+ * @param {import('../run.mjs').CacheResults} cache
+ */
+function redisHitLine(cache) {
+  const runs = [...cache.rateRuns.cacheRedis, ...cache.maxRuns.cacheRedis].filter(
+    (run) => run.redis !== undefined,
+  );
+  const requests = runs.reduce((sum, run) => sum + run.completedTotal, 0);
+  if (runs.length === 0 || requests === 0) return '';
+  /** @type {Record<string, number>} */
+  const calls = {};
+  let total = 0;
+  for (const run of runs) {
+    total += run.redis?.totalCommands ?? 0;
+    for (const [name, count] of Object.entries(run.redis?.commands ?? {}))
+      calls[name] = (calls[name] ?? 0) + count.calls;
+  }
+  const listed = Object.entries(calls)
+    .filter(([, count]) => count / requests >= 0.005)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, count]) => `\`${name}\` ${(count / requests).toFixed(2)}`)
+    .join(', ');
+  return (
+    `- **cache hit (redis)**: ${(total / requests).toFixed(2)} Redis commands per hit (INFO before and after ` +
+    `every run, ${int(requests)} requests, the gateway's background traffic included; commands inside Lua ` +
+    `scripts count too): ${listed}.`
+  );
+}
+
+/** @param {ReportInput} input */
+function cacheSection(input) {
+  const cache = input.cache;
+  if (cache === undefined) return '';
+  const title = '## 7. Cache hits';
+  if (!('rateRuns' in cache))
+    return `${title}
+
+Skipped: ${cache.skipped}.
+`;
+  const { rate, rateRuns, maxRuns } = cache;
+  const p50 = (/** @type {CacheTargetKey} */ key) => medianOf(rateRuns[key], (run) => run.latencyMs.p50);
+  const p99 = (/** @type {CacheTargetKey} */ key) => medianOf(rateRuns[key], (run) => run.latencyMs.p99);
+  const maxRps = (/** @type {CacheTargetKey} */ key) => medianOf(maxRuns[key], (run) => run.reqPerSec);
+  const mockTotal = (/** @type {readonly CacheRun[]} */ runs) =>
+    runs.some((run) => run.mockRequests !== undefined)
+      ? int(runs.reduce((sum, run) => sum + (run.mockRequests ?? 0), 0))
+      : '?';
+  const rows = cache.targets.map(({ key, label }) => {
+    const achieved = medianOf(rateRuns[key], (run) => run.reqPerSec);
+    const cacheKey = key === 'floor' ? null : /** @type {'cacheMemory' | 'cacheRedis'} */ (key);
+    return [
+      `**${label}**${failures(rateRuns[key]) + failures(maxRuns[key]) > 0 ? ' ⚠' : ''}`,
+      `${int(achieved)}${achieved < rate * 0.97 ? ' (saturated)' : ''}`,
+      ms(p50(key)),
+      ms(medianOf(rateRuns[key], (run) => run.latencyMs.p90)),
+      ms(p99(key)),
+      ms(medianOf(rateRuns[key], (run) => run.latencyMs.max)),
+      key === 'floor' ? '–' : signedMs(p50(key) - p50('floor')),
+      int(medianOf(rateRuns[key], proxyCpuPerRequestUs)),
+      int(maxRps(key)),
+      ms(medianOf(maxRuns[key], (run) => run.latencyMs.p99)),
+      key === 'floor' ? '100 %' : pct(maxRps(key) / maxRps('floor')),
+      int(medianOf(maxRuns[key], proxyCpuPerRequestUs)),
+      cacheKey === null ? '(all)' : `${mockTotal([...rateRuns[key], ...maxRuns[key]])}`,
+    ];
+  });
+  const verdicts = cacheVerdicts(cache);
+  const checkLines = cache.targets
+    .filter(({ key }) => key !== 'floor')
+    .map(({ key, label }) => {
+      const check = cache.checks[/** @type {'cacheMemory' | 'cacheRedis'} */ (key)];
+      return (
+        `- **${label}**: warm-up answered \`x-tollgate-cache: ${check.warmup.join('` then `')}\` ` +
+        `(${int(check.answerBytes)} B body; the mock saw ${Number.isFinite(check.mockAfterWarmup) ? int(check.mockAfterWarmup) : '?'} ` +
+        `request(s)); closing sample of ${cache.sampleRequests} sequential requests: ` +
+        `${Object.entries(check.sample)
+          .map(([value, count]) => `${count} × ${value}`)
+          .join(', ')}.`
+      );
+    });
+  /** @type {string[][]} */
+  const roundRows = [];
+  for (let round = 1; round <= input.settings.rounds; round += 1) {
+    /** @param {CacheRun | undefined} run */
+    const noisy = (run) =>
+      run !== undefined && run.foreignCores > input.noise.limitCores
+        ? ` noisy (${cores(run.foreignCores)} cores)`
+        : '';
+    roundRows.push([
+      `round ${round}: ${int(rate)} req/s p50 / p99 ms`,
+      ...cache.targets.map(({ key }) => {
+        const run = rateRuns[key].find((entry) => entry.round === round);
+        return run === undefined ? '–' : `${ms(run.latencyMs.p50)} / ${ms(run.latencyMs.p99)}${noisy(run)}`;
+      }),
+    ]);
+    roundRows.push([
+      `round ${round}: max req/s (p99 ms)`,
+      ...cache.targets.map(({ key }) => {
+        const run = maxRuns[key].find((entry) => entry.round === round);
+        return run === undefined ? '–' : `${int(run.reqPerSec)} (${ms(run.latencyMs.p99)})${noisy(run)}`;
+      }),
+    ]);
+  }
+  return [
+    `${title} at ${int(rate)} req/s and closed loop (non-stream, ms)`,
+    '',
+    `- **cache hit (memory)** / **cache hit (redis)**: two more gateways (the first: \`${cache.setup.gatewayCommand}\`) with ` +
+      '`cache: { enabled: true }`, the first on the embedded store, the second with `redis: { url }` on a ' +
+      `throwaway redis-server ${cache.setup.redisVersion} (127.0.0.1, no persistence); both stopped afterwards. ` +
+      "Each has its own team key made like the other targets'. The body is the sections 1–5 request " +
+      'with `temperature: 0` (cacheable); one request warms the entry, the next must be a HIT or the ' +
+      'section fails. Every request measured is then a hit of that ~1 KB answer. **floor**: the bare ' +
+      'proxy, which always goes to the mock.',
+    `- Paced open-loop client at ${int(rate)} req/s (${input.settings.durationSec} s after ` +
+      `${input.settings.rateWarmupSec} s at the rate) and autocannon closed loop with ` +
+      `${input.settings.connections} connections (${input.settings.durationSec} s), ${input.settings.rounds} ` +
+      'round(s), order rotating; tables show the median of the rounds. "mock requests" is the mock’s own ' +
+      'count of chat requests (`GET /stats`) during all the hit runs: it must stay 0.',
+    '',
+    table(
+      [
+        'target',
+        'achieved req/s',
+        'p50',
+        'p90',
+        'p99',
+        'max',
+        'p50 vs floor',
+        'CPU µs/req at rate',
+        'max req/s',
+        'max p99',
+        'max req/s vs floor',
+        'CPU µs/req at max',
+        'mock requests',
+      ],
+      rows,
+    ),
+    ...verdicts.map(
+      (verdict) =>
+        `**${verdict.result}**: ${verdict.name}: ${verdict.measured} (target ${verdict.threshold}).`,
+    ),
+    '',
+    `Hit throughput relative to the bare proxy: ${cache.targets
+      .filter(({ key }) => key !== 'floor')
+      .map(
+        ({ key, label }) =>
+          `${label} ${int(maxRps(key))} req/s = ${pct(maxRps(key) / maxRps('floor'))} of the floor's ${int(maxRps('floor'))}`,
+      )
+      .join('; ')}.`,
+    '',
+    ...checkLines,
+    redisHitLine(cache),
+    '',
+    table(['measurement', ...cache.targets.map(({ label }) => label)], roundRows),
+  ].join('\n');
+}
+
 /**
  * One line on what the quota counted for the bench key (GET /v1/tollgate/key), as evidence that
  * the budgets were in play.
@@ -766,6 +986,16 @@ function notesSection(input) {
     for (const { key, label } of quota.targets)
       requestProblems(`section 6, ${label}, ${quota.rate} req/s`, quota.runs[key]);
   }
+  const cache = input.cache;
+  if (cache !== undefined && 'rateRuns' in cache) {
+    notes.push(...cache.notes.map((note) => `section 7: ${note}`));
+    for (const { key, label } of cache.targets) {
+      requestProblems(`section 7, ${label}, ${cache.rate} req/s`, cache.rateRuns[key]);
+      requestProblems(`section 7, ${label}, max throughput`, cache.maxRuns[key]);
+    }
+  } else if (cache?.skipped.startsWith('failed')) {
+    notes.push(`section 7 ${cache.skipped}`);
+  }
   if (input.gateway.overridden) {
     notes.push(
       'tollgate* is a BENCH_GATEWAY_CMD override, not dist/server.js: its figures test the harness only',
@@ -810,6 +1040,7 @@ export function renderReport(input) {
     memorySection(input),
     perRoundSection(input),
     quotaSection(input),
+    cacheSection(input),
     notesSection(input),
   ].join('\n');
 }
