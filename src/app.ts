@@ -489,6 +489,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     clearInterval(flushLastUsed);
     await authenticator?.flushLastUsed();
+    // Answers being stored (and their coalescing claims) finish before the store goes.
+    await cache.drain();
     await Promise.allSettled([backends.close(), store.close()]);
   });
   return app;

@@ -61,6 +61,8 @@ const SCOPE_PREFIX = { team: 'team:', key: 'key:' } as const;
 
 export class CacheStage {
   private readonly flights = new Flights();
+  /** Fills still being stored and released (they outlive their responses). */
+  private readonly finishing = new Set<Promise<void>>();
 
   constructor(
     private readonly store: CacheStore,
@@ -278,8 +280,19 @@ export class CacheStage {
    * has it), or null when there is nothing to keep (an error, a cut stream, a client that left).
    * Stores it when complete, shares it with whoever waits, and always releases the claim.
    */
-  async finish(lead: Lead | undefined, body: Buffer | null | undefined): Promise<void> {
-    if (!lead) return;
+  finish(lead: Lead | undefined, body: Buffer | null | undefined): Promise<void> {
+    if (!lead) return Promise.resolve();
+    const work = this.complete(lead, body);
+    this.finishing.add(work);
+    return work.finally(() => this.finishing.delete(work));
+  }
+
+  /** Waits for fills in progress: on shutdown, before the store closes under them. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.finishing]);
+  }
+
+  private async complete(lead: Lead, body: Buffer | null | undefined): Promise<void> {
     const { plan, flight } = lead;
     let answer: CachedAnswer | null = null;
     try {
