@@ -265,7 +265,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const lead = role.kind === 'upstream' ? role.lead : undefined;
     let ticket: QuotaTicket | undefined;
     try {
-      ticket = await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel); // ②
+      ticket = await quota.reserve(
+        g.principal,
+        dispatch.endpoint,
+        dispatch.body,
+        deployment.upstreamModel,
+        g.model,
+      ); // ②
     } catch (error) {
       await cache.finish(lead, null);
       throw error;
@@ -352,7 +358,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const g = request.gateway;
     cache.markHit(request, reply, hit);
     const ticket = config.cache.hitsSpendBudget
-      ? await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel)
+      ? await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel, g.model)
       : undefined;
     const response = cache.hitResponse(hit, plan, dispatch.stream, clientWantsUsageChunk(dispatch.body));
     if (isEventStream(response))
@@ -389,7 +395,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
     const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
     const partial: JsonDispatch = { ...dispatch, body };
-    const ticket = await quota.reserve(g.principal, dispatch.endpoint, body, deployment.upstreamModel); // ②
+    const ticket = await quota.reserve(
+      g.principal,
+      dispatch.endpoint,
+      body,
+      deployment.upstreamModel,
+      g.model,
+    ); // ②
     try {
       const response = await dispatchJson(request, deployment, partial); // ⑤
       let answer = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);

@@ -110,6 +110,7 @@ describe('teams', () => {
       default_key_policy: null,
       limits: {},
       budgets: [],
+      model_limits: {},
       cache: null,
       metadata: {},
       active_keys: 0,

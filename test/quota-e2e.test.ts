@@ -78,7 +78,7 @@ async function setup(
       admin: { key: ADMIN },
       ...(options.redisUrl ? { redis: { url: options.redisUrl } } : {}),
       backends: { up: { type: 'openai', baseUrl: `${base}/v1`, apiKey: 'k' } },
-      models: { 'gpt-4o-mini': { backend: 'up' } },
+      models: { 'gpt-4o-mini': { backend: 'up' }, other: { backend: 'up' } },
     },
     {},
     { store },
@@ -390,6 +390,65 @@ describe('② quota on /v1', () => {
     const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
     await expect(client.chat.completions.create(ask)).rejects.toBeInstanceOf(OpenAI.InternalServerError);
     expect((await status())?.budgets[0]).toMatchObject({ spentTokens: 0, reservedTokens: 0 });
+  });
+});
+
+describe("② a team's limits on one model", () => {
+  it('a model budget and requests per minute bind that model only, and say which model', async () => {
+    const { gw, key } = await setup(
+      {
+        model_limits: {
+          'gpt-4o-mini': { budgets: [{ period: 'day', max_tokens: 50 }] },
+          other: { limits: { requests_per_minute: 2 } },
+        },
+      },
+      {},
+    );
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    await client.chat.completions.create(ask); // 40 of the model's 50
+    let refused: unknown;
+    for (let i = 0; i < 50 && !(refused instanceof OpenAI.RateLimitError); i++) {
+      refused = await client.chat.completions.create(ask).catch((e: unknown) => e);
+      if (!(refused instanceof Error)) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const budget = refused as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(budget.code).toBe('insufficient_quota');
+    expect(budget.message).toContain("model 'gpt-4o-mini'");
+    // Another model is not bound by that budget, only by its own request rate.
+    const other = { ...ask, model: 'other' };
+    await expect(client.chat.completions.create(other)).resolves.toBeDefined();
+    await expect(client.chat.completions.create(other)).resolves.toBeDefined();
+    const rate = (await client.chat.completions.create(other).catch((e: unknown) => e)) as InstanceType<
+      typeof OpenAI.RateLimitError
+    >;
+    expect(rate).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(rate.code).toBe('rate_limit_exceeded');
+    expect(rate.message).toContain("model 'other'");
+    expect(rate.message).toContain('2 requests per minute');
+  });
+
+  it('model_limits are validated, shown on the team, replaced by PATCH and cleared by null', async () => {
+    const { gw } = await setup({ model_limits: { 'gpt-4o-mini': { limits: { max_concurrent: 3 } } } }, {});
+    const headers = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    const teams = (await (await fetch(`${gw.url}/admin/teams`, { headers })).json()) as {
+      data: Array<{ id: string; model_limits: unknown }>;
+    };
+    const team = teams.data[0];
+    expect(team?.model_limits).toEqual({ 'gpt-4o-mini': { limits: { max_concurrent: 3 } } });
+    const patch = async (body: unknown) =>
+      fetch(`${gw.url}/admin/teams/${team?.id}`, { method: 'PATCH', headers, body: JSON.stringify(body) });
+    const bad = await patch({ model_limits: { other: { limits: { max_concurrent: 0 } } } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { param: string } }).error.param).toBe(
+      'model_limits.other.limits.max_concurrent',
+    );
+    const replaced = await patch({ model_limits: { other: { budgets: [{ period: 'month', max_usd: 5 }] } } });
+    expect(((await replaced.json()) as { model_limits: unknown }).model_limits).toEqual({
+      other: { budgets: [{ period: 'month', max_usd: 5 }] },
+    });
+    const cleared = await patch({ model_limits: null });
+    expect(((await cleared.json()) as { model_limits: unknown }).model_limits).toEqual({});
   });
 });
 

@@ -3,7 +3,7 @@ import { GatewayError, ServiceUnavailableError } from '../errors.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
-import type { Budget, CachePolicy, KeyRecord, Limits, TeamRecord } from '../registry/records.js';
+import type { Budget, CachePolicy, KeyRecord, Limits, ModelLimits, TeamRecord } from '../registry/records.js';
 import type { Store } from '../store/store.js';
 import type { FailedAuthLimiter } from './failed-auth-limiter.js';
 
@@ -26,6 +26,8 @@ export type Principal =
       teamBudgets: readonly Budget[];
       keyLimits: Limits;
       keyBudgets: readonly Budget[];
+      /** The team's limits per model name (shared by its keys). */
+      teamModelLimits: Readonly<Record<string, ModelLimits>>;
       /** For ③ cache: the team's and the key's policies (null: none set). */
       teamCache: CachePolicy | null;
       keyCache: CachePolicy | null;
@@ -130,6 +132,7 @@ export class KeyAuthenticator {
       teamBudgets: team.budgets ?? [],
       keyLimits: key.limits ?? {},
       keyBudgets: key.budgets ?? [],
+      teamModelLimits: team.modelLimits ?? {},
       teamCache: team.cache ?? null,
       keyCache: key.cache ?? null,
     };

@@ -92,8 +92,12 @@ function choices(body: Record<string, unknown>): number {
 }
 
 function refusal(denied: Exclude<QuotaReservationResult, { granted: true }>): GatewayError {
-  const [kind] = denied.scope.split(':');
-  const who = SCOPE_NAMES[kind ?? ''] ?? "This request's";
+  const [kind, ...rest] = denied.scope.split(':');
+  // A team's limit on one model: `model:<name>`, said as the team's, for that model.
+  const who =
+    kind === 'model'
+      ? `Your team's (model '${rest.join(':')}')`
+      : (SCOPE_NAMES[kind ?? ''] ?? "This request's");
   switch (denied.limit) {
     case 'budget_tokens':
     case 'budget_usd': {
@@ -193,6 +197,8 @@ export class QuotaStage {
     endpoint: JsonEndpoint,
     body: Record<string, unknown>,
     upstreamModel: string,
+    /** The public model name: a team's limits for it apply too. */
+    model?: string,
   ): Promise<QuotaTicket | undefined> {
     if (principal?.kind !== 'key') return undefined;
     const now = this.now();
@@ -201,8 +207,12 @@ export class QuotaStage {
     const scopes = [
       scope(`key:${principal.keyId}`, principal.keyLimits, principal.keyBudgets, day, month),
       scope(`team:${principal.teamId}`, principal.teamLimits, principal.teamBudgets, day, month),
-    ].filter(limited);
-    if (scopes.length === 0) return undefined;
+    ];
+    const perModel = model === undefined ? undefined : principal.teamModelLimits[model];
+    if (perModel)
+      scopes.push(scope(`model:${model}`, perModel.limits ?? {}, perModel.budgets ?? [], day, month));
+    const limitedScopes = scopes.filter(limited);
+    if (limitedScopes.length === 0) return undefined;
     const prompt = estimatePromptTokens(endpoint, body);
     const output =
       endpoint === 'embeddings'
@@ -223,7 +233,7 @@ export class QuotaStage {
     const result = await this.store.reserveQuota({
       reservationId: ticket.reservationId,
       teamId: ticket.teamId,
-      scopes,
+      scopes: limitedScopes,
       tokens: ticket.estimate.tokens,
       usdMicros,
       nowMs: now,

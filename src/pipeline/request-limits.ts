@@ -10,8 +10,10 @@ import type { Principal } from './auth.js';
  */
 type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
 
+type Scope = 'key' | 'team' | 'model';
+
 interface Check {
-  scope: 'key' | 'team';
+  scope: Scope;
   field: 'requests_per_minute' | 'requests_per_day';
   run: (
     request: FastifyRequest,
@@ -34,8 +36,18 @@ export function formatDuration(ms: number): string {
   return `${seconds}s`;
 }
 
-function limitsOf(principal: KeyPrincipal, scope: 'key' | 'team'): Limits {
-  return scope === 'key' ? principal.keyLimits : principal.teamLimits;
+function limitsOf(request: FastifyRequest, principal: KeyPrincipal, scope: Scope): Limits | undefined {
+  if (scope === 'key') return principal.keyLimits;
+  if (scope === 'team') return principal.teamLimits;
+  const model = request.gateway.model;
+  return model === undefined ? undefined : principal.teamModelLimits[model]?.limits;
+}
+
+function scopeId(request: FastifyRequest, principal: KeyPrincipal, scope: Scope): string {
+  if (scope === 'key') return principal.keyId;
+  if (scope === 'team') return principal.teamId;
+  // The team's own count for one model (JSON keeps odd characters in names unambiguous).
+  return JSON.stringify([principal.teamId, request.gateway.model ?? '']);
 }
 
 function principalOf(request: FastifyRequest): KeyPrincipal | undefined {
@@ -47,14 +59,14 @@ export class RequestLimits {
   private readonly checks: Check[] = [];
 
   constructor(app: FastifyInstance) {
-    for (const scope of ['key', 'team'] as const) {
+    for (const scope of ['key', 'team', 'model'] as const) {
       for (const [field, windowMs] of [
         ['requests_per_minute', 60_000],
         ['requests_per_day', 86_400_000],
       ] as const) {
         const limitOf = (request: FastifyRequest) => {
           const principal = principalOf(request);
-          return principal ? limitsOf(principal, scope)[field] : undefined;
+          return principal ? limitsOf(request, principal, scope)?.[field] : undefined;
         };
         this.checks.push({
           scope,
@@ -63,7 +75,7 @@ export class RequestLimits {
             timeWindow: windowMs,
             keyGenerator: (request) => {
               const principal = principalOf(request);
-              return `${field}:${scope}:${principal ? (scope === 'key' ? principal.keyId : principal.teamId) : ''}`;
+              return `${field}:${scope}:${principal ? scopeId(request, principal, scope) : ''}`;
             },
             // Scopes without this limit are not counted at all.
             allowList: (request) => limitOf(request) === undefined,
@@ -78,7 +90,13 @@ export class RequestLimits {
   async enforce(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const principal = principalOf(request);
     if (!principal) return;
-    if (!Object.keys(principal.keyLimits).length && !Object.keys(principal.teamLimits).length) return;
+    const model = request.gateway.model;
+    if (
+      !Object.keys(principal.keyLimits).length &&
+      !Object.keys(principal.teamLimits).length &&
+      !(model !== undefined && principal.teamModelLimits[model]?.limits)
+    )
+      return;
     const results = await Promise.all(
       this.checks.map(async (check) => ({ check, result: await check.run(request) })),
     );
@@ -96,7 +114,12 @@ export class RequestLimits {
       reply.header('x-ratelimit-reset-requests', formatDuration(tightest.ttl));
     }
     if (refused) {
-      const who = refused.check.scope === 'key' ? "This API key's" : "Your team's";
+      const who =
+        refused.check.scope === 'key'
+          ? "This API key's"
+          : refused.check.scope === 'team'
+            ? "Your team's"
+            : `Your team's (model '${model}')`;
       const per = refused.check.field === 'requests_per_minute' ? 'minute' : 'day';
       throw new GatewayError(
         429,

@@ -22,6 +22,7 @@ export function publicTeam(team: TeamRecord, activeKeys?: number): Record<string
     default_key_policy: team.defaultKeyPolicy,
     limits: team.limits ?? {},
     budgets: team.budgets ?? [],
+    model_limits: team.modelLimits ?? {},
     cache: team.cache ?? null,
     metadata: team.metadata,
     ...(activeKeys === undefined ? {} : { active_keys: activeKeys }),

@@ -24,6 +24,12 @@ export interface Budget {
   max_usd?: number;
 }
 
+/** Limits and budgets a team puts on one model, shared by all its keys (`model_limits`). */
+export interface ModelLimits {
+  limits?: Limits;
+  budgets?: Budget[];
+}
+
 /** ③ cache policy of a team or key (wire names); a field left out falls back to the model's, then config. */
 export interface CachePolicy {
   enabled?: boolean;
@@ -52,6 +58,8 @@ export interface TeamRecord {
   /** Absent on records written before limits existed: read as none. */
   limits?: Limits;
   budgets?: Budget[];
+  /** Per public model name; absent on records written before it existed. */
+  modelLimits?: Record<string, ModelLimits>;
   cache?: CachePolicy | null;
   metadata: Record<string, unknown>;
   createdAt: number;

@@ -10,6 +10,7 @@ import type {
   CachePolicy,
   KeyPolicy,
   KeyRecord,
+  ModelLimits,
   Page,
   PageQuery,
   TeamRecord,
@@ -28,6 +29,7 @@ export interface TeamInput {
   default_key_policy?: KeyPolicy | null | undefined;
   limits?: LimitsPatch | null | undefined;
   budgets?: Budget[] | null | undefined;
+  model_limits?: Record<string, ModelLimits> | null | undefined;
   cache?: CachePolicy | null | undefined;
   metadata?: Record<string, unknown> | undefined;
 }
@@ -121,6 +123,7 @@ export class Registry {
       defaultKeyPolicy: input.default_key_policy ?? null,
       limits: applyLimitsPatch({}, input.limits),
       budgets: input.budgets ?? [],
+      modelLimits: input.model_limits ?? {},
       cache: input.cache ?? null,
       metadata: input.metadata ?? {},
       createdAt: now,
@@ -144,6 +147,7 @@ export class Registry {
       ...(patch.default_key_policy !== undefined ? { defaultKeyPolicy: patch.default_key_policy } : {}),
       ...(patch.limits !== undefined ? { limits: applyLimitsPatch(before.limits, patch.limits) } : {}),
       ...(patch.budgets !== undefined ? { budgets: patch.budgets ?? [] } : {}),
+      ...(patch.model_limits !== undefined ? { modelLimits: patch.model_limits ?? {} } : {}),
       ...(patch.cache !== undefined ? { cache: patch.cache } : {}),
       ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
       updatedAt: this.now(),

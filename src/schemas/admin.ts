@@ -46,6 +46,14 @@ export const budgetsSchema = z
     message: 'one budget per period',
   });
 
+/** A team's limits and budgets per model name; PATCH replaces the map whole, null empties it. */
+export const modelLimitsSchema = z
+  .record(
+    z.string().min(1).max(200),
+    z.object({ limits: limitValuesSchema.optional(), budgets: budgetsSchema.optional() }).strict(),
+  )
+  .refine((map) => Object.keys(map).length <= 100, { message: 'at most 100 models' });
+
 /** ③ cache policy on a team or key; PATCH replaces it whole, null removes it. */
 export const cachePolicySchema = z
   .object({
@@ -75,6 +83,7 @@ export const createTeamSchema = z
     default_key_policy: keyPolicySchema.nullable().optional(),
     limits: limitsSchema.nullable().optional(),
     budgets: budgetsSchema.nullable().optional(),
+    model_limits: modelLimitsSchema.nullable().optional(),
     cache: cachePolicySchema.nullable().optional(),
     metadata: metadata.optional(),
   })
@@ -129,6 +138,7 @@ export const teamObjectSchema = z.object({
   default_key_policy: keyPolicySchema.nullable(),
   limits: limitValuesSchema,
   budgets: budgetsSchema,
+  model_limits: modelLimitsSchema,
   cache: cachePolicySchema.nullable(),
   metadata,
   active_keys: z.number().int().optional(),
@@ -238,6 +248,8 @@ export const usageReportSchema = z.object({
       cost_usd: z.number(),
       cache_hits: z.number().int(),
       cache_misses: z.number().int(),
+      cache_entries: z.number().int().optional().describe('group_by=team: team-scoped entries held now'),
+      cache_bytes: z.number().int().optional().describe('group_by=team: their bytes'),
     }),
   ),
 });
