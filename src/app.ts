@@ -133,7 +133,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const clock = deps.clock ?? Date.now;
   const quota = new QuotaStage(store, config.quota, clock);
   const cache = new CacheStage(store.cache, config.cache, config.models, logger, clock);
-  const usageRecorder = new UsageRecorder(store, config.quota.prices, clock);
+  const usageRecorder = new UsageRecorder(store, config.quota.prices, logger, clock);
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
@@ -501,8 +501,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     clearInterval(flushLastUsed);
     await authenticator?.flushLastUsed();
-    // Answers being stored (and their coalescing claims) finish before the store goes.
-    await cache.drain();
+    // Answers being stored (and their coalescing claims) and usage not yet written finish
+    // before the store goes.
+    await Promise.all([cache.drain(), usageRecorder.flush()]);
     await Promise.allSettled([backends.close(), store.close()]);
   });
   return app;

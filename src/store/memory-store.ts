@@ -472,7 +472,11 @@ export class MemoryStore implements Store {
     return { items: result.items.map((event) => structuredClone(event)), hasMore: result.hasMore };
   }
 
-  async recordUsage(record: UsageRecord): Promise<void> {
+  async recordUsage(records: readonly UsageRecord[]): Promise<void> {
+    for (const record of records) this.recordOne(record);
+  }
+
+  private recordOne(record: UsageRecord): void {
     const day = utcDay(record.at);
     const sums = this.usage.get(day) ?? new Map<string, Record<UsageMetric, number>>();
     this.usage.set(day, sums);

@@ -491,35 +491,44 @@ export class RedisStore implements Store {
 
   /**
    * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
-   * one Cluster slot); the request log is a capped Stream. Two round trips, never awaited by
-   * the response (the caller records after the response ended).
+   * one Cluster slot); the request log is a capped Stream. A batch is summed here first, so it
+   * costs one MULTI per day plus one pipeline of XADDs, never awaited by any response (the
+   * recorder batches records after their responses ended).
    */
-  async recordUsage(record: UsageRecord): Promise<void> {
+  async recordUsage(records: readonly UsageRecord[]): Promise<void> {
+    if (records.length === 0) return;
     await this.connected();
-    const day = utcDay(record.at);
-    const key = `tg:{usage:${day}}:sums`;
-    const add = metricsOf(record);
-    const transaction = this.client.multi();
-    for (const metric of USAGE_METRICS) {
-      if (add[metric] !== 0) {
-        transaction.hincrby(
-          key,
-          JSON.stringify([record.teamId, record.keyId, record.model, metric]),
-          add[metric],
-        );
+    const days = new Map<string, Map<string, number>>();
+    for (const record of records) {
+      const day = utcDay(record.at);
+      let sums = days.get(day);
+      if (!sums) {
+        sums = new Map();
+        days.set(day, sums);
+      }
+      const add = metricsOf(record);
+      for (const metric of USAGE_METRICS) {
+        if (add[metric] === 0) continue;
+        const field = JSON.stringify([record.teamId, record.keyId, record.model, metric]);
+        sums.set(field, (sums.get(field) ?? 0) + add[metric]);
       }
     }
-    transaction.expire(key, USAGE_DAY_TTL_SECONDS);
-    await transaction.exec();
-    await this.client.xadd(
-      REQUEST_LOG,
-      'MAXLEN',
-      '~',
-      String(REQUEST_LOG_CAP),
-      '*',
-      'r',
-      JSON.stringify(record),
-    );
+    const writes: Array<Promise<Array<[Error | null, unknown]> | null>> = [];
+    for (const [day, sums] of days) {
+      const key = `tg:{usage:${day}}:sums`;
+      const transaction = this.client.multi();
+      for (const [field, value] of sums) transaction.hincrby(key, field, value);
+      transaction.expire(key, USAGE_DAY_TTL_SECONDS);
+      writes.push(transaction.exec());
+    }
+    const log = this.client.pipeline();
+    for (const record of records)
+      log.xadd(REQUEST_LOG, 'MAXLEN', '~', String(REQUEST_LOG_CAP), '*', 'r', JSON.stringify(record));
+    writes.push(log.exec());
+    for (const results of await Promise.all(writes)) {
+      const failed = results?.find(([error]) => error !== null);
+      if (failed?.[0]) throw failed[0];
+    }
   }
 
   async usageRows(query: UsageQuery): Promise<UsageRow[]> {

@@ -69,8 +69,8 @@ export interface Store {
   /** What each scope has left now, for response headers and the admin API. */
   quotaStatus(teamId: string, scopes: QuotaScope[], nowMs: number): Promise<QuotaScopeStatus[]>;
 
-  /** Adds one request's usage to the day's sums and to the capped request log. */
-  recordUsage(record: UsageRecord): Promise<void>;
+  /** Adds requests' usage to their days' sums and to the capped request log (a batch, in order). */
+  recordUsage(records: readonly UsageRecord[]): Promise<void>;
   /** The day x team x key x model sums within the query's days, filtered. */
   usageRows(query: UsageQuery): Promise<UsageRow[]>;
   /** The request log, newest first; `before` is the previous page's last `id`. */

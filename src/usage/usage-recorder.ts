@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../store/store.js';
 import { costOf } from './cost.js';
 import type { ModelPrice } from './price-table.js';
@@ -22,15 +22,47 @@ export function tagsOf(header: string | string[] | undefined): string[] {
 }
 
 /**
- * ⑦ usage, recorded: called once a response has ended (or the client left). Writes to the
- * store without the client waiting on it; a failed write is logged, never surfaced.
+ * ⑦ usage, recorded: called once a response has ended (or the client left). Records are
+ * written in batches (every FLUSH_MS, or at once past MAX_BATCH), so under load recording costs
+ * a few store round trips per second instead of two per request, and never one the client
+ * waits on; a failed write is logged, never surfaced. Budgets do not depend on this (quota
+ * settles on its own), so a crash loses at most one batch of usage history.
  */
+const FLUSH_MS = 200;
+const MAX_BATCH = 500;
+
 export class UsageRecorder {
+  private pending: UsageRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly writing = new Set<Promise<void>>();
+
   constructor(
     private readonly store: Store,
     private readonly prices: Readonly<Record<string, ModelPrice>>,
+    private readonly log: FastifyBaseLogger,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Writes what is pending and waits for every write in progress (on shutdown). */
+  async flush(): Promise<void> {
+    this.write();
+    await Promise.allSettled([...this.writing]);
+  }
+
+  private write(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const done = this.store
+      .recordUsage(batch)
+      .catch((error: Error) => {
+        this.log.warn({ error: { message: error.message }, records: batch.length }, 'could not record usage');
+      })
+      .finally(() => this.writing.delete(done));
+    this.writing.add(done);
+  }
 
   record(request: FastifyRequest, reply: FastifyReply): void {
     const g = request.gateway;
@@ -70,8 +102,11 @@ export class UsageRecorder {
       stream: g.stream === true,
       tags: tagsOf(request.headers['x-tollgate-tags']),
     };
-    this.store.recordUsage(record).catch((error: Error) => {
-      request.log.warn({ error: { message: error.message } }, 'could not record usage');
-    });
+    this.pending.push(record);
+    if (this.pending.length >= MAX_BATCH) this.write();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.write(), FLUSH_MS);
+      this.timer.unref();
+    }
   }
 }
