@@ -40,6 +40,7 @@ import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from
 import { openUpload } from './pipeline/upload-body.js';
 import { usageFromJson } from './pipeline/usage.js';
 import { errorPayload, registerErrorHandler } from './plugins/error-handler.js';
+import { Metrics } from './plugins/metrics.js';
 import { Registry } from './registry/registry.js';
 import { adminRoutes } from './routes/admin/admin-routes.js';
 import { healthRoutes } from './routes/health.js';
@@ -133,6 +134,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const clock = deps.clock ?? Date.now;
   const quota = new QuotaStage(store, config.quota, clock);
   const cache = new CacheStage(store.cache, config.cache, config.models, logger, clock);
+  const metrics = new Metrics();
   const usageRecorder = new UsageRecorder(store, config.quota.prices, logger, clock);
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
@@ -166,6 +168,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onRequest', (request, reply, done) => {
     request.gateway = createGatewayContext(request, reply, (ended, endedReply) => {
       logRequest(ended, endedReply);
+      metrics.observe(ended, endedReply);
       usageRecorder.record(ended, endedReply); // ⑦
     });
     const headers = request.headers;
@@ -493,6 +496,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     quota,
     version: GATEWAY_VERSION,
     cache: store.cache,
+    metrics,
     clock,
   });
 

@@ -491,7 +491,22 @@ describe('③ cache: admin', () => {
       if (usage[0]?.requests !== 3) usage = [];
       await sleep(10);
     }
-    expect(usage[0]).toMatchObject({ requests: 3, cache_hits: 1, cache_misses: 2 });
+    expect(usage[0]).toMatchObject({
+      requests: 3,
+      cache_hits: 1,
+      cache_misses: 2,
+      cache_entries: 2,
+      cache_bytes: (stats.json.data as Array<{ bytes: number }>)[0]?.bytes,
+    });
+    // The same in Prometheus' format, behind the admin key.
+    expect((await fetch(`${gw.url}/admin/metrics`)).status).toBe(401);
+    const metrics = await (
+      await fetch(`${gw.url}/admin/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).text();
+    expect(metrics).toContain(`tollgate_cache_requests_total{team_id="${a.teamId}",result="HIT"} 1`);
+    expect(metrics).toContain(`tollgate_cache_requests_total{team_id="${a.teamId}",result="MISS"} 2`);
+    expect(metrics).toContain(`tollgate_cache_entries{scope="team:${a.teamId}"} 2`);
+    expect(metrics).toMatch(/tollgate_requests_total\{route="\/v1\/chat\/completions",status="200"\} \d+/);
 
     expect((await admin(gw, 'DELETE', '/cache')).status).toBe(400);
     const byModel = await admin(gw, 'DELETE', `/cache?team_id=${a.teamId}&model=text-embedding-3-small`);

@@ -138,6 +138,8 @@ describe.each(stores)('usage accounting ($name)', (store) => {
           cost_usd: 2 * miniCost,
           cache_hits: 0,
           cache_misses: 0,
+          cache_entries: 0,
+          cache_bytes: 0,
         },
       ]);
       const filtered = (await admin<{ data: Row[] }>(gw, 'GET', `/usage?key_id=${two.id}&model=local`)).data;

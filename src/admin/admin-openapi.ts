@@ -195,6 +195,18 @@ export function adminOpenApiDocument(version: string): Schema {
           responses: { ...ok('The request log, newest first', listOf(requestLogEntrySchema)), ...ERRORS },
         },
       },
+      '/metrics': {
+        get: {
+          operationId: 'getMetrics',
+          responses: {
+            '200': {
+              description: 'Prometheus text format: requests and cache results of this instance, cache size',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            ...ERRORS,
+          },
+        },
+      },
       '/cache': {
         get: {
           operationId: 'getCacheStats',

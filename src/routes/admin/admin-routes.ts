@@ -4,6 +4,7 @@ import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
 import { GatewayError, InvalidRequestError } from '../../errors.js';
 import { presentedKey } from '../../pipeline/auth.js';
 import type { QuotaStage } from '../../pipeline/quota.js';
+import type { Metrics } from '../../plugins/metrics.js';
 import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
 import type { Page } from '../../registry/records.js';
 import type { Registry } from '../../registry/registry.js';
@@ -45,6 +46,7 @@ export interface AdminRouteOptions {
   version: string;
   /** ③ the response cache's entries (stats, purge). */
   cache: CacheStore;
+  metrics: Metrics;
   clock: () => number;
 }
 
@@ -188,8 +190,25 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
       keyId: query.key_id,
       model: query.model,
     });
-    return { object: 'list', from, to, group_by: query.group_by, data: groupUsage(rows, query.group_by) };
+    const data = groupUsage(rows, query.group_by);
+    if (query.group_by === 'team') {
+      // Per team, what its cache holds now (team-scoped entries) next to its hits and misses.
+      const held = new Map(
+        (await options.cache.stats({}, options.clock())).map((stats) => [stats.scope, stats]),
+      );
+      for (const row of data) {
+        const stats = held.get(`team:${String(row.team_id)}`);
+        row.cache_entries = stats?.entries ?? 0;
+        row.cache_bytes = stats?.bytes ?? 0;
+      }
+    }
+    return { object: 'list', from, to, group_by: query.group_by, data };
   });
+  app.get('/metrics', async (_request, reply) => {
+    const text = options.metrics.render(await options.cache.stats({}, options.clock()));
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
+  });
+
   app.get('/cache', async (request) => {
     const scope = cacheScopeOf(parseInput(cacheQuerySchema, request.query));
     const stats = await options.cache.stats({ scope }, options.clock());

@@ -1,0 +1,74 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { CacheScopeStats } from '../store/cache-store.js';
+
+/**
+ * Prometheus counters of this instance (each instance is scraped on its own; the store's
+ * shared figures, such as cache entries and bytes, are read at scrape time). Served at
+ * `GET /metrics` behind the admin key.
+ */
+type Labels = Record<string, string>;
+
+function labelText(labels: Labels): string {
+  const parts = Object.entries(labels).map(
+    ([name, value]) =>
+      `${name}="${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')}"`,
+  );
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+class Counter {
+  private readonly values = new Map<string, number>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  inc(labels: Labels): void {
+    const key = labelText(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + 1);
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const [labels, value] of this.values) lines.push(`${this.name}${labels} ${value}`);
+    return lines.join('\n');
+  }
+}
+
+export class Metrics {
+  private readonly requests = new Counter(
+    'tollgate_requests_total',
+    'Requests answered by this instance, by route and status.',
+  );
+  private readonly cache = new Counter(
+    'tollgate_cache_requests_total',
+    'Cacheable requests by team and cache result (HIT, MISS, BYPASS, REFRESH).',
+  );
+
+  /** Called once per finished request. */
+  observe(request: FastifyRequest, reply: FastifyReply): void {
+    const route = request.routeOptions.url ?? 'unmatched';
+    this.requests.inc({ route, status: String(reply.raw.statusCode) });
+    const g = request.gateway;
+    if (g.cache) {
+      const principal = g.principal;
+      const team = principal?.kind === 'key' ? principal.teamId : 'none';
+      this.cache.inc({ team_id: team, result: g.cache });
+    }
+  }
+
+  render(cacheStats: CacheScopeStats[]): string {
+    const entries = ['# HELP tollgate_cache_entries Live response cache entries per scope (shared store).'];
+    entries.push('# TYPE tollgate_cache_entries gauge');
+    const bytes = [
+      '# HELP tollgate_cache_bytes Bytes of live response cache entries per scope (shared store).',
+    ];
+    bytes.push('# TYPE tollgate_cache_bytes gauge');
+    for (const stats of cacheStats) {
+      entries.push(`tollgate_cache_entries${labelText({ scope: stats.scope })} ${stats.entries}`);
+      bytes.push(`tollgate_cache_bytes${labelText({ scope: stats.scope })} ${stats.bytes}`);
+    }
+    return `${[this.requests.render(), this.cache.render(), entries.join('\n'), bytes.join('\n')].join('\n\n')}\n`;
+  }
+}
