@@ -14,6 +14,13 @@ pid=$!
 cleanup() {
   kill -TERM -- "-$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  # setsid may fork, so $pid can end before the gateway has: wait for the whole group, whose
+  # graceful shutdown still writes to the data directory.
+  for _ in $(seq 1 100); do
+    kill -0 -- "-$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
   rm -rf "$log" "$data"
 }
 trap cleanup EXIT
