@@ -15,7 +15,6 @@ import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import { itemsOf, mergeItems, singleItemAnswer, splitsIntoItems } from './cache/embedding-items.js';
-import type { Flight } from './cache/flight.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
 import { createLogger } from './http/logger.js';
@@ -264,7 +263,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const role: CacheRole = plan ? await cache.role(plan, dispatch.stream) : { kind: 'upstream' };
     if (plan && role.kind === 'hit')
       return answerFromCache(request, reply, dispatch, deployment, plan, role.hit);
-    if (role.kind === 'tail') return joinStream(request, reply, dispatch, role.flight);
+    if (role.kind === 'tail') return joinStream(request, reply, dispatch, role.blocks);
     const lead = role.kind === 'upstream' ? role.lead : undefined;
     let ticket: QuotaTicket | undefined;
     try {
@@ -450,15 +449,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
   }
 
-  /** ③ joins the stream an identical request in this process is receiving, from its first chunk. */
+  /** ③ joins the stream an identical request is receiving (here or elsewhere), from its first chunk. */
   async function joinStream(
     request: FastifyRequest,
     reply: FastifyReply,
     dispatch: JsonDispatch,
-    flight: Flight,
+    blocks: AsyncIterable<Buffer>,
   ) {
     cache.markHit(request, reply, { ageSeconds: 0 });
-    const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: flight.tail() };
+    const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: blocks };
     await relaySse(request, reply, response, {
       ...relayOptions,
       stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),

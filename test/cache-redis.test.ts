@@ -22,6 +22,8 @@ let gateways: TestGateway[] = [];
 let teams: string[] = [];
 /** Milliseconds the upstream waits before answering (coalescing tests widen the window). */
 let delayMs = 0;
+/** Milliseconds between the upstream's stream chunks. */
+let chunkDelayMs = 5;
 let failNext = false;
 
 beforeAll(async () => {
@@ -48,6 +50,7 @@ afterEach(async () => {
   teams = [];
   upstream = undefined;
   delayMs = 0;
+  chunkDelayMs = 5;
   failNext = false;
 });
 
@@ -64,7 +67,7 @@ async function startUpstream(): Promise<FakeUpstream> {
     const model = String(body.model);
     if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello'));
     const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-    return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: 5 });
+    return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: chunkDelayMs });
   });
   await up.start();
   return up;
@@ -257,6 +260,34 @@ describe('③ cache on Redis: coalescing across instances', () => {
       expect(result.age).not.toBeNull();
     }
     for (const result of rest.slice(fromB.length)) expect(result.cache).toBe('HIT');
+    expect(calls()).toBe(1);
+  });
+
+  it('a stream that joins on another instance gets the chunks so far, then the rest live', async () => {
+    const a = await gateway();
+    const b = await gateway();
+    const { key } = await teamKey(a);
+    chunkDelayMs = 150; // five chunks: the leader's stream lasts about 750 ms
+    const leaderStarted = Date.now();
+    const leader = streamed(clientFor(a, key)).then((result) => ({ ...result, endedAt: Date.now() }));
+    await sleep(250);
+    const { data: stream, response } = await clientFor(b, key)
+      .chat.completions.create({ ...ask, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming)
+      .withResponse();
+    expect(response.headers.get('x-tollgate-cache')).toBe('HIT');
+    const arrivals: number[] = [];
+    let text = '';
+    for await (const chunk of stream) {
+      arrivals.push(Date.now());
+      text += chunk.choices[0]?.delta.content ?? '';
+    }
+    const done = await leader;
+    expect(text).toBe('Hello #0');
+    expect(done.text).toBe('Hello #0');
+    // Live: the joiner had its first chunks well before the leader's stream was over, and its
+    // last one only about when the leader's ended.
+    expect(arrivals[0]).toBeLessThan(done.endedAt - 200);
+    expect(arrivals.at(-1)).toBeGreaterThan(leaderStarted + 600);
     expect(calls()).toBe(1);
   });
 

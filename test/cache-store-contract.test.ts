@@ -321,6 +321,36 @@ describe.each(subjects)('Cache store contract: $name', (subject) => {
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
+    it('keeps a live stream in order, readable from the start or after any entry, on another instance too', async () => {
+      const other = await sibling();
+      const hash = newHash();
+      expect(await other.readLive('team:a', hash, '0', 10)).toEqual([]);
+      await c().appendLive(
+        'team:a',
+        hash,
+        [Buffer.from('data: 1\n\n'), Buffer.from('data: 2\n\n')],
+        undefined,
+        5_000,
+      );
+      const first = await other.readLive('team:a', hash, '0', 10);
+      expect(first.map((entry) => entry.block?.toString())).toEqual(['data: 1\n\n', 'data: 2\n\n']);
+      await c().appendLive('team:a', hash, [Buffer.from([0xf0, 0x9f, 0x9a, 0x80])], 'complete', 5_000);
+      const after = await other.readLive('team:a', hash, first[1]?.id ?? '', 10);
+      expect(after).toHaveLength(2);
+      expect(after[0]?.block?.equals(Buffer.from([0xf0, 0x9f, 0x9a, 0x80]))).toBe(true);
+      expect(after[1]).toMatchObject({ end: 'complete' });
+      expect(after[1]?.block).toBeUndefined();
+      expect(await other.readLive('team:a', hash, after[1]?.id ?? '', 10)).toEqual([]);
+      // Reads are capped; another scope sees nothing.
+      expect(await other.readLive('team:a', hash, '0', 1)).toHaveLength(1);
+      expect(await other.readLive('team:b', hash, '0', 10)).toEqual([]);
+      const broken = newHash();
+      await c().appendLive('team:a', broken, [], 'broken', 5_000);
+      expect(await other.readLive('team:a', broken, '0', 10)).toEqual([
+        expect.objectContaining({ end: 'broken' }),
+      ]);
+    });
+
     it('answers pending waiters when closed', async () => {
       const hash = newHash();
       await c().claim('team:a', hash, 5_000);

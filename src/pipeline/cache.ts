@@ -9,10 +9,11 @@ import {
   resolvePolicy,
 } from '../cache/cache-policy.js';
 import { Flight, Flights } from '../cache/flight.js';
+import { LiveMirror } from '../cache/live-mirror.js';
 import { StreamAssembler } from '../cache/stream-assembler.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import type { CacheConfig, ModelConfig } from '../config/schema.js';
-import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
+import type { CachedAnswer, CacheStore, LiveEntry } from '../store/cache-store.js';
 import type { JsonDispatch } from './dispatch.js';
 import type { Deployment } from './router.js';
 
@@ -44,8 +45,8 @@ export interface CacheHit {
 /** How this request takes part in the fill of its entry. */
 export type CacheRole =
   | { kind: 'hit'; hit: CacheHit }
-  /** Join the stream of a request in flight in this process, from its first chunk. */
-  | { kind: 'tail'; flight: Flight }
+  /** Join the stream of a request in flight (here or on another instance), from its first chunk. */
+  | { kind: 'tail'; blocks: AsyncIterable<Buffer> }
   /** Go upstream; `lead` when this request fills the entry for the others. */
   | { kind: 'upstream'; lead?: Lead | undefined };
 
@@ -55,7 +56,13 @@ export interface Lead {
   /** True when this instance holds the store's claim (so it must release it). */
   claimed: boolean;
   assembler?: StreamAssembler | undefined;
+  /** Copies the stream to the shared store for joiners on other instances. */
+  mirror?: LiveMirror | undefined;
 }
+
+/** How often a stream joined on another instance is read for new blocks. */
+const LIVE_POLL_MS = 25;
+const LIVE_BATCH = 256;
 
 const SCOPE_PREFIX = { team: 'team:', key: 'key:' } as const;
 
@@ -154,7 +161,8 @@ export class CacheStage {
       const local = this.flights.get(plan.id);
       if (local) {
         await local.settled();
-        if (local.streaming && wantsStream && local.outcome !== null) return { kind: 'tail', flight: local };
+        if (local.streaming && wantsStream && local.outcome !== null)
+          return { kind: 'tail', blocks: local.tail() };
         while (local.outcome === undefined) await local.changed();
         if (local.outcome) return { kind: 'hit', hit: { answer: local.outcome, ageSeconds: 0 } };
         return { kind: 'upstream' };
@@ -163,7 +171,13 @@ export class CacheStage {
       started = flight;
       if (await this.store.claim(plan.scope, plan.hash, this.config.coalesce.waitMs))
         return { kind: 'upstream', lead: { plan, flight, claimed: true } };
-      // Another instance is answering this very request: wait for it, then read its answer.
+      // Another instance is answering this very request: follow its stream live, or wait for its
+      // answer and read it.
+      if (wantsStream && this.store.shared) {
+        const joined = await this.joinRemote(plan, flight);
+        if (joined) return joined;
+        return { kind: 'upstream', lead: { plan, flight, claimed: false } };
+      }
       const outcome = await this.store.waitForFill(plan.scope, plan.hash, this.config.coalesce.waitMs);
       const hit = outcome === 'filled' ? await this.lookup({ ...plan, maxAgeMs: undefined }) : undefined;
       if (hit) {
@@ -179,6 +193,75 @@ export class CacheStage {
       // Whoever joined this request's flight must not wait for a fill that will not come.
       if (started) this.flights.end(plan.id, started, null);
       return { kind: 'upstream' };
+    }
+  }
+
+  /**
+   * Waits for the other instance's stream to show up in the store (then follows it), or for its
+   * answer (a JSON leader: a hit); undefined when it failed or never came (go upstream).
+   */
+  private async joinRemote(plan: CachePlan, flight: Flight): Promise<CacheRole | undefined> {
+    const deadline = Date.now() + this.config.coalesce.waitMs;
+    while (Date.now() < deadline) {
+      const entries = await this.store.readLive(plan.scope, plan.hash, '0', LIVE_BATCH);
+      if (entries.length > 0) {
+        if (entries[0]?.end === 'broken') return undefined;
+        return { kind: 'tail', blocks: this.remoteTail(plan, flight, entries) };
+      }
+      const outcome = await this.store.waitForFill(plan.scope, plan.hash, LIVE_POLL_MS);
+      if (outcome === 'failed') return undefined;
+      if (outcome === 'filled') {
+        const hit = await this.lookup({ ...plan, maxAgeMs: undefined });
+        if (!hit) return undefined;
+        this.flights.end(plan.id, flight, hit.answer);
+        return { kind: 'hit', hit };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * The blocks of a stream another instance is receiving, from the first, polling for the rest.
+   * Joiners in this process follow along through this request's flight.
+   */
+  private async *remoteTail(plan: CachePlan, flight: Flight, first: LiveEntry[]): AsyncGenerator<Buffer> {
+    const assembler = new StreamAssembler(
+      plan.endpoint === 'completions' ? 'completions' : 'chat.completions',
+    );
+    let outcome: CachedAnswer | null = null;
+    flight.startStream();
+    try {
+      let entries = first;
+      let after = '0';
+      let idleSince = Date.now();
+      for (;;) {
+        for (const entry of entries) {
+          after = entry.id;
+          if (entry.block) {
+            assembler.addBlock(entry.block);
+            flight.push(entry.block);
+            yield entry.block;
+          }
+          if (entry.end === 'broken') throw new Error('The answer this request was waiting for broke off.');
+          if (entry.end === 'complete') {
+            const answer = assembler.answer();
+            if (answer)
+              outcome = {
+                body: Buffer.from(JSON.stringify(answer)),
+                createdAt: this.now(),
+                model: plan.model,
+              };
+            return;
+          }
+        }
+        if (entries.length > 0) idleSince = Date.now();
+        else if (Date.now() - idleSince > this.config.coalesce.waitMs)
+          throw new Error('The answer this request was waiting for stopped arriving.');
+        await new Promise((resolve) => setTimeout(resolve, LIVE_POLL_MS));
+        entries = await this.store.readLive(plan.scope, plan.hash, after, LIVE_BATCH);
+      }
+    } finally {
+      this.flights.end(plan.id, flight, outcome);
     }
   }
 
@@ -266,6 +349,8 @@ export class CacheStage {
       lead.plan.endpoint === 'completions' ? 'completions' : 'chat.completions',
     );
     lead.flight.startStream();
+    if (lead.claimed && this.store.shared)
+      lead.mirror = new LiveMirror(this.store, lead.plan.scope, lead.plan.hash, this.config.coalesce.waitMs);
   }
 
   /** One block of the leader's stream, raw (before anything is stripped for its own client). */
@@ -273,6 +358,7 @@ export class CacheStage {
     if (!lead) return;
     lead.assembler?.addBlock(block);
     lead.flight.push(block);
+    lead.mirror?.push(block);
   }
 
   /**
@@ -304,6 +390,8 @@ export class CacheStage {
     } finally {
       this.flights.end(plan.id, flight, answer);
     }
+    // Joiners elsewhere learn the end before the claim goes.
+    await lead.mirror?.end(answer ? 'complete' : 'broken');
     let stored = false;
     try {
       if (answer && plan.store && answer.body.length <= this.config.maxEntryBytes) {

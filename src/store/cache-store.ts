@@ -27,7 +27,18 @@ export interface CacheScopeStats {
 
 export type FillOutcome = 'filled' | 'failed' | 'timeout';
 
+/** One entry of a stream being filled: a block of SSE events, or its end. */
+export interface LiveEntry {
+  /** Increasing; read on after it. */
+  id: string;
+  block?: Buffer;
+  /** The stream ended whole (`complete`) or broke off (`broken`). */
+  end?: 'complete' | 'broken';
+}
+
 export interface CacheStore {
+  /** True when other instances see this state (Redis): only then is a stream mirrored live. */
+  readonly shared: boolean;
   /** The entry, unless it is missing or has expired at `nowMs`. */
   get(scope: string, hash: string, nowMs: number): Promise<CachedAnswer | undefined>;
   /** Stores (or replaces) an entry that expires `ttlMs` after `nowMs`. */
@@ -50,6 +61,20 @@ export interface CacheStore {
    * (a lost process) counts as `failed`.
    */
   waitForFill(scope: string, hash: string, timeoutMs: number): Promise<FillOutcome>;
+  /**
+   * Live streams: the leader of a streamed fill appends its SSE blocks as they pass (and its end),
+   * so a stream that joins on another instance gets them from the first, then live. The record
+   * expires `ttlMs` after the last append.
+   */
+  appendLive(
+    scope: string,
+    hash: string,
+    blocks: readonly Buffer[],
+    end: 'complete' | 'broken' | undefined,
+    ttlMs: number,
+  ): Promise<void>;
+  /** Entries after `afterId` (`'0'`: from the start), at most `max`; none when nothing is live. */
+  readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]>;
   /** Frees timers and connections the cache holds of its own (not the store's). */
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome } from './cache-store.js';
+import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome, LiveEntry } from './cache-store.js';
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -28,7 +28,11 @@ const id = (scope: string, hash: string) => `${scope}\n${hash}`;
  * which is all a single embedded instance needs.
  */
 export class MemoryCacheStore implements CacheStore {
+  /** One process: joiners follow a stream through the cache stage's own flights. */
+  readonly shared = false;
   private readonly maxBytes: number;
+  /** Live streams (kept for the contract; this process never needs them itself). */
+  private readonly live = new Map<string, { entries: LiveEntry[]; sequence: number; expiresAt: number }>();
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
   private readonly claims = new Map<string, Claim>();
@@ -47,6 +51,30 @@ export class MemoryCacheStore implements CacheStore {
       this.bytes -= entry.answer.body.length;
     }
     return entry;
+  }
+
+  async appendLive(
+    scope: string,
+    hash: string,
+    blocks: readonly Buffer[],
+    end: 'complete' | 'broken' | undefined,
+    ttlMs: number,
+  ): Promise<void> {
+    const now = Date.now();
+    for (const [key, record] of this.live) if (record.expiresAt <= now) this.live.delete(key);
+    const key = id(scope, hash);
+    const record = this.live.get(key) ?? { entries: [], sequence: 0, expiresAt: 0 };
+    this.live.set(key, record);
+    for (const block of blocks)
+      record.entries.push({ id: String(++record.sequence).padStart(12, '0'), block });
+    if (end) record.entries.push({ id: String(++record.sequence).padStart(12, '0'), end });
+    record.expiresAt = now + ttlMs;
+  }
+
+  async readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]> {
+    const record = this.live.get(id(scope, hash));
+    if (!record || record.expiresAt <= Date.now()) return [];
+    return record.entries.filter((entry) => afterId === '0' || entry.id > afterId).slice(0, max);
   }
 
   async get(scope: string, hash: string, nowMs: number): Promise<CachedAnswer | undefined> {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome } from './cache-store.js';
+import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome, LiveEntry } from './cache-store.js';
 
 /**
  * Key layout. Everything of one scope shares the hash tag `{c:<scope>}`, so on a Cluster a
@@ -13,6 +13,7 @@ import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome } from './c
  *                               without reading bodies); idx and info live as long as their
  *                               longest-lived entry
  *   tg:{c:<scope>}:lock:<hash>  string: the leader's token; PX = claim ttl
+ *   tg:{c:<scope>}:live:<hash>  stream: a streamed fill's SSE blocks (b) and its end (end)
  *   tg:cache:scopes             set of scopes that may hold entries (purge and stats of all)
  * Fills are announced on the channel tg:cache:fills as JSON [scope, hash, outcome].
  */
@@ -22,6 +23,7 @@ const C = {
   index: (p: string) => `${p}idx`,
   info: (p: string) => `${p}info`,
   lock: (p: string, hash: string) => `${p}lock:${hash}`,
+  live: (p: string, hash: string) => `${p}live:${hash}`,
 };
 const SCOPES = 'tg:cache:scopes';
 const FILLS_CHANNEL = 'tg:cache:fills';
@@ -122,6 +124,7 @@ function checkScope(scope: string): void {
  * only the subscriber connection for fill announcements is its own.
  */
 export class RedisCacheStore implements CacheStore {
+  readonly shared = true;
   private readonly instance = randomBytes(8).toString('hex');
   private sequence = 0;
   /** Our tokens of the claims we lead, to release only our own lock. */
@@ -151,6 +154,48 @@ export class RedisCacheStore implements CacheStore {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
       return this.client.eval(script, keys.length, ...keys, ...args);
     }
+  }
+
+  async appendLive(
+    scope: string,
+    hash: string,
+    blocks: readonly Buffer[],
+    end: 'complete' | 'broken' | undefined,
+    ttlMs: number,
+  ): Promise<void> {
+    checkScope(scope);
+    await this.connected();
+    const key = C.live(scopePrefix(scope), hash);
+    const pipeline = this.client.pipeline();
+    for (const block of blocks) pipeline.xadd(key, '*', 'b', block);
+    if (end) pipeline.xadd(key, '*', 'end', end);
+    pipeline.pexpire(key, Math.max(1, Math.ceil(ttlMs)));
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error !== null);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  async readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]> {
+    checkScope(scope);
+    await this.connected();
+    const key = C.live(scopePrefix(scope), hash);
+    const rows = await this.client.xrangeBuffer(
+      key,
+      afterId === '0' ? '-' : `(${afterId}`,
+      '+',
+      'COUNT',
+      max,
+    );
+    return rows.map(([id, fields]) => {
+      const entry: LiveEntry = { id: id.toString() };
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = fields[i]?.toString();
+        const value = fields[i + 1] as Buffer;
+        if (name === 'b') entry.block = value;
+        else if (name === 'end') entry.end = value.toString() === 'complete' ? 'complete' : 'broken';
+      }
+      return entry;
+    });
   }
 
   async get(scope: string, hash: string, nowMs: number): Promise<CachedAnswer | undefined> {
