@@ -223,6 +223,7 @@ describe('③ cache on Redis: answers outlive the instance that stored them', ()
       const a = await gateway();
       expect((await streamed(clientFor(a, key), body)).cache).toBe('MISS');
       await stop(a); // a rolling restart: the answer is out, the instance goes away
+      await stored(b, teamId, 1);
       expect((await admin(b, 'DELETE', `/cache?team_id=${teamId}`)).json.deleted).toBe(1);
       // Nobody answers this request anywhere now: it must go upstream at once, not wait on a
       // claim the stopped instance never released.
@@ -231,6 +232,8 @@ describe('③ cache on Redis: answers outlive the instance that stored them', ()
       expect(again.cache).toBe('MISS');
       expect(again.text).toBe('Hello #0');
       expect(Date.now() - started, `round ${round}`).toBeLessThan(1_000);
+      // Stored just after the stream ended: wait for it, so the next round starts empty.
+      await stored(b, teamId, 1);
       await admin(b, 'DELETE', `/cache?team_id=${teamId}`);
     }
   });

@@ -325,6 +325,10 @@ describe.each(subjects)('Cache store contract: $name', (subject) => {
       const other = await sibling();
       const hash = newHash();
       expect(await other.readLive('team:a', hash, '0', 10)).toEqual([]);
+      // Only the claim's holder writes.
+      await other.appendLive('team:a', hash, [Buffer.from('not the leader')], undefined, 5_000);
+      expect(await other.readLive('team:a', hash, '0', 10)).toEqual([]);
+      expect(await c().claim('team:a', hash, 5_000)).toBe(true);
       await c().appendLive(
         'team:a',
         hash,
@@ -345,10 +349,16 @@ describe.each(subjects)('Cache store contract: $name', (subject) => {
       expect(await other.readLive('team:a', hash, '0', 1)).toHaveLength(1);
       expect(await other.readLive('team:b', hash, '0', 10)).toEqual([]);
       const broken = newHash();
+      await c().claim('team:a', broken, 5_000);
       await c().appendLive('team:a', broken, [], 'broken', 5_000);
       expect(await other.readLive('team:a', broken, '0', 10)).toEqual([
         expect.objectContaining({ end: 'broken' }),
       ]);
+      // A new leader starts from an empty record: the last one's leftovers are never followed.
+      await c().release('team:a', broken, false);
+      expect(await other.claim('team:a', broken, 5_000)).toBe(true);
+      expect(await c().readLive('team:a', broken, '0', 10)).toEqual([]);
+      await other.release('team:a', broken, false);
     });
 
     it('answers pending waiters when closed', async () => {

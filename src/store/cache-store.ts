@@ -63,8 +63,9 @@ export interface CacheStore {
   waitForFill(scope: string, hash: string, timeoutMs: number): Promise<FillOutcome>;
   /**
    * Live streams: the leader of a streamed fill appends its SSE blocks as they pass (and its end),
-   * so a stream that joins on another instance gets them from the first, then live. The record
-   * expires `ttlMs` after the last append.
+   * so a stream that joins on another instance gets them from the first, then live. A claim
+   * starts an empty record; only the caller holding the claim appends (otherwise nothing is
+   * written), and each append renews the claim and the record for `ttlMs`.
    */
   appendLive(
     scope: string,

@@ -63,6 +63,8 @@ export class MemoryCacheStore implements CacheStore {
     const now = Date.now();
     for (const [key, record] of this.live) if (record.expiresAt <= now) this.live.delete(key);
     const key = id(scope, hash);
+    // Only the leader writes (a claim here lasts until release or its ttl).
+    if (!this.claims.has(key)) return;
     const record = this.live.get(key) ?? { entries: [], sequence: 0, expiresAt: 0 };
     this.live.set(key, record);
     for (const block of blocks)
@@ -157,6 +159,7 @@ export class MemoryCacheStore implements CacheStore {
     if (this.closed) throw new Error('cache is closed');
     const key = id(scope, hash);
     if (this.claims.has(key)) return false;
+    this.live.delete(key);
     const timer = setTimeout(() => this.finish(key, 'failed'), Math.max(1, ttlMs));
     timer.unref();
     this.claims.set(key, { timer, waiters: new Set() });

@@ -100,6 +100,30 @@ end
 return {redis.call('ZCARD', KEYS[1]), bytes}
 `;
 
+/**
+ * Takes the lock if free and starts an empty live record (a previous leader's leftovers must
+ * never be followed). KEYS: lock, live. ARGV: token, ttl ms.
+ */
+const CLAIM = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+redis.call('DEL', KEYS[2])
+return 1
+`;
+
+/**
+ * Appends to the live record while the lock is still ours, renewing both: a leader that keeps
+ * streaming keeps its claim, and one whose claim went to another can no longer write. KEYS:
+ * lock, live. ARGV: token, ttl ms, end ('' or complete/broken), blocks...
+ */
+const APPEND_LIVE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 4, #ARGV do redis.call('XADD', KEYS[2], '*', 'b', ARGV[i]) end
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'end', ARGV[3]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
 /** Deletes the lock only if it still holds our token. KEYS: lock. ARGV: token. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -107,7 +131,9 @@ return 0
 `;
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
-const SCRIPT_SHAS = new Map([SET_ENTRY, PURGE, STATS, RELEASE].map((script) => [script, sha1(script)]));
+const SCRIPT_SHAS = new Map(
+  [SET_ENTRY, PURGE, STATS, RELEASE, CLAIM, APPEND_LIVE].map((script) => [script, sha1(script)]),
+);
 
 const waiterKey = (scope: string, hash: string) => `${scope}\n${hash}`;
 const byScope = (a: CacheScopeStats, b: CacheScopeStats) =>
@@ -164,15 +190,14 @@ export class RedisCacheStore implements CacheStore {
     ttlMs: number,
   ): Promise<void> {
     checkScope(scope);
-    await this.connected();
-    const key = C.live(scopePrefix(scope), hash);
-    const pipeline = this.client.pipeline();
-    for (const block of blocks) pipeline.xadd(key, '*', 'b', block);
-    if (end) pipeline.xadd(key, '*', 'end', end);
-    pipeline.pexpire(key, Math.max(1, Math.ceil(ttlMs)));
-    const results = await pipeline.exec();
-    const failed = results?.find(([error]) => error !== null);
-    if (failed?.[0]) throw failed[0];
+    const token = this.tokens.get(waiterKey(scope, hash));
+    if (token === undefined) return;
+    const p = scopePrefix(scope);
+    await this.runScript(
+      APPEND_LIVE,
+      [C.lock(p, hash), C.live(p, hash)],
+      [token, Math.max(1, Math.ceil(ttlMs)), end ?? '', ...blocks],
+    );
   }
 
   async readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]> {
@@ -303,14 +328,13 @@ export class RedisCacheStore implements CacheStore {
     checkScope(scope);
     await this.connected();
     const token = `${this.instance}:${++this.sequence}`;
-    const answer = await this.client.set(
-      C.lock(scopePrefix(scope), hash),
-      token,
-      'PX',
-      Math.max(1, Math.ceil(ttlMs)),
-      'NX',
+    const p = scopePrefix(scope);
+    const answer = await this.runScript(
+      CLAIM,
+      [C.lock(p, hash), C.live(p, hash)],
+      [token, Math.max(1, Math.ceil(ttlMs))],
     );
-    if (answer !== 'OK') return false;
+    if (answer !== 1) return false;
     this.tokens.set(waiterKey(scope, hash), token);
     return true;
   }
