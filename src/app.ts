@@ -37,7 +37,7 @@ import { RequestLimits } from './pipeline/request-limits.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { openUpload } from './pipeline/upload-body.js';
-import { usageFromJson } from './pipeline/usage.js';
+import { type TokenUsage, usageFromJson } from './pipeline/usage.js';
 import { errorPayload, registerErrorHandler } from './plugins/error-handler.js';
 import { Metrics } from './plugins/metrics.js';
 import { Registry } from './registry/registry.js';
@@ -260,10 +260,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const plan = cache.plan(request, reply, dispatch, deployment, model); // ③
     if (plan?.endpoint === 'embeddings' && splitsIntoItems(dispatch.body))
       return embedWithItemCache(request, reply, dispatch, deployment, plan);
-    const role: CacheRole = plan ? await cache.role(plan, dispatch.stream) : { kind: 'upstream' };
+    const role: CacheRole = plan
+      ? await cache.role(plan, dispatch.stream, g.abort.signal)
+      : { kind: 'upstream' };
     if (plan && role.kind === 'hit')
       return answerFromCache(request, reply, dispatch, deployment, plan, role.hit);
-    if (role.kind === 'tail') return joinStream(request, reply, dispatch, role.blocks);
+    if (role.kind === 'tail') {
+      try {
+        return await joinStream(request, reply, dispatch, deployment, role.blocks);
+      } finally {
+        role.close?.();
+      }
+    }
     const lead = role.kind === 'upstream' ? role.lead : undefined;
     let ticket: QuotaTicket | undefined;
     try {
@@ -301,7 +309,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         g.tally = undefined;
         // A cut stream (upstream or client) is never stored.
         const whole = response.status === 200 && !g.streamError && !g.abort.signal.aborted;
-        await cache.finish(lead, whole ? undefined : null);
+        // Stored after the client has its answer, like the settle: neither waits for the other.
+        cache.finish(lead, whole ? undefined : null).catch(() => {});
         // An upstream that broke off after the 200 is refunded, like one that failed before it.
         if (g.streamError) await quota.release(ticket);
         else {
@@ -357,18 +366,43 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     plan: CachePlan,
     hit: CacheHit,
   ) {
-    const g = request.gateway;
     cache.markHit(request, reply, hit);
-    const ticket = config.cache.hitsSpendBudget
+    return chargeHit(request, dispatch, deployment, async () => {
+      const stream = dispatch.stream
+        ? cache.replayStream(hit, plan, clientWantsUsageChunk(dispatch.body))
+        : undefined;
+      if (stream) await relaySse(request, reply, stream, { ...relayOptions, stripUsageChunk: false });
+      else reply.code(200).type('application/json').send(hit.answer.body);
+      return usageFromJson(hit.answer.body);
+    }).then(() => reply);
+  }
+
+  /**
+   * Answers a hit (`send` returns the usage it stands for). Free, unless `cache.hitsSpendBudget`:
+   * then it is reserved before and charged after like an upstream answer (refunded if sending fails).
+   */
+  async function chargeHit(
+    request: FastifyRequest,
+    dispatch: JsonDispatch,
+    deployment: Deployment,
+    send: () => Promise<TokenUsage | undefined>,
+  ): Promise<void> {
+    const g = request.gateway;
+    const spend = config.cache.hitsSpendBudget;
+    const ticket = spend
       ? await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel, g.model)
       : undefined;
-    const response = cache.hitResponse(hit, plan, dispatch.stream, clientWantsUsageChunk(dispatch.body));
-    if (isEventStream(response))
-      await relaySse(request, reply, response, { ...relayOptions, stripUsageChunk: false });
-    else reply.code(200).type(response.contentType).send(hit.answer.body);
-    g.usage = config.cache.hitsSpendBudget ? usageFromJson(hit.answer.body) : undefined;
-    await quota.settle(ticket, g.usage);
-    return reply;
+    let usage: TokenUsage | undefined;
+    try {
+      usage = await send();
+    } catch (error) {
+      await quota.release(ticket).catch(() => {});
+      throw error;
+    }
+    g.usage = spend ? usage : undefined;
+    quota.settle(ticket, g.usage).catch((error: Error) => {
+      request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
+    });
   }
 
   /**
@@ -393,7 +427,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const answers = found.map((hit) => parsed(hit as CacheHit));
       cache.markHit(request, reply, { ageSeconds: Math.max(...found.map((hit) => hit?.ageSeconds ?? 0)) });
       const parts = answers.map((answer) => ({ answer, item: itemsOf(answer)?.[0] ?? {} }));
-      return reply.code(200).type('application/json').send(mergeItems(parts, answers[0]?.model));
+      const merged = mergeItems(parts, answers[0]?.model);
+      await chargeHit(request, dispatch, deployment, async () => {
+        reply.code(200).type('application/json').send(merged);
+        return usageFromJson(merged);
+      });
+      return reply;
     }
     const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
     const partial: JsonDispatch = { ...dispatch, body };
@@ -454,16 +493,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     request: FastifyRequest,
     reply: FastifyReply,
     dispatch: JsonDispatch,
+    deployment: Deployment,
     blocks: AsyncIterable<Buffer>,
   ) {
     cache.markHit(request, reply, { ageSeconds: 0 });
     const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: blocks };
-    await relaySse(request, reply, response, {
-      ...relayOptions,
-      stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+    // What another request paid for is a hit: free unless hits spend budget.
+    await chargeHit(request, dispatch, deployment, async () => {
+      await relaySse(request, reply, response, {
+        ...relayOptions,
+        stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+      });
+      return request.gateway.usage;
     });
-    // What another request paid for: free, like any hit.
-    request.gateway.usage = undefined;
     return reply;
   }
 

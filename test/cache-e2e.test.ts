@@ -432,6 +432,21 @@ describe('③ cache: streams cut short and coalescing', () => {
       expect((result as { data: OpenAI.ChatCompletion }).data.choices[0]?.message.content).toBe('Hello #0');
   });
 
+  it('a joiner waits at most cache.coalesce.waitMs, then goes upstream itself', async () => {
+    const gw = await gateway({ cache: { enabled: true, coalesce: { waitMs: 200 } } });
+    const { client } = await teamKey(gw);
+    delayMs = 800;
+    const first = chat(client);
+    await sleep(50);
+    const started = Date.now();
+    const joiner = await chat(client);
+    // It gave up after 200 ms and asked the upstream (800 ms) itself, before the first was back.
+    expect(joiner.cache).toBe('MISS');
+    expect(Date.now() - started).toBeLessThan(1_000 + 200);
+    expect((await first).cache).toBe('MISS');
+    expect(calls()).toBe(2);
+  });
+
   it('hits spend no tokens or budget but count toward requests per minute', async () => {
     const gw = await gateway();
     const { client, teamId } = await teamKey(gw, {

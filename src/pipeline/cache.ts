@@ -45,8 +45,11 @@ export interface CacheHit {
 /** How this request takes part in the fill of its entry. */
 export type CacheRole =
   | { kind: 'hit'; hit: CacheHit }
-  /** Join the stream of a request in flight (here or on another instance), from its first chunk. */
-  | { kind: 'tail'; blocks: AsyncIterable<Buffer> }
+  /**
+   * Join the stream of a request in flight (here or on another instance), from its first chunk;
+   * `close` (idempotent) must run once the joiner is done, whether it read the blocks or not.
+   */
+  | { kind: 'tail'; blocks: AsyncIterable<Buffer>; close?: (() => void) | undefined }
   /** Go upstream; `lead` when this request fills the entry for the others. */
   | { kind: 'upstream'; lead?: Lead | undefined };
 
@@ -65,6 +68,22 @@ const LIVE_POLL_MS = 25;
 const LIVE_BATCH = 256;
 
 const SCOPE_PREFIX = { team: 'team:', key: 'key:' } as const;
+
+/** True once `change` resolves; false after `ms` or when `signal` aborts, whichever comes first. */
+function untilOrGiveUp(change: Promise<void>, ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted || ms <= 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (value: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(false), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+    change.then(() => done(true));
+  });
+}
 
 export class CacheStage {
   private readonly flights = new Flights();
@@ -149,7 +168,7 @@ export class CacheStage {
    * coalescing). A store that fails is logged and treated as a miss: the cache must never turn
    * an answerable request into an error.
    */
-  async role(plan: CachePlan, wantsStream: boolean): Promise<CacheRole> {
+  async role(plan: CachePlan, wantsStream: boolean, signal: AbortSignal): Promise<CacheRole> {
     let started: Flight | undefined;
     try {
       if (plan.lookup) {
@@ -159,14 +178,9 @@ export class CacheStage {
       if (!this.config.coalesce.enabled || !plan.lookup)
         return { kind: 'upstream', lead: this.lead(plan, false) };
       const local = this.flights.get(plan.id);
-      if (local) {
-        await local.settled();
-        if (local.streaming && wantsStream && local.outcome !== null)
-          return { kind: 'tail', blocks: local.tail() };
-        while (local.outcome === undefined) await local.changed();
-        if (local.outcome) return { kind: 'hit', hit: { answer: local.outcome, ageSeconds: 0 } };
-        return { kind: 'upstream' };
-      }
+      if (local) return (await this.joinLocal(local, wantsStream, signal)) ?? { kind: 'upstream' };
+      // A request that will not store its answer does not make others wait for it.
+      if (!plan.store) return { kind: 'upstream' };
       const flight = this.flights.start(plan.id);
       started = flight;
       if (await this.store.claim(plan.scope, plan.hash, this.config.coalesce.waitMs))
@@ -197,6 +211,24 @@ export class CacheStage {
   }
 
   /**
+   * Joins a request in flight in this process: its stream from the first chunk, or its answer.
+   * Gives up (undefined: go upstream) after `coalesce.waitMs` or when the joiner's client leaves.
+   */
+  private async joinLocal(
+    local: Flight,
+    wantsStream: boolean,
+    signal: AbortSignal,
+  ): Promise<CacheRole | undefined> {
+    const deadline = Date.now() + this.config.coalesce.waitMs;
+    const within = (change: Promise<void>) => untilOrGiveUp(change, deadline - Date.now(), signal);
+    if (!(await within(local.settled()))) return undefined;
+    if (local.streaming && wantsStream && local.outcome !== null)
+      return { kind: 'tail', blocks: local.tail() };
+    while (local.outcome === undefined) if (!(await within(local.changed()))) return undefined;
+    return local.outcome ? { kind: 'hit', hit: { answer: local.outcome, ageSeconds: 0 } } : undefined;
+  }
+
+  /**
    * Waits for the other instance's stream to show up in the store (then follows it), or for its
    * answer (a JSON leader: a hit); undefined when it failed or never came (go upstream).
    */
@@ -206,7 +238,12 @@ export class CacheStage {
       const entries = await this.store.readLive(plan.scope, plan.hash, '0', LIVE_BATCH);
       if (entries.length > 0) {
         if (entries[0]?.end === 'broken') return undefined;
-        return { kind: 'tail', blocks: this.remoteTail(plan, flight, entries) };
+        return {
+          kind: 'tail',
+          blocks: this.remoteTail(plan, flight, entries),
+          // The generator ends the flight itself once read; this covers a joiner that never reads.
+          close: () => this.flights.end(plan.id, flight, null),
+        };
       }
       const outcome = await this.store.waitForFill(plan.scope, plan.hash, LIVE_POLL_MS);
       if (outcome === 'failed') return undefined;
@@ -317,23 +354,15 @@ export class CacheStage {
     }
   }
 
-  /** Sends a stored (or shared) answer as JSON or as a stream, whichever the request asked for. */
-  hitResponse(hit: CacheHit, plan: CachePlan, wantsStream: boolean, includeUsage: boolean): BackendResponse {
-    const body =
-      wantsStream && plan.endpoint !== 'embeddings'
-        ? replayAsStream(
-            JSON.parse(hit.answer.body.toString('utf8')) as Record<string, unknown>,
-            plan.endpoint,
-            {
-              includeUsage,
-            },
-          )
-        : hit.answer.body;
+  /** A stored answer replayed as the stream a streaming request expects (never embeddings). */
+  replayStream(hit: CacheHit, plan: CachePlan, includeUsage: boolean): BackendResponse | undefined {
+    if (plan.endpoint === 'embeddings') return undefined;
+    const answer = JSON.parse(hit.answer.body.toString('utf8')) as Record<string, unknown>;
     return {
       status: 200,
-      contentType: wantsStream && plan.endpoint !== 'embeddings' ? 'text/event-stream' : 'application/json',
+      contentType: 'text/event-stream',
       headers: {},
-      body: [body],
+      body: [replayAsStream(answer, plan.endpoint, { includeUsage })],
     };
   }
 
@@ -381,17 +410,24 @@ export class CacheStage {
   private async complete(lead: Lead, body: Buffer | null | undefined): Promise<void> {
     const { plan, flight } = lead;
     let answer: CachedAnswer | null = null;
+    // The flight ends last, after the claim is released: until then a new identical request here
+    // joins this one instead of claiming anew while the old claim is still being let go.
     try {
       if (body === undefined && lead.assembler?.complete) {
         const assembled = lead.assembler.answer();
         if (assembled) body = Buffer.from(JSON.stringify(assembled));
       }
       if (body) answer = { body, createdAt: this.now(), model: plan.model };
+      // Joiners elsewhere learn the end before the claim goes.
+      await lead.mirror?.end(answer ? 'complete' : 'broken');
+      await this.storeAndRelease(lead, answer);
     } finally {
       this.flights.end(plan.id, flight, answer);
     }
-    // Joiners elsewhere learn the end before the claim goes.
-    await lead.mirror?.end(answer ? 'complete' : 'broken');
+  }
+
+  private async storeAndRelease(lead: Lead, answer: CachedAnswer | null): Promise<void> {
+    const { plan } = lead;
     let stored = false;
     try {
       if (answer && plan.store && answer.body.length <= this.config.maxEntryBytes) {

@@ -4,7 +4,7 @@ import type { CacheScopeStats } from '../store/cache-store.js';
 /**
  * Prometheus counters of this instance (each instance is scraped on its own; the store's
  * shared figures, such as cache entries and bytes, are read at scrape time). Served at
- * `GET /metrics` behind the admin key.
+ * `GET /admin/metrics` behind the admin key.
  */
 type Labels = Record<string, string>;
 

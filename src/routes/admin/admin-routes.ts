@@ -204,8 +204,13 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
     }
     return { object: 'list', from, to, group_by: query.group_by, data };
   });
-  app.get('/metrics', async (_request, reply) => {
-    const text = options.metrics.render(await options.cache.stats({}, options.clock()));
+  app.get('/metrics', async (request, reply) => {
+    // The counters are this process's own: they are still served when the store cannot answer.
+    const stats = await options.cache.stats({}, options.clock()).catch((error: Error) => {
+      request.log.warn({ error: { message: error.message } }, 'metrics: no cache figures from the store');
+      return [];
+    });
+    const text = options.metrics.render(stats);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
 
