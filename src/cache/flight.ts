@@ -6,13 +6,16 @@ import type { CachedAnswer } from '../store/cache-store.js';
  * so a stream that joins late gets them from the start and then live.
  */
 export class Flight {
-  /** Raw SSE blocks (complete events) in the order the upstream sent them. */
+  /** Raw SSE blocks (complete events) in the order the upstream sent them (joinable flights only). */
   readonly blocks: Buffer[] = [];
   /** True once the leader's answer turned out to be a stream. */
   streaming = false;
   /** Set when the leader is done: the answer it stored, or null when there is none to share. */
   outcome: CachedAnswer | null | undefined;
   private wake: Array<() => void> = [];
+
+  /** `joinable: false` for a fill nobody can join (a refresh, coalescing off): keeps no blocks. */
+  constructor(private readonly joinable = true) {}
 
   /** Resolves on the next block, on streaming being known, or on the outcome. */
   changed(): Promise<void> {
@@ -32,6 +35,7 @@ export class Flight {
   }
 
   push(block: Buffer): void {
+    if (!this.joinable) return;
     this.blocks.push(block);
     this.notify();
   }

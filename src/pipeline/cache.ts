@@ -305,7 +305,7 @@ export class CacheStage {
   /** Fills the entry for this request alone (no coalescing, or a refresh): nobody waits on it. */
   private lead(plan: CachePlan, claimed: boolean): Lead | undefined {
     if (!plan.store) return undefined;
-    return { plan, flight: new Flight(), claimed };
+    return { plan, flight: new Flight(false), claimed };
   }
 
   /** One key per input of an embeddings batch: the key a one-input request for it would have. */

@@ -8,8 +8,11 @@ import { eventData, type TokenUsage } from '../pipeline/usage.js';
  * with the same tokenizer as prompts (see token-estimate.ts), so near, not exact.
  */
 
-/** SSE kept per stream for counting; past this, the rest is counted from its size. */
-const MAX_KEPT_BYTES = 1024 * 1024;
+/**
+ * SSE kept per stream for counting (usually dropped unread: the usage chunk arrives); past this,
+ * the rest is counted from its size, so many long streams at once cannot hold much memory.
+ */
+const MAX_KEPT_BYTES = 256 * 1024;
 /** Roughly what one token of English text weighs in SSE framing when nothing was counted. */
 const FALLBACK_BYTES_PER_TOKEN = 40;
 
