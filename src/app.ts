@@ -295,7 +295,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       g.usageEstimated = true;
     };
     try {
-      const response = await dispatchJson(request, deployment, dispatch); // ⑤
+      const upstream = cache.upstreamSignal(lead, g.abort.signal);
+      const response = await dispatchJson(request, deployment, dispatch, upstream); // ⑤
       if (isEventStream(response)) {
         if (g.principal?.kind === 'key') g.tally = new StreamTally();
         if (response.status === 200) cache.streamStarted(lead);
@@ -303,12 +304,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         await relaySse(request, reply, response, {
           ...relayOptions,
           stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
-          ...(lead ? { tee: (block: Buffer) => cache.streamBlock(lead, block) } : {}),
+          ...(lead
+            ? {
+                tee: (block: Buffer) => cache.streamBlock(lead, block),
+                // Its client left, but joined requests still follow the stream: read on for them.
+                readOnWithoutClient: () => cache.hasJoiners(lead),
+              }
+            : {}),
         });
         const tally = g.tally;
         g.tally = undefined;
-        // A cut stream (upstream or client) is never stored.
-        const whole = response.status === 200 && !g.streamError && !g.abort.signal.aborted;
+        // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler
+        // does not call it complete. One read on for joiners after its client left is whole.
+        const whole = response.status === 200 && !g.streamError && !upstream.aborted;
         // Stored after the client has its answer, like the settle: neither waits for the other.
         cache.finish(lead, whole ? undefined : null).catch(() => {});
         // An upstream that broke off after the 200 is refunded, like one that failed before it.

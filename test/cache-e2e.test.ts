@@ -21,6 +21,8 @@ let upstream: FakeUpstream | undefined;
 let gateways: TestGateway[] = [];
 /** Milliseconds the upstream waits before answering (coalescing tests widen the window). */
 let delayMs = 0;
+/** Milliseconds between the upstream's stream chunks. */
+let chunkDelayMs = 5;
 let failNext = false;
 
 afterEach(async () => {
@@ -29,6 +31,7 @@ afterEach(async () => {
   gateways = [];
   upstream = undefined;
   delayMs = 0;
+  chunkDelayMs = 5;
   failNext = false;
 });
 
@@ -47,7 +50,7 @@ async function startUpstream(): Promise<string> {
       if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello', Number(body.n ?? 1)));
       const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
       if (body.tools) return sendSse(res, toolCallChunkFixtures(model), { delayMs: 5 });
-      return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: 5 });
+      return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: chunkDelayMs });
     })
     .on('POST', '/v1/embeddings', (request, res) => {
       const input = request.json?.input;
@@ -430,6 +433,36 @@ describe('③ cache: streams cut short and coalescing', () => {
     for (const result of results.slice(1, 6)) expect((result as { text: string }).text).toBe('Hello #0');
     for (const result of results.slice(6))
       expect((result as { data: OpenAI.ChatCompletion }).data.choices[0]?.message.content).toBe('Hello #0');
+  });
+
+  it("when the first request's client leaves, the streams joined to it still get the whole answer", async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    chunkDelayMs = 100;
+    const leader = await client.chat.completions.create({ ...ask, stream: true });
+    const joined = streamed(client);
+    for await (const _chunk of leader) {
+      await sleep(150); // the other request has joined by now
+      break; // and this client leaves mid-stream
+    }
+    const result = await joined;
+    expect(result.cache).toBe('HIT');
+    expect(result.text).toBe('Hello #0');
+    expect(result.chunks.at(-1)?.choices[0]?.finish_reason).toBe('stop');
+    // The upstream was not cut for them, and the whole answer was stored.
+    expect(upstream?.requests.some((r) => r.aborted)).toBe(false);
+    expect((await chat(client)).cache).toBe('HIT');
+    expect(calls()).toBe(1);
+  });
+
+  it('a client that leaves with nobody joined still stops the upstream at once', async () => {
+    const gw = await gateway();
+    const { client } = await teamKey(gw);
+    chunkDelayMs = 100;
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    for await (const _chunk of stream) break;
+    await upstream?.waitForAbort();
+    expect(upstream?.requests.some((r) => r.aborted)).toBe(true);
   });
 
   it('a joiner waits at most cache.coalesce.waitMs, then goes upstream itself', async () => {

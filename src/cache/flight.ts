@@ -14,8 +14,36 @@ export class Flight {
   outcome: CachedAnswer | null | undefined;
   private wake: Array<() => void> = [];
 
+  private joinerCount = 0;
+  private onIdle: Array<() => void> = [];
+
   /** `joinable: false` for a fill nobody can join (a refresh, coalescing off): keeps no blocks. */
   constructor(private readonly joinable = true) {}
+
+  /** Requests in this process waiting on or following this one. */
+  get joiners(): number {
+    return this.joinerCount;
+  }
+
+  /** Counts a joiner in; the function returned counts it out (once). */
+  join(): () => void {
+    this.joinerCount++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      if (--this.joinerCount > 0) return;
+      const idle = this.onIdle;
+      this.onIdle = [];
+      for (const callback of idle) callback();
+    };
+  }
+
+  /** Runs `callback` as soon as no joiner is left (at once if none is). */
+  whenNoJoiners(callback: () => void): void {
+    if (this.joinerCount === 0) callback();
+    else this.onIdle.push(callback);
+  }
 
   /** Resolves on the next block, on streaming being known, or on the outcome. */
   changed(): Promise<void> {

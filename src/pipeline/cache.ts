@@ -221,11 +221,39 @@ export class CacheStage {
   ): Promise<CacheRole | undefined> {
     const deadline = Date.now() + this.config.coalesce.waitMs;
     const within = (change: Promise<void>) => untilOrGiveUp(change, deadline - Date.now(), signal);
-    if (!(await within(local.settled()))) return undefined;
-    if (local.streaming && wantsStream && local.outcome !== null)
-      return { kind: 'tail', blocks: local.tail() };
-    while (local.outcome === undefined) if (!(await within(local.changed()))) return undefined;
-    return local.outcome ? { kind: 'hit', hit: { answer: local.outcome, ageSeconds: 0 } } : undefined;
+    // Counted as a joiner while it waits or follows: the leader's upstream call then outlives its
+    // own client, if that one leaves.
+    const leave = local.join();
+    let following = false;
+    try {
+      if (!(await within(local.settled()))) return undefined;
+      if (local.streaming && wantsStream && local.outcome !== null) {
+        following = true;
+        return { kind: 'tail', blocks: local.tail(), close: leave };
+      }
+      while (local.outcome === undefined) if (!(await within(local.changed()))) return undefined;
+      return local.outcome ? { kind: 'hit', hit: { answer: local.outcome, ageSeconds: 0 } } : undefined;
+    } finally {
+      if (!following) leave();
+    }
+  }
+
+  /**
+   * The signal that ends the leader's upstream call: its client leaving, unless requests in this
+   * process are joined to it, in which case the call goes on until the last of them is done.
+   */
+  upstreamSignal(lead: Lead | undefined, client: AbortSignal): AbortSignal {
+    if (!lead) return client;
+    const upstream = new AbortController();
+    const gone = () => lead.flight.whenNoJoiners(() => upstream.abort(client.reason));
+    if (client.aborted) gone();
+    else client.addEventListener('abort', gone, { once: true });
+    return upstream.signal;
+  }
+
+  /** True while requests in this process follow the leader's stream. */
+  hasJoiners(lead: Lead | undefined): boolean {
+    return (lead?.flight.joiners ?? 0) > 0;
   }
 
   /**

@@ -52,6 +52,8 @@ export async function dispatchJson(
   request: FastifyRequest,
   deployment: Deployment,
   dispatch: JsonDispatch,
+  /** Ends the upstream call; the client's own abort unless others depend on this call (③). */
+  signal: AbortSignal = request.gateway.abort.signal,
 ): Promise<BackendResponse> {
   if (!deployment.backend.supports(dispatch.endpoint)) {
     throw new EndpointNotSupportedError(dispatch.endpoint, deployment.publicName);
@@ -62,7 +64,7 @@ export async function dispatchJson(
     model: deployment.upstreamModel,
     body: forwardedBody(dispatch, deployment),
     stream: dispatch.stream,
-    signal: request.gateway.abort.signal,
+    signal,
     requestId: request.id,
   });
 }

@@ -21,6 +21,11 @@ export interface SseOptions extends RelayOptions {
   stripUsageChunk: boolean;
   /** Sees every block of complete events as the upstream sent it, before anything is stripped. */
   tee?: ((block: Buffer) => void) | undefined;
+  /**
+   * Asked when the client has gone: true to keep reading the upstream anyway (others follow this
+   * stream through `tee`), writing nothing more.
+   */
+  readOnWithoutClient?: (() => boolean) | undefined;
 }
 
 const PING = Buffer.from(': ping\n\n');
@@ -94,11 +99,21 @@ export async function relaySse(
       if (!block) continue;
       options.tee?.(block);
       const out = inspectBlock(block, request, options.stripUsageChunk);
+      if (signal.aborted) {
+        if (options.readOnWithoutClient?.()) continue;
+        break;
+      }
       if (out.length === 0) continue;
       request.gateway.firstChunkAt ??= performance.now();
       request.gateway.tally?.add(out);
       lastWrite = Date.now();
-      if (!raw.write(out)) await once(raw, 'drain', { signal });
+      if (!raw.write(out)) {
+        try {
+          await once(raw, 'drain', { signal });
+        } catch (error) {
+          if (!signal.aborted || !options.readOnWithoutClient?.()) throw error;
+        }
+      }
     }
     const rest = splitter.rest();
     if (rest) {
