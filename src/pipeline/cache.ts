@@ -8,6 +8,7 @@ import {
   parseDirectives,
   resolvePolicy,
 } from '../cache/cache-policy.js';
+import { cacheScope } from '../cache/cache-scope.js';
 import { Flight, Flights } from '../cache/flight.js';
 import { LiveMirror } from '../cache/live-mirror.js';
 import { StreamAssembler } from '../cache/stream-assembler.js';
@@ -67,7 +68,9 @@ export interface Lead {
 const LIVE_POLL_MS = 25;
 const LIVE_BATCH = 256;
 
-const SCOPE_PREFIX = { team: 'team:', key: 'key:' } as const;
+function assemblerFor(endpoint: CacheableEndpoint): StreamAssembler {
+  return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
+}
 
 /** True once `change` resolves; false after `ms` or when `signal` aborts, whichever comes first. */
 function untilOrGiveUp(change: Promise<void>, ms: number, signal: AbortSignal): Promise<boolean> {
@@ -126,9 +129,9 @@ export class CacheStage {
     // Without a key (auth: none) there is no team to scope by: only a global policy shares.
     const owner =
       policy.scope === 'global'
-        ? 'global'
+        ? cacheScope('global')
         : key
-          ? `${SCOPE_PREFIX[policy.scope]}${policy.scope === 'key' ? key.keyId : key.teamId}`
+          ? cacheScope(policy.scope, policy.scope === 'key' ? key.keyId : key.teamId)
           : undefined;
     if (!verdict.use || owner === undefined) {
       this.mark(request, reply, 'BYPASS');
@@ -290,9 +293,7 @@ export class CacheStage {
    * Joiners in this process follow along through this request's flight.
    */
   private async *remoteTail(plan: CachePlan, flight: Flight, first: LiveEntry[]): AsyncGenerator<Buffer> {
-    const assembler = new StreamAssembler(
-      plan.endpoint === 'completions' ? 'completions' : 'chat.completions',
-    );
+    const assembler = assemblerFor(plan.endpoint);
     let outcome: CachedAnswer | null = null;
     flight.startStream();
     try {
@@ -402,9 +403,7 @@ export class CacheStage {
   /** The leader's stream started: joiners in this process may now follow it. */
   streamStarted(lead: Lead | undefined): void {
     if (!lead) return;
-    lead.assembler = new StreamAssembler(
-      lead.plan.endpoint === 'completions' ? 'completions' : 'chat.completions',
-    );
+    lead.assembler = assemblerFor(lead.plan.endpoint);
     lead.flight.startStream();
     if (lead.claimed && this.store.shared)
       lead.mirror = new LiveMirror(this.store, lead.plan.scope, lead.plan.hash, this.config.coalesce.waitMs);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AdminKey } from '../../admin/admin-key.js';
 import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
+import { cacheScope, scopeOwner } from '../../cache/cache-scope.js';
 import { GatewayError, InvalidRequestError } from '../../errors.js';
 import { presentedKey } from '../../pipeline/auth.js';
 import type { QuotaStage } from '../../pipeline/quota.js';
@@ -57,9 +58,9 @@ function cacheScopeOf(query: {
   scope?: 'global' | undefined;
 }) {
   const named = [
-    query.team_id && `team:${query.team_id}`,
-    query.key_id && `key:${query.key_id}`,
-    query.scope,
+    query.team_id && cacheScope('team', query.team_id),
+    query.key_id && cacheScope('key', query.key_id),
+    query.scope && cacheScope(query.scope),
   ];
   const scopes = named.filter((scope): scope is string => Boolean(scope));
   if (scopes.length > 1)
@@ -68,10 +69,9 @@ function cacheScopeOf(query: {
 }
 
 function publicCacheStats(stats: CacheScopeStats): Record<string, unknown> {
-  const [kind, id] = stats.scope.split(':');
   return {
     scope: stats.scope,
-    ...(kind === 'team' ? { team_id: id } : kind === 'key' ? { key_id: id } : {}),
+    ...scopeOwner(stats.scope),
     entries: stats.entries,
     bytes: stats.bytes,
   };
@@ -197,7 +197,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
         (await options.cache.stats({}, options.clock())).map((stats) => [stats.scope, stats]),
       );
       for (const row of data) {
-        const stats = held.get(`team:${String(row.team_id)}`);
+        const stats = held.get(cacheScope('team', String(row.team_id)));
         row.cache_entries = stats?.entries ?? 0;
         row.cache_bytes = stats?.bytes ?? 0;
       }
