@@ -14,7 +14,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
-import { itemsOf, mergeItems, singleItemAnswer, splitsIntoItems } from './cache/embedding-items.js';
+import { splitsIntoItems } from './cache/embedding-items.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
 import { createLogger } from './http/logger.js';
@@ -22,7 +22,8 @@ import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { logRequest } from './http/request-log.js';
 import { authHook, KeyAuthenticator, ModelNotAllowedError, principalAllows } from './pipeline/auth.js';
-import { type CacheHit, type CachePlan, type CacheRole, CacheStage } from './pipeline/cache.js';
+import { type CacheRole, CacheStage } from './pipeline/cache.js';
+import { CacheAnswers } from './pipeline/cache-answers.js';
 import {
   clientWantsUsageChunk,
   dispatchJson,
@@ -37,7 +38,7 @@ import { RequestLimits } from './pipeline/request-limits.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
 import { openUpload } from './pipeline/upload-body.js';
-import { type TokenUsage, usageFromJson } from './pipeline/usage.js';
+import { usageFromJson } from './pipeline/usage.js';
 import { errorPayload, registerErrorHandler } from './plugins/error-handler.js';
 import { Metrics } from './plugins/metrics.js';
 import { Registry } from './registry/registry.js';
@@ -138,6 +139,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
+  const cacheAnswers = new CacheAnswers({
+    cache,
+    quota,
+    relay: relayOptions,
+    hitsSpendBudget: config.cache.hitsSpendBudget,
+    maxJsonBytes: MAX_UPSTREAM_JSON_BYTES,
+  });
 
   const app = Fastify({
     loggerInstance: logger,
@@ -259,15 +267,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
     const plan = cache.plan(request, reply, dispatch, deployment, model); // ③
     if (plan?.endpoint === 'embeddings' && splitsIntoItems(dispatch.body))
-      return embedWithItemCache(request, reply, dispatch, deployment, plan);
+      return cacheAnswers.embedWithItems(request, reply, dispatch, deployment, plan);
     const role: CacheRole = plan
       ? await cache.role(plan, dispatch.stream, g.abort.signal)
       : { kind: 'upstream' };
     if (plan && role.kind === 'hit')
-      return answerFromCache(request, reply, dispatch, deployment, plan, role.hit);
+      return cacheAnswers.fromStore(request, reply, dispatch, deployment, plan, role.hit);
     if (role.kind === 'tail') {
       try {
-        return await joinStream(request, reply, dispatch, deployment, role.blocks);
+        return await cacheAnswers.joinStream(request, reply, dispatch, deployment, role.blocks);
       } finally {
         role.close?.();
       }
@@ -360,161 +368,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       await finish.catch(() => {});
       throw error;
     }
-  }
-
-  /**
-   * ③ a hit: the stored answer as JSON or replayed as a stream. It costs no tokens or budget
-   * unless `cache.hitsSpendBudget` says so (then it is reserved and charged like an answer).
-   */
-  async function answerFromCache(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    dispatch: JsonDispatch,
-    deployment: Deployment,
-    plan: CachePlan,
-    hit: CacheHit,
-  ) {
-    cache.markHit(request, reply, hit);
-    return chargeHit(request, dispatch, deployment, async () => {
-      const stream = dispatch.stream
-        ? cache.replayStream(hit, plan, clientWantsUsageChunk(dispatch.body))
-        : undefined;
-      if (stream) await relaySse(request, reply, stream, { ...relayOptions, stripUsageChunk: false });
-      else reply.code(200).type('application/json').send(hit.answer.body);
-      return usageFromJson(hit.answer.body);
-    }).then(() => reply);
-  }
-
-  /**
-   * Answers a hit (`send` returns the usage it stands for). Free, unless `cache.hitsSpendBudget`:
-   * then it is reserved before and charged after like an upstream answer (refunded if sending fails).
-   */
-  async function chargeHit(
-    request: FastifyRequest,
-    dispatch: JsonDispatch,
-    deployment: Deployment,
-    send: () => Promise<TokenUsage | undefined>,
-  ): Promise<void> {
-    const g = request.gateway;
-    const spend = config.cache.hitsSpendBudget;
-    const ticket = spend
-      ? await quota.reserve(g.principal, dispatch.endpoint, dispatch.body, deployment.upstreamModel, g.model)
-      : undefined;
-    let usage: TokenUsage | undefined;
-    try {
-      usage = await send();
-    } catch (error) {
-      await quota.release(ticket).catch(() => {});
-      throw error;
-    }
-    g.usage = spend ? usage : undefined;
-    quota.settle(ticket, g.usage).catch((error: Error) => {
-      request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
-    });
-  }
-
-  /**
-   * ③ for an embeddings batch: each input is its own entry. Inputs found are not sent; the rest
-   * go upstream in one request, and the answer is put back together in the client's order.
-   */
-  async function embedWithItemCache(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    dispatch: JsonDispatch,
-    deployment: Deployment,
-    plan: CachePlan,
-  ) {
-    const g = request.gateway;
-    const inputs = dispatch.body.input as unknown[];
-    const hashes = cache.itemHashes(plan, dispatch, deployment, inputs);
-    const found = await cache.lookupItems(plan, hashes);
-    const missing = inputs.flatMap((_, i) => (found[i] ? [] : [i]));
-    reply.header('x-tollgate-cache-items', `${inputs.length - missing.length}/${inputs.length}`);
-    const parsed = (hit: CacheHit) => JSON.parse(hit.answer.body.toString('utf8')) as Record<string, unknown>;
-    if (missing.length === 0) {
-      const answers = found.map((hit) => parsed(hit as CacheHit));
-      cache.markHit(request, reply, { ageSeconds: Math.max(...found.map((hit) => hit?.ageSeconds ?? 0)) });
-      const parts = answers.map((answer) => ({ answer, item: itemsOf(answer)?.[0] ?? {} }));
-      const merged = mergeItems(parts, answers[0]?.model);
-      await chargeHit(request, dispatch, deployment, async () => {
-        reply.code(200).type('application/json').send(merged);
-        return usageFromJson(merged);
-      });
-      return reply;
-    }
-    const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
-    const partial: JsonDispatch = { ...dispatch, body };
-    const ticket = await quota.reserve(
-      g.principal,
-      dispatch.endpoint,
-      body,
-      deployment.upstreamModel,
-      g.model,
-    ); // ②
-    try {
-      const response = await dispatchJson(request, deployment, partial); // ⑤
-      let answer = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
-      g.usage = usageFromJson(answer); // ⑦
-      if (response.status === 200 && dispatch.body.encoding_format === 'base64')
-        answer = ensureBase64Embeddings(answer);
-      const upstreamAnswer =
-        response.status === 200
-          ? (JSON.parse(answer.toString('utf8')) as Record<string, unknown>)
-          : undefined;
-      const items = upstreamAnswer && itemsOf(upstreamAnswer);
-      if (!upstreamAnswer || !items || items.length !== missing.length) {
-        sendBuffered(reply, response, answer); // an error (or an odd answer) goes back as it came
-      } else {
-        const fresh = missing.map((i, j) => ({
-          hash: hashes[i] as string,
-          body: singleItemAnswer(upstreamAnswer, items[j] ?? {}, inputs[i]),
-        }));
-        const parts = inputs.map((_, i) => {
-          const hit = found[i];
-          if (hit) {
-            const stored = parsed(hit);
-            return { answer: stored, item: itemsOf(stored)?.[0] ?? {} };
-          }
-          return { answer: upstreamAnswer, item: items[missing.indexOf(i)] ?? {} };
-        });
-        reply
-          .code(200)
-          .headers(response.headers)
-          .type('application/json')
-          .send(mergeItems(parts, upstreamAnswer.model));
-        cache.storeItems(plan, fresh).catch(() => {});
-      }
-      quota.settle(ticket, g.usage).catch((error: Error) => {
-        request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
-      });
-      return reply;
-    } catch (error) {
-      await (g.abort.signal.aborted ? quota.settle(ticket, undefined) : quota.release(ticket)).catch(
-        () => {},
-      );
-      throw error;
-    }
-  }
-
-  /** ③ joins the stream an identical request is receiving (here or elsewhere), from its first chunk. */
-  async function joinStream(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    dispatch: JsonDispatch,
-    deployment: Deployment,
-    blocks: AsyncIterable<Buffer>,
-  ) {
-    cache.markHit(request, reply, { ageSeconds: 0 });
-    const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: blocks };
-    // What another request paid for is a hit: free unless hits spend budget.
-    await chargeHit(request, dispatch, deployment, async () => {
-      await relaySse(request, reply, response, {
-        ...relayOptions,
-        stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
-      });
-      return request.gateway.usage;
-    });
-    return reply;
   }
 
   async function forwardUpload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint) {
