@@ -61,7 +61,8 @@ import { UsageRecorder } from './usage/usage-recorder.js';
  *
  *   ① auth     pipeline/auth.ts      onRequest hook on /v1, before the body is read
  *   ② quota    pipeline/quota.ts     tokens, concurrency, budgets: one atomic reservation
- *   ③ cache    pipeline/cache.ts     stored answers, replayed; identical requests in flight joined
+ *   ③ cache    pipeline/cache.ts     hit, join a request in flight, or lead the fill (answers sent
+ *                                    by pipeline/cache-answers.ts)
  *   ④ router   pipeline/router.ts    public model name -> deployment
  *   ⑤ backend  pipeline/dispatch.ts  one call to the deployment's adapter
  *   ⑥ stream   pipeline/stream.ts    SSE relayed as it arrives, or JSON / bytes
