@@ -253,6 +253,12 @@ describe('③ cache: JSON and streams', () => {
       batch.data.data[1]?.embedding,
     ]);
     expect(calls('/v1/embeddings')).toBe(2);
+    // A one-item list is the same entry as the bare string.
+    const listed = await client.embeddings
+      .create({ model, input: ['b'], encoding_format: 'float' })
+      .withResponse();
+    expect(listed.response.headers.get('x-tollgate-cache')).toBe('HIT');
+    expect(calls('/v1/embeddings')).toBe(2);
     // base64 (the SDK's default) is its own entry per input, decoded by the SDK as before.
     const encoded = await client.embeddings.create({ model, input: ['a', 'b'] });
     expect(encoded.data[0]?.embedding).toEqual(batch.data.data[0]?.embedding);

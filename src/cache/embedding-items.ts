@@ -15,11 +15,14 @@ interface EmbeddingItem {
   [field: string]: unknown;
 }
 
-/** True for a request worth splitting: an input list of several strings or token arrays. */
+/**
+ * True for an input list of strings or token arrays (one item too: `["x"]` and `"x"` are then the
+ * same entry).
+ */
 export function splitsIntoItems(body: Json): body is Json & { input: unknown[] } {
   return (
     Array.isArray(body.input) &&
-    body.input.length > 1 &&
+    body.input.length > 0 &&
     body.input.every((item) => typeof item === 'string' || Array.isArray(item))
   );
 }
