@@ -333,6 +333,10 @@ describe('③ cache: policy and request controls', () => {
     expect((await chat(on.client)).cache).toBe('HIT');
     const off = await teamKey(gw, { cache: { enabled: true } }, { cache: { enabled: false } });
     expect((await chat(off.client)).cache).toBe('BYPASS');
+    // An admin's "off" on a team or key is final; the config's default is not.
+    expect((await chat(off.client, ask, { 'x-tollgate-cache': 'on' })).cache).toBe('BYPASS');
+    expect((await chat(off.client, ask, { 'x-tollgate-cache': 'refresh' })).cache).toBe('BYPASS');
+    expect((await chat(plain.client, ask, { 'x-tollgate-cache': 'on' })).cache).toBe('MISS');
     const patched = await admin(gw, 'PATCH', `/keys/${off.keyId}`, { cache: null });
     expect(patched.json.cache).toBeNull();
     // A key's record is trusted for up to a second (auth.cacheTtlMs) before it is read again.

@@ -18,6 +18,8 @@ export function isCacheable(endpoint: JsonEndpoint): endpoint is CacheableEndpoi
 
 export interface ResolvedPolicy {
   enabled: boolean;
+  /** Off by an admin on the team or key: final, no request header turns it on. */
+  forbidden: boolean;
   ttlSeconds: number;
   maxTemperature: number;
   scope: 'team' | 'key' | 'global';
@@ -32,6 +34,7 @@ export function resolvePolicy(
 ): ResolvedPolicy {
   const policy: ResolvedPolicy = {
     enabled: config.enabled,
+    forbidden: false,
     ttlSeconds: config.ttl,
     maxTemperature: config.maxTemperature,
     scope: config.scope,
@@ -41,9 +44,13 @@ export function resolvePolicy(
     team ?? undefined,
     key ?? undefined,
   ];
-  for (const level of levels) {
+  for (const [index, level] of levels.entries()) {
     if (!level) continue;
-    if (level.enabled !== undefined) policy.enabled = level.enabled;
+    if (level.enabled !== undefined) {
+      policy.enabled = level.enabled;
+      // The config's and a model's `enabled` are defaults; a team's or key's is the admin's word.
+      policy.forbidden = !level.enabled && index > 0;
+    }
     if (level.ttl !== undefined) policy.ttlSeconds = level.ttl;
     if (level.max_temperature !== undefined) policy.maxTemperature = level.max_temperature;
     if (level.scope !== undefined) policy.scope = level.scope;
@@ -134,7 +141,7 @@ export function decide(
   directives: RequestDirectives,
   maxTtlSeconds: number,
 ): CacheVerdict {
-  if (directives.mode === 'off') return { use: false };
+  if (directives.mode === 'off' || policy.forbidden) return { use: false };
   const asked = directives.mode === 'on' || directives.mode === 'refresh';
   if (!asked && !policy.enabled) return { use: false };
   if (!asked && !deterministicEnough(endpoint, body, policy.maxTemperature)) return { use: false };
