@@ -359,6 +359,9 @@ describe('③ cache: policy and request controls', () => {
     const lenient = await gateway({ cache: { enabled: true, maxTemperature: 1 } });
     const l = await teamKey(lenient);
     expect((await chat(l.client, warm)).cache).toBe('MISS');
+    // The temperature is part of the key: another one misses, the same one hits.
+    expect((await chat(l.client, { ...warm, temperature: 0.5 })).cache).toBe('MISS');
+    expect((await chat(l.client, warm)).cache).toBe('HIT');
   });
 
   it('off, refresh, no-cache, no-store and max-age do what they say', async () => {
