@@ -16,22 +16,32 @@ function labelText(labels: Labels): string {
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 
+/** A counter with fixed label names; label text is built only when scraped, not per request. */
 class Counter {
-  private readonly values = new Map<string, number>();
+  private readonly values = new Map<string, { labels: string[]; value: number }>();
 
   constructor(
     readonly name: string,
     readonly help: string,
+    private readonly labelNames: readonly string[],
   ) {}
 
-  inc(labels: Labels): void {
-    const key = labelText(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + 1);
+  inc(...labels: string[]): void {
+    const key = labels.join('\u0000');
+    const entry = this.values.get(key);
+    if (entry) entry.value++;
+    else this.values.set(key, { labels, value: 1 });
   }
 
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [labels, value] of this.values) lines.push(`${this.name}${labels} ${value}`);
+    for (const { labels, value } of this.values.values()) {
+      const named: Labels = {};
+      this.labelNames.forEach((name, i) => {
+        named[name] = labels[i] ?? '';
+      });
+      lines.push(`${this.name}${labelText(named)} ${value}`);
+    }
     return lines.join('\n');
   }
 }
@@ -40,21 +50,23 @@ export class Metrics {
   private readonly requests = new Counter(
     'tollgate_requests_total',
     'Requests answered by this instance, by route and status.',
+    ['route', 'status'],
   );
   private readonly cache = new Counter(
     'tollgate_cache_requests_total',
     'Cacheable requests by team and cache result (HIT, MISS, BYPASS, REFRESH).',
+    ['team_id', 'result'],
   );
 
   /** Called once per finished request. */
   observe(request: FastifyRequest, reply: FastifyReply): void {
     const route = request.routeOptions.url ?? 'unmatched';
-    this.requests.inc({ route, status: String(reply.raw.statusCode) });
+    this.requests.inc(route, String(reply.raw.statusCode));
     const g = request.gateway;
     if (g.cache) {
       const principal = g.principal;
       const team = principal?.kind === 'key' ? principal.teamId : 'none';
-      this.cache.inc({ team_id: team, result: g.cache });
+      this.cache.inc(team, g.cache);
     }
   }
 
