@@ -1,84 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, type Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CachedAnswer, CacheStore } from '../src/store/cache-store.js';
 import { MemoryCacheStore } from '../src/store/memory-cache-store.js';
-import { MemoryStore } from '../src/store/memory-store.js';
-import { RedisStore } from '../src/store/redis-store.js';
 import type { Store } from '../src/store/store.js';
-import { redisForTests, type TestRedis } from './support/redis.js';
-import {
-  deleteKeys,
-  type LeasedDatabase,
-  leaseRedisDatabase,
-  scanKeys,
-  startRedisCluster,
-  type TestRedisCluster,
-} from './support/redis-cluster.js';
+import { scanKeys } from './support/redis-cluster.js';
+import { storeSubjects } from './support/store-subjects.js';
 
-let redis: TestRedis | undefined;
-let database: LeasedDatabase | undefined;
-let cluster: TestRedisCluster | undefined;
-let clusterAdmin: Cluster | undefined;
+const stores = storeSubjects({ clearBeforeEach: true });
+const subjects = stores.subjects;
 
-beforeAll(async () => {
-  [redis, cluster] = await Promise.all([redisForTests(), startRedisCluster()]);
-  // REDIS_URL may be shared: work in a database of our own and only delete `tg:*` there.
-  if (redis) database = await leaseRedisDatabase(redis.url);
-  if (cluster) {
-    clusterAdmin = new Cluster(
-      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
-    );
-    clusterAdmin.on('error', () => {});
-  }
-});
-
-afterAll(async () => {
-  clusterAdmin?.disconnect();
-  if (database) await deleteKeys(database.client, 'tg:*');
-  await database?.release();
-  await Promise.all([redis?.stop(), cluster?.stop()]);
-});
-
-interface Subject {
-  name: string;
-  /** A store on empty cache state, or undefined where this backend is unavailable (skips). */
-  open: () => Promise<Store | undefined>;
-  /** Another gateway instance on the same shared state; MemoryStore shares itself. */
-  sibling: (store: Store) => Promise<Store>;
-  /** The servers holding the keys, to check names; none for MemoryStore. */
-  servers: () => Redis[];
-}
-
-const subjects: Subject[] = [
-  {
-    name: 'MemoryStore',
-    open: () => MemoryStore.open(),
-    sibling: async (store) => store,
-    servers: () => [],
-  },
-  {
-    name: 'RedisStore (standalone)',
-    open: async () => {
-      if (!database) return undefined;
-      await deleteKeys(database.client, 'tg:*');
-      return new RedisStore({ target: { url: database.url } });
-    },
-    sibling: async () => new RedisStore({ target: { url: (database as LeasedDatabase).url } }),
-    servers: () => (database ? [database.client] : []),
-  },
-  {
-    name: 'RedisStore (cluster)',
-    open: async () => {
-      if (!cluster || !clusterAdmin) return undefined;
-      await deleteKeys(clusterAdmin, 'tg:*');
-      return new RedisStore({ target: { cluster: { nodes: cluster.nodes } } });
-    },
-    sibling: async () =>
-      new RedisStore({ target: { cluster: { nodes: (cluster as TestRedisCluster).nodes } } }),
-    servers: () => (clusterAdmin ? clusterAdmin.nodes('master') : []),
-  },
-];
+beforeAll(stores.start);
+afterAll(stores.stop);
 
 const T0 = Date.UTC(2026, 10, 22, 12, 0, 0);
 const MINUTE = 60_000;
