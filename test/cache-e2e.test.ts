@@ -2,14 +2,16 @@ import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppDeps } from '../src/app.js';
 import type { ConfigInput } from '../src/config/schema.js';
-import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
 import {
-  chatChunkFixtures,
-  chatCompletionFixture,
-  FIXTURE_USAGE,
-  toolCallChunkFixtures,
-} from './support/openai-fixtures.js';
+  CACHEABLE_ASK,
+  cacheTestUpstream,
+  chatWithCache,
+  defaultControl,
+  streamWithCache,
+} from './support/cache-fixtures.js';
+import type { FakeUpstream } from './support/fake-upstream.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+import { FIXTURE_USAGE } from './support/openai-fixtures.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
 
 /**
@@ -19,49 +21,21 @@ import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-
 const ADMIN = 'test-admin-key-0123456789';
 let upstream: FakeUpstream | undefined;
 let gateways: TestGateway[] = [];
-/** Milliseconds the upstream waits before answering (coalescing tests widen the window). */
-let delayMs = 0;
-/** Milliseconds between the upstream's stream chunks. */
-let chunkDelayMs = 5;
-let failNext = false;
+/** How the upstream answers (the tests steer it). */
+let control = defaultControl();
 
 afterEach(async () => {
   await Promise.all(gateways.map((gateway) => gateway.close()));
   await upstream?.stop();
   gateways = [];
   upstream = undefined;
-  delayMs = 0;
-  chunkDelayMs = 5;
-  failNext = false;
+  control = defaultControl();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function startUpstream(): Promise<string> {
-  upstream = new FakeUpstream()
-    .on('POST', '/v1/chat/completions', async (request, res) => {
-      const body = request.json ?? {};
-      if (delayMs) await sleep(delayMs);
-      if (failNext) {
-        failNext = false;
-        return sendJson(res, 500, openaiError('boom', 'server_error'));
-      }
-      const model = String(body.model);
-      if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello', Number(body.n ?? 1)));
-      const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-      if (body.tools) return sendSse(res, toolCallChunkFixtures(model), { delayMs: 5 });
-      return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: chunkDelayMs });
-    })
-    .on('POST', '/v1/embeddings', (request, res) => {
-      const input = request.json?.input;
-      const items = Array.isArray(input) ? input : [input];
-      sendJson(res, 200, {
-        object: 'list',
-        model: 'emb',
-        data: items.map((_, index) => ({ object: 'embedding', index, embedding: [index, 0.5, -0.25] })),
-        usage: { prompt_tokens: items.length, total_tokens: items.length },
-      });
-    });
+  upstream = cacheTestUpstream(control);
   return `${await upstream.start()}/v1`;
 }
 
@@ -111,36 +85,11 @@ async function teamKey(
   };
 }
 
-const ask = {
-  model: 'gpt-4o-mini',
-  temperature: 0,
-  messages: [{ role: 'user' as const, content: 'Say hello' }],
-};
+const ask = CACHEABLE_ASK;
 
-async function chat(
-  client: OpenAI,
-  body: Record<string, unknown> = ask,
-  headers: Record<string, string> = {},
-) {
-  const { data, response } = await client.chat.completions
-    .create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers })
-    .withResponse();
-  return { data, cache: response.headers.get('x-tollgate-cache'), age: response.headers.get('age') };
-}
+const chat = chatWithCache;
 
-async function streamed(
-  client: OpenAI,
-  body: Record<string, unknown> = ask,
-  headers: Record<string, string> = {},
-) {
-  const { data: stream, response } = await client.chat.completions
-    .create({ ...body, stream: true } as unknown as OpenAI.ChatCompletionCreateParamsStreaming, { headers })
-    .withResponse();
-  const chunks: OpenAI.ChatCompletionChunk[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
-  return { chunks, text, cache: response.headers.get('x-tollgate-cache'), age: response.headers.get('age') };
-}
+const streamed = streamWithCache;
 
 describe('③ cache: JSON and streams', () => {
   it('a JSON miss is stored; the same request is a HIT with age, never reaching the upstream', async () => {
@@ -409,7 +358,7 @@ describe('③ cache: policy and request controls', () => {
   it('errors are never cached', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    failNext = true;
+    control.failNext = true;
     await expect(chat(client)).rejects.toBeInstanceOf(OpenAI.InternalServerError);
     expect((await chat(client)).cache).toBe('MISS');
     expect((await chat(client)).cache).toBe('HIT');
@@ -420,7 +369,7 @@ describe('③ cache: streams cut short and coalescing', () => {
   it('a client that leaves mid-stream stores nothing', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    delayMs = 0;
+    control.delayMs = 0;
     const stream = await client.chat.completions.create({ ...ask, stream: true });
     for await (const _chunk of stream) break;
     await upstream?.waitForAbort();
@@ -432,7 +381,7 @@ describe('③ cache: streams cut short and coalescing', () => {
   it('identical requests in flight wait for the first: the upstream sees one, late streams get every chunk', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    delayMs = 150;
+    control.delayMs = 150;
     const first = streamed(client);
     await sleep(50);
     const followers = [
@@ -451,7 +400,7 @@ describe('③ cache: streams cut short and coalescing', () => {
   it("when the first request's client leaves, the streams joined to it still get the whole answer", async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    chunkDelayMs = 100;
+    control.chunkDelayMs = 100;
     const leader = await client.chat.completions.create({ ...ask, stream: true });
     const joined = streamed(client);
     for await (const _chunk of leader) {
@@ -471,7 +420,7 @@ describe('③ cache: streams cut short and coalescing', () => {
   it('a client that leaves with nobody joined still stops the upstream at once', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    chunkDelayMs = 100;
+    control.chunkDelayMs = 100;
     const stream = await client.chat.completions.create({ ...ask, stream: true });
     for await (const _chunk of stream) break;
     await upstream?.waitForAbort();
@@ -481,7 +430,7 @@ describe('③ cache: streams cut short and coalescing', () => {
   it('a joiner waits at most cache.coalesce.waitMs, then goes upstream itself', async () => {
     const gw = await gateway({ cache: { enabled: true, coalesce: { waitMs: 200 } } });
     const { client } = await teamKey(gw);
-    delayMs = 800;
+    control.delayMs = 800;
     const first = chat(client);
     await sleep(50);
     const started = Date.now();

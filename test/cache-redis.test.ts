@@ -3,9 +3,15 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { AppDeps } from '../src/app.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { RedisStore } from '../src/store/redis-store.js';
-import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
+import {
+  CACHEABLE_ASK,
+  cacheTestUpstream,
+  chatWithCache,
+  defaultControl,
+  streamWithCache,
+} from './support/cache-fixtures.js';
+import type { FakeUpstream } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
-import { chatChunkFixtures, chatCompletionFixture } from './support/openai-fixtures.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
 
@@ -20,11 +26,8 @@ let upstream: FakeUpstream | undefined;
 let gateways: TestGateway[] = [];
 /** Every team a test created, so its cache entries can be purged from the shared Redis. */
 let teams: string[] = [];
-/** Milliseconds the upstream waits before answering (coalescing tests widen the window). */
-let delayMs = 0;
-/** Milliseconds between the upstream's stream chunks. */
-let chunkDelayMs = 5;
-let failNext = false;
+/** How the upstream answers (the tests steer it). */
+let control = defaultControl();
 
 beforeAll(async () => {
   redis = await redisForTests();
@@ -49,26 +52,13 @@ afterEach(async () => {
   gateways = [];
   teams = [];
   upstream = undefined;
-  delayMs = 0;
-  chunkDelayMs = 5;
-  failNext = false;
+  control = defaultControl();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function startUpstream(): Promise<FakeUpstream> {
-  const up = new FakeUpstream().on('POST', '/v1/chat/completions', async (request, res) => {
-    const body = request.json ?? {};
-    if (delayMs) await sleep(delayMs);
-    if (failNext) {
-      failNext = false;
-      return sendJson(res, 500, openaiError('boom', 'server_error'));
-    }
-    const model = String(body.model);
-    if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello'));
-    const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-    return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), { delayMs: chunkDelayMs });
-  });
+  const up = cacheTestUpstream(control);
   await up.start();
   return up;
 }
@@ -131,33 +121,11 @@ function clientFor(gw: TestGateway, key: string): OpenAI {
   return new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
 }
 
-const ask = {
-  model: 'gpt-4o-mini',
-  temperature: 0,
-  messages: [{ role: 'user' as const, content: 'Say hello' }],
-};
+const ask = CACHEABLE_ASK;
 
-async function chat(client: OpenAI, body: Record<string, unknown> = ask) {
-  const { data, response } = await client.chat.completions
-    .create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming)
-    .withResponse();
-  return {
-    data,
-    text: data.choices[0]?.message.content ?? '',
-    cache: response.headers.get('x-tollgate-cache'),
-    age: response.headers.get('age'),
-  };
-}
+const chat = chatWithCache;
 
-async function streamed(client: OpenAI, body: Record<string, unknown> = ask) {
-  const { data: stream, response } = await client.chat.completions
-    .create({ ...body, stream: true } as unknown as OpenAI.ChatCompletionCreateParamsStreaming)
-    .withResponse();
-  const chunks: OpenAI.ChatCompletionChunk[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
-  return { chunks, text, cache: response.headers.get('x-tollgate-cache'), age: response.headers.get('age') };
-}
+const streamed = streamWithCache;
 
 async function entries(gw: TestGateway, teamId: string): Promise<number | undefined> {
   const stats = await admin(gw, 'GET', `/cache?team_id=${teamId}`);
@@ -246,7 +214,7 @@ describe('③ cache on Redis: coalescing across instances', () => {
     const { key } = await teamKey(a);
     const onA = clientFor(a, key);
     const onB = clientFor(b, key);
-    delayMs = 300;
+    control.delayMs = 300;
     const first = streamed(onA);
     await sleep(50);
     const fromB = [
@@ -270,7 +238,7 @@ describe('③ cache on Redis: coalescing across instances', () => {
     const a = await gateway();
     const b = await gateway();
     const { key } = await teamKey(a);
-    chunkDelayMs = 150; // five chunks: the leader's stream lasts about 750 ms
+    control.chunkDelayMs = 150; // five chunks: the leader's stream lasts about 750 ms
     const leaderStarted = Date.now();
     const leader = streamed(clientFor(a, key)).then((result) => ({ ...result, endedAt: Date.now() }));
     await sleep(250);
@@ -300,8 +268,8 @@ describe('③ cache on Redis: coalescing across instances', () => {
     const { key, teamId } = await teamKey(a);
     const onA = clientFor(a, key);
     const onB = clientFor(b, key);
-    delayMs = 300;
-    failNext = true;
+    control.delayMs = 300;
+    control.failNext = true;
     const started = Date.now();
     const first = chat(onA).catch((error: unknown) => error);
     await sleep(50);
@@ -327,7 +295,7 @@ describe('③ cache on Redis: a leader that goes away', () => {
     const a = await gateway();
     const b = await gateway();
     const { key } = await teamKey(a);
-    delayMs = 300;
+    control.delayMs = 300;
     const controller = new AbortController();
     const first = clientFor(a, key)
       .chat.completions.create(ask, { signal: controller.signal })

@@ -1,0 +1,87 @@
+import type OpenAI from 'openai';
+import { FakeUpstream, openaiError, sendJson, sendSse } from './fake-upstream.js';
+import { chatChunkFixtures, chatCompletionFixture, toolCallChunkFixtures } from './openai-fixtures.js';
+
+/**
+ * What the response-cache suites share: an upstream whose timing and failures a test steers, a
+ * cacheable question, and SDK calls that also return the `x-tollgate-cache` and `age` headers.
+ */
+export interface UpstreamControl {
+  /** Milliseconds before answering (widens the window in which requests coalesce). */
+  delayMs: number;
+  /** Milliseconds between stream chunks. */
+  chunkDelayMs: number;
+  /** Answer the next chat request with a 500. */
+  failNext: boolean;
+}
+
+export const defaultControl = (): UpstreamControl => ({ delayMs: 0, chunkDelayMs: 5, failNext: false });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Chat: 'Hello #<i>' per choice (JSON), 'Hel' 'lo' ' #0' (streams), a tool call when asked for tools; embeddings. */
+export function cacheTestUpstream(control: UpstreamControl): FakeUpstream {
+  return new FakeUpstream()
+    .on('POST', '/v1/chat/completions', async (request, res) => {
+      const body = request.json ?? {};
+      if (control.delayMs) await sleep(control.delayMs);
+      if (control.failNext) {
+        control.failNext = false;
+        return sendJson(res, 500, openaiError('boom', 'server_error'));
+      }
+      const model = String(body.model);
+      if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello', Number(body.n ?? 1)));
+      const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+      if (body.tools) return sendSse(res, toolCallChunkFixtures(model), { delayMs: 5 });
+      return sendSse(res, chatChunkFixtures(model, ['Hel', 'lo', ' #0'], usage), {
+        delayMs: control.chunkDelayMs,
+      });
+    })
+    .on('POST', '/v1/embeddings', (request, res) => {
+      const input = request.json?.input;
+      const items = Array.isArray(input) ? input : [input];
+      sendJson(res, 200, {
+        object: 'list',
+        model: 'emb',
+        data: items.map((_, index) => ({ object: 'embedding', index, embedding: [index, 0.5, -0.25] })),
+        usage: { prompt_tokens: items.length, total_tokens: items.length },
+      });
+    });
+}
+
+/** Deterministic (temperature 0), so cacheable once the cache is on. */
+export const CACHEABLE_ASK = {
+  model: 'gpt-4o-mini',
+  temperature: 0,
+  messages: [{ role: 'user' as const, content: 'Say hello' }],
+};
+
+export async function chatWithCache(
+  client: OpenAI,
+  body: Record<string, unknown> = CACHEABLE_ASK,
+  headers: Record<string, string> = {},
+) {
+  const { data, response } = await client.chat.completions
+    .create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers })
+    .withResponse();
+  return {
+    data,
+    text: data.choices[0]?.message.content ?? '',
+    cache: response.headers.get('x-tollgate-cache'),
+    age: response.headers.get('age'),
+  };
+}
+
+export async function streamWithCache(
+  client: OpenAI,
+  body: Record<string, unknown> = CACHEABLE_ASK,
+  headers: Record<string, string> = {},
+) {
+  const { data: stream, response } = await client.chat.completions
+    .create({ ...body, stream: true } as unknown as OpenAI.ChatCompletionCreateParamsStreaming, { headers })
+    .withResponse();
+  const chunks: OpenAI.ChatCompletionChunk[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+  return { chunks, text, cache: response.headers.get('x-tollgate-cache'), age: response.headers.get('age') };
+}
