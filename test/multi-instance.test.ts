@@ -1,12 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
 
 /**
@@ -15,9 +11,6 @@ import { redisForTests, type TestRedis } from './support/redis.js';
  * is the only lag).
  */
 
-/** The built CLI, run as users run it (global setup builds dist/ once). */
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-
 /**
  * A database of its own on the shared Redis: this suite clears every `tg:*` key first (so no
  * counter or setting left by an earlier run can interfere), which must not pull state from
@@ -25,62 +18,12 @@ const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
  */
 const DATABASE = 11;
 
-interface GatewayProcess {
-  child: ChildProcess;
-  /** `http://127.0.0.1:<port>` */
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-const children: ChildProcess[] = [];
+const gatewayProcesses: GatewayProcess[] = [];
 
 async function startProcess(redisUrl: string): Promise<GatewayProcess> {
-  const {
-    REDIS_URL: _redis,
-    OPENAI_API_KEY: _openai,
-    TOLLGATE_CONFIG: _config,
-    TOLLGATE_AUTH: _auth,
-    TOLLGATE_ADMIN_KEY: _admin,
-    ...base
-  } = process.env;
-  const child = spawn(process.execPath, [CLI], {
-    env: {
-      ...base,
-      REDIS_URL: redisUrl,
-      TOLLGATE_ADMIN_KEY: TEST_ADMIN_KEY,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tollgate-multi-')),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  // Log lines are buffered for up to a second before they reach stdout.
-  for (let i = 0; i < 400; i++) {
-    const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output);
-    if (match?.[1]) return { child, url: match[1], output: () => output, exited };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`gateway did not start:\n${output}`);
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
+  const started = await startGatewayProcess({ REDIS_URL: redisUrl, TOLLGATE_ADMIN_KEY: TEST_ADMIN_KEY });
+  gatewayProcesses.push(started);
+  return started;
 }
 
 /** Deletes this suite's `tg:*` keys with SCAN + DEL (never FLUSHALL/FLUSHDB). */
@@ -119,7 +62,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(children.splice(0).map(stopProcess));
+  await Promise.all(gatewayProcesses.splice(0).map((started) => started.stop()));
   if (databaseUrl) await clearGatewayKeys(databaseUrl);
   await redis?.stop();
 });

@@ -1,15 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/store/redis-store.js';
 import { estimateChatPromptTokens } from '../src/usage/token-estimate.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
 import { type LeasedDatabase, leaseRedisDatabase } from './support/redis-cluster.js';
 
@@ -20,7 +19,6 @@ import { type LeasedDatabase, leaseRedisDatabase } from './support/redis-cluster
  * concurrency and requests per minute must hold for the three together exactly as for one.
  */
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const MODEL = 'gpt-4o-mini';
 /** What the upstream reports for every completion, whatever was asked. */
 const USAGE = { prompt_tokens: 30, completion_tokens: 10, total_tokens: 40 };
@@ -101,64 +99,17 @@ async function startUpstream(): Promise<Upstream> {
 
 // ---------------------------------------------------------------- the gateway processes
 
-interface GatewayProcess {
-  child: ChildProcess;
-  /** `http://127.0.0.1:<port>` */
-  url: string;
-}
-
-const children: ChildProcess[] = [];
+const gatewayProcesses: GatewayProcess[] = [];
 const tempDirs: string[] = [];
 
 async function startProcess(redisUrl: string, configPath: string): Promise<GatewayProcess> {
-  const {
-    REDIS_URL: _redis,
-    OPENAI_API_KEY: _openai,
-    OPENAI_BASE_URL: _openaiBase,
-    TOLLGATE_CONFIG: _config,
-    TOLLGATE_AUTH: _auth,
-    TOLLGATE_ADMIN_KEY: _admin,
-    ...base
-  } = process.env;
-  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-quota-multi-'));
-  tempDirs.push(dataDir);
-  const child = spawn(process.execPath, [CLI], {
-    env: {
-      ...base,
-      REDIS_URL: redisUrl,
-      TOLLGATE_CONFIG: configPath,
-      TOLLGATE_ADMIN_KEY: TEST_ADMIN_KEY,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      TOLLGATE_DATA_DIR: dataDir,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const started = await startGatewayProcess({
+    REDIS_URL: redisUrl,
+    TOLLGATE_CONFIG: configPath,
+    TOLLGATE_ADMIN_KEY: TEST_ADMIN_KEY,
   });
-  children.push(child);
-  // Only the last few KB are kept: the request log of a burst is of no interest here.
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-16_384);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  // Log lines are buffered for up to a second before they reach stdout.
-  for (let i = 0; i < 400; i++) {
-    const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output);
-    if (match?.[1]) return { child, url: match[1] };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`gateway did not start:\n${output}`);
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
+  gatewayProcesses.push(started);
+  return started;
 }
 
 // ---------------------------------------------------------------- setup
@@ -191,7 +142,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.all(children.splice(0).map(stopProcess));
+  await Promise.all(gatewayProcesses.splice(0).map((started) => started.stop()));
   await upstream?.stop();
   if (database) {
     let cursor = '0';
