@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CachePurge, CacheStats } from '../src/cli/admin-types.js';
+import { type CliResult, runCli } from './support/cli-process.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 
 /**
@@ -10,7 +9,6 @@ import { startGateway, type TestGateway } from './support/gateway.js';
  * gateway with the response cache on and a mock backend.
  */
 const ADMIN = 'test-admin-key-0123456789';
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
 let gw: TestGateway;
 
@@ -25,28 +23,9 @@ beforeAll(async () => {
 });
 afterAll(() => gw.close());
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `tollgate` as a user would, pointed at the gateway through the environment. */
-function tollgate(args: string[]): Promise<Result> {
-  const { TOLLGATE_URL: _url, TOLLGATE_ADMIN_KEY: _key, TOLLGATE_CONFIG: _config, ...base } = process.env;
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...base, TOLLGATE_URL: gw.url, TOLLGATE_ADMIN_KEY: ADMIN },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+function tollgate(args: string[]): Promise<CliResult> {
+  return runCli(args, { TOLLGATE_URL: gw.url, TOLLGATE_ADMIN_KEY: ADMIN });
 }
 
 async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -145,12 +124,9 @@ describe('tollgate cache', () => {
   });
 
   it('a wrong admin key exits 4', async () => {
-    const { TOLLGATE_URL: _url, TOLLGATE_ADMIN_KEY: _key, ...base } = process.env;
-    const child = spawn(process.execPath, [CLI, '--url', gw.url, 'cache', 'stats'], {
-      env: { ...base, TOLLGATE_ADMIN_KEY: 'wrong-key-0123456789' },
-      stdio: 'ignore',
+    const { code } = await runCli(['--url', gw.url, 'cache', 'stats'], {
+      TOLLGATE_ADMIN_KEY: 'wrong-key-0123456789',
     });
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect(code).toBe(4);
   });
 

@@ -1,16 +1,13 @@
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiKey, ApiKeyWithSecret, ListPage, Team } from '../src/cli/admin-types.js';
+import { type CliResult, runCli } from './support/cli-process.js';
 import {
   type FakeAdminServer,
   type RecordedRequest,
   startFakeAdminServer,
 } from './support/fake-admin-server.js';
 
-/** The built CLI, run as users run it (global setup builds dist/ once). */
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const DAY = 86_400;
 
 let server: FakeAdminServer;
@@ -21,28 +18,9 @@ beforeAll(async () => {
 afterAll(() => server.close());
 beforeEach(() => server.reset());
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `tollgate` pointed at the fake server; `env` values of undefined unset a variable. */
-function tollgate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const { TOLLGATE_URL: _url, TOLLGATE_ADMIN_KEY: _key, TOLLGATE_CONFIG: _config, ...base } = process.env;
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...base, TOLLGATE_URL: server.url, TOLLGATE_ADMIN_KEY: server.adminKey, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+function tollgate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, { TOLLGATE_URL: server.url, TOLLGATE_ADMIN_KEY: server.adminKey, ...env });
 }
 
 /** Seeds the fake directly over HTTP, so each test spends its CLI runs on what it checks. */
@@ -65,7 +43,7 @@ function cliRequests(since: number): RecordedRequest[] {
 async function run(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-): Promise<Result & { requests: RecordedRequest[] }> {
+): Promise<CliResult & { requests: RecordedRequest[] }> {
   const since = server.requests.length;
   const result = await tollgate(args, env);
   return { ...result, requests: cliRequests(since) };
@@ -78,7 +56,7 @@ function only(requests: RecordedRequest[]): RecordedRequest {
   return request;
 }
 
-function expectNoStack(result: Result): void {
+function expectNoStack(result: CliResult): void {
   expect(result.stderr).not.toMatch(/\n\s+at /);
   expect(result.stdout).not.toMatch(/\n\s+at /);
 }
