@@ -798,64 +798,58 @@ async function main() {
     },
   };
 
-  /** @type {QuotaSection} */
-  let quota;
-  if (!settings.quota.enabled) quota = { skipped: 'BENCH_QUOTA=0' };
-  else if (gateway.overridden)
-    quota = { skipped: 'BENCH_GATEWAY_CMD is set (the section runs dist/server.js)' };
-  else if (settings.gatewayConfig !== null) {
-    quota = {
-      skipped: 'BENCH_GATEWAY_CONFIG is set (the section generates its own config with a redis block)',
-    };
-  } else {
-    quota = await runQuotaSection({
-      settings,
-      tempDir,
-      mockOrigin,
-      baseEnv,
-      guard,
-      extraPids,
-      mock,
-      floorTarget: /** @type {Target} */ (targets[1]),
-      tollgateTarget: /** @type {Target} */ (targets[2]),
-      chatBody,
-      assertServersAlive,
-    }).catch((error) => {
-      assertServersAlive(); // a dead server of sections 1-5 fails the run as before
-      const message = error instanceof Error ? error.message : String(error);
-      progress(`section 6 failed: ${message}`);
-      return { skipped: `failed: ${message}` };
-    });
-  }
-
-  /** @type {CacheSection} */
-  let cache;
-  if (!settings.cache.enabled) cache = { skipped: 'BENCH_CACHE=0' };
-  else if (gateway.overridden)
-    cache = { skipped: 'BENCH_GATEWAY_CMD is set (the section runs dist/server.js)' };
-  else if (settings.gatewayConfig !== null) {
-    cache = {
-      skipped: 'BENCH_GATEWAY_CONFIG is set (the section generates its own configs with a cache block)',
-    };
-  } else {
-    cache = await runCacheSection({
-      settings,
-      tempDir,
-      mockOrigin,
-      baseEnv,
-      guard,
-      extraPids,
-      mock,
-      floorTarget: /** @type {Target} */ (targets[1]),
-      chatBody,
-      assertServersAlive,
-    }).catch((error) => {
+  /**
+   * Sections 6 and 7 start their own gateways from dist/server.js with generated configs, so they
+   * skip when told to, or when the run measures another command or config; a failure is reported
+   * in the section instead of failing the run (unless a server of sections 1-5 died).
+   * @template T
+   * @param {{ number: number, enabled: boolean, disabledBy: string, configBlock: string, run: () => Promise<T> }} section
+   * @returns {Promise<T | { skipped: string }>}
+   */
+  const optionalSection = async (section) => {
+    if (!section.enabled) return { skipped: `${section.disabledBy}=0` };
+    if (gateway.overridden) return { skipped: 'BENCH_GATEWAY_CMD is set (the section runs dist/server.js)' };
+    if (settings.gatewayConfig !== null)
+      return {
+        skipped: `BENCH_GATEWAY_CONFIG is set (the section generates its own config with ${section.configBlock})`,
+      };
+    return section.run().catch((error) => {
       assertServersAlive();
       const message = error instanceof Error ? error.message : String(error);
-      progress(`section 7 failed: ${message}`);
+      progress(`section ${section.number} failed: ${message}`);
       return { skipped: `failed: ${message}` };
     });
-  }
+  };
+  const sectionInput = {
+    settings,
+    tempDir,
+    mockOrigin,
+    baseEnv,
+    guard,
+    extraPids,
+    mock,
+    floorTarget: /** @type {Target} */ (targets[1]),
+    chatBody,
+    assertServersAlive,
+  };
+
+  /** @type {QuotaSection} */
+  const quota = await optionalSection({
+    number: 6,
+    enabled: settings.quota.enabled,
+    disabledBy: 'BENCH_QUOTA',
+    configBlock: 'a redis block',
+    run: () => runQuotaSection({ ...sectionInput, tollgateTarget: /** @type {Target} */ (targets[2]) }),
+  });
+
+  /** @type {CacheSection} */
+  const cache = await optionalSection({
+    number: 7,
+    enabled: settings.cache.enabled,
+    disabledBy: 'BENCH_CACHE',
+    configBlock: 'cache blocks',
+    run: () => runCacheSection(sectionInput),
+  });
 
   const finishedAt = new Date();
   const logStats = gatewayLogPath === '/dev/null' ? null : await countLogLines(gatewayLogPath);
