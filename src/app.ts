@@ -14,7 +14,6 @@ import type { DestinationStream, Logger } from 'pino';
 import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
-import { splitsIntoItems } from './cache/embedding-items.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
 import { createLogger } from './http/logger.js';
@@ -267,8 +266,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.header('x-tollgate-backend', deployment.name);
     await requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
     const plan = cache.plan(request, reply, dispatch, deployment, model); // ③
-    if (plan?.endpoint === 'embeddings' && splitsIntoItems(dispatch.body))
-      return cacheAnswers.embedWithItems(request, reply, dispatch, deployment, plan);
+    if (plan?.perItem) return cacheAnswers.embedWithItems(request, reply, dispatch, deployment, plan);
     const role: CacheRole = plan
       ? await cache.role(plan, dispatch.stream, g.abort.signal)
       : { kind: 'upstream' };

@@ -9,6 +9,7 @@ import {
   resolvePolicy,
 } from '../cache/cache-policy.js';
 import { cacheScope } from '../cache/cache-scope.js';
+import { splitsIntoItems } from '../cache/embedding-items.js';
 import { Flight, Flights } from '../cache/flight.js';
 import { LiveMirror } from '../cache/live-mirror.js';
 import { StreamAssembler } from '../cache/stream-assembler.js';
@@ -27,6 +28,11 @@ import type { Deployment } from './router.js';
 export interface CachePlan {
   endpoint: CacheableEndpoint;
   scope: string;
+  /**
+   * An embeddings input list is cached per input (cache-answers.ts keys each one with
+   * itemHashes); its plan has no key of its own (hash and id are empty).
+   */
+  perItem: boolean;
   hash: string;
   /** Scope and hash: identifies the flight. */
   id: string;
@@ -138,12 +144,14 @@ export class CacheStage {
       return undefined;
     }
     this.mark(request, reply, verdict.lookup ? 'MISS' : 'REFRESH');
-    const hash = cacheKey(endpoint, deployment.name, deployment.upstreamModel, dispatch.body);
+    const perItem = endpoint === 'embeddings' && splitsIntoItems(dispatch.body);
+    const hash = perItem ? '' : cacheKey(endpoint, deployment.name, deployment.upstreamModel, dispatch.body);
     return {
       endpoint,
       scope: owner,
+      perItem,
       hash,
-      id: `${owner}\n${hash}`,
+      id: perItem ? '' : `${owner}\n${hash}`,
       model,
       lookup: verdict.lookup,
       store: verdict.store,
