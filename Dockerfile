@@ -4,10 +4,13 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No install scripts: the image has its Node already (the `node` dev dependency would fetch
+# another), and `prepare` would build before the sources are here.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+# A plain dist/ folder (scripts/build.mjs's switchable builds are for checkouts).
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
 # Runtime: only what runs, as the unprivileged `node` user.
 FROM node:24-bookworm-slim AS runtime

@@ -6,14 +6,15 @@ import { fileURLToPath } from 'node:url';
 import { SPAWNED_DIR_ENV } from './spawned-servers.js';
 
 /**
- * Some tests run the built gateway as a real process (signals, the CLI), so build once
- * before any test file starts. TypeScript's native compiler makes this take a second or two.
+ * Some tests run the built gateway as a real process (signals, the CLI), so dist/ must be
+ * current before any test file starts.
  */
 export default function setup(): () => void {
   const spawned = mkdtempSync(join(tmpdir(), 'tollgate-test-spawned-'));
   process.env[SPAWNED_DIR_ENV] = spawned;
   const root = fileURLToPath(new URL('../..', import.meta.url));
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+  // The same build as `npm start`'s: skipped when dist/ is fresh, locked against a concurrent one.
+  execFileSync(process.execPath, ['scripts/build.mjs'], {
     cwd: root,
     stdio: 'inherit',
   });

@@ -1,0 +1,127 @@
+import { Command, CommanderError, Option } from 'commander';
+import { AdminApiError, GatewayUnreachableError } from './admin-client.js';
+import { globalOptions, packageVersion } from './cli-context.js';
+import { registerCacheCommands } from './commands/cache.js';
+import { registerKeysCommands } from './commands/keys.js';
+import { registerTeamsCommands } from './commands/teams.js';
+import { registerUsageCommands } from './commands/usage.js';
+import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
+import { errorLine } from './format.js';
+
+// `tollgate keys list | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
+import { DEFAULT_URL, parseTimeoutMs, parseUrl } from './option-parsers.js';
+
+/** What to try next for the API errors whose message alone does not say. */
+const HINTS: Record<string, string> = {
+  team_has_active_keys: "add --force to revoke the team's active keys and delete it",
+  invalid_admin_key: 'check TOLLGATE_ADMIN_KEY or --admin-key',
+};
+
+function buildProgram(): Command {
+  const program = new Command('tollgate')
+    .description('Tollgate, an OpenAI-compatible API gateway: run it, and manage its teams, keys and cache.')
+    .version(packageVersion(), '-v, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    // Thrown instead of exiting, so every usage error leaves through one place, with exit 2.
+    .exitOverride()
+    // Older commanders ignore surplus arguments; a stray one is a typo worth stopping for.
+    .allowExcessArguments(false)
+    .showHelpAfterError('(add --help for usage)')
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .addOption(
+      new Option('--url <url>', 'the gateway to manage')
+        .env('TOLLGATE_URL')
+        .default(DEFAULT_URL)
+        .argParser(parseUrl),
+    )
+    .addOption(
+      new Option('--admin-key <key>', 'admin key (prefer the variable: arguments show up in ps)').env(
+        'TOLLGATE_ADMIN_KEY',
+      ),
+    )
+    .option('--json', "print the API's JSON response as is (for scripts)")
+    .addOption(
+      new Option('--timeout <duration>', 'give up on a gateway that has not answered after this long')
+        .default(30_000, '30s')
+        .argParser(parseTimeoutMs),
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ tollgate --config tollgate.yaml
+  $ export TOLLGATE_URL=http://gateway:8080 TOLLGATE_ADMIN_KEY=...
+  $ tollgate teams create --name research --models gpt-4o,gpt-4o-mini
+  $ tollgate keys create --team team_123 --name ci --expires-at +90d
+
+${EXIT_CODES_HELP}
+
+Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, OPENAI_API_KEY, OPENAI_BASE_URL, TOLLGATE_CONFIG
+`,
+    );
+
+  program
+    .command('serve', { isDefault: true })
+    .description('start the gateway (the default command)')
+    .option('-c, --config <file>', 'YAML or JSON config (also TOLLGATE_CONFIG); none: embedded defaults')
+    // Anything left over means a mistyped command, which reaches here because serve is the
+    // default; commander's "too many arguments for 'serve'" would point at the wrong thing.
+    .allowExcessArguments(true)
+    .addHelpText('after', '\nExamples:\n  $ tollgate serve\n  $ tollgate serve --config tollgate.yaml\n')
+    .action(async (options: { config?: string }, command: Command) => {
+      const [extra] = command.args;
+      if (extra !== undefined && program.args[0] === 'serve') {
+        command.error(`error: unexpected argument '${extra}'`, { code: 'commander.excessArguments' });
+      } else if (extra !== undefined) {
+        program.error(`error: unknown command '${extra}'`, { code: 'commander.unknownCommand' });
+      }
+      // Loaded here, not at the top: the admin commands should not pay for booting Fastify.
+      const { serve } = await import('../serve.js');
+      await serve({ configPath: options.config }).catch((error: Error) => {
+        process.stderr.write(`tollgate failed to start: ${error.message}\n`);
+        process.exit(1);
+      });
+    });
+
+  registerTeamsCommands(program);
+  registerKeysCommands(program);
+  registerUsageCommands(program);
+  registerCacheCommands(program);
+  return program;
+}
+
+/** Reports an error the way scripts and people both rely on: one line on stderr, a fixed exit status. */
+function report(error: unknown, program: Command): number {
+  if (error instanceof CommanderError) {
+    // Commander has printed its own message (or the help, or the version) already.
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  if (error instanceof AdminApiError) {
+    process.stderr.write(errorLine(error.message, { code: error.code, status: error.status }));
+    const hint =
+      error.status === 401 && !globalOptions(program).adminKey
+        ? 'no admin key was given: set TOLLGATE_ADMIN_KEY or pass --admin-key'
+        : HINTS[error.code ?? ''];
+    if (hint) process.stderr.write(`hint: ${hint}\n`);
+    return exitCodeFor(error);
+  }
+  if (error instanceof GatewayUnreachableError) {
+    process.stderr.write(errorLine(error.message, {}));
+    return exitCodeFor(error);
+  }
+  process.stderr.write(errorLine(error instanceof Error ? error.message : String(error), {}));
+  return ExitCode.apiError;
+}
+
+const program = buildProgram();
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // exitCode, not exit(): let piped stdout drain before the process ends.
+  process.exitCode = report(error, program);
+}

@@ -1,0 +1,130 @@
+import { parseArgs } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config/load-config.js';
+import type { Config } from './config/schema.js';
+import { createLogger } from './http/logger.js';
+
+/** Signals this close together are one stop request delivered twice (see `stop`). */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
+export interface ServeOptions {
+  configPath?: string | undefined;
+}
+
+/**
+ * Loads config, builds the app, listens, and drains on SIGTERM/SIGINT: stop accepting,
+ * let in-flight requests and streams finish until the grace period ends, then close.
+ */
+export async function serve(options: ServeOptions = {}): Promise<FastifyInstance> {
+  let config: Config;
+  try {
+    config = loadConfig({ path: options.configPath });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const { logger, flush } = createLogger(config.log);
+  const app = await buildApp(config, { logger, onAdminKeyGenerated: (key) => announceAdminKey(key, config) });
+  if (config.auth === 'none') {
+    app.log.warn(
+      'auth is off (auth: none / TOLLGATE_AUTH=none): anyone who can reach /v1 can use every model',
+    );
+  }
+  let stoppingSince: number | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stoppingSince !== undefined) {
+      // One stop request can arrive twice: `npm start` forwards the signal it gets to us, and a
+      // supervisor or a terminal that signals the whole process group reaches us directly too.
+      // Only a signal sent after that (a person asking again) means "exit now".
+      if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
+      app.log.warn({ signal }, 'second signal: exiting now');
+      flush();
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
+    app.log.info(
+      { signal, grace_ms: config.server.shutdownGraceMs },
+      'shutting down: draining in-flight requests',
+    );
+    const deadline = setTimeout(() => {
+      app.log.warn('grace period over: closing remaining connections');
+      app.server.closeAllConnections();
+    }, config.server.shutdownGraceMs);
+    deadline.unref();
+    // Connections whose last response ends while draining would otherwise sit idle on
+    // keep-alive until the client hangs up; close them as soon as they are idle.
+    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+    reaper.unref();
+    app.close().then(
+      () => {
+        app.log.info('stopped');
+        flush();
+        process.exit(0);
+      },
+      (error: Error) => {
+        app.log.error({ err: { message: error.message } }, 'error while stopping');
+        flush();
+        process.exit(1);
+      },
+    );
+  };
+  // `on`, not `once`: a second signal must reach `stop` (exit now) rather than Node's default.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  await app.listen({ host: config.server.host, port: config.server.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  app.log.info(
+    {
+      url: `http://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}/v1`,
+      models: Object.keys(config.models),
+      store: config.redis ? 'redis' : 'memory',
+    },
+    'tollgate is listening',
+  );
+  return app;
+}
+
+/**
+ * The generated admin key is shown exactly once, on the terminal rather than in the JSON logs
+ * (which are shipped and kept): only its hash is stored, so this is the operator's one chance.
+ */
+function announceAdminKey(key: string, config: Config): void {
+  const host = config.server.host === '0.0.0.0' ? 'localhost' : config.server.host;
+  const base = `http://${host}:${config.server.port}`;
+  const auth = '-H "Authorization: Bearer $TOLLGATE_ADMIN_KEY" -H "content-type: application/json"';
+  process.stderr.write(
+    [
+      '',
+      '================================================================================',
+      ' Tollgate generated an admin key. It is shown once; only its hash is stored.',
+      ' Keep it, or set TOLLGATE_ADMIN_KEY to one of your own.',
+      '',
+      `   export TOLLGATE_ADMIN_KEY=${key}`,
+      '',
+      ' Then create a team and a key for it (the answer holds the key, shown once):',
+      '',
+      `   TEAM=$(curl -s ${base}/admin/teams ${auth} -d '{"name":"my-team"}' | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)`,
+      `   curl -s ${base}/admin/keys ${auth} -d "{\\"team_id\\":\\"$TEAM\\",\\"name\\":\\"my-key\\"}"`,
+      '================================================================================',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** `node dist/server.js [--config file]`: serve, or say why not and exit 1. */
+export async function serveFromCommandLine(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' } },
+    allowPositionals: true,
+  });
+  await serve({ configPath: values.config }).catch((error: Error) => {
+    process.stderr.write(`tollgate failed to start: ${error.message}\n`);
+    process.exit(1);
+  });
+}
