@@ -55,10 +55,12 @@ describe('token estimates', () => {
     expect(estimateTextTokens([1, 2, 3, 4])).toBe(4);
   });
 
-  it("reads the request's output cap under any of its names", () => {
+  it("reads the request's output cap under the names its endpoint defines", () => {
     expect(requestedOutputTokens({ max_completion_tokens: 50, max_tokens: 10 })).toBe(50);
     expect(requestedOutputTokens({ max_tokens: 10 })).toBe(10);
-    expect(requestedOutputTokens({ max_output_tokens: 7 })).toBe(7);
+    expect(requestedOutputTokens({ max_output_tokens: 7 }, 'responses')).toBe(7);
+    expect(requestedOutputTokens({ max_completion_tokens: 50, max_tokens: 10 }, 'completions')).toBe(10);
+    expect(requestedOutputTokens({ max_output_tokens: 7 })).toBeUndefined();
     expect(requestedOutputTokens({})).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import type { TokenCounter } from '../usage/token-counter.js';
 import { estimateTextTokens } from '../usage/token-estimate.js';
 
 /**
@@ -27,9 +28,17 @@ export function splitsIntoItems(body: Json): body is Json & { input: unknown[] }
   );
 }
 
-/** The answer a one-input request for `input` would have had, from one item of a batch answer. */
-export function singleItemAnswer(batch: Json, item: EmbeddingItem, input: unknown): Buffer {
-  const tokens = estimateTextTokens(input);
+/**
+ * The answer a one-input request for `input` would have had, from one item of a batch answer.
+ * `counter`: one per batch, so its bound on exact counting holds for the whole request.
+ */
+export function singleItemAnswer(
+  batch: Json,
+  item: EmbeddingItem,
+  input: unknown,
+  counter?: TokenCounter,
+): Buffer {
+  const tokens = estimateTextTokens(input, counter);
   return Buffer.from(
     JSON.stringify({
       object: 'list',

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { itemsOf, mergeItems, singleItemAnswer } from '../cache/embedding-items.js';
+import { TokenCounter } from '../usage/token-counter.js';
 import type { CacheHit, CachePlan, CacheStage } from './cache.js';
 import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
@@ -137,17 +138,19 @@ export class CacheAnswers {
       if (!upstreamAnswer || !items || items.length !== missing.length) {
         sendBuffered(reply, response, answer); // an error (or an odd answer) goes back as it came
       } else {
+        const counter = new TokenCounter();
         const fresh = missing.map((i, j) => ({
           hash: hashes[i] as string,
-          body: singleItemAnswer(upstreamAnswer, items[j] ?? {}, inputs[i]),
+          body: singleItemAnswer(upstreamAnswer, items[j] ?? {}, inputs[i], counter),
         }));
+        const missingAt = new Map(missing.map((i, j) => [i, j]));
         const parts = inputs.map((_, i) => {
           const hit = found[i];
           if (hit) {
             const stored = parsed(hit);
             return { answer: stored, item: itemsOf(stored)?.[0] ?? {} };
           }
-          return { answer: upstreamAnswer, item: items[missing.indexOf(i)] ?? {} };
+          return { answer: upstreamAnswer, item: items[missingAt.get(i) ?? -1] ?? {} };
         });
         reply
           .code(200)

@@ -59,6 +59,30 @@ export class QuotaExceededError extends GatewayError {}
 
 const SCOPE_NAMES: Record<string, string> = { key: "This API key's", team: "Your team's" };
 
+/** Whose limit a scope id is, in words: `model:<name>` is the team's limit on one model. */
+function whose(scopeId: string): string {
+  const [kind, ...rest] = scopeId.split(':');
+  if (kind === 'model') return `Your team's (model '${rest.join(':')}')`;
+  return SCOPE_NAMES[kind ?? ''] ?? "This request's";
+}
+
+const lower = (words: string) => words.charAt(0).toLowerCase() + words.slice(1);
+
+/** Micro-dollars as dollars, with enough digits that a small figure does not read as 0. */
+function dollars(micros: number): string {
+  const usd = micros / 1_000_000;
+  return `$${usd >= 1 ? usd.toFixed(2) : usd.toFixed(4)}`;
+}
+
+function periodWords(period: string | undefined, periodKey: string | undefined): string {
+  return period === 'lifetime' || period === undefined ? 'lifetime' : `${period} (${periodKey})`;
+}
+
+/** The most a sum of tokens or micro-dollars may reach: the store counts in exact integers. */
+const MAX_COUNT = Number.MAX_SAFE_INTEGER;
+const safeCount = (value: number): number =>
+  Number.isFinite(value) && value > 0 ? Math.min(Math.round(value), MAX_COUNT) : 0;
+
 function budgetsOf(budgets: readonly Budget[], day: string, month: string): QuotaBudget[] {
   return budgets.map((budget) => ({
     period: budget.period,
@@ -88,30 +112,81 @@ function limited(s: QuotaScope): boolean {
 }
 
 function choices(body: Record<string, unknown>): number {
-  return typeof body.n === 'number' && body.n > 1 ? body.n : 1;
+  return typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
 }
 
-function refusal(denied: Exclude<QuotaReservationResult, { granted: true }>): GatewayError {
-  const [kind, ...rest] = denied.scope.split(':');
-  // A team's limit on one model: `model:<name>`, said as the team's, for that model.
-  const who =
-    kind === 'model'
-      ? `Your team's (model '${rest.join(':')}')`
-      : (SCOPE_NAMES[kind ?? ''] ?? "This request's");
+const MUST_REDUCE = 'The input or output tokens must be reduced in order to run successfully.';
+
+/**
+ * A request whose own estimate is bigger than a limit's whole size can never be served, however
+ * long it waits: OpenAI's "Request too large" answer, not retried (no retry-after).
+ */
+function tooLarge(
+  scopes: readonly QuotaScope[],
+  model: string,
+  estimate: { tokens: number; usdMicros: number },
+): GatewayError | undefined {
+  const refuse = (type: 'tokens' | 'insufficient_quota', code: string, on: string, figures: string) =>
+    new QuotaExceededError(
+      429,
+      type,
+      code,
+      `Request too large for ${model} on ${on}: ${figures}. ${MUST_REDUCE}`,
+      { headers: { 'x-should-retry': 'false' } },
+    );
+  for (const s of scopes) {
+    const who = lower(whose(s.id));
+    for (const budget of s.budgets ?? []) {
+      if (budget.maxTokens !== undefined && estimate.tokens > budget.maxTokens)
+        return refuse(
+          'insufficient_quota',
+          'insufficient_quota',
+          `${who} ${budget.period} token budget`,
+          `Limit ${budget.maxTokens}, Requested ${estimate.tokens}`,
+        );
+      if (budget.maxUsdMicros !== undefined && estimate.usdMicros > budget.maxUsdMicros)
+        return refuse(
+          'insufficient_quota',
+          'insufficient_quota',
+          `${who} ${budget.period} USD budget`,
+          `Limit ${dollars(budget.maxUsdMicros)}, Requested an estimated ${dollars(estimate.usdMicros)}`,
+        );
+    }
+    if (s.tokensPerMinute !== undefined && estimate.tokens > s.tokensPerMinute)
+      return refuse(
+        'tokens',
+        'rate_limit_exceeded',
+        `${who} tokens per min (TPM)`,
+        `Limit ${s.tokensPerMinute}, Requested ${estimate.tokens}`,
+      );
+  }
+  return undefined;
+}
+
+function refusal(
+  denied: Exclude<QuotaReservationResult, { granted: true }>,
+  estimate: { tokens: number; usdMicros: number },
+): GatewayError {
+  const who = whose(denied.scope);
   switch (denied.limit) {
     case 'budget_tokens':
     case 'budget_usd': {
-      const what =
-        denied.limit === 'budget_usd'
-          ? `USD budget (${(denied.limitValue / 1_000_000).toFixed(2)})`
-          : `token budget (${denied.limitValue})`;
-      const period = denied.period === 'lifetime' ? 'lifetime' : `${denied.period} (${denied.periodKey})`;
+      const usd = denied.limit === 'budget_usd';
+      const what = usd ? `USD budget (${dollars(denied.limitValue)})` : `token budget (${denied.limitValue})`;
+      const period = periodWords(denied.period, denied.periodKey);
+      // Said as what was asked against what is left: "exhausted" would be wrong while some is.
+      const left = usd ? `${dollars(denied.remaining)} left` : `${denied.remaining} tokens left`;
+      const asked = usd
+        ? `an estimated ${dollars(estimate.usdMicros)}`
+        : `an estimated ${estimate.tokens} tokens`;
       // insufficient_quota + x-should-retry: false, so the official SDKs do not retry it.
       return new QuotaExceededError(
         429,
         'insufficient_quota',
         'insufficient_quota',
-        `${who} ${what} for this ${period} is exhausted.`,
+        denied.remaining > 0
+          ? `${who} ${what} for this ${period} has ${left}; this request needs ${asked}.`
+          : `${who} ${what} for this ${period} is exhausted; this request needs ${asked}.`,
         { headers: { 'x-should-retry': 'false' } },
       );
     }
@@ -121,7 +196,7 @@ function refusal(denied: Exclude<QuotaReservationResult, { granted: true }>): Ga
         429,
         'rate_limit_error',
         'rate_limit_exceeded',
-        `${who} limit of ${denied.limitValue} tokens per minute is reached (${denied.remaining} left this minute).`,
+        `${who} limit of ${denied.limitValue} tokens per minute is reached: this request needs an estimated ${estimate.tokens} tokens and ${denied.remaining} are left this minute.`,
         {
           headers: {
             'retry-after': String(Math.max(1, Math.ceil(ms / 1000))),
@@ -185,6 +260,9 @@ export class QuotaStage {
         spent_tokens: b.spentTokens,
         spent_usd: b.spentUsdMicros / 1_000_000,
         reserved_tokens: b.reservedTokens,
+        // Held for requests in flight; settled into spent or refunded. Shown so that
+        // spent + reserved + remaining = max: nothing counts as spent until it is.
+        reserved_usd: b.reservedUsdMicros / 1_000_000,
         remaining_tokens: b.remainingTokens,
         remaining_usd: usd(b.remainingUsdMicros),
       })),
@@ -214,10 +292,14 @@ export class QuotaStage {
     const limitedScopes = scopes.filter(limited);
     if (limitedScopes.length === 0) return undefined;
     const prompt = estimatePromptTokens(endpoint, body);
+    // Bounded by the schemas and requestedOutputTokens; clamped anyway, so no body can make the
+    // arithmetic leave the integers the store counts in.
     const output =
       endpoint === 'embeddings'
         ? 0
-        : (requestedOutputTokens(body) ?? this.options.defaultMaxOutputTokens) * choices(body);
+        : safeCount(
+            (requestedOutputTokens(body, endpoint) ?? this.options.defaultMaxOutputTokens) * choices(body),
+          );
     const usdMicros = costOf(
       upstreamModel,
       { prompt_tokens: prompt, completion_tokens: output },
@@ -227,9 +309,11 @@ export class QuotaStage {
       teamId: principal.teamId,
       reservationId: randomUUID(),
       upstreamModel,
-      estimate: { tokens: prompt + output, usdMicros },
+      estimate: { tokens: safeCount(prompt + output), usdMicros },
       promptTokens: prompt,
     };
+    const impossible = tooLarge(limitedScopes, model ?? upstreamModel, ticket.estimate);
+    if (impossible) throw impossible;
     const result = await this.store.reserveQuota({
       reservationId: ticket.reservationId,
       teamId: ticket.teamId,
@@ -239,7 +323,7 @@ export class QuotaStage {
       nowMs: now,
       ttlMs: this.options.reservationTtlMs,
     });
-    if (!result.granted) throw refusal(result);
+    if (!result.granted) throw refusal(result, ticket.estimate);
     ticket.tokensPerMinute = result.tokensPerMinute;
     return ticket;
   }
@@ -250,12 +334,14 @@ export class QuotaStage {
    */
   async settle(ticket: QuotaTicket | undefined, usage: TokenUsage | undefined): Promise<void> {
     if (!ticket) return;
+    // An upstream's usage is not trusted to be sane numbers: the store accepts only safe integers.
     const actual = usage
       ? {
-          tokens:
+          tokens: safeCount(
             Number(usage.total_tokens) ||
-            Number(usage.prompt_tokens ?? usage.input_tokens ?? 0) +
-              Number(usage.completion_tokens ?? usage.output_tokens ?? 0),
+              Number(usage.prompt_tokens ?? usage.input_tokens ?? 0) +
+                Number(usage.completion_tokens ?? usage.output_tokens ?? 0),
+          ),
           usdMicros: costOf(ticket.upstreamModel, usage, this.options.prices).usdMicros,
         }
       : ticket.estimate;

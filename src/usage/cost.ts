@@ -47,5 +47,9 @@ export function costOf(
   // Prices are per 1M tokens and the result is in micro-dollars: the two millions cancel out.
   const micros =
     (prompt - cached) * price.input + cached * (price.cachedInput ?? price.input) + completion * price.output;
-  return { usdMicros: Math.round(micros), unpriced: false };
+  // Counters are exact integers: a sum past the safe range (absurd usage or prices) is clamped.
+  const usdMicros = Number.isFinite(micros)
+    ? Math.min(Math.round(micros), Number.MAX_SAFE_INTEGER)
+    : Number.MAX_SAFE_INTEGER;
+  return { usdMicros: Math.max(0, usdMicros), unpriced: false };
 }

@@ -1,11 +1,12 @@
-import { countTokens } from 'gpt-tokenizer';
 import { splitEvents } from '../http/sse-splitter.js';
 import { eventData, type TokenUsage } from '../pipeline/usage.js';
+import { countTextTokens } from './token-counter.js';
 
 /**
  * Output tokens counted by the gateway itself, for answers whose usage never arrives: a client
  * that left mid-stream (the usage chunk comes last), or an upstream that reports none. Counted
- * with the same tokenizer as prompts (see token-estimate.ts), so near, not exact.
+ * with the same tokenizer as prompts, within the same bound on exact counting per answer
+ * (token-counter.ts), so near, not exact.
  */
 
 /**
@@ -66,7 +67,7 @@ export function generatedTextOfAnswer(answer: Json): string {
 
 export function completionTokensOfJson(body: Buffer): number {
   try {
-    return countTokens(generatedTextOfAnswer(obj(JSON.parse(body.toString('utf8')))));
+    return countTextTokens(generatedTextOfAnswer(obj(JSON.parse(body.toString('utf8')))));
   } catch {
     return 0;
   }
@@ -87,13 +88,14 @@ export class StreamTally {
 
   /** Output tokens in what was relayed; the part past the cap at the counted part's density. */
   completionTokens(): number {
-    let text = '';
+    const texts: string[] = [];
     for (const block of this.kept)
       for (const event of splitEvents(block)) {
         const payload = eventData(event);
-        if (payload) text += generatedTextOfEvent(payload);
+        if (payload) texts.push(generatedTextOfEvent(payload));
       }
-    const counted = countTokens(text);
+    // One string: deltas cut mid-word would each count as whole words.
+    const counted = countTextTokens(texts.join(''));
     if (this.overflowBytes === 0) return counted;
     const bytesPerToken = counted > 0 ? this.keptBytes / counted : FALLBACK_BYTES_PER_TOKEN;
     return counted + Math.ceil(this.overflowBytes / bytesPerToken);

@@ -1,55 +1,99 @@
-import { countTokens } from 'gpt-tokenizer';
 import type { JsonEndpoint } from '../backends/backend.js';
+import { TokenCounter } from './token-counter.js';
 
 /**
  * Prompt tokens of a request before it is sent, for quota reservations. OpenAI models are
  * counted with their real tokenizer (o200k_base); other models with it too, which is close for
  * Llama-style BPEs and errs high for most. Reservations are settled with the upstream's real
- * usage, so an estimate only needs to be near, never exact.
+ * usage, so an estimate only needs to be near, never exact. Every text of one request goes
+ * through one TokenCounter, whose bound on exact counting holds for the request as a whole
+ * (token-counter.ts).
  */
 const PER_MESSAGE = 3;
 const REPLY_PRIMING = 3;
 
-function textOf(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map(textOf).join('');
-  if (content !== null && typeof content === 'object') {
-    const part = content as { text?: unknown; type?: unknown };
-    // Images and audio are priced by the provider in ways the text does not show; the
-    // settlement corrects the estimate.
-    return typeof part.text === 'string' ? part.text : '';
+/**
+ * The most output tokens one request may ask for (max_tokens and its kin): far above any
+ * model's limit, and small enough that estimates (x n, x prices) stay exact integers.
+ */
+export const MAX_OUTPUT_TOKENS = 2_147_483_647;
+
+/** The text parts of a content value, in order (nested arrays are flattened without recursion). */
+function textsOf(content: unknown, into: string[]): void {
+  const stack: unknown[] = [content];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'string') into.push(value);
+    else if (Array.isArray(value)) for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+    else if (value !== null && typeof value === 'object') {
+      // Images and audio are priced by the provider in ways the text does not show; the
+      // settlement corrects the estimate.
+      const text = (value as { text?: unknown }).text;
+      if (typeof text === 'string') into.push(text);
+    }
   }
-  return '';
 }
 
-export function estimateChatPromptTokens(messages: unknown): number {
+export function estimateChatPromptTokens(messages: unknown, counter = new TokenCounter()): number {
   if (!Array.isArray(messages)) return 0;
   let tokens = REPLY_PRIMING;
+  const texts: string[] = [];
   for (const message of messages) {
-    const m = message as { role?: unknown; content?: unknown; name?: unknown; tool_calls?: unknown };
-    tokens += PER_MESSAGE + countTokens(textOf(m.content));
-    if (typeof m.role === 'string') tokens += countTokens(m.role);
-    if (typeof m.name === 'string') tokens += countTokens(m.name) + 1;
-    if (m.tool_calls !== undefined) tokens += countTokens(JSON.stringify(m.tool_calls));
+    const m = (message ?? {}) as { role?: unknown; content?: unknown; name?: unknown; tool_calls?: unknown };
+    tokens += PER_MESSAGE;
+    textsOf(m.content, texts);
+    if (typeof m.role === 'string') texts.push(m.role);
+    if (typeof m.name === 'string') {
+      texts.push(m.name);
+      tokens += 1;
+    }
+    if (m.tool_calls !== undefined) texts.push(JSON.stringify(m.tool_calls));
   }
-  return tokens;
+  return tokens + counter.count(texts);
 }
 
-export function estimateTextTokens(input: unknown): number {
-  if (typeof input === 'string') return countTokens(input);
+/** Token arrays count as themselves; strings and message items by their text. */
+function collectText(input: unknown, texts: string[]): number {
+  if (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === 'number'))
+    return input.length;
   if (Array.isArray(input)) {
-    // Token arrays count as themselves; strings and message items by their text.
-    if (input.every((item) => typeof item === 'number')) return input.length;
-    return input.reduce<number>((sum, item) => sum + estimateTextTokens(item), 0);
+    let tokens = 0;
+    for (const item of input) {
+      if (Array.isArray(item) && item.length > 0 && item.every((n) => typeof n === 'number'))
+        tokens += item.length;
+      else textsOf(item, texts);
+    }
+    return tokens;
   }
-  return countTokens(textOf(input));
+  textsOf(input, texts);
+  return 0;
 }
 
-/** The request's own cap on output tokens, if it set one. */
-export function requestedOutputTokens(body: Record<string, unknown>): number | undefined {
-  for (const field of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+export function estimateTextTokens(input: unknown, counter = new TokenCounter()): number {
+  const texts: string[] = [];
+  const tokens = collectText(input, texts);
+  return tokens + counter.count(texts);
+}
+
+const OUTPUT_FIELDS: Partial<Record<JsonEndpoint, readonly string[]>> = {
+  'chat.completions': ['max_completion_tokens', 'max_tokens'],
+  completions: ['max_tokens'],
+  responses: ['max_output_tokens'],
+};
+
+/**
+ * The request's own cap on output tokens, if it set one. Only the fields its endpoint defines;
+ * beyond MAX_OUTPUT_TOKENS (refused by the schemas) it reads as that maximum, so no estimate
+ * built from it can leave the safe integers.
+ */
+export function requestedOutputTokens(
+  body: Record<string, unknown>,
+  endpoint: JsonEndpoint = 'chat.completions',
+): number | undefined {
+  for (const field of OUTPUT_FIELDS[endpoint] ?? []) {
     const value = body[field];
-    if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
+    if (typeof value === 'number' && Number.isInteger(value) && value > 0)
+      return Math.min(value, MAX_OUTPUT_TOKENS);
   }
   return undefined;
 }
@@ -63,8 +107,11 @@ export function estimatePromptTokens(endpoint: JsonEndpoint, body: Record<string
       return estimateTextTokens(body.prompt);
     case 'embeddings':
       return estimateTextTokens(body.input);
-    case 'responses':
-      return estimateTextTokens(body.input) + estimateTextTokens(body.instructions ?? '');
+    case 'responses': {
+      const texts: string[] = [];
+      const tokens = collectText(body.input, texts) + collectText(body.instructions ?? '', texts);
+      return tokens + new TokenCounter().count(texts);
+    }
     default:
       return 0;
   }
