@@ -8,6 +8,8 @@ export type OpenAIErrorType =
   | 'permission_error'
   | 'not_found_error'
   | 'rate_limit_error'
+  /** OpenAI's type for "Request too large ... on tokens per min": it can never fit. */
+  | 'tokens'
   | 'insufficient_quota'
   | 'server_error';
 
@@ -72,10 +74,37 @@ export class ModelNotFoundError extends GatewayError {
   }
 }
 
+/** A path longer than this is cut short where an error message repeats it. */
+const SHOWN_PATH_CHARS = 200;
+
+function shownPath(path: string): string {
+  return path.length > SHOWN_PATH_CHARS ? `${path.slice(0, SHOWN_PATH_CHARS)}...` : path;
+}
+
+/** No route at this path, for any method: OpenAI's words ("Invalid URL (GET /v1/x)"). */
 export class RouteNotFoundError extends GatewayError {
-  constructor(method: string, url: string) {
-    // DESIGN.md's wire contract gives unknown models and unknown routes the same code.
-    super(404, 'invalid_request_error', 'model_not_found', `Unknown request URL: ${method} ${url}.`);
+  constructor(method: string, path: string) {
+    super(404, 'invalid_request_error', 'unknown_url', `Invalid URL (${method} ${shownPath(path)})`);
+  }
+}
+
+/** The path exists, not with this method; `allow` lists the methods it takes (RFC 9110 §15.5.6). */
+export class MethodNotAllowedError extends GatewayError {
+  constructor(method: string, path: string, allowed: readonly string[]) {
+    super(
+      405,
+      'invalid_request_error',
+      'method_not_allowed',
+      `Invalid method for URL (${method} ${shownPath(path)}): it accepts ${allowed.join(', ')}.`,
+      { headers: { allow: allowed.join(', ') } },
+    );
+  }
+}
+
+/** A request node:http could not take: unparseable, too slow, or headers too large. */
+export class MalformedRequestError extends GatewayError {
+  constructor(status: 400 | 408 | 413 | 431, message: string, code: string | null = null) {
+    super(status, 'invalid_request_error', code, message);
   }
 }
 

@@ -208,32 +208,24 @@ describe('unknown things', () => {
     expectClientError(response, 404, { code: 'model_not_found', param: 'model' });
   });
 
-  it('an unknown route -> 404 envelope', async () => {
+  it("an unknown route -> 404 envelope, code unknown_url, in OpenAI's words", async () => {
     const response = await postJson('/v1/chat/completion', chat());
-    expect(response.status).toBe(404);
-    expect(response.headers['content-type']).toMatch(/^application\/json/);
-    const error = (response.json as { error: { code: string | null } }).error;
-    // The code is checked on its own below (DESIGN.md and the implementation disagree).
-    expectEnvelope(response.json, { type: 'invalid_request_error', code: error.code, param: null });
-    expect((response.json as { error: { message: string } }).error.message).toContain('/v1/chat/completion');
+    const error = expectClientError(response, 404, { code: 'unknown_url', param: null });
+    expect(error.message).toBe('Invalid URL (POST /v1/chat/completion)');
   });
 
-  it('an unknown route carries the code DESIGN.md §3 gives for "unknown model or route" (model_not_found)', async () => {
-    // Currently fails: errors.ts RouteNotFoundError uses code 'not_found'.
+  it('an unknown route is not reported as an unknown model', async () => {
     const response = await rawRequest(`${gw.url}/v1/nope`, { method: 'GET' });
     seen.push(response.text);
-    expectClientError(response, 404, { code: 'model_not_found', param: null });
+    expectClientError(response, 404, { code: 'unknown_url', param: null });
   });
 
-  it('a GET to a POST-only route is a 404 envelope', async () => {
+  it('a GET to a POST-only route is a 405 envelope with allow', async () => {
     const response = await rawRequest(`${gw.url}/v1/chat/completions`, { method: 'GET' });
     seen.push(response.text);
-    expect(response.status).toBe(404);
-    expectEnvelope(response.json, {
-      type: 'invalid_request_error',
-      code: (response.json as { error: { code: string | null } }).error.code,
-      param: null,
-    });
+    const error = expectClientError(response, 405, { code: 'method_not_allowed', param: null });
+    expect(response.headers.allow).toBe('POST, OPTIONS');
+    expect(error.message).toContain('GET /v1/chat/completions');
   });
 });
 

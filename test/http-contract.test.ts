@@ -113,6 +113,8 @@ describe('x-request-id', () => {
       ['400', await post(gw, '/v1/chat/completions', { model: 'mock' })],
       ['404 model', await post(gw, '/v1/chat/completions', chat('nope'))],
       ['404 route', await get(gw, '/v1/nope')],
+      ['405 method', await get(gw, '/v1/chat/completions')],
+      ['options without origin', await rawRequest(`${gw.url}/v1/chat/completions`, { method: 'OPTIONS' })],
       [
         '415',
         await rawRequest(`${gw.url}/v1/chat/completions`, {
@@ -140,6 +142,7 @@ describe('x-request-id', () => {
       '400',
       '404 model',
       '404 route',
+      '405 method',
       '415',
       '502',
     ]);

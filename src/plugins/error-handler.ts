@@ -1,14 +1,21 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { ClientAbortedError } from '../backends/openai-compatible/upstream-failure.js';
 import {
   GatewayError,
   InvalidRequestError,
+  MalformedRequestError,
+  MethodNotAllowedError,
   type OpenAIErrorBody,
   RequestTooLargeError,
   RouteNotFoundError,
   UnsupportedMediaTypeError,
   UpstreamClientError,
 } from '../errors.js';
+import { lingerAfterAnswer, lingerUntilClosed } from '../http/lingering-close.js';
+import { RouteTable } from '../http/route-table.js';
 
 /**
  * The one place where errors become OpenAI error JSON: Fastify's own errors, our typed
@@ -106,7 +113,43 @@ export function errorEvent(error: unknown, bodyLimit: number): string {
   return `data: ${Buffer.isBuffer(body) ? body.toString('utf8').trim() : JSON.stringify(body)}\n\n`;
 }
 
+/** The path of a request, without its query string. */
+function pathOf(request: FastifyRequest): string {
+  return request.url.split('?')[0] ?? request.url;
+}
+
+/**
+ * Registers the error handler, the answers for requests no route takes (404 / 405) and for
+ * requests that are not requests (no Host, OPTIONS that is no CORS preflight, an Expect the
+ * gateway does not meet). Registered before the routes (it learns them from onRoute) and before
+ * the CORS plugin (its hook would answer a non-preflight OPTIONS in plain text first).
+ */
 export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): void {
+  const routes = new RouteTable();
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
+
+  app.addHook('onRequest', (request, reply, done) => {
+    // node:http's own check writes an empty 400; it is turned off (server options) for this one.
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      reply.header('connection', 'close');
+      done(new InvalidRequestError('HTTP/1.1 requests need a Host header.'));
+      return;
+    }
+    const headers = request.headers;
+    if (request.method !== 'OPTIONS' || (headers.origin && headers['access-control-request-method'])) {
+      done();
+      return;
+    }
+    // An OPTIONS that is no CORS preflight asks what the path takes (RFC 9110 §9.3.7): say it,
+    // or say there is nothing there. Preflights stay with the CORS plugin.
+    const allowed = routes.methodsAt(pathOf(request));
+    if (allowed.length === 0) {
+      done(new RouteNotFoundError(request.method, pathOf(request)));
+      return;
+    }
+    reply.code(204).header('allow', allowed.join(', ')).send();
+  });
+
   app.setErrorHandler((error, request, reply) => {
     const payload = errorPayload(error, bodyLimit, request.headers['content-type']);
     // A client that hung up is not a server failure: nothing worth an error line.
@@ -124,9 +167,139 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
         'request failed',
       );
     }
+    if (isFastifyError(error) && error.code.startsWith('FST_ERR_CTP_') && !request.raw.complete) {
+      // Fastify refused the body (too large, say) before reading all of it and closes the
+      // connection: close it only once the client has the answer, reading on meanwhile.
+      const raw = request.raw;
+      lingerAfterAnswer(raw.socket, () => {
+        const ended = new Promise((resolve) => {
+          raw.once('end', resolve);
+          raw.once('close', resolve);
+        });
+        raw.resume();
+        return ended;
+      });
+    }
     reply.code(payload.status).headers(payload.headers).type('application/json').send(payload.body);
   });
   app.setNotFoundHandler((request) => {
-    throw new RouteNotFoundError(request.method, request.url.split('?')[0] ?? request.url);
+    const path = pathOf(request);
+    const allowed = routes.methodsAt(path);
+    if (allowed.length > 0) throw new MethodNotAllowedError(request.method, path, allowed);
+    throw new RouteNotFoundError(request.method, path);
   });
+
+  // `Expect: 100-continue` is met by node:http; any other expectation it refuses itself, with an
+  // empty 417, unless someone listens.
+  app.server.on('checkExpectation', (request, response) => {
+    const error = new GatewayError(
+      417,
+      'invalid_request_error',
+      null,
+      `The gateway cannot meet 'Expect: ${String(request.headers.expect)}'; only '100-continue' is supported.`,
+    );
+    const body = JSON.stringify(error.toBody());
+    response.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': newRequestId(),
+      connection: 'close',
+    });
+    response.end(body);
+  });
+
+  // node:http hands a CONNECT (a client taking the gateway for a proxy) to this event and
+  // otherwise drops the connection without a word.
+  app.server.on('connect', (request, socket: Socket) => {
+    socket.on('error', () => {});
+    socket.resume();
+    const methods = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
+    answerAndClose(socket, new MethodNotAllowedError('CONNECT', String(request.url), methods));
+  });
+}
+
+function newRequestId(): string {
+  return `req_${randomUUID().replaceAll('-', '')}`;
+}
+
+/** What went wrong, for llhttp's error codes a client can cause. */
+function parseFailure(error: Error & { code?: string }): MalformedRequestError {
+  switch (error.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new MalformedRequestError(408, 'The request did not arrive in time.');
+    case 'HPE_HEADER_OVERFLOW':
+      return new MalformedRequestError(431, 'The request headers are larger than the gateway accepts.');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new MalformedRequestError(
+        413,
+        'The chunk extensions are larger than the gateway accepts.',
+        'request_too_large',
+      );
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_CR_EXPECTED':
+    case 'HPE_LF_EXPECTED':
+    case 'HPE_INVALID_CONSTANT':
+      return new MalformedRequestError(
+        400,
+        'The request is not valid HTTP/1.1: a header line is malformed (a bare CR or LF, a folded line, or a character headers may not contain).',
+      );
+    case 'HPE_INVALID_URL':
+      return new MalformedRequestError(
+        400,
+        'The request is not valid HTTP/1.1: the request target is malformed.',
+      );
+    case 'HPE_INVALID_METHOD':
+      return new MalformedRequestError(400, 'The request is not valid HTTP/1.1: the method is not valid.');
+    case 'HPE_INVALID_VERSION':
+      return new MalformedRequestError(
+        400,
+        'The request is not valid HTTP/1.1: the HTTP version is not supported.',
+      );
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+    case 'HPE_INVALID_CHUNK_SIZE':
+      return new MalformedRequestError(
+        400,
+        "The request is not valid HTTP/1.1: its body's framing (Content-Length or Transfer-Encoding) is malformed or ambiguous.",
+      );
+    default:
+      return new MalformedRequestError(400, 'The request is not valid HTTP/1.1.');
+  }
+}
+
+const answeredSockets = new WeakSet<Socket>();
+
+/**
+ * Fastify's clientErrorHandler: bytes node:http could not make a request of. Answered with the
+ * envelope (Fastify's default writes its own JSON shape), then the connection closes: after
+ * a parse error nothing more on it can be trusted.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one to answer; a parser in error reports each later chunk again.
+  if (error.code === 'ECONNRESET' || socket.destroyed || answeredSockets.has(socket)) return;
+  answeredSockets.add(socket);
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent) {
+    // An answer already started on this connection: another one would corrupt it.
+    socket.destroy();
+    return;
+  }
+  answerAndClose(socket, parseFailure(error));
+}
+
+/** Writes the envelope straight onto a connection node:http gave up on (or handed over), then closes it. */
+function answerAndClose(socket: Socket, error: GatewayError): void {
+  const body = JSON.stringify(error.toBody());
+  const headers = Object.entries(error.headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${newRequestId()}\r\n` +
+      headers.join('') +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+  lingerUntilClosed(socket);
 }

@@ -1,6 +1,6 @@
 import { type Dispatcher, Pool } from 'undici';
 import type { BackendConfig } from '../../config/schema.js';
-import { UpstreamClientError, UpstreamError } from '../../errors.js';
+import { InvalidRequestError, UpstreamClientError, UpstreamError } from '../../errors.js';
 import {
   type Backend,
   type BackendCall,
@@ -80,12 +80,14 @@ export class OpenAICompatibleBackend implements Backend {
   private pathFor(endpoint: Endpoint, model: string): string {
     const suffix = ENDPOINT_PATHS[endpoint];
     if (this.type === 'azure') {
-      return `${this.basePath}/openai/deployments/${encodeURIComponent(model)}${suffix}?api-version=${encodeURIComponent(this.apiVersion ?? '')}`;
+      return `${this.basePath}/openai/deployments/${deploymentSegment(model)}${suffix}?api-version=${encodeURIComponent(this.apiVersion ?? '')}`;
     }
     return `${this.basePath}${suffix}`;
   }
 
   async send(call: BackendCall): Promise<BackendResponse> {
+    // First: a name that cannot be a path segment is the client's error, before any timer starts.
+    const path = this.pathFor(call.endpoint, call.model);
     // One controller for both the client's abort and the total timeout (cheaper on the hot path
     // than AbortSignal.any + AbortSignal.timeout); released when the exchange ends.
     const controller = new AbortController();
@@ -116,7 +118,7 @@ export class OpenAICompatibleBackend implements Backend {
     try {
       response = await this.pool.request({
         method: 'POST',
-        path: this.pathFor(call.endpoint, call.model),
+        path,
         headers,
         body,
         signal,
@@ -183,6 +185,27 @@ export class OpenAICompatibleBackend implements Backend {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+}
+
+/**
+ * The model name as one URL path segment. Encoding keeps `/`, `?`, `#` and `%` inside the
+ * segment, but `.` and `..` survive encoding and are dot-segments: a server or proxy that
+ * normalises the path would read `/openai/deployments/../chat/completions` as another path. A
+ * wildcard route (`az/*`) takes these names from the client, so they are refused, like ''.
+ */
+function deploymentSegment(model: string): string {
+  if (model === '' || model === '.' || model === '..') {
+    throw new InvalidRequestError(
+      `Invalid 'model': '${model}' cannot name an Azure deployment (empty, '.' and '..' are not deployment names).`,
+      'model',
+    );
+  }
+  try {
+    return encodeURIComponent(model);
+  } catch {
+    // URIError: a lone surrogate has no UTF-8 form to encode.
+    throw new InvalidRequestError("Invalid 'model': the name is not valid Unicode text.", 'model');
   }
 }
 

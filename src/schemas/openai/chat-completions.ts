@@ -1,13 +1,17 @@
 import { z } from 'zod';
 import { countField, modelField, streamFields, tokenLimitField } from './common.js';
 
+/** The roles OpenAI accepts, in the order its own error message lists them. */
+export const CHAT_ROLES = ['system', 'assistant', 'user', 'function', 'tool', 'developer'] as const;
+
 const message = z.looseObject({
-  role: z.string({ error: 'expected a string' }).min(1),
+  // OpenAI refuses any other role with a 400; forwarding one would get an empty or odd answer.
+  role: z.enum(CHAT_ROLES),
 });
 
 export const chatCompletionRequest = z.looseObject({
   model: modelField,
-  messages: z.array(message, { error: 'expected an array' }).min(1, 'expected at least one message'),
+  messages: z.array(message, { error: 'expected an array of messages' }).min(1),
   n: countField,
   max_tokens: tokenLimitField,
   max_completion_tokens: tokenLimitField,
