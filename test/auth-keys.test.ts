@@ -159,6 +159,8 @@ describe.each(stores)('team keys on /v1 ($store store)', ({ store }) => {
         { error: error.error },
         { type: 'invalid_request_error', code: 'invalid_api_key', param: null },
       );
+      // No retry makes a refused key valid: every 401 says so, whatever client reads it.
+      expect(error.headers?.get('x-should-retry')).toBe('false');
       await waitForLoggedRequests(gw, before + 1);
       expect(loggedRequests(gw) - before).toBe(1);
       expect(upstream.requests.length - upstreamBefore).toBe(0);
@@ -270,15 +272,17 @@ describe.each(stores)('team keys on /v1 ($store store)', ({ store }) => {
       limitedTeam = (await admin.createTeam({ name: `allowlist-${store}`, models: ['mock', 'gpt-test'] })).id;
     });
 
-    it('a key limited to a subset of its team: other models are 403 model_not_allowed and unlisted', async () => {
+    // Outside its allowlist a model does not exist for a key: 404 model_not_found, as for a name
+    // no route serves (test/model-access-rule.test.ts holds the rule's every case).
+    it('a key limited to a subset of its team: other models are 404 model_not_found and unlisted', async () => {
       const { key } = await admin.createKey({ team_id: limitedTeam, models: ['mock'] });
       const client = sdk(gw, key, { maxRetries: 0 });
       const upstreamBefore = upstream.requests.length;
       const error = await apiError(client.chat.completions.create(chat));
-      expect(error).toBeInstanceOf(OpenAI.PermissionDeniedError);
+      expect(error).toBeInstanceOf(OpenAI.NotFoundError);
       expectEnvelope(
         { error: error.error },
-        { type: 'permission_error', code: 'model_not_allowed', param: 'model' },
+        { type: 'invalid_request_error', code: 'model_not_found', param: 'model' },
       );
       expect(upstream.requests.length).toBe(upstreamBefore);
       const completion = await client.chat.completions.create(mockChat);
@@ -289,19 +293,22 @@ describe.each(stores)('team keys on /v1 ($store store)', ({ store }) => {
       await expect(client.models.retrieve('gpt-test')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     });
 
-    it("a key without its own list gets its team's: models outside the team are 403 and unlisted", async () => {
+    it("a key without its own list gets its team's: models outside the team are 404 and unlisted", async () => {
       const team = await admin.createTeam({ name: `mock-only-${store}`, models: ['mock'] });
       const { key } = await admin.createKey({ team_id: team.id });
       const client = sdk(gw, key, { maxRetries: 0 });
+      const upstreamBefore = upstream.requests.length;
       const error = await apiError(client.chat.completions.create(chat));
-      expect(error).toBeInstanceOf(OpenAI.PermissionDeniedError);
-      expect(error.code).toBe('model_not_allowed');
+      expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+      expect(error.code).toBe('model_not_found');
+      expect(upstream.requests.length).toBe(upstreamBefore);
       expect((await client.models.list()).data.map((m) => m.id)).toEqual(['mock']);
       await expect(client.models.retrieve('org/model-a')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     });
 
     it("narrowing a team's models also narrows its existing keys that have their own list", async () => {
-      // DESIGN.md §3: "model not allowed for key OR team -> 403". A key's own list is only ever
+      // A model not allowed for the key OR its team is refused (DESIGN.md §3 said 403; the rule
+      // is now 404 model_not_found, see test/model-access-rule.test.ts). A key's own list is only ever
       // checked against the team's when it is written, so the team's current list must still apply.
       const team = await admin.createTeam({ name: `narrowed-${store}`, models: ['mock', 'gpt-test'] });
       const { key } = await admin.createKey({ team_id: team.id, models: ['mock', 'gpt-test'] });
@@ -310,8 +317,8 @@ describe.each(stores)('team keys on /v1 ($store store)', ({ store }) => {
       await admin.ok('PATCH', `/teams/${team.id}`, { models: ['mock'] });
       const upstreamBefore = upstream.requests.length;
       const error = await apiError(client.chat.completions.create(chat));
-      expect(error).toBeInstanceOf(OpenAI.PermissionDeniedError);
-      expect(error.code).toBe('model_not_allowed');
+      expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+      expect(error.code).toBe('model_not_found');
       expect(upstream.requests.length).toBe(upstreamBefore);
       expect((await client.models.list()).data.map((m) => m.id)).toEqual(['mock']);
     });

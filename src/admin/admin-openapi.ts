@@ -42,6 +42,11 @@ const ERRORS = {
     content: { 'application/json': { schema: json(errorObjectSchema) } },
   },
   '404': { description: 'Unknown id', content: { 'application/json': { schema: json(errorObjectSchema) } } },
+  '429': {
+    description:
+      'Too many failed admin authentications from this address (`admin.failedAttempts`); see `retry-after`',
+    content: { 'application/json': { schema: json(errorObjectSchema) } },
+  },
 };
 const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }];
 const pageParams = [

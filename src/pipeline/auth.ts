@@ -1,5 +1,6 @@
 import type { FastifyRequest, onRequestHookHandler } from 'fastify';
-import { GatewayError, ServiceUnavailableError } from '../errors.js';
+import type { AdminKey } from '../admin/admin-key.js';
+import { GatewayError, ModelNotFoundError, ServiceUnavailableError } from '../errors.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
@@ -53,18 +54,23 @@ export function principalAllows(principal: Principal | undefined, model: string)
   );
 }
 
-export class InvalidApiKeyError extends GatewayError {
-  constructor(message: string, permanent = false) {
-    super(401, 'invalid_request_error', 'invalid_api_key', message, {
-      ...(permanent ? { headers: { 'x-should-retry': 'false' } } : {}),
-    });
-  }
+/**
+ * The one rule for a model outside the caller's allowlist: it does not exist for that caller.
+ * The same 404 as for a name no route serves (OpenAI's own answer to both), so a key cannot
+ * probe which models the gateway has. Checked before the router is asked.
+ */
+export function assertModelAllowed(principal: Principal | undefined, model: string): void {
+  if (!principalAllows(principal, model)) throw new ModelNotFoundError(model);
 }
 
-export class ModelNotAllowedError extends GatewayError {
-  constructor(model: string) {
-    super(403, 'permission_error', 'model_not_allowed', `This API key may not use the model '${model}'.`, {
-      param: 'model',
+/**
+ * Every refused credential says so for good (`x-should-retry: false`): no retry turns a
+ * missing, unknown, rotated-out, revoked, expired or disabled key into a valid one.
+ */
+export class InvalidApiKeyError extends GatewayError {
+  constructor(message: string) {
+    super(401, 'invalid_request_error', 'invalid_api_key', message, {
+      headers: { 'x-should-retry': 'false' },
     });
   }
 }
@@ -87,6 +93,9 @@ interface CachedKey {
 const MISSING =
   "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or an 'api-key' header).";
 const INCORRECT = 'Incorrect API key provided. Ask your Tollgate admin for a key.';
+const ADMIN_KEY =
+  'Incorrect API key provided: this is an admin key; /v1 needs a team API key (tg-...), ' +
+  'create one with POST /admin/keys (or `npx tollgate keys create`).';
 
 /** Keys of teams: looked up by their SHA-256, briefly cached, last use recorded in batches. */
 export class KeyAuthenticator {
@@ -97,13 +106,16 @@ export class KeyAuthenticator {
   constructor(
     private readonly store: Store,
     private readonly options: AuthOptions,
+    /** Recognised on /v1 only to say where it belongs. */
+    private readonly adminKey?: AdminKey,
     private readonly now: () => number = Date.now,
   ) {}
 
   async authenticate(request: FastifyRequest): Promise<Principal> {
     const presented = presentedKey(request);
     if (!presented) throw new InvalidApiKeyError(MISSING);
-    if (!publicIdOf(presented)) throw new InvalidApiKeyError(INCORRECT);
+    if (!publicIdOf(presented))
+      throw new InvalidApiKeyError(this.isAdminKey(presented) ? ADMIN_KEY : INCORRECT);
     const hash = hashKey(presented);
     const found = await this.lookup(hash);
     if (!found) throw new InvalidApiKeyError(INCORRECT);
@@ -111,14 +123,13 @@ export class KeyAuthenticator {
     const now = this.now();
     switch (keyStatus(key, now)) {
       case 'revoked':
-        throw new InvalidApiKeyError('This API key has been revoked.', true);
+        throw new InvalidApiKeyError('This API key has been revoked.');
       case 'expired':
         throw new InvalidApiKeyError(
           `This API key expired at ${new Date(key.expiresAt ?? 0).toISOString()}.`,
-          true,
         );
       case 'disabled':
-        throw new InvalidApiKeyError('This API key is disabled.', true);
+        throw new InvalidApiKeyError('This API key is disabled.');
     }
     this.used.set(key.id, now);
     return {
@@ -136,6 +147,11 @@ export class KeyAuthenticator {
       teamCache: team.cache ?? null,
       keyCache: key.cache ?? null,
     };
+  }
+
+  /** The generated admin key's shape, or the configured admin key itself (whatever its shape). */
+  private isAdminKey(presented: string): boolean {
+    return presented.startsWith('tga-') || this.adminKey?.matches(presented) === true;
   }
 
   /** True when the presented key was validated here within `staleOkSeconds` (no store round trip). */

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 
 /** The check @fastify/rate-limit's `createRateLimit` returns (counted in the Store: Redis or memory). */
@@ -26,6 +26,14 @@ export class TooManyFailedAuthError extends GatewayError {
 
 const MAX_TRACKED = 10_000;
 
+/** Where failures are counted: each surface apart, so wrong admin keys never lock out team keys. */
+export type AuthSurface = 'v1' | 'admin';
+
+export interface FailedAttempts {
+  max: number;
+  windowSeconds: number;
+}
+
 /**
  * Brute-force guard: failed authentications are counted per client IP in the shared store;
  * once over the limit, that IP is refused before its key is even looked at, until the window
@@ -38,6 +46,20 @@ export class FailedAuthLimiter {
     private readonly check: RateCheck,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * Counted by @fastify/rate-limit (registered on `app`) under `auth-failures:<surface>:<ip>`,
+   * in Redis when the gateway has one, so every instance sees every other's failures.
+   */
+  static create(app: FastifyInstance, surface: AuthSurface, attempts: FailedAttempts): FailedAuthLimiter {
+    return new FailedAuthLimiter(
+      app.createRateLimit({
+        max: attempts.max,
+        timeWindow: attempts.windowSeconds * 1000,
+        keyGenerator: (request) => `auth-failures:${surface}:${request.ip}`,
+      }),
+    );
+  }
 
   /** Throws while the caller's IP is blocked. */
   assertNotBlocked(request: FastifyRequest): void {

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ModelNotFoundError } from '../../errors.js';
-import { principalAllows } from '../../pipeline/auth.js';
+import { assertModelAllowed, principalAllows } from '../../pipeline/auth.js';
 import type { ModelRouter } from '../../pipeline/router.js';
 
 /** The model list, as the caller's key sees it: models outside its allowlist do not exist for it. */
@@ -14,7 +13,7 @@ export async function modelRoutes(app: FastifyInstance, options: { router: Model
   app.get('/models/*', async (request) => {
     // The router has decoded the path already (%2F included); decoding again would break ids with '%'.
     const id = (request.params as { '*': string })['*'];
-    if (!principalAllows(request.gateway.principal, id)) throw new ModelNotFoundError(id);
+    assertModelAllowed(request.gateway.principal, id);
     return router.retrieve(id);
   });
 }
