@@ -7,6 +7,14 @@ import { createLogger } from './http/logger.js';
 
 /** Signals this close together are one stop request delivered twice (see `stop`). */
 const DUPLICATE_SIGNAL_MS = 1_000;
+/**
+ * After the grace period, cut streams still settle and record, usage is written and the store
+ * closes: this much more, and the process exits whatever is still pending (a store that does
+ * not answer, a log destination that does not take writes).
+ */
+const HARD_STOP_AFTER_GRACE_MS = 5_000;
+/** The last log lines get this long to reach stdout before the process exits without them. */
+const LOG_FLUSH_LIMIT_MS = 1_000;
 
 export interface ServeOptions {
   configPath?: string | undefined;
@@ -34,6 +42,22 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       'auth is off (auth: none / TOLLGATE_AUTH=none): anyone who can reach /v1 can use every model',
     );
   }
+  let exiting = false;
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    let timer: NodeJS.Timeout | undefined;
+    const flushed = Promise.race([
+      flush(),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, LOG_FLUSH_LIMIT_MS);
+      }),
+    ]);
+    void flushed.then(() => {
+      clearTimeout(timer);
+      process.exit(code);
+    });
+  };
   let stoppingSince: number | undefined;
   const stop = (signal: NodeJS.Signals) => {
     if (stoppingSince !== undefined) {
@@ -42,8 +66,8 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       // Only a signal sent after that (a person asking again) means "exit now".
       if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
       app.log.warn({ signal }, 'second signal: exiting now');
-      flush();
-      process.exit(1);
+      exit(1);
+      return;
     }
     stoppingSince = Date.now();
     app.log.info(
@@ -55,6 +79,11 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       app.server.closeAllConnections();
     }, config.server.shutdownGraceMs);
     deadline.unref();
+    // Not unref'd: whatever stopping still waits on, the process ends here.
+    setTimeout(() => {
+      app.log.error('could not stop cleanly in time: exiting now');
+      exit(1);
+    }, config.server.shutdownGraceMs + HARD_STOP_AFTER_GRACE_MS);
     // Connections whose last response ends while draining would otherwise sit idle on
     // keep-alive until the client hangs up; close them as soon as they are idle.
     const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
@@ -62,13 +91,11 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     app.close().then(
       () => {
         app.log.info('stopped');
-        flush();
-        process.exit(0);
+        exit(0);
       },
       (error: Error) => {
         app.log.error({ err: { message: error.message } }, 'error while stopping');
-        flush();
-        process.exit(1);
+        exit(1);
       },
     );
   };
@@ -81,6 +108,8 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
   app.log.info(
     {
       url: `http://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}/v1`,
+      // The URL is for trying it on this machine; `listen` says who else can reach it.
+      listen: `${config.server.host}:${port}`,
       models: Object.keys(config.models),
       store: config.redis ? 'redis' : 'memory',
     },

@@ -1,5 +1,6 @@
 import { type DestinationStream, type Logger, pino } from 'pino';
 import type { Config } from '../config/schema.js';
+import { LogDestination } from './log-destination.js';
 
 /** Header and config paths that may carry credentials; pino censors them wherever they appear. */
 export const REDACTED_PATHS = [
@@ -15,11 +16,16 @@ export const REDACTED_PATHS = [
 
 /** Longest a log line waits in the buffer on a quiet gateway. */
 const FLUSH_INTERVAL_MS = 1_000;
+/** Characters gathered before a write to stdout starts. */
+const MIN_WRITE_LENGTH = 4096;
 
 export interface GatewayLogger {
   logger: Logger;
-  /** Writes out whatever is buffered; call before the process exits. */
-  flush: () => void;
+  /**
+   * Writes out whatever is buffered; await it before the process exits. Resolves (never
+   * rejects) once written, or dropped when stdout has gone away.
+   */
+  flush: () => Promise<void>;
 }
 
 /**
@@ -33,21 +39,21 @@ export function createLogger(options: Config['log'], destination?: DestinationSt
     base: { service: 'tollgate' },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   };
-  if (destination) return { logger: pino(base, destination), flush: () => {} };
+  if (destination) return { logger: pino(base, destination), flush: async () => {} };
   if (options.pretty) {
     return {
       logger: pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true } } }),
-      flush: () => {},
+      flush: async () => {},
     };
   }
-  const stdout = pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  const timer = setInterval(() => stdout.flush(), FLUSH_INTERVAL_MS);
+  const stdout = new LogDestination(1, MIN_WRITE_LENGTH);
+  const timer = setInterval(() => void stdout.flush(), FLUSH_INTERVAL_MS);
   timer.unref();
   return {
     logger: pino(base, stdout),
     flush: () => {
       clearInterval(timer);
-      stdout.flushSync();
+      return stdout.flush();
     },
   };
 }

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
 import type { StreamTally } from '../usage/output-tally.js';
+import type { PendingWork } from './pending-work.js';
 
 /** What the pipeline stages learn about one request, for later stages and the request log. */
 export interface GatewayContext {
@@ -28,6 +29,8 @@ export interface GatewayContext {
   finishing?: Promise<unknown>;
   /** True when the response ended with an error event after the 200 went out. */
   streamError?: boolean;
+  /** What the pipeline threw, if anything: ⑦ usage tells the upstream's errors from the gateway's. */
+  failure?: unknown;
 }
 
 export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS' | 'REFRESH';
@@ -41,10 +44,29 @@ declare module 'fastify' {
 export function createGatewayContext(
   request: FastifyRequest,
   reply: FastifyReply,
+  /**
+   * Tracks each request from its start until `onClose` has run for it, so shutdown can wait for
+   * every settle and record. From the start, not from the response's close: when shutdown cuts
+   * connections, the server reports itself closed before the responses' close events arrive.
+   */
+  pending: PendingWork,
   onClose: (request: FastifyRequest, reply: FastifyReply) => void,
 ): GatewayContext {
   const abort = new AbortController();
   const raw = reply.raw;
+  let recorded!: () => void;
+  pending.track(
+    new Promise<void>((resolve) => {
+      recorded = resolve;
+    }),
+  );
+  const fire = () => {
+    try {
+      onClose(request, reply);
+    } finally {
+      recorded();
+    }
+  };
   // The response's close (not the request's) is what tells a finished exchange from a client
   // that hung up: after Node 16 a request emits close as soon as its body has been read.
   raw.once('close', () => {
@@ -52,8 +74,7 @@ export function createGatewayContext(
     // A client that hung up mid-stream closes the response before the pipeline has counted and
     // settled what it got: the record waits for that.
     const finishing = request.gateway.finishing;
-    if (!finishing) return onClose(request, reply);
-    const fire = () => onClose(request, reply);
+    if (!finishing) return fire();
     finishing.then(fire, fire);
   });
   return { startedAt: performance.now(), abort };

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 import type { Limits } from '../registry/records.js';
+import { StoreUnavailableError } from '../store/store-unavailable.js';
 import type { Principal } from './auth.js';
 
 /**
@@ -99,7 +100,10 @@ export class RequestLimits {
       return;
     const results = await Promise.all(
       this.checks.map(async (check) => ({ check, result: await check.run(request) })),
-    );
+    ).catch((error: unknown) => {
+      // The counts live in the shared store (Redis): it failing is an outage, not a bug here.
+      throw error instanceof GatewayError ? error : new StoreUnavailableError(error);
+    });
     let tightest: { max: number; remaining: number; ttl: number } | undefined;
     let refused: { check: Check; max: number; ttl: number } | undefined;
     for (const { check, result } of results) {

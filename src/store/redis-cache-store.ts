@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome, LiveEntry } from './cache-store.js';
+import { failClosedOnOutage } from './store-unavailable.js';
 
 /**
  * Key layout. Everything of one scope shares the hash tag `{c:<scope>}`, so on a Cluster a
@@ -165,7 +166,9 @@ export class RedisCacheStore implements CacheStore {
   constructor(
     private readonly client: Redis | Cluster,
     private readonly connected: () => Promise<void>,
-  ) {}
+  ) {
+    failClosedOnOutage(this, client);
+  }
 
   private async runScript(
     script: string,

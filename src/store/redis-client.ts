@@ -13,10 +13,19 @@ function hostPort(address: string): { host: string; port: number } {
   return { host: url.hostname, port: Number(url.port || 6379) };
 }
 
+/**
+ * Longest a command may go unanswered. Without it a command in flight when the connection drops
+ * can wait forever: ioredis keeps it for a resend once Redis is back, and when something still
+ * accepts connections meanwhile (a proxy, a load balancer, a Redis starting up) it never gives
+ * up on it, so the request holding it hangs instead of getting its 503.
+ */
+const COMMAND_TIMEOUT_MS = 5_000;
+
 const COMMON = {
   // Fail fast while Redis is down instead of queueing requests behind a reconnect.
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
+  commandTimeout: COMMAND_TIMEOUT_MS,
   retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
 };
 
@@ -28,6 +37,7 @@ export function createRedisClient(target: RedisTarget): Redis | Cluster {
       clusterRetryStrategy: COMMON.retryStrategy,
       redisOptions: {
         maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
+        commandTimeout: COMMON.commandTimeout,
         ...(target.cluster.password ? { password: target.cluster.password } : {}),
       },
     });

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { ServiceUnavailableError } from '../errors.js';
 import {
   BUDGET_TTL_MS,
   EXPIRED_RESERVATION_GRACE_MS,
@@ -36,6 +35,7 @@ import {
 import { RedisCacheStore } from './redis-cache-store.js';
 import { createRedisClient, type RedisTarget } from './redis-client.js';
 import type { Store } from './store.js';
+import { failClosedOnOutage, StoreUnavailableError } from './store-unavailable.js';
 
 /**
  * Every registry key shares one hash tag, so on a Redis Cluster they live in one slot and a
@@ -61,6 +61,8 @@ const REQUEST_LOG = 'tg:{usage-log}:requests';
 const REQUEST_LOG_CAP = 100_000;
 const USAGE_DAY_TTL_SECONDS = 400 * 86_400;
 const FIRST_CONNECTION_WAIT_MS = 2_000;
+/** How long closing waits for Redis to answer what was sent before it. */
+const QUIT_WAIT_MS = 2_000;
 
 /**
  * Compare-and-set of a key record with its hash index, in one atomic step: applies only if the
@@ -292,13 +294,6 @@ function parseAll<T>(values: Array<string | null>): T[] {
   return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as T);
 }
 
-/** Redis cannot be reached: callers answer 503 with retry-after (fail closed), never a 500. */
-export class StoreUnavailableError extends ServiceUnavailableError {
-  constructor() {
-    super('The gateway cannot reach its shared state (Redis) right now; retry shortly.', 1);
-  }
-}
-
 /** Shared state in Redis, so several gateway instances behave as one. */
 export class RedisStore implements Store {
   readonly kind = 'redis';
@@ -314,6 +309,7 @@ export class RedisStore implements Store {
       this.everReady = true;
     });
     this.cache = new RedisCacheStore(this.client, () => this.connected());
+    failClosedOnOutage(this, this.client);
   }
 
   /**
@@ -322,7 +318,7 @@ export class RedisStore implements Store {
    * is waited for, briefly, and all callers share that one wait.
    */
   private connected(): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('store is closed'));
+    if (this.closed) return Promise.reject(new StoreUnavailableError(new Error('store is closed')));
     if (this.client.status === 'ready') return Promise.resolve();
     if (this.everReady) return Promise.reject(new StoreUnavailableError());
     this.firstConnection ??= new Promise<void>((resolve, reject) => {
@@ -347,8 +343,22 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
+    // The cache gives up the claims it holds first, which takes the connection.
     await this.cache.close();
+    this.closed = true;
+    // QUIT is answered only after every command sent before it, so settles and usage writes
+    // still in flight land instead of being cut off (a cut settle would leave its reservation
+    // until its ttl). A Redis that does not answer is not waited for long.
+    if (this.client.status === 'ready') {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.client.quit().catch(() => {}),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, QUIT_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     this.client.disconnect();
   }
 

@@ -17,6 +17,9 @@ export interface RestartableRedis {
   kill: () => Promise<void>;
   /** Starts again on the same port with the same data; resolves once it answers PING. */
   restart: () => Promise<void>;
+  /** SIGSTOP: connections stay open, nothing is answered (a hung server) until `resume`. */
+  pause: () => void;
+  resume: () => void;
   stop: () => Promise<void>;
 }
 
@@ -66,6 +69,8 @@ export async function startRestartableRedisServer(): Promise<RestartableRedis> {
       await kill();
       await start();
     },
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     stop: kill,
   };
 }

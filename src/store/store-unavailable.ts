@@ -1,0 +1,84 @@
+import type { Cluster, Redis } from 'ioredis';
+import { ServiceUnavailableError } from '../errors.js';
+
+/** The store cannot be reached: callers answer 503 with retry-after (fail closed), never a 500. */
+export class StoreUnavailableError extends ServiceUnavailableError {
+  constructor(cause?: unknown) {
+    super('The gateway cannot reach its shared state (Redis) right now; retry shortly.', 1);
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/**
+ * Replies by which Redis itself says "not now" (loading, failing over, read-only replica, out of
+ * memory): the store is unavailable, not broken.
+ */
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM)\b/;
+
+/** ioredis's own words for a command that never got an answer (see its Redis.js / cluster). */
+const UNANSWERED =
+  /^(Connection is closed|Stream isn't writeable|Cluster isn't ready|Cluster is (disconnected|disconnecting|ended)|Command timed out|Command aborted|None of startup nodes|Node is disconnected|No master node|Too many Cluster redirections|connect ETIMEDOUT)/;
+
+/** ioredis error classes that mean the connection, not the command, failed. */
+const UNANSWERED_CLASSES = new Set([
+  'MaxRetriesPerRequestError',
+  'ClusterAllFailedError',
+  'AbortError',
+  'InterruptError',
+]);
+
+const SOCKET_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
+
+/**
+ * True when `error`, raised by a command on `client`, means Redis could not be reached or
+ * cannot serve right now, rather than that the command itself was wrong. A command in flight
+ * when the connection drops fails later (MaxRetriesPerRequestError once ioredis has given up
+ * reconnecting), so the connection's state at that moment counts as well as the error's kind.
+ */
+export function isRedisOutage(error: unknown, client: Redis | Cluster): boolean {
+  if (error instanceof StoreUnavailableError) return false;
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'ReplyError') return UNAVAILABLE_REPLY.test(error.message);
+  if (UNANSWERED_CLASSES.has(error.name) || UNANSWERED.test(error.message)) return true;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined && SOCKET_CODES.has(code)) return true;
+  return client.status !== 'ready';
+}
+
+/** `error` as the store layer reports it: an outage becomes StoreUnavailableError. */
+export function asStoreError(error: unknown, client: Redis | Cluster): unknown {
+  return isRedisOutage(error, client) ? new StoreUnavailableError(error) : error;
+}
+
+/**
+ * Makes every asynchronous method of a Redis-backed store fail closed: whichever command an
+ * outage hits (and whatever ioredis calls the failure), the caller gets StoreUnavailableError,
+ * which the error handler answers with 503 and retry-after. Applied once per store object, so
+ * methods added later are covered too.
+ */
+export function failClosedOnOutage(target: object, client: Redis | Cluster): void {
+  const prototype = Object.getPrototypeOf(target) as object;
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    if (name === 'constructor') continue;
+    const method: unknown = Object.getOwnPropertyDescriptor(prototype, name)?.value;
+    if (typeof method !== 'function') continue;
+    Object.defineProperty(target, name, {
+      configurable: true,
+      writable: true,
+      value: (...args: unknown[]) => {
+        const result: unknown = Reflect.apply(method, target, args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch((error: unknown) => {
+          throw asStoreError(error, client);
+        });
+      },
+    });
+  }
+}
