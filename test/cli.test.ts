@@ -142,11 +142,14 @@ describe('tollgate teams', () => {
     expect(request.method).toBe('GET');
     expect(request.path).toBe('/admin/teams');
     expect(request.query).toEqual({});
-    const lines = expectAligned(result.stdout, ['ID', 'NAME', 'MODELS', 'ACTIVE KEYS', 'CREATED']);
+    // List pages have no active_keys: the table shows only what they have, never "undefined".
+    expect((JSON.parse(request.response) as ListPage<Team>).data[0]).not.toHaveProperty('active_keys');
+    const lines = expectAligned(result.stdout, ['ID', 'NAME', 'MODELS', 'CREATED']);
     expect(lines).toHaveLength(4);
-    expect(lines[1]).toMatch(/^team_0001\s+research\s+gpt-4o, gpt-4o-mini\s+0\s+2025-06-15$/);
-    expect(lines[2]).toMatch(/^team_0002\s+support team\s+a, b, c \+2\s+0\s+2025-06-15$/);
-    expect(lines[3]).toMatch(/^team_0003\s+x\s+\* \(all\)\s+0\s+2025-06-15$/);
+    expect(lines[1]).toMatch(/^team_0001\s+research\s+gpt-4o, gpt-4o-mini\s+2025-06-15$/);
+    expect(lines[2]).toMatch(/^team_0002\s+support team\s+a, b, c \+2\s+2025-06-15$/);
+    expect(lines[3]).toMatch(/^team_0003\s+x\s+\* \(all\)\s+2025-06-15$/);
+    expect(result.stdout).not.toContain('undefined');
     expect(result.stderr).toBe('');
 
     const json = await run(['teams', 'list', '--json']);
@@ -188,6 +191,7 @@ describe('tollgate teams', () => {
     expect(only(found.requests)).toMatchObject({ method: 'GET', path: '/admin/teams/team_0001' });
     expect(found.stdout).toMatch(/^name:\s+research$/m);
     expect(found.stdout).toMatch(/^key policy:\s+expire after 1h$/m);
+    expect(found.stdout).toMatch(/^active keys:\s+0$/m);
 
     const missing = await run(['teams', 'get', 'team_nope']);
     expect(missing.code).toBe(3);

@@ -24,6 +24,18 @@ function examples(): Map<string, string> {
   return blocks;
 }
 
+/** The answers the README shows after an example (a ```json block right below it), by example name. */
+function shownAnswers(): Map<string, Record<string, unknown>> {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const answers = new Map<string, Record<string, unknown>>();
+  for (const match of readme.matchAll(
+    /<!-- example: ([a-z-]+) -->\n```sh\n[\s\S]*?```\n\n```json\n([\s\S]*?)```/g,
+  )) {
+    answers.set(match[1] as string, JSON.parse(match[2] as string) as Record<string, unknown>);
+  }
+  return answers;
+}
+
 let child: ChildProcess;
 let url = '';
 const env: Record<string, string> = {};
@@ -85,9 +97,13 @@ describe('README: Managing teams and keys', () => {
       models: string[];
     };
     expect(team.models).toEqual(['mock', 'gpt-4o-mini']);
+    // The answers the README shows have exactly the fields the gateway returns, in its order.
+    const shown = shownAnswers();
+    expect(Object.keys(team)).toEqual(Object.keys(shown.get('curl-create-team') ?? {}));
     env.TEAM_ID = team.id;
     const key = JSON.parse(await bash(blocks.get('curl-create-key') ?? '')) as { id: string; key: string };
     expect(key.key).toMatch(/^tg-/);
+    expect(Object.keys(key)).toEqual(Object.keys(shown.get('curl-create-key') ?? {}));
     env.KEY_ID = key.id;
     env.KEY = key.key;
     const chat = JSON.parse(await bash(blocks.get('curl-use-key') ?? '')) as {

@@ -132,6 +132,9 @@ describe.each(stores)('usage accounting ($name)', (store) => {
         {
           team_id: team.id,
           requests: 3,
+          rejected: 0,
+          invalid: 0,
+          failed: 0,
           prompt_tokens: 3_000,
           completion_tokens: 300,
           total_tokens: 3_300,
@@ -154,7 +157,13 @@ describe.each(stores)('usage accounting ($name)', (store) => {
         [one.id, 'mini', true],
         [one.id, 'mini', false],
       ]);
-      expect(ours[0]).toMatchObject({ unpriced: true, status: 200, estimated: false, cost_usd: 0 });
+      expect(ours[0]).toMatchObject({
+        unpriced: true,
+        status: 200,
+        outcome: 'served',
+        estimated: false,
+        cost_usd: 0,
+      });
       expect(ours[2]).toMatchObject({ tags: ['search', 'nightly'], total_tokens: 1_100, cost_usd: miniCost });
       // The CLI shows the same report (the built CLI, as a user runs it).
       const cli = (...args: string[]) =>
@@ -168,8 +177,10 @@ describe.each(stores)('usage accounting ($name)', (store) => {
       };
       expect(asJson.data).toEqual(byModel);
       const table = (await cli('usage', '--team', team.id, '--group-by', 'model')).stdout;
-      expect(table).toMatch(/MODEL\s+REQUESTS\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST USD/);
-      expect(table).toMatch(/mini\s+2\s+2000\s+200\s+2200\s+0\.000420/);
+      expect(table).toMatch(
+        /MODEL\s+SERVED\s+REJECTED\s+INVALID\s+FAILED\s+PROMPT\s+COMPLETION\s+TOTAL\s+COST USD/,
+      );
+      expect(table).toMatch(/mini\s+2\s+0\s+0\s+0\s+2000\s+200\s+2200\s+0\.000420/);
 
       const first = await admin<{ data: Array<{ id: string }>; has_more: boolean }>(
         gw,

@@ -49,7 +49,8 @@ export interface Team {
   models: string[];
   default_key_policy: KeyPolicy | null;
   metadata: StoredMetadata;
-  active_keys: number;
+  /** Active or disabled keys: on the answers about one team only, never on list pages. */
+  active_keys?: number;
   created_at: UnixSeconds;
   updated_at: UnixSeconds;
 }
@@ -160,7 +161,11 @@ export interface UsageRow {
   model?: string;
   key_id?: string;
   team_id?: string;
+  /** Served (2xx from the upstream or the cache); with the next three, every request recorded. */
   requests: number;
+  rejected: number;
+  invalid: number;
+  failed: number;
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;

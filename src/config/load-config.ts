@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { configIssueMessage } from './config-issue-message.js';
 import { type Config, type ConfigInput, configSchema, crossReferenceProblems } from './schema.js';
 
 /** Thrown at boot with every problem found, each prefixed by its path in the config. */
@@ -103,8 +104,13 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv, source: string
   const problems: string[] = [];
   const interpolated = asRecord(interpolate(raw as Json, env, '', problems));
   applyEnvOverrides(interpolated, env, problems);
-  const result = configSchema.safeParse(interpolated);
-  if (!result.success) problems.push(...formatIssues(result.error));
+  // A value left empty by an unset variable is reported once, as that, not again by the schema.
+  const unset = new Set(problems.map((problem) => problem.slice(0, problem.indexOf(': '))));
+  const result = configSchema.safeParse(interpolated, { error: configIssueMessage });
+  if (!result.success)
+    problems.push(
+      ...formatIssues(result.error).filter((problem) => !unset.has(problem.slice(0, problem.indexOf(': ')))),
+    );
   problems.push(...crossReferenceProblems(interpolated));
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
   return deepFreeze(result.data);

@@ -62,7 +62,9 @@ const azureBackendSchema = z
     type: z.literal('azure'),
     /** The resource endpoint, e.g. https://my-resource.openai.azure.com */
     baseUrl: httpUrl,
-    apiKey: z.string().min(1),
+    apiKey: z
+      .string()
+      .min(1, 'Azure OpenAI needs its API key: set it from the environment (see tollgate.example.yaml)'),
     apiVersion: z.string().min(1).default('2024-10-21'),
     headers: headersSchema,
     timeouts: timeoutsSchema,
@@ -271,6 +273,14 @@ export const configSchema = z
       .object({
         /** The admin API's key; if none is configured, the first start generates one. */
         key: z.string().min(16, 'use at least 16 characters').optional(),
+        /** Failed admin authentications allowed per client IP and window before 429s (counted apart from /v1's). */
+        failedAttempts: z
+          .object({
+            max: z.number().int().positive().default(20),
+            windowSeconds: z.number().int().positive().default(60),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -35,6 +35,23 @@ export class KeyModelsNotAllowedError extends GatewayError {
   }
 }
 
+/** A team's model_limits may only name models the team may use: a limit on any other binds nothing. */
+export class ModelLimitsNotAllowedError extends GatewayError {
+  constructor(models: string[]) {
+    super(
+      400,
+      'invalid_request_error',
+      'model_not_allowed',
+      `model_limits names ${models.length === 1 ? 'a model' : 'models'} the team may not use: ${models
+        .map((model) => `'${model}'`)
+        .join(', ')}. Add ${models.length === 1 ? 'it' : 'them'} to the team's models, or remove ${
+        models.length === 1 ? 'its entry' : 'their entries'
+      }.`,
+      { param: 'model_limits' },
+    );
+  }
+}
+
 export class KeyRevokedError extends GatewayError {
   constructor(id: string) {
     super(

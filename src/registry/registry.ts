@@ -2,7 +2,7 @@ import type { Store } from '../store/store.js';
 import type { UsageQuery, UsageRow } from '../usage/usage-record.js';
 import { newKey, sortableId } from './key-material.js';
 import { applyLimitsPatch, checkWithinTeam, type LimitsPatch } from './limits.js';
-import { patternsWithin } from './model-patterns.js';
+import { modelAllowed, patternsWithin } from './model-patterns.js';
 import { keyStatus, publicKey, publicTeam } from './public-objects.js';
 import type {
   AuditEvent,
@@ -19,6 +19,7 @@ import {
   KeyModelsNotAllowedError,
   KeyNotFoundError,
   KeyRevokedError,
+  ModelLimitsNotAllowedError,
   TeamHasActiveKeysError,
   TeamNotFoundError,
 } from './registry-errors.js';
@@ -113,8 +114,15 @@ export class Registry {
     if (outside.length > 0) throw new KeyModelsNotAllowedError(outside, 'default_key_policy.models');
   }
 
+  /** Limits on a model the team may not use would bind nothing and read as if they did. */
+  private checkModelLimits(models: string[], modelLimits: Record<string, ModelLimits>): void {
+    const outside = Object.keys(modelLimits).filter((model) => !modelAllowed(models, model));
+    if (outside.length > 0) throw new ModelLimitsNotAllowedError(outside);
+  }
+
   async createTeam(input: TeamInput, actor: string): Promise<TeamRecord> {
     this.checkPolicy(input.models ?? ['*'], input.default_key_policy);
+    this.checkModelLimits(input.models ?? ['*'], input.model_limits ?? {});
     const now = this.now();
     const team: TeamRecord = {
       id: sortableId('team_'),
@@ -139,6 +147,10 @@ export class Registry {
     this.checkPolicy(
       patch.models ?? before.models,
       patch.default_key_policy !== undefined ? patch.default_key_policy : before.defaultKeyPolicy,
+    );
+    this.checkModelLimits(
+      patch.models ?? before.models,
+      patch.model_limits !== undefined ? (patch.model_limits ?? {}) : (before.modelLimits ?? {}),
     );
     const team: TeamRecord = {
       ...before,
@@ -299,7 +311,10 @@ export class Registry {
     if (current.revokedAt !== null) return current; // revoking twice changes nothing
     const { before, after } = await this.changeKey(id, (key) => {
       const now = this.now();
-      return { ...key, revokedAt: key.revokedAt ?? now, retiredHashes: [], updatedAt: now };
+      // Secrets still in their rotation grace stay known until it ends, so they too are told
+      // "revoked" (for good) rather than "incorrect".
+      const retiredHashes = key.retiredHashes.filter((r) => r.until > now);
+      return { ...key, revokedAt: key.revokedAt ?? now, retiredHashes, updatedAt: now };
     });
     await this.audit(actor, 'key.revoke', { type: 'api_key', id }, publicKey(before), publicKey(after));
     return after;

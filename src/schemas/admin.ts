@@ -210,7 +210,14 @@ export function listOf<T extends z.ZodType>(item: T) {
   });
 }
 
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a UTC day, YYYY-MM-DD');
+const day = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a UTC day, YYYY-MM-DD')
+  // 2026-02-30 has the form but is no day (Date.parse rolls it over or gives NaN).
+  .refine((text) => {
+    const at = Date.parse(`${text}T00:00:00Z`);
+    return !Number.isNaN(at) && new Date(at).toISOString().startsWith(text);
+  }, 'expected a real calendar day, YYYY-MM-DD');
 
 export const usageQuerySchema = z
   .object({
@@ -241,7 +248,18 @@ export const usageReportSchema = z.object({
       model: z.string().optional(),
       key_id: z.string().optional(),
       team_id: z.string().optional(),
-      requests: z.number().int(),
+      requests: z.number().int().describe('served: a 2xx answer from the upstream or the response cache'),
+      rejected: z.number().int().describe("refused by the gateway's own limits or budgets (its 429s)"),
+      invalid: z
+        .number()
+        .int()
+        .describe('refused by the gateway for the request itself (a 4xx other than 429)'),
+      failed: z
+        .number()
+        .int()
+        .describe(
+          'no complete answer: upstream errors, unreachable or timed out, a stream broken after its 200, gateway errors, or the client left first',
+        ),
       prompt_tokens: z.number().int(),
       completion_tokens: z.number().int(),
       total_tokens: z.number().int(),
@@ -294,6 +312,10 @@ export const requestLogEntrySchema = z.object({
   model: z.string(),
   deployment: z.string(),
   status: z.number().int(),
+  outcome: z
+    .enum(['served', 'rejected', 'invalid', 'failed'])
+    .nullable()
+    .describe('which usage count it is in; null on entries recorded before outcomes were kept'),
   stream: z.boolean(),
   prompt_tokens: z.number().int(),
   completion_tokens: z.number().int(),

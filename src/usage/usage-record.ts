@@ -1,6 +1,21 @@
 import type { CacheStatus } from '../http/request-context.js';
 
 /**
+ * How a recorded request ended; each is counted in exactly one usage metric, so the four counts
+ * add up to every request recorded.
+ * - served: a 2xx answer, from the upstream or the response cache (a stream the client left
+ *   partway through included: it was answered, and is charged for what it got);
+ * - rejected: refused by the gateway's own limits or budgets (its 429s);
+ * - invalid: refused by the gateway for the request itself (a parameter it cannot account for,
+ *   an endpoint the model's backend lacks, an upload too large);
+ * - failed: no complete answer: the upstream answered with an error, could not be reached or
+ *   timed out, broke off a stream after its 200, the gateway failed (its store unavailable), or
+ *   the client left before any answer.
+ */
+export const USAGE_OUTCOMES = ['served', 'rejected', 'invalid', 'failed'] as const;
+export type UsageOutcome = (typeof USAGE_OUTCOMES)[number];
+
+/**
  * ⑦ usage: what one request used and cost, recorded after its response ended (never on the
  * path the client waits on), then summed per day, team, key and model.
  */
@@ -14,6 +29,8 @@ export interface UsageRecord {
   model: string;
   deployment: string;
   status: number;
+  /** Absent on records written before outcomes were kept. */
+  outcome?: UsageOutcome | undefined;
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
@@ -33,9 +50,15 @@ export interface UsageRecord {
   tags: string[];
 }
 
-/** The sums kept per day x team x key x model. */
+/**
+ * The sums kept per day x team x key x model. `requests` counts the served ones only; with
+ * `rejected`, `invalid` and `failed` it adds up to every request recorded.
+ */
 export const USAGE_METRICS = [
   'requests',
+  'rejected',
+  'invalid',
+  'failed',
   'prompt_tokens',
   'completion_tokens',
   'total_tokens',
@@ -82,6 +105,9 @@ export function daysBetween(from: string, to: string, limit = 400): string[] {
 export function emptySums(): Record<UsageMetric, number> {
   return {
     requests: 0,
+    rejected: 0,
+    invalid: 0,
+    failed: 0,
     prompt_tokens: 0,
     completion_tokens: 0,
     total_tokens: 0,
@@ -92,8 +118,13 @@ export function emptySums(): Record<UsageMetric, number> {
 }
 
 export function metricsOf(record: UsageRecord): Record<UsageMetric, number> {
+  // Records from before outcomes were kept counted every request as one of `requests`.
+  const outcome = record.outcome ?? 'served';
   return {
-    requests: 1,
+    requests: outcome === 'served' ? 1 : 0,
+    rejected: outcome === 'rejected' ? 1 : 0,
+    invalid: outcome === 'invalid' ? 1 : 0,
+    failed: outcome === 'failed' ? 1 : 0,
     prompt_tokens: record.promptTokens,
     completion_tokens: record.completionTokens,
     total_tokens: record.totalTokens,

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../store/store.js';
 import { costOf } from './cost.js';
 import type { ModelPrice } from './price-table.js';
+import { outcomeOf } from './usage-outcome.js';
 import type { UsageRecord } from './usage-record.js';
 
 const MAX_TAGS = 10;
@@ -88,6 +89,7 @@ export class UsageRecorder {
       model: g.model,
       deployment: g.deployment,
       status: reply.raw.statusCode,
+      outcome: outcomeOf(reply.raw.statusCode, g.failure, g.streamError === true),
       promptTokens,
       completionTokens,
       totalTokens: count(usage?.total_tokens) || promptTokens + completionTokens,

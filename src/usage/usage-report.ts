@@ -9,7 +9,7 @@ const GROUP_FIELD: Record<UsageGroup, (row: UsageRow) => Record<string, string>>
   team: (row) => ({ team_id: row.teamId }),
 };
 
-/** Sums rows into the admin API's groups: `{<group fields>, requests, …, cost_usd}`, sorted. */
+/** Sums rows into the admin API's groups: `{<group fields>, requests, rejected, …, cost_usd}`, sorted. */
 export function groupUsage(rows: UsageRow[], groupBy: UsageGroup): Array<Record<string, unknown>> {
   const groups = new Map<string, { fields: Record<string, string>; sums: Record<UsageMetric, number> }>();
   for (const row of rows) {
@@ -30,6 +30,9 @@ export function groupUsage(rows: UsageRow[], groupBy: UsageGroup): Array<Record<
     .map(([, { fields, sums }]) => ({
       ...fields,
       requests: sums.requests,
+      rejected: sums.rejected,
+      invalid: sums.invalid,
+      failed: sums.failed,
       prompt_tokens: sums.prompt_tokens,
       completion_tokens: sums.completion_tokens,
       total_tokens: sums.total_tokens,
@@ -51,6 +54,7 @@ export function publicRequest(record: UsageRecord & { id: string }): Record<stri
     model: record.model,
     deployment: record.deployment,
     status: record.status,
+    outcome: record.outcome ?? null,
     stream: record.stream,
     prompt_tokens: record.promptTokens,
     completion_tokens: record.completionTokens,

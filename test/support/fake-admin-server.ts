@@ -236,7 +236,15 @@ export async function startFakeAdminServer(
     const [, collection, id, action] = segments;
 
     if (collection === 'teams' && id === undefined) {
-      if (method === 'GET') return [200, list([...state.teams.values()].map(publicTeam), query)];
+      // As documented: list pages carry no active_keys (only the answers about one team do).
+      if (method === 'GET')
+        return [
+          200,
+          list(
+            [...state.teams.values()].map(({ active_keys: _count, ...listed }) => listed),
+            query,
+          ),
+        ];
       if (method === 'POST') {
         only(body, ['name', 'models', 'default_key_policy', 'metadata']);
         const name = optionalString(body, 'name');

@@ -26,7 +26,10 @@ function usageTable(report: UsageReport): string {
   const columns = GROUP_COLUMNS[report.group_by] ?? [];
   const headers = [
     ...columns.map(([title]) => title),
-    'REQUESTS',
+    'SERVED',
+    'REJECTED',
+    'INVALID',
+    'FAILED',
     'PROMPT',
     'COMPLETION',
     'TOTAL',
@@ -35,6 +38,9 @@ function usageTable(report: UsageReport): string {
   const rows = report.data.map((row) => [
     ...columns.map(([, field]) => String(row[field] ?? '')),
     String(row.requests),
+    String(row.rejected),
+    String(row.invalid),
+    String(row.failed),
     String(row.prompt_tokens),
     String(row.completion_tokens),
     String(row.total_tokens),

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { adminAuthHook } from '../../admin/admin-auth.js';
 import type { AdminKey } from '../../admin/admin-key.js';
 import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
 import { cacheScope, scopeOwner } from '../../cache/cache-scope.js';
-import { GatewayError, InvalidRequestError } from '../../errors.js';
-import { presentedKey } from '../../pipeline/auth.js';
+import { InvalidRequestError } from '../../errors.js';
+import type { FailedAuthLimiter } from '../../pipeline/failed-auth-limiter.js';
 import type { QuotaStage } from '../../pipeline/quota.js';
 import type { Metrics } from '../../plugins/metrics.js';
 import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
@@ -27,22 +28,13 @@ import type { CacheScopeStats, CacheStore } from '../../store/cache-store.js';
 import { utcDay } from '../../usage/usage-record.js';
 import { groupUsage, publicRequest } from '../../usage/usage-report.js';
 
-class InvalidAdminKeyError extends GatewayError {
-  constructor() {
-    super(
-      401,
-      'invalid_request_error',
-      'invalid_admin_key',
-      'The admin API needs the admin key as a Bearer token.',
-    );
-  }
-}
-
 export interface AdminRouteOptions {
   registry: Registry;
   /** Current spend and what is left, on the answers about one team or key. */
   quota: QuotaStage;
   adminKey: AdminKey;
+  /** Failed admin authentications per client IP (apart from /v1's). */
+  failedAuth: FailedAuthLimiter;
   /** The gateway's version, for the OpenAPI document. */
   version: string;
   /** ③ the response cache's entries (stats, purge). */
@@ -77,6 +69,9 @@ function publicCacheStats(stats: CacheScopeStats): Record<string, unknown> {
   };
 }
 
+/** The longest range one usage report covers (usage days are kept 400 days on Redis). */
+const MAX_USAGE_DAYS = 400;
+
 /** The audit trail's "who": the admin key is the only admin identity, so say how it arrived. */
 const ACTOR = 'admin';
 
@@ -110,10 +105,10 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
     reply.type('application/json').send(openapi);
   });
 
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (request.routeOptions.url === '/admin/openapi.json') return done();
-    done(adminKey.matches(presentedKey(request)) ? undefined : new InvalidAdminKeyError());
-  });
+  app.addHook(
+    'onRequest',
+    adminAuthHook(adminKey, options.failedAuth, (url) => url === '/admin/openapi.json'),
+  );
 
   const withLastUsed = async (keys: Parameters<typeof publicKey>[0][]) => {
     const used = await registry.lastUsed(keys.map((key) => key.id));
@@ -183,6 +178,14 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
     const query = parseInput(usageQuerySchema, request.query);
     const to = query.to ?? utcDay(Date.now());
     const from = query.from ?? utcDay(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000);
+    const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+    if (days < 1) throw new InvalidRequestError(`'from' (${from}) is after 'to' (${to}).`, 'from');
+    // Each day is one read of the store: a range is answered whole or refused, never cut short.
+    if (days > MAX_USAGE_DAYS)
+      throw new InvalidRequestError(
+        `A usage report covers at most ${MAX_USAGE_DAYS} days; ${from} to ${to} is ${days}.`,
+        'from',
+      );
     const rows = await registry.usageRows({
       from,
       to,
