@@ -15,12 +15,14 @@ import { AdminKey } from './admin/admin-key.js';
 import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
-import { InvalidRequestError } from './errors.js';
+import { InvalidRequestError, RequestTooLargeError } from './errors.js';
+import { lingerAfterAnswer } from './http/lingering-close.js';
 import { createLogger } from './http/logger.js';
+import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { logRequest } from './http/request-log.js';
-import { authHook, KeyAuthenticator, ModelNotAllowedError, principalAllows } from './pipeline/auth.js';
+import { assertModelAllowed, authHook, KeyAuthenticator } from './pipeline/auth.js';
 import { type CacheRole, CacheStage } from './pipeline/cache.js';
 import { CacheAnswers } from './pipeline/cache-answers.js';
 import {
@@ -36,9 +38,9 @@ import { QuotaStage, type QuotaTicket, tokenRateHeaders } from './pipeline/quota
 import { RequestLimits } from './pipeline/request-limits.js';
 import { type Deployment, ModelRouter } from './pipeline/router.js';
 import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
-import { openUpload } from './pipeline/upload-body.js';
+import { openUpload, UploadSource } from './pipeline/upload-body.js';
 import { usageFromJson } from './pipeline/usage.js';
-import { errorPayload, registerErrorHandler } from './plugins/error-handler.js';
+import { answerClientError, errorPayload, registerErrorHandler } from './plugins/error-handler.js';
 import { Metrics } from './plugins/metrics.js';
 import { Registry } from './registry/registry.js';
 import { adminRoutes } from './routes/admin/admin-routes.js';
@@ -48,6 +50,7 @@ import { modelRoutes } from './routes/v1/models.js';
 import { ownKeyRoutes } from './routes/v1/own-key.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
 import { createStore } from './store/create-store.js';
+import { redisRateLimitStore } from './store/redis-rate-limit-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { completionTokensOfJson, estimatedUsage, StreamTally } from './usage/output-tally.js';
@@ -130,12 +133,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const registry = new Registry(store);
   const { adminKey, generated } = await AdminKey.init(config.admin.key, store);
   if (generated) deps.onAdminKeyGenerated?.(generated);
-  const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
+  const authenticator =
+    config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth, adminKey);
   const clock = deps.clock ?? Date.now;
   const quota = new QuotaStage(store, config.quota, clock);
   const cache = new CacheStage(store.cache, config.cache, config.models, logger, clock);
   const metrics = new Metrics();
   const usageRecorder = new UsageRecorder(store, config.quota.prices, logger, clock);
+  const openRequests = new PendingWork();
   const router = new ModelRouter(config, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
@@ -164,16 +169,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       );
       (reply as FastifyReply)
         .code(payload.status)
+        .header('x-request-id', request.id)
         .headers(payload.headers)
         .type('application/json')
         .send(payload.body);
     },
     routerOptions: { ignoreTrailingSlash: true },
+    // Bytes node:http cannot parse, and HTTP/1.1 without Host, get the envelope too (its own
+    // answers to both are Fastify's JSON shape or an empty 400).
+    clientErrorHandler: answerClientError,
+    http: { requireHostHeader: false },
   });
 
   app.decorateRequest('gateway', undefined as never);
   app.addHook('onRequest', (request, reply, done) => {
-    request.gateway = createGatewayContext(request, reply, (ended, endedReply) => {
+    request.gateway = createGatewayContext(request, reply, openRequests, (ended, endedReply) => {
       logRequest(ended, endedReply);
       metrics.observe(ended, endedReply);
       usageRecorder.record(ended, endedReply); // ⑦
@@ -193,6 +203,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.header('openai-processing-ms', processingMs(request));
     done(null, payload);
   });
+  app.addHook('onError', (request, _reply, error, done) => {
+    if (request.gateway) request.gateway.failure = error;
+    done();
+  });
 
   // curl's `-d` says form-urlencoded; people mean JSON. Read such bodies as JSON.
   const jsonParser = app.getDefaultJsonParser('error', 'error');
@@ -202,6 +216,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     jsonParser,
   );
 
+  // Before CORS: its hook would answer an OPTIONS that is no preflight in plain text first.
+  registerErrorHandler(app, config.server.bodyLimit);
   await app.register(cors, {
     origin: config.server.cors.origins === '*' ? '*' : [...config.server.cors.origins],
     methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -209,29 +225,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: 600,
   });
-  registerErrorHandler(app, config.server.bodyLimit);
 
-  // Failed authentications per client IP, counted where all instances see them.
+  // Request rates and failed authentications per client IP, counted where all instances see
+  // them: in Redis each limiter's counters are `tg:rate:<its own key>`.
   await app.register(rateLimit, {
     global: false,
-    ...(store instanceof RedisStore ? { redis: store.client, nameSpace: 'tg:auth-failures:' } : {}),
+    ...(store instanceof RedisStore
+      ? { store: redisRateLimitStore(store.client, 'tg:rate:', () => store.ping()) }
+      : {}),
   });
   const requestLimits = new RequestLimits(app);
   const failedAuth =
-    config.auth === 'none'
-      ? undefined
-      : new FailedAuthLimiter(
-          app.createRateLimit({
-            max: config.auth.failedAttempts.max,
-            timeWindow: config.auth.failedAttempts.windowSeconds * 1000,
-            keyGenerator: (request) => request.ip,
-          }),
-        );
+    config.auth === 'none' ? undefined : FailedAuthLimiter.create(app, 'v1', config.auth.failedAttempts);
+  const failedAdminAuth = FailedAuthLimiter.create(app, 'admin', config.admin.failedAttempts);
 
   const target = (request: FastifyRequest, name: string): Deployment => {
     request.gateway.model = name;
+    assertModelAllowed(request.gateway.principal, name);
     const deployment = router.resolve(name); // ④
-    if (!principalAllows(request.gateway.principal, name)) throw new ModelNotAllowedError(name);
     request.gateway.deployment = deployment.name;
     request.gateway.upstreamModel = deployment.upstreamModel;
     return deployment;
@@ -245,13 +256,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
 
     async upload(request, reply, endpoint: UploadEndpoint) {
+      const source = new UploadSource(request.raw, config.server.uploadLimit);
       try {
-        return await forwardUpload(request, reply, endpoint);
+        return await forwardUpload(request, reply, endpoint, source);
       } catch (error) {
-        // Answering before the upload was read whole: the rest of it would otherwise sit in
-        // the connection and stall the next request on it. Close instead of draining it.
-        if (!request.raw.complete) reply.header('connection', 'close');
-        throw error;
+        // Refused while the client may still be sending. An answer followed by a close would
+        // meet the rest of the upload, and the reset that follows loses the answer (the SDKs
+        // see EPIPE and retry). Read the rest first, within the limit, then answer on a
+        // connection that stays usable; past the limit, 413, closed only once the client has it.
+        const outcome = await source.discardRest();
+        if (outcome === 'ended') throw error;
+        reply.header('connection', 'close');
+        lingerAfterAnswer(request.raw.socket, () => source.discardAll());
+        throw outcome === 'over-limit' ? new RequestTooLargeError(source.limit) : error;
       }
     },
   };
@@ -369,10 +386,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
   }
 
-  async function forwardUpload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint) {
-    const upload = await openUpload(request, endpoint, config.server.uploadLimit, (model) =>
-      target(request, model),
-    ); // ④
+  async function forwardUpload(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: UploadEndpoint,
+    source: UploadSource,
+  ) {
+    const upload = await openUpload(request, endpoint, source, (model) => target(request, model)); // ④
     reply.header('x-tollgate-backend', upload.deployment.name);
     const response = await dispatchUpload(request, upload); // ⑤
     return sendStreamed(reply, response); // ⑥
@@ -394,6 +414,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     prefix: '/admin',
     registry,
     adminKey,
+    failedAuth: failedAdminAuth,
     quota,
     version: GATEWAY_VERSION,
     cache: store.cache,
@@ -406,8 +427,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     clearInterval(flushLastUsed);
     await authenticator?.flushLastUsed();
-    // Answers being stored (and their coalescing claims) and usage not yet written finish
-    // before the store goes.
+    // Every request settles and records first: streams cut by the grace period's end do so
+    // after their connections are gone. Then answers being stored (and their coalescing claims)
+    // and usage not yet written finish before the store goes.
+    await openRequests.settled();
     await Promise.all([cache.drain(), usageRecorder.flush()]);
     await Promise.allSettled([backends.close(), store.close()]);
   });
