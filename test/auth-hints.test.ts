@@ -78,13 +78,13 @@ describe('with a configured admin key', () => {
     expect(error.message).not.toContain(teamKey);
   });
 
-  it('/v1 with the configured admin key: says it is an admin key and how to get a team key', async () => {
-    const error = await v1Refusal(gw, TEST_ADMIN_KEY);
-    expect(error.message).toMatch(
-      /^Incorrect API key provided: this is an admin key; \/v1 needs a team API key \(tg-\.\.\.\)/,
-    );
-    expect(error.message).toContain('POST /admin/keys');
-    expect(error.message).not.toContain(TEST_ADMIN_KEY);
+  it('/v1 with a configured admin key of its own shape: the plain answer, the same as for a wrong one', async () => {
+    // Comparing it with the admin key here would tell a guesser, outside the admin guard, that it hit.
+    expect(TEST_ADMIN_KEY.startsWith('tga-')).toBe(false);
+    const right = await v1Refusal(gw, TEST_ADMIN_KEY);
+    const wrong = await v1Refusal(gw, `${TEST_ADMIN_KEY}x`);
+    expect(right.message).toBe(wrong.message);
+    expect(right.message).toBe('Incorrect API key provided. Ask your Tollgate admin for a key.');
   });
 
   it('/v1 with something that is neither: the plain "Incorrect API key" answer, no hint', async () => {

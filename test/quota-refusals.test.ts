@@ -111,12 +111,17 @@ describe('② a request that can never fit', () => {
     const first = await call('/v1/chat/completions', key, chat(20));
     expect(first.status).toBe(200);
     const spent = (first.json as { usage: { total_tokens: number } }).usage.total_tokens;
-    // Fits the budget's size (200), not what is left of it once the first answer is charged.
-    let denied: Awaited<ReturnType<typeof call>> | undefined;
-    for (let i = 0; i < 50 && denied?.status !== 429; i++) {
-      denied = await call('/v1/chat/completions', key, chat(190));
-      if (denied.status !== 429) await new Promise((resolve) => setTimeout(resolve, 10));
+    // The first answer is settled just after it is sent: wait until its reservation is gone.
+    for (;;) {
+      const own = await fetch(`${gw?.url}/v1/tollgate/key`, { headers: { authorization: `Bearer ${key}` } });
+      const body = (await own.json()) as {
+        team: { standing: { budgets: Array<{ reserved_tokens: number }> } };
+      };
+      if (body.team.standing.budgets[0]?.reserved_tokens === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    // Fits the budget's size (200), not what is left of it once the first answer is charged.
+    const denied = await call('/v1/chat/completions', key, chat(190));
     expect(denied?.status).toBe(429);
     expect(denied?.error?.code).toBe('insufficient_quota');
     const day = new Date().toISOString().slice(0, 10);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 import type { Limits } from '../registry/records.js';
-import { StoreUnavailableError } from '../store/store-unavailable.js';
+import { mayBeOutage, StoreUnavailableError } from '../store/store-unavailable.js';
 import type { Principal } from './auth.js';
 
 /**
@@ -102,7 +102,7 @@ export class RequestLimits {
       this.checks.map(async (check) => ({ check, result: await check.run(request) })),
     ).catch((error: unknown) => {
       // The counts live in the shared store (Redis): it failing is an outage, not a bug here.
-      throw error instanceof GatewayError ? error : new StoreUnavailableError(error);
+      throw mayBeOutage(error) ? new StoreUnavailableError(error) : error;
     });
     let tightest: { max: number; remaining: number; ttl: number } | undefined;
     let refused: { check: Check; max: number; ttl: number } | undefined;

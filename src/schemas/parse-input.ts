@@ -59,8 +59,12 @@ function expectedPhrase(issue: Issue, fallback: string): string {
   return issue.message.startsWith('expected ') ? issue.message.slice('expected '.length) : fallback;
 }
 
+/** Values are echoed in messages, but never a client's megabytes of them. */
+const SHOWN_MAX_CHARS = 100;
+
 function shown(value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
+  const text = typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value));
+  return text.length > SHOWN_MAX_CHARS ? `${text.slice(0, SHOWN_MAX_CHARS)}...` : text;
 }
 
 /** 'a', 'b', and 'c' (OpenAI's list of supported values). */

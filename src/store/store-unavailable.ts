@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ServiceUnavailableError } from '../errors.js';
+import { GatewayError, ServiceUnavailableError } from '../errors.js';
 
 /** The store cannot be reached: callers answer 503 with retry-after (fail closed), never a 500. */
 export class StoreUnavailableError extends ServiceUnavailableError {
@@ -43,13 +43,27 @@ const SOCKET_CODES = new Set([
  * reconnecting), so the connection's state at that moment counts as well as the error's kind.
  */
 export function isRedisOutage(error: unknown, client: Redis | Cluster): boolean {
-  if (error instanceof StoreUnavailableError) return false;
-  if (!(error instanceof Error)) return false;
+  if (!(error instanceof Error) || !mayBeOutage(error)) return false;
   if (error.name === 'ReplyError') return UNAVAILABLE_REPLY.test(error.message);
   if (UNANSWERED_CLASSES.has(error.name) || UNANSWERED.test(error.message)) return true;
   const code = (error as NodeJS.ErrnoException).code;
   if (code !== undefined && SOCKET_CODES.has(code)) return true;
   return client.status !== 'ready';
+}
+
+/**
+ * Our own typed errors and the language's (a TypeError is a bug here, not Redis being away)
+ * are never an outage, whatever state the connection is in: answering them with 503 "retry
+ * shortly" would hide a bug behind retries.
+ */
+export function mayBeOutage(error: unknown): boolean {
+  return !(
+    error instanceof GatewayError ||
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    error instanceof ReferenceError ||
+    error instanceof SyntaxError
+  );
 }
 
 /** `error` as the store layer reports it: an outage becomes StoreUnavailableError. */
