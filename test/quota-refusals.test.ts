@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AdminHttp } from './support/admin-http.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 
 /**
@@ -28,14 +28,8 @@ async function gateway(): Promise<TestGateway> {
   return gw;
 }
 
-async function keyFor(team: Record<string, unknown>, key: Record<string, unknown> = {}): Promise<string> {
-  const headers = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
-  const post = async (path: string, body: unknown) =>
-    (await (
-      await fetch(`${gw?.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) })
-    ).json()) as { id: string; key: string };
-  const created = await post('/admin/teams', { name: `t-${randomBytes(4).toString('hex')}`, ...team });
-  return (await post('/admin/keys', { team_id: created.id, ...key })).key;
+function keyFor(team: Record<string, unknown>, key: Record<string, unknown> = {}): Promise<string> {
+  return new AdminHttp(gw?.url ?? '', ADMIN).teamKey(team, key);
 }
 
 async function call(path: string, key: string, body: unknown) {

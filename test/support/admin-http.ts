@@ -119,6 +119,12 @@ export class AdminHttp {
     return this.ok<IssuedKeyObject>('POST', '/keys', input);
   }
 
+  /** A new team (a unique name, then `team`'s fields) and a key for it (`key`'s fields): its plaintext. */
+  async teamKey(team: Record<string, unknown> = {}, key: Record<string, unknown> = {}): Promise<string> {
+    const created = await this.createTeam({ name: `team-${crypto.randomUUID().slice(0, 8)}`, ...team });
+    return (await this.createKey({ team_id: created.id, ...key })).key;
+  }
+
   getKey(id: string): Promise<KeyObject> {
     return this.ok<KeyObject>('GET', `/keys/${id}`);
   }
