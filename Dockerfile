@@ -10,7 +10,9 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # A plain dist/ folder (scripts/build.mjs's switchable builds are for checkouts).
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+# tsc emits only .js: the store's Lua scripts are read at run time from beside their module.
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && cp -r src/store/lua dist/store/lua \
+    && npm prune --omit=dev --ignore-scripts
 
 # Runtime: only what runs, as the unprivileged `node` user.
 FROM node:24-bookworm-slim AS runtime

@@ -15,6 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -37,7 +38,7 @@ const lock = join(root, '.build.lock');
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
 /** A lock older than this was left by a build that died: take it over. */
-const STALE_LOCK_MS = 120_000;
+const STALE_LOCK_MS = 600_000;
 /** Builds kept: the current one and the one before (gateways started on it may still run). */
 const KEEP_BUILDS = 2;
 const always = process.argv.includes('--always');
@@ -99,6 +100,8 @@ function build() {
     process.stderr.write('build: tsc failed; dist/ is unchanged\n');
     return result.status ?? 1;
   }
+  // tsc emits only .js: the store's Lua scripts are read at run time from beside their module.
+  cpSync(join(root, 'src', 'store', 'lua'), join(out, 'store', 'lua'), { recursive: true });
   // npm made the bin executable at install; this build wrote a new file.
   chmodSync(join(out, 'cli', 'main.js'), 0o755);
   // Stamped with the build's start: a source saved during the build makes the next start rebuild.

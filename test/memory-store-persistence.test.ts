@@ -74,60 +74,62 @@ describe('MemoryStore persistence', () => {
     const first = await MemoryStore.open({ dataDir });
     const research = team('Research');
     const ops = team('Ops');
-    await first.insertTeam(research);
-    await first.insertTeam(ops);
+    await first.registry.insertTeam(research);
+    await first.registry.insertTeam(ops);
     const renamedOps = { ...ops, name: 'Operations' };
-    await first.updateTeam(renamedOps);
+    await first.registry.updateTeam(renamedOps);
     const plain = key(research.id);
     const rotatedFrom = key(research.id);
     const revokedKey = key(ops.id);
-    for (const k of [plain, rotatedFrom, revokedKey]) await first.insertKey(k);
+    for (const k of [plain, rotatedFrom, revokedKey]) await first.registry.insertKey(k);
     const rotated: KeyRecord = {
       ...rotatedFrom,
       hash: hashKey('tg-new-secret'),
       retiredHashes: [{ hash: rotatedFrom.hash, until: Date.now() + 60_000 }],
     };
-    expect(await first.updateKey(rotated, rotatedFrom)).toBe(true);
+    expect(await first.registry.updateKey(rotated, rotatedFrom)).toBe(true);
     const revoked: KeyRecord = { ...revokedKey, revokedAt: Date.now() };
-    expect(await first.updateKey(revoked, revokedKey)).toBe(true);
+    expect(await first.registry.updateKey(revoked, revokedKey)).toBe(true);
     const events = [auditEvent(research.id), auditEvent(ops.id)];
-    for (const event of events) await first.appendAudit(event);
-    expect(await first.setSettingIfAbsent('admin_key_sha256', 'abc123')).toBe('abc123');
-    await first.touchKeys(new Map([[plain.id, 1_700_000_000_000]]));
+    for (const event of events) await first.registry.appendAudit(event);
+    expect(await first.registry.setSettingIfAbsent('admin_key_sha256', 'abc123')).toBe('abc123');
+    await first.registry.touchKeys(new Map([[plain.id, 1_700_000_000_000]]));
     await first.close();
 
     const second = await MemoryStore.open({ dataDir });
-    expect(await second.getTeam(research.id)).toEqual(research);
-    expect((await second.listTeams({ limit: 10 })).items).toEqual(
+    expect(await second.registry.getTeam(research.id)).toEqual(research);
+    expect((await second.registry.listTeams({ limit: 10 })).items).toEqual(
       [research, renamedOps].sort((a, b) => (a.id < b.id ? -1 : 1)),
     );
-    expect(await second.getKey(plain.id)).toEqual(plain);
-    expect(await second.findKeyByHash(plain.hash)).toEqual(plain);
-    expect(await second.findKeyByHash(rotated.hash)).toEqual(rotated);
-    expect(await second.findKeyByHash(rotatedFrom.hash)).toEqual(rotated);
-    expect(await second.findKeyByHash(revoked.hash)).toEqual(revoked);
-    expect((await second.listKeys({ teamId: research.id, limit: 10 })).items.map((k) => k.id)).toEqual(
-      [plain.id, rotated.id].sort(),
-    );
-    expect((await second.listAudit({ limit: 10 })).items).toEqual(
+    expect(await second.registry.getKey(plain.id)).toEqual(plain);
+    expect(await second.registry.findKeyByHash(plain.hash)).toEqual(plain);
+    expect(await second.registry.findKeyByHash(rotated.hash)).toEqual(rotated);
+    expect(await second.registry.findKeyByHash(rotatedFrom.hash)).toEqual(rotated);
+    expect(await second.registry.findKeyByHash(revoked.hash)).toEqual(revoked);
+    expect(
+      (await second.registry.listKeys({ teamId: research.id, limit: 10 })).items.map((k) => k.id),
+    ).toEqual([plain.id, rotated.id].sort());
+    expect((await second.registry.listAudit({ limit: 10 })).items).toEqual(
       [...events].sort((a, b) => (a.id < b.id ? -1 : 1)),
     );
-    expect(await second.setSettingIfAbsent('admin_key_sha256', 'other')).toBe('abc123');
-    expect(await second.lastUsed([plain.id, rotated.id])).toEqual(new Map([[plain.id, 1_700_000_000_000]]));
+    expect(await second.registry.setSettingIfAbsent('admin_key_sha256', 'other')).toBe('abc123');
+    expect(await second.registry.lastUsed([plain.id, rotated.id])).toEqual(
+      new Map([[plain.id, 1_700_000_000_000]]),
+    );
 
     // Deletions persist too.
-    await second.deleteTeam(ops.id);
+    await second.registry.deleteTeam(ops.id);
     await second.close();
     const third = await MemoryStore.open({ dataDir });
-    expect(await third.getTeam(ops.id)).toBeUndefined();
-    expect(await third.getTeam(research.id)).toEqual(research);
+    expect(await third.registry.getTeam(ops.id)).toBeUndefined();
+    expect(await third.registry.getTeam(research.id)).toEqual(research);
     await third.close();
   });
 
   it('keeps its data file private: mode 0600 in a 0700 directory', async () => {
     const store = await MemoryStore.open({ dataDir });
-    await store.insertTeam(team('Research'));
-    await store.setSettingIfAbsent('admin_key_sha256', 'abc123');
+    await store.registry.insertTeam(team('Research'));
+    await store.registry.setSettingIfAbsent('admin_key_sha256', 'abc123');
     await store.close();
     expect((await stat(join(dataDir, FILE_NAME))).mode & 0o777).toBe(0o600);
     expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
@@ -152,13 +154,13 @@ describe('MemoryStore persistence', () => {
     });
     const kept = team('Kept');
     const keptKey = key(kept.id);
-    await store.insertTeam(kept);
-    await store.insertKey(keptKey);
+    await store.registry.insertTeam(kept);
+    await store.registry.insertKey(keptKey);
     const good = await readFile(join(dataDir, FILE_NAME), 'utf8');
 
     crash = true;
     const lost = team('Lost');
-    await expect(store.insertTeam(lost)).rejects.toThrow('simulated crash before rename');
+    await expect(store.registry.insertTeam(lost)).rejects.toThrow('simulated crash before rename');
     expect(JSON.parse(tempSeenAtCrash ?? '{}').teams).toContainEqual(lost);
     await store.close();
 
@@ -169,17 +171,20 @@ describe('MemoryStore persistence', () => {
 
     expect(await readFile(join(dataDir, FILE_NAME), 'utf8')).toBe(good);
     const reopened = await MemoryStore.open({ dataDir });
-    expect(await reopened.getTeam(kept.id)).toEqual(kept);
-    expect(await reopened.getTeam(lost.id)).toBeUndefined();
-    expect(await reopened.findKeyByHash(keptKey.hash)).toEqual(keptKey);
-    expect((await reopened.listTeams({ limit: 10 })).items).toEqual([kept]);
+    expect(await reopened.registry.getTeam(kept.id)).toEqual(kept);
+    expect(await reopened.registry.getTeam(lost.id)).toBeUndefined();
+    expect(await reopened.registry.findKeyByHash(keptKey.hash)).toEqual(keptKey);
+    expect((await reopened.registry.listTeams({ limit: 10 })).items).toEqual([kept]);
 
     // And the next successful write carries on from the good state.
     const next = team('Next');
-    await reopened.insertTeam(next);
+    await reopened.registry.insertTeam(next);
     await reopened.close();
     const after = await MemoryStore.open({ dataDir });
-    expect((await after.listTeams({ limit: 10 })).items.map((t) => t.name).sort()).toEqual(['Kept', 'Next']);
+    expect((await after.registry.listTeams({ limit: 10 })).items.map((t) => t.name).sort()).toEqual([
+      'Kept',
+      'Next',
+    ]);
     await after.close();
   });
 
@@ -189,7 +194,7 @@ describe('MemoryStore persistence', () => {
     ['JSON of the wrong shape', '{"hello":"world"}'],
   ])('refuses to open over a corrupted data file (%s) rather than start empty', async (_what, content) => {
     const store = await MemoryStore.open({ dataDir });
-    await store.insertTeam(team('Research'));
+    await store.registry.insertTeam(team('Research'));
     await store.close();
     await writeFile(join(dataDir, FILE_NAME), content, { mode: 0o600 });
     await expect(MemoryStore.open({ dataDir })).rejects.toThrow();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { QuotaReservationRequest, QuotaScope, QuotaScopeStatus } from '../src/quota/quota-types.js';
+import type { QuotaStore } from '../src/store/quota-store.js';
 import type { Store } from '../src/store/store.js';
 import { scanKeys } from './support/redis-cluster.js';
 import { storeSubjects } from './support/store-subjects.js';
@@ -39,6 +40,8 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
     if (!store) throw new Error('no store');
     return store;
   };
+  /** The quota sub-store of the running test's store. */
+  const q = (): QuotaStore => s().quota;
 
   const request = (
     scopes: QuotaScope[],
@@ -55,7 +58,7 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
   });
 
   const status = async (scopes: QuotaScope[], nowMs = T0): Promise<QuotaScopeStatus[]> =>
-    s().quotaStatus(teamId, scopes, nowMs);
+    q().status(teamId, scopes, nowMs);
 
   const keyScope = (overrides: Partial<QuotaScope> = {}): QuotaScope => ({ id: 'key:k1', ...overrides });
   const teamScope = (overrides: Partial<QuotaScope> = {}): QuotaScope => ({
@@ -72,12 +75,12 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
     it('tokens per minute: retry at the next window start', async () => {
       const scopes = [keyScope({ tokensPerMinute: 250 })];
       const window = (remaining: number) => ({ scope: 'key:k1', limit: 250, remaining, resetMs: 45_000 });
-      expect(await s().reserveQuota(request(scopes))).toEqual({
+      expect(await q().reserve(request(scopes))).toEqual({
         granted: true,
         tokensPerMinute: window(150),
       });
-      expect(await s().reserveQuota(request(scopes))).toEqual({ granted: true, tokensPerMinute: window(50) });
-      expect(await s().reserveQuota(request(scopes))).toEqual({
+      expect(await q().reserve(request(scopes))).toEqual({ granted: true, tokensPerMinute: window(50) });
+      expect(await q().reserve(request(scopes))).toEqual({
         granted: false,
         scope: 'key:k1',
         limit: 'tokens_per_minute',
@@ -86,7 +89,7 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         retryAfterMs: 45_000,
       });
       // A smaller request still fits.
-      expect(await s().reserveQuota(request(scopes, { tokens: 50 }))).toEqual({
+      expect(await q().reserve(request(scopes, { tokens: 50 }))).toEqual({
         granted: true,
         tokensPerMinute: window(0),
       });
@@ -96,25 +99,25 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
 
     it('a grant reports the tokens-per-minute window with the fewest tokens left', async () => {
       const scopes = [keyScope({ tokensPerMinute: 1_000 }), teamScope({ tokensPerMinute: 500 })];
-      expect(await s().reserveQuota(request(scopes))).toEqual({
+      expect(await q().reserve(request(scopes))).toEqual({
         granted: true,
         tokensPerMinute: { scope: `team:${teamId}`, limit: 500, remaining: 400, resetMs: 45_000 },
       });
       // Other traffic on the key alone makes the key's window the tighter one.
-      await s().reserveQuota(request([keyScope({ tokensPerMinute: 1_000 })], { tokens: 800 }));
-      expect(await s().reserveQuota(request(scopes))).toEqual({
+      await q().reserve(request([keyScope({ tokensPerMinute: 1_000 })], { tokens: 800 }));
+      expect(await q().reserve(request(scopes))).toEqual({
         granted: true,
         tokensPerMinute: { scope: 'key:k1', limit: 1_000, remaining: 0, resetMs: 45_000 },
       });
       // Without a tokens-per-minute limit there is nothing to report.
-      expect(await s().reserveQuota(request([keyScope({ maxConcurrent: 5 })]))).toEqual({ granted: true });
+      expect(await q().reserve(request([keyScope({ maxConcurrent: 5 })]))).toEqual({ granted: true });
     });
 
     it('concurrency: no retry time, and the slot count', async () => {
       const scopes = [keyScope({ maxConcurrent: 2 })];
-      await s().reserveQuota(request(scopes));
-      await s().reserveQuota(request(scopes));
-      const refused = await s().reserveQuota(request(scopes));
+      await q().reserve(request(scopes));
+      await q().reserve(request(scopes));
+      const refused = await q().reserve(request(scopes));
       expect(refused).toEqual({
         granted: false,
         scope: 'key:k1',
@@ -127,9 +130,9 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
 
     it('budget tokens and budget USD, with the period', async () => {
       const tokens = [keyScope({ budgets: [dayBudget({ maxTokens: 250 })] })];
-      await s().reserveQuota(request(tokens));
-      await s().reserveQuota(request(tokens));
-      expect(await s().reserveQuota(request(tokens))).toEqual({
+      await q().reserve(request(tokens));
+      await q().reserve(request(tokens));
+      expect(await q().reserve(request(tokens))).toEqual({
         granted: false,
         scope: 'key:k1',
         limit: 'budget_tokens',
@@ -139,9 +142,9 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         periodKey: DAY,
       });
       const usd = [teamScope({ budgets: [{ period: 'month', periodKey: '2026-11', maxUsdMicros: 2_500 }] })];
-      await s().reserveQuota(request(usd));
-      await s().reserveQuota(request(usd));
-      expect(await s().reserveQuota(request(usd))).toEqual({
+      await q().reserve(request(usd));
+      await q().reserve(request(usd));
+      expect(await q().reserve(request(usd))).toEqual({
         granted: false,
         scope: `team:${teamId}`,
         limit: 'budget_usd',
@@ -157,8 +160,8 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         keyScope({ tokensPerMinute: 100 }),
         teamScope({ budgets: [{ period: 'lifetime', periodKey: 'all', maxTokens: 100 }] }),
       ];
-      await s().reserveQuota(request(scopes));
-      const refused = await s().reserveQuota(request(scopes));
+      await q().reserve(request(scopes));
+      const refused = await q().reserve(request(scopes));
       expect(refused).toMatchObject({ granted: false, scope: `team:${teamId}`, limit: 'budget_tokens' });
     });
   });
@@ -168,9 +171,9 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       keyScope({ tokensPerMinute: 10_000, maxConcurrent: 5, budgets: [dayBudget({ maxTokens: 10_000 })] }),
       teamScope({ tokensPerMinute: 10_000, maxConcurrent: 5, budgets: [dayBudget({ maxTokens: 150 })] }),
     ];
-    await s().reserveQuota(request(scopes));
+    await q().reserve(request(scopes));
     const before = await status(scopes);
-    const refused = await s().reserveQuota(request(scopes));
+    const refused = await q().reserve(request(scopes));
     expect(refused).toMatchObject({ granted: false, scope: `team:${teamId}`, limit: 'budget_tokens' });
     expect(await status(scopes)).toEqual(before);
     expect(before[0]?.tokensPerMinute?.used).toBe(100);
@@ -186,10 +189,10 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
 
     it('replaces the estimate by a lower actual everywhere and frees the slot; repeats change nothing', async () => {
       const req = request(scopes(), { tokens: 500, usdMicros: 5_000 });
-      await s().reserveQuota(req);
-      expect(
-        await s().settleQuota(teamId, req.reservationId, { tokens: 200, usdMicros: 2_000 }, T0 + 1_000),
-      ).toBe('settled');
+      await q().reserve(req);
+      expect(await q().settle(teamId, req.reservationId, { tokens: 200, usdMicros: 2_000 }, T0 + 1_000)).toBe(
+        'settled',
+      );
       const after = await status(scopes(), T0 + 1_000);
       expect(after[0]?.tokensPerMinute?.used).toBe(200);
       expect(after[0]?.concurrency?.inUse).toBe(0);
@@ -199,17 +202,17 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         remainingTokens: 9_800,
       });
       expect(after[1]?.budgets[0]).toMatchObject({ spentUsdMicros: 2_000, reservedUsdMicros: 0 });
-      expect(
-        await s().settleQuota(teamId, req.reservationId, { tokens: 200, usdMicros: 2_000 }, T0 + 2_000),
-      ).toBe('unknown');
-      expect(await s().releaseQuota(teamId, req.reservationId, T0 + 2_000)).toBe('unknown');
+      expect(await q().settle(teamId, req.reservationId, { tokens: 200, usdMicros: 2_000 }, T0 + 2_000)).toBe(
+        'unknown',
+      );
+      expect(await q().release(teamId, req.reservationId, T0 + 2_000)).toBe('unknown');
       expect(await status(scopes(), T0 + 1_000)).toEqual(after);
     });
 
     it('records a higher actual in full', async () => {
       const req = request(scopes(), { tokens: 100, usdMicros: 1_000 });
-      await s().reserveQuota(req);
-      await s().settleQuota(teamId, req.reservationId, { tokens: 300, usdMicros: 3_000 }, T0);
+      await q().reserve(req);
+      await q().settle(teamId, req.reservationId, { tokens: 300, usdMicros: 3_000 }, T0);
       const [key, team] = await status(scopes());
       expect(key?.tokensPerMinute?.used).toBe(300);
       expect(key?.budgets[0]).toMatchObject({ spentTokens: 300, reservedTokens: 0 });
@@ -218,34 +221,32 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
 
     it('release refunds everything and frees the slot', async () => {
       const req = request(scopes(), { tokens: 500 });
-      await s().reserveQuota(req);
-      expect(await s().reserveQuota(request(scopes()))).toMatchObject({
+      await q().reserve(req);
+      expect(await q().reserve(request(scopes()))).toMatchObject({
         granted: false,
         limit: 'concurrency',
       });
-      expect(await s().releaseQuota(teamId, req.reservationId, T0)).toBe('released');
+      expect(await q().release(teamId, req.reservationId, T0)).toBe('released');
       const [key, team] = await status(scopes());
       expect(key?.tokensPerMinute?.used).toBe(0);
       expect(key?.concurrency?.inUse).toBe(0);
       expect(key?.budgets[0]).toMatchObject({ spentTokens: 0, reservedTokens: 0 });
       expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 0, reservedUsdMicros: 0 });
-      expect(await s().reserveQuota(request(scopes()))).toMatchObject({ granted: true });
+      expect(await q().reserve(request(scopes()))).toMatchObject({ granted: true });
     });
 
     it('free requests (0 USD, 0 tokens: unpriced models) settle, release and expire like any other', async () => {
       const free = request(scopes(), { tokens: 0, usdMicros: 0, ttlMs: TTL });
-      expect(await s().reserveQuota(free)).toMatchObject({ granted: true });
-      expect(await s().settleQuota(teamId, free.reservationId, { tokens: 40, usdMicros: 0 }, T0)).toBe(
-        'settled',
-      );
+      expect(await q().reserve(free)).toMatchObject({ granted: true });
+      expect(await q().settle(teamId, free.reservationId, { tokens: 40, usdMicros: 0 }, T0)).toBe('settled');
       const priced = request(scopes(), { tokens: 10, usdMicros: 0 });
-      await s().reserveQuota(priced);
-      expect(await s().releaseQuota(teamId, priced.reservationId, T0)).toBe('released');
+      await q().reserve(priced);
+      expect(await q().release(teamId, priced.reservationId, T0)).toBe('released');
       // A lost free reservation is reaped by the next call after its ttl, which must still work.
-      await s().reserveQuota(request(scopes(), { tokens: 0, usdMicros: 0, ttlMs: TTL }));
+      await q().reserve(request(scopes(), { tokens: 0, usdMicros: 0, ttlMs: TTL }));
       const later = request(scopes(), { tokens: 5, usdMicros: 0, nowMs: T0 + TTL });
-      expect(await s().reserveQuota(later)).toMatchObject({ granted: true });
-      expect(await s().settleQuota(teamId, later.reservationId, { tokens: 5, usdMicros: 0 }, T0 + TTL)).toBe(
+      expect(await q().reserve(later)).toMatchObject({ granted: true });
+      expect(await q().settle(teamId, later.reservationId, { tokens: 5, usdMicros: 0 }, T0 + TTL)).toBe(
         'settled',
       );
       const [key, team] = await status(scopes(), T0 + TTL);
@@ -255,7 +256,7 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
     });
 
     it('a settle for an unknown reservation changes nothing', async () => {
-      expect(await s().settleQuota(teamId, 'res_never', { tokens: 5, usdMicros: 5 }, T0)).toBe('unknown');
+      expect(await q().settle(teamId, 'res_never', { tokens: 5, usdMicros: 5 }, T0)).toBe('unknown');
       expect((await status(scopes()))[0]?.budgets[0]?.spentTokens).toBe(0);
     });
   });
@@ -265,8 +266,8 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
 
     it('stops holding its slot and budget when its ttl passes', async () => {
       const lost = request(scopes, { ttlMs: TTL });
-      expect(await s().reserveQuota(lost)).toEqual({ granted: true });
-      expect(await s().reserveQuota(request(scopes, { nowMs: T0 + TTL - 1 }))).toMatchObject({
+      expect(await q().reserve(lost)).toEqual({ granted: true });
+      expect(await q().reserve(request(scopes, { nowMs: T0 + TTL - 1 }))).toMatchObject({
         granted: false,
         limit: 'concurrency',
       });
@@ -274,19 +275,19 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         concurrency: { inUse: 0 },
         budgets: [{ reservedTokens: 0, spentTokens: 0 }],
       });
-      expect(await s().reserveQuota(request(scopes, { nowMs: T0 + TTL, ttlMs: TTL }))).toEqual({
+      expect(await q().reserve(request(scopes, { nowMs: T0 + TTL, ttlMs: TTL }))).toEqual({
         granted: true,
       });
     });
 
     it('a late settle still records the actual spend, once', async () => {
       const lost = request(scopes, { ttlMs: TTL });
-      await s().reserveQuota(lost);
+      await q().reserve(lost);
       const late = T0 + 10 * TTL;
-      expect(await s().settleQuota(teamId, lost.reservationId, { tokens: 70, usdMicros: 7 }, late)).toBe(
+      expect(await q().settle(teamId, lost.reservationId, { tokens: 70, usdMicros: 7 }, late)).toBe(
         'expired',
       );
-      expect(await s().settleQuota(teamId, lost.reservationId, { tokens: 70, usdMicros: 7 }, late)).toBe(
+      expect(await q().settle(teamId, lost.reservationId, { tokens: 70, usdMicros: 7 }, late)).toBe(
         'unknown',
       );
       expect((await status(scopes, late))[0]).toMatchObject({
@@ -298,8 +299,8 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
 
   it('tokens per minute roll over at the next window', async () => {
     const scopes = [keyScope({ tokensPerMinute: 100 })];
-    await s().reserveQuota(request(scopes));
-    const refused = await s().reserveQuota(request(scopes, { nowMs: T0 + 44_999, tokens: 1 }));
+    await q().reserve(request(scopes));
+    const refused = await q().reserve(request(scopes, { nowMs: T0 + 44_999, tokens: 1 }));
     expect(refused).toMatchObject({ granted: false, limit: 'tokens_per_minute', retryAfterMs: 1 });
     const next = T0 + 45_000;
     expect((await status(scopes, next))[0]?.tokensPerMinute).toEqual({
@@ -308,7 +309,7 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       remaining: 100,
       resetMs: 60_000,
     });
-    expect(await s().reserveQuota(request(scopes, { nowMs: next }))).toEqual({
+    expect(await q().reserve(request(scopes, { nowMs: next }))).toEqual({
       granted: true,
       tokensPerMinute: { scope: 'key:k1', limit: 100, remaining: 0, resetMs: 60_000 },
     });
@@ -318,14 +319,14 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
     const today = [keyScope({ budgets: [dayBudget({ maxTokens: 100 })] })];
     const tomorrow = [keyScope({ budgets: [dayBudget({ maxTokens: 100, periodKey: '2026-11-23' })] })];
     const req = request(today);
-    await s().reserveQuota(req);
-    await s().settleQuota(teamId, req.reservationId, { tokens: 100, usdMicros: 0 }, T0);
-    expect(await s().reserveQuota(request(today, { tokens: 1 }))).toMatchObject({
+    await q().reserve(req);
+    await q().settle(teamId, req.reservationId, { tokens: 100, usdMicros: 0 }, T0);
+    expect(await q().reserve(request(today, { tokens: 1 }))).toMatchObject({
       granted: false,
       limit: 'budget_tokens',
       remaining: 0,
     });
-    expect(await s().reserveQuota(request(tomorrow, { nowMs: T0 + 86_400_000 }))).toEqual({ granted: true });
+    expect(await q().reserve(request(tomorrow, { nowMs: T0 + 86_400_000 }))).toEqual({ granted: true });
     expect((await status(today))[0]?.budgets[0]?.spentTokens).toBe(100);
   });
 
@@ -339,11 +340,11 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       ];
       const results = await Promise.all(
         Array.from({ length: 200 }, async (_, i) => {
-          const instance = i % 2 === 0 ? s() : other;
+          const instance = (i % 2 === 0 ? s() : other).quota;
           const req = request(scopes, { tokens: 10 });
-          const result = await instance.reserveQuota(req);
+          const result = await instance.reserve(req);
           if (result.granted)
-            await instance.settleQuota(teamId, req.reservationId, { tokens: 10, usdMicros: 0 }, T0);
+            await instance.settle(teamId, req.reservationId, { tokens: 10, usdMicros: 0 }, T0);
           return result.granted;
         }),
       );
@@ -363,17 +364,17 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       let peak = 0;
       const results = await Promise.all(
         Array.from({ length: 200 }, async (_, i) => {
-          const instance = i % 2 === 0 ? s() : other;
+          const instance = (i % 2 === 0 ? s() : other).quota;
           const req = request(scopes);
           // Spread the attempts so slots are freed and taken again while others ask.
           await new Promise((resolve) => setTimeout(resolve, i % 20));
-          const result = await instance.reserveQuota(req);
+          const result = await instance.reserve(req);
           if (!result.granted) return false;
           inFlight++;
           peak = Math.max(peak, inFlight);
           await new Promise((resolve) => setTimeout(resolve, 2));
           inFlight--;
-          await instance.settleQuota(teamId, req.reservationId, { tokens: 100, usdMicros: 0 }, T0);
+          await instance.settle(teamId, req.reservationId, { tokens: 100, usdMicros: 0 }, T0);
           return true;
         }),
       );
@@ -396,7 +397,7 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       keyScope({ tokensPerMinute: 1_000, maxConcurrent: 3, budgets: [dayBudget({ maxTokens: 1_000 })] }),
       teamScope({ budgets: [{ period: 'lifetime', periodKey: 'all', maxTokens: 10_000 }] }),
     ];
-    await s().reserveQuota(request(scopes));
+    await q().reserve(request(scopes));
     const keys: Array<{ key: string; pttl: number }> = [];
     for (const server of servers)
       for (const key of await scanKeys(server, `tg:{q:${teamId}}:*`))

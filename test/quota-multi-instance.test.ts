@@ -281,7 +281,7 @@ describe('② quota across three gateway processes on one Redis', () => {
     try {
       let budget: { spentTokens: number; reservedTokens: number } | undefined;
       for (let i = 0; i < 40; i++) {
-        const [status] = await store.quotaStatus(
+        const [status] = await store.quota.status(
           teamId,
           [
             {

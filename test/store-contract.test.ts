@@ -1,89 +1,16 @@
-import { Cluster, type Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashKey, sortableId } from '../src/registry/key-material.js';
 import type { AuditEvent, KeyRecord, Page, TeamRecord } from '../src/registry/records.js';
-import { MemoryStore } from '../src/store/memory-store.js';
 import { RedisStore } from '../src/store/redis-store.js';
+import type { RegistryStore } from '../src/store/registry-store.js';
 import type { Store } from '../src/store/store.js';
-import { redisForTests, type TestRedis } from './support/redis.js';
-import {
-  deleteKeys,
-  type LeasedDatabase,
-  leaseRedisDatabase,
-  startRedisCluster,
-  type TestRedisCluster,
-} from './support/redis-cluster.js';
-import { startRedisSentinel, type TestRedisSentinel } from './support/redis-sentinel.js';
+import { storeSubjects } from './support/store-subjects.js';
 
-let redis: TestRedis | undefined;
-let database: LeasedDatabase | undefined;
-let cluster: TestRedisCluster | undefined;
-let clusterAdmin: Cluster | undefined;
-let sentinel: TestRedisSentinel | undefined;
+const stores = storeSubjects({ clearBeforeEach: true, sentinel: true });
+const subjects = stores.subjects;
 
-beforeAll(async () => {
-  [redis, cluster, sentinel] = await Promise.all([
-    redisForTests(),
-    startRedisCluster(),
-    startRedisSentinel(),
-  ]);
-  // REDIS_URL may be shared with other runs: work in a database of our own and only ever
-  // delete `tg:*` there (never FLUSHALL).
-  if (redis) database = await leaseRedisDatabase(redis.url);
-  if (cluster) {
-    clusterAdmin = new Cluster(
-      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
-    );
-    clusterAdmin.on('error', () => {});
-  }
-});
-
-afterAll(async () => {
-  clusterAdmin?.disconnect();
-  // Leave a shared Redis as we found it.
-  if (database) await deleteKeys(database.client, 'tg:*');
-  await database?.release();
-  await Promise.all([redis?.stop(), cluster?.stop(), sentinel?.stop()]);
-});
-
-interface Subject {
-  name: string;
-  /** A store on empty state, or undefined where this backend is unavailable (the suite skips). */
-  open: () => Promise<Store | undefined>;
-}
-
-const subjects: Subject[] = [
-  { name: 'MemoryStore', open: () => MemoryStore.open() },
-  {
-    name: 'RedisStore (standalone)',
-    open: async () => {
-      if (!database) return undefined;
-      await deleteKeys(database.client, 'tg:*');
-      return new RedisStore({ target: { url: database.url } });
-    },
-  },
-  {
-    // The sentinel's master is a throwaway server of this suite: it starts empty.
-    name: 'RedisStore (sentinel)',
-    open: async () => {
-      if (!sentinel) return undefined;
-      const store = new RedisStore({
-        target: { sentinel: { name: sentinel.name, sentinels: sentinel.sentinels } },
-      });
-      await store.ping(); // resolves once the sentinel has handed over the master's address
-      await deleteKeys(store.client as Redis, 'tg:*');
-      return store;
-    },
-  },
-  {
-    name: 'RedisStore (cluster)',
-    open: async () => {
-      if (!cluster || !clusterAdmin) return undefined;
-      await deleteKeys(clusterAdmin, 'tg:*');
-      return new RedisStore({ target: { cluster: { nodes: cluster.nodes } } });
-    },
-  },
-];
+beforeAll(stores.start);
+afterAll(stores.stop);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -157,7 +84,11 @@ async function walk<T extends { id: string }>(
 
 const sortedIds = (items: Array<{ id: string }>) => items.map((item) => item.id).sort();
 
-/** One contract for every Store; features add their cases here as they land. */
+/**
+ * The Store as a whole (ping, close) and its registry sub-store (`store.registry`); the other
+ * sub-stores have contract suites of their own (quota-contract, usage-store-contract,
+ * cache-store-contract).
+ */
 describe.each(subjects)('Store contract: $name', (subject) => {
   let store: Store | undefined;
 
@@ -176,6 +107,8 @@ describe.each(subjects)('Store contract: $name', (subject) => {
     if (!store) throw new Error('no store');
     return store;
   };
+  /** The registry sub-store of the running test's store. */
+  const r = (): RegistryStore => s().registry;
 
   it('answers ping while open and refuses at once when closed', async () => {
     await expect(s().ping()).resolves.toBeUndefined();
@@ -185,45 +118,75 @@ describe.each(subjects)('Store contract: $name', (subject) => {
     expect(Date.now() - started).toBeLessThan(500);
   });
 
+  it('gives rate limiters counters every instance shares (Redis), or none of its own (memory)', async () => {
+    const prefix = `tg:rate-contract:${sortableId('', 6)}:`;
+    if (subject.name === 'MemoryStore') {
+      expect(s().rateLimitStore(prefix)).toBeUndefined();
+      return;
+    }
+    const hit = (store: Store) =>
+      new Promise<{ current: number; ttl: number } | undefined>((resolve, reject) => {
+        const Counters = store.rateLimitStore(prefix);
+        if (!Counters) throw new Error(`${subject.name} has no rate-limit store`);
+        new Counters({}).incr(
+          'ip:1',
+          (error, result) => (error ? reject(error) : resolve(result)),
+          60_000,
+          10,
+        );
+      });
+    const other = await subject.sibling(s());
+    try {
+      expect((await hit(s()))?.current).toBe(1);
+      // Another instance counts on in the same window.
+      const second = await hit(other);
+      expect(second?.current).toBe(2);
+      expect(second?.ttl).toBeGreaterThan(0);
+      expect(second?.ttl).toBeLessThanOrEqual(60_000);
+    } finally {
+      await other.close();
+    }
+  });
+
   describe('teams', () => {
     it('inserts, reads back and hands out copies', async () => {
       const research = team({ name: 'Research', models: ['gpt-*'], metadata: { cost_center: 42 } });
-      await s().insertTeam(research);
-      const read = await s().getTeam(research.id);
+      await r().insertTeam(research);
+      const read = await r().getTeam(research.id);
       expect(read).toEqual(research);
       if (read) read.name = 'mutated by a caller';
-      expect(await s().getTeam(research.id)).toEqual(research);
-      expect(await s().getTeam('team_missing')).toBeUndefined();
+      expect(await r().getTeam(research.id)).toEqual(research);
+      expect(await r().getTeam('team_missing')).toBeUndefined();
     });
 
     it('lists in id order, page by page', async () => {
       const teams = Array.from({ length: 5 }, (_, i) => team({ name: `t${i}` }));
       // Inserted out of order: the list order is by id, not by insertion.
-      for (const t of [...teams].reverse()) await s().insertTeam(t);
+      for (const t of [...teams].reverse()) await r().insertTeam(t);
       const ids = sortedIds(teams);
 
-      const all = await s().listTeams({ limit: 10 });
+      const all = await r().listTeams({ limit: 10 });
       expect(all.items.map((t) => t.id)).toEqual(ids);
       expect(all.hasMore).toBe(false);
       expect(all.items[0]).toEqual(teams.find((t) => t.id === ids[0]));
 
-      const first = await s().listTeams({ limit: 2 });
+      const first = await r().listTeams({ limit: 2 });
       expect(first.items.map((t) => t.id)).toEqual(ids.slice(0, 2));
       expect(first.hasMore).toBe(true);
-      const second = await s().listTeams({ limit: 2, after: ids[1] });
+      const second = await r().listTeams({ limit: 2, after: ids[1] });
       expect(second.items.map((t) => t.id)).toEqual(ids.slice(2, 4));
       expect(second.hasMore).toBe(true);
-      const last = await s().listTeams({ limit: 2, after: ids[3] });
+      const last = await r().listTeams({ limit: 2, after: ids[3] });
       expect(last.items.map((t) => t.id)).toEqual(ids.slice(4));
       expect(last.hasMore).toBe(false);
 
       // A page that ends exactly at the last item has nothing more.
-      expect((await s().listTeams({ limit: 5 })).hasMore).toBe(false);
-      expect(await s().listTeams({ limit: 3, after: ids[4] })).toEqual({ items: [], hasMore: false });
+      expect((await r().listTeams({ limit: 5 })).hasMore).toBe(false);
+      expect(await r().listTeams({ limit: 3, after: ids[4] })).toEqual({ items: [], hasMore: false });
       // The cursor need not exist any more (its team was deleted between pages).
       const gone = `${ids[1]}0`;
-      expect((await s().listTeams({ limit: 10, after: gone })).items.map((t) => t.id)).toEqual(ids.slice(2));
-      expect(await walk((after) => s().listTeams({ limit: 2, after }))).toEqual({
+      expect((await r().listTeams({ limit: 10, after: gone })).items.map((t) => t.id)).toEqual(ids.slice(2));
+      expect(await walk((after) => r().listTeams({ limit: 2, after }))).toEqual({
         ids,
         hasMore: [true, true, false],
       });
@@ -232,22 +195,22 @@ describe.each(subjects)('Store contract: $name', (subject) => {
     it('updates and deletes', async () => {
       const research = team();
       const other = team({ name: 'Other' });
-      await s().insertTeam(research);
-      await s().insertTeam(other);
+      await r().insertTeam(research);
+      await r().insertTeam(other);
       const renamed = {
         ...research,
         name: 'Renamed',
         models: ['a', 'b/*'],
         updatedAt: research.updatedAt + 1,
       };
-      await s().updateTeam(renamed);
-      expect(await s().getTeam(research.id)).toEqual(renamed);
-      expect((await s().listTeams({ limit: 10 })).items).toContainEqual(renamed);
+      await r().updateTeam(renamed);
+      expect(await r().getTeam(research.id)).toEqual(renamed);
+      expect((await r().listTeams({ limit: 10 })).items).toContainEqual(renamed);
 
-      await s().deleteTeam(research.id);
-      expect(await s().getTeam(research.id)).toBeUndefined();
-      expect((await s().listTeams({ limit: 10 })).items).toEqual([other]);
-      await expect(s().deleteTeam('team_missing')).resolves.toBeUndefined();
+      await r().deleteTeam(research.id);
+      expect(await r().getTeam(research.id)).toBeUndefined();
+      expect((await r().listTeams({ limit: 10 })).items).toEqual([other]);
+      await expect(r().deleteTeam('team_missing')).resolves.toBeUndefined();
     });
   });
 
@@ -255,29 +218,29 @@ describe.each(subjects)('Store contract: $name', (subject) => {
     it('inserts, reads by id and by hash, and lists by team and overall in id order', async () => {
       const a = team();
       const b = team();
-      await s().insertTeam(a);
-      await s().insertTeam(b);
+      await r().insertTeam(a);
+      await r().insertTeam(b);
       const aKeys = Array.from({ length: 5 }, () => key(a.id));
       const bKeys = Array.from({ length: 2 }, () =>
         key(b.id, { models: ['gpt-4o'], name: 'ci', owner: 'ops' }),
       );
-      for (const k of [...aKeys, ...bKeys].reverse()) await s().insertKey(k);
+      for (const k of [...aKeys, ...bKeys].reverse()) await r().insertKey(k);
 
       const first = aKeys[0]!;
-      expect(await s().getKey(first.id)).toEqual(first);
-      expect(await s().findKeyByHash(first.hash)).toEqual(first);
-      expect(await s().findKeyByHash(bKeys[1]!.hash)).toEqual(bKeys[1]);
-      expect(await s().getKey('missing')).toBeUndefined();
-      expect(await s().findKeyByHash(secretHash())).toBeUndefined();
+      expect(await r().getKey(first.id)).toEqual(first);
+      expect(await r().findKeyByHash(first.hash)).toEqual(first);
+      expect(await r().findKeyByHash(bKeys[1]!.hash)).toEqual(bKeys[1]);
+      expect(await r().getKey('missing')).toBeUndefined();
+      expect(await r().findKeyByHash(secretHash())).toBeUndefined();
 
-      const byTeam = await walk((after) => s().listKeys({ teamId: a.id, limit: 2, after }));
+      const byTeam = await walk((after) => r().listKeys({ teamId: a.id, limit: 2, after }));
       expect(byTeam).toEqual({ ids: sortedIds(aKeys), hasMore: [true, true, false] });
-      const teamB = await s().listKeys({ teamId: b.id, limit: 10 });
+      const teamB = await r().listKeys({ teamId: b.id, limit: 10 });
       expect(teamB.items).toEqual([...bKeys].sort((x, y) => (x.id < y.id ? -1 : 1)));
       expect(teamB.hasMore).toBe(false);
-      const all = await walk((after) => s().listKeys({ limit: 3, after }));
+      const all = await walk((after) => r().listKeys({ limit: 3, after }));
       expect(all).toEqual({ ids: sortedIds([...aKeys, ...bKeys]), hasMore: [true, true, false] });
-      expect(await s().listKeys({ teamId: 'team_missing', limit: 10 })).toEqual({
+      expect(await r().listKeys({ teamId: 'team_missing', limit: 10 })).toEqual({
         items: [],
         hasMore: false,
       });
@@ -285,41 +248,41 @@ describe.each(subjects)('Store contract: $name', (subject) => {
 
     it('updateKey is a compare-and-set: a stale `previous` changes nothing', async () => {
       const t = team();
-      await s().insertTeam(t);
+      await r().insertTeam(t);
       const original = key(t.id);
-      await s().insertKey(original);
+      await r().insertKey(original);
 
       const renamed: KeyRecord = { ...original, name: 'first writer', updatedAt: original.updatedAt + 1 };
-      expect(await s().updateKey(renamed, original)).toBe(true);
-      expect(await s().getKey(original.id)).toEqual(renamed);
+      expect(await r().updateKey(renamed, original)).toBe(true);
+      expect(await r().getKey(original.id)).toEqual(renamed);
 
       // A second admin read `original` before the first write landed: refused, nothing applied,
       // not even its hash change.
       const stale: KeyRecord = { ...original, name: 'second writer', hash: secretHash(), disabled: true };
-      expect(await s().updateKey(stale, original)).toBe(false);
-      expect(await s().getKey(original.id)).toEqual(renamed);
-      expect(await s().findKeyByHash(stale.hash)).toBeUndefined();
-      expect(await s().findKeyByHash(original.hash)).toEqual(renamed);
-      expect((await s().listKeys({ limit: 10 })).items).toEqual([renamed]);
+      expect(await r().updateKey(stale, original)).toBe(false);
+      expect(await r().getKey(original.id)).toEqual(renamed);
+      expect(await r().findKeyByHash(stale.hash)).toBeUndefined();
+      expect(await r().findKeyByHash(original.hash)).toEqual(renamed);
+      expect((await r().listKeys({ limit: 10 })).items).toEqual([renamed]);
 
       // Re-read and retry: applies.
-      const current = (await s().getKey(original.id))!;
+      const current = (await r().getKey(original.id))!;
       const retried = { ...current, disabled: true };
-      expect(await s().updateKey(retried, current)).toBe(true);
-      expect(await s().getKey(original.id)).toEqual(retried);
+      expect(await r().updateKey(retried, current)).toBe(true);
+      expect(await r().getKey(original.id)).toEqual(retried);
 
       // No record at all: nothing to compare with, nothing created.
       const phantom = key(t.id);
-      expect(await s().updateKey(phantom, phantom)).toBe(false);
-      expect(await s().getKey(phantom.id)).toBeUndefined();
-      expect(await s().findKeyByHash(phantom.hash)).toBeUndefined();
+      expect(await r().updateKey(phantom, phantom)).toBe(false);
+      expect(await r().getKey(phantom.id)).toBeUndefined();
+      expect(await r().findKeyByHash(phantom.hash)).toBeUndefined();
     });
 
     it('rotation: the new hash resolves, a retired one until its `until` and not after', async () => {
       const t = team();
-      await s().insertTeam(t);
+      await r().insertTeam(t);
       const original = key(t.id);
-      await s().insertKey(original);
+      await r().insertKey(original);
 
       const graceMs = 300;
       const until = Date.now() + graceMs;
@@ -329,9 +292,9 @@ describe.each(subjects)('Store contract: $name', (subject) => {
         retiredHashes: [{ hash: original.hash, until }],
         updatedAt: original.updatedAt + 1,
       };
-      expect(await s().updateKey(rotated, original)).toBe(true);
-      expect(await s().findKeyByHash(rotated.hash)).toEqual(rotated);
-      expect(await s().findKeyByHash(original.hash)).toEqual(rotated);
+      expect(await r().updateKey(rotated, original)).toBe(true);
+      expect(await r().findKeyByHash(rotated.hash)).toEqual(rotated);
+      expect(await r().findKeyByHash(original.hash)).toEqual(rotated);
 
       // Rotating again within the grace keeps the first retired secret (with its own `until`)
       // and retires the second for longer.
@@ -340,14 +303,14 @@ describe.each(subjects)('Store contract: $name', (subject) => {
         hash: secretHash(),
         retiredHashes: [...rotated.retiredHashes, { hash: rotated.hash, until: Date.now() + 60_000 }],
       };
-      expect(await s().updateKey(again, rotated)).toBe(true);
+      expect(await r().updateKey(again, rotated)).toBe(true);
       for (const hash of [original.hash, rotated.hash, again.hash])
-        expect(await s().findKeyByHash(hash)).toEqual(again);
+        expect(await r().findKeyByHash(hash)).toEqual(again);
 
       await sleep(until - Date.now() + 50);
-      expect(await s().findKeyByHash(original.hash)).toBeUndefined();
-      expect(await s().findKeyByHash(rotated.hash)).toEqual(again);
-      expect(await s().findKeyByHash(again.hash)).toEqual(again);
+      expect(await r().findKeyByHash(original.hash)).toBeUndefined();
+      expect(await r().findKeyByHash(rotated.hash)).toEqual(again);
+      expect(await r().findKeyByHash(again.hash)).toEqual(again);
 
       // Rotation without grace (or a grace already over): the old secret stops at once.
       const abrupt: KeyRecord = {
@@ -355,86 +318,86 @@ describe.each(subjects)('Store contract: $name', (subject) => {
         hash: secretHash(),
         retiredHashes: [{ hash: again.hash, until: Date.now() - 1 }],
       };
-      expect(await s().updateKey(abrupt, again)).toBe(true);
-      expect(await s().findKeyByHash(again.hash)).toBeUndefined();
+      expect(await r().updateKey(abrupt, again)).toBe(true);
+      expect(await r().findKeyByHash(again.hash)).toBeUndefined();
       // A retired secret left out of the next record is dropped from the index too.
-      expect(await s().findKeyByHash(rotated.hash)).toBeUndefined();
-      expect(await s().findKeyByHash(abrupt.hash)).toEqual(abrupt);
+      expect(await r().findKeyByHash(rotated.hash)).toBeUndefined();
+      expect(await r().findKeyByHash(abrupt.hash)).toEqual(abrupt);
     });
 
     it('a revoked key still resolves by hash (auth decides what to tell the caller)', async () => {
       const t = team();
-      await s().insertTeam(t);
+      await r().insertTeam(t);
       const original = key(t.id);
-      await s().insertKey(original);
+      await r().insertKey(original);
       const rotated: KeyRecord = {
         ...original,
         hash: secretHash(),
         retiredHashes: [{ hash: original.hash, until: Date.now() + 60_000 }],
       };
-      expect(await s().updateKey(rotated, original)).toBe(true);
+      expect(await r().updateKey(rotated, original)).toBe(true);
 
       const now = Date.now();
       const revoked: KeyRecord = { ...rotated, revokedAt: now, retiredHashes: [], updatedAt: now };
-      expect(await s().updateKey(revoked, rotated)).toBe(true);
-      expect(await s().findKeyByHash(revoked.hash)).toEqual(revoked);
+      expect(await r().updateKey(revoked, rotated)).toBe(true);
+      expect(await r().findKeyByHash(revoked.hash)).toEqual(revoked);
       // Revocation ends the grace of retired secrets.
-      expect(await s().findKeyByHash(original.hash)).toBeUndefined();
-      expect((await s().listKeys({ teamId: t.id, limit: 10 })).items).toEqual([revoked]);
+      expect(await r().findKeyByHash(original.hash)).toBeUndefined();
+      expect((await r().listKeys({ teamId: t.id, limit: 10 })).items).toEqual([revoked]);
     });
 
     it('records last use, batched, and never moves it backwards', async () => {
       const t = team();
-      await s().insertTeam(t);
+      await r().insertTeam(t);
       const [a, b, c] = [key(t.id), key(t.id), key(t.id)];
-      for (const k of [a, b, c]) await s().insertKey(k);
+      for (const k of [a, b, c]) await r().insertKey(k);
 
-      expect(await s().lastUsed([a.id, b.id, c.id])).toEqual(new Map());
-      await s().touchKeys(new Map());
-      await s().touchKeys(
+      expect(await r().lastUsed([a.id, b.id, c.id])).toEqual(new Map());
+      await r().touchKeys(new Map());
+      await r().touchKeys(
         new Map([
           [a.id, 1_700_000_000_000],
           [b.id, 1_700_000_000_500],
         ]),
       );
-      expect(await s().lastUsed([a.id, b.id, c.id])).toEqual(
+      expect(await r().lastUsed([a.id, b.id, c.id])).toEqual(
         new Map([
           [a.id, 1_700_000_000_000],
           [b.id, 1_700_000_000_500],
         ]),
       );
       // Another instance flushing an older batch later must not undo a newer use.
-      await s().touchKeys(
+      await r().touchKeys(
         new Map([
           [a.id, 1_600_000_000_000],
           [b.id, 1_700_000_009_999],
         ]),
       );
-      expect(await s().lastUsed([a.id, b.id])).toEqual(
+      expect(await r().lastUsed([a.id, b.id])).toEqual(
         new Map([
           [a.id, 1_700_000_000_000],
           [b.id, 1_700_000_009_999],
         ]),
       );
-      expect(await s().lastUsed([])).toEqual(new Map());
-      expect(await s().lastUsed(['missing'])).toEqual(new Map());
+      expect(await r().lastUsed([])).toEqual(new Map());
+      expect(await r().lastUsed(['missing'])).toEqual(new Map());
     });
   });
 
   describe('audit', () => {
     it('appends and lists in id order, page by page', async () => {
       const events = Array.from({ length: 5 }, () => auditEvent());
-      for (const event of events) await s().appendAudit(event);
+      for (const event of events) await r().appendAudit(event);
       const ids = sortedIds(events);
 
-      const all = await s().listAudit({ limit: 10 });
+      const all = await r().listAudit({ limit: 10 });
       expect(all.items).toEqual([...events].sort((x, y) => (x.id < y.id ? -1 : 1)));
       expect(all.hasMore).toBe(false);
-      expect(await walk((after) => s().listAudit({ limit: 2, after }))).toEqual({
+      expect(await walk((after) => r().listAudit({ limit: 2, after }))).toEqual({
         ids,
         hasMore: [true, true, false],
       });
-      expect(await s().listAudit({ limit: 2, after: ids[4] })).toEqual({ items: [], hasMore: false });
+      expect(await r().listAudit({ limit: 2, after: ids[4] })).toEqual({ items: [], hasMore: false });
     });
 
     it('orders events of the same millisecond by id too, so paging visits each once', async () => {
@@ -443,10 +406,10 @@ describe.each(subjects)('Store contract: $name', (subject) => {
       const time = Date.now().toString(36).padStart(9, '0');
       const later = auditEvent(`aud_${time}zzzzzzzz`);
       const earlier = auditEvent(`aud_${time}aaaaaaaa`);
-      await s().appendAudit(later);
-      await s().appendAudit(earlier);
-      expect((await s().listAudit({ limit: 10 })).items.map((e) => e.id)).toEqual([earlier.id, later.id]);
-      expect(await walk((after) => s().listAudit({ limit: 1, after }))).toEqual({
+      await r().appendAudit(later);
+      await r().appendAudit(earlier);
+      expect((await r().listAudit({ limit: 10 })).items.map((e) => e.id)).toEqual([earlier.id, later.id]);
+      expect(await walk((after) => r().listAudit({ limit: 1, after }))).toEqual({
         ids: [earlier.id, later.id],
         hasMore: [true, false],
       });
@@ -455,9 +418,9 @@ describe.each(subjects)('Store contract: $name', (subject) => {
 
   describe('settings', () => {
     it('sets a value only if absent and returns what is stored', async () => {
-      expect(await s().setSettingIfAbsent('admin_key_sha256', 'first')).toBe('first');
-      expect(await s().setSettingIfAbsent('admin_key_sha256', 'second')).toBe('first');
-      expect(await s().setSettingIfAbsent('other', 'third')).toBe('third');
+      expect(await r().setSettingIfAbsent('admin_key_sha256', 'first')).toBe('first');
+      expect(await r().setSettingIfAbsent('admin_key_sha256', 'second')).toBe('first');
+      expect(await r().setSettingIfAbsent('other', 'third')).toBe('third');
     });
   });
 });

@@ -19,7 +19,7 @@ export class AdminKey {
     if (configured)
       return { adminKey: new AdminKey((p) => secretsEqual(p, configured)), generated: undefined };
     const candidate = `tga-${randomBytes(24).toString('base64url')}`;
-    const stored = await store.setSettingIfAbsent(SETTING, hashKey(candidate));
+    const stored = await store.registry.setSettingIfAbsent(SETTING, hashKey(candidate));
     const expected = Buffer.from(stored, 'hex');
     const adminKey = new AdminKey((presented) => {
       const actual = Buffer.from(hashKey(presented), 'hex');

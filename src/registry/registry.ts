@@ -86,7 +86,7 @@ export class Registry {
     before: Record<string, unknown> | null,
     after: Record<string, unknown> | null,
   ): Promise<void> {
-    await this.store.appendAudit({
+    await this.store.registry.appendAudit({
       id: sortableId('aud_'),
       createdAt: this.now(),
       actor,
@@ -99,13 +99,13 @@ export class Registry {
   }
 
   async getTeam(id: string): Promise<TeamRecord> {
-    const team = await this.store.getTeam(id);
+    const team = await this.store.registry.getTeam(id);
     if (!team) throw new TeamNotFoundError(id);
     return team;
   }
 
   listTeams(query: PageQuery): Promise<Page<TeamRecord>> {
-    return this.store.listTeams(query);
+    return this.store.registry.listTeams(query);
   }
 
   /** A team's default key models must be within its own, or every default key would be refused. */
@@ -137,7 +137,7 @@ export class Registry {
       createdAt: now,
       updatedAt: now,
     };
-    await this.store.insertTeam(team);
+    await this.store.registry.insertTeam(team);
     await this.audit(actor, 'team.create', { type: 'team', id: team.id }, null, publicTeam(team));
     return team;
   }
@@ -164,7 +164,7 @@ export class Registry {
       ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
       updatedAt: this.now(),
     };
-    await this.store.updateTeam(team);
+    await this.store.registry.updateTeam(team);
     await this.audit(actor, 'team.update', { type: 'team', id }, publicTeam(before), publicTeam(team));
     return team;
   }
@@ -173,7 +173,7 @@ export class Registry {
     const active: KeyRecord[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = await this.store.listKeys({ teamId, limit: 100, after });
+      const page = await this.store.registry.listKeys({ teamId, limit: 100, after });
       // Expired keys no longer work, so they do not hold a team back; disabled ones can return.
       active.push(...page.items.filter((key) => ['active', 'disabled'].includes(keyStatus(key, this.now()))));
       if (!page.hasMore || page.items.length === 0) return active;
@@ -186,18 +186,18 @@ export class Registry {
     const active = await this.activeKeys(id);
     if (active.length > 0 && !force) throw new TeamHasActiveKeysError(id, active.length);
     for (const key of active) await this.revokeKey(key.id, actor);
-    await this.store.deleteTeam(id);
+    await this.store.registry.deleteTeam(id);
     await this.audit(actor, 'team.delete', { type: 'team', id }, publicTeam(team), null);
   }
 
   async getKey(id: string): Promise<KeyRecord> {
-    const key = await this.store.getKey(id);
+    const key = await this.store.registry.getKey(id);
     if (!key) throw new KeyNotFoundError(id);
     return key;
   }
 
   listKeys(query: PageQuery & { teamId?: string | undefined }): Promise<Page<KeyRecord>> {
-    return this.store.listKeys(query);
+    return this.store.registry.listKeys(query);
   }
 
   private checkModels(models: string[] | null | undefined, team: TeamRecord): void {
@@ -243,7 +243,7 @@ export class Registry {
       hash,
       retiredHashes: [],
     };
-    await this.store.insertKey(record);
+    await this.store.registry.insertKey(record);
     await this.audit(actor, 'key.create', { type: 'api_key', id }, null, publicKey(record));
     return { record, key };
   }
@@ -257,7 +257,7 @@ export class Registry {
       const before = await this.getKey(id);
       if (before.revokedAt !== null) throw new KeyRevokedError(id);
       const after = await change(structuredClone(before));
-      if (await this.store.updateKey(after, before)) return { before, after };
+      if (await this.store.registry.updateKey(after, before)) return { before, after };
     }
     throw new Error(`API key ${id} kept changing under concurrent updates`);
   }
@@ -321,18 +321,18 @@ export class Registry {
   }
 
   lastUsed(ids: readonly string[]): Promise<Map<string, number>> {
-    return this.store.lastUsed(ids);
+    return this.store.registry.lastUsed(ids);
   }
 
   usageRows(query: UsageQuery): Promise<UsageRow[]> {
-    return this.store.usageRows(query);
+    return this.store.usage.rows(query);
   }
 
   listRequests(query: { limit: number; before?: string | undefined }) {
-    return this.store.listRequests(query);
+    return this.store.usage.listRequests(query);
   }
 
   listAudit(query: PageQuery): Promise<Page<AuditEvent>> {
-    return this.store.listAudit(query);
+    return this.store.registry.listAudit(query);
   }
 }

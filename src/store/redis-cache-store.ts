@@ -1,6 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome, LiveEntry } from './cache-store.js';
+import { loadLua } from './lua-script.js';
+import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
 
 /**
@@ -31,110 +33,12 @@ const FILLS_CHANNEL = 'tg:cache:fills';
 /** How often a waiter looks at the lock itself, in case a message was missed or the leader died. */
 const POLL_MS = 150;
 
-/**
- * Drops index members that have expired at ARGV now (callers' clock), with their entries.
- * KEYS[1..2]: index, info; the entries share the scope's hash tag (ARGV prefix).
- */
-const PRUNE = `
-local function prune(idx, info, prefix, now)
-  local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', now)
-  for i = 1, #gone, 500 do
-    local chunk = {}
-    for j = i, math.min(i + 499, #gone) do
-      table.insert(chunk, gone[j])
-      redis.call('DEL', prefix .. 'e:' .. gone[j])
-    end
-    redis.call('HDEL', info, unpack(chunk))
-  end
-  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', now) end
-end
-`;
-
-/**
- * Stores or replaces an entry. KEYS: entry, index, info. ARGV: body, createdAt, model,
- * expiresAt, ttl ms, hash, bytes, now, prefix.
- */
-const SET_ENTRY = `${PRUNE}
-local ttl = tonumber(ARGV[5])
-prune(KEYS[2], KEYS[3], ARGV[9], tonumber(ARGV[8]))
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'b', ARGV[1], 'c', ARGV[2], 'm', ARGV[3], 'x', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
-redis.call('HSET', KEYS[3], ARGV[6], ARGV[7] .. ':' .. ARGV[3])
-for _, k in ipairs({KEYS[2], KEYS[3]}) do
-  local left = redis.call('PTTL', k)
-  if left == -1 or left < ttl then redis.call('PEXPIRE', k, ttl) end
-end
-return 1
-`;
-
-/**
- * Removes a scope's entries (ARGV[4] = '1': only those of model ARGV[2]). KEYS: index, info.
- * ARGV: prefix, model, now, by model. Returns {live entries removed, entries left}.
- */
-const PURGE = `
-local now = tonumber(ARGV[3])
-local all = redis.call('HGETALL', KEYS[2])
-local n = 0
-for i = 1, #all, 2 do
-  local h, v = all[i], all[i + 1]
-  local model = string.sub(v, string.find(v, ':', 1, true) + 1)
-  if ARGV[4] == '0' or model == ARGV[2] then
-    local score = redis.call('ZSCORE', KEYS[1], h)
-    if score and tonumber(score) > now then n = n + 1 end
-    redis.call('DEL', ARGV[1] .. 'e:' .. h)
-    redis.call('HDEL', KEYS[2], h)
-    redis.call('ZREM', KEYS[1], h)
-  end
-end
-return {n, redis.call('ZCARD', KEYS[1])}
-`;
-
-/** Live entries and their bytes after pruning. KEYS: index, info. ARGV: prefix, now. */
-const STATS = `${PRUNE}
-prune(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
-local bytes = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
-  bytes = bytes + tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1))
-end
-return {redis.call('ZCARD', KEYS[1]), bytes}
-`;
-
-/**
- * Takes the lock if free and starts an empty live record (a previous leader's leftovers must
- * never be followed). KEYS: lock, live. ARGV: token, ttl ms.
- */
-const CLAIM = `
-if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
-redis.call('DEL', KEYS[2])
-return 1
-`;
-
-/**
- * Appends to the live record while the lock is still ours, renewing both: a leader that keeps
- * streaming keeps its claim, and one whose claim went to another can no longer write. KEYS:
- * lock, live. ARGV: token, ttl ms, end ('' or complete/broken), blocks...
- */
-const APPEND_LIVE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 4, #ARGV do redis.call('XADD', KEYS[2], '*', 'b', ARGV[i]) end
-if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'end', ARGV[3]) end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`;
-
-/** Deletes the lock only if it still holds our token. KEYS: lock. ARGV: token. */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
-const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
-const SCRIPT_SHAS = new Map(
-  [SET_ENTRY, PURGE, STATS, RELEASE, CLAIM, APPEND_LIVE].map((script) => [script, sha1(script)]),
-);
+const SET_ENTRY = loadLua('cache-prune', 'cache-set-entry');
+const PURGE = loadLua('cache-purge');
+const STATS = loadLua('cache-prune', 'cache-stats');
+const CLAIM = loadLua('cache-claim');
+const APPEND_LIVE = loadLua('cache-append-live');
+const RELEASE = loadLua('cache-release');
 
 const waiterKey = (scope: string, hash: string) => `${scope}\n${hash}`;
 const byScope = (a: CacheScopeStats, b: CacheScopeStats) =>
@@ -146,7 +50,7 @@ function checkScope(scope: string): void {
 }
 
 /**
- * Cache state in Redis, shared by every gateway instance. Uses the RedisStore's client (never
+ * Cache state in Redis, shared by every gateway instance. Uses the RedisStore's connection (never
  * closing it) and its connectivity check, so an outage fails fast with StoreUnavailableError;
  * only the subscriber connection for fill announcements is its own.
  */
@@ -163,26 +67,15 @@ export class RedisCacheStore implements CacheStore {
   private subscribed: Promise<void> | undefined;
   private closed = false;
 
-  constructor(
-    private readonly client: Redis | Cluster,
-    private readonly connected: () => Promise<void>,
-  ) {
-    failClosedOnOutage(this, client);
+  private readonly client: Redis | Cluster;
+
+  constructor(private readonly connection: RedisConnection) {
+    this.client = connection.client;
+    failClosedOnOutage(this, connection.client);
   }
 
-  private async runScript(
-    script: string,
-    keys: string[],
-    args: Array<string | number | Buffer>,
-  ): Promise<unknown> {
-    await this.connected();
-    const sha = SCRIPT_SHAS.get(script) ?? sha1(script);
-    try {
-      return await this.client.evalsha(sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.client.eval(script, keys.length, ...keys, ...args);
-    }
+  private connected(): Promise<void> {
+    return this.connection.ready();
   }
 
   async appendLive(
@@ -196,7 +89,7 @@ export class RedisCacheStore implements CacheStore {
     const token = this.tokens.get(waiterKey(scope, hash));
     if (token === undefined) return;
     const p = scopePrefix(scope);
-    await this.runScript(
+    await this.connection.run(
       APPEND_LIVE,
       [C.lock(p, hash), C.live(p, hash)],
       [token, Math.max(1, Math.ceil(ttlMs)), end ?? '', ...blocks],
@@ -250,7 +143,7 @@ export class RedisCacheStore implements CacheStore {
       await this.client.multi().del(C.entry(p, hash)).zrem(C.index(p), hash).hdel(C.info(p), hash).exec();
       return;
     }
-    await this.runScript(
+    await this.connection.run(
       SET_ENTRY,
       [C.entry(p, hash), C.index(p), C.info(p)],
       [
@@ -297,7 +190,7 @@ export class RedisCacheStore implements CacheStore {
     const counts = await Promise.all(
       scopes.map(async (scope) => {
         const p = scopePrefix(scope);
-        const [removed = 0, left = 0] = (await this.runScript(
+        const [removed = 0, left = 0] = (await this.connection.run(
           PURGE,
           [C.index(p), C.info(p)],
           [p, filter.model ?? '', nowMs, filter.model === undefined ? '0' : '1'],
@@ -314,7 +207,7 @@ export class RedisCacheStore implements CacheStore {
     const all = await Promise.all(
       scopes.map(async (scope) => {
         const p = scopePrefix(scope);
-        const [entries = 0, bytes = 0] = (await this.runScript(
+        const [entries = 0, bytes = 0] = (await this.connection.run(
           STATS,
           [C.index(p), C.info(p)],
           [p, nowMs],
@@ -332,7 +225,7 @@ export class RedisCacheStore implements CacheStore {
     await this.connected();
     const token = `${this.instance}:${++this.sequence}`;
     const p = scopePrefix(scope);
-    const answer = await this.runScript(
+    const answer = await this.connection.run(
       CLAIM,
       [C.lock(p, hash), C.live(p, hash)],
       [token, Math.max(1, Math.ceil(ttlMs))],
@@ -349,7 +242,7 @@ export class RedisCacheStore implements CacheStore {
     this.tokens.delete(key);
     const released =
       token !== undefined &&
-      (await this.runScript(RELEASE, [C.lock(scopePrefix(scope), hash)], [token])) === 1;
+      (await this.connection.run(RELEASE, [C.lock(scopePrefix(scope), hash)], [token])) === 1;
     // A lapsed claim (someone else may lead now) announces nothing but a fill: its entry is there.
     if (!released && !filled) return;
     await this.connected();

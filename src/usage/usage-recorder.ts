@@ -56,8 +56,8 @@ export class UsageRecorder {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    const done = this.store
-      .recordUsage(batch)
+    const done = this.store.usage
+      .record(batch)
       .catch((error: Error) => {
         this.log.warn({ error: { message: error.message }, records: batch.length }, 'could not record usage');
       })

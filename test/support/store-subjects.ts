@@ -10,12 +10,15 @@ import {
   startRedisCluster,
   type TestRedisCluster,
 } from './redis-cluster.js';
+import { startRedisSentinel, type TestRedisSentinel } from './redis-sentinel.js';
 
 /**
  * The stores a contract suite runs against: MemoryStore, RedisStore on a standalone Redis (a
- * database of its own on REDIS_URL's server, or a throwaway redis-server) and on a real 3-master
- * Cluster started for the suite. A backend that is unavailable here opens as undefined (the suite
- * skips it, with the notice redisForTests prints); with REDIS_URL set a missing Redis fails.
+ * database of its own on REDIS_URL's server, or a throwaway redis-server), on a real 3-master
+ * Cluster started for the suite and, where asked, through a real Sentinel. A backend that is
+ * unavailable here opens as undefined (the suite skips it, with the notice redisForTests prints);
+ * with REDIS_URL set a missing Redis fails. Each sub-store's contract suite takes the sub-store
+ * it tests from the opened Store (`store.registry`, `store.quota`, ...).
  */
 export interface StoreSubject {
   name: string;
@@ -35,12 +38,22 @@ export interface StoreSubjects {
   stop: () => Promise<void>;
 }
 
-/** `clearBeforeEach`: every open() starts from no `tg:*` keys (suites whose checks count keys). */
-export function storeSubjects(options: { clearBeforeEach?: boolean } = {}): StoreSubjects {
+/**
+ * `clearBeforeEach`: every open() starts from no `tg:*` keys (suites whose checks count keys).
+ * `sentinel`: also run against a Redis reached through Sentinel (a throwaway master of the suite).
+ */
+export function storeSubjects(
+  options: { clearBeforeEach?: boolean; sentinel?: boolean } = {},
+): StoreSubjects {
   let redis: TestRedis | undefined;
   let database: LeasedDatabase | undefined;
   let cluster: TestRedisCluster | undefined;
   let clusterAdmin: Cluster | undefined;
+  let sentinel: TestRedisSentinel | undefined;
+  let sentinelStore: RedisStore | undefined;
+
+  const viaSentinel = (found: TestRedisSentinel) =>
+    new RedisStore({ target: { sentinel: { name: found.name, sentinels: found.sentinels } } });
 
   const subjects: StoreSubject[] = [
     {
@@ -59,23 +72,41 @@ export function storeSubjects(options: { clearBeforeEach?: boolean } = {}): Stor
       sibling: async () => new RedisStore({ target: { url: (database as LeasedDatabase).url } }),
       servers: () => (database ? [database.client] : []),
     },
-    {
-      name: 'RedisStore (cluster)',
-      open: async () => {
-        if (!cluster || !clusterAdmin) return undefined;
-        if (options.clearBeforeEach) await deleteKeys(clusterAdmin, 'tg:*');
-        return new RedisStore({ target: { cluster: { nodes: cluster.nodes } } });
-      },
-      sibling: async () =>
-        new RedisStore({ target: { cluster: { nodes: (cluster as TestRedisCluster).nodes } } }),
-      servers: () => (clusterAdmin ? clusterAdmin.nodes('master') : []),
-    },
   ];
+  if (options.sentinel)
+    subjects.push({
+      name: 'RedisStore (sentinel)',
+      open: async () => {
+        if (!sentinel) return undefined;
+        const store = viaSentinel(sentinel);
+        await store.ping(); // resolves once the sentinel has handed over the master's address
+        if (options.clearBeforeEach) await deleteKeys(store.client as Redis, 'tg:*');
+        sentinelStore = store;
+        return store;
+      },
+      sibling: async () => viaSentinel(sentinel as TestRedisSentinel),
+      servers: () => (sentinelStore ? [sentinelStore.client as Redis] : []),
+    });
+  subjects.push({
+    name: 'RedisStore (cluster)',
+    open: async () => {
+      if (!cluster || !clusterAdmin) return undefined;
+      if (options.clearBeforeEach) await deleteKeys(clusterAdmin, 'tg:*');
+      return new RedisStore({ target: { cluster: { nodes: cluster.nodes } } });
+    },
+    sibling: async () =>
+      new RedisStore({ target: { cluster: { nodes: (cluster as TestRedisCluster).nodes } } }),
+    servers: () => (clusterAdmin ? clusterAdmin.nodes('master') : []),
+  });
 
   return {
     subjects,
     start: async () => {
-      [redis, cluster] = await Promise.all([redisForTests(), startRedisCluster()]);
+      [redis, cluster, sentinel] = await Promise.all([
+        redisForTests(),
+        startRedisCluster(),
+        options.sentinel ? startRedisSentinel() : undefined,
+      ]);
       // REDIS_URL may be shared: work in a database of our own and only delete `tg:*` there.
       if (redis) database = await leaseRedisDatabase(redis.url);
       if (cluster) {
@@ -89,7 +120,7 @@ export function storeSubjects(options: { clearBeforeEach?: boolean } = {}): Stor
       clusterAdmin?.disconnect();
       if (database) await deleteKeys(database.client, 'tg:*');
       await database?.release();
-      await Promise.all([redis?.stop(), cluster?.stop()]);
+      await Promise.all([redis?.stop(), cluster?.stop(), sentinel?.stop()]);
     },
   };
 }

@@ -1,0 +1,9 @@
+-- Appends to the live record while the lock is still ours, renewing both: a leader that keeps
+-- streaming keeps its claim, and one whose claim went to another can no longer write. KEYS:
+-- lock, live. ARGV: token, ttl ms, end ('' or complete/broken), blocks...
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 4, #ARGV do redis.call('XADD', KEYS[2], '*', 'b', ARGV[i]) end
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'end', ARGV[3]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1

@@ -1,0 +1,65 @@
+import {
+  daysBetween,
+  emptySums,
+  metricsOf,
+  USAGE_METRICS,
+  type UsageMetric,
+  type UsageQuery,
+  type UsageRecord,
+  type UsageRow,
+  utcDay,
+} from '../usage/usage-record.js';
+import type { RequestLogPage, UsageStore } from './usage-store.js';
+
+const REQUEST_LOG_CAP = 10_000;
+
+/** Usage sums and the request log in this process (not persisted, like the other counters). */
+export class MemoryUsageStore implements UsageStore {
+  /** day -> [team, key, model] as JSON -> sums. */
+  private readonly days = new Map<string, Map<string, Record<UsageMetric, number>>>();
+  private requestLog: Array<UsageRecord & { id: string }> = [];
+  private requestSequence = 0;
+
+  async record(records: readonly UsageRecord[]): Promise<void> {
+    for (const record of records) this.recordOne(record);
+  }
+
+  private recordOne(record: UsageRecord): void {
+    const day = utcDay(record.at);
+    const sums = this.days.get(day) ?? new Map<string, Record<UsageMetric, number>>();
+    this.days.set(day, sums);
+    const field = JSON.stringify([record.teamId, record.keyId, record.model]);
+    const row = sums.get(field) ?? emptySums();
+    const add = metricsOf(record);
+    for (const metric of USAGE_METRICS) row[metric] += add[metric];
+    sums.set(field, row);
+    this.requestLog.push({
+      ...structuredClone(record),
+      id: String(++this.requestSequence).padStart(12, '0'),
+    });
+    if (this.requestLog.length > REQUEST_LOG_CAP) this.requestLog = this.requestLog.slice(-REQUEST_LOG_CAP);
+  }
+
+  async rows(query: UsageQuery): Promise<UsageRow[]> {
+    const rows: UsageRow[] = [];
+    for (const day of daysBetween(query.from, query.to)) {
+      for (const [field, sums] of this.days.get(day) ?? []) {
+        const [teamId, keyId, model] = JSON.parse(field) as [string, string, string];
+        if (query.teamId && teamId !== query.teamId) continue;
+        if (query.keyId && keyId !== query.keyId) continue;
+        if (query.model && model !== query.model) continue;
+        rows.push({ day, teamId, keyId, model, sums: { ...sums } });
+      }
+    }
+    return rows;
+  }
+
+  async listRequests(query: { limit: number; before?: string | undefined }): Promise<RequestLogPage> {
+    const newestFirst = [...this.requestLog].reverse();
+    const start =
+      query.before === undefined ? 0 : newestFirst.findIndex((r) => r.id < (query.before as string));
+    if (start === -1) return { items: [], hasMore: false };
+    const items = newestFirst.slice(start, start + query.limit).map((r) => structuredClone(r));
+    return { items, hasMore: start + query.limit < newestFirst.length };
+  }
+}

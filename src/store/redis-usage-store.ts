@@ -1,0 +1,109 @@
+import {
+  daysBetween,
+  emptySums,
+  metricsOf,
+  USAGE_METRICS,
+  type UsageMetric,
+  type UsageQuery,
+  type UsageRecord,
+  type UsageRow,
+  utcDay,
+} from '../usage/usage-record.js';
+import type { RedisConnection } from './redis-connection.js';
+import { failClosedOnOutage } from './store-unavailable.js';
+import type { RequestLogPage, UsageStore } from './usage-store.js';
+
+const REQUEST_LOG = 'tg:{usage-log}:requests';
+const REQUEST_LOG_CAP = 100_000;
+const USAGE_DAY_TTL_SECONDS = 400 * 86_400;
+const daySums = (day: string) => `tg:{usage:${day}}:sums`;
+
+/**
+ * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
+ * one Cluster slot); the request log is a capped Stream.
+ */
+export class RedisUsageStore implements UsageStore {
+  constructor(private readonly connection: RedisConnection) {
+    failClosedOnOutage(this, connection.client);
+  }
+
+  /**
+   * A batch is summed here first, so it costs one MULTI per day plus one pipeline of XADDs,
+   * never awaited by any response (the recorder batches records after their responses ended).
+   */
+  async record(records: readonly UsageRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.connection.ready();
+    const client = this.connection.client;
+    const days = new Map<string, Map<string, number>>();
+    for (const record of records) {
+      const day = utcDay(record.at);
+      let sums = days.get(day);
+      if (!sums) {
+        sums = new Map();
+        days.set(day, sums);
+      }
+      const add = metricsOf(record);
+      for (const metric of USAGE_METRICS) {
+        if (add[metric] === 0) continue;
+        const field = JSON.stringify([record.teamId, record.keyId, record.model, metric]);
+        sums.set(field, (sums.get(field) ?? 0) + add[metric]);
+      }
+    }
+    const writes: Array<Promise<Array<[Error | null, unknown]> | null>> = [];
+    for (const [day, sums] of days) {
+      const key = daySums(day);
+      const transaction = client.multi();
+      for (const [field, value] of sums) transaction.hincrby(key, field, value);
+      transaction.expire(key, USAGE_DAY_TTL_SECONDS);
+      writes.push(transaction.exec());
+    }
+    const log = client.pipeline();
+    for (const record of records)
+      log.xadd(REQUEST_LOG, 'MAXLEN', '~', String(REQUEST_LOG_CAP), '*', 'r', JSON.stringify(record));
+    writes.push(log.exec());
+    for (const results of await Promise.all(writes)) {
+      const failed = results?.find(([error]) => error !== null);
+      if (failed?.[0]) throw failed[0];
+    }
+  }
+
+  async rows(query: UsageQuery): Promise<UsageRow[]> {
+    await this.connection.ready();
+    const rows = new Map<string, UsageRow>();
+    for (const day of daysBetween(query.from, query.to)) {
+      const fields = await this.connection.client.hgetall(daySums(day));
+      for (const [field, value] of Object.entries(fields)) {
+        const [teamId, keyId, model, metric] = JSON.parse(field) as [string, string, string, UsageMetric];
+        if (query.teamId && teamId !== query.teamId) continue;
+        if (query.keyId && keyId !== query.keyId) continue;
+        if (query.model && model !== query.model) continue;
+        const id = JSON.stringify([day, teamId, keyId, model]);
+        let row = rows.get(id);
+        if (!row) {
+          row = {
+            day,
+            teamId,
+            keyId,
+            model,
+            sums: emptySums(),
+          };
+          rows.set(id, row);
+        }
+        row.sums[metric] = Number(value);
+      }
+    }
+    return [...rows.values()];
+  }
+
+  async listRequests(query: { limit: number; before?: string | undefined }): Promise<RequestLogPage> {
+    await this.connection.ready();
+    const end = query.before === undefined ? '+' : `(${query.before}`;
+    const entries = await this.connection.client.xrevrange(REQUEST_LOG, end, '-', 'COUNT', query.limit + 1);
+    const items = entries.slice(0, query.limit).map(([id, fields]) => ({
+      ...(JSON.parse(fields[1] ?? '{}') as UsageRecord),
+      id,
+    }));
+    return { items, hasMore: entries.length > query.limit };
+  }
+}
