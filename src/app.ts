@@ -7,39 +7,26 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
-  type FastifyRequest,
   LogController,
 } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { AdminKey } from './admin/admin-key.js';
-import type { UploadEndpoint } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
-import { InvalidRequestError, RequestTooLargeError } from './errors.js';
-import { lingerAfterAnswer } from './http/lingering-close.js';
+import { InvalidRequestError } from './errors.js';
 import { createLogger } from './http/logger.js';
 import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { logRequest } from './http/request-log.js';
-import { assertModelAllowed, authHook, KeyAuthenticator } from './pipeline/auth.js';
-import { type CacheRole, CacheStage } from './pipeline/cache.js';
+import { authHook, KeyAuthenticator } from './pipeline/auth.js';
+import { CacheStage } from './pipeline/cache.js';
 import { CacheAnswers } from './pipeline/cache-answers.js';
-import {
-  clientWantsUsageChunk,
-  dispatchJson,
-  dispatchUpload,
-  type JsonDispatch,
-} from './pipeline/dispatch.js';
-import { ensureBase64Embeddings } from './pipeline/embedding-encoding.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
-import type { InferencePipeline } from './pipeline/pipeline.js';
-import { QuotaStage, type QuotaTicket, tokenRateHeaders } from './pipeline/quota.js';
+import { ForwardPath } from './pipeline/forward.js';
+import { QuotaStage } from './pipeline/quota.js';
 import { RequestLimits } from './pipeline/request-limits.js';
-import { type Deployment, ModelRouter } from './pipeline/router.js';
-import { collectBody, isEventStream, relaySse, sendBuffered, sendStreamed } from './pipeline/stream.js';
-import { openUpload, UploadSource } from './pipeline/upload-body.js';
-import { usageFromJson } from './pipeline/usage.js';
+import { ModelRouter } from './pipeline/router.js';
 import { answerClientError, errorPayload, registerErrorHandler } from './plugins/error-handler.js';
 import { Metrics } from './plugins/metrics.js';
 import { Registry } from './registry/registry.js';
@@ -50,25 +37,27 @@ import { modelRoutes } from './routes/v1/models.js';
 import { ownKeyRoutes } from './routes/v1/own-key.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
 import { createStore } from './store/create-store.js';
-import { redisRateLimitStore } from './store/redis-rate-limit-store.js';
-import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
-import { completionTokensOfJson, estimatedUsage, StreamTally } from './usage/output-tally.js';
-import { estimatePromptTokens } from './usage/token-estimate.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
 
 /*
- * The request pipeline, in order. Every /v1 request passes these stages; this file is the
- * one place that wires them, one stage per file under pipeline/.
+ * The request pipeline, in order. Every /v1 request passes these stages, one stage per file
+ * under pipeline/. This file wires them (hooks, plugins, routes); pipeline/forward.ts runs
+ * ②..⑦ for each request, top to bottom in one method.
  *
- *   ① auth     pipeline/auth.ts      onRequest hook on /v1, before the body is read
- *   ② quota    pipeline/quota.ts     tokens, concurrency, budgets: one atomic reservation
- *   ③ cache    pipeline/cache.ts     hit, join a request in flight, or lead the fill (answers sent
- *                                    by pipeline/cache-answers.ts)
- *   ④ router   pipeline/router.ts    public model name -> deployment
- *   ⑤ backend  pipeline/dispatch.ts  one call to the deployment's adapter
- *   ⑥ stream   pipeline/stream.ts    SSE relayed as it arrives, or JSON / bytes
- *   ⑦ usage    pipeline/usage.ts     token usage read from the answer (request.gateway.usage)
+ *   ① auth     pipeline/auth.ts          onRequest hook on /v1, before the body is read
+ *   ② quota    pipeline/request-limits.ts requests per minute / day
+ *              pipeline/quota.ts         tokens, concurrency, budgets: one atomic reservation,
+ *                                        ended through its handle (pipeline/reservation.ts)
+ *   ③ cache    pipeline/cache.ts         hit, join a request in flight, or fill the entry
+ *                                        (pipeline/cache-fill.ts); answers it gives are sent by
+ *                                        pipeline/cache-answers.ts
+ *   ④ router   pipeline/router.ts        public model name -> deployment
+ *   ⑤ backend  pipeline/dispatch.ts      one call to the deployment's adapter (backends/)
+ *   ⑥ stream   pipeline/stream.ts        SSE read ahead to its first event, then relayed as it
+ *                                        arrives; or JSON / bytes
+ *   ⑦ usage    pipeline/usage.ts         token usage read from the answer; settles ②, recorded
+ *                                        by usage/usage-recorder.ts when the response closes
  *
  * ② is split around ③: request rates are counted before the cache (a hit is still a request),
  * the token / concurrency / budget reservation after it (a hit spends none). ④ resolves the
@@ -134,7 +123,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const { adminKey, generated } = await AdminKey.init(config.admin.key, store);
   if (generated) deps.onAdminKeyGenerated?.(generated);
   const authenticator =
-    config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth, adminKey);
+    config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
   const clock = deps.clock ?? Date.now;
   const quota = new QuotaStage(store, config.quota, clock);
   const cache = new CacheStage(store.cache, config.cache, config.models, logger, clock);
@@ -228,175 +217,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // Request rates and failed authentications per client IP, counted where all instances see
   // them: in Redis each limiter's counters are `tg:rate:<its own key>`.
+  const rateLimitStore = store.rateLimitStore('tg:rate:');
   await app.register(rateLimit, {
     global: false,
-    ...(store instanceof RedisStore
-      ? { store: redisRateLimitStore(store.client, 'tg:rate:', () => store.ping()) }
-      : {}),
+    ...(rateLimitStore ? { store: rateLimitStore } : {}),
   });
   const requestLimits = new RequestLimits(app);
   const failedAuth =
     config.auth === 'none' ? undefined : FailedAuthLimiter.create(app, 'v1', config.auth.failedAttempts);
   const failedAdminAuth = FailedAuthLimiter.create(app, 'admin', config.admin.failedAttempts);
 
-  const target = (request: FastifyRequest, name: string): Deployment => {
-    request.gateway.model = name;
-    assertModelAllowed(request.gateway.principal, name);
-    const deployment = router.resolve(name); // ④
-    request.gateway.deployment = deployment.name;
-    request.gateway.upstreamModel = deployment.upstreamModel;
-    return deployment;
-  };
-
-  const pipeline: InferencePipeline = {
-    json(request, reply, dispatch: JsonDispatch) {
-      const work = forwardJson(request, reply, dispatch);
-      request.gateway.finishing = work;
-      return work;
-    },
-
-    async upload(request, reply, endpoint: UploadEndpoint) {
-      const source = new UploadSource(request.raw, config.server.uploadLimit);
-      try {
-        return await forwardUpload(request, reply, endpoint, source);
-      } catch (error) {
-        // Refused while the client may still be sending. An answer followed by a close would
-        // meet the rest of the upload, and the reset that follows loses the answer (the SDKs
-        // see EPIPE and retry). Read the rest first, within the limit, then answer on a
-        // connection that stays usable; past the limit, 413, closed only once the client has it.
-        const outcome = await source.discardRest();
-        if (outcome === 'ended') throw error;
-        reply.header('connection', 'close');
-        lingerAfterAnswer(request.raw.socket, () => source.discardAll());
-        throw outcome === 'over-limit' ? new RequestTooLargeError(source.limit) : error;
-      }
-    },
-  };
-
-  async function forwardJson(request: FastifyRequest, reply: FastifyReply, dispatch: JsonDispatch) {
-    const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
-    if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-    const g = request.gateway;
-    g.stream = dispatch.stream;
-    // ④ first: the cache key and the prices depend on where the request would go.
-    const deployment = target(request, model);
-    reply.header('x-tollgate-backend', deployment.name);
-    await requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
-    const plan = cache.plan(request, reply, dispatch, deployment, model); // ③
-    if (plan?.perItem) return cacheAnswers.embedWithItems(request, reply, dispatch, deployment, plan);
-    const role: CacheRole = plan
-      ? await cache.role(plan, dispatch.stream, g.abort.signal)
-      : { kind: 'upstream' };
-    if (plan && role.kind === 'hit')
-      return cacheAnswers.fromStore(request, reply, dispatch, deployment, plan, role.hit);
-    if (role.kind === 'tail') {
-      try {
-        return await cacheAnswers.joinStream(request, reply, dispatch, deployment, role.blocks);
-      } finally {
-        role.close?.();
-      }
-    }
-    const lead = role.kind === 'upstream' ? role.lead : undefined;
-    let ticket: QuotaTicket | undefined;
-    try {
-      ticket = await quota.reserve(
-        g.principal,
-        dispatch.endpoint,
-        dispatch.body,
-        deployment.upstreamModel,
-        g.model,
-      ); // ②
-    } catch (error) {
-      await cache.finish(lead, null);
-      throw error;
-    }
-    if (ticket?.tokensPerMinute) reply.headers(tokenRateHeaders(ticket.tokensPerMinute));
-    // ⑦ without usage from the upstream: the prompt as counted plus the output counted here.
-    const countUsage = (completionTokens: () => number) => {
-      if (g.usage || g.principal?.kind !== 'key') return;
-      const prompt = ticket?.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
-      g.usage = estimatedUsage(prompt, completionTokens());
-      g.usageEstimated = true;
-    };
-    try {
-      const upstream = cache.upstreamSignal(lead, g.abort.signal);
-      const response = await dispatchJson(request, deployment, dispatch, upstream); // ⑤
-      if (isEventStream(response)) {
-        if (g.principal?.kind === 'key') g.tally = new StreamTally();
-        if (response.status === 200) cache.streamStarted(lead);
-        // ⑥ + ⑦: usage is read from the stream as it passes; ③ keeps a copy to store.
-        await relaySse(request, reply, response, {
-          ...relayOptions,
-          stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
-          ...(lead
-            ? {
-                tee: (block: Buffer) => cache.streamBlock(lead, block),
-                // Its client left, but joined requests still follow the stream: read on for them.
-                readOnWithoutClient: () => cache.hasJoiners(lead),
-              }
-            : {}),
-        });
-        const tally = g.tally;
-        g.tally = undefined;
-        // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler
-        // does not call it complete. One read on for joiners after its client left is whole.
-        const whole = response.status === 200 && !g.streamError && !upstream.aborted;
-        // Stored after the client has its answer, like the settle: neither waits for the other.
-        cache.finish(lead, whole ? undefined : null).catch(() => {});
-        // An upstream that broke off after the 200 is refunded, like one that failed before it.
-        if (g.streamError) await quota.release(ticket);
-        else {
-          // A client that left before the usage chunk pays for what was relayed to it.
-          countUsage(() => tally?.completionTokens() ?? 0);
-          await quota.settle(ticket, g.usage); // ⑦
-        }
-        return reply;
-      }
-      if (!response.contentType.includes('json')) {
-        await cache.finish(lead, null);
-        await quota.settle(ticket, undefined);
-        return sendStreamed(reply, response); // ⑥ audio and other bytes
-      }
-      let body = await collectBody(response, MAX_UPSTREAM_JSON_BYTES);
-      g.usage = usageFromJson(body); // ⑦
-      if (response.status < 300) countUsage(() => completionTokensOfJson(body));
-      if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
-        body = ensureBase64Embeddings(body);
-      }
-      sendBuffered(reply, response, body); // ⑥
-      // Stored and settled once the answer is on its way: the client never waits on either.
-      const kept = response.status === 200 ? body : null;
-      cache.finish(lead, kept).catch(() => {});
-      quota.settle(ticket, g.usage).catch((error: Error) => {
-        request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
-      });
-      return reply;
-    } catch (error) {
-      await cache.finish(lead, null).catch(() => {});
-      // The upstream failed: nothing was served, refund. A client that left before any answer
-      // reached it still cost the prompt upstream: that is charged. A settle that already ran
-      // makes either a no-op.
-      let finish: Promise<unknown>;
-      if (g.abort.signal.aborted) {
-        countUsage(() => 0);
-        finish = quota.settle(ticket, g.usage);
-      } else finish = quota.release(ticket);
-      await finish.catch(() => {});
-      throw error;
-    }
-  }
-
-  async function forwardUpload(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    endpoint: UploadEndpoint,
-    source: UploadSource,
-  ) {
-    const upload = await openUpload(request, endpoint, source, (model) => target(request, model)); // ④
-    reply.header('x-tollgate-backend', upload.deployment.name);
-    const response = await dispatchUpload(request, upload); // ⑤
-    return sendStreamed(reply, response); // ⑥
-  }
+  const pipeline = new ForwardPath({
+    router,
+    requestLimits,
+    quota,
+    cache,
+    cacheAnswers,
+    relay: relayOptions,
+    maxJsonBytes: MAX_UPSTREAM_JSON_BYTES,
+    uploadLimit: config.server.uploadLimit,
+  });
 
   await app.register(
     async (v1) => {

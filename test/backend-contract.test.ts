@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, BackendResponse, JsonCall } from '../src/backends/backend.js';
 import { MockBackend } from '../src/backends/mock/mock-backend.js';
 import { OpenAICompatibleBackend } from '../src/backends/openai-compatible/openai-compatible-backend.js';
-import { ClientAbortedError } from '../src/backends/openai-compatible/upstream-failure.js';
+import { ClientAbortedError } from '../src/backends/transport-failure.js';
 import { parseConfig } from '../src/config/load-config.js';
 import type { BackendConfig } from '../src/config/schema.js';
 import { type GatewayError, UpstreamClientError, UpstreamError } from '../src/errors.js';

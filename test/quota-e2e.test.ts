@@ -105,7 +105,7 @@ async function setup(
       month: '2-digit',
       day: '2-digit',
     }).format(Date.now());
-    const [teamStatus] = await store.quotaStatus(
+    const [teamStatus] = await store.quota.status(
       t.id,
       [{ id: `team:${t.id}`, budgets: [{ period: 'day', periodKey: day, maxTokens: 1_000_000 }] }],
       Date.now(),

@@ -284,17 +284,17 @@ describe('streams cut when the grace period ends', () => {
     await streams.ended();
 
     const day = new Date().toISOString().slice(0, 10);
-    const [team] = await store.quotaStatus(
+    const [team] = await store.quota.status(
       streams.teamId,
       [{ id: `team:${streams.teamId}`, budgets: [{ period: 'day', periodKey: day, maxTokens: 1_000_000 }] }],
       Date.now(),
     );
-    const [key] = await store.quotaStatus(
+    const [key] = await store.quota.status(
       streams.teamId,
       [{ id: `key:${streams.keyId}`, maxConcurrent: STREAMS }],
       Date.now(),
     );
-    const { items } = await store.listRequests({ limit: 100 });
+    const { items } = await store.usage.listRequests({ limit: 100 });
     expectNothingLost(streams, {
       records: items.filter((r) => r.teamId === streams.teamId),
       spentTokens: team?.budgets[0]?.spentTokens,

@@ -2,6 +2,7 @@
  * Response cache: replays a stored whole answer (chat or legacy completion) either as JSON or as
  * the SSE stream the official SDKs expect. The output depends only on the answer and options.
  */
+import { encodeDone, encodeEvent } from '../backends/sse-encoder.js';
 import type { CacheStreamEndpoint } from './stream-assembler.js';
 
 type Json = Record<string, unknown>;
@@ -62,10 +63,6 @@ export function splitText(text: string, target = PIECE_TARGET): string[] {
   return pieces;
 }
 
-function sse(payload: unknown): string {
-  return `data: ${JSON.stringify(payload)}\n\n`;
-}
-
 /** The answer as the JSON body of a non-streamed response. */
 export function replayAsJson(answer: Json): Buffer {
   return Buffer.from(JSON.stringify(answer), 'utf8');
@@ -99,12 +96,13 @@ export function replayAsStream(answer: Json, endpoint: CacheStreamEndpoint, opti
   const out: string[] = [];
   for (const { choice, index } of choices) {
     const chunkChoices = chat ? chatChoiceChunks(choice, index) : legacyChoiceChunks(choice, index);
-    for (const chunkChoice of chunkChoices) out.push(sse({ ...base, choices: [chunkChoice], ...usageField }));
+    for (const chunkChoice of chunkChoices)
+      out.push(encodeEvent({ ...base, choices: [chunkChoice], ...usageField }));
   }
   if (options.includeUsage && isObject(answer.usage)) {
-    out.push(sse({ ...base, choices: [], usage: answer.usage }));
+    out.push(encodeEvent({ ...base, choices: [], usage: answer.usage }));
   }
-  out.push('data: [DONE]\n\n');
+  out.push(encodeDone());
   return Buffer.from(out.join(''), 'utf8');
 }
 

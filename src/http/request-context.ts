@@ -1,10 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
-import type { StreamTally } from '../usage/output-tally.js';
 import type { PendingWork } from './pending-work.js';
 
-/** What the pipeline stages learn about one request, for later stages and the request log. */
+/**
+ * One request as the request log, the usage record and the metrics see it when it closes. ①
+ * auth sets the principal, ④ the route (② request limits read the model), ③ the cache verdict;
+ * what answering found (usage, a stream's end) is written once, at the end of the forward path
+ * (pipeline/forward-outcome.ts). Stages hand each other values, not fields here.
+ */
 export interface GatewayContext {
   startedAt: number;
   /** Aborted when the client goes away before the response is complete. */
@@ -19,8 +23,6 @@ export interface GatewayContext {
   usage?: TokenUsage;
   /** The usage above was counted by the gateway (the upstream reported none, or the client left). */
   usageEstimated?: boolean;
-  /** What a stream relayed, kept to count it when no usage arrives. */
-  tally?: StreamTally;
   /** performance.now() when the first streamed event went to the client. */
   firstChunkAt?: number;
   /** ③ cache's verdict, once the response cache decides. */

@@ -1,5 +1,4 @@
 import type { FastifyRequest, onRequestHookHandler } from 'fastify';
-import type { AdminKey } from '../admin/admin-key.js';
 import { GatewayError, ModelNotFoundError, ServiceUnavailableError } from '../errors.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
@@ -106,8 +105,6 @@ export class KeyAuthenticator {
   constructor(
     private readonly store: Store,
     private readonly options: AuthOptions,
-    /** Recognised on /v1 only to say where it belongs. */
-    private readonly adminKey?: AdminKey,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -149,9 +146,12 @@ export class KeyAuthenticator {
     };
   }
 
-  /** The generated admin key's shape, or the configured admin key itself (whatever its shape). */
+  /**
+   * By its shape only: comparing with the configured admin key here would answer the right
+   * key differently from a wrong one, outside the admin API's own guard against guessing.
+   */
   private isAdminKey(presented: string): boolean {
-    return presented.startsWith('tga-') || this.adminKey?.matches(presented) === true;
+    return presented.startsWith('tga-');
   }
 
   /** True when the presented key was validated here within `staleOkSeconds` (no store round trip). */
@@ -180,8 +180,8 @@ export class KeyAuthenticator {
     let key: KeyRecord | undefined;
     let team: TeamRecord | undefined;
     try {
-      key = await this.store.findKeyByHash(hash);
-      team = key ? await this.store.getTeam(key.teamId) : undefined;
+      key = await this.store.registry.findKeyByHash(hash);
+      team = key ? await this.store.registry.getTeam(key.teamId) : undefined;
     } catch {
       // The store is down: a key we validated recently keeps working; anything else fails
       // closed, with a hint to retry shortly.
@@ -207,7 +207,7 @@ export class KeyAuthenticator {
     if (this.used.size === 0) return;
     const batch = new Map(this.used);
     this.used.clear();
-    await this.store.touchKeys(batch).catch(() => {
+    await this.store.registry.touchKeys(batch).catch(() => {
       for (const [id, at] of batch) if ((this.used.get(id) ?? 0) < at) this.used.set(id, at);
     });
   }

@@ -1,18 +1,21 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { BackendResponse } from '../backends/backend.js';
 import { itemsOf, mergeItems, singleItemAnswer } from '../cache/embedding-items.js';
 import { TokenCounter } from '../usage/token-counter.js';
 import type { CacheHit, CachePlan, CacheStage } from './cache.js';
 import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
+import type { ForwardOutcome } from './forward-outcome.js';
 import type { QuotaStage } from './quota.js';
 import type { Deployment } from './router.js';
-import { collectBody, type RelayOptions, relaySse, sendBuffered } from './stream.js';
+import { collectBody, type RelayOptions, readFirstEvent, relaySse, sendBuffered } from './stream.js';
 import { type TokenUsage, usageFromJson } from './usage.js';
 
 /**
  * ③ cache, the answers it gives instead of the upstream: a stored answer (as JSON or replayed
  * as a stream), a stream joined while another request receives it, and embedding batches
- * answered per input. The pipeline in app.ts decides which; these send them.
+ * answered per input. The forward path (forward.ts) decides which; these send them, and return
+ * what they found (usage, a stream's end) for it to record.
  */
 export interface CacheAnswerDeps {
   cache: CacheStage;
@@ -36,18 +39,32 @@ export class CacheAnswers {
     reply: FastifyReply,
     dispatch: JsonDispatch,
     deployment: Deployment,
+    model: string,
     plan: CachePlan,
     hit: CacheHit,
-  ) {
+  ): Promise<ForwardOutcome> {
     this.deps.cache.markHit(request, reply, hit);
-    return this.charge(request, dispatch, deployment, async () => {
+    return this.charge(request, dispatch, deployment, model, async () => {
       const stream = dispatch.stream
         ? this.deps.cache.replayStream(hit, plan, clientWantsUsageChunk(dispatch.body))
         : undefined;
-      if (stream) await relaySse(request, reply, stream, { ...this.deps.relay, stripUsageChunk: false });
-      else reply.code(200).type('application/json').send(hit.answer.body);
-      return usageFromJson(hit.answer.body);
-    }).then(() => reply);
+      const usage = usageFromJson(hit.answer.body);
+      if (!stream) {
+        reply.code(200).type('application/json').send(hit.answer.body);
+        return { usage };
+      }
+      const sse = await this.relay(request, reply, stream, false);
+      return { ...sse, usage };
+    });
+  }
+
+  private async relay(request: FastifyRequest, reply: FastifyReply, stream: BackendResponse, strip: boolean) {
+    const started = await readFirstEvent(stream, this.deps.relay.keepAliveMs);
+    const { streamError, firstChunkAt, usage } = await relaySse(request, reply, started, {
+      ...this.deps.relay,
+      stripUsageChunk: strip,
+    });
+    return { streamError, firstChunkAt, usage };
   }
 
   /**
@@ -58,29 +75,39 @@ export class CacheAnswers {
     request: FastifyRequest,
     dispatch: JsonDispatch,
     deployment: Deployment,
-    send: () => Promise<TokenUsage | undefined>,
-  ): Promise<void> {
-    const g = request.gateway;
+    model: string,
+    send: () => Promise<ForwardOutcome>,
+  ): Promise<ForwardOutcome> {
     const spend = this.deps.hitsSpendBudget;
-    const ticket = spend
-      ? await this.deps.quota.reserve(
-          g.principal,
-          dispatch.endpoint,
-          dispatch.body,
-          deployment.upstreamModel,
-          g.model,
-        )
+    const reservation = spend
+      ? await this.reserve(request, dispatch, dispatch.body, deployment, model)
       : undefined;
-    let usage: TokenUsage | undefined;
+    let sent: ForwardOutcome;
     try {
-      usage = await send();
+      sent = await send();
     } catch (error) {
-      await this.deps.quota.release(ticket).catch(() => {});
+      await reservation?.release();
       throw error;
     }
-    g.usage = spend ? usage : undefined;
-    this.deps.quota.settle(ticket, g.usage).catch((error: Error) => {
-      request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
+    const usage: TokenUsage | undefined = spend ? sent.usage : undefined;
+    void reservation?.settle(usage);
+    return { ...sent, usage };
+  }
+
+  private reserve(
+    request: FastifyRequest,
+    dispatch: JsonDispatch,
+    body: Record<string, unknown>,
+    deployment: Deployment,
+    model: string,
+  ) {
+    return this.deps.quota.reserve({
+      principal: request.gateway.principal,
+      endpoint: dispatch.endpoint,
+      body,
+      upstreamModel: deployment.upstreamModel,
+      model,
+      log: request.log,
     });
   }
 
@@ -93,8 +120,9 @@ export class CacheAnswers {
     reply: FastifyReply,
     dispatch: JsonDispatch,
     deployment: Deployment,
+    model: string,
     plan: CachePlan,
-  ) {
+  ): Promise<ForwardOutcome> {
     const g = request.gateway;
     const inputs = dispatch.body.input as unknown[];
     const hashes = this.deps.cache.itemHashes(plan, dispatch, deployment, inputs);
@@ -109,25 +137,18 @@ export class CacheAnswers {
       });
       const parts = answers.map((answer) => ({ answer, item: itemsOf(answer)?.[0] ?? {} }));
       const merged = mergeItems(parts, answers[0]?.model);
-      await this.charge(request, dispatch, deployment, async () => {
+      return this.charge(request, dispatch, deployment, model, async () => {
         reply.code(200).type('application/json').send(merged);
-        return usageFromJson(merged);
+        return { usage: usageFromJson(merged) };
       });
-      return reply;
     }
     const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
     const partial: JsonDispatch = { ...dispatch, body };
-    const ticket = await this.deps.quota.reserve(
-      g.principal,
-      dispatch.endpoint,
-      body,
-      deployment.upstreamModel,
-      g.model,
-    ); // ②
+    const reservation = await this.reserve(request, dispatch, body, deployment, model); // ②
     try {
       const response = await dispatchJson(request, deployment, partial); // ⑤
       let answer = await collectBody(response, this.deps.maxJsonBytes);
-      g.usage = usageFromJson(answer); // ⑦
+      const usage = usageFromJson(answer); // ⑦
       if (response.status === 200 && dispatch.body.encoding_format === 'base64')
         answer = ensureBase64Embeddings(answer);
       const upstreamAnswer =
@@ -159,15 +180,11 @@ export class CacheAnswers {
           .send(mergeItems(parts, upstreamAnswer.model));
         this.deps.cache.storeItems(plan, fresh).catch(() => {});
       }
-      this.deps.quota.settle(ticket, g.usage).catch((error: Error) => {
-        request.log.warn({ error: { message: error.message } }, 'could not settle a quota reservation');
-      });
-      return reply;
+      void reservation.settle(usage);
+      return { usage };
     } catch (error) {
-      await (g.abort.signal.aborted
-        ? this.deps.quota.settle(ticket, undefined)
-        : this.deps.quota.release(ticket)
-      ).catch(() => {});
+      // A client that left cost the prompt upstream (the estimate is charged); a failure, nothing.
+      await (g.abort.signal.aborted ? reservation.settle(undefined) : reservation.release());
       throw error;
     }
   }
@@ -178,18 +195,14 @@ export class CacheAnswers {
     reply: FastifyReply,
     dispatch: JsonDispatch,
     deployment: Deployment,
+    model: string,
     blocks: AsyncIterable<Buffer>,
-  ) {
+  ): Promise<ForwardOutcome> {
     this.deps.cache.markHit(request, reply, { ageSeconds: 0 });
     const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: blocks };
     // What another request paid for is a hit: free unless hits spend budget.
-    await this.charge(request, dispatch, deployment, async () => {
-      await relaySse(request, reply, response, {
-        ...this.deps.relay,
-        stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
-      });
-      return request.gateway.usage;
-    });
-    return reply;
+    return this.charge(request, dispatch, deployment, model, () =>
+      this.relay(request, reply, response, dispatch.stream && !clientWantsUsageChunk(dispatch.body)),
+    );
   }
 }

@@ -11,11 +11,10 @@ import {
 import { cacheScope } from '../cache/cache-scope.js';
 import { splitsIntoItems } from '../cache/embedding-items.js';
 import { Flight, Flights } from '../cache/flight.js';
-import { LiveMirror } from '../cache/live-mirror.js';
-import { StreamAssembler } from '../cache/stream-assembler.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import type { CacheConfig, ModelConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore, LiveEntry } from '../store/cache-store.js';
+import { assemblerFor, CacheFill, type CacheFillDeps } from './cache-fill.js';
 import type { JsonDispatch } from './dispatch.js';
 import type { Deployment } from './router.js';
 
@@ -57,26 +56,12 @@ export type CacheRole =
    * `close` (idempotent) must run once the joiner is done, whether it read the blocks or not.
    */
   | { kind: 'tail'; blocks: AsyncIterable<Buffer>; close?: (() => void) | undefined }
-  /** Go upstream; `lead` when this request fills the entry for the others. */
-  | { kind: 'upstream'; lead?: Lead | undefined };
-
-export interface Lead {
-  plan: CachePlan;
-  flight: Flight;
-  /** True when this instance holds the store's claim (so it must release it). */
-  claimed: boolean;
-  assembler?: StreamAssembler | undefined;
-  /** Copies the stream to the shared store for joiners on other instances. */
-  mirror?: LiveMirror | undefined;
-}
+  /** Go upstream; `fill` when this request fills the entry (for the others, or for later). */
+  | { kind: 'upstream'; fill?: CacheFill | undefined };
 
 /** How often a stream joined on another instance is read for new blocks. */
 const LIVE_POLL_MS = 25;
 const LIVE_BATCH = 256;
-
-function assemblerFor(endpoint: CacheableEndpoint): StreamAssembler {
-  return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
-}
 
 /** True once `change` resolves; false after `ms` or when `signal` aborts, whichever comes first. */
 function untilOrGiveUp(change: Promise<void>, ms: number, signal: AbortSignal): Promise<boolean> {
@@ -98,6 +83,7 @@ export class CacheStage {
   private readonly flights = new Flights();
   /** Fills still being stored and released (they outlive their responses). */
   private readonly finishing = new Set<Promise<void>>();
+  private readonly fillDeps: CacheFillDeps;
 
   constructor(
     private readonly store: CacheStore,
@@ -105,7 +91,19 @@ export class CacheStage {
     private readonly models: Readonly<Record<string, ModelConfig>>,
     private readonly log: FastifyBaseLogger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.fillDeps = {
+      store,
+      config,
+      flights: this.flights,
+      log,
+      now,
+      track: (work) => {
+        this.finishing.add(work);
+        return work.finally(() => this.finishing.delete(work));
+      },
+    };
+  }
 
   /** The verdict for one request; sets `x-tollgate-cache` unless the endpoint is never cached. */
   plan(
@@ -187,7 +185,7 @@ export class CacheStage {
         if (hit) return { kind: 'hit', hit };
       }
       if (!this.config.coalesce.enabled || !plan.lookup)
-        return { kind: 'upstream', lead: this.lead(plan, false) };
+        return { kind: 'upstream', fill: this.soloFill(plan) };
       const local = this.flights.get(plan.id);
       if (local) return (await this.joinLocal(local, wantsStream, signal)) ?? { kind: 'upstream' };
       // A request that will not store its answer does not make others wait for it.
@@ -195,13 +193,13 @@ export class CacheStage {
       const flight = this.flights.start(plan.id);
       started = flight;
       if (await this.store.claim(plan.scope, plan.hash, this.config.coalesce.waitMs))
-        return { kind: 'upstream', lead: { plan, flight, claimed: true } };
+        return { kind: 'upstream', fill: new CacheFill(plan, flight, true, this.fillDeps) };
       // Another instance is answering this very request: follow its stream live, or wait for its
       // answer and read it.
       if (wantsStream && this.store.shared) {
         const joined = await this.joinRemote(plan, flight);
         if (joined) return joined;
-        return { kind: 'upstream', lead: { plan, flight, claimed: false } };
+        return { kind: 'upstream', fill: new CacheFill(plan, flight, false, this.fillDeps) };
       }
       const outcome = await this.store.waitForFill(plan.scope, plan.hash, this.config.coalesce.waitMs);
       const hit = outcome === 'filled' ? await this.lookup({ ...plan, maxAgeMs: undefined }) : undefined;
@@ -209,7 +207,7 @@ export class CacheStage {
         this.flights.end(plan.id, flight, hit.answer);
         return { kind: 'hit', hit: { answer: hit.answer, ageSeconds: hit.ageSeconds } };
       }
-      return { kind: 'upstream', lead: { plan, flight, claimed: false } };
+      return { kind: 'upstream', fill: new CacheFill(plan, flight, false, this.fillDeps) };
     } catch (error) {
       this.log.warn(
         { error: { message: (error as Error).message } },
@@ -247,24 +245,6 @@ export class CacheStage {
     } finally {
       if (!following) leave();
     }
-  }
-
-  /**
-   * The signal that ends the leader's upstream call: its client leaving, unless requests in this
-   * process are joined to it, in which case the call goes on until the last of them is done.
-   */
-  upstreamSignal(lead: Lead | undefined, client: AbortSignal): AbortSignal {
-    if (!lead) return client;
-    const upstream = new AbortController();
-    const gone = () => lead.flight.whenNoJoiners(() => upstream.abort(client.reason));
-    if (client.aborted) gone();
-    else client.addEventListener('abort', gone, { once: true });
-    return upstream.signal;
-  }
-
-  /** True while requests in this process follow the leader's stream. */
-  hasJoiners(lead: Lead | undefined): boolean {
-    return (lead?.flight.joiners ?? 0) > 0;
   }
 
   /**
@@ -340,9 +320,9 @@ export class CacheStage {
   }
 
   /** Fills the entry for this request alone (no coalescing, or a refresh): nobody waits on it. */
-  private lead(plan: CachePlan, claimed: boolean): Lead | undefined {
+  private soloFill(plan: CachePlan): CacheFill | undefined {
     if (!plan.store) return undefined;
-    return { plan, flight: new Flight(false), claimed };
+    return new CacheFill(plan, new Flight(false), false, this.fillDeps);
   }
 
   /** One key per input of an embeddings batch: the key a one-input request for it would have. */
@@ -408,77 +388,8 @@ export class CacheStage {
     reply.header('age', String(hit.ageSeconds));
   }
 
-  /** The leader's stream started: joiners in this process may now follow it. */
-  streamStarted(lead: Lead | undefined): void {
-    if (!lead) return;
-    lead.assembler = assemblerFor(lead.plan.endpoint);
-    lead.flight.startStream();
-    if (lead.claimed && this.store.shared)
-      lead.mirror = new LiveMirror(this.store, lead.plan.scope, lead.plan.hash, this.config.coalesce.waitMs);
-  }
-
-  /** One block of the leader's stream, raw (before anything is stripped for its own client). */
-  streamBlock(lead: Lead | undefined, block: Buffer): void {
-    if (!lead) return;
-    lead.assembler?.addBlock(block);
-    lead.flight.push(block);
-    lead.mirror?.push(block);
-  }
-
-  /**
-   * The leader is done. `body` is its whole JSON answer (for a stream: undefined, the assembler
-   * has it), or null when there is nothing to keep (an error, a cut stream, a client that left).
-   * Stores it when complete, shares it with whoever waits, and always releases the claim.
-   */
-  finish(lead: Lead | undefined, body: Buffer | null | undefined): Promise<void> {
-    if (!lead) return Promise.resolve();
-    const work = this.complete(lead, body);
-    this.finishing.add(work);
-    return work.finally(() => this.finishing.delete(work));
-  }
-
   /** Waits for fills in progress: on shutdown, before the store closes under them. */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.finishing]);
-  }
-
-  private async complete(lead: Lead, body: Buffer | null | undefined): Promise<void> {
-    const { plan, flight } = lead;
-    let answer: CachedAnswer | null = null;
-    // The flight ends last, after the claim is released: until then a new identical request here
-    // joins this one instead of claiming anew while the old claim is still being let go.
-    try {
-      if (body === undefined && lead.assembler?.complete) {
-        const assembled = lead.assembler.answer();
-        if (assembled) body = Buffer.from(JSON.stringify(assembled));
-      }
-      if (body) answer = { body, createdAt: this.now(), model: plan.model };
-      // Joiners elsewhere learn the end before the claim goes.
-      await lead.mirror?.end(answer ? 'complete' : 'broken');
-      await this.storeAndRelease(lead, answer);
-    } finally {
-      this.flights.end(plan.id, flight, answer);
-    }
-  }
-
-  private async storeAndRelease(lead: Lead, answer: CachedAnswer | null): Promise<void> {
-    const { plan } = lead;
-    let stored = false;
-    try {
-      if (answer && plan.store && answer.body.length <= this.config.maxEntryBytes) {
-        await this.store.set(plan.scope, plan.hash, answer, plan.ttlMs, answer.createdAt);
-        stored = true;
-      }
-    } catch (error) {
-      this.log.warn(
-        { error: { message: (error as Error).message } },
-        'could not store an answer in the cache',
-      );
-    } finally {
-      if (lead.claimed)
-        await this.store.release(plan.scope, plan.hash, stored).catch((error: Error) => {
-          this.log.warn({ error: { message: error.message } }, 'could not release a cache claim');
-        });
-    }
   }
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
 import type { JsonEndpoint } from '../backends/backend.js';
 import { GatewayError } from '../errors.js';
 import type {
@@ -14,6 +15,7 @@ import type { ModelPrice } from '../usage/price-table.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import type { Principal } from './auth.js';
 import { formatDuration } from './request-limits.js';
+import { Reservation } from './reservation.js';
 import type { TokenUsage } from './usage.js';
 
 /**
@@ -31,7 +33,19 @@ export interface QuotaOptions {
   prices: Readonly<Record<string, ModelPrice>>;
 }
 
-export interface QuotaTicket {
+/** One request's ask of ② quota. */
+export interface ReserveRequest {
+  principal: Principal | undefined;
+  endpoint: JsonEndpoint;
+  body: Record<string, unknown>;
+  upstreamModel: string;
+  /** The public model name: a team's limits for it apply too. */
+  model?: string | undefined;
+  /** Where a reservation that cannot be settled or released is reported (the request's log). */
+  log?: FastifyBaseLogger | undefined;
+}
+
+interface QuotaTicket {
   teamId: string;
   reservationId: string;
   upstreamModel: string;
@@ -247,7 +261,7 @@ export class QuotaStage {
     const day = this.dayFormat.format(now);
     const s = scope(scopeId, limits, budgets, day, day.slice(0, 7));
     if (!limited(s)) return { budgets: [] };
-    const [status] = await this.store.quotaStatus(teamId, [s], now);
+    const [status] = await this.store.quota.status(teamId, [s], now);
     const usd = (micros: number | undefined) => (micros === undefined ? undefined : micros / 1_000_000);
     return {
       ...(status?.tokensPerMinute ? { tokens_per_minute: status.tokensPerMinute } : {}),
@@ -269,16 +283,13 @@ export class QuotaStage {
     };
   }
 
-  /** Nothing to reserve (no limits apply): undefined, and no store round trip. */
-  async reserve(
-    principal: Principal | undefined,
-    endpoint: JsonEndpoint,
-    body: Record<string, unknown>,
-    upstreamModel: string,
-    /** The public model name: a team's limits for it apply too. */
-    model?: string,
-  ): Promise<QuotaTicket | undefined> {
-    if (principal?.kind !== 'key') return undefined;
+  /**
+   * Reserves for one request; the handle returned is how it ends (settle or release). Nothing
+   * to reserve (no key, no limits): `Reservation.none`, and no store round trip.
+   */
+  async reserve(ask: ReserveRequest): Promise<Reservation> {
+    const { principal, endpoint, body, upstreamModel, model } = ask;
+    if (principal?.kind !== 'key') return Reservation.none;
     const now = this.now();
     const day = this.dayFormat.format(now);
     const month = day.slice(0, 7);
@@ -290,7 +301,7 @@ export class QuotaStage {
     if (perModel)
       scopes.push(scope(`model:${model}`, perModel.limits ?? {}, perModel.budgets ?? [], day, month));
     const limitedScopes = scopes.filter(limited);
-    if (limitedScopes.length === 0) return undefined;
+    if (limitedScopes.length === 0) return Reservation.none;
     const prompt = estimatePromptTokens(endpoint, body);
     // Bounded by the schemas and requestedOutputTokens; clamped anyway, so no body can make the
     // arithmetic leave the integers the store counts in.
@@ -314,7 +325,7 @@ export class QuotaStage {
     };
     const impossible = tooLarge(limitedScopes, model ?? upstreamModel, ticket.estimate);
     if (impossible) throw impossible;
-    const result = await this.store.reserveQuota({
+    const result = await this.store.quota.reserve({
       reservationId: ticket.reservationId,
       teamId: ticket.teamId,
       scopes: limitedScopes,
@@ -325,15 +336,18 @@ export class QuotaStage {
     });
     if (!result.granted) throw refusal(result, ticket.estimate);
     ticket.tokensPerMinute = result.tokensPerMinute;
-    return ticket;
+    return new Reservation(
+      { settle: (usage) => this.settle(ticket, usage), release: () => this.release(ticket) },
+      ask.log,
+      ticket,
+    );
   }
 
   /**
    * The answer ended: charge its real usage. Without usage from the upstream (a client that left
    * before the usage chunk), the estimate is charged: never less than what may have been used.
    */
-  async settle(ticket: QuotaTicket | undefined, usage: TokenUsage | undefined): Promise<void> {
-    if (!ticket) return;
+  private async settle(ticket: QuotaTicket, usage: TokenUsage | undefined): Promise<void> {
     // An upstream's usage is not trusted to be sane numbers: the store accepts only safe integers.
     const actual = usage
       ? {
@@ -345,12 +359,11 @@ export class QuotaStage {
           usdMicros: costOf(ticket.upstreamModel, usage, this.options.prices).usdMicros,
         }
       : ticket.estimate;
-    await this.store.settleQuota(ticket.teamId, ticket.reservationId, actual, this.now());
+    await this.store.quota.settle(ticket.teamId, ticket.reservationId, actual, this.now());
   }
 
   /** The upstream failed: nothing was served, nothing is charged. */
-  async release(ticket: QuotaTicket | undefined): Promise<void> {
-    if (!ticket) return;
-    await this.store.releaseQuota(ticket.teamId, ticket.reservationId, this.now());
+  private async release(ticket: QuotaTicket): Promise<void> {
+    await this.store.quota.release(ticket.teamId, ticket.reservationId, this.now());
   }
 }

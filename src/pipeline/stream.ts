@@ -3,12 +3,13 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
-import { ClientAbortedError } from '../backends/openai-compatible/upstream-failure.js';
+import { ClientAbortedError } from '../backends/transport-failure.js';
 import { UpstreamError } from '../errors.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
 import { errorEvent } from '../plugins/error-handler.js';
-import { eventData, hasUsageObject, usageOf } from './usage.js';
+import type { StreamTally } from '../usage/output-tally.js';
+import { eventData, hasUsageObject, type TokenUsage, usageOf } from './usage.js';
 
 /** ⑥ stream: a backend response, relayed to the client as SSE, JSON or raw bytes. */
 export interface RelayOptions {
@@ -26,19 +27,119 @@ export interface SseOptions extends RelayOptions {
    * stream through `tee`), writing nothing more.
    */
   readOnWithoutClient?: (() => boolean) | undefined;
+  /** Counts what was relayed, for a stream whose usage never arrives. */
+  tally?: StreamTally | undefined;
+}
+
+/** What relaying a stream found out, for ⑦ (settle, record) to use. */
+export interface SseOutcome {
+  /** The usage the stream reported, if it did. */
+  usage: TokenUsage | undefined;
+  /** True when the stream ended with an error event after the 200 went out. */
+  streamError: boolean;
+  /** performance.now() when the first event went to the client. */
+  firstChunkAt: number | undefined;
+}
+
+/**
+ * A stream read up to its first event, with nothing sent to the client yet. Built by
+ * `readFirstEvent`; `relaySse` takes it from there.
+ */
+export interface StartedSse {
+  status: number;
+  headers: Record<string, string>;
+  /** Complete events read so far: the first `data:` event and any comments before it. */
+  head: Buffer | undefined;
+  /** A read still outstanding when the wait for the first event ran out (then head has no event yet). */
+  pending: Promise<IteratorResult<Buffer>> | undefined;
+  splitter: SseSplitter;
+  iterator: AsyncIterator<Buffer>;
 }
 
 const PING = Buffer.from(': ping\n\n');
+const DATA_FIELD = Buffer.from('data:');
 
 export function isEventStream(response: BackendResponse): boolean {
   return response.contentType.startsWith('text/event-stream');
+}
+
+function iteratorOf(body: BackendResponse['body']): AsyncIterator<Buffer> {
+  if (Symbol.asyncIterator in body) return body[Symbol.asyncIterator]();
+  const sync = body[Symbol.iterator]();
+  return {
+    next: async () => sync.next(),
+    return: async (value?: unknown) => sync.return?.(value) ?? { done: true, value: undefined },
+  };
+}
+
+/** True when a block of complete events holds a `data:` field (not only comments or names). */
+function hasData(block: Buffer): boolean {
+  for (let at = block.indexOf(DATA_FIELD); at !== -1; at = block.indexOf(DATA_FIELD, at + 1)) {
+    if (at === 0 || block[at - 1] === 0x0a) return true;
+  }
+  return false;
+}
+
+/** Resolves with `read`'s result, or with undefined once `ms` have passed without one. */
+function within<T>(read: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * ⑥ read ahead: reads the upstream's stream up to its first `data:` event before anything is
+ * sent, so that an upstream that answers 200 and then fails, or ends, before that event is a
+ * failure the client gets as a normal error response (and that could be retried), not a 200
+ * with an error event. Bytes after the first event are not waited for.
+ *
+ * The wait is bounded by the keep-alive interval: an upstream still silent after it (a long
+ * prompt, a slow model) gets the 200 and `: ping`s as it would without read-ahead, so neither
+ * the client nor a proxy in between times out on an idle connection; a failure after that is an
+ * error event, as for any failure after the 200.
+ */
+export async function readFirstEvent(response: BackendResponse, waitMs: number): Promise<StartedSse> {
+  const iterator = iteratorOf(response.body);
+  const splitter = new SseSplitter();
+  const held: Buffer[] = [];
+  const started: StartedSse = {
+    status: response.status,
+    headers: response.headers,
+    head: undefined,
+    pending: undefined,
+    splitter,
+    iterator,
+  };
+  const deadline = performance.now() + waitMs;
+  try {
+    for (;;) {
+      const read = iterator.next();
+      const result = await within(read, deadline - performance.now());
+      if (result === undefined) {
+        started.pending = read;
+        break;
+      }
+      if (result.done) throw new UpstreamError('The upstream ended its stream before sending any event.');
+      const block = splitter.push(result.value);
+      if (!block) continue;
+      held.push(block);
+      if (hasData(block)) break;
+    }
+  } catch (error) {
+    await iterator.return?.().catch(() => {});
+    throw error;
+  }
+  started.head = held.length === 0 ? undefined : held.length === 1 ? held[0] : Buffer.concat(held);
+  return started;
 }
 
 /**
  * Finds usage in a block of complete events and, when asked, removes the usage-only event.
  * Only blocks that hold a `"usage": {` are parsed; all other bytes pass untouched.
  */
-function inspectBlock(block: Buffer, request: FastifyRequest, strip: boolean): Buffer {
+function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean): Buffer {
   if (!hasUsageObject(block)) return block;
   const kept: Buffer[] = [];
   for (const event of splitEvents(block)) {
@@ -48,7 +149,7 @@ function inspectBlock(block: Buffer, request: FastifyRequest, strip: boolean): B
     }
     const payload = eventData(event);
     const usage = payload ? usageOf(payload) : undefined;
-    if (usage) request.gateway.usage = usage;
+    if (usage) outcome.usage = usage;
     const usageOnly = Array.isArray(payload?.choices) && (payload.choices as unknown[]).length === 0;
     if (!(strip && usage && usageOnly)) kept.push(event);
   }
@@ -56,24 +157,26 @@ function inspectBlock(block: Buffer, request: FastifyRequest, strip: boolean): B
 }
 
 /**
- * Writes SSE as it arrives, honouring backpressure, with `: ping` comments through long
- * silences. A failure after the 200 becomes one `data: {"error":...}` event, then the end.
+ * Commits the 200 and writes the stream read ahead by `readFirstEvent` as it arrives, honouring
+ * backpressure, with `: ping` comments through long silences. A failure after the 200 becomes
+ * one `data: {"error":...}` event, then the end.
  */
 export async function relaySse(
   request: FastifyRequest,
   reply: FastifyReply,
-  response: BackendResponse,
+  stream: StartedSse,
   options: SseOptions,
-): Promise<void> {
+): Promise<SseOutcome> {
+  const outcome: SseOutcome = { usage: undefined, streamError: false, firstChunkAt: undefined };
   const raw = reply.raw;
   const signal = request.gateway.abort.signal;
   reply.hijack();
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(reply.getHeaders()))
     if (value !== undefined) headers[name] = value;
-  raw.writeHead(response.status, {
+  raw.writeHead(stream.status, {
     ...headers,
-    ...response.headers,
+    ...stream.headers,
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     connection: 'keep-alive',
@@ -83,6 +186,8 @@ export async function relaySse(
   });
   raw.flushHeaders();
   let lastWrite = Date.now();
+  // Read ahead as long as a keep-alive interval, still without its first event: ping at once.
+  if (stream.pending && stream.head === undefined) raw.write(PING);
   const keepAlive = setInterval(
     () => {
       if (Date.now() - lastWrite >= options.keepAliveMs && !raw.destroyed) {
@@ -92,37 +197,46 @@ export async function relaySse(
     },
     Math.max(Math.floor(options.keepAliveMs / 2), 5),
   );
-  const splitter = new SseSplitter();
+  const { splitter, iterator } = stream;
+  let ended = false;
   try {
-    for await (const chunk of response.body) {
-      const block = splitter.push(chunk);
-      if (!block) continue;
-      options.tee?.(block);
-      const out = inspectBlock(block, request, options.stripUsageChunk);
-      if (signal.aborted) {
-        if (options.readOnWithoutClient?.()) continue;
-        break;
-      }
-      if (out.length === 0) continue;
-      request.gateway.firstChunkAt ??= performance.now();
-      request.gateway.tally?.add(out);
-      lastWrite = Date.now();
-      if (!raw.write(out)) {
-        try {
-          await once(raw, 'drain', { signal });
-        } catch (error) {
-          if (!signal.aborted || !options.readOnWithoutClient?.()) throw error;
+    let block = stream.head;
+    let pending = stream.pending;
+    for (;;) {
+      if (block) {
+        options.tee?.(block);
+        const out = inspectBlock(block, outcome, options.stripUsageChunk);
+        if (signal.aborted) {
+          if (!options.readOnWithoutClient?.()) break;
+        } else if (out.length > 0) {
+          outcome.firstChunkAt ??= performance.now();
+          options.tally?.add(out);
+          lastWrite = Date.now();
+          if (!raw.write(out)) {
+            try {
+              await once(raw, 'drain', { signal });
+            } catch (error) {
+              if (!signal.aborted || !options.readOnWithoutClient?.()) throw error;
+            }
+          }
         }
       }
+      const result = await (pending ?? iterator.next());
+      pending = undefined;
+      if (result.done) {
+        ended = true;
+        break;
+      }
+      block = splitter.push(result.value);
     }
     const rest = splitter.rest();
-    if (rest) {
+    if (rest && ended) {
       options.tee?.(rest);
       raw.write(rest);
     }
   } catch (error) {
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
-      request.gateway.streamError = true;
+      outcome.streamError = true;
       request.log.warn(
         { error: { message: (error as Error).message } },
         'stream failed after the response started',
@@ -131,8 +245,12 @@ export async function relaySse(
     }
   } finally {
     clearInterval(keepAlive);
+    // Left early (the client went, or the stream failed): let the upstream's body go, as a
+    // for-await's break would.
+    if (!ended) await iterator.return?.().catch(() => {});
     if (!raw.destroyed) raw.end();
   }
+  return outcome;
 }
 
 /** Reads a whole JSON answer, up to `limit` bytes; callers may inspect it before it goes out. */

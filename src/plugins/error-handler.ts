@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { ClientAbortedError } from '../backends/openai-compatible/upstream-failure.js';
+import { ClientAbortedError } from '../backends/transport-failure.js';
 import {
   GatewayError,
   InvalidRequestError,
@@ -168,8 +168,10 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
       );
     }
     if (isFastifyError(error) && error.code.startsWith('FST_ERR_CTP_') && !request.raw.complete) {
-      // Fastify refused the body (too large, say) before reading all of it and closes the
-      // connection: close it only once the client has the answer, reading on meanwhile.
+      // Fastify refused the body (too large, of the wrong type) before reading all of it: the
+      // connection closes (always: a kept-alive one would be destroyed by the linger deadline
+      // under a later request), but only once the client has the answer, reading on meanwhile.
+      reply.header('connection', 'close');
       const raw = request.raw;
       lingerAfterAnswer(raw.socket, () => {
         const ended = new Promise((resolve) => {

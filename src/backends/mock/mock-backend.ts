@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendConfig } from '../../config/schema.js';
 import { EndpointNotSupportedError, UpstreamClientError, UpstreamError } from '../../errors.js';
 import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
+import { encodeDone, encodeEvent } from '../sse-encoder.js';
 import { chatCompletion, chatCompletionChunks } from './mock-chat.js';
 import { completion, completionChunks } from './mock-completions.js';
 import { type MockDirectives, readDirectives } from './mock-directives.js';
@@ -83,15 +84,13 @@ export class MockBackend implements Backend {
 
   private events(call: JsonCall, options: { model: string; chunks: number }): string[] {
     if (call.endpoint === 'responses') {
-      return responseEvents(call.body, options).map(
-        (event) => `event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`,
-      );
+      return responseEvents(call.body, options).map((event) => encodeEvent(event.data, event.type));
     }
     const chunks =
       call.endpoint === 'completions'
         ? completionChunks(call.body, options)
         : chatCompletionChunks(call.body, options);
-    return [...chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`), 'data: [DONE]\n\n'];
+    return [...chunks.map((chunk) => encodeEvent(chunk)), encodeDone()];
   }
 
   private async *emit(

@@ -1,6 +1,11 @@
 import { type Dispatcher, Pool } from 'undici';
 import type { BackendConfig } from '../../config/schema.js';
-import { InvalidRequestError, UpstreamClientError, UpstreamError } from '../../errors.js';
+import {
+  InvalidRequestError,
+  ServiceUnavailableError,
+  UpstreamClientError,
+  UpstreamError,
+} from '../../errors.js';
 import {
   type Backend,
   type BackendCall,
@@ -8,7 +13,8 @@ import {
   ENDPOINT_PATHS,
   type Endpoint,
 } from '../backend.js';
-import { mapUpstreamFailure } from './upstream-failure.js';
+import { mapUpstreamFailure } from '../transport-failure.js';
+import { KeyPool, type KeyStatus, type PickedKey, retryAfterMs } from './key-pool.js';
 
 type OpenAIConfig = Extract<BackendConfig, { type: 'openai' }>;
 type AzureConfig = Extract<BackendConfig, { type: 'azure' }>;
@@ -30,6 +36,8 @@ export class OpenAICompatibleBackend implements Backend {
   private readonly totalMs: number;
   private readonly apiVersion: string | undefined;
   private readonly secrets: string[];
+  /** `apiKeys`: the keys requests take turns with; undefined with one `apiKey` (or none). */
+  private readonly keys: KeyPool | undefined;
 
   constructor(
     readonly name: string,
@@ -47,6 +55,8 @@ export class OpenAICompatibleBackend implements Backend {
     });
     this.totalMs = config.timeouts.totalMs;
     const headers: Record<string, string> = { ...lowerCaseKeys(config.headers) };
+    const poolKeys = config.type === 'openai' ? (config.apiKeys ?? []) : [];
+    this.keys = poolKeys.length > 0 ? new KeyPool(poolKeys) : undefined;
     if (config.type === 'azure') {
       headers['api-key'] = config.apiKey;
       this.apiVersion = config.apiVersion;
@@ -57,9 +67,12 @@ export class OpenAICompatibleBackend implements Backend {
     }
     this.fixedHeaders = headers;
     // Extra headers often carry credentials too (gateway tokens, org ids).
-    this.secrets = [config.apiKey, url.host, ...Object.values(config.headers)].filter(
-      (secret): secret is string => typeof secret === 'string' && secret.length >= 6,
-    );
+    this.secrets = [
+      config.apiKey,
+      ...poolKeys.map((entry) => entry.key),
+      url.host,
+      ...Object.values(config.headers),
+    ].filter((secret): secret is string => typeof secret === 'string' && secret.length >= 6);
   }
 
   /**
@@ -88,6 +101,7 @@ export class OpenAICompatibleBackend implements Backend {
   async send(call: BackendCall): Promise<BackendResponse> {
     // First: a name that cannot be a path segment is the client's error, before any timer starts.
     const path = this.pathFor(call.endpoint, call.model);
+    const key = this.pickKey();
     // One controller for both the client's abort and the total timeout (cheaper on the hot path
     // than AbortSignal.any + AbortSignal.timeout); released when the exchange ends.
     const controller = new AbortController();
@@ -112,6 +126,7 @@ export class OpenAICompatibleBackend implements Backend {
       'x-client-request-id': call.requestId,
     };
     if (call.kind === 'json' && call.stream) headers.accept = 'text/event-stream';
+    if (key) headers.authorization = `Bearer ${key.key}`;
     // Outside the try: a body that cannot be serialised is the client's problem, not a transport one.
     const body = call.kind === 'json' ? JSON.stringify(call.body) : call.body;
     let response: Dispatcher.ResponseData;
@@ -128,6 +143,8 @@ export class OpenAICompatibleBackend implements Backend {
       throw mapUpstreamFailure(error, context());
     }
     const contentType = headerValue(response.headers['content-type']) ?? 'application/octet-stream';
+    if (key && response.statusCode >= 400)
+      this.keys?.report(key.index, response.statusCode, retryAfterMs(response.headers));
     if (response.statusCode >= 400) {
       const errorBody = await readLimited(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
       release();
@@ -145,6 +162,25 @@ export class OpenAICompatibleBackend implements Backend {
       headers: {},
       body: mapBodyErrors(response.body, context, release),
     };
+  }
+
+  /** The key pool's state (never the keys), or undefined without `apiKeys`. */
+  keyPool(): KeyStatus[] | undefined {
+    return this.keys?.status();
+  }
+
+  /** A pool key for one request; while none is usable, a 503 (all resting) or 502 (all refused). */
+  private pickKey(): PickedKey | undefined {
+    if (!this.keys) return undefined;
+    const picked = this.keys.pick();
+    if (picked) return picked;
+    const waitMs = this.keys.nextUsableInMs();
+    if (waitMs === undefined)
+      throw new UpstreamError(`Backend '${this.name}': the upstream refused every configured API key.`);
+    throw new ServiceUnavailableError(
+      `Backend '${this.name}': every API key is resting after the upstream's rate limit; retry shortly.`,
+      Math.max(1, Math.ceil(waitMs / 1_000)),
+    );
   }
 
   async listModels(signal: AbortSignal): Promise<string[]> {
@@ -173,7 +209,9 @@ export class OpenAICompatibleBackend implements Backend {
 
   private async get(path: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     try {
-      return await this.pool.request({ method: 'GET', path, headers: this.fixedHeaders, signal });
+      const key = this.keys?.pick();
+      const headers = key ? { ...this.fixedHeaders, authorization: `Bearer ${key.key}` } : this.fixedHeaders;
+      return await this.pool.request({ method: 'GET', path, headers, signal });
     } catch (error) {
       throw mapUpstreamFailure(error, {
         backend: this.name,

@@ -1,5 +1,5 @@
 import { errors as undiciErrors } from 'undici';
-import { GatewayError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
+import { GatewayError, UpstreamError, UpstreamTimeoutError } from '../errors.js';
 
 /** The client went away; nobody is left to answer, so callers just stop. */
 export class ClientAbortedError extends Error {
@@ -17,7 +17,9 @@ export interface FailureContext {
 
 /**
  * Maps a transport failure (undici error, abort, socket error) to the gateway's typed errors.
- * Messages name the backend (its config name) but never its URL or credentials.
+ * Messages name the backend (its config name) but never its URL or credentials. Every adapter
+ * that speaks HTTP upstream uses it, so a refused connection or a timeout reads the same (and
+ * is retried the same) whichever provider is behind it.
  */
 export function mapUpstreamFailure(error: unknown, context: FailureContext): Error {
   if (error instanceof GatewayError) return error;

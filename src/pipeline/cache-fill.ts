@@ -1,0 +1,132 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { CacheableEndpoint } from '../cache/cache-policy.js';
+import type { Flight, Flights } from '../cache/flight.js';
+import { LiveMirror } from '../cache/live-mirror.js';
+import { StreamAssembler } from '../cache/stream-assembler.js';
+import type { CacheConfig } from '../config/schema.js';
+import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
+import type { CachePlan } from './cache.js';
+
+export function assemblerFor(endpoint: CacheableEndpoint): StreamAssembler {
+  return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
+}
+
+/** What a fill uses of ③ cache: the stage hands these over when it makes this request the leader. */
+export interface CacheFillDeps {
+  store: CacheStore;
+  config: CacheConfig;
+  flights: Flights;
+  log: FastifyBaseLogger;
+  now: () => number;
+  /** Keeps a fill's store-and-release in view until it is done (shutdown waits for it). */
+  track: (work: Promise<void>) => Promise<void>;
+}
+
+/**
+ * ③ cache, the request that fills an entry: identical requests in this process (and, through
+ * the store, on other instances) wait for or follow its answer. The forward path tells it what
+ * happens (the stream started, each block, the end); it keeps the answer, shares it, stores it
+ * and always lets go of its claim.
+ */
+export class CacheFill {
+  private assembler: StreamAssembler | undefined;
+  /** Copies the stream to the shared store for joiners on other instances. */
+  private mirror: LiveMirror | undefined;
+  private finished: Promise<void> | undefined;
+
+  constructor(
+    private readonly plan: CachePlan,
+    private readonly flight: Flight,
+    /** True when this instance holds the store's claim (so it must release it). */
+    private readonly claimed: boolean,
+    private readonly deps: CacheFillDeps,
+  ) {}
+
+  /**
+   * The signal that ends the upstream call: the client leaving, unless requests in this process
+   * are joined to it, in which case the call goes on until the last of them is done.
+   */
+  upstreamSignal(client: AbortSignal): AbortSignal {
+    const upstream = new AbortController();
+    const gone = () => this.flight.whenNoJoiners(() => upstream.abort(client.reason));
+    if (client.aborted) gone();
+    else client.addEventListener('abort', gone, { once: true });
+    return upstream.signal;
+  }
+
+  /** True while requests in this process follow the stream (read on for them if the client left). */
+  hasJoiners(): boolean {
+    return this.flight.joiners > 0;
+  }
+
+  /** The stream started (its first event is here): joiners in this process may now follow it. */
+  streamStarted(): void {
+    this.assembler = assemblerFor(this.plan.endpoint);
+    this.flight.startStream();
+    if (this.claimed && this.deps.store.shared)
+      this.mirror = new LiveMirror(
+        this.deps.store,
+        this.plan.scope,
+        this.plan.hash,
+        this.deps.config.coalesce.waitMs,
+      );
+  }
+
+  /** One block of the stream, raw (before anything is stripped for the leader's own client). */
+  streamBlock(block: Buffer): void {
+    this.assembler?.addBlock(block);
+    this.flight.push(block);
+    this.mirror?.push(block);
+  }
+
+  /**
+   * The leader is done. `body` is its whole JSON answer (for a stream: undefined, the assembler
+   * has it), or null when there is nothing to keep (an error, a cut stream, a client that left).
+   * Stores it when complete, shares it with whoever waits, and always releases the claim. Only
+   * the first call counts; it never rejects.
+   */
+  finish(body: Buffer | null | undefined): Promise<void> {
+    this.finished ??= this.deps.track(this.complete(body)).catch(() => {});
+    return this.finished;
+  }
+
+  private async complete(body: Buffer | null | undefined): Promise<void> {
+    const { plan, flight } = this;
+    let answer: CachedAnswer | null = null;
+    // The flight ends last, after the claim is released: until then a new identical request here
+    // joins this one instead of claiming anew while the old claim is still being let go.
+    try {
+      if (body === undefined && this.assembler?.complete) {
+        const assembled = this.assembler.answer();
+        if (assembled) body = Buffer.from(JSON.stringify(assembled));
+      }
+      if (body) answer = { body, createdAt: this.deps.now(), model: plan.model };
+      // Joiners elsewhere learn the end before the claim goes.
+      await this.mirror?.end(answer ? 'complete' : 'broken');
+      await this.storeAndRelease(answer);
+    } finally {
+      this.deps.flights.end(plan.id, flight, answer);
+    }
+  }
+
+  private async storeAndRelease(answer: CachedAnswer | null): Promise<void> {
+    const { plan, deps } = this;
+    let stored = false;
+    try {
+      if (answer && plan.store && answer.body.length <= deps.config.maxEntryBytes) {
+        await deps.store.set(plan.scope, plan.hash, answer, plan.ttlMs, answer.createdAt);
+        stored = true;
+      }
+    } catch (error) {
+      deps.log.warn(
+        { error: { message: (error as Error).message } },
+        'could not store an answer in the cache',
+      );
+    } finally {
+      if (this.claimed)
+        await deps.store.release(plan.scope, plan.hash, stored).catch((error: Error) => {
+          deps.log.warn({ error: { message: error.message } }, 'could not release a cache claim');
+        });
+    }
+  }
+}

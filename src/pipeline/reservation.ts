@@ -1,0 +1,66 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { QuotaTokenWindow } from '../quota/quota-types.js';
+import type { TokenUsage } from './usage.js';
+
+/** What a reservation needs from ② quota to end: charge real usage, or refund. */
+export interface ReservationEnds {
+  settle(usage: TokenUsage | undefined): Promise<void>;
+  release(): Promise<void>;
+}
+
+/**
+ * ② quota, one request's hold on its tokens, concurrency slot and budget, from the reservation
+ * to its end. Every path that reserves ends through this handle: `settle` charges what was
+ * used, `release` refunds. Only the first end counts (a settle after a release, or a second
+ * settle, does nothing), and neither ever rejects: an answer already on its way to the client
+ * must not fail because the store could not be told (the reservation then lapses after its TTL).
+ */
+export class Reservation {
+  /** For requests with nothing to reserve (no key, no limits): ending it does nothing. */
+  static readonly none = new Reservation(undefined, undefined, undefined);
+
+  private ended: Promise<void> | undefined;
+
+  constructor(
+    private readonly ends: ReservationEnds | undefined,
+    private readonly log: FastifyBaseLogger | undefined,
+    private readonly counted:
+      | {
+          /** Counted before the request went: what an answer without usage is charged for its prompt. */
+          promptTokens: number;
+          /** The tightest tokens-per-minute window after this reservation, when one applies. */
+          tokensPerMinute?: QuotaTokenWindow | undefined;
+        }
+      | undefined,
+  ) {}
+
+  get promptTokens(): number | undefined {
+    return this.counted?.promptTokens;
+  }
+
+  get tokensPerMinute(): QuotaTokenWindow | undefined {
+    return this.counted?.tokensPerMinute;
+  }
+
+  /** The answer ended: charge its real usage (the estimate when there is none). */
+  settle(usage: TokenUsage | undefined): Promise<void> {
+    return this.end('settle', (ends) => ends.settle(usage));
+  }
+
+  /** Nothing was served: nothing is charged. */
+  release(): Promise<void> {
+    return this.end('release', (ends) => ends.release());
+  }
+
+  private end(how: 'settle' | 'release', run: (ends: ReservationEnds) => Promise<void>): Promise<void> {
+    if (this.ended) return this.ended;
+    if (!this.ends) {
+      this.ended = Promise.resolve();
+      return this.ended;
+    }
+    this.ended = run(this.ends).catch((error: Error) => {
+      this.log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
+    });
+    return this.ended;
+  }
+}

@@ -1,0 +1,68 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Reservation, type ReservationEnds } from '../src/pipeline/reservation.js';
+import type { TokenUsage } from '../src/pipeline/usage.js';
+
+/** A reservation whose ends are recorded, failing on request like a store that went away. */
+function subject(fail = false) {
+  const calls: Array<['settle', TokenUsage | undefined] | ['release']> = [];
+  const ends: ReservationEnds = {
+    settle: async (usage) => {
+      calls.push(['settle', usage]);
+      if (fail) throw new Error('store unavailable');
+    },
+    release: async () => {
+      calls.push(['release']);
+      if (fail) throw new Error('store unavailable');
+    },
+  };
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino(
+    {},
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        callback();
+      },
+    }),
+  );
+  return { calls, lines, reservation: new Reservation(ends, log, { promptTokens: 7 }) };
+}
+
+describe('a quota reservation handle', () => {
+  it('ends once: a second settle, or a release after a settle, does nothing', async () => {
+    const { calls, reservation } = subject();
+    const usage = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 };
+    await reservation.settle(usage);
+    await reservation.settle({ total_tokens: 99 });
+    await reservation.release();
+    expect(calls).toEqual([['settle', usage]]);
+    expect(reservation.promptTokens).toBe(7);
+  });
+
+  it('a release first makes a later settle a no-op', async () => {
+    const { calls, reservation } = subject();
+    await reservation.release();
+    await reservation.settle({ total_tokens: 5 });
+    expect(calls).toEqual([['release']]);
+  });
+
+  it('never rejects into the client path: a store failure is logged as a warning', async () => {
+    const { lines, reservation } = subject(true);
+    await expect(reservation.settle(undefined)).resolves.toBeUndefined();
+    const warning = lines.find((line) => line.msg === 'could not settle a quota reservation');
+    expect(warning?.level).toBe(40);
+    expect(warning?.error).toEqual({ message: 'store unavailable' });
+    const released = subject(true);
+    await expect(released.reservation.release()).resolves.toBeUndefined();
+    expect(released.lines.some((line) => line.msg === 'could not release a quota reservation')).toBe(true);
+  });
+
+  it('Reservation.none (nothing to reserve) ends without any call', async () => {
+    await expect(Reservation.none.settle({ total_tokens: 1 })).resolves.toBeUndefined();
+    await expect(Reservation.none.release()).resolves.toBeUndefined();
+    expect(Reservation.none.promptTokens).toBeUndefined();
+    expect(Reservation.none.tokensPerMinute).toBeUndefined();
+  });
+});
