@@ -49,6 +49,14 @@ const openaiBackendSchema = z
       .string()
       .optional()
       .transform((key) => key || undefined),
+    /**
+     * Several keys instead of apiKey, used by weight: one the upstream refuses (401/403) is
+     * taken out, one it rate-limits (429) rests for its retry-after.
+     */
+    apiKeys: z
+      .array(z.object({ key: z.string().min(1), weight: z.number().positive().default(1) }).strict())
+      .min(1)
+      .optional(),
     organization: z.string().optional(),
     project: z.string().optional(),
     headers: headersSchema,
@@ -107,11 +115,89 @@ const cachePolicySchema = z
   })
   .strict();
 
-const modelSchema = z
+/** A deployment's own limits at its provider, counted across the fleet; one at a limit is skipped. */
+const deploymentLimitsSchema = z
+  .object({
+    requestsPerMinute: z.number().int().positive().optional(),
+    /** Estimated tokens (prompt + max output) per minute. */
+    tokensPerMinute: z.number().int().positive().optional(),
+    maxConcurrent: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** One place a model is served: a backend and what that backend calls the model. */
+const deploymentSchema = z
   .object({
     backend: z.string().min(1),
     /** Upstream model name (for azure: the deployment). Defaults to the public name. */
     model: z.string().min(1).optional(),
+    /** Names it in x-tollgate-backend, logs and circuit state; defaults to the backend's name. */
+    name: z.string().min(1).optional(),
+    /** Share of traffic among the deployments the strategy weighs. */
+    weight: z.number().positive().default(1),
+    /** Tier for the `priority` strategy: 0 first; a later tier only when every earlier one is out. */
+    priority: z.number().int().nonnegative().default(0),
+    limits: deploymentLimitsSchema.prefault({}),
+  })
+  .strict();
+
+/** How a model's deployments are ordered for a request (see src/routing/). */
+export const routingStrategies = [
+  'weighted',
+  'priority',
+  'least-in-flight',
+  'lowest-latency',
+  'lowest-cost',
+] as const;
+
+/** Retries before the first byte reaches the client; never after. */
+const retrySchema = z
+  .object({
+    /** Attempts in all, the first included, over the deployments and then the fallbacks. */
+    attempts: z.number().int().min(1).max(10).default(3),
+    /** The first pause between attempts, doubled each time (with jitter) up to maxBackoffMs. */
+    backoffMs: z.number().int().nonnegative().default(250),
+    maxBackoffMs: z.number().int().nonnegative().default(5_000),
+    /** An upstream's retry-after is honoured up to this; a longer one moves on instead of waiting. */
+    maxRetryAfterMs: z.number().int().nonnegative().default(10_000),
+    /** Every attempt of one request must have started answering within this. */
+    deadlineMs: positiveMs.default(60_000),
+  })
+  .strict();
+
+/** Per deployment, shared by every instance through the store. */
+const circuitSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Consecutive failures that open the circuit. */
+    failures: z.number().int().positive().default(5),
+    /** Or this share of failures within windowMs, once minRequests were seen there. */
+    failureRatio: z.number().gt(0).max(1).default(0.5),
+    minRequests: z.number().int().positive().default(20),
+    windowMs: positiveMs.default(60_000),
+    /** Open this long, then one probe request (across the fleet) decides: closed or open again. */
+    cooldownMs: positiveMs.default(30_000),
+  })
+  .strict();
+
+/**
+ * A public model: one backend (`backend`, `model`), or several `deployments`. Which of the two,
+ * and references to backends and other models, are checked in crossReferenceProblems. Routing
+ * options left out stay out of the parsed config (a one-line model parses as it always did);
+ * src/routing/route-table.ts applies their defaults.
+ */
+const modelSchema = z
+  .object({
+    backend: z.string().min(1).optional(),
+    /** Upstream model name (for azure: the deployment). Defaults to the public name. */
+    model: z.string().min(1).optional(),
+    deployments: z.array(deploymentSchema).min(1).optional(),
+    /** Default: weighted. */
+    strategy: z.enum(routingStrategies).optional(),
+    /** Models tried in order (each with its own deployments) once this one's are all out. */
+    fallbacks: z.array(z.string().min(1)).optional(),
+    retry: retrySchema.optional(),
+    circuit: circuitSchema.optional(),
     ownedBy: z.string().optional(),
     cache: cachePolicySchema.optional(),
   })
@@ -295,8 +381,8 @@ export const configSchema = z
       .prefault({}),
     backends: z.record(z.string().min(1), backendSchema),
     /**
-     * Public model name -> backend. `*` sends any other name to a backend unchanged;
-     * `prefix/*` sends `prefix/<name>` to a backend as `<name>`.
+     * Public model name -> backend, or -> deployments. `*` sends any other name to a backend
+     * unchanged; `prefix/*` sends `prefix/<name>` to a backend as `<name>`.
      */
     models: z.record(z.string().min(1), modelSchema),
   })
@@ -310,24 +396,119 @@ export const configSchema = z
  */
 export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
   const problems: string[] = [];
-  const backends = raw.backends !== null && typeof raw.backends === 'object' ? Object.keys(raw.backends) : [];
-  const models = raw.models !== null && typeof raw.models === 'object' ? Object.entries(raw.models) : [];
-  for (const [name, model] of models) {
-    const backend = (model as { backend?: unknown } | null)?.backend;
-    if (typeof backend === 'string' && !backends.includes(backend)) {
-      problems.push(
-        `models.${name}.backend: unknown backend '${backend}' (declared: ${backends.join(', ') || 'none'})`,
-      );
-    }
-    if (name.includes('*') && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
+  const backends = isMapping(raw.backends) ? Object.keys(raw.backends) : [];
+  const models = isMapping(raw.models) ? Object.entries(raw.models) : [];
+  const unknownBackend = (path: string, backend: unknown) => {
+    if (typeof backend === 'string' && !backends.includes(backend))
+      problems.push(`${path}: unknown backend '${backend}' (declared: ${backends.join(', ') || 'none'})`);
+  };
+  for (const [name, entry] of isMapping(raw.backends) ? Object.entries(raw.backends) : []) {
+    // `${KEY:-}` leaves apiKey empty, which means none.
+    if (
+      isMapping(entry) &&
+      entry.apiKeys !== undefined &&
+      typeof entry.apiKey === 'string' &&
+      entry.apiKey !== ''
+    )
+      problems.push(`backends.${name}: takes apiKey or apiKeys, not both`);
+  }
+  const exact = new Set(models.map(([name]) => name).filter((name) => !name.includes('*')));
+  for (const [name, entry] of models) {
+    const model = isMapping(entry) ? entry : {};
+    const wildcard = name.includes('*');
+    unknownBackend(`models.${name}.backend`, model.backend);
+    if (wildcard && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
       problems.push(`models.${name}: wildcards are '*' or 'prefix/*'`);
     }
-    if (name.includes('*') && (model as { model?: unknown } | null)?.model !== undefined) {
+    if (wildcard && model.model !== undefined) {
       problems.push(
         `models.${name}.model: a wildcard route sends each name through as asked; it takes no model`,
       );
     }
+    if (model.backend === undefined && model.deployments === undefined) {
+      problems.push(
+        `models.${name}: needs a backend, or deployments (a list of {backend, model, weight, …})`,
+      );
+    }
+    if (model.deployments !== undefined) {
+      if (model.backend !== undefined)
+        problems.push(`models.${name}: takes a backend or deployments, not both`);
+      else if (model.model !== undefined)
+        problems.push(`models.${name}.model: with deployments, each deployment names its upstream model`);
+      if (wildcard)
+        problems.push(`models.${name}.deployments: a wildcard route takes one backend, not deployments`);
+      problems.push(...deploymentProblems(name, model.deployments, unknownBackend));
+    }
+    const fallbacks = Array.isArray(model.fallbacks) ? model.fallbacks : [];
+    for (const fallback of fallbacks) {
+      if (typeof fallback === 'string' && !exact.has(fallback))
+        problems.push(
+          `models.${name}.fallbacks: unknown model '${fallback}' (fallbacks name models declared under models, not wildcard routes)`,
+        );
+    }
   }
+  problems.push(...fallbackCycles(models));
+  return problems;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Unknown backends and repeated names among one model's deployments. */
+function deploymentProblems(
+  model: string,
+  deployments: unknown,
+  unknownBackend: (path: string, backend: unknown) => void,
+): string[] {
+  if (!Array.isArray(deployments)) return [];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  deployments.forEach((entry, i) => {
+    const deployment = isMapping(entry) ? entry : {};
+    unknownBackend(`models.${model}.deployments.${i}.backend`, deployment.backend);
+    const name = deployment.name ?? deployment.backend;
+    if (typeof name !== 'string') return;
+    if (seen.has(name))
+      problems.push(
+        `models.${model}.deployments.${i}.name: another deployment of this model is already called '${name}' (its backend's name unless set); give each its own name`,
+      );
+    seen.add(name);
+  });
+  return problems;
+}
+
+/** Each circle of fallbacks (a -> b -> a), reported once, at the first of its models. */
+function fallbackCycles(models: Array<[string, unknown]>): string[] {
+  const edges = new Map<string, string[]>();
+  for (const [name, entry] of models) {
+    const fallbacks = isMapping(entry) && Array.isArray(entry.fallbacks) ? entry.fallbacks : [];
+    edges.set(
+      name,
+      fallbacks.filter((fallback): fallback is string => typeof fallback === 'string'),
+    );
+  }
+  const problems: string[] = [];
+  const reported = new Set<string>();
+  const done = new Set<string>();
+  const visit = (name: string, path: string[]) => {
+    const at = path.indexOf(name);
+    if (at !== -1) {
+      const circle = path.slice(at);
+      const id = [...circle].sort().join('\n');
+      if (!reported.has(id)) {
+        reported.add(id);
+        problems.push(
+          `models.${circle[0]}.fallbacks: fallbacks go round in a circle: ${[...circle, circle[0]].join(' -> ')}`,
+        );
+      }
+      return;
+    }
+    if (done.has(name)) return;
+    for (const next of edges.get(name) ?? []) if (edges.has(next)) visit(next, [...path, name]);
+    done.add(name);
+  };
+  for (const name of edges.keys()) visit(name, []);
   return problems;
 }
 
@@ -335,6 +516,14 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
+export type DeploymentConfig = z.output<typeof deploymentSchema>;
+export type RoutingStrategy = (typeof routingStrategies)[number];
+export type RetryConfig = z.output<typeof retrySchema>;
+export type CircuitConfig = z.output<typeof circuitSchema>;
+
+/** A model's retry and circuit settings when it sets none. */
+export const DEFAULT_RETRY: RetryConfig = retrySchema.parse({});
+export const DEFAULT_CIRCUIT: CircuitConfig = circuitSchema.parse({});
 export type CacheConfig = z.output<typeof configSchema>['cache'];
 export type CachePolicyConfig = z.output<typeof cachePolicySchema>;
 export type TimeoutsConfig = z.output<typeof timeoutsSchema>;
