@@ -96,6 +96,7 @@ export const EXPOSED_HEADERS = [
   'x-request-id',
   'openai-processing-ms',
   'x-tollgate-backend',
+  'x-tollgate-attempts',
   'x-tollgate-cache',
   'age',
   'retry-after',
@@ -122,8 +123,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const registry = new Registry(store);
   const { adminKey, generated } = await AdminKey.init(config.admin.key, store);
   if (generated) deps.onAdminKeyGenerated?.(generated);
-  const authenticator =
-    config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
+  const authenticator = config.auth === 'none' ? undefined : new KeyAuthenticator(store, config.auth);
   const clock = deps.clock ?? Date.now;
   const quota = new QuotaStage(store, config.quota, clock);
   const cache = new CacheStage(store.cache, config.cache, config.models, logger, clock);
@@ -236,6 +236,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     relay: relayOptions,
     maxJsonBytes: MAX_UPSTREAM_JSON_BYTES,
     uploadLimit: config.server.uploadLimit,
+    attempts: { health: store.health, now: clock, leaseTtlMs: config.quota.reservationTtlMs },
   });
 
   await app.register(

@@ -181,3 +181,19 @@ export class ServiceUnavailableError extends GatewayError {
     });
   }
 }
+
+/**
+ * Every deployment of a model, and of its fallbacks, is out (open circuits, at their limits):
+ * nothing was sent upstream. `retry-after` is when the first of them may take requests again.
+ */
+export class UpstreamUnavailableError extends GatewayError {
+  constructor(model: string, retryAfterMs: number) {
+    super(
+      503,
+      'server_error',
+      'upstream_unavailable',
+      `Every deployment of '${model}' is unavailable right now (failing upstreams or at their limits); retry later.`,
+      { headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1_000))) } },
+    );
+  }
+}

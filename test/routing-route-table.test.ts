@@ -42,7 +42,7 @@ const config = parseConfig(
 const table = new RouteTable(config.models);
 
 describe('route table', () => {
-  it('turns the one-line form into one deployment named after its backend, with the defaults', () => {
+  it('turns the one-line form into one deployment named after its backend: one attempt, no circuit', () => {
     const match = table.match('alias');
     expect(match?.route).toEqual({
       route: 'alias',
@@ -59,8 +59,8 @@ describe('route table', () => {
       ],
       strategy: 'weighted',
       fallbacks: [],
-      retry: DEFAULT_RETRY,
-      circuit: { failures: 5, failureRatio: 0.5, minRequests: 20, windowMs: 60_000, cooldownMs: 30_000 },
+      retry: { ...DEFAULT_RETRY, attempts: 1 },
+      circuit: undefined,
       ownedBy: undefined,
     });
     expect(table.match('plain')?.route.deployments[0]?.model).toBe('plain');

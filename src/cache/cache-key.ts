@@ -2,16 +2,17 @@ import { createHash } from 'node:crypto';
 import type { CacheableEndpoint } from './cache-policy.js';
 
 /**
- * ③ cache, the key: SHA-256 over the endpoint, the deployment and upstream model the request
- * resolved to, and a canonical form of the body: object keys sorted, whitespace gone, and the
+ * ③ cache, the key: SHA-256 over the endpoint, the route (the `models` entry) and the public
+ * model name the request asked for, and a canonical form of the body: object keys sorted, whitespace gone, and the
  * fields that only shape delivery or bookkeeping left out. Everything else can change the
- * answer, so it counts. Bump KEY_VERSION when the canonical form changes.
+ * answer, so it counts. Not the deployment: a model served by several deployments (retries,
+ * failover, weights) shares one entry whichever of them answered. Bump KEY_VERSION when the canonical form changes.
  */
-const KEY_VERSION = 1;
+const KEY_VERSION = 2;
 
 /** Top-level fields that never change what the model answers. */
 const IGNORED_FIELDS = new Set([
-  'model', // replaced by the resolved deployment and upstream model
+  'model', // replaced by the route and the public name
   'stream',
   'stream_options',
   'user',
@@ -36,13 +37,13 @@ function canonical(value: unknown): unknown {
 
 export function cacheKey(
   endpoint: CacheableEndpoint,
-  deployment: string,
-  upstreamModel: string,
+  route: string,
+  publicName: string,
   body: Record<string, unknown>,
 ): string {
   const kept: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(body)) if (!IGNORED_FIELDS.has(name)) kept[name] = value;
   return createHash('sha256')
-    .update(JSON.stringify([KEY_VERSION, endpoint, deployment, upstreamModel, canonical(kept)]))
+    .update(JSON.stringify([KEY_VERSION, endpoint, route, publicName, canonical(kept)]))
     .digest('hex');
 }

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AttemptRecord } from '../pipeline/attempts.js';
 import type { Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
 import type { PendingWork } from './pending-work.js';
@@ -31,6 +32,8 @@ export interface GatewayContext {
   finishing?: Promise<unknown>;
   /** True when the response ended with an error event after the 200 went out. */
   streamError?: boolean;
+  /** ⑤ every attempt over the model's deployments (and fallbacks), for the request log. */
+  attempts?: AttemptRecord[];
   /** What the pipeline threw, if anything: ⑦ usage tells the upstream's errors from the gateway's. */
   failure?: unknown;
 }

@@ -9,6 +9,7 @@ export function logRequest(request: FastifyRequest, reply: FastifyReply): void {
       route: request.routeOptions.url ?? null,
       model: g.model,
       backend: g.deployment,
+      attempts: g.attempts,
       stream: g.stream,
       status: reply.raw.statusCode,
       duration_ms: Math.round((performance.now() - g.startedAt) * 100) / 100,

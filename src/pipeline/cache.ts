@@ -143,7 +143,7 @@ export class CacheStage {
     }
     this.mark(request, reply, verdict.lookup ? 'MISS' : 'REFRESH');
     const perItem = endpoint === 'embeddings' && splitsIntoItems(dispatch.body);
-    const hash = perItem ? '' : cacheKey(endpoint, deployment.name, deployment.upstreamModel, dispatch.body);
+    const hash = perItem ? '' : cacheKey(endpoint, deployment.route, deployment.publicName, dispatch.body);
     return {
       endpoint,
       scope: owner,
@@ -328,7 +328,7 @@ export class CacheStage {
   /** One key per input of an embeddings batch: the key a one-input request for it would have. */
   itemHashes(plan: CachePlan, dispatch: JsonDispatch, deployment: Deployment, inputs: unknown[]): string[] {
     return inputs.map((input) =>
-      cacheKey(plan.endpoint, deployment.name, deployment.upstreamModel, { ...dispatch.body, input }),
+      cacheKey(plan.endpoint, deployment.route, deployment.publicName, { ...dispatch.body, input }),
     );
   }
 

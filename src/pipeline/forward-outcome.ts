@@ -1,4 +1,5 @@
 import type { GatewayContext } from '../http/request-context.js';
+import type { AttemptRecord } from './attempts.js';
 import type { TokenUsage } from './usage.js';
 
 /**
@@ -16,6 +17,8 @@ export interface ForwardOutcome {
   streamError?: boolean | undefined;
   /** performance.now() when the first streamed event went to the client. */
   firstChunkAt?: number | undefined;
+  /** ⑤ each attempt over the deployments, in order (skipped candidates included). */
+  attempts?: AttemptRecord[] | undefined;
 }
 
 /** The one place the forward path writes to `request.gateway`. */
@@ -25,4 +28,5 @@ export function recordOutcome(g: GatewayContext, outcome: ForwardOutcome): void 
   if (outcome.usageEstimated) g.usageEstimated = true;
   if (outcome.streamError) g.streamError = true;
   if (outcome.firstChunkAt !== undefined) g.firstChunkAt = outcome.firstChunkAt;
+  if (outcome.attempts !== undefined && outcome.attempts.length > 0) g.attempts = outcome.attempts;
 }

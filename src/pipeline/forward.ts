@@ -3,7 +3,8 @@ import type { BackendResponse, UploadEndpoint } from '../backends/backend.js';
 import { InvalidRequestError, RequestTooLargeError } from '../errors.js';
 import { lingerAfterAnswer } from '../http/lingering-close.js';
 import { completionTokensOfJson, estimatedUsage, StreamTally } from '../usage/output-tally.js';
-import { estimatePromptTokens } from '../usage/token-estimate.js';
+import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
+import { Attempts, type AttemptsDeps } from './attempts.js';
 import { assertModelAllowed } from './auth.js';
 import type { CacheStage } from './cache.js';
 import type { CacheAnswers } from './cache-answers.js';
@@ -15,13 +16,14 @@ import type { InferencePipeline } from './pipeline.js';
 import { type QuotaStage, tokenRateHeaders } from './quota.js';
 import type { RequestLimits } from './request-limits.js';
 import type { Reservation } from './reservation.js';
-import type { Deployment, ModelRouter } from './router.js';
+import type { Deployment, ModelRouter, RoutePlan } from './router.js';
 import {
   collectBody,
   isEventStream,
   type RelayOptions,
   readFirstEvent,
   relaySse,
+  type StartedSse,
   sendBuffered,
   sendStreamed,
 } from './stream.js';
@@ -38,6 +40,17 @@ export interface ForwardDeps {
   /** Non-streamed answers are read whole (usage, base64 fixes); past this an upstream is misbehaving. */
   maxJsonBytes: number;
   uploadLimit: number;
+  /** ⑤ attempts over deployments: circuits and limits (store.health), clock, lease lifetime. */
+  attempts: Omit<AttemptsDeps, 'router'>;
+}
+
+/** What one attempt read before anything went to the client. */
+interface AttemptAnswer {
+  response: BackendResponse;
+  /** A stream, read ahead to its first event. */
+  started?: StartedSse;
+  /** A JSON answer, read whole. */
+  body?: Buffer;
 }
 
 /**
@@ -87,7 +100,7 @@ export class ForwardPath implements InferencePipeline {
     }
   }
 
-  /** ④ the deployment for a public model name; the route is known from here on (② counts per model). */
+  /** ④ the deployment for a public model name (uploads: no failover); ② counts per model from here. */
   private route(request: FastifyRequest, name: string): Deployment {
     const g = request.gateway;
     g.model = name;
@@ -108,8 +121,9 @@ export class ForwardPath implements InferencePipeline {
     const g = request.gateway;
     const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : dispatch.impliedModel;
     if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-    // ④ first: the cache key and the prices depend on where the request would go.
-    const deployment = this.route(request, model);
+    // ④ first: the cache policy and the prices depend on the route.
+    const routes = this.plan(request, model);
+    const deployment = routes.groups[0]?.deployments[0] ?? routes.primary;
     reply.header('x-tollgate-backend', deployment.name);
     await this.deps.requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
 
@@ -150,7 +164,8 @@ export class ForwardPath implements InferencePipeline {
         principal: g.principal,
         endpoint: dispatch.endpoint,
         body: dispatch.body,
-        upstreamModel: deployment.upstreamModel,
+        // Estimated at the model's first deployment whichever answers; settled at the one that did.
+        upstreamModel: routes.primary.upstreamModel,
         model,
         log: request.log,
       });
@@ -167,24 +182,40 @@ export class ForwardPath implements InferencePipeline {
       outcome.usageEstimated = true;
     };
 
+    const signal = fill?.upstreamSignal(g.abort.signal) ?? g.abort.signal;
+    const attempts = new Attempts(
+      { ...this.deps.attempts, router: this.deps.router },
+      routes,
+      capacityTokens(dispatch, reservation),
+      signal,
+    );
+    let answered: Awaited<ReturnType<typeof attempts.run<AttemptAnswer>>> | undefined;
     try {
-      const signal = fill?.upstreamSignal(g.abort.signal) ?? g.abort.signal;
-      const response = await dispatchJson(request, deployment, dispatch, signal); // ⑤
-      if (isEventStream(response)) {
-        return await this.relayStream(request, reply, dispatch, response, {
+      // ⑤ the backend call and everything read before the client sees a byte, per attempt.
+      answered = await attempts.run((candidate) => this.attempt(request, dispatch, candidate, signal));
+      outcome.attempts = attempts.log;
+      reply.header('x-tollgate-attempts', String(attempts.count));
+      const { response, started, body: json } = answered.value;
+      const answering = answered.deployment;
+      this.answeredBy(request, reply, answering);
+      const settle = (usage: Parameters<Reservation['settle']>[0]) =>
+        reservation.settle(usage, answering.upstreamModel);
+      if (started) {
+        return await this.relayStream(request, reply, dispatch, started, {
           fill,
           signal,
           outcome,
           countUsage,
           reservation,
+          settle,
         });
       }
-      if (!response.contentType.includes('json')) {
+      if (json === undefined) {
         await fill?.finish(null);
-        await reservation.settle(undefined);
+        await settle(undefined);
         return sendStreamed(reply, response); // ⑥ audio and other bytes
       }
-      let body = await collectBody(response, this.deps.maxJsonBytes);
+      let body = json;
       outcome.usage = usageFromJson(body); // ⑦
       if (response.status < 300) countUsage(() => completionTokensOfJson(body));
       if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
@@ -193,9 +224,14 @@ export class ForwardPath implements InferencePipeline {
       sendBuffered(reply, response, body); // ⑥
       // Stored and settled once the answer is on its way: the client never waits on either.
       void fill?.finish(response.status === 200 ? body : null);
-      void reservation.settle(outcome.usage); // ⑦
+      void settle(outcome.usage); // ⑦
       return reply;
     } catch (error) {
+      outcome.attempts = attempts.log;
+      const last = attempts.lastTried;
+      // Nothing answered: the failure the client gets is the last deployment tried.
+      if (!answered && last) this.answeredBy(request, reply, last);
+      if (attempts.count > 0) reply.header('x-tollgate-attempts', String(attempts.count));
       await fill?.finish(null);
       // The upstream failed: nothing was served, refund. A client that left before any answer
       // reached it still cost the prompt upstream: that is charged. A reservation that already
@@ -205,7 +241,58 @@ export class ForwardPath implements InferencePipeline {
         await reservation.settle(outcome.usage);
       } else await reservation.release();
       throw error;
+    } finally {
+      // The deployment's concurrency slot and in-flight count: held until the answer ended.
+      answered?.end();
     }
+  }
+
+  /** ④ the route plan: this model's deployments, then its fallbacks the principal may use. */
+  private plan(request: FastifyRequest, name: string): RoutePlan {
+    const g = request.gateway;
+    g.model = name;
+    assertModelAllowed(g.principal, name);
+    const routes = this.deps.router.plan(name, {
+      // Where exactness matters a client can ask for this model or nothing.
+      fallbacks: request.headers['x-tollgate-fallbacks'] !== 'off',
+      mayUse: (model) => {
+        try {
+          assertModelAllowed(g.principal, model);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    });
+    const first = routes.groups[0]?.deployments[0] ?? routes.primary;
+    g.deployment = first.name;
+    g.upstreamModel = first.upstreamModel;
+    return routes;
+  }
+
+  /** The deployment that answered: what the client, the log and the usage record are told. */
+  private answeredBy(request: FastifyRequest, reply: FastifyReply, deployment: Deployment): void {
+    request.gateway.deployment = deployment.name;
+    request.gateway.upstreamModel = deployment.upstreamModel;
+    reply.header('x-tollgate-backend', deployment.name);
+  }
+
+  /**
+   * ⑤ one attempt: the call, then what must be read before committing to this deployment (a
+   * stream up to its first event, a JSON answer whole). Whatever fails here can still be retried.
+   */
+  private async attempt(
+    request: FastifyRequest,
+    dispatch: JsonDispatch,
+    deployment: Deployment,
+    signal: AbortSignal,
+  ): Promise<AttemptAnswer> {
+    const response = await dispatchJson(request, deployment, dispatch, signal);
+    if (isEventStream(response)) {
+      return { response, started: await readFirstEvent(response, this.deps.relay.keepAliveMs) };
+    }
+    if (!response.contentType.includes('json')) return { response };
+    return { response, body: await collectBody(response, this.deps.maxJsonBytes) };
   }
 
   /**
@@ -217,18 +304,18 @@ export class ForwardPath implements InferencePipeline {
     request: FastifyRequest,
     reply: FastifyReply,
     dispatch: JsonDispatch,
-    response: BackendResponse,
+    started: StartedSse,
     step: {
       fill: CacheFill | undefined;
       signal: AbortSignal;
       outcome: ForwardOutcome;
       countUsage: (completionTokens: () => number) => void;
       reservation: Reservation;
+      settle: (usage: Parameters<Reservation['settle']>[0]) => Promise<void>;
     },
   ): Promise<FastifyReply> {
     const { fill, outcome, reservation } = step;
-    const started = await readFirstEvent(response, this.deps.relay.keepAliveMs);
-    if (response.status === 200) fill?.streamStarted();
+    if (started.status === 200) fill?.streamStarted();
     const tally = request.gateway.principal?.kind === 'key' ? new StreamTally() : undefined;
     const sse = await relaySse(request, reply, started, {
       ...this.deps.relay,
@@ -247,7 +334,7 @@ export class ForwardPath implements InferencePipeline {
     outcome.firstChunkAt = sse.firstChunkAt;
     // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler
     // does not call it complete. One read on for joiners after its client left is whole.
-    const whole = response.status === 200 && !sse.streamError && !step.signal.aborted;
+    const whole = started.status === 200 && !sse.streamError && !step.signal.aborted;
     // Stored after the client has its answer, like the settle: neither waits for the other.
     void fill?.finish(whole ? undefined : null);
     // An upstream that broke off after the 200 is refunded, like one that failed before it.
@@ -255,8 +342,16 @@ export class ForwardPath implements InferencePipeline {
     else {
       // A client that left before the usage chunk pays for what was relayed to it.
       step.countUsage(() => tally?.completionTokens() ?? 0);
-      await reservation.settle(outcome.usage); // ⑦
+      await step.settle(outcome.usage); // ⑦
     }
     return reply;
   }
+}
+
+/** Tokens counted against a deployment's tokens-per-minute limit: prompt plus the output asked for. */
+function capacityTokens(dispatch: JsonDispatch, reservation: Reservation): number {
+  const prompt = reservation.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
+  const output =
+    dispatch.endpoint === 'embeddings' ? 0 : (requestedOutputTokens(dispatch.body, dispatch.endpoint) ?? 0);
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(prompt + output)));
 }

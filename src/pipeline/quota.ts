@@ -337,7 +337,10 @@ export class QuotaStage {
     if (!result.granted) throw refusal(result, ticket.estimate);
     ticket.tokensPerMinute = result.tokensPerMinute;
     return new Reservation(
-      { settle: (usage) => this.settle(ticket, usage), release: () => this.release(ticket) },
+      {
+        settle: (usage, pricedAs) => this.settle(ticket, usage, pricedAs),
+        release: () => this.release(ticket),
+      },
       ask.log,
       ticket,
     );
@@ -347,7 +350,7 @@ export class QuotaStage {
    * The answer ended: charge its real usage. Without usage from the upstream (a client that left
    * before the usage chunk), the estimate is charged: never less than what may have been used.
    */
-  private async settle(ticket: QuotaTicket, usage: TokenUsage | undefined): Promise<void> {
+  private async settle(ticket: QuotaTicket, usage: TokenUsage | undefined, pricedAs?: string): Promise<void> {
     // An upstream's usage is not trusted to be sane numbers: the store accepts only safe integers.
     const actual = usage
       ? {
@@ -356,7 +359,7 @@ export class QuotaStage {
               Number(usage.prompt_tokens ?? usage.input_tokens ?? 0) +
                 Number(usage.completion_tokens ?? usage.output_tokens ?? 0),
           ),
-          usdMicros: costOf(ticket.upstreamModel, usage, this.options.prices).usdMicros,
+          usdMicros: costOf(pricedAs ?? ticket.upstreamModel, usage, this.options.prices).usdMicros,
         }
       : ticket.estimate;
     await this.store.quota.settle(ticket.teamId, ticket.reservationId, actual, this.now());

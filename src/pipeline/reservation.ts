@@ -4,7 +4,8 @@ import type { TokenUsage } from './usage.js';
 
 /** What a reservation needs from ② quota to end: charge real usage, or refund. */
 export interface ReservationEnds {
-  settle(usage: TokenUsage | undefined): Promise<void>;
+  /** `upstreamModel`: priced as this model (the deployment that answered) instead of the estimate's. */
+  settle(usage: TokenUsage | undefined, upstreamModel?: string): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -43,8 +44,8 @@ export class Reservation {
   }
 
   /** The answer ended: charge its real usage (the estimate when there is none). */
-  settle(usage: TokenUsage | undefined): Promise<void> {
-    return this.end('settle', (ends) => ends.settle(usage));
+  settle(usage: TokenUsage | undefined, upstreamModel?: string): Promise<void> {
+    return this.end('settle', (ends) => ends.settle(usage, upstreamModel));
   }
 
   /** Nothing was served: nothing is charged. */

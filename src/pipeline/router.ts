@@ -2,6 +2,17 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendRegistry } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
 import { ModelNotFoundError } from '../errors.js';
+import { InFlightCounter } from '../routing/in-flight-counter.js';
+import { LatencyTracker } from '../routing/latency-tracker.js';
+import {
+  type ModelRoute,
+  type RoutedDeployment,
+  type RouteMatch,
+  RouteTable,
+  upstreamModel,
+} from '../routing/route-table.js';
+import { orderCandidates } from '../routing/strategies.js';
+import type { DeploymentLimits } from '../store/health-store.js';
 
 /** ④ router: public model name -> the deployment that serves it. */
 export interface Deployment {
@@ -14,6 +25,25 @@ export interface Deployment {
   name: string;
   /** The `models` entry that matched: the name itself, `*` or `prefix/*`. */
   route: string;
+  /** Unique across the gateway: names its circuit and limit counters in the store. */
+  id: string;
+  limits: DeploymentLimits;
+}
+
+/**
+ * ④ where one request may go: its model's deployments in the order its strategy gives (the
+ * first is where it goes, the rest are where retries go), then each fallback model's in turn.
+ */
+export interface RoutePlan {
+  /** The model's own route: its retry and circuit settings apply to every attempt. */
+  route: ModelRoute;
+  /**
+   * The model's first deployment in config order, whatever the strategy picks: what the cache
+   * key and the price estimate are made from, so neither depends on which deployment answers.
+   */
+  primary: Deployment;
+  /** Candidates in the order to try them; each group is one model (the asked one first). */
+  groups: Array<{ model: string; route: ModelRoute; deployments: Deployment[] }>;
 }
 
 export interface ModelCard {
@@ -21,12 +51,6 @@ export interface ModelCard {
   object: 'model';
   created: number;
   owned_by: string;
-}
-
-interface ExactRoute {
-  backend: Backend;
-  upstreamModel: string;
-  ownedBy: string;
 }
 
 interface WildcardRoute {
@@ -39,58 +63,93 @@ const UPSTREAM_LIST_TTL_MS = 60_000;
 const UPSTREAM_LIST_TIMEOUT_MS = 10_000;
 
 export class ModelRouter {
-  private readonly exact = new Map<string, ExactRoute>();
+  private readonly table: RouteTable;
+  /** Public name -> owned_by, for the configured (non-wildcard) models. */
+  private readonly exact = new Map<string, string>();
   private readonly wildcards: WildcardRoute[] = [];
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly upstreamLists = new Map<string, { at: number; ids: Promise<string[]> }>();
+  /** Fed by the attempts (src/pipeline/attempts.ts), read by the strategies. Per instance. */
+  readonly inFlight = new InFlightCounter();
+  readonly latency = new LatencyTracker();
 
-  constructor(config: Config, registry: BackendRegistry) {
-    for (const [name, model] of Object.entries(config.models)) {
-      const backend = registry.get(model.backend);
-      if (name === '*' || name.endsWith('/*')) {
-        this.wildcards.push({ prefix: name.slice(0, -1), backend });
+  constructor(
+    config: Config,
+    private readonly registry: BackendRegistry,
+  ) {
+    this.table = new RouteTable(config.models);
+    for (const route of this.table.routes()) {
+      const first = registry.get(route.deployments[0]?.backend ?? '');
+      if (route.route === '*' || route.route.endsWith('/*')) {
+        this.wildcards.push({ prefix: route.route.slice(0, -1), backend: first });
       } else {
-        this.exact.set(name, {
-          backend,
-          upstreamModel: model.model ?? name,
-          ownedBy: model.ownedBy ?? (backend.type === 'mock' ? 'tollgate' : backend.type),
+        this.exact.set(route.route, route.ownedBy ?? (first.type === 'mock' ? 'tollgate' : first.type));
+      }
+    }
+  }
+
+  /**
+   * Throws ModelNotFoundError (404) for a name no route serves. The deployment the strategy
+   * puts first (uploads go there; JSON requests go through `plan` and may fail over).
+   */
+  resolve(publicName: string): Deployment {
+    const match = this.table.match(publicName);
+    if (!match) throw new ModelNotFoundError(publicName);
+    const [chosen] = this.ordered(match);
+    if (!chosen) throw new ModelNotFoundError(publicName);
+    return chosen;
+  }
+
+  /**
+   * Every place a request for `publicName` may go, in order. `mayUse` filters fallback models
+   * (a key or team may not be allowed one); `fallbacks: false` leaves them out.
+   */
+  plan(publicName: string, options: { fallbacks: boolean; mayUse: (model: string) => boolean }): RoutePlan {
+    const match = this.table.match(publicName);
+    if (!match) throw new ModelNotFoundError(publicName);
+    const first = match.route.deployments[0];
+    if (!first) throw new ModelNotFoundError(publicName);
+    const groups: RoutePlan['groups'] = [
+      { model: publicName, route: match.route, deployments: this.ordered(match) },
+    ];
+    if (options.fallbacks) {
+      for (const fallback of match.route.fallbacks) {
+        const fallbackMatch = this.table.match(fallback);
+        if (!fallbackMatch || !options.mayUse(fallback)) continue;
+        groups.push({
+          model: fallback,
+          route: fallbackMatch.route,
+          deployments: this.ordered(fallbackMatch),
         });
       }
     }
-    // Longest prefix first, so `openai/*` wins over `*`.
-    this.wildcards.sort((a, b) => b.prefix.length - a.prefix.length);
+    return { route: match.route, primary: this.deployment(match, first), groups };
   }
 
-  /** Throws ModelNotFoundError (404) for a name no route serves. */
-  resolve(publicName: string): Deployment {
-    const exact = this.exact.get(publicName);
-    if (exact) {
-      return {
-        publicName,
-        backend: exact.backend,
-        upstreamModel: exact.upstreamModel,
-        name: exact.backend.name,
-        route: publicName,
-      };
-    }
-    for (const route of this.wildcards) {
-      if (publicName.startsWith(route.prefix) && publicName.length > route.prefix.length) {
-        return {
-          publicName,
-          backend: route.backend,
-          upstreamModel: publicName.slice(route.prefix.length),
-          name: route.backend.name,
-          route: `${route.prefix}*`,
-        };
-      }
-    }
-    throw new ModelNotFoundError(publicName);
+  private ordered(match: RouteMatch): Deployment[] {
+    return orderCandidates(match.route.strategy, match.route.deployments, {
+      inFlight: this.inFlight,
+      latency: this.latency,
+      upstreamModel: (deployment) => upstreamModel(match, deployment),
+    }).map((deployment) => this.deployment(match, deployment));
+  }
+
+  private deployment(match: RouteMatch, chosen: RoutedDeployment): Deployment {
+    return {
+      publicName: match.publicName,
+      backend: this.registry.get(chosen.backend),
+      upstreamModel: upstreamModel(match, chosen),
+      name: chosen.name,
+      route: match.route.route,
+      id: chosen.id,
+      limits: chosen.limits,
+    };
   }
 
   /** Configured models, then what each wildcard's upstream offers (skipped while it cannot answer). */
   async list(): Promise<ModelCard[]> {
     const cards = new Map<string, ModelCard>();
-    for (const [id, route] of this.exact) cards.set(id, this.card(id, route.ownedBy));
+    for (const [id, ownedBy] of this.exact) cards.set(id, this.card(id, ownedBy));
     const lists = await Promise.all(
       this.wildcards.map(async (route) => ({ route, ids: await this.upstreamIds(route.backend) })),
     );
@@ -104,8 +163,8 @@ export class ModelRouter {
   }
 
   async retrieve(id: string): Promise<ModelCard> {
-    const exact = this.exact.get(id);
-    if (exact) return this.card(id, exact.ownedBy);
+    const ownedBy = this.exact.get(id);
+    if (ownedBy !== undefined) return this.card(id, ownedBy);
     const deployment = this.resolve(id);
     const ids = await this.upstreamIds(deployment.backend);
     // An upstream that listed its models and lacks this one does not have it.

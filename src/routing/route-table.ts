@@ -9,6 +9,9 @@ import {
 } from '../config/schema.js';
 import type { CircuitPolicy, DeploymentLimits } from '../store/health-store.js';
 
+const ONE_LINE_RETRY: RetryConfig = { ...DEFAULT_RETRY, attempts: 1 };
+const ONE_LINE_CIRCUIT = { ...DEFAULT_CIRCUIT, enabled: false };
+
 /** One deployment of a model, normalised from either config form. */
 export interface RoutedDeployment {
   /**
@@ -107,13 +110,16 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
       limits: entry.limits,
     };
   });
-  const { enabled, ...circuit } = model.circuit ?? DEFAULT_CIRCUIT;
+  // The one-line form behaves as it always did unless it asks for more: one attempt, no circuit
+  // (a single upstream's failure is the client's answer, and nothing stands between them).
+  const oneLine = model.deployments === undefined;
+  const { enabled, ...circuit } = model.circuit ?? (oneLine ? ONE_LINE_CIRCUIT : DEFAULT_CIRCUIT);
   return {
     route: name,
     deployments,
     strategy: model.strategy ?? 'weighted',
     fallbacks: [...(model.fallbacks ?? [])],
-    retry: model.retry ?? DEFAULT_RETRY,
+    retry: model.retry ?? (oneLine ? ONE_LINE_RETRY : DEFAULT_RETRY),
     circuit: enabled ? circuit : undefined,
     ownedBy: model.ownedBy,
   };

@@ -1,0 +1,232 @@
+import { retryAfterMs } from '../backends/openai-compatible/key-pool.js';
+import { ClientAbortedError } from '../backends/transport-failure.js';
+import {
+  GatewayError,
+  ServiceUnavailableError,
+  UpstreamClientError,
+  UpstreamError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from '../errors.js';
+import type { HealthStore } from '../store/health-store.js';
+import type { Deployment, ModelRouter, RoutePlan } from './router.js';
+
+/** One attempt as the request log shows it. */
+export interface AttemptRecord {
+  deployment: string;
+  /** The upstream's status, the gateway's error status, or what kept the candidate out. */
+  status: number | 'circuit-open' | 'at-limit' | 'aborted';
+  duration_ms: number;
+}
+
+export interface AttemptsDeps {
+  health: HealthStore;
+  router: ModelRouter;
+  now: () => number;
+  /** A concurrency slot a lost process never gives back frees itself after this long. */
+  leaseTtlMs: number;
+  random?: () => number;
+}
+
+/** What a successful attempt hands back: the deployment that answered and how to end its hold. */
+export interface Answered<T> {
+  value: T;
+  deployment: Deployment;
+  /** The answer has ended (stream end included): frees its concurrency slot and in-flight count. */
+  end: () => void;
+}
+
+interface CandidateState {
+  deployment: Deployment;
+  group: RoutePlan['groups'][number];
+  tries: number;
+  /** Not retried again for this request (circuit open, at a limit, retry-after too long). */
+  out: boolean;
+  /** Earliest performance.now() at which it may be tried again. */
+  notBefore: number;
+}
+
+/**
+ * ⑤ attempts: sends one request to the deployments of a route plan, in order, until one
+ * answers. Runs only before the client has seen a byte (`run` covers the call and the read-ahead);
+ * retries connect errors, timeouts and 408/409/429/5xx, never another 4xx. A fresh deployment
+ * is preferred to one already tried; one already tried waits its backoff (exponential with
+ * jitter, or the upstream's retry-after up to `maxRetryAfterMs`). At most `retry.attempts`
+ * attempts, none started after `retry.deadlineMs`. Open circuits and deployments at their
+ * limits are skipped, never waited on.
+ */
+export class Attempts {
+  readonly log: AttemptRecord[] = [];
+  /** The last deployment an attempt went to, answered or not. */
+  lastTried: Deployment | undefined;
+
+  constructor(
+    private readonly deps: AttemptsDeps,
+    private readonly plan: RoutePlan,
+    /** Estimated tokens of the request, counted against deployments' tokens-per-minute limits. */
+    private readonly tokens: number,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  async run<T>(attempt: (deployment: Deployment) => Promise<T>): Promise<Answered<T>> {
+    const { retry } = this.plan.route;
+    // Waits and the deadline on the monotonic clock; the store's clock (`deps.now`) may be moved.
+    const now = () => performance.now();
+    const deadline = now() + retry.deadlineMs;
+    const candidates: CandidateState[] = this.plan.groups.flatMap((group) =>
+      group.deployments.map((deployment) => ({ deployment, group, tries: 0, out: false, notBefore: 0 })),
+    );
+    let lastError: unknown;
+    /** The soonest a skipped (open or full) deployment takes requests again. */
+    let unavailableForMs: number | undefined;
+    while (this.count < retry.attempts) {
+      const next = this.next(candidates);
+      if (!next) break;
+      const wait = next.notBefore - now();
+      if (wait > 0) {
+        if (now() + wait > deadline) break;
+        await sleep(wait, this.signal);
+      }
+      if (now() > deadline) break;
+      if (this.signal.aborted) throw new ClientAbortedError();
+      const gate = await this.admit(next);
+      if (!gate.admitted) {
+        next.out = true;
+        unavailableForMs = Math.min(unavailableForMs ?? gate.retryAfterMs, gate.retryAfterMs);
+        continue;
+      }
+      next.tries += 1;
+      this.lastTried = next.deployment;
+      const started = performance.now();
+      const stopCounting = this.deps.router.inFlight.start(next.deployment.id);
+      const end = () => {
+        stopCounting();
+        if (gate.lease) void this.release(next.deployment, gate.lease);
+      };
+      try {
+        const value = await attempt(next.deployment);
+        const ms = performance.now() - started;
+        this.note(next.deployment, 200, ms);
+        this.deps.router.latency.observe(next.deployment.id, ms);
+        await this.record(next, 'success', gate.probe);
+        return { value, deployment: next.deployment, end };
+      } catch (error) {
+        end();
+        const ms = performance.now() - started;
+        if (error instanceof ClientAbortedError || this.signal.aborted) {
+          this.note(next.deployment, 'aborted', ms);
+          // A probe cut short says nothing about the deployment; its claim runs out by itself.
+          throw error;
+        }
+        this.note(next.deployment, error instanceof GatewayError ? error.status : 500, ms);
+        const retryable = isRetryable(error);
+        // A 4xx that is the client's fault says the deployment is up.
+        await this.record(next, retryable ? 'failure' : 'success', gate.probe);
+        if (!retryable) throw error;
+        lastError = error;
+        this.backOff(next, error);
+      }
+    }
+    if (lastError !== undefined) throw lastError;
+    throw new UpstreamUnavailableError(this.plan.groups[0]?.model ?? '', unavailableForMs ?? 1_000);
+  }
+
+  /** Untried candidates first, in plan order; then the tried one that may go again soonest. */
+  private next(candidates: CandidateState[]): CandidateState | undefined {
+    const fresh = candidates.find((candidate) => !candidate.out && candidate.tries === 0);
+    if (fresh) return fresh;
+    let soonest: CandidateState | undefined;
+    for (const candidate of candidates) {
+      if (!candidate.out && (!soonest || candidate.notBefore < soonest.notBefore)) soonest = candidate;
+    }
+    return soonest;
+  }
+
+  private backOff(candidate: CandidateState, error: unknown): void {
+    const { retry } = this.plan.route;
+    const asked = error instanceof UpstreamClientError ? retryAfterMs(error.headers) : undefined;
+    if (asked !== undefined && asked > retry.maxRetryAfterMs) {
+      // Waiting that long is not worth it for this request: another deployment, or the failure.
+      candidate.out = true;
+      return;
+    }
+    const exponential = Math.min(retry.maxBackoffMs, retry.backoffMs * 2 ** (candidate.tries - 1));
+    // Jitter in [half, whole] so a fleet's retries spread out but never come sooner than half.
+    const jittered = exponential * (0.5 + 0.5 * (this.deps.random ?? Math.random)());
+    candidate.notBefore = performance.now() + Math.max(jittered, asked ?? 0);
+  }
+
+  private async admit(
+    candidate: CandidateState,
+  ): Promise<{ admitted: true; probe?: string; lease?: string } | { admitted: false; retryAfterMs: number }> {
+    const { deployment, group } = candidate;
+    const { health, now } = this.deps;
+    let probe: string | undefined;
+    if (group.route.circuit) {
+      const admission = await health.admit(deployment.id, group.route.circuit, now());
+      if (!admission.allowed) {
+        this.note(deployment, 'circuit-open', 0);
+        return { admitted: false, retryAfterMs: admission.retryAfterMs };
+      }
+      probe = admission.probe;
+    }
+    const { limits } = deployment;
+    if (
+      limits.maxConcurrent === undefined &&
+      limits.requestsPerMinute === undefined &&
+      limits.tokensPerMinute === undefined
+    )
+      return { admitted: true, ...(probe ? { probe } : {}) };
+    const take = await health.takeCapacity(deployment.id, limits, this.tokens, now(), this.deps.leaseTtlMs);
+    if (!take.taken) {
+      this.note(deployment, 'at-limit', 0);
+      // The probe was not used: report nothing; its claim lapses after the cool-down.
+      return { admitted: false, retryAfterMs: take.retryAfterMs ?? 1_000 };
+    }
+    return { admitted: true, lease: take.lease, ...(probe ? { probe } : {}) };
+  }
+
+  private async record(candidate: CandidateState, outcome: 'success' | 'failure', probe?: string) {
+    const policy = candidate.group.route.circuit;
+    if (!policy) return;
+    await this.deps.health.record(candidate.deployment.id, outcome, policy, this.deps.now(), probe);
+  }
+
+  private async release(deployment: Deployment, lease: string): Promise<void> {
+    await this.deps.health.releaseCapacity(deployment.id, lease, this.deps.now()).catch(() => {});
+  }
+
+  private note(deployment: Deployment, status: AttemptRecord['status'], ms: number): void {
+    // Skipped candidates are logged too, but only attempts that reached an upstream count.
+    this.log.push({ deployment: deployment.name, status, duration_ms: Math.round(ms * 100) / 100 });
+  }
+
+  /** Attempts that reached (or tried to reach) an upstream: `x-tollgate-attempts`. */
+  get count(): number {
+    return this.log.filter((entry) => typeof entry.status === 'number' || entry.status === 'aborted').length;
+  }
+}
+
+/** Failures another try may fix: the upstream's, never the client's. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof UpstreamError || error instanceof UpstreamTimeoutError) return true;
+  // A key pool with every key resting is this deployment's trouble, not the request's.
+  if (error instanceof ServiceUnavailableError) return true;
+  if (error instanceof UpstreamClientError) return [408, 409, 429].includes(error.status);
+  return false;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    }
+    function aborted() {
+      clearTimeout(timer);
+      reject(new ClientAbortedError());
+    }
+    signal.addEventListener('abort', aborted, { once: true });
+  });
+}
