@@ -36,6 +36,7 @@ import { inferenceRoutes } from './routes/v1/inference.js';
 import { modelRoutes } from './routes/v1/models.js';
 import { ownKeyRoutes } from './routes/v1/own-key.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
+import { DeploymentReport } from './routing/deployment-report.js';
 import { createStore } from './store/create-store.js';
 import type { Store } from './store/store.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
@@ -131,7 +132,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const usageRecorder = new UsageRecorder(store, config.quota.prices, logger, clock);
   const openRequests = new PendingWork();
   const router = new ModelRouter(config, backends);
-  const readiness = new ReadinessProbe(store, backends, config.readiness);
+  const deployments = new DeploymentReport(config.models, store.health, router, clock);
+  const readiness = new ReadinessProbe(store, backends, config.readiness, deployments);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
   const cacheAnswers = new CacheAnswers({
     cache,
@@ -260,6 +262,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     version: GATEWAY_VERSION,
     cache: store.cache,
     metrics,
+    deployments,
     clock,
   });
 

@@ -38,6 +38,7 @@ describe('GET /admin/openapi.json', () => {
         'DELETE /teams/{id}',
         'GET /audit',
         'GET /cache',
+        'GET /deployments',
         'GET /metrics',
         'GET /requests',
         'GET /usage',

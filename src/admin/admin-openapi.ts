@@ -5,6 +5,7 @@ import {
   cacheStatsSchema,
   createKeySchema,
   createTeamSchema,
+  deploymentListSchema,
   errorObjectSchema,
   issuedKeySchema,
   keyObjectSchema,
@@ -205,9 +206,22 @@ export function adminOpenApiDocument(version: string): Schema {
           operationId: 'getMetrics',
           responses: {
             '200': {
-              description: 'Prometheus text format: requests and cache results of this instance, cache size',
+              description:
+                'Prometheus text format: requests, cache results and deployment attempts of this instance; cache size and circuit states (shared store)',
               content: { 'text/plain': { schema: { type: 'string' } } },
             },
+            ...ERRORS,
+          },
+        },
+      },
+      '/deployments': {
+        get: {
+          operationId: 'listDeployments',
+          responses: {
+            ...ok(
+              "Every deployment of every configured model: its circuit (shared through the store), and this instance's in-flight count and latency",
+              deploymentListSchema,
+            ),
             ...ERRORS,
           },
         },

@@ -9,6 +9,7 @@ import type {
   CreateKeyRequest,
   CreateTeamRequest,
   DeletedTeam,
+  DeploymentList,
   KeyListQuery,
   ListPage,
   ListQuery,
@@ -143,6 +144,10 @@ export class AdminClient {
 
   getUsage(query: UsageQuery = {}): Promise<AdminResponse<UsageReport>> {
     return this.#request('GET', 'admin/usage', { query: { ...query } });
+  }
+
+  listDeployments(): Promise<AdminResponse<DeploymentList>> {
+    return this.#request('GET', 'admin/deployments');
   }
 
   getCacheStats(query: CacheQuery = {}): Promise<AdminResponse<CacheStats>> {

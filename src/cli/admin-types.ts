@@ -222,3 +222,37 @@ export interface CachePurge {
   object: 'cache.purge';
   deleted: number;
 }
+
+/** `GET /admin/deployments`: one row per deployment of every configured model. */
+export interface Deployment {
+  object: 'deployment';
+  id: string;
+  model: string;
+  name: string;
+  backend: string;
+  upstream_model: string | null;
+  weight: number;
+  priority: number;
+  circuit: {
+    enabled: boolean;
+    state: 'closed' | 'open' | 'half-open';
+    consecutive_failures: number;
+    window_requests: number;
+    window_failures: number;
+    retry_after_ms: number | null;
+    probing: boolean;
+  };
+  /** On the instance that answered. */
+  in_flight: number;
+  latency_ms: number | null;
+  limits: {
+    requests_per_minute: number | null;
+    tokens_per_minute: number | null;
+    max_concurrent: number | null;
+  };
+}
+
+export interface DeploymentList {
+  object: 'list';
+  data: Deployment[];
+}

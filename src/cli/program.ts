@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AdminApiError, GatewayUnreachableError } from './admin-client.js';
 import { globalOptions, packageVersion } from './cli-context.js';
 import { registerCacheCommands } from './commands/cache.js';
+import { registerDeploymentsCommand } from './commands/deployments.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerTeamsCommands } from './commands/teams.js';
 import { registerUsageCommands } from './commands/usage.js';
@@ -92,6 +93,7 @@ Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, OPENAI_API_KE
   registerKeysCommands(program);
   registerUsageCommands(program);
   registerCacheCommands(program);
+  registerDeploymentsCommand(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import type { BackendRegistry } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
+import type { DeploymentReport, ModelReadiness } from '../routing/deployment-report.js';
 import type { Store } from '../store/store.js';
 
 export interface CheckResult {
@@ -12,6 +13,11 @@ export interface ReadinessReport {
   ready: boolean;
   store: CheckResult & { kind: string };
   backends: Record<string, CheckResult>;
+  /**
+   * Each configured model: ready while one of its deployments (or of a fallback's) has a circuit
+   * that is not open. Absent (and not ready) when the store did not tell the circuits in time.
+   */
+  models?: ModelReadiness[];
 }
 
 async function probe(run: (signal: AbortSignal) => Promise<void>, timeoutMs: number): Promise<CheckResult> {
@@ -24,9 +30,22 @@ async function probe(run: (signal: AbortSignal) => Promise<void>, timeoutMs: num
   }
 }
 
+/** The promise's value, or undefined if it fails or takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  try {
+    return await Promise.race([promise.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
- * Checks the store and every backend, cached briefly so a load balancer polling many
- * instances does not turn into traffic on the upstream providers.
+ * Checks the store, every backend and every model's deployments, cached briefly so a load
+ * balancer polling many instances does not turn into traffic on the upstream providers.
  */
 export class ReadinessProbe {
   private cached: { at: number; report: Promise<ReadinessReport> } | undefined;
@@ -35,6 +54,7 @@ export class ReadinessProbe {
     private readonly store: Store,
     private readonly registry: BackendRegistry,
     private readonly options: Config['readiness'],
+    private readonly deployments?: DeploymentReport,
   ) {}
 
   check(): Promise<ReadinessReport> {
@@ -48,7 +68,9 @@ export class ReadinessProbe {
   private async run(): Promise<ReadinessReport> {
     const timeout = this.options.timeoutMs;
     const backends = this.registry.all();
-    const [store, ...results] = await Promise.all([
+    const [models, store, ...results] = await Promise.all([
+      // Circuits come from the store: when it cannot answer, its own check says so.
+      this.deployments ? within(this.deployments.readiness(), timeout) : undefined,
       probe(() => this.store.ping(), timeout),
       ...backends.map((backend) => probe((signal) => backend.checkHealth(signal), timeout)),
     ]);
@@ -58,10 +80,14 @@ export class ReadinessProbe {
     });
     const reachable = results.filter((result) => result.ok).length;
     const backendsOk = this.options.requireAllBackends ? reachable === results.length : reachable > 0;
+    const modelsOk = models?.every((model) => model.ready) ?? this.deployments === undefined;
     return {
-      ready: (store?.ok ?? false) && backendsOk,
+      ready: (store?.ok ?? false) && backendsOk && modelsOk,
       store: { kind: this.store.kind, ...(store ?? { ok: false }) },
       backends: byName,
+      // Only the models that are not ready, by name: this endpoint needs no key, and the full
+      // per-model picture (which models exist, their deployments) is the admin API's.
+      ...(models ? { models: models.filter((model) => !model.ready) } : {}),
     };
   }
 }

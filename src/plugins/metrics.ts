@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DeploymentView } from '../routing/deployment-report.js';
 import type { CacheScopeStats } from '../store/cache-store.js';
 
 /**
@@ -46,6 +47,8 @@ class Counter {
   }
 }
 
+const CIRCUIT_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
 export class Metrics {
   private readonly requests = new Counter(
     'tollgate_requests_total',
@@ -58,6 +61,12 @@ export class Metrics {
     ['team_id', 'result'],
   );
 
+  private readonly attempts = new Counter(
+    'tollgate_deployment_attempts_total',
+    'Attempts by deployment name and outcome (success, failure, circuit-open, at-limit, aborted).',
+    ['deployment', 'outcome'],
+  );
+
   /** Called once per finished request. */
   observe(request: FastifyRequest, reply: FastifyReply): void {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -68,9 +77,14 @@ export class Metrics {
       const team = principal?.kind === 'key' ? principal.teamId : 'none';
       this.cache.inc(team, g.cache);
     }
+    for (const attempt of g.attempts ?? []) {
+      const { status } = attempt;
+      const outcome = typeof status === 'string' ? status : status < 400 ? 'success' : 'failure';
+      this.attempts.inc(attempt.deployment, outcome);
+    }
   }
 
-  render(cacheStats: CacheScopeStats[]): string {
+  render(cacheStats: CacheScopeStats[], deployments: DeploymentView[] = []): string {
     const entries = ['# HELP tollgate_cache_entries Live response cache entries per scope (shared store).'];
     entries.push('# TYPE tollgate_cache_entries gauge');
     const bytes = [
@@ -81,6 +95,22 @@ export class Metrics {
       entries.push(`tollgate_cache_entries${labelText({ scope: stats.scope })} ${stats.entries}`);
       bytes.push(`tollgate_cache_bytes${labelText({ scope: stats.scope })} ${stats.bytes}`);
     }
-    return `${[this.requests.render(), this.cache.render(), entries.join('\n'), bytes.join('\n')].join('\n\n')}\n`;
+    const circuits = [
+      '# HELP tollgate_deployment_circuit_state Circuit of each deployment (shared store): 0 closed, 1 half-open, 2 open.',
+      '# TYPE tollgate_deployment_circuit_state gauge',
+    ];
+    for (const deployment of deployments) {
+      const labels = labelText({ model: deployment.model, deployment: deployment.name });
+      circuits.push(`tollgate_deployment_circuit_state${labels} ${CIRCUIT_GAUGE[deployment.circuit.state]}`);
+    }
+    const sections = [
+      this.requests.render(),
+      this.cache.render(),
+      this.attempts.render(),
+      entries.join('\n'),
+      bytes.join('\n'),
+      circuits.join('\n'),
+    ];
+    return `${sections.join('\n\n')}\n`;
   }
 }

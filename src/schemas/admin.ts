@@ -330,3 +330,41 @@ export const requestLogEntrySchema = z.object({
   cache: z.enum(['hit', 'miss', 'bypass', 'refresh']).nullable(),
   tags: z.array(z.string()),
 });
+
+export const deploymentListSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(
+    z.object({
+      object: z.literal('deployment'),
+      id: z.string().describe('`<model>/<name>`: names its circuit and limit counters in the store'),
+      model: z.string().describe('the `models` entry: a public name, `*` or `prefix/*`'),
+      name: z.string().describe('as in `x-tollgate-backend` and the request log'),
+      backend: z.string(),
+      upstream_model: z.string().nullable().describe('null on a wildcard route: the asked name goes through'),
+      weight: z.number(),
+      priority: z.number().int(),
+      circuit: z.object({
+        enabled: z.boolean().describe("false: the model's circuit breaker is off (always closed)"),
+        state: z.enum(['closed', 'open', 'half-open']).describe('shared by every instance on the store'),
+        consecutive_failures: z.number().int(),
+        window_requests: z.number().int().describe('outcomes counted in the failure-ratio window'),
+        window_failures: z.number().int(),
+        retry_after_ms: z.number().int().nullable().describe('open: until one probe is let through'),
+        probing: z.boolean().describe('half-open: an instance is probing it now'),
+      }),
+      in_flight: z
+        .number()
+        .int()
+        .describe('requests to it under way on the instance that answered (per instance)'),
+      latency_ms: z
+        .number()
+        .nullable()
+        .describe('time to first byte, EWMA, as measured by the instance that answered (per instance)'),
+      limits: z.object({
+        requests_per_minute: z.number().int().nullable(),
+        tokens_per_minute: z.number().int().nullable(),
+        max_concurrent: z.number().int().nullable(),
+      }),
+    }),
+  ),
+});

@@ -500,6 +500,8 @@ export function routeShapes(ctx: FuzzContext): Record<string, Shape> {
     'HEAD /admin/usage': { body: noBody, query: usage },
     'GET /admin/metrics': query,
     'HEAD /admin/metrics': query,
+    'GET /admin/deployments': query,
+    'HEAD /admin/deployments': query,
     'GET /admin/cache': { body: noBody, query: cacheQuery },
     'HEAD /admin/cache': { body: noBody, query: cacheQuery },
     'DELETE /admin/cache': { body: noBody, query: [...cacheQuery, 'model', 'all'] },

@@ -10,6 +10,7 @@ import type { Metrics } from '../../plugins/metrics.js';
 import { publicAuditEvent, publicKey, publicTeam } from '../../registry/public-objects.js';
 import type { Page } from '../../registry/records.js';
 import type { Registry } from '../../registry/registry.js';
+import type { DeploymentReport } from '../../routing/deployment-report.js';
 import {
   cachePurgeQuerySchema,
   cacheQuerySchema,
@@ -40,6 +41,8 @@ export interface AdminRouteOptions {
   /** ③ the response cache's entries (stats, purge). */
   cache: CacheStore;
   metrics: Metrics;
+  /** ④ every configured deployment: circuit (shared), in flight and latency (this instance). */
+  deployments: DeploymentReport;
   clock: () => number;
 }
 
@@ -209,13 +212,21 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   });
   app.get('/metrics', async (request, reply) => {
     // The counters are this process's own: they are still served when the store cannot answer.
-    const stats = await options.cache.stats({}, options.clock()).catch((error: Error) => {
-      request.log.warn({ error: { message: error.message } }, 'metrics: no cache figures from the store');
-      return [];
-    });
-    const text = options.metrics.render(stats);
+    const [stats, deployments] = await Promise.all([
+      options.cache.stats({}, options.clock()).catch((error: Error) => {
+        request.log.warn({ error: { message: error.message } }, 'metrics: no cache figures from the store');
+        return [];
+      }),
+      options.deployments.list().catch((error: Error) => {
+        request.log.warn({ error: { message: error.message } }, 'metrics: no circuit states from the store');
+        return [];
+      }),
+    ]);
+    const text = options.metrics.render(stats, deployments);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
+
+  app.get('/deployments', async () => ({ object: 'list', data: await options.deployments.list() }));
 
   app.get('/cache', async (request) => {
     const scope = cacheScopeOf(parseInput(cacheQuerySchema, request.query));
