@@ -59,6 +59,7 @@ describe('route table', () => {
       ],
       strategy: 'weighted',
       fallbacks: [],
+      targeted: { context: [], contentPolicy: [] },
       retry: { ...DEFAULT_RETRY, attempts: 1 },
       circuit: undefined,
       ownedBy: undefined,

@@ -162,6 +162,11 @@ const retrySchema = z
     maxRetryAfterMs: z.number().int().nonnegative().default(10_000),
     /** Every attempt of one request must have started answering within this. */
     deadlineMs: positiveMs.default(60_000),
+    /**
+     * Optional: an attempt not ready to answer within this (a stream's first event, a JSON answer
+     * whole) is abandoned, its upstream request aborted, and the next candidate tried.
+     */
+    attemptTimeoutMs: positiveMs.optional(),
   })
   .strict();
 
@@ -196,12 +201,28 @@ const modelSchema = z
     strategy: z.enum(routingStrategies).optional(),
     /** Models tried in order (each with its own deployments) once this one's are all out. */
     fallbacks: z.array(z.string().min(1)).optional(),
+    /**
+     * Models tried in order instead when the upstream answers 400 `context_length_exceeded`
+     * (see src/routing/targeted-fallback.ts); that 400 is otherwise the client's answer.
+     */
+    contextFallbacks: z.array(z.string().min(1)).optional(),
+    /** The same for a content-policy refusal (400 `content_policy_violation`, `content_filter`). */
+    contentPolicyFallbacks: z.array(z.string().min(1)).optional(),
     retry: retrySchema.optional(),
     circuit: circuitSchema.optional(),
     ownedBy: z.string().optional(),
     cache: cachePolicySchema.optional(),
   })
   .strict();
+
+/** Failed authentications allowed per client IP and window before 429s (/v1 and /admin count apart). */
+const failedAttemptsSchema = z
+  .object({
+    max: z.number().int().positive().default(20),
+    windowSeconds: z.number().int().positive().default(60),
+  })
+  .strict()
+  .prefault({});
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -276,13 +297,7 @@ export const configSchema = z
             staleOkSeconds: z.number().int().min(0).max(3_600).default(60),
             cacheSize: z.number().int().positive().default(10_000),
             /** Failed authentications allowed per client IP and window before 429s. */
-            failedAttempts: z
-              .object({
-                max: z.number().int().positive().default(20),
-                windowSeconds: z.number().int().positive().default(60),
-              })
-              .strict()
-              .prefault({}),
+            failedAttempts: failedAttemptsSchema,
           })
           .strict(),
       ])
@@ -360,13 +375,7 @@ export const configSchema = z
         /** The admin API's key; if none is configured, the first start generates one. */
         key: z.string().min(16, 'use at least 16 characters').optional(),
         /** Failed admin authentications allowed per client IP and window before 429s (counted apart from /v1's). */
-        failedAttempts: z
-          .object({
-            max: z.number().int().positive().default(20),
-            windowSeconds: z.number().int().positive().default(60),
-          })
-          .strict()
-          .prefault({}),
+        failedAttempts: failedAttemptsSchema,
       })
       .strict()
       .prefault({}),
@@ -439,15 +448,17 @@ export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
         problems.push(`models.${name}.deployments: a wildcard route takes one backend, not deployments`);
       problems.push(...deploymentProblems(name, model.deployments, unknownBackend));
     }
-    const fallbacks = Array.isArray(model.fallbacks) ? model.fallbacks : [];
-    for (const fallback of fallbacks) {
-      if (typeof fallback === 'string' && !exact.has(fallback))
-        problems.push(
-          `models.${name}.fallbacks: unknown model '${fallback}' (fallbacks name models declared under models, not wildcard routes)`,
-        );
+    for (const list of FALLBACK_LISTS) {
+      const fallbacks = Array.isArray(model[list]) ? model[list] : [];
+      for (const fallback of fallbacks) {
+        if (typeof fallback === 'string' && !exact.has(fallback))
+          problems.push(
+            `models.${name}.${list}: unknown model '${fallback}' (fallbacks name models declared under models, not wildcard routes)`,
+          );
+      }
     }
   }
-  problems.push(...fallbackCycles(models));
+  for (const list of FALLBACK_LISTS) problems.push(...fallbackCycles(models, list));
   return problems;
 }
 
@@ -478,11 +489,14 @@ function deploymentProblems(
   return problems;
 }
 
-/** Each circle of fallbacks (a -> b -> a), reported once, at the first of its models. */
-function fallbackCycles(models: Array<[string, unknown]>): string[] {
+/** A model's lists of other models to try; each is checked for unknown names and circles. */
+const FALLBACK_LISTS = ['fallbacks', 'contextFallbacks', 'contentPolicyFallbacks'] as const;
+
+/** Each circle of one kind of fallbacks (a -> b -> a), reported once, at the first of its models. */
+function fallbackCycles(models: Array<[string, unknown]>, list: (typeof FALLBACK_LISTS)[number]): string[] {
   const edges = new Map<string, string[]>();
   for (const [name, entry] of models) {
-    const fallbacks = isMapping(entry) && Array.isArray(entry.fallbacks) ? entry.fallbacks : [];
+    const fallbacks = isMapping(entry) && Array.isArray(entry[list]) ? entry[list] : [];
     edges.set(
       name,
       fallbacks.filter((fallback): fallback is string => typeof fallback === 'string'),
@@ -499,7 +513,7 @@ function fallbackCycles(models: Array<[string, unknown]>): string[] {
       if (!reported.has(id)) {
         reported.add(id);
         problems.push(
-          `models.${circle[0]}.fallbacks: fallbacks go round in a circle: ${[...circle, circle[0]].join(' -> ')}`,
+          `models.${circle[0]}.${list}: fallbacks go round in a circle: ${[...circle, circle[0]].join(' -> ')}`,
         );
       }
       return;

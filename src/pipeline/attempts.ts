@@ -8,6 +8,7 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from '../errors.js';
+import { targetedFallbackKind } from '../routing/targeted-fallback.js';
 import type { HealthStore } from '../store/health-store.js';
 import type { Deployment, ModelRouter, RoutePlan } from './router.js';
 
@@ -53,7 +54,8 @@ interface CandidateState {
  * is preferred to one already tried; one already tried waits its backoff (exponential with
  * jitter, or the upstream's retry-after up to `maxRetryAfterMs`). At most `retry.attempts`
  * attempts, none started after `retry.deadlineMs`. Open circuits and deployments at their
- * limits are skipped, never waited on.
+ * limits are skipped, never waited on. A 400 refusing the request for its length or by a content
+ * policy moves it, once, to the model's targeted fallbacks (src/routing/targeted-fallback.ts).
  */
 export class Attempts {
   readonly log: AttemptRecord[] = [];
@@ -68,18 +70,23 @@ export class Attempts {
     private readonly signal: AbortSignal,
   ) {}
 
-  async run<T>(attempt: (deployment: Deployment) => Promise<T>): Promise<Answered<T>> {
+  /**
+   * `attempt` must send its upstream request with the signal it is given: it aborts when the
+   * client leaves, or when `retry.attemptTimeoutMs` passes before the attempt is ready to answer.
+   */
+  async run<T>(attempt: (deployment: Deployment, signal: AbortSignal) => Promise<T>): Promise<Answered<T>> {
     const { retry } = this.plan.route;
     // Waits and the deadline on the monotonic clock; the store's clock (`deps.now`) may be moved.
     const now = () => performance.now();
     const deadline = now() + retry.deadlineMs;
-    const candidates: CandidateState[] = this.plan.groups.flatMap((group) =>
-      group.deployments.map((deployment) => ({ deployment, group, tries: 0, out: false, notBefore: 0 })),
-    );
+    let candidates = candidatesOf(this.plan.groups);
+    let allowed = retry.attempts;
+    /** Once a targeted fallback took over, its own refusals are the answer (no chains). */
+    let redirected = false;
     let lastError: unknown;
     /** The soonest a skipped (open or full) deployment takes requests again. */
     let unavailableForMs: number | undefined;
-    while (this.count < retry.attempts) {
+    while (this.count < allowed) {
       const next = this.next(candidates);
       if (!next) break;
       const wait = next.notBefore - now();
@@ -103,16 +110,29 @@ export class Attempts {
         stopCounting();
         if (gate.lease) void this.release(next.deployment, gate.lease);
       };
+      const timeoutMs = retry.attemptTimeoutMs;
+      const timer = new AbortController();
+      const clock = timeoutMs === undefined ? undefined : setTimeout(() => timer.abort(), timeoutMs);
       try {
-        const value = await attempt(next.deployment);
+        const value = await attempt(
+          next.deployment,
+          clock === undefined ? this.signal : AbortSignal.any([this.signal, timer.signal]),
+        );
         const ms = performance.now() - started;
         this.note(next.deployment, 200, ms);
         this.deps.router.latency.observe(next.deployment.id, ms);
         await this.record(next, 'success', gate.probe);
         return { value, deployment: next.deployment, end };
-      } catch (error) {
+      } catch (thrown) {
         end();
         const ms = performance.now() - started;
+        // Abandoned for its slowness: a timeout like any other, whatever the transport said.
+        const error =
+          timer.signal.aborted && !this.signal.aborted
+            ? new UpstreamTimeoutError(
+                `Deployment '${next.deployment.name}' was not ready to answer within ${timeoutMs} ms.`,
+              )
+            : thrown;
         if (error instanceof ClientAbortedError || this.signal.aborted) {
           this.note(next.deployment, 'aborted', ms);
           // A probe cut short says nothing about the deployment; its claim runs out by itself.
@@ -122,9 +142,24 @@ export class Attempts {
         const retryable = isRetryable(error);
         // A 4xx that is the client's fault says the deployment is up.
         await this.record(next, retryable ? 'failure' : 'success', gate.probe);
-        if (!retryable) throw error;
+        if (!retryable) {
+          const kind = redirected ? undefined : targetedFallbackKind(error);
+          const instead = kind ? this.plan.targeted[kind] : [];
+          if (instead.length === 0) throw error;
+          // Not a retry: no deployment of this model (nor its fallbacks) can take this request,
+          // so the targeted models replace them all and get the attempts a request starts with.
+          redirected = true;
+          candidates = candidatesOf(instead);
+          allowed = this.count + retry.attempts;
+          // Relayed as it came if none of them can be reached.
+          lastError = error;
+          continue;
+        }
         lastError = error;
         this.backOff(next, error);
+      } finally {
+        // Ready (or failed) in time: the stream that follows is bounded by the backend's timeouts.
+        clearTimeout(clock);
       }
     }
     if (lastError !== undefined) throw lastError;
@@ -205,6 +240,12 @@ export class Attempts {
   get count(): number {
     return this.log.filter((entry) => typeof entry.status === 'number' || entry.status === 'aborted').length;
   }
+}
+
+function candidatesOf(groups: RoutePlan['groups']): CandidateState[] {
+  return groups.flatMap((group) =>
+    group.deployments.map((deployment) => ({ deployment, group, tries: 0, out: false, notBefore: 0 })),
+  );
 }
 
 /** Failures another try may fix: the upstream's, never the client's. */

@@ -192,7 +192,9 @@ export class ForwardPath implements InferencePipeline {
     let answered: Awaited<ReturnType<typeof attempts.run<AttemptAnswer>>> | undefined;
     try {
       // ⑤ the backend call and everything read before the client sees a byte, per attempt.
-      answered = await attempts.run((candidate) => this.attempt(request, dispatch, candidate, signal));
+      answered = await attempts.run((candidate, attemptSignal) =>
+        this.attempt(request, dispatch, candidate, attemptSignal),
+      );
       outcome.attempts = attempts.log;
       reply.header('x-tollgate-attempts', String(attempts.count));
       const { response, started, body: json } = answered.value;

@@ -12,6 +12,7 @@ import {
   upstreamModel,
 } from '../routing/route-table.js';
 import { orderCandidates } from '../routing/strategies.js';
+import type { TargetedFallbackKind } from '../routing/targeted-fallback.js';
 import type { DeploymentLimits } from '../store/health-store.js';
 
 /** ④ router: public model name -> the deployment that serves it. */
@@ -44,6 +45,8 @@ export interface RoutePlan {
   primary: Deployment;
   /** Candidates in the order to try them; each group is one model (the asked one first). */
   groups: Array<{ model: string; route: ModelRoute; deployments: Deployment[] }>;
+  /** Where the request goes instead when refused for its length or by a content policy. */
+  targeted: Record<TargetedFallbackKind, RoutePlan['groups']>;
 }
 
 export interface ModelCard {
@@ -109,21 +112,26 @@ export class ModelRouter {
     if (!match) throw new ModelNotFoundError(publicName);
     const first = match.route.deployments[0];
     if (!first) throw new ModelNotFoundError(publicName);
-    const groups: RoutePlan['groups'] = [
-      { model: publicName, route: match.route, deployments: this.ordered(match) },
-    ];
-    if (options.fallbacks) {
-      for (const fallback of match.route.fallbacks) {
+    const groups = (models: string[]): RoutePlan['groups'] => {
+      if (!options.fallbacks) return [];
+      return models.flatMap((fallback) => {
         const fallbackMatch = this.table.match(fallback);
-        if (!fallbackMatch || !options.mayUse(fallback)) continue;
-        groups.push({
-          model: fallback,
-          route: fallbackMatch.route,
-          deployments: this.ordered(fallbackMatch),
-        });
-      }
-    }
-    return { route: match.route, primary: this.deployment(match, first), groups };
+        if (!fallbackMatch || !options.mayUse(fallback)) return [];
+        return [{ model: fallback, route: fallbackMatch.route, deployments: this.ordered(fallbackMatch) }];
+      });
+    };
+    return {
+      route: match.route,
+      primary: this.deployment(match, first),
+      groups: [
+        { model: publicName, route: match.route, deployments: this.ordered(match) },
+        ...groups(match.route.fallbacks),
+      ],
+      targeted: {
+        context: groups(match.route.targeted.context),
+        contentPolicy: groups(match.route.targeted.contentPolicy),
+      },
+    };
   }
 
   private ordered(match: RouteMatch): Deployment[] {

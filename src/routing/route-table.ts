@@ -8,6 +8,7 @@ import {
   type RoutingStrategy,
 } from '../config/schema.js';
 import type { CircuitPolicy, DeploymentLimits } from '../store/health-store.js';
+import type { TargetedFallbackKind } from './targeted-fallback.js';
 
 const ONE_LINE_RETRY: RetryConfig = { ...DEFAULT_RETRY, attempts: 1 };
 const ONE_LINE_CIRCUIT = { ...DEFAULT_CIRCUIT, enabled: false };
@@ -38,6 +39,8 @@ export interface ModelRoute {
   strategy: RoutingStrategy;
   /** Public model names tried in order once every deployment of this one is out. */
   fallbacks: string[];
+  /** Tried instead when an attempt is refused for its length or by a content policy. */
+  targeted: Record<TargetedFallbackKind, string[]>;
   retry: RetryConfig;
   /** Undefined when the model's circuit breaker is turned off. */
   circuit: CircuitPolicy | undefined;
@@ -119,6 +122,10 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
     deployments,
     strategy: model.strategy ?? 'weighted',
     fallbacks: [...(model.fallbacks ?? [])],
+    targeted: {
+      context: [...(model.contextFallbacks ?? [])],
+      contentPolicy: [...(model.contentPolicyFallbacks ?? [])],
+    },
     retry: model.retry ?? (oneLine ? ONE_LINE_RETRY : DEFAULT_RETRY),
     circuit: enabled ? circuit : undefined,
     ownedBy: model.ownedBy,
