@@ -137,7 +137,7 @@ export class CacheStage {
         : key
           ? cacheScope(policy.scope, policy.scope === 'key' ? key.keyId : key.teamId)
           : undefined;
-    if (!verdict.use || owner === undefined) {
+    if (!verdict.use || owner === undefined || tooLargeToKey(request, this.config.maxRequestBytes)) {
       this.mark(request, reply, 'BYPASS');
       return undefined;
     }
@@ -392,4 +392,14 @@ export class CacheStage {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.finishing]);
   }
+}
+
+/**
+ * A body whose key would cost more event-loop time than a request should (canonical form and
+ * hash are linear in its size). Known from content-length, which the SDKs always send; a chunked
+ * body is keyed whatever its size (the body limit still bounds it).
+ */
+function tooLargeToKey(request: FastifyRequest, maxBytes: number): boolean {
+  const length = Number(request.headers['content-length']);
+  return Number.isFinite(length) && length > maxBytes;
 }
