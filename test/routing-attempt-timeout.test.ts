@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load-config.js';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { CHAT, chunk, completion, type UpstreamHandler } from './support/routing-fixtures.js';
 
 /*
  * ⑤ retry.attemptTimeoutMs: an attempt not ready to answer in time (no first event, no JSON
@@ -10,8 +11,6 @@ import { startGateway, type TestGateway } from './support/gateway.js';
  * attempt is ready, the timeout no longer applies.
  */
 
-type Handler = Parameters<FakeUpstream['on']>[2];
-const CHAT = '/v1/chat/completions';
 /** Long enough that a local upstream answering at once is never cut, under any load. */
 const ATTEMPT_TIMEOUT_MS = 1_500;
 
@@ -25,43 +24,20 @@ afterEach(async () => {
   gw = undefined;
 });
 
-function completion(from: string) {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1,
-    model: from,
-    choices: [
-      { index: 0, message: { role: 'assistant', content: from }, finish_reason: 'stop', logprobs: null },
-    ],
-    usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
-  };
-}
-
-function chunk(content: string) {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion.chunk',
-    created: 1,
-    model: 'm',
-    choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs: null }],
-  };
-}
-
-const answers: Handler = (req, res) => {
+const answers: UpstreamHandler = (req, res) => {
   if (req.json?.stream) return sendSse(res, [chunk(String(req.json?.model))]);
   sendJson(res, 200, completion(String(req.json?.model)));
 };
 /** Accepts the request and never answers (until the gateway gives up on it). */
-const stalls: Handler = () => {};
+const stalls: UpstreamHandler = () => {};
 /** Sends the stream's headers, then nothing. */
-const stallsBeforeFirstEvent: Handler = (_req, res) => {
+const stallsBeforeFirstEvent: UpstreamHandler = (_req, res) => {
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   res.flushHeaders();
 };
 
 async function setup(
-  first: Handler,
+  first: UpstreamHandler,
   retry: Record<string, unknown> = { attemptTimeoutMs: ATTEMPT_TIMEOUT_MS },
 ) {
   const a = new FakeUpstream().on('POST', CHAT, first);

@@ -6,15 +6,13 @@ import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { expectEnvelope } from './support/error-envelope.js';
 import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { CHAT, chunk, completion, ROUTING_USAGE, type UpstreamHandler } from './support/routing-fixtures.js';
 
 /*
  * ⑤ attempts over deployments: failover before the client has seen a byte, never after; the
  * circuit breaker and deployment limits in the path; fallback models; one reservation.
  */
 
-type Handler = Parameters<FakeUpstream['on']>[2];
-const CHAT = '/v1/chat/completions';
-const USAGE = { prompt_tokens: 30, completion_tokens: 10, total_tokens: 40 };
 const FAST_RETRY = { attempts: 3, backoffMs: 1, maxBackoffMs: 5, maxRetryAfterMs: 200, deadlineMs: 30_000 };
 
 let servers: FakeUpstream[] = [];
@@ -27,38 +25,15 @@ afterEach(async () => {
   gw = undefined;
 });
 
-function completion(from: string) {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1,
-    model: from,
-    choices: [
-      { index: 0, message: { role: 'assistant', content: from }, finish_reason: 'stop', logprobs: null },
-    ],
-    usage: USAGE,
-  };
-}
-
-function chunk(content: string) {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion.chunk',
-    created: 1,
-    model: 'm',
-    choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs: null }],
-  };
-}
-
-const answers: Handler = (req, res) => {
+const answers: UpstreamHandler = (req, res) => {
   if (req.json?.stream) return sendSse(res, [chunk('one'), chunk('two')]);
   sendJson(res, 200, completion(String(req.json?.model)));
 };
-const fails500: Handler = (_req, res) => sendJson(res, 500, openaiError('boom', 'server_error'));
+const fails500: UpstreamHandler = (_req, res) => sendJson(res, 500, openaiError('boom', 'server_error'));
 
 /** Upstreams `a` and `b` with handlers the test can swap; models as the test configures them. */
 async function setup(models: ConfigInput['models'], extra: Partial<ConfigInput> = {}) {
-  const handlers: { a: Handler; b: Handler } = { a: answers, b: answers };
+  const handlers: { a: UpstreamHandler; b: UpstreamHandler } = { a: answers, b: answers };
   const a = new FakeUpstream().on('POST', CHAT, (req, res, raw) => handlers.a(req, res, raw));
   const b = new FakeUpstream().on('POST', CHAT, (req, res, raw) => handlers.b(req, res, raw));
   servers.push(a, b);
@@ -377,7 +352,7 @@ describe('one reservation across attempts', () => {
     // The settle runs just after the answer went out.
     while ((mine.team.standing.budgets[0]?.reserved_tokens ?? 0) > 0) mine = await own();
     expect(mine.team.standing.budgets[0]).toMatchObject({
-      spent_tokens: USAGE.total_tokens,
+      spent_tokens: ROUTING_USAGE.total_tokens,
       reserved_tokens: 0,
     });
   });

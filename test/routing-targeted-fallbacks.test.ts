@@ -5,6 +5,7 @@ import type { ConfigInput } from '../src/config/schema.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { CHAT, chunk, completion, ROUTING_USAGE, type UpstreamHandler } from './support/routing-fixtures.js';
 
 /*
  * ⑤ targeted fallbacks: a 400 refusing the request for its length (`context_length_exceeded`)
@@ -12,9 +13,6 @@ import { startGateway, type TestGateway } from './support/gateway.js';
  * every other 400 is the client's answer, as is that one when the model sets nothing.
  */
 
-type Handler = Parameters<FakeUpstream['on']>[2];
-const CHAT = '/v1/chat/completions';
-const USAGE = { prompt_tokens: 30, completion_tokens: 10, total_tokens: 40 };
 const FAST_RETRY = { attempts: 3, backoffMs: 1, maxBackoffMs: 5, maxRetryAfterMs: 200, deadlineMs: 30_000 };
 
 let servers: FakeUpstream[] = [];
@@ -27,38 +25,15 @@ afterEach(async () => {
   gw = undefined;
 });
 
-function completion(from: string) {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1,
-    model: from,
-    choices: [
-      { index: 0, message: { role: 'assistant', content: from }, finish_reason: 'stop', logprobs: null },
-    ],
-    usage: USAGE,
-  };
-}
-
-function chunk(content: string) {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion.chunk',
-    created: 1,
-    model: 'm',
-    choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs: null }],
-  };
-}
-
 /** Answers with the upstream model's name as content, so a test sees who answered. */
-const answers: Handler = (req, res) => {
+const answers: UpstreamHandler = (req, res) => {
   if (req.json?.stream) return sendSse(res, [chunk(String(req.json?.model))]);
   sendJson(res, 200, completion(String(req.json?.model)));
 };
 
 /** A 400 as OpenAI (or Azure) sends it, with `code`. */
 const refuses =
-  (code: string | null, message = 'refused'): Handler =>
+  (code: string | null, message = 'refused'): UpstreamHandler =>
   (_req, res) =>
     sendJson(res, 400, openaiError(message, 'invalid_request_error', code, code ? 'messages' : null));
 
@@ -72,7 +47,7 @@ const TOO_LONG = refuses(
  * upstream `long` serves `long` and `lenient`, its targeted fallbacks.
  */
 async function setup(extra: Partial<ConfigInput> = {}) {
-  const handlers: { short: Handler; long: Handler } = { short: TOO_LONG, long: answers };
+  const handlers: { short: UpstreamHandler; long: UpstreamHandler } = { short: TOO_LONG, long: answers };
   const short = new FakeUpstream().on('POST', CHAT, (req, res, raw) => handlers.short(req, res, raw));
   const long = new FakeUpstream().on('POST', CHAT, (req, res, raw) => handlers.long(req, res, raw));
   servers.push(short, long);
@@ -159,7 +134,7 @@ describe('context_length_exceeded -> contextFallbacks', () => {
     // The settle runs just after the answer went out.
     while ((mine.team.standing.budgets[0]?.reserved_tokens ?? 0) > 0) mine = await own();
     expect(mine.team.standing.budgets[0]).toMatchObject({
-      spent_tokens: USAGE.total_tokens,
+      spent_tokens: ROUTING_USAGE.total_tokens,
       reserved_tokens: 0,
     });
   });
