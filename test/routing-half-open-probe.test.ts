@@ -1,11 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeUpstream, openaiError, sendJson } from './support/fake-upstream.js';
-import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
+import type { GatewayProcess } from './support/gateway-process.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
+import { startFailoverPair } from './support/routing-fixtures.js';
 
 /*
  * A half-open circuit lets exactly one probe through across the whole fleet: two gateway
@@ -18,7 +16,7 @@ let redis: TestRedis | undefined;
 let client: Redis | undefined;
 let failing: FakeUpstream;
 let healthy: FakeUpstream;
-let configDir: string;
+let pair: Awaited<ReturnType<typeof startFailoverPair>> | undefined;
 let first: GatewayProcess | undefined;
 let second: GatewayProcess | undefined;
 // Its own name per run: circuit state is keyed by model and deployment, and Redis outlives runs.
@@ -50,41 +48,15 @@ beforeAll(async () => {
     sendJson(res, 200, completion('healthy')),
   );
   const [failingUrl, healthyUrl] = await Promise.all([failing.start(), healthy.start()]);
-  configDir = mkdtempSync(join(tmpdir(), 'tollgate-probe-'));
-  const configFile = join(configDir, 'tollgate.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      auth: 'none',
-      backends: {
-        failing: { type: 'openai', baseUrl: `${failingUrl}/v1`, apiKey: 'k1' },
-        healthy: { type: 'openai', baseUrl: `${healthyUrl}/v1`, apiKey: 'k2' },
-      },
-      models: {
-        [MODEL]: {
-          strategy: 'priority',
-          deployments: [
-            { backend: 'failing', model: 'm' },
-            { backend: 'healthy', model: 'm', priority: 1 },
-          ],
-          retry: { attempts: 2, backoffMs: 1, maxBackoffMs: 5 },
-          // Long: the probe's claim lasts one cool-down, and the probe is held open for as long
-          // as the test needs, whatever the machine's load. The cool-down is ended in Redis.
-          circuit: { failures: 2, cooldownMs: 600_000 },
-        },
-      },
-    }),
-  );
-  const env = { REDIS_URL: redis.url, TOLLGATE_CONFIG: configFile };
-  [first, second] = await Promise.all([startGatewayProcess(env), startGatewayProcess(env)]);
+  pair = await startFailoverPair({ model: MODEL, failingUrl, healthyUrl, redisUrl: redis.url });
+  ({ first, second } = pair);
 });
 
 afterAll(async () => {
-  await Promise.all([first?.stop(), second?.stop()]);
+  await pair?.stop();
   await Promise.all([failing?.stop(), healthy?.stop()]);
   await client?.del(CIRCUIT_KEY);
   client?.disconnect();
-  if (configDir) rmSync(configDir, { recursive: true, force: true });
   await redis?.stop();
 });
 
