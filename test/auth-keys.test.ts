@@ -65,7 +65,7 @@ function loggedRequests(gw: TestGateway): number {
 
 /** The request log line is written when the response closes, which can trail the client by a tick. */
 async function waitForLoggedRequests(gw: TestGateway, atLeast: number): Promise<void> {
-  for (let i = 0; i < 100 && loggedRequests(gw) < atLeast; i++) {
+  for (let i = 0; i < 1_500 && loggedRequests(gw) < atLeast; i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

@@ -134,7 +134,7 @@ async function entries(gw: TestGateway, teamId: string): Promise<number | undefi
 
 /** JSON answers are stored just after they are sent: waits until the team has `count` entries. */
 async function stored(gw: TestGateway, teamId: string, count: number): Promise<void> {
-  for (let i = 0; i < 100 && (await entries(gw, teamId)) !== count; i++) await sleep(10);
+  for (let i = 0; i < 1_500 && (await entries(gw, teamId)) !== count; i++) await sleep(10);
   expect(await entries(gw, teamId)).toBe(count);
 }
 

@@ -66,7 +66,7 @@ async function setup(store: Store, clock: () => number, team: Record<string, unk
     ).standing;
   // Settles run just after each answer is sent: wait until the spend shows.
   const spentNow = async (expected: number) => {
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 1_500; i++) {
       const s = await standing();
       if (s.budgets.every((b) => b.spent_tokens === expected)) return s;
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -140,7 +140,7 @@ describe.each(stores)('periods roll over with an injected clock (%s)', (_name, o
     now = Date.parse('2027-02-01T00:00:01-05:00');
     // Three months' worth of 40 = 120: the lifetime budget is spent even though February is new.
     let lifetime = (await standing()).budgets.find((b) => b.period_key === 'all');
-    for (let i = 0; i < 100 && lifetime?.spent_tokens !== 120; i++) {
+    for (let i = 0; i < 1_500 && lifetime?.spent_tokens !== 120; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
       lifetime = (await standing()).budgets.find((b) => b.period_key === 'all');
     }

@@ -104,7 +104,7 @@ describe.each(stores)('usage accounting ($name)', (store) => {
 
       // Recording happens after each response, off the client's path: wait for it.
       let byKey: Row[] = [];
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; i < 750; i++) {
         byKey = (await admin<{ data: Row[] }>(gw, 'GET', `/usage?team_id=${team.id}&group_by=key`)).data;
         if (byKey.reduce((sum, row) => sum + row.requests, 0) === 3) break;
         await new Promise((resolve) => setTimeout(resolve, 20));
