@@ -119,7 +119,7 @@ function requestId(request: IncomingMessage): string {
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger ?? createLogger(config.log, deps.logDestination).logger;
-  const backends = deps.registry ?? BackendRegistry.fromConfig(config);
+  const backends = deps.registry ?? (await BackendRegistry.fromConfig(config, logger));
   const store = deps.store ?? (await createStore(config));
   const registry = new Registry(store);
   const { adminKey, generated } = await AdminKey.init(config.admin.key, store);

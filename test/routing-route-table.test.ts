@@ -1,4 +1,5 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendRegistry } from '../src/backends/registry.js';
 import { parseConfig } from '../src/config/load-config.js';
 import { DEFAULT_RETRY } from '../src/config/schema.js';
@@ -130,8 +131,12 @@ describe('route table', () => {
 });
 
 describe('the router over the route table', () => {
-  const backends = BackendRegistry.fromConfig(config);
-  const router = new ModelRouter(config, backends);
+  let backends: BackendRegistry;
+  let router: ModelRouter;
+  beforeAll(async () => {
+    backends = await BackendRegistry.fromConfig(config, pino({ level: 'silent' }));
+    router = new ModelRouter(config, backends);
+  });
   afterAll(() => backends.close());
 
   it('resolves one-line and wildcard models as before', () => {
