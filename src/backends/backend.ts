@@ -76,5 +76,11 @@ export interface Backend {
   listModels(signal: AbortSignal): Promise<string[]>;
   /** Resolves when the backend is reachable; rejects with the reason otherwise. */
   checkHealth(signal: AbortSignal): Promise<void>;
+  /**
+   * Known not to take requests right now (a model still loading, a local server its last probe
+   * found down): how long until it is worth asking again. Routing skips such a backend the way it
+   * skips an open circuit. Absent or undefined: usable.
+   */
+  unavailableForMs?(): number | undefined;
   close(): Promise<void>;
 }

@@ -16,7 +16,7 @@ import type { Deployment, ModelRouter, RoutePlan } from './router.js';
 export interface AttemptRecord {
   deployment: string;
   /** The upstream's status, the gateway's error status, or what kept the candidate out. */
-  status: number | 'circuit-open' | 'at-limit' | 'aborted';
+  status: number | 'circuit-open' | 'at-limit' | 'unavailable' | 'aborted';
   duration_ms: number;
 }
 
@@ -196,6 +196,11 @@ export class Attempts {
   ): Promise<{ admitted: true; probe?: string; lease?: string } | { admitted: false; retryAfterMs: number }> {
     const { deployment, group } = candidate;
     const { health, now } = this.deps;
+    const downForMs = deployment.backend.unavailableForMs?.();
+    if (downForMs !== undefined) {
+      this.note(deployment, 'unavailable', 0);
+      return { admitted: false, retryAfterMs: downForMs };
+    }
     let probe: string | undefined;
     if (group.route.circuit) {
       const admission = await health.admit(deployment.id, group.route.circuit, now());
