@@ -2,6 +2,10 @@
 
 # Build: compile TypeScript, then drop dev dependencies.
 FROM node:24-bookworm-slim AS build
+# node-llama-cpp (in-process GGUF models, an optional dependency) ships prebuilt llama.cpp
+# binaries for every platform and GPU (~700 MB). cpu (default): keep the CPU build for this
+# image's architecture only; gpu: keep every build (CUDA/Vulkan hosts); none: leave it out.
+ARG LLAMA_CPP=cpu
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No install scripts: the image has its Node already (the `node` dev dependency would fetch
@@ -12,7 +16,15 @@ COPY src ./src
 # A plain dist/ folder (scripts/build.mjs's switchable builds are for checkouts).
 # tsc emits only .js: the store's Lua scripts are read at run time from beside their module.
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && cp -r src/store/lua dist/store/lua \
-    && npm prune --omit=dev --ignore-scripts
+    && npm prune --omit=dev --ignore-scripts \
+    && case "$LLAMA_CPP" in \
+         none) npm prune --omit=dev --omit=optional --ignore-scripts ;; \
+         cpu) find node_modules/@node-llama-cpp -mindepth 1 -maxdepth 1 \
+                \( -name '*cuda*' -o -name '*vulkan*' -o ! -name "linux-$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')" \) \
+                -exec rm -rf {} + ;; \
+         gpu) ;; \
+         *) echo "LLAMA_CPP must be cpu, gpu or none" >&2; exit 1 ;; \
+       esac
 
 # Runtime: only what runs, as the unprivileged `node` user.
 FROM node:24-bookworm-slim AS runtime
