@@ -306,6 +306,36 @@ describe.each(subjects)('Health store contract: $name', (subject) => {
       expect(takes.filter((take) => take.taken)).toHaveLength(4);
     });
 
+    it('corrects the tokens a take counted to what the answer used, in its minute only', async () => {
+      const other = await sibling();
+      const limits = { tokensPerMinute: 1_000 };
+      expect(await h().takeCapacity('gpt/a', limits, 100, T0, lease)).toMatchObject({ taken: true });
+      // Estimated 100, used 900: 900 counted, so 200 more no longer fit (on any instance).
+      await h().adjustTokens('gpt/a', T0, 800, T0 + 5_000);
+      expect(await other.takeCapacity('gpt/a', limits, 200, T0 + 6_000, lease)).toMatchObject({
+        taken: false,
+        limit: 'tokens_per_minute',
+      });
+      // Used less than estimated: the rest is given back, never below zero.
+      await other.adjustTokens('gpt/a', T0, -500, T0 + 7_000);
+      expect(await h().takeCapacity('gpt/a', limits, 600, T0 + 8_000, lease)).toMatchObject({ taken: true });
+      await h().adjustTokens('gpt/a', T0, -1_000_000, T0 + 9_000);
+      expect(await h().takeCapacity('gpt/a', limits, 1_000, T0 + 10_000, lease)).toMatchObject({
+        taken: true,
+      });
+      // A correction arriving once its minute is over changes nothing in the next one.
+      expect(await h().takeCapacity('gpt/a', limits, 100, T0 + MINUTE, lease)).toMatchObject({ taken: true });
+      await h().adjustTokens('gpt/a', T0 + 30_000, 5_000, T0 + MINUTE + 1);
+      await h().adjustTokens('gpt/a', T0 + MINUTE - 1, 5_000, T0 + MINUTE + 2);
+      expect(await h().takeCapacity('gpt/a', limits, 900, T0 + MINUTE + 3, lease)).toMatchObject({
+        taken: true,
+      });
+      // Nothing taken there: nothing to correct (no window is made up).
+      await h().adjustTokens('gpt/b', T0, 5_000, T0);
+      expect(await h().takeCapacity('gpt/b', limits, 1_000, T0, lease)).toMatchObject({ taken: true });
+      await expect(h().adjustTokens('gpt/a', T0, 1.5, T0)).rejects.toThrow(TypeError);
+    });
+
     it('takes any amount when there are no limits, and refuses bad token counts', async () => {
       for (let i = 0; i < 5; i++)
         expect(await h().takeCapacity('gpt/a', {}, 1_000_000, T0, lease)).toMatchObject({ taken: true });

@@ -169,7 +169,21 @@ describe.each(subjects)('Usage store contract: $name', (subject) => {
 
   it('lists requests newest first, page by page, each record whole', async () => {
     const records = Array.from({ length: 5 }, (_, i) =>
-      usage({ at: DAY1 + i, tags: [`n${i}`], cache: i % 2 ? 'HIT' : undefined, ttftMs: i }),
+      usage({
+        at: DAY1 + i,
+        tags: [`n${i}`],
+        cache: i % 2 ? 'HIT' : undefined,
+        ttftMs: i,
+        // A request that failed over keeps every attempt, skipped deployments included.
+        attempts:
+          i % 2
+            ? undefined
+            : [
+                { deployment: 'a', status: 'circuit-open', duration_ms: 0 },
+                { deployment: 'b', status: 502, duration_ms: 12.34 },
+                { deployment: 'c', status: 200, duration_ms: 56.78 },
+              ],
+      }),
     );
     // Two batches: order is kept across them too.
     await u().record(records.slice(0, 2));
@@ -179,6 +193,7 @@ describe.each(subjects)('Usage store contract: $name', (subject) => {
     const all = await u().listRequests({ limit: 10 });
     expect(all.hasMore).toBe(false);
     expect(all.items.map(({ id: _id, ...record }) => record)).toEqual(newestFirst);
+    expect(all.items.at(-1)?.attempts?.map((attempt) => attempt.status)).toEqual(['circuit-open', 502, 200]);
     expect(new Set(all.items.map((item) => item.id)).size).toBe(5);
 
     const first = await u().listRequests({ limit: 2 });

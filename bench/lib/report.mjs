@@ -1,6 +1,7 @@
 // Turns the raw figures of one run into the markdown report: absolute numbers first, then the
 // ratios and deltas against direct (no hop) and against the floor (cheapest Node hop), then the
 // PASS/MISS verdict for each target.
+import { routingSection, routingVerdicts } from './routing-report.mjs';
 import { median, summarize } from './stats.mjs';
 
 /** @typedef {import('../run.mjs').TargetKey} TargetKey */
@@ -25,6 +26,7 @@ import { median, summarize } from './stats.mjs';
  * @property {Record<'floor' | 'tollgate', MemoryTimeline>} memory
  * @property {import('../run.mjs').QuotaSection} [quota] section 6 (auth + quota + usage on Redis)
  * @property {import('../run.mjs').CacheSection} [cache] section 7 (cache hits)
+ * @property {import('./routing-report.mjs').RoutingSection} [routing] section 8 (three deployments vs one)
  * @property {{ limitCores: number, waitedSec: number, repeats: number, events: string[] }} noise
  */
 
@@ -472,6 +474,7 @@ export function evaluateTargets(input) {
   }
 
   verdicts.push(...cacheVerdicts(input.cache));
+  verdicts.push(...routingVerdicts(input.routing));
 
   const floorStreams = pooledStreams(input.streamRuns.floor, 'sequential');
   const gatewayStreams = pooledStreams(input.streamRuns.tollgate, 'sequential');
@@ -1041,6 +1044,7 @@ export function renderReport(input) {
     perRoundSection(input),
     quotaSection(input),
     cacheSection(input),
+    routingSection(input.routing),
     notesSection(input),
   ].join('\n');
 }

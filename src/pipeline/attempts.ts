@@ -35,6 +35,11 @@ export interface Answered<T> {
   deployment: Deployment;
   /** The answer has ended (stream end included): frees its concurrency slot and in-flight count. */
   end: () => void;
+  /**
+   * The tokens the answer used: the deployment's tokens-per-minute count, taken with the
+   * estimate, is corrected to them. Never rejects (a lost correction only leaves the estimate).
+   */
+  used: (tokens: number) => Promise<void>;
 }
 
 interface CandidateState {
@@ -122,7 +127,8 @@ export class Attempts {
         this.note(next.deployment, 200, ms);
         this.deps.router.latency.observe(next.deployment.id, ms);
         await this.record(next, 'success', gate.probe);
-        return { value, deployment: next.deployment, end };
+        const used = (tokens: number) => this.correctTokens(next.deployment, gate, tokens);
+        return { value, deployment: next.deployment, end, used };
       } catch (thrown) {
         end();
         const ms = performance.now() - started;
@@ -179,7 +185,8 @@ export class Attempts {
 
   private backOff(candidate: CandidateState, error: unknown): void {
     const { retry } = this.plan.route;
-    const asked = error instanceof UpstreamClientError ? retryAfterMs(error.headers) : undefined;
+    // A 429, and an overloaded upstream's 503/529, may say when to come back.
+    const asked = error instanceof GatewayError ? retryAfterMs(error.headers) : undefined;
     if (asked !== undefined && asked > retry.maxRetryAfterMs) {
       // Waiting that long is not worth it for this request: another deployment, or the failure.
       candidate.out = true;
@@ -193,7 +200,10 @@ export class Attempts {
 
   private async admit(
     candidate: CandidateState,
-  ): Promise<{ admitted: true; probe?: string; lease?: string } | { admitted: false; retryAfterMs: number }> {
+  ): Promise<
+    | { admitted: true; probe?: string; lease?: string; takenAt?: number }
+    | { admitted: false; retryAfterMs: number }
+  > {
     const { deployment, group } = candidate;
     const { health, now } = this.deps;
     const downForMs = deployment.backend.unavailableForMs?.();
@@ -217,13 +227,24 @@ export class Attempts {
       limits.tokensPerMinute === undefined
     )
       return { admitted: true, ...(probe ? { probe } : {}) };
-    const take = await health.takeCapacity(deployment.id, limits, this.tokens, now(), this.deps.leaseTtlMs);
+    const takenAt = now();
+    const take = await health.takeCapacity(deployment.id, limits, this.tokens, takenAt, this.deps.leaseTtlMs);
     if (!take.taken) {
       this.note(deployment, 'at-limit', 0);
       // The probe was not used: report nothing; its claim lapses after the cool-down.
       return { admitted: false, retryAfterMs: take.retryAfterMs ?? 1_000 };
     }
-    return { admitted: true, lease: take.lease, ...(probe ? { probe } : {}) };
+    return { admitted: true, lease: take.lease, takenAt, ...(probe ? { probe } : {}) };
+  }
+
+  /** ⑦ the deployment's tokens per minute: the estimate taken at admission becomes what was used. */
+  private async correctTokens(deployment: Deployment, gate: { takenAt?: number }, tokens: number) {
+    if (gate.takenAt === undefined || deployment.limits.tokensPerMinute === undefined) return;
+    const used = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(tokens)));
+    if (!Number.isFinite(used) || used === this.tokens) return;
+    await this.deps.health
+      .adjustTokens(deployment.id, gate.takenAt, used - this.tokens, this.deps.now())
+      .catch(() => {});
   }
 
   private async record(candidate: CandidateState, outcome: 'success' | 'failure', probe?: string) {

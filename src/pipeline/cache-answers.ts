@@ -2,14 +2,16 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
 import { itemsOf, mergeItems, singleItemAnswer } from '../cache/embedding-items.js';
 import { TokenCounter } from '../usage/token-counter.js';
+import type { Answered } from './attempts.js';
 import type { CacheHit, CachePlan, CacheStage } from './cache.js';
-import { clientWantsUsageChunk, dispatchJson, type JsonDispatch } from './dispatch.js';
+import { clientWantsUsageChunk, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import type { ForwardOutcome } from './forward-outcome.js';
 import type { QuotaStage } from './quota.js';
+import type { Reservation } from './reservation.js';
 import type { Deployment } from './router.js';
 import { collectBody, type RelayOptions, readFirstEvent, relaySse, sendBuffered } from './stream.js';
-import { type TokenUsage, usageFromJson } from './usage.js';
+import { type TokenUsage, tokensOf, usageFromJson } from './usage.js';
 
 /**
  * ③ cache, the answers it gives instead of the upstream: a stored answer (as JSON or replayed
@@ -26,6 +28,18 @@ export interface CacheAnswerDeps {
   /** Non-streamed upstream answers are read whole up to this size. */
   maxJsonBytes: number;
 }
+
+/** What an attempt read before committing: a JSON answer is read whole. */
+export interface UpstreamAnswer {
+  response: BackendResponse;
+  body?: Buffer | undefined;
+}
+
+/** Sends a request (within its reservation) to the first deployment that answers. */
+export type UpstreamCall = (
+  dispatch: JsonDispatch,
+  reservation: Reservation,
+) => Promise<Answered<UpstreamAnswer>>;
 
 export class CacheAnswers {
   constructor(private readonly deps: CacheAnswerDeps) {}
@@ -122,6 +136,8 @@ export class CacheAnswers {
     deployment: Deployment,
     model: string,
     plan: CachePlan,
+    /** ⑤ sends the uncached inputs over the model's deployments (forward.ts's attempts). */
+    upstream: UpstreamCall,
   ): Promise<ForwardOutcome> {
     const g = request.gateway;
     const inputs = dispatch.body.input as unknown[];
@@ -145,9 +161,12 @@ export class CacheAnswers {
     const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
     const partial: JsonDispatch = { ...dispatch, body };
     const reservation = await this.reserve(request, dispatch, body, deployment, model); // ②
+    let answered: Answered<UpstreamAnswer> | undefined;
     try {
-      const response = await dispatchJson(request, deployment, partial); // ⑤
-      let answer = await collectBody(response, this.deps.maxJsonBytes);
+      // ⑤ the misses go through the attempts like any request: failover, circuits, limits.
+      answered = await upstream(partial, reservation);
+      const { response } = answered.value;
+      let answer = answered.value.body ?? (await collectBody(response, this.deps.maxJsonBytes));
       const usage = usageFromJson(answer); // ⑦
       if (response.status === 200 && dispatch.body.encoding_format === 'base64')
         answer = ensureBase64Embeddings(answer);
@@ -180,12 +199,16 @@ export class CacheAnswers {
           .send(mergeItems(parts, upstreamAnswer.model));
         this.deps.cache.storeItems(plan, fresh).catch(() => {});
       }
-      void reservation.settle(usage);
+      const tokens = tokensOf(usage);
+      if (tokens !== undefined) void answered.used(tokens);
+      void reservation.settle(usage, answered.deployment.upstreamModel);
       return { usage };
     } catch (error) {
       // A client that left cost the prompt upstream (the estimate is charged); a failure, nothing.
       await (g.abort.signal.aborted ? reservation.settle(undefined) : reservation.release());
       throw error;
+    } finally {
+      answered?.end();
     }
   }
 

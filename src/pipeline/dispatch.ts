@@ -1,8 +1,8 @@
+import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
-import type { BackendResponse, JsonEndpoint } from '../backends/backend.js';
+import type { BackendResponse, JsonEndpoint, UploadEndpoint } from '../backends/backend.js';
 import { EndpointNotSupportedError } from '../errors.js';
 import type { Deployment } from './router.js';
-import type { OpenedUpload } from './upload-body.js';
 
 /** Endpoints whose streams can carry a usage chunk on request (`stream_options`). */
 const USAGE_CHUNK_ENDPOINTS: ReadonlySet<JsonEndpoint> = new Set(['chat.completions', 'completions']);
@@ -69,15 +69,21 @@ export async function dispatchJson(
   });
 }
 
-/** ⑤ backend, for a multipart upload opened by upload-body.ts. */
-export function dispatchUpload(request: FastifyRequest, upload: OpenedUpload): Promise<BackendResponse> {
-  return upload.deployment.backend.send({
+/** ⑤ backend, for a multipart upload opened by upload-body.ts, to one deployment. */
+export function dispatchUpload(
+  request: FastifyRequest,
+  upload: { endpoint: UploadEndpoint; contentType: string },
+  deployment: Deployment,
+  body: Readable,
+  signal: AbortSignal = request.gateway.abort.signal,
+): Promise<BackendResponse> {
+  return deployment.backend.send({
     kind: 'upload',
     endpoint: upload.endpoint,
-    model: upload.deployment.upstreamModel,
+    model: deployment.upstreamModel,
     contentType: upload.contentType,
-    body: upload.body,
-    signal: request.gateway.abort.signal,
+    body,
+    signal,
     requestId: request.id,
   });
 }

@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse, UploadEndpoint } from '../backends/backend.js';
-import { InvalidRequestError, RequestTooLargeError } from '../errors.js';
+import { EndpointNotSupportedError, InvalidRequestError, RequestTooLargeError } from '../errors.js';
 import { lingerAfterAnswer } from '../http/lingering-close.js';
 import { completionTokensOfJson, estimatedUsage, StreamTally } from '../usage/output-tally.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
-import { Attempts, type AttemptsDeps } from './attempts.js';
+import { type Answered, Attempts, type AttemptsDeps } from './attempts.js';
 import { assertModelAllowed } from './auth.js';
 import type { CacheStage } from './cache.js';
 import type { CacheAnswers } from './cache-answers.js';
@@ -12,6 +12,7 @@ import type { CacheFill } from './cache-fill.js';
 import { clientWantsUsageChunk, dispatchJson, dispatchUpload, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import { type ForwardOutcome, recordOutcome } from './forward-outcome.js';
+import { inBandError } from './in-band-error.js';
 import type { InferencePipeline } from './pipeline.js';
 import { type QuotaStage, tokenRateHeaders } from './quota.js';
 import type { RequestLimits } from './request-limits.js';
@@ -27,8 +28,8 @@ import {
   sendBuffered,
   sendStreamed,
 } from './stream.js';
-import { openUpload, UploadSource } from './upload-body.js';
-import { usageFromJson } from './usage.js';
+import { type KeptUpload, openUpload, type UploadRoute, UploadSource } from './upload-body.js';
+import { tokensOf, usageFromJson } from './usage.js';
 
 export interface ForwardDeps {
   router: ModelRouter;
@@ -73,21 +74,94 @@ export class ForwardPath implements InferencePipeline {
 
   async upload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint): Promise<unknown> {
     const source = new UploadSource(request.raw, this.deps.uploadLimit);
+    const outcome: ForwardOutcome = {};
     try {
-      const upload = await openUpload(request, endpoint, source, (model) => this.route(request, model)); // ④
+      const upload = await openUpload(request, endpoint, source, (model) =>
+        this.routeUpload(request, model, endpoint),
+      ); // ④
+      if (upload.kind === 'kept') return await this.uploadWithAttempts(request, reply, upload, outcome);
       reply.header('x-tollgate-backend', upload.deployment.name);
-      const response = await dispatchUpload(request, upload); // ⑤
+      const response = await dispatchUpload(request, upload, upload.deployment, upload.body); // ⑤
       return sendStreamed(reply, response); // ⑥
     } catch (error) {
       // Refused while the client may still be sending. An answer followed by a close would
       // meet the rest of the upload, and the reset that follows loses the answer (the SDKs
       // see EPIPE and retry). Read the rest first, within the limit, then answer on a
       // connection that stays usable; past the limit, 413, closed only once the client has it.
-      const outcome = await source.discardRest();
-      if (outcome === 'ended') throw error;
+      const rest = await source.discardRest();
+      if (rest === 'ended') throw error;
       reply.header('connection', 'close');
       lingerAfterAnswer(request.raw.socket, () => source.discardAll());
-      throw outcome === 'over-limit' ? new RequestTooLargeError(source.limit) : error;
+      throw rest === 'over-limit' ? new RequestTooLargeError(source.limit) : error;
+    } finally {
+      recordOutcome(request.gateway, outcome);
+    }
+  }
+
+  /**
+   * ④ for an upload: a route with one attempt streams the body through to the strategy's first
+   * deployment, as it arrives; one with more keeps it (in memory, within `server.uploadLimit`)
+   * so that it can be sent again, to the deployments that take this endpoint.
+   */
+  private routeUpload(request: FastifyRequest, name: string, endpoint: UploadEndpoint): UploadRoute {
+    const routes = this.plan(request, name);
+    if (routes.route.retry.attempts <= 1) {
+      return { kind: 'streamed', deployment: routes.groups[0]?.deployments[0] ?? routes.primary };
+    }
+    const able = (groups: RoutePlan['groups']) =>
+      groups
+        .map((group) => ({
+          ...group,
+          deployments: group.deployments.filter((d) => d.backend.supports(endpoint)),
+        }))
+        .filter((group) => group.deployments.length > 0);
+    const groups = able(routes.groups);
+    if (groups.length === 0) throw new EndpointNotSupportedError(endpoint, name);
+    return {
+      kind: 'kept',
+      plan: {
+        ...routes,
+        groups,
+        targeted: {
+          context: able(routes.targeted.context),
+          contentPolicy: able(routes.targeted.contentPolicy),
+        },
+      },
+    };
+  }
+
+  /** ⑤ + ⑥ a kept upload: attempts over its deployments, each sent the whole body again. */
+  private async uploadWithAttempts(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    upload: KeptUpload,
+    outcome: ForwardOutcome,
+  ): Promise<FastifyReply> {
+    // Audio is not counted in tokens: deployment token limits see none of it.
+    const answered = await this.tryDeployments(
+      request,
+      reply,
+      upload.plan,
+      0,
+      request.gateway.abort.signal,
+      outcome,
+      async (deployment, signal) => {
+        const response = await dispatchUpload(
+          request,
+          upload,
+          deployment,
+          upload.bodyFor(deployment),
+          signal,
+        );
+        // A transcript is small: read whole, so a failure while reading it can still be retried.
+        return { response, body: await collectBody(response, this.deps.maxJsonBytes) };
+      },
+    );
+    try {
+      const { response, body } = answered.value;
+      return sendBuffered(reply, response, body ?? Buffer.alloc(0));
+    } finally {
+      answered.end();
     }
   }
 
@@ -98,17 +172,6 @@ export class ForwardPath implements InferencePipeline {
     } finally {
       recordOutcome(request.gateway, outcome);
     }
-  }
-
-  /** ④ the deployment for a public model name (uploads: no failover); ② counts per model from here. */
-  private route(request: FastifyRequest, name: string): Deployment {
-    const g = request.gateway;
-    g.model = name;
-    assertModelAllowed(g.principal, name);
-    const deployment = this.deps.router.resolve(name);
-    g.deployment = deployment.name;
-    g.upstreamModel = deployment.upstreamModel;
-    return deployment;
   }
 
   private async answer(
@@ -130,9 +193,11 @@ export class ForwardPath implements InferencePipeline {
     // ③ cache: answered from it, or this request goes upstream (filling the entry, maybe).
     const plan = cache.plan(request, reply, dispatch, deployment, model);
     if (plan?.perItem) {
+      const upstream = (partial: JsonDispatch, held: Reservation) =>
+        this.tryJson(request, reply, routes, partial, held, g.abort.signal, outcome);
       Object.assign(
         outcome,
-        await cacheAnswers.embedWithItems(request, reply, dispatch, deployment, model, plan),
+        await cacheAnswers.embedWithItems(request, reply, dispatch, deployment, model, plan, upstream),
       );
       return reply;
     }
@@ -183,25 +248,20 @@ export class ForwardPath implements InferencePipeline {
     };
 
     const signal = fill?.upstreamSignal(g.abort.signal) ?? g.abort.signal;
-    const attempts = new Attempts(
-      { ...this.deps.attempts, router: this.deps.router },
-      routes,
-      capacityTokens(dispatch, reservation),
-      signal,
-    );
-    let answered: Awaited<ReturnType<typeof attempts.run<AttemptAnswer>>> | undefined;
+    let answered: Answered<AttemptAnswer> | undefined;
+    /** Bytes still flowing after this returns (audio): the hold ends when the response does. */
+    let endsWithResponse = false;
     try {
       // ⑤ the backend call and everything read before the client sees a byte, per attempt.
-      answered = await attempts.run((candidate, attemptSignal) =>
-        this.attempt(request, dispatch, candidate, attemptSignal),
-      );
-      outcome.attempts = attempts.log;
-      reply.header('x-tollgate-attempts', String(attempts.count));
+      answered = await this.tryJson(request, reply, routes, dispatch, reservation, signal, outcome);
       const { response, started, body: json } = answered.value;
-      const answering = answered.deployment;
-      this.answeredBy(request, reply, answering);
-      const settle = (usage: Parameters<Reservation['settle']>[0]) =>
-        reservation.settle(usage, answering.upstreamModel);
+      const won = answered;
+      const answering = won.deployment;
+      const settle = (usage: Parameters<Reservation['settle']>[0]) => {
+        const tokens = tokensOf(usage);
+        if (tokens !== undefined) void won.used(tokens);
+        return reservation.settle(usage, answering.upstreamModel);
+      };
       if (started) {
         return await this.relayStream(request, reply, dispatch, started, {
           fill,
@@ -215,6 +275,11 @@ export class ForwardPath implements InferencePipeline {
       if (json === undefined) {
         await fill?.finish(null);
         await settle(undefined);
+        // The deployment is busy until the last byte is relayed (or the client left), not at hand-off.
+        endsWithResponse = true;
+        // A response already closed (the client left) has fired its close: end at once.
+        if (g.abort.signal.aborted) won.end();
+        else reply.raw.once('close', won.end);
         return sendStreamed(reply, response); // ⑥ audio and other bytes
       }
       let body = json;
@@ -229,11 +294,6 @@ export class ForwardPath implements InferencePipeline {
       void settle(outcome.usage); // ⑦
       return reply;
     } catch (error) {
-      outcome.attempts = attempts.log;
-      const last = attempts.lastTried;
-      // Nothing answered: the failure the client gets is the last deployment tried.
-      if (!answered && last) this.answeredBy(request, reply, last);
-      if (attempts.count > 0) reply.header('x-tollgate-attempts', String(attempts.count));
       await fill?.finish(null);
       // The upstream failed: nothing was served, refund. A client that left before any answer
       // reached it still cost the prompt upstream: that is charged. A reservation that already
@@ -245,8 +305,59 @@ export class ForwardPath implements InferencePipeline {
       throw error;
     } finally {
       // The deployment's concurrency slot and in-flight count: held until the answer ended.
-      answered?.end();
+      if (!endsWithResponse) answered?.end();
     }
+  }
+
+  /**
+   * ⑤ attempts over the route plan, within the request's one reservation: the first deployment
+   * ready to answer, told to the client (`x-tollgate-backend`, `x-tollgate-attempts`) and to the
+   * request log and usage record (`outcome.attempts`). When none answers, the failure names the
+   * last deployment tried.
+   */
+  private async tryDeployments(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    routes: RoutePlan,
+    /** Counted against deployments' tokens-per-minute limits (the estimate). */
+    tokens: number,
+    signal: AbortSignal,
+    outcome: ForwardOutcome,
+    attempt: (deployment: Deployment, signal: AbortSignal) => Promise<AttemptAnswer>,
+  ): Promise<Answered<AttemptAnswer>> {
+    const attempts = new Attempts(
+      { ...this.deps.attempts, router: this.deps.router },
+      routes,
+      tokens,
+      signal,
+    );
+    try {
+      const answered = await attempts.run(attempt);
+      this.answeredBy(request, reply, answered.deployment);
+      return answered;
+    } catch (error) {
+      if (attempts.lastTried) this.answeredBy(request, reply, attempts.lastTried);
+      throw error;
+    } finally {
+      outcome.attempts = attempts.log;
+      if (attempts.count > 0) reply.header('x-tollgate-attempts', String(attempts.count));
+    }
+  }
+
+  /** ⑤ a JSON request's attempts: its estimate counted against deployments' token limits. */
+  private tryJson(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    routes: RoutePlan,
+    dispatch: JsonDispatch,
+    reservation: Reservation,
+    signal: AbortSignal,
+    outcome: ForwardOutcome,
+  ): Promise<Answered<AttemptAnswer>> {
+    const tokens = capacityTokens(dispatch, reservation);
+    return this.tryDeployments(request, reply, routes, tokens, signal, outcome, (deployment, attemptSignal) =>
+      this.attempt(request, dispatch, deployment, attemptSignal),
+    );
   }
 
   /** ④ the route plan: this model's deployments, then its fallbacks the principal may use. */
@@ -291,7 +402,14 @@ export class ForwardPath implements InferencePipeline {
   ): Promise<AttemptAnswer> {
     const response = await dispatchJson(request, deployment, dispatch, signal);
     if (isEventStream(response)) {
-      return { response, started: await readFirstEvent(response, this.deps.relay.keepAliveMs) };
+      const started = await readFirstEvent(response, this.deps.relay.keepAliveMs);
+      // A 200 whose first event is an error is that error's status, before the client saw a byte.
+      const failure = response.status === 200 ? inBandError(started.head) : undefined;
+      if (failure) {
+        await started.iterator.return?.().catch(() => {});
+        throw failure;
+      }
+      return { response, started };
     }
     if (!response.contentType.includes('json')) return { response };
     return { response, body: await collectBody(response, this.deps.maxJsonBytes) };

@@ -8,7 +8,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../errors.js';
 import { MultipartModelRewriter, multipartBoundary } from '../http/multipart-model-rewriter.js';
-import type { Deployment } from './router.js';
+import type { Deployment, RoutePlan } from './router.js';
 
 /** What reading the rest of a refused upload found. */
 export type DiscardOutcome = 'ended' | 'over-limit' | 'failed';
@@ -58,21 +58,65 @@ export class UploadSource {
   }
 }
 
-export interface PendingUpload {
-  /** The rest of the body, rewritten, counted against the limit; held bytes come first. */
-  body: AsyncGenerator<Buffer>;
+/**
+ * ④ where an upload goes, decided once its `model` field is read: one deployment, the body
+ * streamed through as it arrives; or a route plan with more than one attempt, the body kept
+ * (within the upload limit) so a failed attempt can send it again.
+ */
+export type UploadRoute = { kind: 'streamed'; deployment: Deployment } | { kind: 'kept'; plan: RoutePlan };
+
+interface UploadTarget {
+  endpoint: UploadEndpoint;
+  /** Includes the multipart boundary. */
+  contentType: string;
 }
 
+/** Forwarded as it arrives, once: the upload's one attempt. */
+export interface StreamedUpload extends UploadTarget {
+  kind: 'streamed';
+  deployment: Deployment;
+  body: Readable;
+}
+
+/** Read whole and kept: each attempt sends it again, its `model` rewritten for that deployment. */
+export interface KeptUpload extends UploadTarget {
+  kind: 'kept';
+  plan: RoutePlan;
+  /** The client's body as it came, `model` rewritten to this deployment's upstream name. */
+  bodyFor(deployment: Deployment): Readable;
+}
+
+export type OpenedUpload = StreamedUpload | KeptUpload;
+
 /**
- * Reads a multipart body only as far as its `model` field (the router needs it before any
- * byte can go upstream), then returns a generator for the whole body. Clients that send
- * `model` before `file` (the official SDKs send fields in the order given) are streamed
- * without holding the file; otherwise the bytes before the field are held, within the limit.
+ * A multipart upload, routed: checks the content type, reads as far as the `model` field and
+ * has `route` (④) decide. Streamed: returns the whole body, rewritten, as a stream to forward;
+ * the bytes before the field are held, within the limit (the official SDKs send `model` before
+ * `file`, so they are streamed without holding the file). Kept: reads the rest, within the
+ * limit, and keeps the client's bytes to rewrite per attempt. Every `model` part is shown to
+ * `route`, to the end of the body, as the rewriter requires (a second one must not slip by).
  */
-export async function readUntilModel(
+export async function openUpload(
+  request: FastifyRequest,
+  endpoint: UploadEndpoint,
   source: UploadSource,
-  rewriter: MultipartModelRewriter,
-): Promise<PendingUpload> {
+  route: (model: string) => UploadRoute,
+): Promise<OpenedUpload> {
+  const contentType = request.headers['content-type'];
+  const boundary = multipartBoundary(contentType);
+  if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
+    throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
+  }
+  let routed: UploadRoute | undefined;
+  const rewriter = new MultipartModelRewriter(boundary, (model) => {
+    const decided = route(model);
+    routed ??= decided;
+    if (decided.kind === 'kept') return model;
+    if (!decided.deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
+    return decided.deployment.upstreamModel;
+  });
+  /** The client's bytes so far, and what the rewriter let through of them. */
+  const raw: Buffer[] = [];
   const held: Buffer[] = [];
   let ended = false;
   while (!rewriter.modelKnown) {
@@ -82,8 +126,34 @@ export async function readUntilModel(
       ended = true;
       break;
     }
+    raw.push(chunk);
     held.push(rewriter.write(chunk));
   }
+  const decided = routed as UploadRoute | undefined;
+  if (!decided) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+  if (decided.kind === 'kept') {
+    if (!ended) {
+      for (let chunk = await source.next(); chunk !== undefined; chunk = await source.next()) {
+        raw.push(chunk);
+        rewriter.write(chunk);
+      }
+      rewriter.end();
+    }
+    return {
+      kind: 'kept',
+      plan: decided.plan,
+      endpoint,
+      contentType,
+      bodyFor: (deployment) => {
+        const again = new MultipartModelRewriter(boundary, () => deployment.upstreamModel);
+        const out = [...raw.map((chunk) => again.write(chunk)), again.end()].filter(
+          (part) => part.length > 0,
+        );
+        return Readable.from(out, { objectMode: false });
+      },
+    };
+  }
+  raw.length = 0;
   async function* body(): AsyncGenerator<Buffer> {
     for (const chunk of held) if (chunk.length > 0) yield chunk;
     if (ended) return;
@@ -95,39 +165,11 @@ export async function readUntilModel(
     const rest = rewriter.end();
     if (rest.length > 0) yield rest;
   }
-  return { body: body() };
-}
-
-export interface OpenedUpload {
-  deployment: Deployment;
-  endpoint: UploadEndpoint;
-  /** Includes the multipart boundary. */
-  contentType: string;
-  body: Readable;
-}
-
-/**
- * A multipart upload, routed: checks the content type, reads as far as the `model` field, has
- * `route` (④) resolve it, and returns the whole body, rewritten, as a stream to forward.
- */
-export async function openUpload(
-  request: FastifyRequest,
-  endpoint: UploadEndpoint,
-  source: UploadSource,
-  route: (model: string) => Deployment,
-): Promise<OpenedUpload> {
-  const contentType = request.headers['content-type'];
-  const boundary = multipartBoundary(contentType);
-  if (!contentType?.toLowerCase().startsWith('multipart/form-data') || !boundary) {
-    throw new UnsupportedMediaTypeError(contentType, 'multipart/form-data');
-  }
-  let deployment: Deployment | undefined;
-  const rewriter = new MultipartModelRewriter(boundary, (model) => {
-    deployment = route(model);
-    if (!deployment.backend.supports(endpoint)) throw new EndpointNotSupportedError(endpoint, model);
-    return deployment.upstreamModel;
-  });
-  const upload = await readUntilModel(source, rewriter);
-  if (!deployment) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
-  return { deployment, endpoint, contentType, body: Readable.from(upload.body, { objectMode: false }) };
+  return {
+    kind: 'streamed',
+    deployment: decided.deployment,
+    endpoint,
+    contentType,
+    body: Readable.from(body(), { objectMode: false }),
+  };
 }

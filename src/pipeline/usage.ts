@@ -38,6 +38,17 @@ function usageObjectStart(bytes: Buffer, at: number): number {
   return bytes[i] === OPEN_BRACE ? i : -1;
 }
 
+/** Every token an answer used (prompt and output), when its usage says; what provider limits count. */
+export function tokensOf(usage: TokenUsage | undefined): number | undefined {
+  if (!usage) return undefined;
+  const count = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+  const total = count(usage.total_tokens);
+  if (total !== undefined) return total;
+  const input = count(usage.prompt_tokens) ?? count(usage.input_tokens);
+  const output = count(usage.completion_tokens) ?? count(usage.output_tokens);
+  return input === undefined && output === undefined ? undefined : (input ?? 0) + (output ?? 0);
+}
+
 /** The JSON of an SSE event's data lines, or undefined if there is none or it is not JSON. */
 export function eventData(event: Buffer): Record<string, unknown> | undefined {
   const lines = event.toString('utf8').split(/\r?\n/);

@@ -106,6 +106,12 @@ export interface HealthStore {
   ): Promise<CapacityTake>;
   /** Frees the lease's concurrency slot; repeats and unknown leases are no-ops. */
   releaseCapacity(deployment: string, lease: string, nowMs: number): Promise<void>;
+  /**
+   * Corrects the tokens a `takeCapacity` made at `takenAtMs` counted, by `delta` (the tokens the
+   * answer used minus the estimate; negative gives back), in that take's minute window and only
+   * while it is the current one (a window already over limits nothing). Never below zero.
+   */
+  adjustTokens(deployment: string, takenAtMs: number, delta: number, nowMs: number): Promise<void>;
 }
 
 /** Buckets a circuit's failure-ratio window is counted in (the window slides bucket by bucket). */
@@ -128,4 +134,9 @@ export function tripsCircuit(
 /** Token counts are whole numbers (Redis counts them with HINCRBY). */
 export function checkTokens(tokens: number): void {
   if (!Number.isSafeInteger(tokens) || tokens < 0) throw new TypeError(`invalid token count: ${tokens}`);
+}
+
+/** A correction is a whole number too, of either sign. */
+export function checkTokenDelta(delta: number): void {
+  if (!Number.isSafeInteger(delta)) throw new TypeError(`invalid token correction: ${delta}`);
 }

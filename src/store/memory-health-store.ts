@@ -6,6 +6,7 @@ import {
   CIRCUIT_WINDOW_BUCKETS,
   type CircuitPolicy,
   type CircuitState,
+  checkTokenDelta,
   checkTokens,
   circuitBucketMs,
   type DeploymentHealth,
@@ -158,6 +159,14 @@ export class MemoryHealthStore implements HealthStore {
 
   async releaseCapacity(deployment: string, lease: string, _nowMs: number): Promise<void> {
     this.capacity.get(deployment)?.leases.delete(lease);
+  }
+
+  async adjustTokens(deployment: string, takenAtMs: number, delta: number, nowMs: number): Promise<void> {
+    checkTokenDelta(delta);
+    const window = tpmWindow(takenAtMs);
+    const entry = this.capacity.get(deployment);
+    if (!entry || entry.window !== window || tpmWindow(nowMs) !== window) return;
+    entry.tokens = Math.max(0, entry.tokens + delta);
   }
 
   private opened(policy: CircuitPolicy, nowMs: number): Circuit {

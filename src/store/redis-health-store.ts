@@ -6,6 +6,7 @@ import {
   CIRCUIT_WINDOW_BUCKETS,
   type CircuitPolicy,
   type CircuitState,
+  checkTokenDelta,
   checkTokens,
   circuitBucketMs,
   type DeploymentHealth,
@@ -41,6 +42,7 @@ const CAPACITY_KEEP_MS = 2 * MINUTE_MS;
 const ADMIT = loadLua('health-circuit-prelude', 'health-admit');
 const RECORD = loadLua('health-circuit-prelude', 'health-record');
 const TAKE_CAPACITY = loadLua('health-take-capacity');
+const ADJUST_TOKENS = loadLua('health-adjust-tokens');
 
 const optional = (value: number | undefined) => (value === undefined ? '' : value);
 
@@ -131,6 +133,12 @@ export class RedisHealthStore implements HealthStore {
   async releaseCapacity(deployment: string, lease: string, _nowMs: number): Promise<void> {
     await this.connection.ready();
     await this.connection.client.zrem(H.leases(prefix(deployment)), lease);
+  }
+
+  async adjustTokens(deployment: string, takenAtMs: number, delta: number, nowMs: number): Promise<void> {
+    checkTokenDelta(delta);
+    if (delta === 0 || tpmWindow(takenAtMs) !== tpmWindow(nowMs)) return;
+    await this.connection.run(ADJUST_TOKENS, [H.capacity(prefix(deployment), takenAtMs)], [delta]);
   }
 }
 

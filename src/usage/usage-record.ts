@@ -48,6 +48,18 @@ export interface UsageRecord {
   cache?: CacheStatus | undefined;
   stream: boolean;
   tags: string[];
+  /**
+   * ⑤ each attempt over the model's deployments, in order, skipped candidates included (as in
+   * the request log line); absent when none was made (a cache hit, a refusal before routing).
+   */
+  attempts?: UsageAttempt[] | undefined;
+}
+
+/** One attempt as src/pipeline/attempts.ts logs it: the upstream's status, or why it was skipped. */
+export interface UsageAttempt {
+  deployment: string;
+  status: number | string;
+  duration_ms: number;
 }
 
 /**

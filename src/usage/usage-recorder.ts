@@ -103,6 +103,7 @@ export class UsageRecorder {
       ...(g.cache === undefined ? {} : { cache: g.cache }),
       stream: g.stream === true,
       tags: tagsOf(request.headers['x-tollgate-tags']),
+      ...(g.attempts === undefined ? {} : { attempts: g.attempts.map((attempt) => ({ ...attempt })) }),
     };
     this.pending.push(record);
     if (this.pending.length >= MAX_BATCH) this.write();

@@ -68,5 +68,6 @@ export function publicRequest(record: UsageRecord & { id: string }): Record<stri
     ttft_ms: record.ttftMs ?? null,
     cache: record.cache?.toLowerCase() ?? null,
     tags: record.tags,
+    attempts: record.attempts ?? [],
   };
 }
