@@ -132,7 +132,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const usageRecorder = new UsageRecorder(store, config.quota.prices, logger, clock);
   const openRequests = new PendingWork();
   const router = new ModelRouter(config, backends);
-  const deployments = new DeploymentReport(config.models, store.health, router, clock);
+  const deployments = new DeploymentReport(config.models, store.health, router, clock, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness, deployments);
   const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
   const cacheAnswers = new CacheAnswers({
@@ -263,6 +263,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cache: store.cache,
     metrics,
     deployments,
+    backends,
     clock,
   });
 

@@ -197,3 +197,15 @@ export class UpstreamUnavailableError extends GatewayError {
     );
   }
 }
+
+/**
+ * A backend with its own bounded queue (an in-process model) is full: every slot busy and as
+ * many requests waiting as it allows. Not retried by routing; the client retries after a while.
+ */
+export class BackendBusyError extends GatewayError {
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(429, 'rate_limit_error', 'rate_limit_exceeded', message, {
+      headers: { 'retry-after': String(retryAfterSeconds) },
+    });
+  }
+}

@@ -50,6 +50,7 @@ describe('GET /admin/openapi.json', () => {
         'PATCH /teams/{id}',
         'POST /keys',
         'POST /keys/{id}/rotate',
+        'POST /backends/{name}/refresh',
         'POST /teams',
       ].sort(),
     );

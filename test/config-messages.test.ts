@@ -90,8 +90,8 @@ describe('config problems in the gateway’s own words', () => {
     ],
     [
       'an unknown backend type',
-      { ...base, backends: { ...base.backends, x: { type: 'anthropic' } } },
-      /^backends\.x\.type: expected one of 'openai', 'azure', 'mock', got 'anthropic'$/,
+      { ...base, backends: { ...base.backends, x: { type: 'bedrock' } } },
+      /^backends\.x\.type: expected one of 'openai', 'azure', 'mock', 'anthropic', 'llama-cpp', 'module', 'ollama', 'vllm', 'llamacpp-server', 'lmstudio', got 'bedrock'$/,
     ],
     ['a port as text', { ...base, server: { port: 'abc' } }, /^server\.port: expected a number, got text$/],
     ['a port too big', { ...base, server: { port: 70_000 } }, /^server\.port: must be at most 65535$/],

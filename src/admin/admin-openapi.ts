@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { refreshedModelsSchema } from '../backends/local-servers/refresh-schema.js';
 import {
   auditEventSchema,
   cachePurgeSchema,
@@ -222,6 +223,22 @@ export function adminOpenApiDocument(version: string): Schema {
               "Every deployment of every configured model: its circuit (shared through the store), and this instance's in-flight count and latency",
               deploymentListSchema,
             ),
+            ...ERRORS,
+          },
+        },
+      },
+      '/backends/{name}/refresh': {
+        post: {
+          operationId: 'refreshBackendModels',
+          description:
+            "Reads a local server's model list now (ollama, vllm, llamacpp-server, lmstudio backends); a server found down is skipped by routing until a probe finds it up",
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            ...ok('The models the server lists now, and its availability', refreshedModelsSchema),
+            '503': {
+              description: 'The server did not answer; see `retry-after` for the next probe',
+              content: { 'application/json': { schema: json(errorObjectSchema) } },
+            },
             ...ERRORS,
           },
         },

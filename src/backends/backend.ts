@@ -11,6 +11,8 @@ export type JsonEndpoint =
   | 'completions'
   | 'embeddings'
   | 'responses'
+  /** Anthropic's Messages API (`/v1/messages`); its path is below Anthropic's base URL. */
+  | 'messages'
   | 'images.generations'
   | 'moderations'
   | 'audio.speech';
@@ -26,6 +28,7 @@ export const ENDPOINT_PATHS: Readonly<Record<Endpoint, string>> = {
   completions: '/completions',
   embeddings: '/embeddings',
   responses: '/responses',
+  messages: '/messages',
   'images.generations': '/images/generations',
   moderations: '/moderations',
   'audio.speech': '/audio/speech',

@@ -1,8 +1,14 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { LocalServerConfig } from '../config/local-server-schema.js';
 import type { BackendConfig, Config } from '../config/schema.js';
+import { AnthropicBackend } from './anthropic/anthropic-backend.js';
 import type { Backend } from './backend.js';
+import { createLlamaCppBackend } from './llama-cpp/create-llama-cpp-backend.js';
+import { LocalServerBackend } from './local-servers/local-server-backend.js';
 import { MockBackend } from './mock/mock-backend.js';
+import { createModuleBackend } from './module/load-module-backend.js';
 import { OpenAICompatibleBackend } from './openai-compatible/openai-compatible-backend.js';
+import { withResponsesTranslation } from './responses-translation/responses-translation-backend.js';
 
 /** What a factory may need besides its own config section. */
 export interface BackendFactoryContext {
@@ -17,6 +23,10 @@ type BackendFactory = (
   context: BackendFactoryContext,
 ) => Backend | Promise<Backend>;
 
+/** Ollama, vLLM, llama.cpp server, LM Studio: one adapter, a preset per type. */
+const localServer: BackendFactory = (name, config, context) =>
+  new LocalServerBackend(name, config as LocalServerConfig, context.logger);
+
 /** Backend type -> factory. New adapters register here; routes never change. */
 const FACTORIES: Record<BackendConfig['type'], BackendFactory> = {
   openai: (name, config) =>
@@ -24,13 +34,24 @@ const FACTORIES: Record<BackendConfig['type'], BackendFactory> = {
   azure: (name, config) =>
     new OpenAICompatibleBackend(name, config as Extract<BackendConfig, { type: 'azure' }>),
   mock: (name, config) => new MockBackend(name, config as Extract<BackendConfig, { type: 'mock' }>),
+  'llama-cpp': (name, config, { logger }) =>
+    createLlamaCppBackend(name, config as Extract<BackendConfig, { type: 'llama-cpp' }>, logger),
+  anthropic: (name, config) =>
+    new AnthropicBackend(name, config as Extract<BackendConfig, { type: 'anthropic' }>),
+  module: (name, config, context) =>
+    createModuleBackend(name, config as Extract<BackendConfig, { type: 'module' }>, context),
+  ollama: localServer,
+  vllm: localServer,
+  'llamacpp-server': localServer,
+  lmstudio: localServer,
 };
 
 export class BackendRegistry {
   private readonly backends = new Map<string, Backend>();
 
   constructor(backends: Iterable<Backend>) {
-    for (const backend of backends) this.backends.set(backend.name, backend);
+    // Here, so every backend (configured, injected by tests or embedders) gets /v1/responses.
+    for (const backend of backends) this.backends.set(backend.name, withResponsesTranslation(backend));
   }
 
   static async fromConfig(config: Config, logger: FastifyBaseLogger): Promise<BackendRegistry> {

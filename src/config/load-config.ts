@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configIssueMessage } from './config-issue-message.js';
@@ -99,8 +100,16 @@ function formatIssues(error: z.ZodError): string[] {
   });
 }
 
-/** Parses a config document (already read) plus env into a frozen Config, or throws ConfigError. */
-export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv, source: string): Config {
+/**
+ * Parses a config document (already read) plus env into a frozen Config, or throws ConfigError.
+ * `configDir`: where relative paths in it resolve (the file's folder; the working directory without one).
+ */
+export function parseConfig(
+  raw: unknown,
+  env: NodeJS.ProcessEnv,
+  source: string,
+  configDir: string = process.cwd(),
+): Config {
   const problems: string[] = [];
   const interpolated = asRecord(interpolate(raw as Json, env, '', problems));
   applyEnvOverrides(interpolated, env, problems);
@@ -113,7 +122,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv, source: string
     );
   problems.push(...crossReferenceProblems(interpolated));
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
-  return deepFreeze(result.data);
+  return deepFreeze({ ...result.data, configDir });
 }
 
 export function loadConfig(options: LoadConfigOptions = {}): Config {
@@ -138,7 +147,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(path, ['(root): expected a mapping with backends and models']);
   }
-  return parseConfig(raw, env, path);
+  return parseConfig(raw, env, path, dirname(resolve(path)));
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,5 +1,9 @@
 import { z } from 'zod';
+import { anthropicBackendSchema } from './anthropic-schema.js';
 import { parseByteSize } from './byte-size.js';
+import { llamaCppBackendSchema } from './llama-cpp-schema.js';
+import { localServerBackendSchemas } from './local-server-schema.js';
+import { moduleBackendSchema } from './module-backend-schema.js';
 
 const byteSize = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const bytes = parseByteSize(value);
@@ -98,6 +102,16 @@ export const backendSchema = z.discriminatedUnion('type', [
   openaiBackendSchema,
   azureBackendSchema,
   mockBackendSchema,
+  anthropicBackendSchema,
+  llamaCppBackendSchema,
+  moduleBackendSchema,
+  // ollama, vllm, llamacpp-server, lmstudio: presets over the OpenAI-compatible adapter.
+  ...localServerBackendSchemas({
+    httpUrl,
+    headers: headersSchema,
+    timeouts: timeoutsSchema,
+    pool: poolSchema,
+  }),
 ]);
 
 /** Who may read a cached answer: the team that asked (default), only the same key, or everyone. */
@@ -532,7 +546,13 @@ function fallbackCycles(models: Array<[string, unknown]>, list: (typeof FALLBACK
 }
 
 export type ConfigInput = z.input<typeof configSchema>;
-export type Config = z.output<typeof configSchema>;
+export type Config = z.output<typeof configSchema> & {
+  /**
+   * Not the user's: the config file's folder (the working directory without a file), set by
+   * parseConfig; relative paths in the config (a backend module's) resolve against it.
+   */
+  readonly configDir?: string;
+};
 export type BackendConfig = z.output<typeof backendSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type DeploymentConfig = z.output<typeof deploymentSchema>;

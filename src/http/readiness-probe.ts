@@ -7,6 +7,8 @@ import type { Store } from '../store/store.js';
 export interface CheckResult {
   ok: boolean;
   error?: string;
+  /** A backend that says it cannot take requests now (a local server found down): until when. */
+  retry_after_ms?: number;
 }
 
 export interface ReadinessReport {
@@ -68,17 +70,21 @@ export class ReadinessProbe {
   private async run(): Promise<ReadinessReport> {
     const timeout = this.options.timeoutMs;
     const backends = this.registry.all();
-    const [models, store, ...results] = await Promise.all([
-      // Circuits come from the store: when it cannot answer, its own check says so.
-      this.deployments ? within(this.deployments.readiness(), timeout) : undefined,
+    const [store, ...results] = await Promise.all([
       probe(() => this.store.ping(), timeout),
       ...backends.map((backend) => probe((signal) => backend.checkHealth(signal), timeout)),
     ]);
+    // After the backends' checks: a local server's check is its probe, which decides whether
+    // routing skips it, and the models' readiness counts that. Circuits come from the store:
+    // when it cannot answer, its own check says so.
+    const models = this.deployments ? await within(this.deployments.readiness(), timeout) : undefined;
     const byName: Record<string, CheckResult> = {};
     backends.forEach((backend, i) => {
-      byName[backend.name] = results[i] ?? { ok: false };
+      const result = results[i] ?? { ok: false };
+      const waitMs = backend.unavailableForMs?.();
+      byName[backend.name] = waitMs === undefined ? result : { ...result, ok: false, retry_after_ms: waitMs };
     });
-    const reachable = results.filter((result) => result.ok).length;
+    const reachable = Object.values(byName).filter((result) => result.ok).length;
     const backendsOk = this.options.requireAllBackends ? reachable === results.length : reachable > 0;
     const modelsOk = models?.every((model) => model.ready) ?? this.deployments === undefined;
     return {

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { queueWaitMetricsText } from '../backends/llama-cpp/queue-wait-histogram.js';
 import type { DeploymentView } from '../routing/deployment-report.js';
 import type { CacheScopeStats } from '../store/cache-store.js';
 
@@ -110,7 +111,8 @@ export class Metrics {
       entries.join('\n'),
       bytes.join('\n'),
       circuits.join('\n'),
-    ];
+      queueWaitMetricsText(),
+    ].filter((section) => section !== '');
     return `${sections.join('\n\n')}\n`;
   }
 }

@@ -1,3 +1,5 @@
+import type { Backend } from '../backends/backend.js';
+import { type AvailabilityView, availabilityOf } from '../backends/local-servers/backend-availability.js';
 import type { Config } from '../config/schema.js';
 import type { CircuitState, DeploymentLimits, HealthStore } from '../store/health-store.js';
 import type { InFlightCounter } from './in-flight-counter.js';
@@ -39,13 +41,21 @@ export interface DeploymentView {
     tokens_per_minute: number | null;
     max_concurrent: number | null;
   };
+  /**
+   * Only for a backend that can say it cannot take requests now (a local server its last probe
+   * found down): routing skips the deployment while `unavailable`, whatever its circuit says.
+   */
+  availability?: AvailabilityView;
 }
 
-/** Whether a model can take a request now: one of its deployments, or of a fallback's, is not open. */
+/**
+ * Whether a model can take a request now: one of its deployments, or of a fallback's, is neither
+ * open nor on a backend known to be unavailable.
+ */
 export interface ModelReadiness {
   model: string;
   ready: boolean;
-  /** Its own deployments that are not open. */
+  /** Its own deployments that are not open (nor on an unavailable backend). */
   usable: number;
   deployments: number;
   /** The fallback that makes it ready when none of its own deployments can. */
@@ -65,6 +75,8 @@ export class DeploymentReport {
     private readonly health: HealthStore,
     private readonly counters: { inFlight: InFlightCounter; latency: LatencyTracker },
     private readonly clock: () => number,
+    /** The backends by name, for their availability; without it none is shown. */
+    private readonly backends?: { get(name: string): Backend },
   ) {
     // The same normalisation the router does, so the ids match the store's.
     this.table = new RouteTable(models);
@@ -101,9 +113,15 @@ export class DeploymentReport {
           in_flight: this.counters.inFlight.get(deployment.id),
           latency_ms: latency === undefined ? null : Math.round(latency * 100) / 100,
           limits: publicLimits(deployment.limits),
+          ...this.availability(deployment.backend),
         };
       }),
     );
+  }
+
+  private availability(backend: string): { availability?: AvailabilityView } {
+    const found = this.backends && availabilityOf(this.backends.get(backend));
+    return found ? { availability: found } : {};
   }
 
   /**
@@ -114,7 +132,8 @@ export class DeploymentReport {
     const views = await this.list();
     const usable = new Map<string, number>();
     for (const view of views) {
-      if (view.circuit.state !== 'open') usable.set(view.model, (usable.get(view.model) ?? 0) + 1);
+      if (view.circuit.state !== 'open' && view.availability?.state !== 'unavailable')
+        usable.set(view.model, (usable.get(view.model) ?? 0) + 1);
     }
     return this.routes.map((route): ModelReadiness => {
       const own = usable.get(route.route) ?? 0;

@@ -28,4 +28,15 @@ export const DEFAULT_PRICES: Readonly<Record<string, ModelPrice>> = {
   'claude-sonnet-4': { input: 3, cachedInput: 0.3, output: 15 },
   'claude-3-7-sonnet': { input: 3, cachedInput: 0.3, output: 15 },
   'claude-3-5-haiku': { input: 0.8, cachedInput: 0.08, output: 4 },
+  // Claude: `cachedInput` is the cache-hit price; cache writes (1.25x input for 5 min, 2x for 1 h)
+  // are priced as plain input. Names match by prefix, so each 4.x step that changed price is listed.
+  'claude-opus-4-6': { input: 5, cachedInput: 0.5, output: 25 },
+  'claude-opus-4-5': { input: 5, cachedInput: 0.5, output: 25 },
+  'claude-opus-4-1': { input: 15, cachedInput: 1.5, output: 75 },
+  'claude-sonnet-4-6': { input: 3, cachedInput: 0.3, output: 15 },
+  'claude-sonnet-4-5': { input: 3, cachedInput: 0.3, output: 15 },
+  'claude-haiku-4-5': { input: 1, cachedInput: 0.1, output: 5 },
+  'claude-3-5-sonnet': { input: 3, cachedInput: 0.3, output: 15 },
+  'claude-3-opus': { input: 15, cachedInput: 1.5, output: 75 },
+  'claude-3-haiku': { input: 0.25, cachedInput: 0.03, output: 1.25 },
 };

@@ -502,6 +502,11 @@ export function routeShapes(ctx: FuzzContext): Record<string, Shape> {
     'HEAD /admin/metrics': query,
     'GET /admin/deployments': query,
     'HEAD /admin/deployments': query,
+    // Declared backends (none of them a local server: 400) and unknown names (404).
+    'POST /admin/backends/:name/refresh': {
+      params: { name: pathSegment(['upstream', 'azure', 'mock']) },
+      body: noBody,
+    },
     'GET /admin/cache': { body: noBody, query: cacheQuery },
     'HEAD /admin/cache': { body: noBody, query: cacheQuery },
     'DELETE /admin/cache': { body: noBody, query: [...cacheQuery, 'model', 'all'] },

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { adminAuthHook } from '../../admin/admin-auth.js';
 import type { AdminKey } from '../../admin/admin-key.js';
 import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
+import type { Backend } from '../../backends/backend.js';
+import { refreshBackendModels } from '../../backends/local-servers/refresh-backend.js';
 import { cacheScope, scopeOwner } from '../../cache/cache-scope.js';
 import { InvalidRequestError } from '../../errors.js';
 import type { FailedAuthLimiter } from '../../pipeline/failed-auth-limiter.js';
@@ -43,6 +45,8 @@ export interface AdminRouteOptions {
   metrics: Metrics;
   /** ④ every configured deployment: circuit (shared), in flight and latency (this instance). */
   deployments: DeploymentReport;
+  /** The configured backends: a local server's model list is refreshed on demand. */
+  backends?: { all(): Backend[] };
   clock: () => number;
 }
 
@@ -227,6 +231,9 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   });
 
   app.get('/deployments', async () => ({ object: 'list', data: await options.deployments.list() }));
+  app.post<{ Params: { name: string } }>('/backends/:name/refresh', async (request) =>
+    refreshBackendModels(options.backends ?? { all: () => [] }, request.params.name),
+  );
 
   app.get('/cache', async (request) => {
     const scope = cacheScopeOf(parseInput(cacheQuerySchema, request.query));

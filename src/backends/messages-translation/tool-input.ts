@@ -1,0 +1,18 @@
+import { isObject } from './json-values.js';
+
+/**
+ * A chat tool call's `arguments` (a JSON string, as the model wrote it) as a tool_use `input`,
+ * which must be an object. Models do write broken JSON now and then; such arguments become `{}`
+ * (the client's tool then reports the missing parameters to the model, which can try again)
+ * rather than an answer no Anthropic client can parse.
+ */
+export function toolInputOf(args: string): { input: Record<string, unknown>; json: string } {
+  if (args.trim() === '') return { input: {}, json: '{}' };
+  try {
+    const parsed: unknown = JSON.parse(args);
+    if (isObject(parsed)) return { input: parsed, json: args };
+  } catch {
+    // Broken JSON: below.
+  }
+  return { input: {}, json: '{}' };
+}

@@ -1,0 +1,134 @@
+import { UpstreamError } from '../../errors.js';
+import { type MessagesRequest, messagesRequest } from '../../schemas/anthropic/messages.js';
+import { parseRequestBody } from '../../schemas/parse-input.js';
+import { TokenCounter } from '../../usage/token-counter.js';
+import { estimateChatPromptTokens } from '../../usage/token-estimate.js';
+import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
+import { eventsOfChatAnswer, eventsOfChatStream } from './answer-events.js';
+import { ChatStreamTranslator } from './chat-stream-to-events.js';
+import { type AnswerContext, messageOfChat } from './chat-to-message.js';
+import type { ChatMessage } from './content-to-chat.js';
+import { chatRequestOf, type OutputTokensField } from './messages-to-chat.js';
+import { readChatAnswer } from './read-chat-answer.js';
+
+export interface MessagesTranslationOptions {
+  /**
+   * The chat field that carries `max_tokens`. `max_tokens` (the default) is the one every
+   * OpenAI-compatible server reads; OpenAI's reasoning models take only `max_completion_tokens`.
+   */
+  outputTokensField?: OutputTokensField;
+}
+
+/**
+ * Anthropic's Messages API on a backend that speaks only chat completions: a `messages` call is
+ * sent as a `chat.completions` call (messages-to-chat.ts) and its answer, JSON or stream, comes
+ * back in Messages shapes (chat-to-message.ts, chat-stream-to-events.ts). Every other call goes
+ * to the backend untouched. A backend that serves `messages` itself (Anthropic), or serves no
+ * chat, is returned as it is.
+ */
+export function withMessagesTranslation(backend: Backend, options: MessagesTranslationOptions = {}): Backend {
+  if (backend.supports('messages') || !backend.supports('chat.completions')) return backend;
+  return new MessagesTranslatingBackend(backend, options.outputTokensField ?? 'max_tokens');
+}
+
+class MessagesTranslatingBackend implements Backend {
+  readonly name: string;
+  readonly type: string;
+
+  constructor(
+    private readonly inner: Backend,
+    private readonly outputTokensField: OutputTokensField,
+  ) {
+    this.name = inner.name;
+    this.type = inner.type;
+  }
+
+  supports(endpoint: Endpoint): boolean {
+    return endpoint === 'messages' || this.inner.supports(endpoint);
+  }
+
+  send(call: BackendCall): Promise<BackendResponse> {
+    if (call.kind === 'json' && call.endpoint === 'messages') return this.translate(call);
+    return this.inner.send(call);
+  }
+
+  listModels(signal: AbortSignal): Promise<string[]> {
+    return this.inner.listModels(signal);
+  }
+
+  checkHealth(signal: AbortSignal): Promise<void> {
+    return this.inner.checkHealth(signal);
+  }
+
+  unavailableForMs(): number | undefined {
+    return this.inner.unavailableForMs?.();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private async translate(call: JsonCall): Promise<BackendResponse> {
+    // The route validated this body already; read again here for its typed form.
+    const request = parseRequestBody(messagesRequest, call.body) as MessagesRequest;
+    const { body, messages } = chatRequestOf(request, call.model, this.outputTokensField);
+    const context: AnswerContext = {
+      model: call.model,
+      stopSequences: request.stop_sequences ?? [],
+      countInputTokens: () => promptTokens(messages, body.tools),
+    };
+    const response = await this.inner.send({
+      kind: 'json',
+      endpoint: 'chat.completions',
+      model: call.model,
+      signal: call.signal,
+      requestId: call.requestId,
+      body,
+      stream: call.stream,
+    });
+    const headers = relayedHeaders(response.headers);
+    const streamed = response.contentType.startsWith('text/event-stream');
+    if (call.stream) {
+      const translator = new ChatStreamTranslator(context);
+      const events = streamed
+        ? eventsOfChatStream(response.body, translator)
+        : eventsOfChatAnswer(await readChatAnswer(response.body), translator);
+      return {
+        status: response.status,
+        contentType: 'text/event-stream; charset=utf-8',
+        headers,
+        body: events,
+      };
+    }
+    if (streamed) {
+      // Its connection goes back (or away) rather than hanging on a stream no one reads.
+      if (Symbol.asyncIterator in response.body) await response.body[Symbol.asyncIterator]().return?.();
+      throw new UpstreamError('The upstream answered a stream to a request that asked for none.');
+    }
+    const message = messageOfChat(await readChatAnswer(response.body), context);
+    return {
+      status: response.status,
+      contentType: 'application/json',
+      headers,
+      body: [Buffer.from(JSON.stringify(message))],
+    };
+  }
+}
+
+/** The prompt as the gateway counts it: the messages, and the tool schemas the model also reads. */
+function promptTokens(messages: readonly ChatMessage[], tools: unknown): number {
+  const counter = new TokenCounter();
+  const tokens = estimateChatPromptTokens(messages, counter);
+  return tools === undefined ? tokens : tokens + counter.count(JSON.stringify(tools));
+}
+
+/** The upstream's headers minus those that described its own bytes. */
+function relayedHeaders(headers: Record<string, string>): Record<string, string> {
+  const {
+    'content-length': _length,
+    'content-type': _type,
+    'content-encoding': _encoding,
+    ...rest
+  } = headers;
+  return rest;
+}

@@ -1,0 +1,209 @@
+import { UpstreamError, UpstreamTimeoutError } from '../../errors.js';
+import type { Backend, BackendCall, BackendResponse, Endpoint } from '../backend.js';
+import { ClientAbortedError } from '../transport-failure.js';
+import { boundedWait } from './bounded-wait.js';
+import { collectContained, containedBody, iteratorOfBody } from './contained-body.js';
+import { type ContainContext, containError, malformedAnswer } from './contained-error.js';
+import type { ModuleBackend, ModuleBackendLogger } from './module-backend-api.js';
+
+export interface ContainmentOptions {
+  timeoutMs: number;
+  idleTimeoutMs: number;
+  logger: ModuleBackendLogger;
+}
+
+/** A JSON answer larger than this is a module misbehaving (the same bound the pipeline sets upstreams). */
+const MAX_JSON_BYTES = 256 * 1024 ** 2;
+
+/**
+ * Headers a module may not set: they describe the gateway's own framing of the answer (length,
+ * encoding, connection), which a wrong value would corrupt for the client.
+ */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'content-encoding',
+  'content-length',
+  'content-type',
+  'keep-alive',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+function run<T>(work: () => T | Promise<T>): Promise<T> {
+  // A module's synchronous throw becomes a rejection like any other.
+  return new Promise<T>((resolve) => resolve(work()));
+}
+
+function relayableHeaders(value: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (value === null || typeof value !== 'object') return headers;
+  for (const [name, item] of Object.entries(value)) {
+    if (typeof item === 'string' && !FRAMING_HEADERS.has(name.toLowerCase()))
+      headers[name.toLowerCase()] = item;
+  }
+  return headers;
+}
+
+/**
+ * The gateway's side of a user's module: whatever the module does (throws, never answers,
+ * answers outside the Backend contract, ignores its abort signal), callers get what any
+ * adapter gives them — a BackendResponse of Buffers or a typed error — within the backend's
+ * timeouts. See contained-error.ts for what the client is told.
+ */
+export class ContainedBackend implements Backend {
+  readonly type = 'module';
+
+  constructor(
+    readonly name: string,
+    private readonly inner: ModuleBackend,
+    private readonly options: ContainmentOptions,
+  ) {}
+
+  supports(endpoint: Endpoint): boolean {
+    try {
+      return this.inner.supports(endpoint) === true;
+    } catch (error) {
+      this.options.logger.error(
+        { backend: this.name, endpoint, err: error },
+        'backend module: supports() threw',
+      );
+      return false;
+    }
+  }
+
+  async send(call: BackendCall): Promise<BackendResponse> {
+    const { timeoutMs, idleTimeoutMs, logger } = this.options;
+    const firstChunkBy = performance.now() + timeoutMs;
+    const abandon = new AbortController();
+    const signal = AbortSignal.any([call.signal, abandon.signal]);
+    const context: ContainContext = {
+      backend: this.name,
+      logger,
+      operation: `send ${call.endpoint}`,
+      requestId: call.requestId,
+      clientAborted: false,
+    };
+    let outcome: Awaited<ReturnType<typeof boundedWait<unknown>>>;
+    try {
+      outcome = await boundedWait(
+        run(() => this.inner.send({ ...call, signal })),
+        timeoutMs,
+        call.signal,
+      );
+    } catch (error) {
+      throw containError(error, { ...context, clientAborted: call.signal.aborted });
+    }
+    if (outcome.kind === 'aborted') throw new ClientAbortedError();
+    if (outcome.kind === 'timeout') {
+      abandon.abort();
+      throw new UpstreamTimeoutError(`Backend '${this.name}' did not start answering in time.`);
+    }
+    const answer = outcome.value as Partial<Record<keyof BackendResponse, unknown>> | null | undefined;
+    if (answer === null || typeof answer !== 'object') {
+      throw malformedAnswer('send() resolved without a response object', context);
+    }
+    const { status, contentType } = answer;
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 299) {
+      throw malformedAnswer(
+        `status ${String(status)} without an error (a module reports a failure by throwing one, such as UpstreamClientError)`,
+        context,
+      );
+    }
+    if (typeof contentType !== 'string' || contentType === '') {
+      throw malformedAnswer('a response without a contentType', context);
+    }
+    const openIterator = iteratorOfBody(answer.body);
+    if (!openIterator) throw malformedAnswer('a response body that is not iterable', context);
+    const body = containedBody(openIterator, {
+      firstChunkBy,
+      idleTimeoutMs,
+      signal: call.signal,
+      abandon,
+      context,
+    });
+    const response = { status, contentType, headers: relayableHeaders(answer.headers) };
+    if (contentType.startsWith('text/event-stream') || !contentType.includes('json'))
+      return { ...response, body };
+    // A JSON answer is read whole by the pipeline anyway; here it is also checked to be JSON.
+    const json = await collectContained(body, MAX_JSON_BYTES, context);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json.toString('utf8'));
+    } catch {
+      throw malformedAnswer(`a ${contentType} body that is not valid JSON`, context);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw malformedAnswer('a JSON body that is not a JSON object', context);
+    }
+    return { ...response, body: [json] };
+  }
+
+  async listModels(signal: AbortSignal): Promise<string[]> {
+    const list = this.inner.listModels;
+    if (!list) return [];
+    const ids = await this.bounded('listModels', signal, () => list.call(this.inner, signal));
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
+      throw malformedAnswer('listModels() resolved with something other than an array of strings', {
+        backend: this.name,
+        logger: this.options.logger,
+        operation: 'listModels',
+        clientAborted: false,
+      });
+    }
+    return ids;
+  }
+
+  async checkHealth(signal: AbortSignal): Promise<void> {
+    const check = this.inner.checkHealth;
+    if (check) await this.bounded('checkHealth', signal, () => check.call(this.inner, signal));
+  }
+
+  unavailableForMs(): number | undefined {
+    try {
+      const ms = this.inner.unavailableForMs?.();
+      return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : undefined;
+    } catch (error) {
+      this.options.logger.error(
+        { backend: this.name, err: error },
+        'backend module: unavailableForMs() threw',
+      );
+      return undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    const close = this.inner.close;
+    if (!close) return;
+    try {
+      const outcome = await boundedWait(
+        run(() => close.call(this.inner)),
+        this.options.timeoutMs,
+      );
+      if (outcome.kind === 'timeout') {
+        this.options.logger.warn({ backend: this.name }, 'backend module: close() did not finish in time');
+      }
+    } catch (error) {
+      this.options.logger.error({ backend: this.name, err: error }, 'backend module: close() threw');
+    }
+  }
+
+  /** listModels / checkHealth: the module's call, bounded by the caller's signal and timeoutMs. */
+  private async bounded<T>(operation: string, signal: AbortSignal, work: () => T | Promise<T>): Promise<T> {
+    let outcome: Awaited<ReturnType<typeof boundedWait<T>>>;
+    try {
+      outcome = await boundedWait(run(work), this.options.timeoutMs, signal);
+    } catch (error) {
+      throw containError(error, {
+        backend: this.name,
+        logger: this.options.logger,
+        operation,
+        clientAborted: false,
+      });
+    }
+    if (outcome.kind !== 'value') {
+      throw new UpstreamError(`Backend '${this.name}' did not finish ${operation}() in time.`);
+    }
+    return outcome.value;
+  }
+}

@@ -1,0 +1,60 @@
+import { UpstreamError } from '../../errors.js';
+import {
+  functionCallItem,
+  incompleteReasonOf,
+  messageItem,
+  newId,
+  nowSeconds,
+  outputText,
+  responseObject,
+  responseUsage,
+} from './response-object.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** The assistant message of a chat answer's first choice as Responses output items. */
+function outputItems(message: Json): Json[] {
+  const items: Json[] = [];
+  const content: Json[] = [];
+  if (typeof message.content === 'string' && message.content !== '')
+    content.push(outputText(message.content));
+  if (typeof message.refusal === 'string' && message.refusal !== '')
+    content.push({ type: 'refusal', refusal: message.refusal });
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  // An answer with neither text nor calls is still an (empty) assistant message, as OpenAI's is.
+  if (content.length > 0 || calls.length === 0)
+    items.push(messageItem(newId('msg_'), 'completed', content.length > 0 ? content : [outputText('')]));
+  for (const call of calls) {
+    if (!isObject(call)) continue;
+    const fn = isObject(call.function) ? call.function : {};
+    items.push(
+      functionCallItem(newId('fc_'), 'completed', {
+        callId: typeof call.id === 'string' && call.id !== '' ? call.id : newId('call_'),
+        name: typeof fn.name === 'string' ? fn.name : '',
+        arguments: typeof fn.arguments === 'string' ? fn.arguments : '',
+      }),
+    );
+  }
+  return items;
+}
+
+/** A chat completion (JSON) as the Response object answering `body`. */
+export function responseOfChatCompletion(body: Json, completion: unknown, model: string): Json {
+  const choices = isObject(completion) && Array.isArray(completion.choices) ? completion.choices : [];
+  const choice = choices[0];
+  if (!isObject(completion) || !isObject(choice) || !isObject(choice.message))
+    throw new UpstreamError('The backend answered without a chat completion choice.');
+  const incompleteReason = incompleteReasonOf(choice.finish_reason);
+  return responseObject(body, {
+    id: newId('resp_'),
+    createdAt: typeof completion.created === 'number' ? completion.created : nowSeconds(),
+    model: typeof completion.model === 'string' ? completion.model : model,
+    status: incompleteReason ? 'incomplete' : 'completed',
+    incompleteReason,
+    output: outputItems(choice.message),
+    usage: responseUsage(completion.usage),
+  });
+}

@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The Response object (`object: "response"`) built around a translated chat answer: the
+ * request's own settings echoed as OpenAI echoes them, the output items, the usage. Shared by
+ * the JSON answer and by every stream event that carries the whole response.
+ */
+
+type Json = Record<string, unknown>;
+
+export type ResponseStatus = 'in_progress' | 'completed' | 'incomplete' | 'failed';
+
+export interface ResponseState {
+  id: string;
+  createdAt: number;
+  model: string;
+  status: ResponseStatus;
+  output: Json[];
+  /** Chat's finish_reason, when the answer said it ended early. */
+  incompleteReason?: 'max_output_tokens' | 'content_filter' | undefined;
+  error?: { code: string; message: string } | undefined;
+  usage: Json | undefined;
+}
+
+const isObject = (value: unknown): value is Json =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/** An id like OpenAI's: a prefix and random hex (`resp_`, `msg_`, `fc_`, `call_`). */
+export function newId(prefix: string): string {
+  return `${prefix}${randomBytes(16).toString('hex')}`;
+}
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** Chat's usage object in the Responses API's names; undefined when the chat answer had none. */
+export function responseUsage(chat: unknown): Json | undefined {
+  if (!isObject(chat)) return undefined;
+  const input = count(chat.prompt_tokens);
+  const output = count(chat.completion_tokens);
+  const promptDetails = isObject(chat.prompt_tokens_details) ? chat.prompt_tokens_details : {};
+  const completionDetails = isObject(chat.completion_tokens_details) ? chat.completion_tokens_details : {};
+  return {
+    input_tokens: input,
+    input_tokens_details: {
+      cached_tokens: count(promptDetails.cached_tokens),
+      cache_write_tokens: count(promptDetails.cache_write_tokens),
+    },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: count(completionDetails.reasoning_tokens) },
+    total_tokens: typeof chat.total_tokens === 'number' ? chat.total_tokens : input + output,
+  };
+}
+
+/** Chat's finish_reason as the reason a response is incomplete, if it is. */
+export function incompleteReasonOf(finishReason: unknown): ResponseState['incompleteReason'] {
+  if (finishReason === 'length') return 'max_output_tokens';
+  if (finishReason === 'content_filter') return 'content_filter';
+  return undefined;
+}
+
+/** A function tool as the Response echoes it (the spec requires `strict` and `parameters`). */
+function echoedTool(tool: unknown): unknown {
+  if (!isObject(tool)) return tool;
+  return {
+    ...tool,
+    description: tool.description ?? null,
+    parameters: tool.parameters ?? null,
+    strict: tool.strict ?? null,
+  };
+}
+
+/** The Response object for `state`, echoing the request's settings. */
+export function responseObject(body: Json, state: ResponseState): Json {
+  const text = isObject(body.text) ? body.text : {};
+  const done = state.status !== 'in_progress';
+  return {
+    id: state.id,
+    object: 'response',
+    created_at: state.createdAt,
+    status: state.status,
+    completed_at: state.status === 'completed' ? nowSeconds() : null,
+    error: state.error ?? null,
+    incomplete_details: state.incompleteReason ? { reason: state.incompleteReason } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: typeof body.max_output_tokens === 'number' ? body.max_output_tokens : null,
+    model: state.model,
+    output: state.output,
+    parallel_tool_calls: typeof body.parallel_tool_calls === 'boolean' ? body.parallel_tool_calls : true,
+    previous_response_id: null,
+    reasoning: isObject(body.reasoning) ? body.reasoning : null,
+    // Never stored, whatever the client asked: nothing can fetch or continue it later.
+    store: false,
+    temperature: typeof body.temperature === 'number' ? body.temperature : 1,
+    text: { ...text, format: isObject(text.format) ? text.format : { type: 'text' } },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: Array.isArray(body.tools) ? body.tools.map(echoedTool) : [],
+    top_p: typeof body.top_p === 'number' ? body.top_p : 1,
+    truncation: typeof body.truncation === 'string' ? body.truncation : 'disabled',
+    user: typeof body.user === 'string' ? body.user : null,
+    metadata: isObject(body.metadata) ? body.metadata : {},
+    // Last: the gateway reads a JSON answer's usage by searching from the end of its bytes.
+    usage: done ? (state.usage ?? null) : null,
+  };
+}
+
+export function outputText(text: string): Json {
+  return { type: 'output_text', text, annotations: [], logprobs: [] };
+}
+
+export function messageItem(id: string, status: 'in_progress' | 'completed', content: Json[]): Json {
+  return { id, type: 'message', status, role: 'assistant', content };
+}
+
+export function functionCallItem(
+  id: string,
+  status: 'in_progress' | 'completed',
+  call: { callId: string; name: string; arguments: string },
+): Json {
+  return {
+    id,
+    type: 'function_call',
+    status,
+    call_id: call.callId,
+    name: call.name,
+    arguments: call.arguments,
+  };
+}

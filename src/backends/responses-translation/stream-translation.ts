@@ -1,0 +1,123 @@
+import { GatewayError, UpstreamError } from '../../errors.js';
+import type { BackendResponse } from '../backend.js';
+import { encodeEvent } from '../sse-encoder.js';
+import { ChatStreamTranslator, type ResponsesEvent } from './chat-stream-translator.js';
+import { SseDataReader } from './sse-data-reader.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+function encode(events: ResponsesEvent[]): Buffer | undefined {
+  if (events.length === 0) return undefined;
+  return Buffer.from(events.map((event) => encodeEvent(event.data, event.type)).join(''));
+}
+
+/** What a client may read of a failure: the gateway's own words, never a cause's internals. */
+function failureMessage(error: unknown): string {
+  return error instanceof GatewayError ? error.message : "The backend's stream failed.";
+}
+
+/** A chunk's JSON; `[DONE]` and anything else that is not a JSON object carries nothing to translate. */
+function parse(data: string): Json | undefined {
+  if (data === '[DONE]') return undefined;
+  try {
+    const parsed: unknown = JSON.parse(data);
+    return isObject(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What one chat stream's events became: Responses events, and whether an error ended it. */
+interface Translated {
+  out: Buffer | undefined;
+  /** The stream failed after it started: rethrown once `out` is written. */
+  error?: unknown;
+  /** The chat stream was an error before anything: `out` is its `error` event, the whole answer. */
+  ended?: boolean;
+}
+
+function translate(data: string[], translator: ChatStreamTranslator): Translated {
+  const events: ResponsesEvent[] = [];
+  try {
+    for (const item of data) {
+      const payload = parse(item);
+      if (!payload) continue;
+      if (isObject(payload.error)) {
+        // As the Responses API's `error` event, which the gateway's read-ahead turns into the
+        // answer's status when it comes first (so a 4xx stays a 4xx, a 429 may be retried).
+        if (!translator.hasStarted) return { out: encode(translator.errorEvent(payload.error)), ended: true };
+        const message = typeof payload.error.message === 'string' ? payload.error.message.slice(0, 200) : '';
+        throw new UpstreamError(`The backend's stream failed${message ? `: ${message}` : '.'}`);
+      }
+      events.push(...translator.chunk(payload));
+    }
+    return { out: encode(events) };
+  } catch (error) {
+    return { out: encode(events), error };
+  }
+}
+
+/**
+ * A chat completions SSE stream as a Responses API stream. Nothing is written before the first
+ * chat chunk arrives, so a backend that fails at once fails the request as a normal error. A
+ * failure after that ends the stream with `response.failed`, then is rethrown so that the
+ * gateway counts the stream as failed.
+ */
+export async function* responsesStreamOf(
+  chat: BackendResponse['body'],
+  body: Json,
+  model: string,
+): AsyncGenerator<Buffer> {
+  const translator = new ChatStreamTranslator(body, model);
+  const reader = new SseDataReader();
+  try {
+    for await (const chunk of chat) {
+      const { out, error, ended } = translate(reader.push(chunk), translator);
+      if (out) yield out;
+      if (error) throw error;
+      if (ended) return;
+    }
+    const { out, error, ended } = translate(reader.end(), translator);
+    if (out) yield out;
+    if (error) throw error;
+    if (ended) return;
+  } catch (error) {
+    if (!translator.hasStarted) throw error;
+    const failed = encode(translator.fail(failureMessage(error)));
+    if (failed) yield failed;
+    throw error;
+  }
+  const done = encode(translator.finish());
+  if (done) yield done;
+}
+
+/**
+ * A whole chat completion (from a backend that answered a stream request with JSON) as a
+ * Responses API stream: the answer as one chunk, then the end.
+ */
+export function responsesStreamOfCompletion(completion: unknown, body: Json, model: string): Buffer[] {
+  const translator = new ChatStreamTranslator(body, model);
+  const answer = isObject(completion) ? completion : {};
+  const choice = Array.isArray(answer.choices) ? answer.choices[0] : undefined;
+  if (!isObject(choice) || !isObject(choice.message))
+    throw new UpstreamError('The backend answered without a chat completion choice.');
+  const message = choice.message;
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  const chunk = {
+    ...answer,
+    choices: [
+      {
+        index: 0,
+        delta: {
+          content: message.content,
+          tool_calls: calls.map((call, index) => (isObject(call) ? { ...call, index } : call)),
+        },
+        finish_reason: choice.finish_reason,
+      },
+    ],
+  };
+  return [translator.chunk(chunk), translator.finish()].flatMap((events) => encode(events) ?? []);
+}

@@ -1,0 +1,315 @@
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { type Backend, ENDPOINT_PATHS, type Endpoint, type JsonEndpoint } from '../backends/backend.js';
+import { contractCall, readJson, readSse, readText, sseEvents } from './contract-reading.js';
+import {
+  type ContractValidators,
+  embeddingVectors,
+  expectChatChunkShape,
+  expectChatCompletionShape,
+  expectCompletionChunkShape,
+  expectCompletionShape,
+  expectResponseShape,
+  expectUsage,
+  responseText,
+} from './contract-shapes.js';
+
+type Json = Record<string, unknown>;
+
+/** A chat request body (without `model`): what makes the backend fail or wait in a known way. */
+export type ContractTrigger = Json;
+
+export interface BackendContractOptions {
+  /** Shown in the suite's title. */
+  name: string;
+  /** Makes the backend under test, once for the suite; it is closed after it. */
+  make: () => Backend | Promise<Backend>;
+  /** The model every call names (`contract-model` when not given)... */
+  model?: string;
+  /** ...or per endpoint, where it differs (an embedding model, say). */
+  models?: Partial<Record<JsonEndpoint, string>>;
+  /**
+   * The backend answers with the text it was given (the last user message, the prompt, the
+   * input): the suite then checks the answer's text too, not only its shape.
+   */
+  echoes?: boolean;
+  /**
+   * Requests that make the backend fail or wait in a known way. Each test that needs one is
+   * skipped, saying which is missing, when it is not given.
+   */
+  triggers?: {
+    /** A chat body the backend refuses with this 4xx status, as the upstream would. */
+    clientError?: { body: ContractTrigger; status: number };
+    /** A chat body the backend fails on as with an upstream 5xx (a 502 UpstreamError or similar). */
+    serverError?: ContractTrigger;
+    /** A chat body the backend takes long enough to answer for the caller's abort to reach it first. */
+    slow?: ContractTrigger;
+  };
+  /** Extra checks on every body, such as validation against the OpenAI spec. */
+  validate?: Partial<ContractValidators>;
+}
+
+const DEFAULT_MODEL = 'contract-model';
+const OUTPUT_TOKENS = 16;
+
+function isGatewayErrorLike(error: unknown): error is Error & { status: number; toBody(): unknown } {
+  return (
+    error instanceof Error &&
+    typeof (error as { status?: unknown }).status === 'number' &&
+    typeof (error as { toBody?: unknown }).toBody === 'function'
+  );
+}
+
+/** The OpenAI error body the client would get for a thrown error (an upstream's own, when relayed). */
+function clientBody(error: Error & { toBody(): unknown }): Json {
+  const upstream = (error as { upstreamBody?: unknown }).upstreamBody;
+  if (upstream instanceof Uint8Array) return JSON.parse(Buffer.from(upstream).toString('utf8')) as Json;
+  return error.toBody() as Json;
+}
+
+/**
+ * The Backend contract: what the gateway relies on from an adapter, as vitest tests. Call it in
+ * a test file (outside any `it`); it declares one `describe` block. An endpoint the backend does
+ * not support (supports() false) and a trigger not given skip their tests with the reason as
+ * the skip note (`vitest --reporter=verbose` shows it), never pass them.
+ *
+ *   import { runBackendContract } from 'tollgate/testing';
+ *   runBackendContract({ name: 'mine', make: () => createBackend('mine', {}, context) });
+ */
+export function runBackendContract(options: BackendContractOptions): void {
+  const validate = options.validate ?? {};
+  const model = (endpoint: JsonEndpoint) => options.models?.[endpoint] ?? options.model ?? DEFAULT_MODEL;
+
+  describe(`Backend contract: ${options.name}`, () => {
+    let backend: Backend | undefined;
+    const subject = (): Backend => {
+      if (!backend) throw new Error('the backend was not made (see the failure in beforeAll)');
+      return backend;
+    };
+    const needs = (context: TestContext, endpoint: Endpoint): Backend => {
+      const made = subject();
+      if (!made.supports(endpoint))
+        context.skip(`supports('${endpoint}') is false: this backend does not serve it`);
+      return made;
+    };
+    const trigger = <K extends keyof NonNullable<BackendContractOptions['triggers']>>(
+      context: TestContext,
+      key: K,
+    ): NonNullable<NonNullable<BackendContractOptions['triggers']>[K]> => {
+      const found = options.triggers?.[key];
+      if (found === undefined)
+        context.skip(`no triggers.${key} given: the suite cannot make this backend do it`);
+      return found as NonNullable<NonNullable<BackendContractOptions['triggers']>[K]>;
+    };
+
+    beforeAll(async () => {
+      backend = await options.make();
+    });
+    afterAll(async () => {
+      await backend?.close();
+    });
+
+    it('has a name and a type, and says for every endpoint whether it serves it', () => {
+      const made = subject();
+      expect(made.name).toBeTypeOf('string');
+      expect(made.type).toBeTypeOf('string');
+      for (const endpoint of Object.keys(ENDPOINT_PATHS) as Endpoint[]) {
+        expect(made.supports(endpoint), `supports('${endpoint}')`).toBeTypeOf('boolean');
+      }
+    });
+
+    it('answers chat as JSON', async (context) => {
+      const made = needs(context, 'chat.completions');
+      const body = await readJson(
+        await made.send(
+          contractCall('chat.completions', model('chat.completions'), {
+            max_tokens: OUTPUT_TOKENS,
+            messages: [{ role: 'user', content: 'hello' }],
+          }),
+        ),
+      );
+      expectChatCompletionShape(body);
+      validate.chatCompletion?.(body);
+      if (options.echoes)
+        expect((body.choices as Json[])[0]).toMatchObject({ message: { content: 'hello' } });
+    });
+
+    it('streams chat as SSE ending in [DONE], with a usage chunk when asked', async (context) => {
+      const made = needs(context, 'chat.completions');
+      const raw = await readSse(
+        await made.send(
+          contractCall('chat.completions', model('chat.completions'), {
+            stream: true,
+            stream_options: { include_usage: true },
+            max_tokens: OUTPUT_TOKENS,
+            messages: [{ role: 'user', content: 'abcdef' }],
+          }),
+        ),
+      );
+      expect(raw.endsWith('data: [DONE]\n\n'), 'the stream ends with data: [DONE]').toBe(true);
+      const events = sseEvents(raw);
+      expect(events.at(-1)?.data).toBe('[DONE]');
+      const chunks = events.slice(0, -1).map((event) => JSON.parse(event.data) as Json);
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const chunk of chunks) {
+        expectChatChunkShape(chunk);
+        validate.chatCompletionChunk?.(chunk);
+      }
+      const choices = chunks.flatMap((chunk) => chunk.choices as Json[]);
+      expect(
+        choices.some((choice) => typeof choice.finish_reason === 'string'),
+        'a chunk carries the finish_reason',
+      ).toBe(true);
+      const last = chunks.at(-1) as Json;
+      expect(last.choices, 'the usage chunk has no choices').toEqual([]);
+      expectUsage(last.usage);
+      if (options.echoes) {
+        const text = choices.map((choice) => (choice.delta as Json | undefined)?.content ?? '').join('');
+        expect(text).toBe('abcdef');
+      }
+    });
+
+    it('answers legacy completions, JSON and streamed', async (context) => {
+      const made = needs(context, 'completions');
+      const json = await readJson(
+        await made.send(
+          contractCall('completions', model('completions'), { prompt: 'p1', max_tokens: OUTPUT_TOKENS }),
+        ),
+      );
+      expectCompletionShape(json);
+      validate.completion?.(json);
+      const raw = await readSse(
+        await made.send(
+          contractCall('completions', model('completions'), {
+            prompt: 'p1',
+            max_tokens: OUTPUT_TOKENS,
+            stream: true,
+          }),
+        ),
+      );
+      expect(raw.endsWith('data: [DONE]\n\n'), 'the stream ends with data: [DONE]').toBe(true);
+      const chunks = sseEvents(raw)
+        .slice(0, -1)
+        .map((event) => JSON.parse(event.data) as Json);
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const chunk of chunks) {
+        expectCompletionChunkShape(chunk);
+        validate.completionChunk?.(chunk);
+      }
+    });
+
+    it('answers embeddings as floats and as base64, of one dimension', async (context) => {
+      const made = needs(context, 'embeddings');
+      const floats = await readJson(
+        await made.send(
+          contractCall('embeddings', model('embeddings'), { input: ['a', 'b'], encoding_format: 'float' }),
+        ),
+      );
+      validate.embeddingResponse?.(floats);
+      const [first] = embeddingVectors(floats, 2);
+      const base64 = await readJson(
+        await made.send(
+          contractCall('embeddings', model('embeddings'), { input: 'a', encoding_format: 'base64' }),
+        ),
+      );
+      validate.embeddingResponse?.(base64);
+      // A backend may answer floats to a base64 request: the gateway encodes them then.
+      const [again] = embeddingVectors(base64, 1);
+      expect(again).toHaveLength(first?.length ?? -1);
+    });
+
+    it('answers the Responses API, JSON and named-event streams without [DONE]', async (context) => {
+      const made = needs(context, 'responses');
+      const json = await readJson(
+        await made.send(
+          contractCall('responses', model('responses'), {
+            input: 'resp text',
+            max_output_tokens: OUTPUT_TOKENS,
+          }),
+        ),
+      );
+      expectResponseShape(json);
+      validate.response?.(json);
+      if (options.echoes) expect(responseText(json)).toBe('resp text');
+      const raw = await readSse(
+        await made.send(
+          contractCall('responses', model('responses'), {
+            input: 'resp text',
+            max_output_tokens: OUTPUT_TOKENS,
+            stream: true,
+          }),
+        ),
+      );
+      expect(raw).not.toContain('[DONE]');
+      const events = sseEvents(raw);
+      expect(events[0]?.name).toBe('response.created');
+      const payloads = events.map((event) => {
+        const payload = JSON.parse(event.data) as Json;
+        expect(payload.type, 'each event names itself in `event:` and in its type').toBe(event.name);
+        validate.responseStreamEvent?.(payload);
+        return payload;
+      });
+      const completed = payloads.at(-1) as Json;
+      expect(completed.type).toBe('response.completed');
+      expectResponseShape(completed.response as Json);
+    });
+
+    it('throws a refusal (4xx) as a GatewayError carrying an OpenAI error body', async (context) => {
+      const made = needs(context, 'chat.completions');
+      const { body, status } = trigger(context, 'clientError');
+      const error: unknown = await made
+        .send(contractCall('chat.completions', model('chat.completions'), body))
+        .then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        );
+      expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
+      const typed = error as Error & { status: number; toBody(): unknown };
+      expect(typed.status).toBe(status);
+      expect(clientBody(typed)).toMatchObject({
+        error: { message: expect.any(String), type: expect.any(String) },
+      });
+    });
+
+    it('throws a failure (5xx) as a GatewayError with a 5xx status', async (context) => {
+      const made = needs(context, 'chat.completions');
+      const body = trigger(context, 'serverError');
+      const error: unknown = await made
+        .send(contractCall('chat.completions', model('chat.completions'), body))
+        .then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        );
+      expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
+      const { status } = error as { status: number };
+      expect(status).toBeGreaterThanOrEqual(500);
+      expect(status).toBeLessThan(600);
+    });
+
+    it('stops when the caller aborts', async (context) => {
+      const made = needs(context, 'chat.completions');
+      const body = trigger(context, 'slow');
+      const controller = new AbortController();
+      const pending = made.send(
+        contractCall('chat.completions', model('chat.completions'), body, controller.signal),
+      );
+      controller.abort();
+      // What the gateway expects: the client-gone error, or the platform's AbortError.
+      const error: unknown = await pending.then(
+        async (response) => {
+          await readText(response);
+          return undefined;
+        },
+        (thrown: unknown) => thrown,
+      );
+      expect(['ClientAbortedError', 'AbortError']).toContain((error as Error | undefined)?.name);
+    });
+
+    it('reports health and lists its models as strings', async () => {
+      const made = subject();
+      await expect(made.checkHealth(AbortSignal.timeout(10_000))).resolves.toBeUndefined();
+      const ids = await made.listModels(AbortSignal.timeout(10_000));
+      expect(Array.isArray(ids)).toBe(true);
+      for (const id of ids) expect(id).toBeTypeOf('string');
+    });
+  });
+}
