@@ -1,32 +1,9 @@
 import { z } from 'zod';
+import { poolSchema, timeoutsSchema } from './upstream-http-schema.js';
 
-/*
- * The `anthropic` backend's section. Its own file so schema.ts only gains one union member; the
- * timeouts and pool mirror the `openai` backend's (schema.ts does not export them, and importing
- * schema.ts from here would be a cycle).
- */
+/* The `anthropic` backend's section. Its own file so schema.ts only gains one union member. */
 
-const positiveMs = z.number().int().positive();
 const positiveTokens = z.number().int().positive();
-
-const timeoutsSchema = z
-  .object({
-    connectMs: positiveMs.default(10_000),
-    /** Time to the response headers; with extended thinking a JSON answer can take minutes. */
-    firstByteMs: positiveMs.default(120_000),
-    idleMs: positiveMs.default(120_000),
-    totalMs: positiveMs.default(600_000),
-  })
-  .strict()
-  .prefault({});
-
-const poolSchema = z
-  .object({
-    connections: z.number().int().positive().default(128),
-    keepAliveTimeoutMs: positiveMs.default(30_000),
-  })
-  .strict()
-  .prefault({});
 
 /** Thinking budgets (tokens) that OpenAI's `reasoning_effort` asks for. */
 const thinkingBudgetsSchema = z

@@ -4,6 +4,7 @@ import { parseByteSize } from './byte-size.js';
 import { llamaCppBackendSchema } from './llama-cpp-schema.js';
 import { localServerBackendSchemas } from './local-server-schema.js';
 import { moduleBackendSchema } from './module-backend-schema.js';
+import { poolSchema, timeoutsSchema } from './upstream-http-schema.js';
 
 const byteSize = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const bytes = parseByteSize(value);
@@ -15,28 +16,6 @@ const byteSize = z.union([z.string(), z.number()]).transform((value, ctx) => {
 });
 
 const positiveMs = z.number().int().positive();
-
-const timeoutsSchema = z
-  .object({
-    /** TCP + TLS connect. */
-    connectMs: positiveMs.default(10_000),
-    /** From sending the request to the upstream's response headers (time to first byte). */
-    firstByteMs: positiveMs.default(120_000),
-    /** Longest silence allowed between two body chunks of a streamed response. */
-    idleMs: positiveMs.default(120_000),
-    /** The whole upstream exchange, streams included. */
-    totalMs: positiveMs.default(600_000),
-  })
-  .strict()
-  .prefault({});
-
-const poolSchema = z
-  .object({
-    connections: z.number().int().positive().default(128),
-    keepAliveTimeoutMs: positiveMs.default(30_000),
-  })
-  .strict()
-  .prefault({});
 
 const headersSchema = z.record(z.string(), z.string()).default({});
 

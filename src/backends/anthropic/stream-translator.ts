@@ -1,9 +1,9 @@
 import { UpstreamError } from '../../errors.js';
+import { SseDataReader } from '../sse-data-reader.js';
 import { encodeDone, encodeEvent } from '../sse-encoder.js';
 import type { AnthropicErrorInfo } from './anthropic-errors.js';
 import { type AnthropicUsage, mergeUsage, toChatUsage } from './anthropic-usage.js';
 import { finishReasonOf } from './finish-reason.js';
-import { SseDataReader } from './sse-events.js';
 
 type Json = Record<string, unknown>;
 

@@ -1,8 +1,8 @@
 import { GatewayError, UpstreamError } from '../../errors.js';
 import type { BackendResponse } from '../backend.js';
+import { SseDataReader } from '../sse-data-reader.js';
 import { encodeEvent } from '../sse-encoder.js';
 import { ChatStreamTranslator, type ResponsesEvent } from './chat-stream-translator.js';
-import { SseDataReader } from './sse-data-reader.js';
 
 type Json = Record<string, unknown>;
 
