@@ -28,6 +28,36 @@ describe('prices and cost', () => {
     expect(responses.usdMicros).toBe(1_000 * 2.5 + 100 * 10);
   });
 
+  it('prices prompt-cache writes (5-minute and 1-hour) apart from reads and plain input', () => {
+    // claude-sonnet-4-5: $3 in, $0.30 cache read, $3.75 5-minute write, $6 1-hour write, $15 out.
+    // The Anthropic adapter's usage: prompt = 100 input + 2,000 read + 1,000 written (300 for 1 h).
+    const usage = {
+      prompt_tokens: 3_100,
+      completion_tokens: 50,
+      prompt_tokens_details: { cached_tokens: 2_000 },
+      cache_creation_input_tokens: 1_000,
+      cache_read_input_tokens: 2_000,
+      cache_creation: { ephemeral_5m_input_tokens: 700, ephemeral_1h_input_tokens: 300 },
+    };
+    expect(costOf('claude-sonnet-4-5-20250929', usage).usdMicros).toBe(
+      Math.round(100 * 3 + 2_000 * 0.3 + 700 * 3.75 + 300 * 6 + 50 * 15),
+    );
+    // A price without write rates charges writes as plain input, as before.
+    expect(costOf('x', usage, { x: { input: 1, cachedInput: 0.5, output: 2 } }).usdMicros).toBe(
+      1_100 * 1 + 2_000 * 0.5 + 50 * 2,
+    );
+    // Counts that do not add up never charge more tokens than the prompt has.
+    expect(
+      costOf(
+        'x',
+        { prompt_tokens: 10, completion_tokens: 0, cache_creation_input_tokens: 50 },
+        {
+          x: { input: 1, cacheWriteInput: 2, output: 1 },
+        },
+      ).usdMicros,
+    ).toBe(20);
+  });
+
   it('an unknown model costs 0 and is flagged', () => {
     expect(costOf('my-local-llama', { prompt_tokens: 10, completion_tokens: 10 })).toEqual({
       usdMicros: 0,

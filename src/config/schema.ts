@@ -323,6 +323,8 @@ export const configSchema = z
               .object({
                 input: z.number().nonnegative(),
                 cachedInput: z.number().nonnegative().optional(),
+                cacheWriteInput: z.number().nonnegative().optional(),
+                cacheWriteInput1h: z.number().nonnegative().optional(),
                 output: z.number().nonnegative(),
               })
               .strict(),

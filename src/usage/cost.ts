@@ -44,9 +44,23 @@ export function costOf(
     | { cached_tokens?: unknown }
     | undefined;
   const cached = Math.min(count(details?.cached_tokens), prompt);
+  // Anthropic's cache writes are inside the prompt too (its adapter adds them) and cost more.
+  const writes = Math.min(count(usage.cache_creation_input_tokens), prompt - cached);
+  const hourly = Math.min(
+    count(
+      (usage.cache_creation as { ephemeral_1h_input_tokens?: unknown } | undefined)
+        ?.ephemeral_1h_input_tokens,
+    ),
+    writes,
+  );
+  const writePrice = price.cacheWriteInput ?? price.input;
   // Prices are per 1M tokens and the result is in micro-dollars: the two millions cancel out.
   const micros =
-    (prompt - cached) * price.input + cached * (price.cachedInput ?? price.input) + completion * price.output;
+    (prompt - cached - writes) * price.input +
+    cached * (price.cachedInput ?? price.input) +
+    (writes - hourly) * writePrice +
+    hourly * (price.cacheWriteInput1h ?? writePrice) +
+    completion * price.output;
   // Counters are exact integers: a sum past the safe range (absurd usage or prices) is clamped.
   const usdMicros = Number.isFinite(micros)
     ? Math.min(Math.round(micros), Number.MAX_SAFE_INTEGER)
