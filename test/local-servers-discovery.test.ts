@@ -131,6 +131,8 @@ describe('local-server presets: discovery', () => {
     );
     expect(before.data.map((model) => model.id)).toEqual(['first']);
 
+    // Listed once before the pull, so a list the router kept would be the stale one.
+    expect((await client.models.list()).data.map((model) => model.id)).toContain('local/first');
     server.pull('pulled-later');
     const after = await admin.ok<{
       object: string;
@@ -150,6 +152,10 @@ describe('local-server presets: discovery', () => {
       { id: 'first', object: 'model', owned_by: 'ollama' },
       { id: 'pulled-later', object: 'model', owned_by: 'ollama' },
     ]);
+    // Listed at once too: the router does not keep its own copy of a discovering server's list.
+    const listed = await client.models.list();
+    expect(listed.data.map((model) => model.id)).toContain('local/pulled-later');
+    expect((await client.models.retrieve('local/pulled-later')).id).toBe('local/pulled-later');
     const answer = await client.chat.completions.create({
       model: 'local/pulled-later',
       messages: [{ role: 'user', content: 'hi' }],

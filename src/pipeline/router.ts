@@ -1,4 +1,5 @@
 import type { Backend } from '../backends/backend.js';
+import { discoveringBackendOf } from '../backends/local-servers/backend-availability.js';
 import type { BackendRegistry } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
 import { ModelNotFoundError } from '../errors.js';
@@ -186,6 +187,15 @@ export class ModelRouter {
 
   /** The upstream's model ids, cached briefly; undefined while the upstream cannot say. */
   private async upstreamIds(backend: Backend): Promise<string[] | undefined> {
+    // A local server's list is its own discovery's, in memory and refreshed on demand: caching it
+    // here would hide a model pulled a moment ago for up to a minute.
+    if (discoveringBackendOf(backend)) {
+      try {
+        return await backend.listModels(AbortSignal.timeout(UPSTREAM_LIST_TIMEOUT_MS));
+      } catch {
+        return undefined;
+      }
+    }
     const cached = this.upstreamLists.get(backend.name);
     if (cached && Date.now() - cached.at < UPSTREAM_LIST_TTL_MS) return cached.ids.catch(() => undefined);
     // Shared by concurrent callers, so it must not hang on any one client's signal.
