@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { availabilitySchema } from '../backends/local-servers/refresh-schema.js';
 import { LIMIT_NAMES } from '../registry/records.js';
 
 /** Admin API bodies and queries (snake_case like OpenAI's); also the source of /admin/openapi.json. */
@@ -329,6 +330,17 @@ export const requestLogEntrySchema = z.object({
   ttft_ms: z.number().int().nullable(),
   cache: z.enum(['hit', 'miss', 'bypass', 'refresh']).nullable(),
   tags: z.array(z.string()),
+  attempts: z
+    .array(
+      z.object({
+        deployment: z.string(),
+        status: z
+          .union([z.number().int(), z.enum(['circuit-open', 'at-limit', 'unavailable', 'aborted'])])
+          .describe("the upstream's or the gateway's status, or why the deployment was skipped"),
+        duration_ms: z.number(),
+      }),
+    )
+    .describe('every deployment tried or skipped, in order; [] when none was (a cache hit, a refusal)'),
 });
 
 export const deploymentListSchema = z.object({
@@ -365,6 +377,9 @@ export const deploymentListSchema = z.object({
         tokens_per_minute: z.number().int().nullable(),
         max_concurrent: z.number().int().nullable(),
       }),
+      availability: availabilitySchema
+        .optional()
+        .describe('backends that can be found down (local servers): their last probe'),
     }),
   ),
 });
