@@ -57,8 +57,11 @@ export function inBandErrorStatus(error: Record<string, unknown>): number {
  * a 4xx is relayed with the upstream's error body (and retried where a 408/409/429 is), a 5xx is
  * an upstream failure. Undefined when the first event is not an error.
  */
+const ERROR_WORD = Buffer.from('"error"');
+
 export function inBandError(head: Buffer | undefined): Error | undefined {
-  if (!head) return undefined;
+  // Every stream passes here: a first event without the word is not parsed at all.
+  if (!head?.includes(ERROR_WORD)) return undefined;
   for (const event of splitEvents(head)) {
     const payload = eventData(event);
     if (!payload) continue;
