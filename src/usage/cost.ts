@@ -1,3 +1,4 @@
+import { lookUpByModelPrefix } from '../config/model-prefix-lookup.js';
 import type { TokenUsage } from '../pipeline/usage.js';
 import { DEFAULT_PRICES, type ModelPrice } from './price-table.js';
 
@@ -16,14 +17,7 @@ export function priceFor(
   model: string,
   overrides: Readonly<Record<string, ModelPrice>> = {},
 ): ModelPrice | undefined {
-  const table = { ...DEFAULT_PRICES, ...overrides };
-  const exact = table[model];
-  if (exact) return exact;
-  let best: string | undefined;
-  for (const name of Object.keys(table)) {
-    if (model.startsWith(`${name}-`) && (best === undefined || name.length > best.length)) best = name;
-  }
-  return best === undefined ? undefined : table[best];
+  return lookUpByModelPrefix({ ...DEFAULT_PRICES, ...overrides }, model);
 }
 
 function count(value: unknown): number {

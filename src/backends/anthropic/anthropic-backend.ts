@@ -1,8 +1,10 @@
 import { type Dispatcher, Pool } from 'undici';
 import type { AnthropicBackendConfig } from '../../config/anthropic-schema.js';
-import { EndpointNotSupportedError, ServiceUnavailableError, UpstreamError } from '../../errors.js';
+import { lookUpByModelPrefix } from '../../config/model-prefix-lookup.js';
+import { EndpointNotSupportedError, UpstreamError } from '../../errors.js';
 import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
-import { KeyPool, type KeyStatus, type PickedKey, retryAfterMs } from '../openai-compatible/key-pool.js';
+import { readModelIds } from '../model-list.js';
+import { KeyPool, type KeyStatus, retryAfterMs } from '../openai-compatible/key-pool.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
 import { mapAnthropicError, parseAnthropicError } from './anthropic-errors.js';
 import { chatToMessages, type TranslationOptions } from './chat-to-messages.js';
@@ -79,7 +81,7 @@ export class AnthropicBackend implements Backend {
       ...this.translation,
       defaultMaxTokens: this.maxTokensFor(call.model),
     });
-    const key = this.pickKey();
+    const key = this.keys?.take(this.name);
     const controller = new AbortController();
     let totalTimedOut = false;
     const onClientAbort = () => controller.abort();
@@ -215,13 +217,7 @@ export class AnthropicBackend implements Backend {
 
   /** `modelMaxTokens` by exact name, else by the longest `<name>-` prefix; else `maxTokens`. */
   private maxTokensFor(model: string): number {
-    const table = this.config.modelMaxTokens;
-    const exact = table[model];
-    if (exact !== undefined) return exact;
-    let best: string | undefined;
-    for (const name of Object.keys(table))
-      if (model.startsWith(`${name}-`) && (best === undefined || name.length > best.length)) best = name;
-    return best === undefined ? this.config.maxTokens : (table[best] ?? this.config.maxTokens);
+    return lookUpByModelPrefix(this.config.modelMaxTokens, model) ?? this.config.maxTokens;
   }
 
   /** The key pool's state (never the keys), or undefined without `apiKeys`. */
@@ -229,29 +225,8 @@ export class AnthropicBackend implements Backend {
     return this.keys?.status();
   }
 
-  private pickKey(): PickedKey | undefined {
-    if (!this.keys) return undefined;
-    const picked = this.keys.pick();
-    if (picked) return picked;
-    const waitMs = this.keys.nextUsableInMs();
-    if (waitMs === undefined)
-      throw new UpstreamError(`Backend '${this.name}': the upstream refused every configured API key.`);
-    throw new ServiceUnavailableError(
-      `Backend '${this.name}': every API key is resting after the upstream's rate limit; retry shortly.`,
-      Math.max(1, Math.ceil(waitMs / 1_000)),
-    );
-  }
-
   async listModels(signal: AbortSignal): Promise<string[]> {
-    const response = await this.get(`${this.v1Path}/models?limit=1000`, signal);
-    if (response.statusCode >= 400) {
-      await response.body.dump();
-      throw new UpstreamError(
-        `Backend '${this.name}' refused to list its models (status ${response.statusCode}).`,
-      );
-    }
-    const parsed = (await response.body.json()) as { data?: Array<{ id?: unknown }> };
-    return (parsed.data ?? []).map((model) => model.id).filter((id): id is string => typeof id === 'string');
+    return readModelIds(await this.get(`${this.v1Path}/models?limit=1000`, signal), this.name);
   }
 
   async checkHealth(signal: AbortSignal): Promise<void> {

@@ -1,3 +1,5 @@
+import { ServiceUnavailableError, UpstreamError } from '../../errors.js';
+
 /** One upstream API key of a pool, as configured (`apiKeys: [{ key, weight }]`). */
 export interface PoolKeyConfig {
   key: string;
@@ -97,6 +99,22 @@ export class KeyPool {
       entry.coolingUntil = Math.max(entry.coolingUntil, now + Math.min(wait, this.maxCooldownMs));
       this.onChange?.(this.statusOf(entry, now));
     }
+  }
+
+  /**
+   * A key for one request of backend `backend`; while none is usable, a 503 (all resting, with the
+   * wait as retry-after) or a 502 (all refused): the deployment's trouble, so routing moves on.
+   */
+  take(backend: string): PickedKey {
+    const picked = this.pick();
+    if (picked) return picked;
+    const waitMs = this.nextUsableInMs();
+    if (waitMs === undefined)
+      throw new UpstreamError(`Backend '${backend}': the upstream refused every configured API key.`);
+    throw new ServiceUnavailableError(
+      `Backend '${backend}': every API key is resting after the upstream's rate limit; retry shortly.`,
+      Math.max(1, Math.ceil(waitMs / 1_000)),
+    );
   }
 
   /** How long until some key is usable again (a cooling one); undefined when every key is refused. */

@@ -1,11 +1,6 @@
 import { type Dispatcher, Pool } from 'undici';
 import type { BackendConfig } from '../../config/schema.js';
-import {
-  InvalidRequestError,
-  ServiceUnavailableError,
-  UpstreamClientError,
-  UpstreamError,
-} from '../../errors.js';
+import { InvalidRequestError, UpstreamClientError, UpstreamError } from '../../errors.js';
 import {
   type Backend,
   type BackendCall,
@@ -13,8 +8,9 @@ import {
   ENDPOINT_PATHS,
   type Endpoint,
 } from '../backend.js';
+import { readModelIds } from '../model-list.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
-import { KeyPool, type KeyStatus, type PickedKey, retryAfterMs } from './key-pool.js';
+import { KeyPool, type KeyStatus, retryAfterMs } from './key-pool.js';
 
 type OpenAIConfig = Extract<BackendConfig, { type: 'openai' }>;
 type AzureConfig = Extract<BackendConfig, { type: 'azure' }>;
@@ -104,7 +100,7 @@ export class OpenAICompatibleBackend implements Backend {
   async send(call: BackendCall): Promise<BackendResponse> {
     // First: a name that cannot be a path segment is the client's error, before any timer starts.
     const path = this.pathFor(call.endpoint, call.model);
-    const key = this.pickKey();
+    const key = this.keys?.take(this.name);
     // One controller for both the client's abort and the total timeout (cheaper on the hot path
     // than AbortSignal.any + AbortSignal.timeout); released when the exchange ends.
     const controller = new AbortController();
@@ -172,31 +168,9 @@ export class OpenAICompatibleBackend implements Backend {
     return this.keys?.status();
   }
 
-  /** A pool key for one request; while none is usable, a 503 (all resting) or 502 (all refused). */
-  private pickKey(): PickedKey | undefined {
-    if (!this.keys) return undefined;
-    const picked = this.keys.pick();
-    if (picked) return picked;
-    const waitMs = this.keys.nextUsableInMs();
-    if (waitMs === undefined)
-      throw new UpstreamError(`Backend '${this.name}': the upstream refused every configured API key.`);
-    throw new ServiceUnavailableError(
-      `Backend '${this.name}': every API key is resting after the upstream's rate limit; retry shortly.`,
-      Math.max(1, Math.ceil(waitMs / 1_000)),
-    );
-  }
-
   async listModels(signal: AbortSignal): Promise<string[]> {
     if (this.type === 'azure') return [];
-    const response = await this.get(`${this.basePath}/models`, signal);
-    if (response.statusCode >= 400) {
-      await response.body.dump();
-      throw new UpstreamError(
-        `Backend '${this.name}' refused to list its models (status ${response.statusCode}).`,
-      );
-    }
-    const parsed = (await response.body.json()) as { data?: Array<{ id?: unknown }> };
-    return (parsed.data ?? []).map((model) => model.id).filter((id): id is string => typeof id === 'string');
+    return readModelIds(await this.get(`${this.basePath}/models`, signal), this.name);
   }
 
   async checkHealth(signal: AbortSignal): Promise<void> {
