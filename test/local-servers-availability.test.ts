@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AdminHttp, type ErrorBody, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { type FakeLocalServer, startFakeLocalServer } from './support/fake-local-servers.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 import { expectErrorResponse } from './support/spec-validator.js';
 
 /**
@@ -81,16 +82,6 @@ async function setup(retryMs = HOUR) {
     return { status: response.status, body: (await response.json()) as Readiness };
   };
   return { a, b, client, admin, ask, deployments, readyz };
-}
-
-/** The deployments' state once `done` holds for it (recording and probes end after answers). */
-async function until(read: () => Promise<DeploymentEntry[]>, done: (list: DeploymentEntry[]) => boolean) {
-  let list = await read();
-  for (let attempt = 0; attempt < 1_500 && !done(list); attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    list = await read();
-  }
-  return list;
 }
 
 const onBackend = (list: DeploymentEntry[], backend: string) =>
@@ -179,7 +170,7 @@ describe('a local server that is down', () => {
     // The first request finds out the hard way and is retried on the other deployment...
     expect(await ask('shared')).toEqual({ backend: 'b', attempts: '2' });
     // ...and the probe it set off marks the server down, so the next one is not sent there at all.
-    const list = await until(deployments, (current) =>
+    const list = await pollUntil(deployments, (current) =>
       onBackend(current, 'a').every((deployment) => deployment.availability?.state === 'unavailable'),
     );
     expect(onBackend(list, 'a')[0]?.availability?.reason).toBe('connection refused');
@@ -193,7 +184,7 @@ describe('a local server that is down', () => {
     // Probed again every 50 ms, it stays down while nothing listens.
     expect(onBackend(await deployments(), 'a')[0]?.availability?.state).toBe('unavailable');
     await a.start();
-    const list = await until(deployments, (current) =>
+    const list = await pollUntil(deployments, (current) =>
       onBackend(current, 'a').every((deployment) => deployment.availability?.state === 'available'),
     );
     expect(onBackend(list, 'a')[0]?.availability?.state).toBe('available');

@@ -7,6 +7,7 @@ import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { type FakeLocalServer, startFakeLocalServer } from './support/fake-local-servers.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { FIXTURE_USAGE } from './support/openai-fixtures.js';
+import { pollUntil } from './support/poll.js';
 import { expectChatCompletionChunk, expectErrorResponse } from './support/spec-validator.js';
 
 /**
@@ -183,11 +184,10 @@ describe('streamed usage', () => {
     }
     expect(text).toBe('one two three');
     // The request is recorded just after the stream ends.
-    let logged: LoggedRequest[] = [];
-    for (let attempt = 0; attempt < 1_500 && logged.length === 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-      logged = (await admin.ok<{ data: LoggedRequest[] }>('GET', '/requests', undefined, 200)).data;
-    }
+    const logged = await pollUntil(
+      async () => (await admin.ok<{ data: LoggedRequest[] }>('GET', '/requests', undefined, 200)).data,
+      (found) => found.length > 0,
+    );
     return { server, logged };
   }
 

@@ -13,6 +13,7 @@ import {
   sendSse,
 } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 import { CHAT, chunk, completion, type UpstreamHandler } from './support/routing-fixtures.js';
 
 /*
@@ -118,17 +119,7 @@ async function post(url: string, path: string, body: unknown) {
 /** The request log lines once there are `count` of them (written as each response ends). */
 async function requestLines(gateway: TestGateway, count: number) {
   const lines = async () => gateway.logs.filter((entry) => entry.msg === 'request');
-  return eventually(lines, (found) => found.length >= count);
-}
-
-/** Polls `read` until `done` holds (a state written just after the answer went out). */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  let value = await read();
-  for (let i = 0; i < 1_500 && !done(value); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    value = await read();
-  }
-  return value;
+  return pollUntil(lines, (found) => found.length >= count);
 }
 
 describe('a stream whose first event is an error', () => {
@@ -205,7 +196,7 @@ describe('attempts on the usage record', () => {
       deployment: string;
       attempts: Array<{ deployment: string; status: number; duration_ms: number }>;
     };
-    const log = await eventually(
+    const log = await pollUntil(
       async () =>
         (
           (await (
@@ -386,7 +377,7 @@ describe('embedding batches partly answered from the cache', () => {
     handlers.b.set(EMBED, embeds);
     const body = { model: 'duo', encoding_format: 'float' };
     // Stored just after its answer went out: asked again until it is a hit.
-    const cached = await eventually(
+    const cached = await pollUntil(
       () => post(gw.url, EMBED, { ...body, input: 'p' }),
       (response) => response.headers.get('x-tollgate-cache') === 'HIT',
     );
