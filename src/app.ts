@@ -14,6 +14,7 @@ import { AdminKey } from './admin/admin-key.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
+import { errorSurfaceOf, surfaceErrorPayload } from './http/error-surface.js';
 import { createLogger } from './http/logger.js';
 import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
@@ -27,12 +28,13 @@ import { ForwardPath } from './pipeline/forward.js';
 import { QuotaStage } from './pipeline/quota.js';
 import { RequestLimits } from './pipeline/request-limits.js';
 import { ModelRouter } from './pipeline/router.js';
-import { answerClientError, errorPayload, registerErrorHandler } from './plugins/error-handler.js';
+import { answerClientError, registerErrorHandler } from './plugins/error-handler.js';
 import { Metrics } from './plugins/metrics.js';
 import { Registry } from './registry/registry.js';
 import { adminRoutes } from './routes/admin/admin-routes.js';
 import { healthRoutes } from './routes/health.js';
 import { inferenceRoutes } from './routes/v1/inference.js';
+import { messagesRoutes } from './routes/v1/messages.js';
 import { modelRoutes } from './routes/v1/models.js';
 import { ownKeyRoutes } from './routes/v1/own-key.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
@@ -153,10 +155,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return503OnClosing: false,
     // Requests the router rejects before any hook (a malformed URL) get the envelope too.
     frameworkErrors: (error, request, reply) => {
-      const payload = errorPayload(
+      const payload = surfaceErrorPayload(
+        errorSurfaceOf(request.url, request.headers),
         error.code === 'FST_ERR_BAD_URL' ? new InvalidRequestError('The request URL is malformed.') : error,
         config.server.bodyLimit,
-        request.headers['content-type'],
+        { contentType: request.headers['content-type'], requestId: request.id },
       );
       (reply as FastifyReply)
         .code(payload.status)
@@ -188,6 +191,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       headers['content-type'] = 'application/json';
     }
     reply.header('x-request-id', request.id);
+    // Anthropic's SDKs read the request id from their own header name.
+    if (errorSurfaceOf(request.url, headers) === 'anthropic') reply.header('request-id', request.id);
     done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
@@ -248,6 +253,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       await v1.register(modelRoutes, { router });
       await v1.register(ownKeyRoutes, { quota });
       await v1.register(inferenceRoutes, { pipeline });
+      await v1.register(messagesRoutes, { pipeline });
       await v1.register(uploadRoutes, { pipeline });
     },
     { prefix: '/v1' },

@@ -1,6 +1,7 @@
 /**
- * Typed errors. Anything in the gateway throws one of these; `plugins/error-handler.ts`
- * is the only place that turns them (and Fastify's own errors) into OpenAI error JSON.
+ * Typed errors. Anything in the gateway throws one of these; `http/openai-error.ts` and
+ * `http/anthropic-error.ts` are the only places that turn them (and Fastify's own errors) into
+ * wire JSON and SSE, one per API surface (`http/error-surface.ts` picks).
  */
 export type OpenAIErrorType =
   | 'invalid_request_error'

@@ -13,6 +13,8 @@ export type JsonEndpoint =
   | 'responses'
   /** Anthropic's Messages API (`/v1/messages`); its path is below Anthropic's base URL. */
   | 'messages'
+  /** Anthropic's `/v1/messages/count_tokens`: the prompt's size, nothing generated. */
+  | 'messages.count_tokens'
   | 'images.generations'
   | 'moderations'
   | 'audio.speech';
@@ -29,6 +31,7 @@ export const ENDPOINT_PATHS: Readonly<Record<Endpoint, string>> = {
   embeddings: '/embeddings',
   responses: '/responses',
   messages: '/messages',
+  'messages.count_tokens': '/messages/count_tokens',
   'images.generations': '/images/generations',
   moderations: '/moderations',
   'audio.speech': '/audio/speech',
@@ -49,6 +52,11 @@ export interface JsonCall extends CallBase {
   /** The client's body with `model` rewritten; unknown fields untouched. */
   body: Record<string, unknown>;
   stream: boolean;
+  /**
+   * Client headers the upstream's protocol needs, lower-cased: on `messages` calls the client's
+   * `anthropic-version` and `anthropic-beta`. Never credentials.
+   */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface UploadCall extends CallBase {
@@ -85,5 +93,11 @@ export interface Backend {
    * skips an open circuit. Absent or undefined: usable.
    */
   unavailableForMs?(): number | undefined;
+  /**
+   * The exact prompt size of a chat request (`messages`, `tools`) as this backend's model would
+   * read it, when it can say without generating (an in-process model: its tokenizer and chat
+   * template). Anthropic's `count_tokens` uses it; without it the gateway estimates.
+   */
+  countChatTokens?(model: string, body: Record<string, unknown>): Promise<number>;
   close(): Promise<void>;
 }

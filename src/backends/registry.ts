@@ -5,6 +5,7 @@ import { AnthropicBackend } from './anthropic/anthropic-backend.js';
 import type { Backend } from './backend.js';
 import { createLlamaCppBackend } from './llama-cpp/create-llama-cpp-backend.js';
 import { LocalServerBackend } from './local-servers/local-server-backend.js';
+import { withMessagesTranslation } from './messages-translation/with-messages-translation.js';
 import { MockBackend } from './mock/mock-backend.js';
 import { createModuleBackend } from './module/load-module-backend.js';
 import { OpenAICompatibleBackend } from './openai-compatible/openai-compatible-backend.js';
@@ -50,8 +51,10 @@ export class BackendRegistry {
   private readonly backends = new Map<string, Backend>();
 
   constructor(backends: Iterable<Backend>) {
-    // Here, so every backend (configured, injected by tests or embedders) gets /v1/responses.
-    for (const backend of backends) this.backends.set(backend.name, withResponsesTranslation(backend));
+    // Here, so every backend (configured, injected by tests or embedders) gets /v1/responses and
+    // Anthropic's /v1/messages, translated to chat where it has no such endpoint of its own.
+    for (const backend of backends)
+      this.backends.set(backend.name, withResponsesTranslation(withMessagesTranslation(backend)));
   }
 
   static async fromConfig(config: Config, logger: FastifyBaseLogger): Promise<BackendRegistry> {

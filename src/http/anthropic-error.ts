@@ -1,11 +1,11 @@
 import { type GatewayError, UpstreamClientError } from '../errors.js';
-import { toGatewayError } from '../plugins/error-handler.js';
 import { type AnthropicErrorType, anthropicTypeForStatus } from '../schemas/anthropic/error-types.js';
+import { toGatewayError } from './openai-error.js';
 
 /**
  * The one place where errors become Anthropic's error JSON, for the Messages API surface
- * (`/v1/messages`, `/v1/messages/count_tokens`); the OpenAI surface's twin is
- * plugins/error-handler.ts. `{"type":"error","error":{"type","message"},"request_id"}` with the
+ * (`/v1/messages`, `/v1/messages/count_tokens`, and any request with `anthropic-version`: see
+ * error-surface.ts); the OpenAI surface's twin is openai-error.ts. `{"type":"error","error":{"type","message"},"request_id"}` with the
  * status Anthropic uses for the same failure, so the Anthropic SDK and Claude Code react as they
  * would to Anthropic itself.
  *
@@ -69,6 +69,8 @@ export function anthropicErrorOf(error: GatewayError): {
 } {
   if (error.type === 'insufficient_quota')
     return { status: 402, type: 'billing_error', headers: { ...error.headers, ...NO_RETRY } };
+  if (error.status === 401)
+    return { status: 401, type: 'authentication_error', headers: { ...error.headers, ...NO_RETRY } };
   if (error.code === 'upstream_unavailable')
     return { status: 529, type: 'overloaded_error', headers: error.headers };
   return { status: error.status, type: anthropicTypeForStatus(error.status), headers: error.headers };

@@ -11,7 +11,7 @@ import type { QuotaStage } from './quota.js';
 import type { Reservation } from './reservation.js';
 import type { Deployment } from './router.js';
 import { collectBody, type RelayOptions, readFirstEvent, relaySse, sendBuffered } from './stream.js';
-import { type TokenUsage, tokensOf, usageFromJson } from './usage.js';
+import { StreamUsage, type TokenUsage, tokensOf, usageFromJson } from './usage.js';
 
 /**
  * ③ cache, the answers it gives instead of the upstream: a stored answer (as JSON or replayed
@@ -77,6 +77,9 @@ export class CacheAnswers {
     const { streamError, firstChunkAt, usage } = await relaySse(request, reply, started, {
       ...this.deps.relay,
       stripUsageChunk: strip,
+      // Cached answers are OpenAI's endpoints only: Messages answers are not stored.
+      usage: new StreamUsage('chat.completions'),
+      surface: 'openai',
     });
     return { streamError, firstChunkAt, usage };
   }

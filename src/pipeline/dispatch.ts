@@ -47,6 +47,23 @@ export function forwardedBody(dispatch: JsonDispatch, deployment: Deployment): R
   return body;
 }
 
+/** Client headers Anthropic's protocol needs upstream: its version and the betas it opted into. */
+const ANTHROPIC_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
+
+function protocolHeaders(
+  request: FastifyRequest,
+  endpoint: JsonEndpoint,
+): Record<string, string> | undefined {
+  if (endpoint !== 'messages' && endpoint !== 'messages.count_tokens') return undefined;
+  const headers: Record<string, string> = {};
+  for (const name of ANTHROPIC_HEADERS) {
+    const value = request.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+    else if (Array.isArray(value)) headers[name] = value.join(',');
+  }
+  return headers;
+}
+
 /** ⑤ backend: one call to the deployment's adapter. */
 export async function dispatchJson(
   request: FastifyRequest,
@@ -58,6 +75,7 @@ export async function dispatchJson(
   if (!deployment.backend.supports(dispatch.endpoint)) {
     throw new EndpointNotSupportedError(dispatch.endpoint, deployment.publicName);
   }
+  const headers = protocolHeaders(request, dispatch.endpoint);
   return deployment.backend.send({
     kind: 'json',
     endpoint: dispatch.endpoint,
@@ -66,6 +84,7 @@ export async function dispatchJson(
     stream: dispatch.stream,
     signal,
     requestId: request.id,
+    ...(headers ? { headers } : {}),
   });
 }
 

@@ -29,7 +29,7 @@ import {
   sendStreamed,
 } from './stream.js';
 import { type KeptUpload, openUpload, type UploadRoute, UploadSource } from './upload-body.js';
-import { tokensOf, usageFromJson } from './usage.js';
+import { StreamUsage, tokensOf, usageOfAnswer } from './usage.js';
 
 export interface ForwardDeps {
   router: ModelRouter;
@@ -70,6 +70,37 @@ export class ForwardPath implements InferencePipeline {
     // A stream may outlive its response: the request's record waits for this.
     request.gateway.finishing = work;
     return work;
+  }
+
+  /**
+   * `count_tokens`: ④ routed and ② counted as a request like any other, then ⑤ attempts over the
+   * deployments; nothing is generated, so nothing is reserved, cached or charged.
+   */
+  async countTokens(request: FastifyRequest, reply: FastifyReply, dispatch: JsonDispatch): Promise<unknown> {
+    const outcome: ForwardOutcome = {};
+    try {
+      const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : undefined;
+      if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
+      const routes = this.plan(request, model); // ④
+      await this.deps.requestLimits.enforce(request, reply); // ②
+      const answered = await this.tryDeployments(
+        request,
+        reply,
+        routes,
+        0,
+        request.gateway.abort.signal,
+        outcome,
+        (deployment, signal) => this.attempt(request, dispatch, deployment, signal),
+      ); // ⑤
+      try {
+        const { response, body } = answered.value;
+        return sendBuffered(reply, response, body ?? Buffer.alloc(0)); // ⑥
+      } finally {
+        answered.end();
+      }
+    } finally {
+      recordOutcome(request.gateway, outcome);
+    }
   }
 
   async upload(request: FastifyRequest, reply: FastifyReply, endpoint: UploadEndpoint): Promise<unknown> {
@@ -283,7 +314,7 @@ export class ForwardPath implements InferencePipeline {
         return sendStreamed(reply, response); // ⑥ audio and other bytes
       }
       let body = json;
-      outcome.usage = usageFromJson(body); // ⑦
+      outcome.usage = usageOfAnswer(dispatch.endpoint, body); // ⑦
       if (response.status < 300) countUsage(() => completionTokensOfJson(body));
       if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
         body = ensureBase64Embeddings(body);
@@ -437,9 +468,12 @@ export class ForwardPath implements InferencePipeline {
     const { fill, outcome, reservation } = step;
     if (started.status === 200) fill?.streamStarted();
     const tally = request.gateway.principal?.kind === 'key' ? new StreamTally() : undefined;
+    const usage = new StreamUsage(dispatch.endpoint);
     const sse = await relaySse(request, reply, started, {
       ...this.deps.relay,
       stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+      usage,
+      surface: dispatch.endpoint === 'messages' ? 'anthropic' : 'openai',
       tally,
       ...(fill
         ? {
@@ -450,6 +484,12 @@ export class ForwardPath implements InferencePipeline {
         : {}),
     });
     outcome.usage = sse.usage;
+    if (sse.usage && !usage.final) {
+      // Anthropic's prompt counts come first (`message_start`), its output count last: a stream
+      // cut before that is charged the prompt as reported and the output as relayed.
+      outcome.usage = usage.withOutput(tally?.completionTokens() ?? 0);
+      outcome.usageEstimated = true;
+    }
     outcome.streamError = sse.streamError;
     outcome.firstChunkAt = sse.firstChunkAt;
     // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler

@@ -19,6 +19,7 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   permission_error: 403,
   permission_denied: 403,
   not_found_error: 404,
+  request_too_large: 413,
   model_not_found: 404,
   request_timeout: 408,
   timeout: 408,
@@ -35,6 +36,9 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   overloaded: 503,
   overloaded_error: 503,
   service_unavailable: 503,
+  timeout_error: 504,
+  // Anthropic's: the gateway's own account, not the client's request; another deployment may do.
+  billing_error: 502,
 };
 
 /** The status an in-band error stands for; 502 (the upstream failed somehow) when nothing says. */

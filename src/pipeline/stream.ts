@@ -5,11 +5,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
 import { ClientAbortedError } from '../backends/transport-failure.js';
 import { UpstreamError } from '../errors.js';
+import { type ErrorSurface, surfaceErrorEvent } from '../http/error-surface.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
-import { errorEvent } from '../plugins/error-handler.js';
 import type { StreamTally } from '../usage/output-tally.js';
-import { eventData, hasUsageObject, type TokenUsage, usageOf } from './usage.js';
+import { eventData, hasUsageObject, type StreamUsage, type TokenUsage } from './usage.js';
 
 /** ⑥ stream: a backend response, relayed to the client as SSE, JSON or raw bytes. */
 export interface RelayOptions {
@@ -29,6 +29,10 @@ export interface SseOptions extends RelayOptions {
   readOnWithoutClient?: (() => boolean) | undefined;
   /** Counts what was relayed, for a stream whose usage never arrives. */
   tally?: StreamTally | undefined;
+  /** Where this stream's events carry usage (chat chunks, Responses events, Anthropic's). */
+  usage: StreamUsage;
+  /** Whose error event ends a stream that fails after the 200. */
+  surface: ErrorSurface;
 }
 
 /** What relaying a stream found out, for ⑦ (settle, record) to use. */
@@ -139,7 +143,7 @@ export async function readFirstEvent(response: BackendResponse, waitMs: number):
  * Finds usage in a block of complete events and, when asked, removes the usage-only event.
  * Only blocks that hold a `"usage": {` are parsed; all other bytes pass untouched.
  */
-function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean): Buffer {
+function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader: StreamUsage): Buffer {
   if (!hasUsageObject(block)) return block;
   const kept: Buffer[] = [];
   for (const event of splitEvents(block)) {
@@ -148,7 +152,7 @@ function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean): Buffe
       continue;
     }
     const payload = eventData(event);
-    const usage = payload ? usageOf(payload) : undefined;
+    const usage = payload ? reader.read(payload) : undefined;
     if (usage) outcome.usage = usage;
     const usageOnly = Array.isArray(payload?.choices) && (payload.choices as unknown[]).length === 0;
     if (!(strip && usage && usageOnly)) kept.push(event);
@@ -205,7 +209,7 @@ export async function relaySse(
     for (;;) {
       if (block) {
         options.tee?.(block);
-        const out = inspectBlock(block, outcome, options.stripUsageChunk);
+        const out = inspectBlock(block, outcome, options.stripUsageChunk, options.usage);
         if (signal.aborted) {
           if (!options.readOnWithoutClient?.()) break;
         } else if (out.length > 0) {
@@ -241,7 +245,7 @@ export async function relaySse(
         { error: { message: (error as Error).message } },
         'stream failed after the response started',
       );
-      raw.write(errorEvent(error, options.bodyLimit));
+      raw.write(surfaceErrorEvent(options.surface, error, options.bodyLimit, request.id));
     }
   } finally {
     clearInterval(keepAlive);

@@ -1,3 +1,6 @@
+import { type AnthropicUsage, mergeUsage, toChatUsage } from '../backends/anthropic/anthropic-usage.js';
+import type { JsonEndpoint } from '../backends/backend.js';
+
 /**
  * ⑦ usage: the token counts an upstream reported, found in a JSON body or an SSE stream.
  * Accounting and recording build on this (quotas and budgets settle with it).
@@ -113,4 +116,49 @@ function matchingBrace(bytes: Buffer, start: number): number {
     else if (byte === CLOSE_BRACE && --depth === 0) return i;
   }
   return -1;
+}
+
+/** The usage of a whole JSON answer, in OpenAI's names whatever the endpoint's own. */
+export function usageOfAnswer(endpoint: JsonEndpoint, body: Buffer): TokenUsage | undefined {
+  const usage = usageFromJson(body);
+  return endpoint === 'messages' && usage ? { ...toChatUsage(usage as AnthropicUsage) } : usage;
+}
+
+/**
+ * Reads one stream's usage as its events pass, in OpenAI's names. Chat and legacy chunks carry
+ * it whole on their last chunk, Responses events on `response.completed`; Anthropic's Messages
+ * streams in two parts: the prompt (with cache reads and writes) on `message_start`, the output
+ * (cumulative, sometimes the prompt again) on `message_delta`, merged here.
+ */
+export class StreamUsage {
+  private anthropic: AnthropicUsage | undefined;
+  /** False while only a first part has arrived (Anthropic's `message_start`). */
+  final = false;
+
+  constructor(private readonly endpoint: JsonEndpoint) {}
+
+  read(payload: Record<string, unknown>): TokenUsage | undefined {
+    if (this.endpoint !== 'messages') {
+      const usage = usageOf(payload);
+      if (usage) this.final = true;
+      return usage;
+    }
+    const part =
+      payload.type === 'message_start'
+        ? (payload.message as { usage?: unknown } | undefined)?.usage
+        : payload.type === 'message_delta'
+          ? payload.usage
+          : undefined;
+    if (part === null || typeof part !== 'object') return undefined;
+    if (payload.type === 'message_delta') this.final = true;
+    this.anthropic = mergeUsage(this.anthropic ?? {}, part as AnthropicUsage);
+    return { ...toChatUsage(this.anthropic) };
+  }
+
+  /** The usage read so far with the output replaced by a count (a stream cut before its end). */
+  withOutput(outputTokens: number): TokenUsage | undefined {
+    if (!this.anthropic) return undefined;
+    const reported = typeof this.anthropic.output_tokens === 'number' ? this.anthropic.output_tokens : 0;
+    return { ...toChatUsage({ ...this.anthropic, output_tokens: Math.max(reported, outputTokens) }) };
+  }
 }

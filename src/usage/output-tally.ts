@@ -44,6 +44,11 @@ export function generatedTextOfEvent(payload: Json): string {
   }
   // Responses API: `response.output_text.delta`, `response.function_call_arguments.delta`, ...
   if (typeof payload.type === 'string' && payload.type.endsWith('.delta')) text += str(payload.delta);
+  // Anthropic's Messages: text, tool input JSON and thinking, each in its own delta field.
+  if (payload.type === 'content_block_delta') {
+    const delta = obj(payload.delta);
+    text += str(delta.text) + str(delta.partial_json) + str(delta.thinking);
+  }
   return text;
 }
 
@@ -56,6 +61,14 @@ export function generatedTextOfAnswer(answer: Json): string {
     text += str(c.text);
     text += str(message.content) + str(message.refusal) + str(message.reasoning_content);
     text += toolCallText(message.tool_calls);
+  }
+  // Anthropic's Messages: a list of content blocks.
+  if (answer.type === 'message') {
+    for (const block of list(answer.content)) {
+      const b = obj(block);
+      text += str(b.text) + str(b.thinking);
+      if (b.type === 'tool_use') text += str(b.name) + JSON.stringify(b.input ?? {});
+    }
   }
   for (const item of list(answer.output)) {
     const o = obj(item);

@@ -79,7 +79,48 @@ const OUTPUT_FIELDS: Partial<Record<JsonEndpoint, readonly string[]>> = {
   'chat.completions': ['max_completion_tokens', 'max_tokens'],
   completions: ['max_tokens'],
   responses: ['max_output_tokens'],
+  messages: ['max_tokens'],
 };
+
+/**
+ * Anthropic's Messages: the system prompt, every block's text (tool inputs as their JSON, tool
+ * results by their content, thinking by its text) and the tool schemas. Claude Code's prompts are
+ * mostly tool results and tool schemas, which a count of `text` fields alone would miss.
+ */
+export function estimateMessagesPromptTokens(
+  body: Record<string, unknown>,
+  counter = new TokenCounter(),
+): number {
+  const texts: string[] = [];
+  textsOf(body.system, texts);
+  let tokens = REPLY_PRIMING;
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  for (const message of messages) {
+    tokens += PER_MESSAGE;
+    const content = (message as { content?: unknown } | null)?.content;
+    if (!Array.isArray(content)) {
+      textsOf(content, texts);
+      continue;
+    }
+    for (const block of content) {
+      const b = (block ?? {}) as {
+        type?: unknown;
+        input?: unknown;
+        content?: unknown;
+        thinking?: unknown;
+        name?: unknown;
+      };
+      if (b.type === 'tool_use' || b.type === 'server_tool_use') {
+        if (typeof b.name === 'string') texts.push(b.name);
+        texts.push(JSON.stringify(b.input ?? {}));
+      } else if (b.type === 'tool_result') textsOf(b.content, texts);
+      else if (b.type === 'thinking' && typeof b.thinking === 'string') texts.push(b.thinking);
+      else textsOf(block, texts);
+    }
+  }
+  if (Array.isArray(body.tools)) texts.push(JSON.stringify(body.tools));
+  return tokens + counter.count(texts);
+}
 
 /**
  * The request's own cap on output tokens, if it set one. Only the fields its endpoint defines;
@@ -107,6 +148,9 @@ export function estimatePromptTokens(endpoint: JsonEndpoint, body: Record<string
       return estimateTextTokens(body.prompt);
     case 'embeddings':
       return estimateTextTokens(body.input);
+    case 'messages':
+    case 'messages.count_tokens':
+      return estimateMessagesPromptTokens(body);
     case 'responses': {
       const texts: string[] = [];
       const tokens = collectText(body.input, texts) + collectText(body.instructions ?? '', texts);

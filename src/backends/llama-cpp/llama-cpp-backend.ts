@@ -106,6 +106,13 @@ export class LlamaCppBackend implements Backend {
     return SUPPORTED.has(endpoint);
   }
 
+  /** The chat as the model's own template renders it, counted by its own tokenizer. */
+  async countChatTokens(name: string, body: Record<string, unknown>): Promise<number> {
+    if (body.tools !== undefined && body.tools !== null)
+      throw new InvalidRequestError('Tools are not supported by in-process models.', 'tools');
+    return this.model(name).chatPrompt(chatHistoryOf(body.messages)).tokens.length;
+  }
+
   async send(call: BackendCall): Promise<BackendResponse> {
     if (call.kind !== 'json' || !SUPPORTED.has(call.endpoint))
       throw new EndpointNotSupportedError(call.endpoint, call.model);

@@ -1,5 +1,10 @@
 import { UpstreamError } from '../../errors.js';
-import { type MessagesRequest, messagesRequest } from '../../schemas/anthropic/messages.js';
+import {
+  type CountTokensRequest,
+  countTokensRequest,
+  type MessagesRequest,
+  messagesRequest,
+} from '../../schemas/anthropic/messages.js';
 import { parseRequestBody } from '../../schemas/parse-input.js';
 import { TokenCounter } from '../../usage/token-counter.js';
 import { estimateChatPromptTokens } from '../../usage/token-estimate.js';
@@ -44,11 +49,12 @@ class MessagesTranslatingBackend implements Backend {
   }
 
   supports(endpoint: Endpoint): boolean {
-    return endpoint === 'messages' || this.inner.supports(endpoint);
+    return endpoint === 'messages' || endpoint === 'messages.count_tokens' || this.inner.supports(endpoint);
   }
 
   send(call: BackendCall): Promise<BackendResponse> {
     if (call.kind === 'json' && call.endpoint === 'messages') return this.translate(call);
+    if (call.kind === 'json' && call.endpoint === 'messages.count_tokens') return this.countTokens(call);
     return this.inner.send(call);
   }
 
@@ -66,6 +72,27 @@ class MessagesTranslatingBackend implements Backend {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+
+  /**
+   * Counted by the backend's model where it can say (an in-process model's tokenizer and chat
+   * template: exact); a chat server cannot count a prompt without running it, so there the
+   * gateway counts the translated conversation with its own tokenizer. The header says which.
+   */
+  private async countTokens(call: JsonCall): Promise<BackendResponse> {
+    const request = parseRequestBody(countTokensRequest, call.body) as CountTokensRequest;
+    const { body, messages } = chatRequestOf(
+      { ...request, max_tokens: 1 },
+      call.model,
+      this.outputTokensField,
+    );
+    const exact = this.inner.countChatTokens ? await this.inner.countChatTokens(call.model, body) : undefined;
+    return {
+      status: 200,
+      contentType: 'application/json',
+      headers: { 'x-tollgate-token-count': exact === undefined ? 'estimated' : 'exact' },
+      body: [Buffer.from(JSON.stringify({ input_tokens: exact ?? promptTokens(messages, body.tools) }))],
+    };
   }
 
   private async translate(call: JsonCall): Promise<BackendResponse> {

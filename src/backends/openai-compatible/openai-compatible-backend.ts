@@ -18,9 +18,11 @@ type AzureConfig = Extract<BackendConfig, { type: 'azure' }>;
 const ERROR_BODY_LIMIT = 1024 * 1024;
 /** Headers of an upstream error that tell the client when to retry. */
 const RELAYED_ERROR_HEADERS = ['retry-after', 'retry-after-ms', 'x-should-retry'];
-/** Every OpenAI endpoint; Anthropic's `messages` is not one (it is translated to chat instead). */
+/** Every OpenAI endpoint; Anthropic's `messages` are not (they are translated to chat instead). */
 const SUPPORTED: ReadonlySet<Endpoint> = new Set(
-  (Object.keys(ENDPOINT_PATHS) as Endpoint[]).filter((endpoint) => endpoint !== 'messages'),
+  (Object.keys(ENDPOINT_PATHS) as Endpoint[]).filter(
+    (endpoint) => endpoint !== 'messages' && endpoint !== 'messages.count_tokens',
+  ),
 );
 
 /**

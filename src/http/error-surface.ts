@@ -1,0 +1,50 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { anthropicErrorEvent, anthropicErrorPayload } from './anthropic-error.js';
+import { type ErrorPayload, errorEvent, errorPayload } from './openai-error.js';
+
+/**
+ * Which API's error shapes a request gets. The gateway serves two surfaces on one port: OpenAI's
+ * (`{"error":{...}}`, `data:` error events) and Anthropic's Messages API
+ * (`{"type":"error","error":{...}}`, `event: error`). Anthropic's SDKs and Claude Code send
+ * `anthropic-version` on every request, and nothing else does, so that header (or a path under
+ * `/v1/messages`) picks Anthropic's shapes, for errors raised anywhere: auth, limits, routing,
+ * 404 / 405, upstream failures.
+ */
+export type ErrorSurface = 'openai' | 'anthropic';
+
+export function errorSurfaceOf(url: string, headers: IncomingHttpHeaders): ErrorSurface {
+  if (headers['anthropic-version'] !== undefined) return 'anthropic';
+  return url === '/v1/messages' || url.startsWith('/v1/messages/') || url.startsWith('/v1/messages?')
+    ? 'anthropic'
+    : 'openai';
+}
+
+export interface SurfaceErrorOptions {
+  /** The request's Content-Type, for the message of a 415. */
+  contentType?: string | undefined;
+  requestId?: string | undefined;
+}
+
+/** Status, headers and body of an error answer on `surface`. */
+export function surfaceErrorPayload(
+  surface: ErrorSurface,
+  error: unknown,
+  bodyLimit: number,
+  options: SurfaceErrorOptions = {},
+): ErrorPayload | ReturnType<typeof anthropicErrorPayload> {
+  return surface === 'anthropic'
+    ? anthropicErrorPayload(error, bodyLimit, options)
+    : errorPayload(error, bodyLimit, options.contentType);
+}
+
+/** The SSE event that ends a stream which failed after its 200, on `surface`. */
+export function surfaceErrorEvent(
+  surface: ErrorSurface,
+  error: unknown,
+  bodyLimit: number,
+  requestId?: string,
+): string {
+  return surface === 'anthropic'
+    ? anthropicErrorEvent(error, bodyLimit, requestId)
+    : errorEvent(error, bodyLimit);
+}
