@@ -1,21 +1,37 @@
 import { type Dispatcher, Pool } from 'undici';
 import type { AnthropicBackendConfig } from '../../config/anthropic-schema.js';
 import { lookUpByModelPrefix } from '../../config/model-prefix-lookup.js';
-import { EndpointNotSupportedError, UpstreamError } from '../../errors.js';
-import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
+import { EndpointNotSupportedError, UpstreamClientError, UpstreamError } from '../../errors.js';
+import {
+  type Backend,
+  type BackendCall,
+  type BackendResponse,
+  ENDPOINT_PATHS,
+  type Endpoint,
+  type JsonCall,
+} from '../backend.js';
 import { readModelIds } from '../model-list.js';
 import { KeyPool, type KeyStatus, retryAfterMs } from '../openai-compatible/key-pool.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
-import { mapAnthropicError, parseAnthropicError } from './anthropic-errors.js';
+import { credentialsRefused, mapAnthropicError, parseAnthropicError } from './anthropic-errors.js';
 import { chatToMessages, type TranslationOptions } from './chat-to-messages.js';
 import { chatToCompletion, completionToChatBody } from './completion-translation.js';
 import { messageToChat } from './message-to-chat.js';
+import { isRelayedAsIs, PASS_THROUGH_RETRY_HEADERS, passThroughHeaders } from './messages-passthrough.js';
 import { StreamTranslator } from './stream-translator.js';
+import { UpstreamExchange } from './upstream-exchange.js';
 
 const ERROR_BODY_LIMIT = 1024 * 1024;
 /** A Messages API answer is text and tool input; far below this. */
 const ANSWER_LIMIT = 64 * 1024 * 1024;
 const RETRY_HEADERS = ['retry-after', 'retry-after-ms'];
+const SSE_CONTENT_TYPE = 'text/event-stream; charset=utf-8';
+const SUPPORTED: ReadonlySet<Endpoint> = new Set<Endpoint>([
+  'chat.completions',
+  'completions',
+  'messages',
+  'messages.count_tokens',
+]);
 
 /**
  * Claude models behind the OpenAI API: Chat Completions requests are translated to Anthropic's
@@ -23,7 +39,8 @@ const RETRY_HEADERS = ['retry-after', 'retry-after-ms'];
  * stream-translator.ts), failures to the gateway's typed errors (anthropic-errors.ts). Legacy
  * completions go the same way as one user message (completion-translation.ts). Other OpenAI
  * endpoints have no Messages API counterpart; `/v1/responses` reaches this backend through the
- * gateway's Responses-to-Chat translation.
+ * gateway's Responses-to-Chat translation. Anthropic's own `/v1/messages` and
+ * `/v1/messages/count_tokens` are forwarded untranslated (messages-passthrough.ts).
  */
 export class AnthropicBackend implements Backend {
   readonly type = 'anthropic';
@@ -68,12 +85,14 @@ export class AnthropicBackend implements Backend {
   }
 
   supports(endpoint: Endpoint): boolean {
-    return endpoint === 'chat.completions' || endpoint === 'completions';
+    return SUPPORTED.has(endpoint);
   }
 
   async send(call: BackendCall): Promise<BackendResponse> {
     if (call.kind !== 'json' || !this.supports(call.endpoint))
       throw new EndpointNotSupportedError(call.endpoint, call.model);
+    if (call.endpoint === 'messages' || call.endpoint === 'messages.count_tokens')
+      return this.passThrough(call);
     const shape = call.endpoint === 'completions' ? 'completion' : 'chat';
     // The client's mistakes are 400s before anything goes upstream.
     const chatBody = shape === 'completion' ? completionToChatBody(call.body) : call.body;
@@ -81,76 +100,22 @@ export class AnthropicBackend implements Backend {
       ...this.translation,
       defaultMaxTokens: this.maxTokensFor(call.model),
     });
-    const key = this.keys?.take(this.name);
-    const controller = new AbortController();
-    let totalTimedOut = false;
-    const onClientAbort = () => controller.abort();
-    call.signal.addEventListener('abort', onClientAbort, { once: true });
-    if (call.signal.aborted) controller.abort();
-    const timer = setTimeout(() => {
-      totalTimedOut = true;
-      controller.abort();
-    }, this.totalMs);
-    timer.unref();
-    const release = () => {
-      clearTimeout(timer);
-      call.signal.removeEventListener('abort', onClientAbort);
-    };
-    const context = () => ({ backend: this.name, totalTimedOut, clientAborted: call.signal.aborted });
-    const headers: Record<string, string> = { ...this.fixedHeaders, 'content-type': 'application/json' };
-    if (call.stream) headers.accept = 'text/event-stream';
-    if (key) headers['x-api-key'] = key.key;
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.pool.request({
-        method: 'POST',
-        path: `${this.v1Path}/messages`,
-        headers,
-        body: JSON.stringify(request),
-        signal: controller.signal,
-      });
-    } catch (error) {
-      release();
-      throw mapUpstreamFailure(error, context());
-    }
-    if (key && response.statusCode >= 400)
-      this.keys?.report(key.index, response.statusCode, retryAfterMs(response.headers));
-    if (response.statusCode >= 400) {
-      const body = await readLimited(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
-      release();
-      throw this.failure(response.statusCode, body, response.headers);
+    const exchange = await this.exchange(call, `${this.v1Path}/messages`, JSON.stringify(request), {});
+    if (exchange.status >= 400) {
+      const body = await exchange.readError(ERROR_BODY_LIMIT);
+      throw this.failure(exchange, body);
     }
     const created = Math.floor(Date.now() / 1_000);
-    const contentType = headerValue(response.headers['content-type']) ?? '';
     if (call.stream) {
-      if (!contentType.startsWith('text/event-stream')) {
-        await response.body.dump().catch(() => {});
-        release();
-        throw new UpstreamError(`Backend '${this.name}' answered a stream request with '${contentType}'.`);
-      }
+      await this.expectStream(exchange);
       return {
         status: 200,
-        contentType: 'text/event-stream; charset=utf-8',
+        contentType: SSE_CONTENT_TYPE,
         headers: {},
-        body: this.translateStream(response.body, call, shape, created, context, release),
+        body: this.translateStream(exchange.chunks(), call, shape, created),
       };
     }
-    let answer: Buffer;
-    try {
-      answer = await readLimited(response.body, ANSWER_LIMIT + 1);
-    } catch (error) {
-      throw mapUpstreamFailure(error, context());
-    } finally {
-      release();
-    }
-    if (answer.length > ANSWER_LIMIT)
-      throw new UpstreamError(`Backend '${this.name}' sent an answer larger than ${ANSWER_LIMIT} bytes.`);
-    let message: unknown;
-    try {
-      message = JSON.parse(answer.toString('utf8'));
-    } catch {
-      throw new UpstreamError(`Backend '${this.name}' sent an answer that is not JSON.`);
-    }
+    const { value: message } = await this.readAnswer(exchange);
     const chat = messageToChat(message, created);
     return {
       status: 200,
@@ -160,13 +125,87 @@ export class AnthropicBackend implements Backend {
     };
   }
 
+  /**
+   * Anthropic's own API from an Anthropic client (messages-passthrough.ts): the body goes as the
+   * client wrote it, so fields this gateway has never heard of reach the upstream, and the answer
+   * comes back byte for byte (a stream unbuffered and unframed). Response headers are not
+   * relayed: the upstream's request-id would name another request than the gateway's own, and
+   * cached answers replay these headers.
+   */
+  private async passThrough(call: JsonCall): Promise<BackendResponse> {
+    const body = JSON.stringify(call.body);
+    const path = `${this.v1Path}${ENDPOINT_PATHS[call.endpoint]}`;
+    const exchange = await this.exchange(
+      call,
+      path,
+      body,
+      passThroughHeaders(this.fixedHeaders, call.headers),
+    );
+    if (exchange.status >= 400) {
+      const failure = await exchange.readError(ERROR_BODY_LIMIT);
+      throw this.passThroughFailure(exchange, failure);
+    }
+    if (call.stream) {
+      await this.expectStream(exchange);
+      return { status: 200, contentType: SSE_CONTENT_TYPE, headers: {}, body: exchange.chunks() };
+    }
+    const { bytes } = await this.readAnswer(exchange);
+    return { status: 200, contentType: 'application/json', headers: {}, body: [bytes] };
+  }
+
+  /**
+   * Sends one request with the backend's credentials (its key, or one from the pool, which hears
+   * how the upstream took it) and the given protocol headers over the configured ones.
+   */
+  private async exchange(
+    call: JsonCall,
+    path: string,
+    body: string,
+    protocol: Record<string, string>,
+  ): Promise<UpstreamExchange> {
+    const key = this.keys?.take(this.name);
+    const headers: Record<string, string> = {
+      ...this.fixedHeaders,
+      ...protocol,
+      'content-type': 'application/json',
+    };
+    if (call.stream) headers.accept = 'text/event-stream';
+    if (key) headers['x-api-key'] = key.key;
+    const exchange = await UpstreamExchange.open(
+      this.pool,
+      { path, headers, body },
+      { backend: this.name, totalMs: this.totalMs, signal: call.signal },
+    );
+    if (key && exchange.status >= 400)
+      this.keys?.report(key.index, exchange.status, retryAfterMs(exchange.response.headers));
+    return exchange;
+  }
+
+  /** A stream request must get a stream; anything else is the upstream's failure. */
+  private async expectStream(exchange: UpstreamExchange): Promise<void> {
+    const contentType = exchange.header('content-type') ?? '';
+    if (contentType.startsWith('text/event-stream')) return;
+    await exchange.discard();
+    throw new UpstreamError(`Backend '${this.name}' answered a stream request with '${contentType}'.`);
+  }
+
+  /** A JSON answer, whole: its bytes and what they parse to. */
+  private async readAnswer(exchange: UpstreamExchange): Promise<{ bytes: Buffer; value: unknown }> {
+    const bytes = await exchange.read(ANSWER_LIMIT + 1);
+    if (bytes.length > ANSWER_LIMIT)
+      throw new UpstreamError(`Backend '${this.name}' sent an answer larger than ${ANSWER_LIMIT} bytes.`);
+    try {
+      return { bytes, value: JSON.parse(bytes.toString('utf8')) };
+    } catch {
+      throw new UpstreamError(`Backend '${this.name}' sent an answer that is not JSON.`);
+    }
+  }
+
   private async *translateStream(
-    body: AsyncIterable<Buffer>,
+    chunks: AsyncIterable<Buffer>,
     call: JsonCall,
     shape: 'chat' | 'completion',
     created: number,
-    context: () => Parameters<typeof mapUpstreamFailure>[1],
-    release: () => void,
   ): AsyncGenerator<Buffer> {
     const options = call.body.stream_options as { include_usage?: unknown } | null | undefined;
     const translator = new StreamTranslator({
@@ -179,33 +218,49 @@ export class AnthropicBackend implements Backend {
           { backend: this.name, status: undefined, retryHeaders: {} },
         ),
     });
-    try {
-      for await (const chunk of body) {
-        const out = translator.push(chunk);
-        if (out !== '') yield Buffer.from(out);
-        const failure = translator.takeFailure();
-        if (failure !== undefined) throw failure;
-      }
-      const out = translator.end();
+    // Transport failures arrive already mapped (UpstreamExchange.chunks); the translator throws
+    // only typed errors. Leaving the loop, however, releases the exchange.
+    for await (const chunk of chunks) {
+      const out = translator.push(chunk);
       if (out !== '') yield Buffer.from(out);
-    } catch (error) {
-      throw mapUpstreamFailure(error, context());
-    } finally {
-      release();
+      const failure = translator.takeFailure();
+      if (failure !== undefined) throw failure;
     }
+    const out = translator.end();
+    if (out !== '') yield Buffer.from(out);
   }
 
-  private failure(status: number, body: Buffer, headers: Dispatcher.ResponseData['headers']): Error {
+  /**
+   * A pass-through failure: the client's own 4xx goes back as the upstream wrote it (scrubbed),
+   * for the Anthropic surface to relay; the rest maps as for chat calls, so routing retries them.
+   */
+  private passThroughFailure(exchange: UpstreamExchange, body: Buffer): Error {
+    const { status } = exchange;
+    if (status === 403) return credentialsRefused(this.name, parseAnthropicError(body).type ?? status);
+    if (!isRelayedAsIs(status)) return this.failure(exchange, body);
+    return new UpstreamClientError(
+      status,
+      this.scrubBytes(body),
+      exchange.header('content-type'),
+      this.headersOf(exchange, PASS_THROUGH_RETRY_HEADERS),
+    );
+  }
+
+  private failure(exchange: UpstreamExchange, body: Buffer): Error {
     const info = parseAnthropicError(body);
-    const retryHeaders: Record<string, string> = {};
-    for (const name of RETRY_HEADERS) {
-      const value = headerValue(headers[name]);
-      if (value !== undefined) retryHeaders[name] = value;
-    }
     return mapAnthropicError(
       { type: info.type, message: info.message === undefined ? undefined : this.scrub(info.message) },
-      { backend: this.name, status, retryHeaders },
+      { backend: this.name, status: exchange.status, retryHeaders: this.headersOf(exchange, RETRY_HEADERS) },
     );
+  }
+
+  private headersOf(exchange: UpstreamExchange, names: readonly string[]): Record<string, string> {
+    const found: Record<string, string> = {};
+    for (const name of names) {
+      const value = exchange.header(name);
+      if (value !== undefined) found[name] = value;
+    }
+    return found;
   }
 
   /** Upstream messages go to clients and logs; an echoed key or the upstream's address may not. */
@@ -213,6 +268,12 @@ export class AnthropicBackend implements Backend {
     let scrubbed = text;
     for (const secret of this.secrets) scrubbed = scrubbed.replaceAll(secret, '[redacted]');
     return scrubbed;
+  }
+
+  /** The same for bytes relayed whole; untouched (not even re-encoded) when nothing matches. */
+  private scrubBytes(body: Buffer): Buffer {
+    if (!this.secrets.some((secret) => body.includes(secret))) return body;
+    return Buffer.from(this.scrub(body.toString('utf8')));
   }
 
   /** `modelMaxTokens` by exact name, else by the longest `<name>-` prefix; else `maxTokens`. */
@@ -252,22 +313,4 @@ export class AnthropicBackend implements Backend {
   async close(): Promise<void> {
     await this.pool.close();
   }
-}
-
-async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size + chunk.length > limit) {
-      parts.push(chunk.subarray(0, limit - size));
-      break;
-    }
-    parts.push(chunk);
-    size += chunk.length;
-  }
-  return Buffer.concat(parts);
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

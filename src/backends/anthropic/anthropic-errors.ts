@@ -68,12 +68,7 @@ export function mapAnthropicError(info: AnthropicErrorInfo, context: MappingCont
   const where = `Backend '${context.backend}'`;
   const detail = info.message ?? 'no message';
   const said = `${info.type ?? `status ${status}`}: ${detail}`;
-  if (status === 401 || status === 402) {
-    // The request is fine; the gateway's account is not. Another deployment may serve it.
-    return new UpstreamError(
-      `${where} refused the gateway's credentials or account (${info.type ?? status}); check the backend's apiKey.`,
-    );
-  }
+  if (status === 401 || status === 402) return credentialsRefused(context.backend, info.type ?? status);
   if (status === 529 || status === 503) {
     return new ServiceUnavailableError(
       `${where} is overloaded (${said}); retry shortly.`,
@@ -88,6 +83,17 @@ export function mapAnthropicError(info: AnthropicErrorInfo, context: MappingCont
     Buffer.from(JSON.stringify({ error: openAIError(status, info) })),
     'application/json',
     relayed,
+  );
+}
+
+/**
+ * The upstream refused the gateway's key or account: the request is fine, so a 502 (never the
+ * upstream's 401, which would tell the client its own valid key is wrong) that routing retries on
+ * another deployment.
+ */
+export function credentialsRefused(backend: string, said: string | number): UpstreamError {
+  return new UpstreamError(
+    `Backend '${backend}' refused the gateway's credentials or account (${said}); check the backend's apiKey.`,
   );
 }
 
