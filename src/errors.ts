@@ -184,6 +184,13 @@ export class ServiceUnavailableError extends GatewayError {
 }
 
 /**
+ * An upstream said it is overloaded (Anthropic's 529 `overloaded_error`, a 503): retried on
+ * another deployment. OpenAI's surface answers it as any 503; Anthropic's as its own 529, which
+ * Claude Code counts to switch to its fallback model.
+ */
+export class UpstreamOverloadedError extends ServiceUnavailableError {}
+
+/**
  * Every deployment of a model, and of its fallbacks, is out (open circuits, at their limits):
  * nothing was sent upstream. `retry-after` is when the first of them may take requests again.
  */

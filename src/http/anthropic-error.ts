@@ -1,4 +1,4 @@
-import { type GatewayError, UpstreamClientError } from '../errors.js';
+import { type GatewayError, UpstreamClientError, UpstreamOverloadedError } from '../errors.js';
 import { type AnthropicErrorType, anthropicTypeForStatus } from '../schemas/anthropic/error-types.js';
 import { toGatewayError } from './openai-error.js';
 
@@ -28,6 +28,7 @@ import { toGatewayError } from './openai-error.js';
  * | 500 internal_error                                | 500 api_error              |                          |
  * | 502 upstream_error                                | 502 api_error              |                          |
  * | 503 upstream_unavailable (every deployment out)   | 529 overloaded_error       | retry-after kept         |
+ * | 503 an upstream overloaded (its 529, its 503)      | 529 overloaded_error       | retry-after kept         |
  * | 503 service_unavailable (store down, fail-closed) | 503 api_error              | retry-after kept         |
  * | 504 upstream_timeout                              | 504 timeout_error          |                          |
  * | any other 4xx (405, 408, 409, 415, 431, ...)      | same, invalid_request_error|                          |
@@ -71,7 +72,7 @@ export function anthropicErrorOf(error: GatewayError): {
     return { status: 402, type: 'billing_error', headers: { ...error.headers, ...NO_RETRY } };
   if (error.status === 401)
     return { status: 401, type: 'authentication_error', headers: { ...error.headers, ...NO_RETRY } };
-  if (error.code === 'upstream_unavailable')
+  if (error.code === 'upstream_unavailable' || error instanceof UpstreamOverloadedError)
     return { status: 529, type: 'overloaded_error', headers: error.headers };
   return { status: error.status, type: anthropicTypeForStatus(error.status), headers: error.headers };
 }

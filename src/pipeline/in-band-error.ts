@@ -1,4 +1,4 @@
-import { UpstreamClientError, UpstreamError } from '../errors.js';
+import { UpstreamClientError, UpstreamError, UpstreamOverloadedError } from '../errors.js';
 import { splitEvents } from '../http/sse-splitter.js';
 import { eventData } from './usage.js';
 
@@ -74,6 +74,10 @@ export function inBandError(head: Buffer | undefined): Error | undefined {
     const status = inBandErrorStatus(error);
     if (status >= 500) {
       const message = typeof error.message === 'string' ? error.message.slice(0, 200) : undefined;
+      if (status === 503)
+        return new UpstreamOverloadedError(
+          `The upstream answered 200, then said it is overloaded${message ? `: ${message}` : '.'}`,
+        );
       return new UpstreamError(
         `The upstream answered 200, then an error as its first event${message ? `: ${message}` : '.'}`,
       );

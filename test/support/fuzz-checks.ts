@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { errorSurfaceOf } from '../../src/http/error-surface.js';
 import type { RecordedRequest } from './fake-upstream.js';
 import { HEADER_MARK } from './fuzz-arbitraries.js';
 import type { FuzzRequest } from './fuzz-requests.js';
@@ -25,6 +27,13 @@ const INTERNALS: Array<[RegExp, string]> = [
   [/node_modules/, 'a dependency path'],
   [/\.ts:\d+/, 'a source location'],
 ];
+
+/** The request's headers as node:http hands them to the gateway: lower-case names. */
+function lowerCaseHeaders(headers: Readonly<Record<string, string>> | undefined): IncomingHttpHeaders {
+  return Object.fromEntries(
+    Object.entries(headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
+  );
+}
 
 function header(answer: FuzzAnswer, name: string): string {
   const value = answer.headers[name];
@@ -79,9 +88,43 @@ function sseProblems(text: string): string[] {
       }
       if (parsed !== null && typeof parsed === 'object' && 'error' in parsed && !('type' in parsed)) {
         problems.push(...envelopeProblems(parsed).map((p) => `SSE error event: ${p}`));
+      } else if (
+        parsed !== null &&
+        typeof parsed === 'object' &&
+        (parsed as { type?: unknown }).type === 'error'
+      ) {
+        // Anthropic's stream error event (`event: error`) carries its own envelope.
+        if ('error' in parsed && typeof (parsed as { error?: unknown }).error === 'object')
+          problems.push(...anthropicEnvelopeProblems(parsed).map((p) => `SSE error event: ${p}`));
       }
     }
   }
+  return problems;
+}
+
+const ANTHROPIC_ERROR_TYPES = new Set([
+  'invalid_request_error',
+  'authentication_error',
+  'billing_error',
+  'permission_error',
+  'not_found_error',
+  'request_too_large',
+  'rate_limit_error',
+  'timeout_error',
+  'api_error',
+  'overloaded_error',
+]);
+
+/** Anthropic's error envelope, for the Messages API surface; what is wrong with it. */
+export function anthropicEnvelopeProblems(value: unknown): string[] {
+  const body = value as { type?: unknown; error?: { type?: unknown; message?: unknown } } | null;
+  if (body?.type !== 'error' || body.error === null || typeof body.error !== 'object')
+    return [`error body is not Anthropic's envelope: ${JSON.stringify(value).slice(0, 200)}`];
+  const problems: string[] = [];
+  if (typeof body.error.type !== 'string' || !ANTHROPIC_ERROR_TYPES.has(body.error.type))
+    problems.push(`Anthropic error type ${JSON.stringify(body.error.type)} is not one of Anthropic's`);
+  if (typeof body.error.message !== 'string' || body.error.message === '')
+    problems.push('Anthropic error without a message');
   return problems;
 }
 
@@ -121,7 +164,8 @@ export function answerProblems(request: FuzzRequest, answer: FuzzAnswer): string
       problems.push(`error answer is not JSON: ${JSON.stringify(text.slice(0, 200))}`);
       return problems;
     }
-    problems.push(...envelopeProblems(parsed));
+    const anthropic = errorSurfaceOf(request.url, lowerCaseHeaders(request.headers)) === 'anthropic';
+    problems.push(...(anthropic ? anthropicEnvelopeProblems(parsed) : envelopeProblems(parsed)));
     return problems;
   }
   if (type.startsWith('application/json')) {

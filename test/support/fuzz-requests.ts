@@ -278,6 +278,98 @@ function responsesBody(ctx: FuzzContext) {
   );
 }
 
+/** Anthropic's Messages API: content as text or blocks, tools, tool_choice, system, thinking. */
+function messagesBody(ctx: FuzzContext, countTokens = false) {
+  const textBlock = fc.record(
+    {
+      type: fc.constant('text'),
+      text,
+      cache_control: field(fc.record({ type: field(fc.constant('ephemeral')) })),
+    },
+    { requiredKeys: ['type', 'text'] },
+  );
+  // Mostly text, so that many requests get through; the rest probe the translation.
+  const block = fc.oneof(
+    { weight: 4, arbitrary: textBlock },
+    {
+      weight: 1,
+      arbitrary: fc.record(
+        {
+          type: fc.constantFrom('image', 'tool_use', 'tool_result', 'thinking', 'document', 'nope'),
+          text: field(text),
+          id: field(shortText),
+          name: field(shortText),
+          input: field(fc.oneof(fc.constant({}), fc.record({ q: field(text) }), text)),
+          tool_use_id: field(shortText),
+          content: field(fc.oneof(text, fc.array(textBlock, { maxLength: 2 }))),
+          source: field(
+            fc.record({
+              type: field(fc.constantFrom('base64', 'url', 'file')),
+              media_type: field(fc.constantFrom('image/png', 'image/jpeg', 'text/plain', 'x/y')),
+              data: field(fc.constantFrom('iVBORw0KGgo=', '', '%%%')),
+              url: field(fc.constantFrom('https://example.com/a.png', 'ftp://x', '')),
+            }),
+          ),
+        },
+        { requiredKeys: ['type'] },
+      ),
+    },
+  );
+  const message = fc.record(
+    {
+      role: fc.constantFrom('user', 'user', 'user', 'assistant', 'system', 'usr'),
+      content: fc.oneof(text, fc.array(block, { minLength: 1, maxLength: 3 })),
+    },
+    { requiredKeys: ['role', 'content'] },
+  );
+  const messagesTools = field(
+    fc.array(
+      fc.record(
+        {
+          name: shortText,
+          description: field(text),
+          input_schema: field(
+            fc.oneof(fc.constant({ type: 'object', properties: {} }), fc.constant({ type: 'string' })),
+          ),
+          type: field(fc.constantFrom('custom', 'web_search_20250305', 'bash_20250124')),
+        },
+        { requiredKeys: ['name'] },
+      ),
+      { maxLength: 3 },
+    ),
+  );
+  return bodyOf(
+    {
+      model: modelName(ctx),
+      messages: field(fc.array(message, { minLength: 1, maxLength: 4 })),
+      system: field(fc.oneof(text, fc.array(textBlock, { maxLength: 2 }))),
+      tools: messagesTools,
+      tool_choice: field(
+        fc.record(
+          { type: field(fc.constantFrom('auto', 'any', 'tool', 'none', 'some')), name: field(shortText) },
+          { requiredKeys: [] },
+        ),
+      ),
+      thinking: field(
+        fc.record({
+          type: field(fc.constantFrom('enabled', 'disabled')),
+          budget_tokens: field(positiveSmall),
+        }),
+      ),
+      ...(countTokens
+        ? {}
+        : {
+            max_tokens: outputTokens,
+            stop_sequences: field(fc.array(shortText, { maxLength: 3 })),
+            temperature: field(fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }), edgeNumber)),
+            stream: streamFlag,
+            metadata: field(fc.record({ user_id: field(shortText) })),
+          }),
+    },
+    countTokens ? ['model', 'messages'] : ['model', 'messages', 'max_tokens'],
+  );
+}
+
 function imageBody(ctx: FuzzContext) {
   return bodyOf(
     {
@@ -467,6 +559,8 @@ export function routeShapes(ctx: FuzzContext): Record<string, Shape> {
     },
     'POST /v1/embeddings': { body: jsonBody(embeddingBody(ctx)) },
     'POST /v1/responses': { body: jsonBody(responsesBody(ctx)) },
+    'POST /v1/messages': { body: jsonBody(messagesBody(ctx)) },
+    'POST /v1/messages/count_tokens': { body: jsonBody(messagesBody(ctx, true)) },
     'POST /v1/images/generations': { body: jsonBody(imageBody(ctx)) },
     'POST /v1/moderations': { body: jsonBody(moderationBody(ctx)) },
     'POST /v1/audio/speech': { body: jsonBody(speechBody(ctx)) },

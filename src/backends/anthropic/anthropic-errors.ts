@@ -1,7 +1,7 @@
 import {
-  ServiceUnavailableError,
   UpstreamClientError,
   UpstreamError,
+  UpstreamOverloadedError,
   UpstreamTimeoutError,
 } from '../../errors.js';
 
@@ -70,7 +70,7 @@ export function mapAnthropicError(info: AnthropicErrorInfo, context: MappingCont
   const said = `${info.type ?? `status ${status}`}: ${detail}`;
   if (status === 401 || status === 402) return credentialsRefused(context.backend, info.type ?? status);
   if (status === 529 || status === 503) {
-    return new ServiceUnavailableError(
+    return new UpstreamOverloadedError(
       `${where} is overloaded (${said}); retry shortly.`,
       retryAfterSeconds(context.retryHeaders),
     );

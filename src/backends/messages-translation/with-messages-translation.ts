@@ -40,12 +40,17 @@ class MessagesTranslatingBackend implements Backend {
   readonly name: string;
   readonly type: string;
 
+  /** Only where the inner backend has it: its presence says the backend can be unavailable. */
+  readonly unavailableForMs?: () => number | undefined;
+
   constructor(
     private readonly inner: Backend,
     private readonly outputTokensField: OutputTokensField,
   ) {
     this.name = inner.name;
     this.type = inner.type;
+    const unavailable = inner.unavailableForMs;
+    if (unavailable) this.unavailableForMs = () => unavailable.call(inner);
   }
 
   supports(endpoint: Endpoint): boolean {
@@ -66,9 +71,6 @@ class MessagesTranslatingBackend implements Backend {
     return this.inner.checkHealth(signal);
   }
 
-  unavailableForMs(): number | undefined {
-    return this.inner.unavailableForMs?.();
-  }
 
   close(): Promise<void> {
     return this.inner.close();
