@@ -76,6 +76,12 @@ export interface BackendResponse {
   /** Response headers worth relaying to the client (never credentials). */
   headers: Record<string, string>;
   body: AsyncIterable<Buffer> | Iterable<Buffer>;
+  /**
+   * True when the usage in this answer was counted by the backend, not reported by the model
+   * behind it (a translation whose upstream reported none): the gateway records it as estimated.
+   * Asked once the answer has been read.
+   */
+  usageCounted?: () => boolean;
 }
 
 export interface Backend {

@@ -94,7 +94,9 @@ export class ChatStreamTranslator {
         stopSequences: this.context.stopSequences,
       },
     );
-    const usage = messagesUsageOf(this.usage) ?? countedUsage(this.estimate(), this.countOutput());
+    const reported = messagesUsageOf(this.usage);
+    if (!reported) this.context.counted.usage = true;
+    const usage = reported ?? countedUsage(this.estimate(), this.countOutput());
     out += event({
       type: 'message_delta',
       delta: { stop_reason: stop.stop_reason, stop_sequence: stop.stop_sequence },

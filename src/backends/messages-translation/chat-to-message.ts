@@ -12,6 +12,8 @@ export interface AnswerContext {
   stopSequences: readonly string[];
   /** Prompt tokens counted by the gateway, for an upstream that reports no usage. */
   countInputTokens: () => number;
+  /** Set when the answer's usage was counted here (the upstream reported none). */
+  counted: { usage: boolean };
 }
 
 /** A chat message's text: a string, or (some servers) an array of text parts. */
@@ -57,8 +59,10 @@ export function messageOfChat(chat: Json, context: AnswerContext): Json {
     onlyRefused: refusal !== '' && said === '',
     stopSequences: context.stopSequences,
   });
+  const reported = messagesUsageOf(chat.usage);
+  if (!reported) context.counted.usage = true;
   const usage =
-    messagesUsageOf(chat.usage) ??
+    reported ??
     countedUsage(
       context.countInputTokens(),
       countTextTokens([thinking, text, ...calls.map((c) => stringOf(objectOf(c.function).arguments))]),

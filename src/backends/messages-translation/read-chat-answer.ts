@@ -21,5 +21,11 @@ export async function readChatAnswer(body: BackendResponse['body']): Promise<Jso
     throw new UpstreamError('The upstream answered with JSON the gateway could not parse.', cause);
   }
   if (!isObject(parsed)) throw new UpstreamError('The upstream answered with JSON that is not an object.');
+  // Some servers answer a failure with 200 and an error body: a failure, not an empty message.
+  if (!Array.isArray(parsed.choices) && parsed.error !== undefined) {
+    const error = isObject(parsed.error) ? parsed.error : {};
+    const message = typeof error.message === 'string' ? `: ${error.message.slice(0, 200)}` : '.';
+    throw new UpstreamError(`The upstream answered 200 with an error${message}`);
+  }
   return parsed;
 }

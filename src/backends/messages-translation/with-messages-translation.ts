@@ -71,7 +71,6 @@ class MessagesTranslatingBackend implements Backend {
     return this.inner.checkHealth(signal);
   }
 
-
   close(): Promise<void> {
     return this.inner.close();
   }
@@ -105,7 +104,9 @@ class MessagesTranslatingBackend implements Backend {
       model: call.model,
       stopSequences: request.stop_sequences ?? [],
       countInputTokens: () => promptTokens(messages, body.tools),
+      counted: { usage: false },
     };
+    const usageCounted = () => context.counted.usage;
     const response = await this.inner.send({
       kind: 'json',
       endpoint: 'chat.completions',
@@ -127,6 +128,7 @@ class MessagesTranslatingBackend implements Backend {
         contentType: 'text/event-stream; charset=utf-8',
         headers,
         body: events,
+        usageCounted,
       };
     }
     if (streamed) {
@@ -140,6 +142,7 @@ class MessagesTranslatingBackend implements Backend {
       contentType: 'application/json',
       headers,
       body: [Buffer.from(JSON.stringify(message))],
+      usageCounted,
     };
   }
 }
