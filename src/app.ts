@@ -26,7 +26,6 @@ import { CacheAnswers } from './pipeline/cache-answers.js';
 import { FailedAuthLimiter } from './pipeline/failed-auth-limiter.js';
 import { ForwardPath } from './pipeline/forward.js';
 import { QuotaStage } from './pipeline/quota.js';
-import { RequestLimits } from './pipeline/request-limits.js';
 import { ModelRouter } from './pipeline/router.js';
 import { answerClientError, registerErrorHandler } from './plugins/error-handler.js';
 import { Metrics } from './plugins/metrics.js';
@@ -49,9 +48,10 @@ import { UsageRecorder } from './usage/usage-recorder.js';
  * ②..⑦ for each request, top to bottom in one method.
  *
  *   ① auth     pipeline/auth.ts          onRequest hook on /v1, before the body is read
- *   ② quota    pipeline/request-limits.ts requests per minute / day
- *              pipeline/quota.ts         tokens, concurrency, budgets: one atomic reservation,
- *                                        ended through its handle (pipeline/reservation.ts)
+ *   ② quota    pipeline/quota.ts         requests per minute / day (pipeline/request-limits.ts),
+ *                                        tokens, concurrency, budgets: one atomic step in the
+ *                                        store, the reservation ended through its handle
+ *                                        (pipeline/reservation.ts)
  *   ③ cache    pipeline/cache.ts         hit, join a request in flight, or fill the entry
  *                                        (pipeline/cache-fill.ts); answers it gives are sent by
  *                                        pipeline/cache-answers.ts
@@ -62,9 +62,10 @@ import { UsageRecorder } from './usage/usage-recorder.js';
  *   ⑦ usage    pipeline/usage.ts         token usage read from the answer; settles ②, recorded
  *                                        by usage/usage-recorder.ts when the response closes
  *
- * ② is split around ③: request rates are counted before the cache (a hit is still a request),
- * the token / concurrency / budget reservation after it (a hit spends none). ④ resolves the
- * model before both, since the cache key and the prices depend on the deployment.
+ * ② is split around ③ when the cache may answer: request rates are counted before it (a hit is
+ * still a request), the token / concurrency / budget reservation after it (a hit spends none).
+ * Otherwise both are one step, so a request waits on one store round trip before the upstream.
+ * ④ resolves the model before both, since the cache key and the prices depend on the deployment.
  */
 
 export interface AppDeps {
@@ -97,6 +98,8 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export const EXPOSED_HEADERS = [
   'x-request-id',
+  // Anthropic's SDKs read the request id from their own header name.
+  'request-id',
   'openai-processing-ms',
   'x-tollgate-backend',
   'x-tollgate-attempts',
@@ -229,14 +232,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     global: false,
     ...(rateLimitStore ? { store: rateLimitStore } : {}),
   });
-  const requestLimits = new RequestLimits(app);
   const failedAuth =
     config.auth === 'none' ? undefined : FailedAuthLimiter.create(app, 'v1', config.auth.failedAttempts);
   const failedAdminAuth = FailedAuthLimiter.create(app, 'admin', config.admin.failedAttempts);
 
   const pipeline = new ForwardPath({
     router,
-    requestLimits,
     quota,
     cache,
     cacheAnswers,

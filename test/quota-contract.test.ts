@@ -390,28 +390,62 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
   const onRedis = (name: string, test: () => Promise<void>) => {
     if (subject.name !== 'MemoryStore') it(name, test);
   };
-  onRedis('keeps every key of a team under its hash tag, each expiring (but lifetime budgets)', async () => {
-    const servers = subject.servers();
-    expect(servers.length).toBeGreaterThan(0);
-    const scopes = [
-      keyScope({ tokensPerMinute: 1_000, maxConcurrent: 3, budgets: [dayBudget({ maxTokens: 1_000 })] }),
-      teamScope({ budgets: [{ period: 'lifetime', periodKey: 'all', maxTokens: 10_000 }] }),
-    ];
-    await q().reserve(request(scopes));
-    const keys: Array<{ key: string; pttl: number }> = [];
-    for (const server of servers)
-      for (const key of await scanKeys(server, `tg:{q:${teamId}}:*`))
-        keys.push({ key, pttl: await server.pttl(key) });
-    expect(keys.map((k) => k.key.replace(`tg:{q:${teamId}}:`, '')).sort()).toEqual([
-      `bud:key:k1:day:${DAY}`,
-      `bud:team:${teamId}:lifetime:all`,
-      'conc:key:k1',
-      'live',
-      'res',
-      `tpm:key:k1:${Math.floor(T0 / 60_000)}`,
-    ]);
-    for (const { key, pttl } of keys)
-      if (key.includes(':lifetime:')) expect(pttl).toBe(-1);
-      else expect(pttl).toBeGreaterThan(0);
-  });
+  onRedis(
+    'keeps a team in one hash under its hash tag: a field per counter, nothing left of ended reservations',
+    async () => {
+      const servers = subject.servers();
+      expect(servers.length).toBeGreaterThan(0);
+      const scopes = [
+        keyScope({ tokensPerMinute: 1_000, maxConcurrent: 3, budgets: [dayBudget({ maxTokens: 1_000 })] }),
+        teamScope({ budgets: [{ period: 'lifetime', periodKey: 'all', maxTokens: 10_000 }] }),
+      ];
+      const fieldsNow = async () => {
+        const keys: string[] = [];
+        const fields: string[] = [];
+        for (const server of servers)
+          for (const key of await scanKeys(server, `tg:{q:${teamId}}:*`)) {
+            keys.push(key);
+            fields.push(...(await server.hkeys(key)));
+          }
+        return { keys, fields: fields.sort() };
+      };
+      const first = request(scopes);
+      await q().reserve(first);
+      const held = await fieldsNow();
+      expect(held.keys).toEqual([`tg:{q:${teamId}}:h`]);
+      expect(held.fields).toEqual(
+        [
+          `b:key:k1:day`,
+          `b:team:${teamId}:lifetime`,
+          'c:key:k1',
+          'm:key:k1',
+          'next',
+          `r:${first.reservationId}`,
+        ].sort(),
+      );
+      await q().settle(teamId, first.reservationId, { tokens: 10, usdMicros: 0 }, T0 + 1);
+      // Windows and periods live in the values: hours and days of traffic add no fields.
+      for (const [at, day] of [
+        [T0 + 3_600_000, DAY],
+        [T0 + 86_400_000, '2026-11-23'],
+        [T0 + 2 * 86_400_000, '2026-11-24'],
+      ] as const) {
+        const dayScopes = [
+          keyScope({
+            tokensPerMinute: 1_000,
+            maxConcurrent: 3,
+            budgets: [dayBudget({ maxTokens: 1_000, periodKey: day })],
+          }),
+          scopes[1] as QuotaScope,
+        ];
+        const later = request(dayScopes, { nowMs: at });
+        await q().reserve(later);
+        await q().settle(teamId, later.reservationId, { tokens: 10, usdMicros: 0 }, at + 1);
+      }
+      const ended = await fieldsNow();
+      expect(ended.keys).toEqual([`tg:{q:${teamId}}:h`]);
+      expect(ended.fields.filter((field) => field.startsWith('r:'))).toEqual([]);
+      expect(ended.fields.length).toBeLessThanOrEqual(held.fields.length);
+    },
+  );
 });

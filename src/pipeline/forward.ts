@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse, UploadEndpoint } from '../backends/backend.js';
 import { EndpointNotSupportedError, InvalidRequestError, RequestTooLargeError } from '../errors.js';
 import { lingerAfterAnswer } from '../http/lingering-close.js';
+import type { RequestRateWindow } from '../quota/quota-types.js';
 import { completionTokensOfJson, estimatedUsage, StreamTally } from '../usage/output-tally.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import { type Answered, Attempts, type AttemptsDeps } from './attempts.js';
@@ -15,7 +16,7 @@ import { type ForwardOutcome, recordOutcome } from './forward-outcome.js';
 import { inBandError } from './in-band-error.js';
 import type { InferencePipeline } from './pipeline.js';
 import { type QuotaStage, tokenRateHeaders } from './quota.js';
-import type { RequestLimits } from './request-limits.js';
+import { requestRateHeaders } from './request-limits.js';
 import type { Reservation } from './reservation.js';
 import type { Deployment, ModelRouter, RoutePlan } from './router.js';
 import {
@@ -33,7 +34,6 @@ import { StreamUsage, tokensOf, usageOfAnswer } from './usage.js';
 
 export interface ForwardDeps {
   router: ModelRouter;
-  requestLimits: RequestLimits;
   quota: QuotaStage;
   cache: CacheStage;
   cacheAnswers: CacheAnswers;
@@ -82,7 +82,7 @@ export class ForwardPath implements InferencePipeline {
       const model = typeof dispatch.body.model === 'string' ? dispatch.body.model : undefined;
       if (!model) throw new InvalidRequestError("Missing required parameter: 'model'.", 'model');
       const routes = this.plan(request, model); // ④
-      await this.deps.requestLimits.enforce(request, reply); // ②
+      this.requestRates(reply, await this.deps.quota.countRequest(request.gateway.principal, model)); // ②
       const answered = await this.tryDeployments(
         request,
         reply,
@@ -219,10 +219,12 @@ export class ForwardPath implements InferencePipeline {
     const routes = this.plan(request, model);
     const deployment = routes.groups[0]?.deployments[0] ?? routes.primary;
     reply.header('x-tollgate-backend', deployment.name);
-    await this.deps.requestLimits.enforce(request, reply); // ② requests per minute / day: hits count too
 
     // ③ cache: answered from it, or this request goes upstream (filling the entry, maybe).
     const plan = cache.plan(request, reply, dispatch, deployment, model);
+    // ② request rates, before the cache answers (a hit is still a request). Without a cache
+    // plan they are counted with the reservation below, in the same store round trip.
+    if (plan) this.requestRates(reply, await quota.countRequest(g.principal, model));
     if (plan?.perItem) {
       const upstream = (partial: JsonDispatch, held: Reservation) =>
         this.tryJson(request, reply, routes, partial, held, g.abort.signal, outcome);
@@ -256,7 +258,7 @@ export class ForwardPath implements InferencePipeline {
     // ② the reservation: tokens, concurrency, budget; held until the answer is settled (⑦).
     let reservation: Reservation;
     try {
-      reservation = await quota.reserve({
+      const ask = {
         principal: g.principal,
         endpoint: dispatch.endpoint,
         body: dispatch.body,
@@ -264,7 +266,13 @@ export class ForwardPath implements InferencePipeline {
         upstreamModel: routes.primary.upstreamModel,
         model,
         log: request.log,
-      });
+      };
+      if (plan) reservation = await quota.reserve(ask);
+      else {
+        const admission = await quota.admit(ask);
+        this.requestRates(reply, admission.requests);
+        reservation = admission.reservation;
+      }
     } catch (error) {
       await fill?.finish(null);
       throw error;
@@ -295,6 +303,7 @@ export class ForwardPath implements InferencePipeline {
       };
       if (started) {
         return await this.relayStream(request, reply, dispatch, started, {
+          usageCounted: response.usageCounted,
           fill,
           signal,
           outcome,
@@ -315,6 +324,7 @@ export class ForwardPath implements InferencePipeline {
       }
       let body = json;
       outcome.usage = usageOfAnswer(dispatch.endpoint, body); // ⑦
+      if (response.usageCounted?.()) outcome.usageEstimated = true;
       if (response.status < 300) countUsage(() => completionTokensOfJson(body));
       if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
         body = ensureBase64Embeddings(body);
@@ -414,6 +424,11 @@ export class ForwardPath implements InferencePipeline {
     return routes;
   }
 
+  /** OpenAI's x-ratelimit-*-requests headers, when a request rate applies. */
+  private requestRates(reply: FastifyReply, window: RequestRateWindow | undefined): void {
+    if (window) reply.headers(requestRateHeaders(window));
+  }
+
   /** The deployment that answered: what the client, the log and the usage record are told. */
   private answeredBy(request: FastifyRequest, reply: FastifyReply, deployment: Deployment): void {
     request.gateway.deployment = deployment.name;
@@ -457,6 +472,7 @@ export class ForwardPath implements InferencePipeline {
     dispatch: JsonDispatch,
     started: StartedSse,
     step: {
+      usageCounted: BackendResponse['usageCounted'];
       fill: CacheFill | undefined;
       signal: AbortSignal;
       outcome: ForwardOutcome;
@@ -490,6 +506,7 @@ export class ForwardPath implements InferencePipeline {
       outcome.usage = usage.withOutput(tally?.completionTokens() ?? 0);
       outcome.usageEstimated = true;
     }
+    if (step.usageCounted?.()) outcome.usageEstimated = true;
     outcome.streamError = sse.streamError;
     outcome.firstChunkAt = sse.firstChunkAt;
     // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler

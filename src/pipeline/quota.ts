@@ -7,6 +7,7 @@ import type {
   QuotaReservationResult,
   QuotaScope,
   QuotaTokenWindow,
+  RequestRateWindow,
 } from '../quota/quota-types.js';
 import type { Budget, Limits } from '../registry/records.js';
 import type { Store } from '../store/store.js';
@@ -14,7 +15,7 @@ import { costOf } from '../usage/cost.js';
 import type { ModelPrice } from '../usage/price-table.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import type { Principal } from './auth.js';
-import { formatDuration } from './request-limits.js';
+import { formatDuration, requestRateRefusal, requestRateScopes } from './request-limits.js';
 import { Reservation } from './reservation.js';
 import type { TokenUsage } from './usage.js';
 
@@ -31,6 +32,12 @@ export interface QuotaOptions {
   /** A reservation a lost process never settles stops counting after this long. */
   reservationTtlMs: number;
   prices: Readonly<Record<string, ModelPrice>>;
+}
+
+/** What ② quota let through: the request's hold, and its tightest request window for headers. */
+export interface Admission {
+  reservation: Reservation;
+  requests: RequestRateWindow | undefined;
 }
 
 /** One request's ask of ② quota. */
@@ -284,12 +291,41 @@ export class QuotaStage {
   }
 
   /**
+   * Counts a request against the request rates of its key, team and model, alone: for requests
+   * the cache may answer (a hit is a request that reserves nothing). Throws 429 when one is over.
+   */
+  async countRequest(
+    principal: Principal | undefined,
+    model: string | undefined,
+  ): Promise<RequestRateWindow | undefined> {
+    if (principal?.kind !== 'key') return undefined;
+    const requests = requestRateScopes(principal, model);
+    if (requests.length === 0) return undefined;
+    const result = await this.store.quota.admit({ teamId: principal.teamId, nowMs: this.now(), requests });
+    if (!result.requests.allowed) throw requestRateRefusal(result.requests.refused);
+    return result.requests.tightest;
+  }
+
+  /**
+   * Counts the request against its request rates and reserves for it in one step (one store
+   * round trip before the upstream). The handle returned is how it ends (settle or release).
+   */
+  async admit(ask: ReserveRequest): Promise<Admission> {
+    return this.reserveWith(ask, true);
+  }
+
+  /**
    * Reserves for one request; the handle returned is how it ends (settle or release). Nothing
    * to reserve (no key, no limits): `Reservation.none`, and no store round trip.
    */
   async reserve(ask: ReserveRequest): Promise<Reservation> {
+    return (await this.reserveWith(ask, false)).reservation;
+  }
+
+  private async reserveWith(ask: ReserveRequest, countRequest: boolean): Promise<Admission> {
     const { principal, endpoint, body, upstreamModel, model } = ask;
-    if (principal?.kind !== 'key') return Reservation.none;
+    if (principal?.kind !== 'key') return { reservation: Reservation.none, requests: undefined };
+    const requests = countRequest ? requestRateScopes(principal, model) : [];
     const now = this.now();
     const day = this.dayFormat.format(now);
     const month = day.slice(0, 7);
@@ -301,7 +337,10 @@ export class QuotaStage {
     if (perModel)
       scopes.push(scope(`model:${model}`, perModel.limits ?? {}, perModel.budgets ?? [], day, month));
     const limitedScopes = scopes.filter(limited);
-    if (limitedScopes.length === 0) return Reservation.none;
+    if (limitedScopes.length === 0) {
+      if (requests.length === 0) return { reservation: Reservation.none, requests: undefined };
+      return { reservation: Reservation.none, requests: await this.countRequest(principal, model) };
+    }
     const prompt = estimatePromptTokens(endpoint, body);
     // Bounded by the schemas and requestedOutputTokens; clamped anyway, so no body can make the
     // arithmetic leave the integers the store counts in.
@@ -324,19 +363,28 @@ export class QuotaStage {
       promptTokens: prompt,
     };
     const impossible = tooLarge(limitedScopes, model ?? upstreamModel, ticket.estimate);
-    if (impossible) throw impossible;
-    const result = await this.store.quota.reserve({
-      reservationId: ticket.reservationId,
+    if (impossible) {
+      // Still a request: it counts against the request rates (and may be refused by them first).
+      if (requests.length > 0) await this.countRequest(principal, model);
+      throw impossible;
+    }
+    const admitted = await this.store.quota.admit({
       teamId: ticket.teamId,
-      scopes: limitedScopes,
-      tokens: ticket.estimate.tokens,
-      usdMicros,
       nowMs: now,
-      ttlMs: this.options.reservationTtlMs,
+      requests,
+      reservation: {
+        reservationId: ticket.reservationId,
+        scopes: limitedScopes,
+        tokens: ticket.estimate.tokens,
+        usdMicros,
+        ttlMs: this.options.reservationTtlMs,
+      },
     });
+    if (!admitted.requests.allowed) throw requestRateRefusal(admitted.requests.refused);
+    const result = admitted.reservation as QuotaReservationResult;
     if (!result.granted) throw refusal(result, ticket.estimate);
     ticket.tokensPerMinute = result.tokensPerMinute;
-    return new Reservation(
+    const reservation = new Reservation(
       {
         settle: (usage, pricedAs) => this.settle(ticket, usage, pricedAs),
         release: () => this.release(ticket),
@@ -344,6 +392,7 @@ export class QuotaStage {
       ask.log,
       ticket,
     );
+    return { reservation, requests: admitted.requests.tightest };
   }
 
   /**

@@ -50,6 +50,53 @@ export interface QuotaReservationRequest {
 
 export type QuotaLimitKind = 'tokens_per_minute' | 'concurrency' | 'budget_tokens' | 'budget_usd';
 
+/**
+ * Requests per minute and per day of one scope. Windows start at the scope's first request and
+ * last a minute or a day (fixed windows, exact across instances); a refused request is not
+ * counted. Counted in the same step as the reservation (`QuotaStore.admit`), so a request costs
+ * one store round trip before the upstream.
+ */
+export interface RequestRateScope {
+  /** The same ids as reservation scopes: 'key:<id>', 'team:<id>', 'model:<name>'. */
+  id: string;
+  perMinute?: number | undefined;
+  perDay?: number | undefined;
+}
+
+export type RequestRateKind = 'requests_per_minute' | 'requests_per_day';
+
+/** One request window after a request was counted (or refused): for x-ratelimit-*-requests. */
+export interface RequestRateWindow {
+  scope: string;
+  kind: RequestRateKind;
+  limit: number;
+  remaining: number;
+  /** Until the window ends. */
+  resetMs: number;
+}
+
+export type RequestCountResult =
+  | {
+      allowed: true /** The window with the fewest requests left, when one applies. */;
+      tightest?: RequestRateWindow | undefined;
+    }
+  | { allowed: false; refused: RequestRateWindow };
+
+/** Count a request and, unless a request rate refuses it, reserve for it: all in one step. */
+export interface AdmitRequest {
+  teamId: string;
+  nowMs: number;
+  requests: RequestRateScope[];
+  /** Absent: only count the request (a cache hit is a request that reserves nothing). */
+  reservation?: Omit<QuotaReservationRequest, 'teamId' | 'nowMs'> | undefined;
+}
+
+export interface AdmitResult {
+  requests: RequestCountResult;
+  /** Absent when nothing was asked, or when a request rate refused before it was tried. */
+  reservation?: QuotaReservationResult | undefined;
+}
+
 /** The tokens-per-minute window with the fewest tokens left after a grant (rate-limit headers). */
 export interface QuotaTokenWindow {
   scope: string;
@@ -139,6 +186,21 @@ export function validateReservation(request: QuotaReservationRequest): void {
   if (!isCount(request.nowMs) || !Number.isSafeInteger(request.ttlMs) || request.ttlMs <= 0)
     throw new Error('quota: nowMs and ttlMs must be positive integers');
   validateScopes(request.scopes);
+}
+
+export function validateAdmit(request: AdmitRequest): void {
+  validateTeamId(request.teamId);
+  if (!isCount(request.nowMs)) throw new Error('quota: nowMs must be a positive integer');
+  const seen = new Set<string>();
+  for (const scope of request.requests) {
+    if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
+    seen.add(scope.id);
+    for (const limit of [scope.perMinute, scope.perDay])
+      if (limit !== undefined && !isCount(limit))
+        throw new Error('quota: limits must be non-negative integers');
+  }
+  if (request.reservation)
+    validateReservation({ ...request.reservation, teamId: request.teamId, nowMs: request.nowMs });
 }
 
 export function validateUsage(usage: QuotaUsage): void {

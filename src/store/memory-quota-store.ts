@@ -1,4 +1,6 @@
 import {
+  type AdmitRequest,
+  type AdmitResult,
   BUDGET_TTL_MS,
   EXPIRED_RESERVATION_GRACE_MS,
   MINUTE_MS,
@@ -12,9 +14,12 @@ import {
   type QuotaSettleOutcome,
   type QuotaTokenWindow,
   type QuotaUsage,
+  type RequestRateKind,
+  type RequestRateWindow,
   scopeStatus,
   TPM_WINDOW_TTL_MS,
   tpmWindow,
+  validateAdmit,
   validateReservation,
   validateScopes,
   validateTeamId,
@@ -51,8 +56,15 @@ const counterName = {
  * names, same order of checks) so both stores answer the contract alike. Each method runs
  * synchronously to completion, which is what makes it atomic here.
  */
+const REQUEST_WINDOWS: ReadonlyArray<{ kind: RequestRateKind; spanMs: number }> = [
+  { kind: 'requests_per_minute', spanMs: MINUTE_MS },
+  { kind: 'requests_per_day', spanMs: 1_440 * MINUTE_MS },
+];
+
 export class MemoryQuotaStore implements QuotaStore {
   private readonly counters = new Map<string, Counter>();
+  /** Request windows by team, kind and scope: they start at a scope's first request. */
+  private readonly requestWindows = new Map<string, { start: number; end: number; count: number }>();
   private readonly reservations = new Map<string, Map<string, QuotaRecord>>();
   private nextSweep = 0;
 
@@ -93,6 +105,7 @@ export class MemoryQuotaStore implements QuotaStore {
       // Old minute windows and past periods go away, so nothing grows forever.
       for (const [id, counter] of this.counters)
         if (counter.expiresAt !== 0 && counter.expiresAt <= nowMs) this.counters.delete(id);
+      for (const [id, window] of this.requestWindows) if (window.end <= nowMs) this.requestWindows.delete(id);
       this.nextSweep = nowMs + MINUTE_MS;
     }
     let records = this.reservations.get(team);
@@ -111,7 +124,43 @@ export class MemoryQuotaStore implements QuotaStore {
     return records;
   }
 
+  async admit(request: AdmitRequest): Promise<AdmitResult> {
+    validateAdmit(request);
+    const { teamId: team, nowMs, reservation } = request;
+    // A repeated reservation id is the same request (a retried call): nothing counted again.
+    if (reservation && this.reap(team, nowMs).has(reservation.reservationId))
+      return { requests: { allowed: true }, reservation: { granted: true } };
+    const counted: Array<[string, { start: number; end: number; count: number }]> = [];
+    let tightest: RequestRateWindow | undefined;
+    for (const scope of request.requests) {
+      for (const { kind, spanMs } of REQUEST_WINDOWS) {
+        const limit = kind === 'requests_per_minute' ? scope.perMinute : scope.perDay;
+        if (limit === undefined) continue;
+        const id = `${team}\n${kind}\n${scope.id}`;
+        let window = this.requestWindows.get(id);
+        if (!window || nowMs >= window.end) window = { start: nowMs, end: nowMs + spanMs, count: 0 };
+        const resetMs = window.end - nowMs;
+        if (window.count + 1 > limit)
+          return {
+            requests: { allowed: false, refused: { scope: scope.id, kind, limit, remaining: 0, resetMs } },
+          };
+        counted.push([id, { ...window, count: window.count + 1 }]);
+        const remaining = limit - window.count - 1;
+        if (!tightest || remaining < tightest.remaining)
+          tightest = { scope: scope.id, kind, limit, remaining, resetMs };
+      }
+    }
+    for (const [id, window] of counted) this.requestWindows.set(id, window);
+    const requests = { allowed: true as const, ...(tightest ? { tightest } : {}) };
+    if (!reservation) return { requests };
+    return { requests, reservation: this.reserveNow({ ...reservation, teamId: team, nowMs }) };
+  }
+
   async reserve(request: QuotaReservationRequest): Promise<QuotaReservationResult> {
+    return this.reserveNow(request);
+  }
+
+  private reserveNow(request: QuotaReservationRequest): QuotaReservationResult {
     validateReservation(request);
     const { teamId: team, nowMs, tokens, usdMicros } = request;
     const records = this.reap(team, nowMs);

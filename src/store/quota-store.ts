@@ -1,4 +1,6 @@
 import type {
+  AdmitRequest,
+  AdmitResult,
   QuotaReservationRequest,
   QuotaReservationResult,
   QuotaScope,
@@ -14,6 +16,9 @@ import type {
  * redis-quota-store.ts) and one contract suite (test/quota-contract.test.ts).
  */
 export interface QuotaStore {
+  /** Counts a request against its request rates and, when asked and they allow it, reserves. */
+  admit(request: AdmitRequest): Promise<AdmitResult>;
+  /** `admit` without request rates. */
   reserve(request: QuotaReservationRequest): Promise<QuotaReservationResult>;
   /** Replaces the estimate by the actual usage everywhere and frees the slot; repeats are no-ops. */
   settle(

@@ -1,7 +1,7 @@
 import {
-  BUDGET_TTL_MS,
+  type AdmitRequest,
+  type AdmitResult,
   EXPIRED_RESERVATION_GRACE_MS,
-  MINUTE_MS,
   nextWindowInMs,
   type QuotaLimitKind,
   type QuotaReservationRequest,
@@ -10,10 +10,11 @@ import {
   type QuotaScopeStatus,
   type QuotaSettleOutcome,
   type QuotaUsage,
+  type RequestRateKind,
+  type RequestRateWindow,
   scopeStatus,
-  TPM_WINDOW_TTL_MS,
   tpmWindow,
-  validateReservation,
+  validateAdmit,
   validateScopes,
   validateTeamId,
   validateUsage,
@@ -24,117 +25,134 @@ import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
 
 /**
- * Quota state of one team: every key under the team's own hash tag, so on a Cluster a team's
- * reservation is one script on one node while teams spread over all of them.
+ * Quota state of one team is ONE hash, `tg:{q:<team>}:h` (the braces are the Cluster hash tag,
+ * so a team is one node while teams spread over all of them). Its fields, per scope id `S`:
+ *
+ *   q:S        requests this minute: 'start ms,count'     d:S   the same per day
+ *   m:S        tokens this minute: 'window,tokens' (window = floor(ms / 60 s))
+ *   c:S        concurrency slots in use
+ *   b:S:P      budget of period P: 'key,spent T,spent U,reserved T,reserved U' for the current
+ *              period key, then the same five for the previous one
+ *   r:<id>     a live reservation: its record (which fields it counted in), JSON
+ *   next       when the earliest reservation expires (lost processes are reaped then)
+ *
+ * Each script reads what it needs with one HMGET and writes back with one HSET, instead of a
+ * key per counter with its own expiry: a request with key and team limits and two budgets costs
+ * Redis about nine commands in all (admit 3, settle 5, usage 1), against ~60 before. Counters
+ * that carry their window or period in their value need no expiry; nothing grows: records are
+ * deleted when they end, expired ones after the grace period.
  */
-const quotaPrefix = (teamId: string) => `tg:{q:${teamId}}:`;
-const Q = {
-  /** Hash: reservation id -> its record (JSON written by TypeScript, only decoded in Lua). */
-  records: (p: string) => `${p}res`,
-  /** Sorted set: live reservation ids by expiry time. */
-  live: (p: string) => `${p}live`,
-  /** Sorted set: expired reservation ids by when their record is forgotten. */
-  expired: (p: string) => `${p}expired`,
-  slots: (p: string, scope: string) => `${p}conc:${scope}`,
-  window: (p: string, scope: string, nowMs: number) => `${p}tpm:${scope}:${tpmWindow(nowMs)}`,
-  budget: (p: string, scope: string, period: string, periodKey: string) =>
-    `${p}bud:${scope}:${period}:${periodKey}`,
-};
+const hashOf = (teamId: string) => `tg:{q:${teamId}}:h`;
 
-const RESERVE = loadLua('quota-prelude', 'quota-reserve');
-const FINISH = loadLua('quota-prelude', 'quota-finish');
-const STATUS = loadLua('quota-prelude', 'quota-status');
+const ADMIT = loadLua('quota-lib', 'quota-admit');
+const FINISH = loadLua('quota-lib', 'quota-finish');
+const STATUS = loadLua('quota-lib', 'quota-status');
 
+/** Refusal ranks as the admit script numbers them (0: a request rate). */
 const REFUSAL_RANKS: QuotaLimitKind[] = ['budget_tokens', 'budget_usd', 'concurrency', 'tokens_per_minute'];
+const RATE_KINDS: RequestRateKind[] = ['requests_per_minute', 'requests_per_day'];
 
-/**
- * The reservation engine in Redis: each operation is one script on the team's slot, so every
- * gateway instance on the same Redis counts against the same limits, exactly.
- */
 export class RedisQuotaStore implements QuotaStore {
   constructor(private readonly connection: RedisConnection) {
     failClosedOnOutage(this, connection.client);
   }
 
-  private static quotaKeys(p: string): string[] {
-    return [Q.records(p), Q.live(p), Q.expired(p)];
+  async admit(request: AdmitRequest): Promise<AdmitResult> {
+    validateAdmit(request);
+    const { nowMs, reservation } = request;
+    const requests = request.requests.filter((s) => s.perMinute !== undefined || s.perDay !== undefined);
+    const plan = {
+      q: requests.map((s) => ({ s: s.id, pm: s.perMinute, pd: s.perDay })),
+      t: reservation?.tokens ?? 0,
+      u: reservation?.usdMicros ?? 0,
+      e: nowMs + (reservation?.ttlMs ?? 0),
+      w: tpmWindow(nowMs),
+      retry: nextWindowInMs(nowMs),
+      s: (reservation?.scopes ?? []).map((scope) => ({
+        id: scope.id,
+        c: scope.maxConcurrent,
+        m: scope.tokensPerMinute,
+        b: (scope.budgets ?? []).map((b) => ({
+          p: b.period,
+          k: b.periodKey,
+          mt: b.maxTokens,
+          mu: b.maxUsdMicros,
+        })),
+      })),
+    };
+    const record = reservation && {
+      e: plan.e,
+      t: plan.t,
+      u: plan.u,
+      c: reservation.scopes.filter((s) => s.maxConcurrent !== undefined).map((s) => s.id),
+      m: reservation.scopes.filter((s) => s.tokensPerMinute !== undefined).map((s) => [s.id, plan.w]),
+      b: reservation.scopes.flatMap((s) => (s.budgets ?? []).map((b) => [s.id, b.period, b.periodKey])),
+    };
+    const answer = (await this.connection.run(
+      ADMIT,
+      [hashOf(request.teamId)],
+      [
+        nowMs,
+        EXPIRED_RESERVATION_GRACE_MS,
+        reservation?.reservationId ?? '',
+        JSON.stringify(plan),
+        record ? JSON.stringify(record) : '',
+      ],
+    )) as number[];
+    const at = (i: number) => answer[i] ?? -1;
+    const windowAt = (i: number): RequestRateWindow | undefined => {
+      const index = at(i);
+      const scope = requests[index - 1];
+      if (index < 1 || !scope) return undefined;
+      return {
+        scope: scope.id,
+        kind: RATE_KINDS[at(i + 1) - 1] ?? 'requests_per_minute',
+        limit: at(i + 2),
+        remaining: Math.max(0, at(i + 3)),
+        resetMs: Math.max(0, at(i + 4)),
+      };
+    };
+    if (at(0) === 1) {
+      const tightest = windowAt(4);
+      const counted = { allowed: true as const, ...(tightest ? { tightest } : {}) };
+      if (!reservation) return { requests: counted };
+      const tight = reservation.scopes[at(1) - 1];
+      return {
+        requests: counted,
+        reservation: tight
+          ? {
+              granted: true,
+              tokensPerMinute: { scope: tight.id, limit: at(2), remaining: at(3), resetMs: plan.retry },
+            }
+          : { granted: true },
+      };
+    }
+    const rank = at(2);
+    if (rank === 0) {
+      const refused = windowAt(1) as RequestRateWindow;
+      return { requests: { allowed: false, refused: { ...refused, remaining: 0 } } };
+    }
+    const tightest = windowAt(7);
+    const scope = reservation?.scopes[at(1) - 1] as QuotaScope;
+    const budget = at(6) > 0 ? scope.budgets?.[at(6) - 1] : undefined;
+    return {
+      requests: { allowed: true, ...(tightest ? { tightest } : {}) },
+      reservation: {
+        granted: false,
+        scope: scope.id,
+        limit: REFUSAL_RANKS[rank - 1] as QuotaLimitKind,
+        limitValue: at(3),
+        remaining: at(4),
+        ...(at(5) >= 0 ? { retryAfterMs: at(5) } : {}),
+        ...(budget ? { period: budget.period, periodKey: budget.periodKey } : {}),
+      },
+    };
   }
 
   async reserve(request: QuotaReservationRequest): Promise<QuotaReservationResult> {
-    validateReservation(request);
-    const { nowMs, tokens, usdMicros, ttlMs } = request;
-    const p = quotaPrefix(request.teamId);
-    const keys = RedisQuotaStore.quotaKeys(p);
-    const record = {
-      e: nowMs + ttlMs,
-      t: tokens,
-      u: usdMicros,
-      c: [] as string[],
-      m: [] as string[],
-      b: [] as Array<[string, number]>,
-    };
-    const scopes = request.scopes.map((scope) => {
-      const budgets = (scope.budgets ?? []).map((budget) => {
-        const k = Q.budget(p, scope.id, budget.period, budget.periodKey);
-        const ttl = BUDGET_TTL_MS[budget.period];
-        record.b.push([k, ttl]);
-        keys.push(k);
-        return { k, mt: budget.maxTokens, mu: budget.maxUsdMicros, ttl };
-      });
-      let c: { k: string; max: number } | undefined;
-      if (scope.maxConcurrent !== undefined) {
-        c = { k: Q.slots(p, scope.id), max: scope.maxConcurrent };
-        record.c.push(c.k);
-        keys.push(c.k);
-      }
-      let m: { k: string; max: number } | undefined;
-      if (scope.tokensPerMinute !== undefined) {
-        m = { k: Q.window(p, scope.id, nowMs), max: scope.tokensPerMinute };
-        record.m.push(m.k);
-        keys.push(m.k);
-      }
-      return { b: budgets, c, m };
-    });
-    const plan = {
-      t: tokens,
-      u: usdMicros,
-      e: nowMs + ttlMs,
-      // Slot counters and the reservation index outlive every reservation in them.
-      keep: ttlMs + MINUTE_MS,
-      window: TPM_WINDOW_TTL_MS,
-      retry: nextWindowInMs(nowMs),
-      s: scopes,
-    };
-    const answer = (await this.connection.run(RESERVE, keys, [
-      nowMs,
-      EXPIRED_RESERVATION_GRACE_MS,
-      request.reservationId,
-      JSON.stringify(plan),
-      JSON.stringify(record),
-    ])) as number[];
-    if (answer[0] === 1) {
-      const [, index, limit, remaining] = answer;
-      const tight = index === undefined ? undefined : request.scopes[index - 1];
-      return tight && limit !== undefined && remaining !== undefined
-        ? {
-            granted: true,
-            tokensPerMinute: { scope: tight.id, limit, remaining, resetMs: plan.retry },
-          }
-        : { granted: true };
-    }
-    const [, scopeIndex = 1, rank = 1, limitValue = 0, remaining = 0, retry = -1, budgetIndex = 0] = answer;
-    const scope = request.scopes[scopeIndex - 1] as QuotaScope;
-    const limit = REFUSAL_RANKS[rank - 1] as QuotaLimitKind;
-    const budget = budgetIndex > 0 ? scope.budgets?.[budgetIndex - 1] : undefined;
-    return {
-      granted: false,
-      scope: scope.id,
-      limit,
-      limitValue,
-      remaining,
-      ...(retry >= 0 ? { retryAfterMs: retry } : {}),
-      ...(budget ? { period: budget.period, periodKey: budget.periodKey } : {}),
-    };
+    const { teamId, nowMs, ...reservation } = request;
+    const result = await this.admit({ teamId, nowMs, requests: [], reservation });
+    return result.reservation as QuotaReservationResult;
   }
 
   private async finish(
@@ -145,14 +163,18 @@ export class RedisQuotaStore implements QuotaStore {
   ): Promise<QuotaSettleOutcome> {
     validateTeamId(teamId);
     if (actual) validateUsage(actual);
-    const answer = await this.connection.run(FINISH, RedisQuotaStore.quotaKeys(quotaPrefix(teamId)), [
-      nowMs,
-      EXPIRED_RESERVATION_GRACE_MS,
-      reservationId,
-      actual?.tokens ?? 0,
-      actual?.usdMicros ?? 0,
-      actual ? '1' : '0',
-    ]);
+    const answer = await this.connection.run(
+      FINISH,
+      [hashOf(teamId)],
+      [
+        nowMs,
+        EXPIRED_RESERVATION_GRACE_MS,
+        reservationId,
+        actual?.tokens ?? 0,
+        actual?.usdMicros ?? 0,
+        actual ? '1' : '0',
+      ],
+    );
     if (answer === 1) return actual ? 'settled' : 'released';
     return answer === 2 ? 'expired' : 'unknown';
   }
@@ -173,20 +195,18 @@ export class RedisQuotaStore implements QuotaStore {
   async status(teamId: string, scopes: QuotaScope[], nowMs: number): Promise<QuotaScopeStatus[]> {
     validateTeamId(teamId);
     validateScopes(scopes);
-    const p = quotaPrefix(teamId);
-    const keys = RedisQuotaStore.quotaKeys(p);
-    const plan = scopes.map((scope) => {
-      const m = Q.window(p, scope.id, nowMs);
-      const c = Q.slots(p, scope.id);
-      const b = (scope.budgets ?? []).map((budget) => Q.budget(p, scope.id, budget.period, budget.periodKey));
-      keys.push(m, c, ...b);
-      return { m, c, b };
-    });
-    const values = (await this.connection.run(STATUS, keys, [
-      nowMs,
-      EXPIRED_RESERVATION_GRACE_MS,
-      JSON.stringify(plan),
-    ])) as number[];
+    const plan = {
+      w: tpmWindow(nowMs),
+      s: scopes.map((scope) => ({
+        id: scope.id,
+        b: (scope.budgets ?? []).map((b) => ({ p: b.period, k: b.periodKey })),
+      })),
+    };
+    const values = (await this.connection.run(
+      STATUS,
+      [hashOf(teamId)],
+      [nowMs, EXPIRED_RESERVATION_GRACE_MS, JSON.stringify(plan)],
+    )) as number[];
     let at = 0;
     const next = () => values[at++] ?? 0;
     return scopes.map((scope) => {

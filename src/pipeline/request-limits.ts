@@ -1,0 +1,74 @@
+import { GatewayError } from '../errors.js';
+import type { RequestRateScope, RequestRateWindow } from '../quota/quota-types.js';
+import type { Principal } from './auth.js';
+
+/**
+ * ② quota, request rates: requests per minute and per day, per key, per team and per team and
+ * model, counted by the quota store in the same step as the reservation (one round trip before
+ * the upstream; `QuotaStage.admit`). Windows start at a scope's first request. OpenAI's
+ * x-ratelimit-*-requests headers report the tightest window.
+ */
+type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
+
+/** OpenAI's duration form for reset headers: `17ms`, `1s`, `6m0s`, `1h2m3s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`;
+  let seconds = Math.ceil(ms / 1_000);
+  const hours = Math.floor(seconds / 3_600);
+  seconds -= hours * 3_600;
+  const minutes = Math.floor(seconds / 60);
+  seconds -= minutes * 60;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
+  if (minutes > 0) return `${minutes}m${seconds}s`;
+  return `${seconds}s`;
+}
+
+/** The request-rate scopes a key's request counts in; [] when none limits it. */
+export function requestRateScopes(principal: KeyPrincipal, model: string | undefined): RequestRateScope[] {
+  const scopes: RequestRateScope[] = [];
+  const add = (
+    id: string,
+    limits: { requests_per_minute?: number; requests_per_day?: number } | undefined,
+  ) => {
+    if (limits?.requests_per_minute === undefined && limits?.requests_per_day === undefined) return;
+    scopes.push({ id, perMinute: limits.requests_per_minute, perDay: limits.requests_per_day });
+  };
+  add(`key:${principal.keyId}`, principal.keyLimits);
+  add(`team:${principal.teamId}`, principal.teamLimits);
+  if (model !== undefined) add(`model:${model}`, principal.teamModelLimits[model]?.limits);
+  return scopes;
+}
+
+/** OpenAI's x-ratelimit-*-requests headers for the window with the fewest requests left. */
+export function requestRateHeaders(window: RequestRateWindow): Record<string, string> {
+  return {
+    'x-ratelimit-limit-requests': String(window.limit),
+    'x-ratelimit-remaining-requests': String(window.remaining),
+    'x-ratelimit-reset-requests': formatDuration(window.resetMs),
+  };
+}
+
+/** A request over a request rate: 429 with when to retry. */
+export function requestRateRefusal(window: RequestRateWindow): GatewayError {
+  const [kind, ...rest] = window.scope.split(':');
+  const who =
+    kind === 'key'
+      ? "This API key's"
+      : kind === 'team'
+        ? "Your team's"
+        : `Your team's (model '${rest.join(':')}')`;
+  const per = window.kind === 'requests_per_minute' ? 'minute' : 'day';
+  return new GatewayError(
+    429,
+    'rate_limit_error',
+    'rate_limit_exceeded',
+    `${who} limit of ${window.limit} requests per ${per} is reached; retry in ${formatDuration(window.resetMs)}.`,
+    {
+      headers: {
+        'retry-after': String(Math.max(1, Math.ceil(window.resetMs / 1_000))),
+        'retry-after-ms': String(Math.max(0, Math.round(window.resetMs))),
+        ...requestRateHeaders(window),
+      },
+    },
+  );
+}
