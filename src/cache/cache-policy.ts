@@ -10,10 +10,18 @@ import type { CachePolicy } from '../registry/records.js';
  * wins) and the request's own controls (`x-tollgate-cache`, `Cache-Control`,
  * `x-tollgate-cache-ttl`).
  */
-export type CacheableEndpoint = Extract<JsonEndpoint, 'chat.completions' | 'completions' | 'embeddings'>;
+export type CacheableEndpoint = Extract<
+  JsonEndpoint,
+  'chat.completions' | 'completions' | 'embeddings' | 'messages'
+>;
 
 export function isCacheable(endpoint: JsonEndpoint): endpoint is CacheableEndpoint {
-  return endpoint === 'chat.completions' || endpoint === 'completions' || endpoint === 'embeddings';
+  return (
+    endpoint === 'chat.completions' ||
+    endpoint === 'completions' ||
+    endpoint === 'embeddings' ||
+    endpoint === 'messages'
+  );
 }
 
 export interface ResolvedPolicy {

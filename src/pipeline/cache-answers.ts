@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { BackendResponse } from '../backends/backend.js';
+import type { BackendResponse, JsonEndpoint } from '../backends/backend.js';
 import { itemsOf, mergeItems, singleItemAnswer } from '../cache/embedding-items.js';
 import { TokenCounter } from '../usage/token-counter.js';
 import type { Answered } from './attempts.js';
@@ -11,7 +11,7 @@ import type { QuotaStage } from './quota.js';
 import type { Reservation } from './reservation.js';
 import type { Deployment } from './router.js';
 import { collectBody, type RelayOptions, readFirstEvent, relaySse, sendBuffered } from './stream.js';
-import { StreamUsage, type TokenUsage, tokensOf, usageFromJson } from './usage.js';
+import { StreamUsage, type TokenUsage, tokensOf, usageFromJson, usageOfAnswer } from './usage.js';
 
 /**
  * ③ cache, the answers it gives instead of the upstream: a stored answer (as JSON or replayed
@@ -62,24 +62,29 @@ export class CacheAnswers {
       const stream = dispatch.stream
         ? this.deps.cache.replayStream(hit, plan, clientWantsUsageChunk(dispatch.body))
         : undefined;
-      const usage = usageFromJson(hit.answer.body);
+      const usage = usageOfAnswer(dispatch.endpoint, hit.answer.body);
       if (!stream) {
         reply.code(200).type('application/json').send(hit.answer.body);
         return { usage };
       }
-      const sse = await this.relay(request, reply, stream, false);
+      const sse = await this.relay(request, reply, stream, false, dispatch.endpoint);
       return { ...sse, usage };
     });
   }
 
-  private async relay(request: FastifyRequest, reply: FastifyReply, stream: BackendResponse, strip: boolean) {
+  private async relay(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    stream: BackendResponse,
+    strip: boolean,
+    endpoint: JsonEndpoint,
+  ) {
     const started = await readFirstEvent(stream, this.deps.relay.keepAliveMs);
     const { streamError, firstChunkAt, usage } = await relaySse(request, reply, started, {
       ...this.deps.relay,
       stripUsageChunk: strip,
-      // Cached answers are OpenAI's endpoints only: Messages answers are not stored.
-      usage: new StreamUsage('chat.completions'),
-      surface: 'openai',
+      usage: new StreamUsage(endpoint),
+      surface: endpoint === 'messages' ? 'anthropic' : 'openai',
     });
     return { streamError, firstChunkAt, usage };
   }
@@ -228,7 +233,13 @@ export class CacheAnswers {
     const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: blocks };
     // What another request paid for is a hit: free unless hits spend budget.
     return this.charge(request, dispatch, deployment, model, () =>
-      this.relay(request, reply, response, dispatch.stream && !clientWantsUsageChunk(dispatch.body)),
+      this.relay(
+        request,
+        reply,
+        response,
+        dispatch.stream && !clientWantsUsageChunk(dispatch.body),
+        dispatch.endpoint,
+      ),
     );
   }
 }

@@ -2,12 +2,17 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { CacheableEndpoint } from '../cache/cache-policy.js';
 import type { Flight, Flights } from '../cache/flight.js';
 import { LiveMirror } from '../cache/live-mirror.js';
+import { MessagesStreamAssembler } from '../cache/messages-stream-assembler.js';
 import { StreamAssembler } from '../cache/stream-assembler.js';
 import type { CacheConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
 import type { CachePlan } from './cache.js';
 
-export function assemblerFor(endpoint: CacheableEndpoint): StreamAssembler {
+/** Builds a streamed answer's whole JSON, in its endpoint's shape (OpenAI's or Anthropic's). */
+export type AnswerAssembler = StreamAssembler | MessagesStreamAssembler;
+
+export function assemblerFor(endpoint: CacheableEndpoint): AnswerAssembler {
+  if (endpoint === 'messages') return new MessagesStreamAssembler();
   return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
 }
 
@@ -29,7 +34,7 @@ export interface CacheFillDeps {
  * and always lets go of its claim.
  */
 export class CacheFill {
-  private assembler: StreamAssembler | undefined;
+  private assembler: AnswerAssembler | undefined;
   /** Copies the stream to the shared store for joiners on other instances. */
   private mirror: LiveMirror | undefined;
   private finished: Promise<void> | undefined;

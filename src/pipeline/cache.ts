@@ -11,6 +11,7 @@ import {
 import { cacheScope } from '../cache/cache-scope.js';
 import { splitsIntoItems } from '../cache/embedding-items.js';
 import { Flight, Flights } from '../cache/flight.js';
+import { replayMessageAsStream } from '../cache/messages-stream-replay.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import type { CacheConfig, ModelConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore, LiveEntry } from '../store/cache-store.js';
@@ -143,7 +144,9 @@ export class CacheStage {
     }
     this.mark(request, reply, verdict.lookup ? 'MISS' : 'REFRESH');
     const perItem = endpoint === 'embeddings' && splitsIntoItems(dispatch.body);
-    const hash = perItem ? '' : cacheKey(endpoint, deployment.route, deployment.publicName, dispatch.body);
+    const hash = perItem
+      ? ''
+      : cacheKey(endpoint, deployment.route, deployment.publicName, keyedBody(request, dispatch));
     return {
       endpoint,
       scope: owner,
@@ -379,7 +382,11 @@ export class CacheStage {
       status: 200,
       contentType: 'text/event-stream',
       headers: {},
-      body: [replayAsStream(answer, plan.endpoint, { includeUsage })],
+      body: [
+        plan.endpoint === 'messages'
+          ? replayMessageAsStream(answer)
+          : replayAsStream(answer, plan.endpoint, { includeUsage }),
+      ],
     };
   }
 
@@ -392,6 +399,21 @@ export class CacheStage {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.finishing]);
   }
+}
+
+/**
+ * What the cache key covers: the body, and for Anthropic's Messages the betas and version the
+ * client asked for (a beta can change the answer). `metadata` (Claude Code's session id in
+ * `user_id`) never changes an answer, so it does not split the cache.
+ */
+function keyedBody(request: FastifyRequest, dispatch: JsonDispatch): Record<string, unknown> {
+  if (dispatch.endpoint !== 'messages') return dispatch.body;
+  const { metadata: _metadata, ...body } = dispatch.body;
+  return {
+    ...body,
+    'anthropic-beta': request.headers['anthropic-beta'] ?? null,
+    'anthropic-version': request.headers['anthropic-version'] ?? null,
+  };
 }
 
 /**

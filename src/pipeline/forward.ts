@@ -510,8 +510,9 @@ export class ForwardPath implements InferencePipeline {
     outcome.streamError = sse.streamError;
     outcome.firstChunkAt = sse.firstChunkAt;
     // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler
-    // does not call it complete. One read on for joiners after its client left is whole.
-    const whole = started.status === 200 && !sse.streamError && !step.signal.aborted;
+    // does not call it complete. A client that left once the end had come (Anthropic's SDK stops
+    // reading at message_stop) leaves a whole answer, as does one read on for joiners.
+    const whole = started.status === 200 && !sse.streamError;
     // Stored after the client has its answer, like the settle: neither waits for the other.
     void fill?.finish(whole ? undefined : null);
     // An upstream that broke off after the 200 is refunded, like one that failed before it.
