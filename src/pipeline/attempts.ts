@@ -70,10 +70,20 @@ export class Attempts {
   constructor(
     private readonly deps: AttemptsDeps,
     private readonly plan: RoutePlan,
-    /** Estimated tokens of the request, counted against deployments' tokens-per-minute limits. */
-    private readonly tokens: number,
+    /**
+     * Estimated tokens of the request, counted against deployments' tokens-per-minute limits:
+     * asked only of a deployment that has one (counting a prompt is not free).
+     */
+    private readonly estimateTokens: () => number,
     private readonly signal: AbortSignal,
   ) {}
+
+  private estimated: number | undefined;
+
+  private get tokens(): number {
+    this.estimated ??= this.estimateTokens();
+    return this.estimated;
+  }
 
   /**
    * `attempt` must send its upstream request with the signal it is given: it aborts when the

@@ -87,7 +87,7 @@ export class ForwardPath implements InferencePipeline {
         request,
         reply,
         routes,
-        0,
+        () => 0,
         request.gateway.abort.signal,
         outcome,
         (deployment, signal) => this.attempt(request, dispatch, deployment, signal),
@@ -173,7 +173,7 @@ export class ForwardPath implements InferencePipeline {
       request,
       reply,
       upload.plan,
-      0,
+      () => 0,
       request.gateway.abort.signal,
       outcome,
       async (deployment, signal) => {
@@ -360,8 +360,8 @@ export class ForwardPath implements InferencePipeline {
     request: FastifyRequest,
     reply: FastifyReply,
     routes: RoutePlan,
-    /** Counted against deployments' tokens-per-minute limits (the estimate). */
-    tokens: number,
+    /** Counted against deployments' tokens-per-minute limits (the estimate), when one has them. */
+    tokens: () => number,
     signal: AbortSignal,
     outcome: ForwardOutcome,
     attempt: (deployment: Deployment, signal: AbortSignal) => Promise<AttemptAnswer>,
@@ -395,7 +395,7 @@ export class ForwardPath implements InferencePipeline {
     signal: AbortSignal,
     outcome: ForwardOutcome,
   ): Promise<Answered<AttemptAnswer>> {
-    const tokens = capacityTokens(dispatch, reservation);
+    const tokens = () => capacityTokens(dispatch, reservation);
     return this.tryDeployments(request, reply, routes, tokens, signal, outcome, (deployment, attemptSignal) =>
       this.attempt(request, dispatch, deployment, attemptSignal),
     );
