@@ -37,7 +37,9 @@ export class MemoryUsageStore implements UsageStore {
       ...structuredClone(record),
       id: String(++this.requestSequence).padStart(12, '0'),
     });
-    if (this.requestLog.length > REQUEST_LOG_CAP) this.requestLog = this.requestLog.slice(-REQUEST_LOG_CAP);
+    // Trimmed a tenth at a time: cutting one record per request would copy the whole log each time.
+    if (this.requestLog.length > REQUEST_LOG_CAP + REQUEST_LOG_CAP / 10)
+      this.requestLog = this.requestLog.slice(-REQUEST_LOG_CAP);
   }
 
   async rows(query: UsageQuery): Promise<UsageRow[]> {
@@ -55,7 +57,7 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   async listRequests(query: { limit: number; before?: string | undefined }): Promise<RequestLogPage> {
-    const newestFirst = [...this.requestLog].reverse();
+    const newestFirst = this.requestLog.slice(-REQUEST_LOG_CAP).reverse();
     const start =
       query.before === undefined ? 0 : newestFirst.findIndex((r) => r.id < (query.before as string));
     if (start === -1) return { items: [], hasMore: false };
