@@ -225,8 +225,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     maxAge: 600,
   });
 
-  // Request rates and failed authentications per client IP, counted where all instances see
-  // them: in Redis each limiter's counters are `tg:rate:<its own key>`.
+  // Failed authentications per client IP, counted where all instances see them: in Redis each
+  // limiter's counters are `tg:rate:<its own key>`. (Request rates of keys and teams are the
+  // quota store's, counted with the reservation: pipeline/quota.ts.)
   const rateLimitStore = store.rateLimitStore('tg:rate:');
   await app.register(rateLimit, {
     global: false,
