@@ -134,9 +134,9 @@ describe('boot', () => {
     const config = parseConfig(input, {}, 'test');
     const registry = await BackendRegistry.fromConfig(config, pino({ level: 'silent' }));
     try {
-      // The registry may wrap a backend (the Responses API translation): look inside.
-      const found = registry.get('local');
-      const backend = 'inner' in found ? (found.inner as typeof found) : found;
+      // The registry wraps a backend (the Responses and Messages API translations): look inside.
+      let backend = registry.get('local');
+      while ('inner' in backend) backend = backend.inner as typeof backend;
       expect(backend).toBeInstanceOf(LlamaCppBackend);
       await (backend as LlamaCppBackend).loaded;
       await backend.checkHealth(AbortSignal.timeout(10_000));

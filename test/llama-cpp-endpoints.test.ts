@@ -207,7 +207,8 @@ describe('chat completions', () => {
   it('refuses what it cannot do with a clear 400 in OpenAI shape', async () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ n: 2 }, 'n'],
-      [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }] }, 'tools'],
+      // Function tools are served (test/llama-cpp-tools.test.ts); custom tools are not.
+      [{ tools: [{ type: 'custom', custom: { name: 'x' } }] }, 'tools[0]'],
       [{ logprobs: true }, 'logprobs'],
       [{ max_tokens: 5000 }, 'max_tokens'],
       [{ temperature: 3 }, 'temperature'],

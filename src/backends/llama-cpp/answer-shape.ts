@@ -27,16 +27,18 @@ export function tokenUsage(promptTokens: number, completionTokens: number): Toke
   };
 }
 
+/** How the generation ended (a shape may tell it otherwise, as `tool_calls`). */
 export type FinishReason = 'stop' | 'length';
 
 /**
  * How one generated text is told in an endpoint's OpenAI shape: whole (JSON), or as stream
- * chunks (an opening chunk, text deltas, the finishing chunk, then the usage chunk).
+ * chunks (an opening chunk, the chunks of each piece of text, the finishing chunk, then the
+ * usage chunk). A streaming shape may keep state: one per answer.
  */
 export interface AnswerShape {
   json(text: string, finishReason: FinishReason, usage: TokenUsage): Record<string, unknown>;
   opening(): Record<string, unknown> | undefined;
-  delta(text: string): Record<string, unknown>;
+  delta(text: string): Record<string, unknown>[];
   finish(finishReason: FinishReason): Record<string, unknown>;
   usage(usage: TokenUsage): Record<string, unknown>;
 }

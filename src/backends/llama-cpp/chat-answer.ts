@@ -41,7 +41,7 @@ export function chatAnswer(options: {
       usage,
     }),
     opening: () => chunk({ role: 'assistant', content: '', refusal: null }, null),
-    delta: (text: string) => chunk({ content: text }, null),
+    delta: (text: string) => [chunk({ content: text }, null)],
     finish: (finishReason: FinishReason) => chunk({}, finishReason),
     usage: (usage: TokenUsage) => ({ ...base, choices: [], usage }),
   };

@@ -22,7 +22,7 @@ export function completionAnswer(options: { id: string; created: number; model: 
       usage,
     }),
     opening: () => undefined,
-    delta: (text: string) => chunk(text, null),
+    delta: (text: string) => [chunk(text, null)],
     finish: (finishReason: FinishReason) => chunk('', finishReason),
     usage: (usage: TokenUsage) => ({ ...base, choices: [], usage }),
   };

@@ -19,8 +19,10 @@ import { embeddingList, readEmbeddingRequest, unitVector } from './embedding-req
 import { type GenerationPlan, type GenerationResult, generateTokens } from './generate-tokens.js';
 import type { LoadedModel } from './loaded-model.js';
 import type { ModelFile } from './model-files.js';
-import { readSamplingRequest } from './sampling-request.js';
+import { readSamplingRequest, type SamplingRequest } from './sampling-request.js';
 import { QueueFullError, type SlotLease } from './slot-queue.js';
+import { toolCallAnswer } from './tool-call-answer.js';
+import { readToolRequest, type ToolRequest } from './tool-request.js';
 
 const SUPPORTED: ReadonlySet<Endpoint> = new Set<Endpoint>(['chat.completions', 'completions', 'embeddings']);
 
@@ -108,9 +110,8 @@ export class LlamaCppBackend implements Backend {
 
   /** The chat as the model's own template renders it, counted by its own tokenizer. */
   async countChatTokens(name: string, body: Record<string, unknown>): Promise<number> {
-    if (body.tools !== undefined && body.tools !== null)
-      throw new InvalidRequestError('Tools are not supported by in-process models.', 'tools');
-    return this.model(name).chatPrompt(chatHistoryOf(body.messages)).tokens.length;
+    const { functions } = readToolRequest(body);
+    return this.model(name).chatPrompt(chatHistoryOf(body.messages), functions).tokens.length;
   }
 
   async send(call: BackendCall): Promise<BackendResponse> {
@@ -118,16 +119,31 @@ export class LlamaCppBackend implements Backend {
       throw new EndpointNotSupportedError(call.endpoint, call.model);
     const model = this.model(call.model);
     if (call.endpoint === 'embeddings') return this.embeddings(call, model);
-    const sampling = readSamplingRequest(call.body);
+    const requested = readSamplingRequest(call.body);
     const isChat = call.endpoint === 'chat.completions';
+    if (!isChat && Array.isArray(call.body.tools) && call.body.tools.length > 0)
+      throw new InvalidRequestError("'tools' belong to chat completions, not legacy completions.", 'tools');
+    const tools: ToolRequest = isChat
+      ? readToolRequest(call.body)
+      : { functions: undefined, forced: undefined };
+    // A forced call is held to its grammar; a stop sequence would only cut its JSON short.
+    const sampling: SamplingRequest = tools.forced
+      ? { ...requested, stops: [], format: { kind: 'tool_call', schema: tools.forced.schema } }
+      : requested;
     const prompt = isChat
-      ? model.chatPrompt(chatHistoryOf(call.body.messages))
+      ? model.chatPrompt(chatHistoryOf(call.body.messages), tools.functions)
       : { tokens: model.rawPrompt(promptOf(call.body.prompt)), tokenStops: [], stops: [] };
     const plan = await model.plan(sampling, prompt, isChat ? 'messages' : 'prompt');
     const options = answerOptions(call);
-    const shape = isChat
-      ? chatAnswer({ id: `chatcmpl-${compactId()}`, ...options })
-      : completionAnswer({ id: `cmpl-${compactId()}`, created: options.created, model: options.model });
+    const shape = !isChat
+      ? completionAnswer({ id: `cmpl-${compactId()}`, created: options.created, model: options.model })
+      : tools.forced
+        ? toolCallAnswer({
+            id: `chatcmpl-${compactId()}`,
+            ...options,
+            knownName: tools.forced.tools.length === 1 ? tools.forced.tools[0]?.name : undefined,
+          })
+        : chatAnswer({ id: `chatcmpl-${compactId()}`, ...options });
     const lease = await this.acquire(model, call);
     if (!call.stream) {
       try {
@@ -261,7 +277,8 @@ export class LlamaCppBackend implements Backend {
           result = next.value;
           break;
         }
-        yield Buffer.from(encodeEvent(shape.delta(next.value)));
+        const chunks = shape.delta(next.value);
+        if (chunks.length > 0) yield Buffer.from(chunks.map((chunk) => encodeEvent(chunk)).join(''));
       }
     } finally {
       // Left early (the client went): ends the model's evaluation before the slot is given back.

@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type {
+  ChatModelFunctions,
   ChatWrapper,
+  ChatWrapperGenerateContextStateOptions,
   Llama,
   LlamaContext,
   LlamaContextSequence,
@@ -115,13 +117,22 @@ export class LoadedModel {
     return this.queue.acquire(signal);
   }
 
-  /** The chat rendered by the model's own template, as the tokens that will be evaluated. */
-  chatPrompt(history: Parameters<ChatWrapper['generateContextState']>[0]['chatHistory']): {
+  /**
+   * The chat rendered by the model's own template, as the tokens that will be evaluated; with
+   * `functions`, the template (or node-llama-cpp's wrapper for it) shows the model the tools.
+   */
+  chatPrompt(
+    history: ChatWrapperGenerateContextStateOptions['chatHistory'],
+    functions?: ChatModelFunctions,
+  ): {
     tokens: Token[];
     tokenStops: Token[][];
     stops: string[];
   } {
-    const state = this.chatWrapper.generateContextState({ chatHistory: history });
+    const state = this.chatWrapper.generateContextState({
+      chatHistory: history,
+      ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
+    });
     const tokenStops: Token[][] = [];
     const stops: string[] = [];
     for (const trigger of state.stopGenerationTriggers) {
@@ -203,9 +214,13 @@ export class LoadedModel {
         format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0],
       );
     } catch (error) {
+      const [what, param] =
+        format.kind === 'tool_call'
+          ? ["The tools' 'parameters' schemas", 'tools']
+          : ["'response_format.json_schema.schema'", 'response_format'];
       throw new InvalidRequestError(
-        `'response_format.json_schema.schema' cannot be turned into a grammar: ${(error as Error).message}`,
-        'response_format',
+        `${what} cannot be turned into a grammar: ${(error as Error).message}`,
+        param,
       );
     }
   }

@@ -1,7 +1,12 @@
 import { InvalidRequestError } from '../../errors.js';
 
 /** The constraint a `response_format` asks for, in terms the model's grammar understands. */
-export type OutputFormat = { kind: 'text' } | { kind: 'json' } | { kind: 'json_schema'; schema: unknown };
+export type OutputFormat =
+  | { kind: 'text' }
+  | { kind: 'json' }
+  | { kind: 'json_schema'; schema: unknown }
+  /** A forced tool call: `{"name", "arguments"}` JSON held to the tools' schemas. */
+  | { kind: 'tool_call'; schema: unknown };
 
 /** What a chat or completions request asks of the sampler, checked and in our terms. */
 export interface SamplingRequest {
@@ -90,14 +95,14 @@ function formatOf(value: unknown): OutputFormat {
 /** Fields this backend cannot honour: refused in so many words rather than silently ignored. */
 const UNSUPPORTED: Array<[param: string, applies: (value: unknown) => boolean, why: string]> = [
   [
-    'tools',
-    (value) => Array.isArray(value) && value.length > 0,
-    'tool calls are not supported by in-process models',
-  ],
-  [
     'functions',
     (value) => Array.isArray(value) && value.length > 0,
-    'function calls are not supported by in-process models',
+    "the deprecated function calling is not supported by in-process models; use 'tools'",
+  ],
+  [
+    'function_call',
+    (value) => value !== undefined && value !== null,
+    "the deprecated function calling is not supported by in-process models; use 'tool_choice'",
   ],
   [
     'logprobs',
