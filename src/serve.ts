@@ -1,9 +1,12 @@
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import type { Config } from './config/schema.js';
 import { createLogger } from './http/logger.js';
+import { ClusterPrimary } from './runtime/cluster-primary.js';
 
 /** Signals this close together are one stop request delivered twice (see `stop`). */
 const DUPLICATE_SIGNAL_MS = 1_000;
@@ -23,8 +26,10 @@ export interface ServeOptions {
 /**
  * Loads config, builds the app, listens, and drains on SIGTERM/SIGINT: stop accepting,
  * let in-flight requests and streams finish until the grace period ends, then close.
+ * With `server.workers` above 1 this process becomes the cluster's primary instead (it forks
+ * workers that each run this function as a worker, and resolves to undefined).
  */
-export async function serve(options: ServeOptions = {}): Promise<FastifyInstance> {
+export async function serve(options: ServeOptions = {}): Promise<FastifyInstance | undefined> {
   let config: Config;
   try {
     config = loadConfig({ path: options.configPath });
@@ -35,29 +40,20 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     }
     throw error;
   }
-  const { logger, flush } = createLogger(config.log);
-  const app = await buildApp(config, { logger, onAdminKeyGenerated: (key) => announceAdminKey(key, config) });
-  if (config.auth === 'none') {
-    app.log.warn(
-      'auth is off (auth: none / TOLLGATE_AUTH=none): anyone who can reach /v1 can use every model',
-    );
+  const { logger: root, flush } = createLogger(config.log);
+  const exit = exitAfterFlush(flush);
+  if (cluster.isPrimary && config.server.workers > 1) {
+    servePrimary(config, root.child({ role: 'primary', pid: process.pid }), exit);
+    return undefined;
   }
-  let exiting = false;
-  const exit = (code: number) => {
-    if (exiting) return;
-    exiting = true;
-    let timer: NodeJS.Timeout | undefined;
-    const flushed = Promise.race([
-      flush(),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, LOG_FLUSH_LIMIT_MS);
-      }),
-    ]);
-    void flushed.then(() => {
-      clearTimeout(timer);
-      process.exit(code);
-    });
-  };
+  // A worker of ours (under another cluster, e.g. pm2's, with workers: 1 this is a single gateway).
+  const worker = cluster.isWorker && config.server.workers > 1 ? cluster.worker : undefined;
+  // Which worker wrote a line (its id counts restarts; the pid matches `ps` and the primary's lines).
+  const logger = worker ? root.child({ worker: worker.id, pid: process.pid }) : root;
+  // The admin key is generated and printed by at most one worker: the store keeps the first
+  // hash set (HSETNX in Redis), and only the worker whose key that is is told it generated one.
+  const app = await buildApp(config, { logger, onAdminKeyGenerated: (key) => announceAdminKey(key, config) });
+  if (config.auth === 'none' && !worker) warnAuthOff(app.log);
   let stoppingSince: number | undefined;
   const stop = (signal: NodeJS.Signals) => {
     if (stoppingSince !== undefined) {
@@ -105,6 +101,11 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
+  if (worker) {
+    // The primary says `tollgate is listening` once every worker is.
+    app.log.info({ listen: `${config.server.host}:${port}` }, 'worker is listening');
+    return app;
+  }
   app.log.info(
     {
       url: `http://${config.server.host === '0.0.0.0' ? 'localhost' : config.server.host}:${port}/v1`,
@@ -116,6 +117,57 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     'tollgate is listening',
   );
   return app;
+}
+
+/** Ends the process once the buffered log lines are out, or after LOG_FLUSH_LIMIT_MS without them. */
+function exitAfterFlush(flush: () => Promise<void>): (code: number) => void {
+  let exiting = false;
+  return (code) => {
+    if (exiting) return;
+    exiting = true;
+    let timer: NodeJS.Timeout | undefined;
+    const flushed = Promise.race([
+      flush(),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, LOG_FLUSH_LIMIT_MS);
+      }),
+    ]);
+    void flushed.then(() => {
+      clearTimeout(timer);
+      process.exit(code);
+    });
+  };
+}
+
+function warnAuthOff(log: { warn: (message: string) => void }): void {
+  log.warn('auth is off (auth: none / TOLLGATE_AUTH=none): anyone who can reach /v1 can use every model');
+}
+
+/** `server.workers > 1`: this process forks and minds the workers, and answers no requests. */
+function servePrimary(config: Config, logger: Logger, exit: (code: number) => void): void {
+  const primary = new ClusterPrimary({
+    workers: config.server.workers,
+    logger,
+    workerStopLimitMs: config.server.shutdownGraceMs + HARD_STOP_AFTER_GRACE_MS,
+    onListening: (address) => {
+      const host = config.server.host;
+      logger.info(
+        {
+          url: `http://${host === '0.0.0.0' ? 'localhost' : host}:${address.port}/v1`,
+          listen: `${host}:${address.port}`,
+          workers: config.server.workers,
+          models: Object.keys(config.models),
+          store: config.redis ? 'redis' : 'memory',
+        },
+        'tollgate is listening',
+      );
+    },
+    exit,
+  });
+  if (config.auth === 'none') warnAuthOff(logger);
+  process.on('SIGTERM', (signal) => primary.stop(signal));
+  process.on('SIGINT', (signal) => primary.stop(signal));
+  primary.start();
 }
 
 /**

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { anthropicBackendSchema } from './anthropic-schema.js';
 import { parseByteSize } from './byte-size.js';
@@ -217,6 +218,18 @@ const failedAttemptsSchema = z
   .strict()
   .prefault({});
 
+/** A typo (`workers: 800`) should not fork hundreds of gateways on one machine. */
+const MAX_WORKERS = 256;
+
+const workersSchema = z.union([z.literal('auto'), z.number().int().min(1).max(MAX_WORKERS)], {
+  error: `expected 'auto' or a whole number from 1 to ${MAX_WORKERS}`,
+});
+
+/** `auto`: one worker per core this process may use. */
+function workerCount(value: number | 'auto'): number {
+  return value === 'auto' ? availableParallelism() : value;
+}
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const configSchema = z
@@ -233,6 +246,11 @@ export const configSchema = z
         keepAliveIntervalMs: positiveMs.default(15_000),
         /** On SIGTERM/SIGINT, how long in-flight requests get to finish. */
         shutdownGraceMs: positiveMs.default(30_000),
+        /**
+         * Processes serving the one port (src/runtime/cluster-primary.ts): 1 is a single process,
+         * `auto` one per core. More than 1 needs Redis (checked in crossReferenceProblems).
+         */
+        workers: workersSchema.default(1).transform(workerCount),
         /**
          * Whom to believe about the client's address (X-Forwarded-For): false, true (anyone), or
          * addresses/CIDRs of your proxies. Rate limits per IP depend on it.
@@ -405,6 +423,15 @@ export const configSchema = z
  */
 export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
   const problems: string[] = [];
+  // An invalid value is the schema's to report; this is only about where state lives.
+  const workers = workersSchema.safeParse(isMapping(raw.server) ? raw.server.workers : undefined);
+  if (raw.redis === undefined && workers.success) {
+    const count = workerCount(workers.data);
+    if (count > 1)
+      problems.push(
+        `server.workers: ${workers.data === 'auto' ? `'auto' is ${count} on this machine, and ` : ''}${count} workers need Redis (redis, or REDIS_URL) to share teams, keys, limits and the cache; the embedded store lives in one process. Configure redis, or set workers: 1`,
+      );
+  }
   const backends = isMapping(raw.backends) ? Object.keys(raw.backends) : [];
   const models = isMapping(raw.models) ? Object.entries(raw.models) : [];
   const unknownBackend = (path: string, backend: unknown) => {
