@@ -76,6 +76,22 @@
 //                                BENCH_DURATION, BENCH_ROUNDS, BENCH_WARMUP and BENCH_RATE_WARMUP apply
 //   BENCH_ONLY=routing           run section 8 alone (no sections 1-7): the report goes to
 //                                bench/results/routing.md; a quick check that the section works
+//   An in-process model (section 9, after section 8; bench/llama-cpp-section.mjs): a tiny GGUF
+//   written to the temp folder, node-llama-cpp called directly vs a gateway with a llama-cpp
+//   backend on it, then a gateway whose model has BENCH_LLAMA_SLOTS slots under bursts:
+//   BENCH_LLAMA=1                0 skips the section (also skipped with BENCH_GATEWAY_CMD or
+//                                BENCH_GATEWAY_CONFIG, and when node-llama-cpp cannot load)
+//   BENCH_LLAMA_THREADS=1        llama.cpp threads, the same on both sides (more threads than
+//                                the cores left free make llama.cpp spin: keep it low)
+//   BENCH_LLAMA_ROUNDS=5         rounds of section 9 (1 with BENCH_QUICK)
+//   BENCH_LLAMA_REQUESTS=100     timed requests per path and length per round (60 with BENCH_QUICK)
+//   BENCH_LLAMA_WARMUP=20        untimed requests per path and length before each measurement
+//   BENCH_LLAMA_SHORT=16         max_tokens of the short requests (overhead per request)
+//   BENCH_LLAMA_LONG=64          max_tokens of the long ones (their growth gives the per-token cost)
+//   BENCH_LLAMA_SLOTS=2          slots of the queueing gateway's model; bursts send twice as many
+//   BENCH_LLAMA_BURSTS=30        bursts per queue length (10 with BENCH_QUICK)
+//   BENCH_ONLY=llama-cpp         run section 9 alone (no mock, no sections 1-8): the report goes to
+//                                bench/results/llama-cpp.md (raw figures in llama-cpp.json)
 //   Noise guard (the machine is shared; see bench/lib/noise.mjs):
 //   BENCH_NOISE_LIMIT=0.2        cores other processes may use during a measurement
 //   BENCH_QUIET_WAIT=20          max seconds to wait for a quiet machine before each measurement
@@ -83,6 +99,7 @@
 //   BENCH_NOISE_BUDGET=120       max seconds the guard may add to the whole run (0: never wait)
 import { execFileSync } from 'node:child_process';
 import {
+  appendFileSync,
   closeSync,
   createReadStream,
   mkdirSync,
@@ -98,6 +115,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { llamaCppSection } from './lib/llama-cpp-report.mjs';
 import { NoiseGuard } from './lib/noise.mjs';
 import {
   freePorts,
@@ -119,6 +137,7 @@ import {
 import { renderReport } from './lib/report.mjs';
 import { routingSection, routingVerdicts } from './lib/routing-report.mjs';
 import { median } from './lib/stats.mjs';
+import { readLlamaCppSettings, runLlamaCppSection } from './llama-cpp-section.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(BENCH_DIR, '..');
@@ -184,9 +203,13 @@ function readSettings() {
   if (rates.some((rate) => !Number.isFinite(rate) || rate < 1)) {
     throw new Error(`BENCH_RATES=${process.env.BENCH_RATES}: expected comma-separated numbers >= 1`);
   }
-  if (process.env.BENCH_ONLY !== undefined && process.env.BENCH_ONLY !== 'routing') {
+  if (
+    process.env.BENCH_ONLY !== undefined &&
+    process.env.BENCH_ONLY !== 'routing' &&
+    process.env.BENCH_ONLY !== 'llama-cpp'
+  ) {
     throw new Error(
-      `BENCH_ONLY=${process.env.BENCH_ONLY}: expected routing (the one section that runs alone)`,
+      `BENCH_ONLY=${process.env.BENCH_ONLY}: expected routing or llama-cpp (the sections that run alone)`,
     );
   }
   const rateClient = process.env.BENCH_RATE_CLIENT ?? 'paced';
@@ -228,6 +251,7 @@ function readSettings() {
       rate: envNumber('BENCH_ROUTING_RATE', 500, 1),
       only: process.env.BENCH_ONLY === 'routing',
     },
+    llamaCpp: readLlamaCppSettings(envNumber, quick),
     noise: {
       limitCores: envNumber('BENCH_NOISE_LIMIT', 0.2, 0),
       quietWaitMs: envNumber('BENCH_QUIET_WAIT', quick ? 10 : 20, 0) * 1000,
@@ -574,6 +598,7 @@ async function main() {
   const floorScript = path.join(BENCH_DIR, 'floor-proxy.mjs');
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
   cleanupTasks.push(() => rmSync(tempDir, { recursive: true, force: true }));
+  if (settings.llamaCpp.only) return runLlamaCppAlone(settings, tempDir);
 
   const [mockPort, floorPort, gatewayPort] = await freePorts(3);
   const mockOrigin = `http://${HOST}:${mockPort}`;
@@ -931,6 +956,15 @@ async function main() {
     run: () => runRoutingSection(routingInput()),
   });
 
+  /** @type {import('./llama-cpp-section.mjs').LlamaCppSection} */
+  const llamaCpp = await optionalSection({
+    number: 9,
+    enabled: settings.llamaCpp.enabled,
+    disabledBy: 'BENCH_LLAMA',
+    configBlock: 'llama-cpp backends',
+    run: () => runLlamaCppSection(llamaCppInput(settings, tempDir, baseEnv, guard, extraPids)),
+  });
+
   const finishedAt = new Date();
   const logStats = gatewayLogPath === '/dev/null' ? null : await countLogLines(gatewayLogPath);
 
@@ -965,11 +999,14 @@ async function main() {
   });
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(path.join(RESULTS_DIR, 'latest.md'), report);
+  // Section 9 renders itself (its targets are in its own table) and goes after the rest.
+  appendFileSync(path.join(RESULTS_DIR, 'latest.md'), `\n${llamaCppSection(llamaCpp)}`);
   writeFileSync(
     path.join(RESULTS_DIR, 'latest.json'),
-    `${JSON.stringify({ settings, machine, startedAt, finishedAt, maxRuns, rateRuns, streamRuns, memory, quota, cache, routing, noiseEvents: guard.events }, null, 2)}\n`,
+    `${JSON.stringify({ settings, machine, startedAt, finishedAt, maxRuns, rateRuns, streamRuns, memory, quota, cache, routing, llamaCpp, noiseEvents: guard.events }, null, 2)}\n`,
   );
   process.stdout.write(report);
+  process.stdout.write(`\n${llamaCppSection(llamaCpp)}`);
   progress(
     `done in ${((finishedAt.getTime() - startedAt.getTime()) / 60_000).toFixed(1)} min; report in bench/results/latest.md`,
   );
@@ -1778,6 +1815,70 @@ async function runRoutingSection(ctx) {
     await gatewayProcess?.stop(3000);
     progress('section 8: stopped the three-deployment gateway');
   }
+}
+
+/**
+ * What section 9 needs from this run.
+ * @param {Settings} settings
+ * @param {string} tempDir
+ * @param {NodeJS.ProcessEnv} baseEnv
+ * @param {NoiseGuard} guard
+ * @param {number[]} extraPids
+ * @returns {import('./llama-cpp-section.mjs').SectionContext}
+ */
+const llamaCppInput = (settings, tempDir, baseEnv, guard, extraPids) => ({
+  settings,
+  tempDir,
+  baseEnv,
+  guard,
+  extraPids,
+  adminKey: BENCH_ADMIN_KEY,
+  createTeamAndKey,
+  progress,
+});
+
+/**
+ * BENCH_ONLY=llama-cpp: section 9 alone, without the mock and the servers of sections 1-8.
+ * @param {Settings} settings
+ * @param {string} tempDir
+ */
+async function runLlamaCppAlone(settings, tempDir) {
+  if (settings.gatewayCommand !== null || settings.gatewayConfig !== null)
+    throw new Error('BENCH_ONLY=llama-cpp needs the generated configs and dist/server.js');
+  if (!statSyncSafe(path.join(REPO_ROOT, 'dist', 'server.js')))
+    throw new Error('dist/server.js not found: run `npm run bench` (it builds first) or `npm run build`.');
+  const startedAt = new Date();
+  const machine = describeMachine();
+  const { LOG_LEVEL: _ambientLevel, LOG_PRETTY: _pretty, ...baseEnv } = process.env;
+  /** @type {number[]} */
+  const extraPids = [];
+  const guard = new NoiseGuard(settings.noise, () => extraPids);
+  /** @type {import('./llama-cpp-section.mjs').LlamaCppSection} */
+  const section = await runLlamaCppSection(llamaCppInput(settings, tempDir, baseEnv, guard, extraPids)).catch(
+    (error) => ({ skipped: `failed: ${error instanceof Error ? error.message : String(error)}` }),
+  );
+  const finishedAt = new Date();
+  const report = [
+    '# Tollgate benchmark: section 9 alone (BENCH_ONLY=llama-cpp)',
+    '',
+    `${machine.cpuModel}, ${machine.logicalCores} logical cores, ${machine.memoryGiB.toFixed(1)} GiB; ` +
+      `${machine.kernel}; Node ${machine.node}; commit ${machine.commit}; ` +
+      `${startedAt.toISOString()}, ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s; ` +
+      `load average at start ${machine.loadAverageAtStart.map((value) => value.toFixed(2)).join(' ')}.`,
+    '',
+    llamaCppSection(section),
+    ...(guard.events.length > 0 ? ['Noise:', '', ...guard.events.map((event) => `- ${event}`), ''] : []),
+    `Noise guard: waited ${(guard.waitedMs / 1000).toFixed(1)} s, ${guard.repeats} measurement(s) repeated.`,
+    '',
+  ].join('\n');
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(path.join(RESULTS_DIR, 'llama-cpp.md'), report);
+  writeFileSync(
+    path.join(RESULTS_DIR, 'llama-cpp.json'),
+    `${JSON.stringify({ settings, machine, startedAt, finishedAt, llamaCpp: section, noiseEvents: guard.events }, null, 2)}\n`,
+  );
+  process.stdout.write(report);
+  if ('skipped' in section && section.skipped.startsWith('failed')) throw new Error(section.skipped);
 }
 
 /**
