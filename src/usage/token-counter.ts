@@ -1,12 +1,13 @@
-import { countTokens } from 'gpt-tokenizer';
+import { countO200kTokens } from './o200k-count.js';
 
 /**
  * Token counts the gateway makes itself (prompt estimates, output of answers without usage), with
  * a bound on the work one request may cost the event loop.
  *
- * gpt-tokenizer is exact but slow on some text: its BPE merge is quadratic in the length of one
- * pre-tokenized piece (a run of letters, digits or one repeated character: 64 KB of random CJK
- * took 8.8 s, 64 KB of one repeated letter 1.6 s), and random text (base64, random Unicode) costs
+ * The o200k_base count (o200k-count.ts: gpt-tokenizer's table and algorithm; the figures here were
+ * measured with gpt-tokenizer itself) is exact but slow on some text: its BPE merge is quadratic in
+ * the length of one pre-tokenized piece (a run of letters, digits or one repeated character: 64 KB
+ * of random CJK took 8.8 s, 64 KB of one repeated letter 1.6 s), and random text (base64, random Unicode) costs
  * about 0.6-1 µs per UTF-8 byte even in short pieces. So:
  * - text is cut into segments of at most SEGMENT_CHARS (before whitespace where there is some), so
  *   no piece is long; a cut inside a word may add a token, never remove many;
@@ -28,9 +29,6 @@ const MIN_SAMPLE_BYTES = 256;
 /** English is ~4.5 bytes per token, code ~3.5, base64 ~1.45, random Unicode ~1.3: 4 errs high for prose. */
 const MIN_TOKENS_PER_BYTE = 1 / 4;
 
-/** Special-token spellings (`<|endoftext|>`) in client text are text, not an error. */
-const AS_TEXT = { disallowedSpecial: new Set<string>() };
-
 const isSpace = (code: number) => code === 32 || (code >= 9 && code <= 13);
 const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
 
@@ -48,7 +46,7 @@ function countSegmented(text: string): number {
         }
       if (isLowSurrogate(text.charCodeAt(end))) end--;
     }
-    tokens += countTokens(text.slice(start, end), AS_TEXT);
+    tokens += countO200kTokens(text.slice(start, end));
     start = end;
   }
   return tokens;

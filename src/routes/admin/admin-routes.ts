@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { adminAuthHook } from '../../admin/admin-auth.js';
 import type { AdminKey } from '../../admin/admin-key.js';
-import { adminOpenApiDocument } from '../../admin/admin-openapi.js';
+import { adminOpenApiJson } from '../../admin/admin-openapi.js';
 import type { Backend } from '../../backends/backend.js';
 import { refreshBackendModels } from '../../backends/local-servers/refresh-backend.js';
 import { cacheScope, scopeOwner } from '../../cache/cache-scope.js';
@@ -106,10 +106,9 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
     json(request, body.toString(), done);
   });
 
-  const openapi = JSON.stringify(adminOpenApiDocument(options.version));
   // The description of the API is public (clients are generated from it); everything else needs the key.
   app.get('/openapi.json', (_request, reply) => {
-    reply.type('application/json').send(openapi);
+    reply.type('application/json').send(adminOpenApiJson(options.version));
   });
 
   app.addHook(
