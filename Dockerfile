@@ -44,5 +44,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node receives SIGTERM directly (exec form), so `docker stop` drains in-flight streams.
-ENTRYPOINT ["node", "dist/cli/main.js"]
+# Semi-spaces of 16 MB: ~60 MB less RSS under load than Node's default at the same throughput
+# (BENCHMARKS.md, memory).
+ENTRYPOINT ["node", "--max-semi-space-size=16", "dist/cli/main.js"]
 CMD ["serve"]

@@ -3,7 +3,7 @@
 // One run starts three servers, each in its own process:
 //   mock upstream  bench/mock-upstream.mjs  the OpenAI-compatible backend every target ends at
 //   floor proxy    bench/floor-proxy.mjs    the cheapest Node proxy hop: what any gateway costs
-//   tollgate       node dist/server.js --config <generated config>
+//   tollgate       node --max-semi-space-size=16 dist/server.js --config <generated config>
 // (plus, for section 6, a throwaway redis-server and a second gateway configured to use it, and
 // for section 7 two more gateways with the response cache on, one of them on another redis-server)
 // and measures three targets against the same mock, alternating between them and rotating the
@@ -35,7 +35,7 @@
 //                                runs stay comparable)
 //   BENCH_GATEWAY_LOG=<file>     where the gateway's stdout goes; default: a temp file, deleted at
 //                                the end after counting its lines (`/dev/null` to discard)
-//   BENCH_GATEWAY_CMD="..."      run this instead of `node dist/server.js --config {config}`; split
+//   BENCH_GATEWAY_CMD="..."      run this instead of `node --max-semi-space-size=16 dist/server.js --config {config}`; split
 //                                on spaces, `{config}` replaced by the config path, `node` by this
 //                                Node. The process also gets PORT, HOST, LOG_LEVEL, TOLLGATE_CONFIG
 //                                and UPSTREAM_URL (the mock's origin). To test the harness without
@@ -419,7 +419,8 @@ const QUOTA_KEY = {
  * @returns {{ command: string, args: string[], overridden: boolean }}
  */
 function gatewayCommand(settings, configPath) {
-  const template = settings.gatewayCommand ?? 'node dist/server.js --config {config}';
+  const template =
+    settings.gatewayCommand ?? 'node --max-semi-space-size=16 dist/server.js --config {config}';
   const [first, ...rest] = template
     .split(/\s+/)
     .filter((part) => part !== '')
@@ -1022,6 +1023,8 @@ async function main() {
  * @property {number} rate
  * @property {Array<{ key: QuotaTargetKey, label: string }>} targets
  * @property {Record<QuotaTargetKey, QuotaRun[]>} runs
+ * @property {Record<QuotaTargetKey, QuotaRun[]>} maxRuns the same targets as fast as they go
+ *   (autocannon, settings.connections): max req/s and server CPU per request at saturation
  * @property {{ team: object, key: object }} limits what the bench team and key were given
  * @property {import('./lib/redis.mjs').RedisDelta} idle Redis traffic with no load
  * @property {number} idleSec
@@ -1204,6 +1207,36 @@ async function runQuotaSection(ctx) {
       }
     }
 
+    // Max throughput of the same three targets, as fast as they go (one run each per round).
+    /** @type {Record<QuotaTargetKey, QuotaRun[]>} */
+    const maxRuns = { floor: [], tollgate: [], tollgateRedis: [] };
+    for (let round = 0; round < settings.rounds; round += 1) {
+      const tag = `section 6 round ${round + 1}/${settings.rounds}`;
+      for (const target of rotate(targets, round)) {
+        const job = {
+          kind: 'max',
+          ...spec(target),
+          connections: settings.connections,
+          durationSec: settings.durationSec,
+        };
+        const timeoutMs = (settings.durationSec + 60) * 1000;
+        const outcome = await guard.run(`${tag} max ${target.label}`, async () => {
+          const measured = await withServerCpu(target, ctx.mock, () => runInChild(LOADGEN, job, timeoutMs));
+          assertAlive();
+          return { ...measured, childCpuMs: measured.result.processCpuMs };
+        });
+        /** @type {QuotaRun} */
+        const run = {
+          ...outcome.result,
+          round: round + 1,
+          serverCpu: outcome.serverCpu,
+          foreignCores: outcome.foreignCores,
+        };
+        maxRuns[/** @type {QuotaTargetKey} */ (target.key)].push(run);
+        progress(`${tag} max ${target.label}: ${run.reqPerSec.toFixed(0)} req/s`);
+      }
+    }
+
     // Which commands the gateway sends and which its Lua scripts run: MONITOR over a few
     // sequential requests, apart from the timed runs (MONITOR slows Redis down).
     progress(`section 6: MONITOR sample of ${settings.quota.sampleRequests} sequential requests`);
@@ -1244,6 +1277,7 @@ async function runQuotaSection(ctx) {
         label: target.label,
       })),
       runs,
+      maxRuns,
       limits: { team: QUOTA_TEAM, key: QUOTA_KEY },
       idle,
       idleSec: settings.quota.idleSec,

@@ -43,11 +43,16 @@ const mock = new ServerProcess('mock upstream', process.execPath, ['bench/mock-u
   stdout: 'ignore',
   env: { ...env, HOST, PORT: String(mockPort) },
 });
-const gateway = new ServerProcess('tollgate', process.execPath, ['dist/server.js', '--config', configPath], {
-  cwd: REPO_ROOT,
-  stdout: 'ignore',
-  env,
-});
+const gateway = new ServerProcess(
+  'tollgate',
+  process.execPath,
+  ['--max-semi-space-size=16', 'dist/server.js', '--config', configPath],
+  {
+    cwd: REPO_ROOT,
+    stdout: 'ignore',
+    env,
+  },
+);
 const rows = [];
 try {
   await mock.waitReady(`http://${HOST}:${mockPort}/healthz`, 10_000);
@@ -78,7 +83,10 @@ try {
   };
   sample('idle');
   const started = Date.now();
-  const sampler = setInterval(() => sample(`${Math.round((Date.now() - started) / 1000)} s`), sampleSec * 1000);
+  const sampler = setInterval(
+    () => sample(`${Math.round((Date.now() - started) / 1000)} s`),
+    sampleSec * 1000,
+  );
   const result = await runInChild(
     LOADGEN,
     {

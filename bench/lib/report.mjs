@@ -36,12 +36,20 @@ const TARGETS = {
   addedP50OverFloorMs: 0.2,
   p99AtRateMs: 3,
   latencyRate: 500,
-  ttfcOverFloorMs: 1,
+  ttfcOverFloorMs: 0.5,
   // Section 6 (the issue): auth + quota + usage on Redis, together, over the bare proxy (floor).
   redisAddedP50OverFloorMs: 1,
   // Section 7 (the issue): a cache hit's p50 at 1,000 req/s (1 KB answer), for each store.
   cacheHitP50Ms: 1,
   cacheHitRate: 1000,
+  // Performance issue: ratios to the bare proxy (floor) in the same run.
+  redisMaxRpsShareOfFloor: 0.6,
+  redisCpuPerRequestOverFloor: 2,
+  redisP99OverFloor: 2,
+  redisCommandsPerRequest: 12,
+  embeddedCpuPerRequestOverFloor: 1.5,
+  idleRssMb: 100,
+  loadRssOverFloorMb: 50,
 };
 
 // ---------- formatting ----------
@@ -473,6 +481,9 @@ export function evaluateTargets(input) {
     });
   }
 
+  verdicts.push(...redisPathVerdicts(input.quota));
+  verdicts.push(...embeddedVerdicts(input));
+
   verdicts.push(...cacheVerdicts(input.cache));
   verdicts.push(...routingVerdicts(input.routing));
 
@@ -485,6 +496,90 @@ export function evaluateTargets(input) {
     threshold: `< +${ms(TARGETS.ttfcOverFloorMs)} ms`,
     measured: `${ms(gatewayStreams.ttfc.p50)} vs ${ms(floorStreams.ttfc.p50)} ms: ${signedMs(ttfcDelta)} ms${errorNote(streamClean)}`,
     result: pass(ttfcDelta < TARGETS.ttfcOverFloorMs, streamClean),
+  });
+  return verdicts;
+}
+
+/**
+ * The Redis path (key + team limits + budgets) against the bare proxy: max req/s and p99 share,
+ * gateway CPU per request at the fixed rate, Redis commands per request.
+ * @param {ReportInput['quota']} quota
+ * @returns {Verdict[]}
+ */
+function redisPathVerdicts(quota) {
+  if (quota === undefined || !('runs' in quota) || quota.maxRuns === undefined) return [];
+  /** @type {Verdict[]} */
+  const verdicts = [];
+  const maxRps = (/** @type {QuotaTargetKey} */ key) => medianOf(quota.maxRuns[key], (run) => run.reqPerSec);
+  const maxClean = failures(quota.maxRuns.tollgateRedis) === 0 && failures(quota.maxRuns.floor) === 0;
+  const share = maxRps('tollgateRedis') / maxRps('floor');
+  verdicts.push({
+    name: 'Redis path: max req/s vs floor',
+    threshold: `≥ ${pct(TARGETS.redisMaxRpsShareOfFloor)} of floor`,
+    measured: `${int(maxRps('tollgateRedis'))} vs ${int(maxRps('floor'))} req/s = ${pct(share)}`,
+    result: maxClean && share >= TARGETS.redisMaxRpsShareOfFloor ? 'PASS' : 'MISS',
+  });
+  const cpu = (/** @type {QuotaTargetKey} */ key) => medianOf(quota.runs[key], proxyCpuPerRequestUs);
+  const clean = failures(quota.runs.tollgateRedis) === 0 && failures(quota.runs.floor) === 0;
+  const cpuRatio = cpu('tollgateRedis') / cpu('floor');
+  verdicts.push({
+    name: `Redis path: gateway CPU per request at ${int(quota.rate)} req/s vs floor`,
+    threshold: `≤ ${TARGETS.redisCpuPerRequestOverFloor}x floor`,
+    measured: `${int(cpu('tollgateRedis'))} vs ${int(cpu('floor'))} µs = ${cpuRatio.toFixed(2)}x (Redis's own CPU not included)`,
+    result: clean && cpuRatio <= TARGETS.redisCpuPerRequestOverFloor ? 'PASS' : 'MISS',
+  });
+  const p99 = (/** @type {QuotaTargetKey} */ key) => medianOf(quota.runs[key], (run) => run.latencyMs.p99);
+  const p99Ratio = p99('tollgateRedis') / p99('floor');
+  verdicts.push({
+    name: `Redis path: p99 at ${int(quota.rate)} req/s vs floor`,
+    threshold: `≤ ${TARGETS.redisP99OverFloor}x floor`,
+    measured: `${ms(p99('tollgateRedis'))} vs ${ms(p99('floor'))} ms = ${p99Ratio.toFixed(2)}x`,
+    result: clean && p99Ratio <= TARGETS.redisP99OverFloor ? 'PASS' : 'MISS',
+  });
+  const commands = redisCommandsPerRequest(quota);
+  verdicts.push({
+    name: 'Redis path: Redis commands per request (INFO commandstats, scripts included)',
+    threshold: `≤ ${TARGETS.redisCommandsPerRequest}`,
+    measured: `${commands.perRequest.toFixed(2)} (net of idle traffic ${commands.netPerRequest.toFixed(2)})`,
+    result: commands.perRequest <= TARGETS.redisCommandsPerRequest ? 'PASS' : 'MISS',
+  });
+  return verdicts;
+}
+
+/**
+ * The embedded store without limits against the bare proxy: CPU per request at the latency
+ * rate; and the gateway's memory (idle after boot, under load against the floor's).
+ * @param {ReportInput} input
+ * @returns {Verdict[]}
+ */
+function embeddedVerdicts(input) {
+  /** @type {Verdict[]} */
+  const verdicts = [];
+  const atRate = input.rateRuns.find((entry) => entry.rate === TARGETS.latencyRate);
+  if (atRate !== undefined) {
+    const cpu = (/** @type {TargetKey} */ key) => medianOf(atRate.runs[key], proxyCpuPerRequestUs);
+    const ratio = cpu('tollgate') / cpu('floor');
+    verdicts.push({
+      name: `Gateway CPU per request at ${TARGETS.latencyRate} req/s vs floor (embedded store, no limits)`,
+      threshold: `≤ ${TARGETS.embeddedCpuPerRequestOverFloor}x floor`,
+      measured: `${int(cpu('tollgate'))} vs ${int(cpu('floor'))} µs = ${ratio.toFixed(2)}x`,
+      result: ratio <= TARGETS.embeddedCpuPerRequestOverFloor ? 'PASS' : 'MISS',
+    });
+  }
+  const idleKb = input.memory.tollgate.atBoot?.rssKb ?? Number.NaN;
+  verdicts.push({
+    name: 'Gateway RSS idle after boot',
+    threshold: `≤ ${TARGETS.idleRssMb} MB`,
+    measured: mb(idleKb),
+    result: idleKb / 1024 <= TARGETS.idleRssMb ? 'PASS' : 'MISS',
+  });
+  const loadKb = median(input.memory.tollgate.underLoadKb);
+  const floorKb = median(input.memory.floor.underLoadKb);
+  verdicts.push({
+    name: "Gateway RSS under load (median) vs the floor's",
+    threshold: `≤ floor + ${TARGETS.loadRssOverFloorMb} MB`,
+    measured: `${mb(loadKb)} vs ${mb(floorKb)}: +${mb(loadKb - floorKb)}`,
+    result: (loadKb - floorKb) / 1024 <= TARGETS.loadRssOverFloorMb ? 'PASS' : 'MISS',
   });
   return verdicts;
 }
@@ -671,8 +766,9 @@ function quotaSection(input) {
       'persistence) and stopped afterwards; teams, keys, quota counters and usage live there. Its key ' +
       `has limits and budgets (team: ${JSON.stringify(limits.team.limits)}, budgets ` +
       `${JSON.stringify(limits.team.budgets)}; key a little tighter), far above what the run uses, so ` +
-      'every stage does its work: auth (key lookup, cached ≤ 1 s), quota (one reservation script ' +
-      'before the upstream, one settle after) and usage recording (after the response). The config ' +
+      'every stage does its work: auth (key lookup, cached ≤ 1 s), quota (one script before the ' +
+      'upstream: request rates and the reservation together; one settle after) and usage recording ' +
+      '(after the response). The config ' +
       'prices the mock model (1 / 2 USD per 1M tokens) so the USD budget counts.',
     '- **tollgate**: the gateway of sections 1–5 (memory store, key without limits: auth and usage ' +
       'recording in memory, no quota work). **floor**: the bare proxy.',
@@ -698,6 +794,27 @@ function quotaSection(input) {
       ],
       rows,
     ),
+    ...(quota.maxRuns === undefined
+      ? []
+      : [
+          '**As fast as they go** (autocannon, ' +
+            `${input.settings.connections} connections, ${input.settings.durationSec} s a run; median of the rounds):`,
+          '',
+          table(
+            ['target', 'max req/s', 'share of floor', 'p99 ms', 'proxy CPU µs/req'],
+            quota.targets.map(({ key, label }) => {
+              const max = medianOf(quota.maxRuns[key], (run) => run.reqPerSec);
+              const floorMax = medianOf(quota.maxRuns.floor, (run) => run.reqPerSec);
+              return [
+                `**${label}**${failures(quota.maxRuns[key]) > 0 ? ' ⚠' : ''}`,
+                int(max),
+                pct(max / floorMax),
+                ms(medianOf(quota.maxRuns[key], (run) => run.latencyMs.p99)),
+                int(medianOf(quota.maxRuns[key], proxyCpuPerRequestUs)),
+              ];
+            }),
+          ),
+        ]),
     `**${verdict}**: auth + quota + usage on Redis add ${signedMs(added)} ms p50 over the bare proxy at ` +
       `${int(rate)} req/s (target < +${ms(TARGETS.redisAddedP50OverFloorMs)} ms); of that, Redis-backed ` +
       `quota and storage cost ${signedMs(p50('tollgateRedis') - p50('tollgate'))} ms over tollgate without ` +
