@@ -429,7 +429,7 @@ describe.concurrent('anthropic, reached with OpenAI’s API', () => {
     expect(records[1]).toMatchObject({ ...reported, stream: true });
   });
 
-  it('anthropic cache writes: priced as writes on chat, as plain input through the Responses translation', async () => {
+  it('anthropic cache writes: priced as writes on chat and through the Responses translation', async () => {
     const chatPrompt = 'write the cache by chat';
     const responsesPrompt = 'write the cache by responses';
     const usage = {
@@ -450,16 +450,16 @@ describe.concurrent('anthropic, reached with OpenAI’s API', () => {
       { model: 'claude', input: responsesPrompt },
       withRequestId(responses),
     );
-    // The renamed usage keeps no trace of the writes: cache_write_tokens says 0.
+    // The renamed usage says how many of the input tokens wrote the cache.
     expect(response.usage).toMatchObject({
       input_tokens: 110,
-      input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
+      input_tokens_details: { cached_tokens: 0, cache_write_tokens: 100 },
     });
     const [chatRecord, responsesRecord] = await recordsOf(admin, [chat, responses]);
     expect(chatRecord).toMatchObject(providerRecord({ prompt: 110, completion: 2 }));
     expect(responsesRecord).toMatchObject(providerRecord({ prompt: 110, completion: 2 }));
-    // Chat: 10 x 1000 + 100 x 1250 + 2 x 2000; the translation: 110 x 1000 + 2 x 2000.
+    // Both: 10 x 1000 + 100 x 1250 + 2 x 2000 (micro-dollars).
     expect(chatRecord?.cost_usd).toBeCloseTo(0.139, 10);
-    expect(responsesRecord?.cost_usd).toBeCloseTo(0.114, 10);
+    expect(responsesRecord?.cost_usd).toBeCloseTo(0.139, 10);
   });
 });

@@ -35,11 +35,15 @@ export function costOf(
   const prompt = count(usage.prompt_tokens ?? usage.input_tokens);
   const completion = count(usage.completion_tokens ?? usage.output_tokens);
   const details = (usage.prompt_tokens_details ?? usage.input_tokens_details) as
-    | { cached_tokens?: unknown }
+    | { cached_tokens?: unknown; cache_write_tokens?: unknown }
     | undefined;
   const cached = Math.min(count(details?.cached_tokens), prompt);
-  // Anthropic's cache writes are inside the prompt too (its adapter adds them) and cost more.
-  const writes = Math.min(count(usage.cache_creation_input_tokens), prompt - cached);
+  // Anthropic's cache writes are inside the prompt too (its adapter adds them) and cost more;
+  // the Responses API names them `input_tokens_details.cache_write_tokens`.
+  const writes = Math.min(
+    count(usage.cache_creation_input_tokens ?? details?.cache_write_tokens),
+    prompt - cached,
+  );
   const hourly = Math.min(
     count(
       (usage.cache_creation as { ephemeral_1h_input_tokens?: unknown } | undefined)

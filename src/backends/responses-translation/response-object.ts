@@ -42,11 +42,15 @@ export function responseUsage(chat: unknown): Json | undefined {
   const output = count(chat.completion_tokens);
   const promptDetails = isObject(chat.prompt_tokens_details) ? chat.prompt_tokens_details : {};
   const completionDetails = isObject(chat.completion_tokens_details) ? chat.completion_tokens_details : {};
+  // Anthropic's cache writes (its chat usage carries them beside OpenAI's fields) stay visible
+  // and priced as writes (cost.ts reads cache_write_tokens): dropped, they would be charged as
+  // plain input. Their split by lifetime is not carried: 1-hour writes are priced as 5-minute ones.
+  const writes = count(promptDetails.cache_write_tokens) || count(chat.cache_creation_input_tokens);
   return {
     input_tokens: input,
     input_tokens_details: {
       cached_tokens: count(promptDetails.cached_tokens),
-      cache_write_tokens: count(promptDetails.cache_write_tokens),
+      cache_write_tokens: writes,
     },
     output_tokens: output,
     output_tokens_details: { reasoning_tokens: count(completionDetails.reasoning_tokens) },
