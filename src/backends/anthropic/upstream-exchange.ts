@@ -1,4 +1,5 @@
 import type { Dispatcher, Pool } from 'undici';
+import { readLimited } from '../read-limited.js';
 import { type FailureContext, mapUpstreamFailure } from '../transport-failure.js';
 
 export interface ExchangeRequest {
@@ -98,18 +99,4 @@ export class UpstreamExchange {
       this.release();
     }
   }
-}
-
-async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size + chunk.length > limit) {
-      parts.push(chunk.subarray(0, limit - size));
-      break;
-    }
-    parts.push(chunk);
-    size += chunk.length;
-  }
-  return Buffer.concat(parts);
 }

@@ -9,6 +9,7 @@ import {
   type Endpoint,
 } from '../backend.js';
 import { readModelIds } from '../model-list.js';
+import { readLimited } from '../read-limited.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
 import { KeyPool, type KeyStatus, retryAfterMs } from './key-pool.js';
 
@@ -270,20 +271,6 @@ async function* mapBodyErrors(
   } finally {
     release();
   }
-}
-
-async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size + chunk.length > limit) {
-      parts.push(chunk.subarray(0, limit - size));
-      break;
-    }
-    parts.push(chunk);
-    size += chunk.length;
-  }
-  return Buffer.concat(parts);
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
