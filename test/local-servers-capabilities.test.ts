@@ -202,6 +202,66 @@ describe('streamed usage', () => {
     expect(logged[0]?.completion_tokens).toBeGreaterThanOrEqual(3);
   });
 
+  it('a server that sends none, and a client that asked for the usage chunk: the gateway sends its count, before [DONE]', async () => {
+    const server = await fake('lmstudio', { models: ['m'], streamUsage: false });
+    gw = await startGateway({
+      auth: {},
+      admin: { key: TEST_ADMIN_KEY },
+      backends: { srv: { type: 'lmstudio', baseUrl: server.baseUrl } },
+      models: { 'local/*': { backend: 'srv' } },
+    });
+    const admin = new AdminHttp(gw.url);
+    const key = await admin.teamKey();
+    const response = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'local/m',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'count to three' }],
+      }),
+    });
+    const events = (await response.text()).split('\n\n').filter((event) => event !== '');
+    // The server sent neither the option nor a usage chunk; the client still gets one, last.
+    expect(server.seen('/v1/chat/completions')[0]?.json).not.toHaveProperty('stream_options');
+    expect(events.at(-1)).toBe('data: [DONE]');
+    const chunks = events.slice(0, -1).map((event) => JSON.parse(event.slice('data: '.length)));
+    for (const chunk of chunks) expectChatCompletionChunk(chunk);
+    const last = chunks.at(-1);
+    expect(last.choices).toEqual([]);
+    expect(last.id).toBe(chunks[0].id);
+    expect(last.model).toBe(chunks[0].model);
+    expect(chunks.slice(0, -1).every((chunk) => chunk.usage === undefined || chunk.usage === null)).toBe(
+      true,
+    );
+    const logged = await pollUntil(
+      async () => (await admin.ok<{ data: LoggedRequest[] }>('GET', '/requests', undefined, 200)).data,
+      (found) => found.length > 0,
+    );
+    // What the client was told is what was recorded (and charged).
+    expect(logged[0]).toMatchObject({
+      stream: true,
+      estimated: true,
+      prompt_tokens: last.usage.prompt_tokens,
+      completion_tokens: last.usage.completion_tokens,
+    });
+    expect(last.usage.completion_tokens).toBeGreaterThanOrEqual(3);
+    expect(last.usage.total_tokens).toBe(last.usage.prompt_tokens + last.usage.completion_tokens);
+
+    // The official SDK reads it as it reads OpenAI's own.
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0 });
+    const stream = await client.chat.completions.create({
+      model: 'local/m',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'count to three' }],
+    });
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) usage = chunk.usage ?? usage;
+    expect(usage).toEqual(last.usage);
+  });
+
   it('a server that reports it (vLLM): asked for it, and its numbers are used', async () => {
     const { server, logged } = await streamThrough('vllm');
     expect(server.seen('/v1/chat/completions')[0]?.json?.stream_options).toEqual({ include_usage: true });

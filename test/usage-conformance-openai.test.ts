@@ -154,7 +154,7 @@ describe.concurrent('chat completions', () => {
     },
   );
 
-  it('lmstudio chat stream: no stream_options sent, no usage chunk for the client; counted, estimated', async () => {
+  it('lmstudio chat stream: no stream_options sent; counted, estimated, and the usage chunk the client asked for is the count', async () => {
     const id = newRequestId();
     const body = {
       model: 'lmstudio',
@@ -167,11 +167,14 @@ describe.concurrent('chat completions', () => {
       (chunk) => chunk.choices[0]?.delta.content ?? '',
     );
     expect(upstreamCalls(id)[0]?.body).not.toHaveProperty('stream_options');
-    expect(streamed).toEqual({ text: ANSWER_TEXT, usages: [] });
-    expect(await recordOf(admin, id)).toMatchObject({
-      ...countedRecord(estimatePromptTokens('chat.completions', body), countTextTokens(ANSWER_TEXT)),
-      stream: true,
+    // The client asked for the usage chunk and the server sends none: the gateway sends its count.
+    const prompt = estimatePromptTokens('chat.completions', body);
+    const completion = countTextTokens(ANSWER_TEXT);
+    expect(streamed).toEqual({
+      text: ANSWER_TEXT,
+      usages: [{ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }],
     });
+    expect(await recordOf(admin, id)).toMatchObject({ ...countedRecord(prompt, completion), stream: true });
   });
 
   it('mock chat JSON and stream: its own count, details present as 0', async () => {
@@ -249,7 +252,7 @@ describe.concurrent('legacy completions', () => {
     },
   );
 
-  it('lmstudio completions stream: no stream_options sent, no usage chunk for the client; counted, estimated', async () => {
+  it('lmstudio completions stream: no stream_options sent; counted, estimated, and the usage chunk the client asked for is the count', async () => {
     const id = newRequestId();
     const body = {
       model: 'lmstudio',
@@ -262,9 +265,20 @@ describe.concurrent('legacy completions', () => {
       (chunk) => chunk.choices[0]?.text ?? '',
     );
     expect(upstreamCalls(id)[0]?.body).not.toHaveProperty('stream_options');
-    expect(streamed).toEqual({ text: ANSWER_TEXT, usages: [] });
+    const promptTokens = estimatePromptTokens('completions', body);
+    const completion = countTextTokens(ANSWER_TEXT);
+    expect(streamed).toEqual({
+      text: ANSWER_TEXT,
+      usages: [
+        {
+          prompt_tokens: promptTokens,
+          completion_tokens: completion,
+          total_tokens: promptTokens + completion,
+        },
+      ],
+    });
     expect(await recordOf(admin, id)).toMatchObject({
-      ...countedRecord(estimatePromptTokens('completions', body), countTextTokens(ANSWER_TEXT)),
+      ...countedRecord(promptTokens, completion),
       stream: true,
     });
   });
@@ -306,8 +320,13 @@ describe.concurrent('legacy completions', () => {
       ),
       (chunk) => chunk.choices[0]?.text ?? '',
     );
-    expect(stream).toEqual({ text: ANSWER_TEXT, usages: [] });
     const counted = countedRecord(estimatePromptTokens('completions', body), countTextTokens(ANSWER_TEXT));
+    // The client asked for the usage chunk; the gateway sends its own count in its place.
+    const { prompt_tokens, completion_tokens, total_tokens } = counted;
+    expect(stream).toEqual({
+      text: ANSWER_TEXT,
+      usages: [{ prompt_tokens, completion_tokens, total_tokens }],
+    });
     expect(counted.prompt_tokens).toBeGreaterThan(0);
     const records = await recordsOf(admin, [json, streamed]);
     expect(records[0]).toMatchObject({ ...counted, stream: false });

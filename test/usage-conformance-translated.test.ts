@@ -192,12 +192,16 @@ describe.concurrent('module backends', () => {
       ),
       chatText,
     );
-    // The client asked for the usage chunk; none came from the module, and the gateway makes none.
-    expect(stream).toEqual({ text: MODULE_TEXT, usages: [] });
     const counted = countedRecord(
       estimatePromptTokens('chat.completions', body),
       countTextTokens(MODULE_TEXT),
     );
+    // The client asked for the usage chunk; none came from the module, so the gateway sends its count.
+    const { prompt_tokens, completion_tokens, total_tokens } = counted;
+    expect(stream).toEqual({
+      text: MODULE_TEXT,
+      usages: [{ prompt_tokens, completion_tokens, total_tokens }],
+    });
     expect(counted.prompt_tokens).toBeGreaterThan(0);
     const records = await recordsOf(admin, [json, streamed]);
     expect(records[0]).toMatchObject({ ...counted, stream: false });

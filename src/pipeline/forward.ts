@@ -10,6 +10,7 @@ import { assertModelAllowed } from './auth.js';
 import type { CacheStage } from './cache.js';
 import type { CacheAnswers } from './cache-answers.js';
 import type { CacheFill } from './cache-fill.js';
+import { closingUsageEvent } from './closing-usage.js';
 import { clientWantsUsageChunk, dispatchJson, dispatchUpload, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import { type ForwardOutcome, recordOutcome } from './forward-outcome.js';
@@ -30,7 +31,7 @@ import {
   sendStreamed,
 } from './stream.js';
 import { type KeptUpload, openUpload, type UploadRoute, UploadSource } from './upload-body.js';
-import { StreamUsage, tokensOf, usageOfAnswer } from './usage.js';
+import { StreamUsage, type TokenUsage, tokensOf, usageOfAnswer } from './usage.js';
 
 export interface ForwardDeps {
   router: ModelRouter;
@@ -483,14 +484,26 @@ export class ForwardPath implements InferencePipeline {
   ): Promise<FastifyReply> {
     const { fill, outcome, reservation } = step;
     if (started.status === 200) fill?.streamStarted();
-    const tally = request.gateway.principal?.kind === 'key' ? new StreamTally() : undefined;
+    // The client asked for the usage chunk: one the upstream does not send is counted here.
+    const owesUsageChunk =
+      dispatch.stream &&
+      (dispatch.endpoint === 'chat.completions' || dispatch.endpoint === 'completions') &&
+      clientWantsUsageChunk(dispatch.body);
+    const tally = request.gateway.principal?.kind === 'key' || owesUsageChunk ? new StreamTally() : undefined;
     const usage = new StreamUsage(dispatch.endpoint);
+    let counted: TokenUsage | undefined;
+    const closingUsage = () => {
+      const prompt = reservation.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
+      counted = estimatedUsage(prompt, tally?.completionTokens() ?? 0);
+      return closingUsageEvent(started.head, counted);
+    };
     const sse = await relaySse(request, reply, started, {
       ...this.deps.relay,
       stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
       usage,
       surface: dispatch.endpoint === 'messages' ? 'anthropic' : 'openai',
       tally,
+      ...(owesUsageChunk && started.status === 200 ? { closingUsage } : {}),
       ...(fill
         ? {
             tee: (block: Buffer) => fill.streamBlock(block),
@@ -499,7 +512,8 @@ export class ForwardPath implements InferencePipeline {
           }
         : {}),
     });
-    outcome.usage = sse.usage;
+    outcome.usage = sse.usage ?? counted;
+    if (counted) outcome.usageEstimated = true;
     if (sse.usage && !usage.final) {
       // Anthropic's prompt counts come first (`message_start`), its output count last: a stream
       // cut before that is charged the prompt as reported and the output as relayed.

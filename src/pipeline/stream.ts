@@ -9,6 +9,7 @@ import { type ErrorSurface, surfaceErrorEvent } from '../http/error-surface.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
 import type { StreamTally } from '../usage/output-tally.js';
+import { doneEventAt } from './closing-usage.js';
 import { eventData, hasUsageObject, type StreamUsage, type TokenUsage } from './usage.js';
 
 /** ⑥ stream: a backend response, relayed to the client as SSE, JSON or raw bytes. */
@@ -33,6 +34,12 @@ export interface SseOptions extends RelayOptions {
   usage: StreamUsage;
   /** Whose error event ends a stream that fails after the 200. */
   surface: ErrorSurface;
+  /**
+   * For a stream that ends whole without having carried usage: the usage event to send before
+   * its `[DONE]` (or its end), or undefined for none. Asked at most once, after everything else
+   * was relayed (and tallied).
+   */
+  closingUsage?: (() => Buffer | undefined) | undefined;
 }
 
 /** What relaying a stream found out, for ⑦ (settle, record) to use. */
@@ -203,18 +210,31 @@ export async function relaySse(
   );
   const { splitter, iterator } = stream;
   let ended = false;
+  /** The closing usage event was asked for (and placed before `[DONE]`). */
+  let closed = false;
   try {
     let block = stream.head;
     let pending = stream.pending;
     for (;;) {
       if (block) {
         options.tee?.(block);
-        const out = inspectBlock(block, outcome, options.stripUsageChunk, options.usage);
+        let out = inspectBlock(block, outcome, options.stripUsageChunk, options.usage);
+        let tallied = false;
+        if (options.closingUsage && !closed && outcome.usage === undefined && !signal.aborted) {
+          const done = doneEventAt(out);
+          if (done !== -1) {
+            closed = true;
+            options.tally?.add(out);
+            tallied = true;
+            const closing = options.closingUsage();
+            if (closing) out = Buffer.concat([out.subarray(0, done), closing, out.subarray(done)]);
+          }
+        }
         if (signal.aborted) {
           if (!options.readOnWithoutClient?.()) break;
         } else if (out.length > 0) {
           outcome.firstChunkAt ??= performance.now();
-          options.tally?.add(out);
+          if (!tallied) options.tally?.add(out);
           lastWrite = Date.now();
           if (!raw.write(out)) {
             try {
@@ -237,6 +257,11 @@ export async function relaySse(
     if (rest && ended) {
       options.tee?.(rest);
       raw.write(rest);
+    }
+    // A stream that ended without `[DONE]` (some servers, modules) gets its usage event last.
+    if (ended && !closed && options.closingUsage && outcome.usage === undefined && !signal.aborted) {
+      const closing = options.closingUsage();
+      if (closing) raw.write(closing);
     }
   } catch (error) {
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
