@@ -39,8 +39,8 @@ for i, q in ipairs(plan.q) do
     if max then
       local field = (kind == 1 and 'q:' or 'd:') .. q.s
       local span = kind == 1 and 60000 or 86400000
-      local p = split(F[field])
-      local start, count = tonumber(p[1]), num(p[2])
+      local first, count = pair(F[field])
+      local start = tonumber(first)
       if start == nil or now >= start + span then start, count = now, 0 end
       local reset = start + span - now
       if count + 1 > max then
@@ -67,8 +67,8 @@ local function refuse(rank, scope, limit, used, retry, budgetIndex)
   end
 end
 local function minuteUsed(s)
-  local p = split(F['m:' .. s])
-  if tonumber(p[1]) == w then return num(p[2]) end
+  local window, used = pair(F['m:' .. s])
+  if tonumber(window) == w then return used end
   return 0
 end
 for i, s in ipairs(plan.s) do

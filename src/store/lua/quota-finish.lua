@@ -19,9 +19,9 @@ local at, au = 0, 0
 if ARGV[6] == '1' then at, au = tonumber(ARGV[4]), tonumber(ARGV[5]) end
 for _, b in ipairs(r.b) do addBudget('b:' .. b[1] .. ':' .. b[2], b[3], at, au, 0, 0) end
 for _, m in ipairs(r.m) do
-  local p = split(F['m:' .. m[1]])
-  if tonumber(p[1]) == m[2] then
-    set('m:' .. m[1], p[1] .. ',' .. int(math.max(0, num(p[2]) + at - r.t)))
+  local window, used = pair(F['m:' .. m[1]])
+  if tonumber(window) == m[2] then
+    set('m:' .. m[1], window .. ',' .. int(math.max(0, used + at - r.t)))
   end
 end
 flush()

@@ -7,15 +7,19 @@ local H = KEYS[1]
 local now = tonumber(ARGV[1])
 local grace = tonumber(ARGV[2])
 local function num(v) return tonumber(v) or 0 end
+local match, fmt = string.match, string.format
 -- Numbers go to Redis as text: Lua prints -0 as '-0' and big ones as '1e+15'.
-local function int(n) return string.format('%d', n) end
-local function split(v)
-  local out = {}
-  if v then for part in string.gmatch(v, '[^,]+') do out[#out + 1] = part end end
-  return out
+local function int(n) return fmt('%d', n) end
+-- A 'first,second' field (a window and its count): the first part and the second as a number.
+-- One pattern match: Lua's gmatch splitting cost more than the rest of a script's arithmetic.
+local function pair(v)
+  if not v then return nil, 0 end
+  local first, second = match(v, '^([^,]*),(.*)$')
+  return first, num(second)
 end
--- Field values read or written by this script, and which of them it must write back.
-local F, dirty = {}, {}
+-- Field values read or written by this script, and which of them it must write back. Budget
+-- fields are parsed once into B and written back from there (see budget()).
+local F, B, dirty = {}, {}, {}
 local function set(name, value) F[name] = value; dirty[name] = true end
 local function read(names)
   if #names == 0 then return end
@@ -28,26 +32,40 @@ local function inSlices(command, items)
     redis.call(command, H, unpack(items, from, math.min(#items, from + 999)))
   end
 end
-local function flush()
-  local args = {}
-  for name in pairs(dirty) do args[#args + 1] = name; args[#args + 1] = F[name] end
-  inSlices('HSET', args)
-  dirty = {}
-end
 
 -- A budget field: 'key,spentT,spentU,reservedT,reservedU' for its current period, then the same
 -- five for the period before (a reservation made before midnight settles after it).
+local BUDGET = '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),?([^,]*),?([^,]*),?([^,]*),?([^,]*),?([^,]*)$'
 local function budget(name)
-  local p = split(F[name])
-  return { k = p[1], st = num(p[2]), su = num(p[3]), rt = num(p[4]), ru = num(p[5]),
-           pk = p[6], pst = num(p[7]), psu = num(p[8]), prt = num(p[9]), pru = num(p[10]) }
-end
-local function putBudget(name, b)
-  local v = b.k .. ',' .. int(b.st) .. ',' .. int(b.su) .. ',' .. int(b.rt) .. ',' .. int(b.ru)
-  if b.pk then
-    v = v .. ',' .. b.pk .. ',' .. int(b.pst) .. ',' .. int(b.psu) .. ',' .. int(b.prt) .. ',' .. int(b.pru)
+  local b = B[name]
+  if b then return b end
+  b = {st = 0, su = 0, rt = 0, ru = 0, pst = 0, psu = 0, prt = 0, pru = 0}
+  local v = F[name]
+  if v then
+    local k, st, su, rt, ru, pk, pst, psu, prt, pru = match(v, BUDGET)
+    if k then
+      b.k, b.st, b.su, b.rt, b.ru = k, num(st), num(su), num(rt), num(ru)
+      if pk ~= '' then b.pk, b.pst, b.psu, b.prt, b.pru = pk, num(pst), num(psu), num(prt), num(pru) end
+    end
   end
-  set(name, v)
+  B[name] = b
+  return b
+end
+local function encodeBudget(b)
+  if b.pk then
+    return fmt('%s,%d,%d,%d,%d,%s,%d,%d,%d,%d', b.k, b.st, b.su, b.rt, b.ru, b.pk, b.pst, b.psu, b.prt, b.pru)
+  end
+  return fmt('%s,%d,%d,%d,%d', b.k, b.st, b.su, b.rt, b.ru)
+end
+local function flush()
+  local args = {}
+  for name in pairs(dirty) do
+    local b = B[name]
+    args[#args + 1] = name
+    args[#args + 1] = b and encodeBudget(b) or F[name]
+  end
+  inSlices('HSET', args)
+  dirty = {}
 end
 -- The four counts of period k as held in field `name` (zeros when it holds neither period).
 local function budgetCounts(name, k)
@@ -76,7 +94,7 @@ local function addBudget(name, k, dst, dsu, drt, dru)
     b.pst, b.psu = math.max(0, b.pst + dst), math.max(0, b.psu + dsu)
     b.prt, b.pru = math.max(0, b.prt + drt), math.max(0, b.pru + dru)
   end
-  putBudget(name, b)
+  dirty[name] = true
 end
 
 -- A reservation's record: its JSON as the gateway wrote it ({e, t, u, c, m, b}); once expired,

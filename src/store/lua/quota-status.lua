@@ -14,8 +14,8 @@ reapIfDue()
 flush()
 local out = {}
 for _, s in ipairs(plan.s) do
-  local p = split(F['m:' .. s.id])
-  out[#out + 1] = (tonumber(p[1]) == plan.w) and num(p[2]) or 0
+  local window, used = pair(F['m:' .. s.id])
+  out[#out + 1] = (tonumber(window) == plan.w) and used or 0
   out[#out + 1] = num(F['c:' .. s.id])
   for _, b in ipairs(s.b) do
     local st, su, rt, ru = budgetCounts('b:' .. s.id .. ':' .. b.p, b.k)
