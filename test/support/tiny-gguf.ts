@@ -43,7 +43,7 @@ interface Vocab {
   scores: number[];
 }
 
-function vocabulary(): Vocab {
+function vocabulary(extra?: string): Vocab {
   const tokens: string[] = [];
   const types: number[] = [];
   const add = (token: string, type: number) => {
@@ -70,6 +70,7 @@ function vocabulary(): Vocab {
     add(word, NORMAL);
     add(`▁${word}`, NORMAL);
   }
+  if (extra !== undefined) add(extra, NORMAL);
   // SentencePiece merges prefer higher scores: longer pieces first, then earlier ones.
   const scores = tokens.map((token, id) => (types[id] === NORMAL ? [...token].length - id / 10_000 : 0));
   return { tokens, types, scores };
@@ -100,7 +101,7 @@ function noise(next: () => number, length: number, scale: number): Float32Array 
   return values;
 }
 
-function tensors(vocab: Vocab, seed: number): Tensor[] {
+function tensors(vocab: Vocab, seed: number, favoured?: string): Tensor[] {
   const next = random(seed);
   const n = TINY_EMBEDDING_LENGTH;
   const vocabSize = vocab.tokens.length;
@@ -108,6 +109,8 @@ function tensors(vocab: Vocab, seed: number): Tensor[] {
   for (let token = 0; token < vocabSize; token++) embeddings[token * n] = 8;
   const output = noise(next, n * vocabSize, 1);
   for (let token = 0; token < vocabSize; token++) output[token * n] = vocab.types[token] === NORMAL ? 0 : -10;
+  // The favoured token outweighs every other: the model writes it wherever a grammar allows it.
+  if (favoured !== undefined) output[vocab.tokens.indexOf(favoured) * n] = 10;
   const ones = (length: number) => new Float32Array(length).fill(1);
   const list: Tensor[] = [
     { name: 'token_embd.weight', dims: [n, vocabSize], data: embeddings },
@@ -221,12 +224,17 @@ export interface TinyGgufOptions {
   seed?: number;
   /** `tokenizer.chat_template`; a ChatML template by default. */
   chatTemplate?: string;
+  /**
+   * A piece added to the vocabulary that the model then always picks when it may (e.g. a tool
+   * call prefix, so that the tiny model writes a call under `tool_choice: auto`).
+   */
+  favouredToken?: string;
 }
 
 /** The GGUF file's bytes. */
 export function tinyGguf(options: TinyGgufOptions = {}): Buffer {
-  const vocab = vocabulary();
-  const list = tensors(vocab, options.seed ?? 1);
+  const vocab = vocabulary(options.favouredToken);
+  const list = tensors(vocab, options.seed ?? 1, options.favouredToken);
   const u32 = (value: number): Value => ({ type: UINT32, value });
   const metadata: Array<[string, Value]> = [
     ['general.architecture', { type: STRING, value: 'llama' }],

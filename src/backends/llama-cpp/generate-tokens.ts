@@ -31,6 +31,21 @@ export interface GenerationPlan {
    * on the model's end-of-text token (a weak model may pad with whitespace the grammar allows).
    */
   endsWithJson: boolean;
+  /** Watches the text as it is generated (tool calls under `tool_choice: auto`). */
+  steer?: GenerationSteer;
+}
+
+/**
+ * Sees every piece of generated text before stop sequences apply; may hold the next tokens to
+ * a grammar, and end the answer.
+ */
+export interface GenerationSteer {
+  /** Write special (control) tokens out as their text, for a call syntax made of them. */
+  readonly specialTokens: boolean;
+  /** Resolves true when the answer is over. */
+  push(text: string): Promise<boolean>;
+  /** The grammar the next token is held to, over the plan's own; undefined: the plan's. */
+  grammar(): LlamaGrammarEvaluationState | undefined;
 }
 
 export interface GenerationResult {
@@ -75,7 +90,7 @@ export async function* generateTokens(
   // A slot starts clean, so an answer never depends on what the slot served before.
   await sequence.clearHistory();
   if (signal.aborted) throw new ClientAbortedError();
-  const { sampling } = plan;
+  const { sampling, steer } = plan;
   const grammar = sampling.grammar;
   const grammarState = grammar ? createGrammarState(grammar) : undefined;
   const stops = [...plan.stops];
@@ -91,7 +106,11 @@ export async function* generateTokens(
     ...(sampling.topP !== undefined ? { topP: sampling.topP } : {}),
     ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
     ...(sampling.tokenBias ? { tokenBias: sampling.tokenBias } : {}),
-    ...(grammarState ? { grammarEvaluationState: grammarState } : {}),
+    ...(steer
+      ? { grammarEvaluationState: () => steer.grammar() ?? grammarState }
+      : grammarState
+        ? { grammarEvaluationState: grammarState }
+        : {}),
   });
   const release = (piece: string): string => {
     const shown = matcher.push(piece);
@@ -111,11 +130,15 @@ export async function* generateTokens(
       }
       pending.push(token);
       const before = generated.slice(Math.max(0, generated.length - pending.length - 8), -pending.length);
-      const piece = model.detokenize(pending, false, before);
+      const piece = model.detokenize(pending, steer?.specialTokens ?? false, before);
       if (piece.endsWith('\uFFFD') && pending.length < MAX_PARTIAL_TOKENS) continue;
       pending = [];
       const shown = release(piece);
       if (shown !== '') yield shown;
+      if (steer && !matcher.stopped && (await steer.push(piece))) {
+        finishReason = 'stop';
+        break;
+      }
       if (matcher.stopped || (plan.endsWithJson && isCompleteJson(text))) {
         finishReason = 'stop';
         break;
@@ -125,7 +148,7 @@ export async function* generateTokens(
     await iterator.return(undefined);
   }
   if (!matcher.stopped && finishReason !== 'stop' && pending.length > 0) {
-    const shown = release(model.detokenize(pending, false));
+    const shown = release(model.detokenize(pending, steer?.specialTokens ?? false));
     if (shown !== '') yield shown;
   }
   const rest = matcher.flush();

@@ -12,6 +12,8 @@ import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '
 import { encodeDone, encodeEvent } from '../sse-encoder.js';
 import { ClientAbortedError } from '../transport-failure.js';
 import { type AnswerShape, tokenUsage } from './answer-shape.js';
+import { autoToolAnswer } from './auto-tool-answer.js';
+import { autoToolCalls } from './auto-tool-calls.js';
 import { chatAnswer } from './chat-answer.js';
 import { chatHistoryOf } from './chat-history.js';
 import { completionAnswer } from './completion-answer.js';
@@ -133,7 +135,9 @@ export class LlamaCppBackend implements Backend {
     const prompt = isChat
       ? model.chatPrompt(chatHistoryOf(call.body.messages), tools.functions)
       : { tokens: model.rawPrompt(promptOf(call.body.prompt)), tokenStops: [], stops: [] };
-    const plan = await model.plan(sampling, prompt, isChat ? 'messages' : 'prompt');
+    const planned = await model.plan(sampling, prompt, isChat ? 'messages' : 'prompt');
+    const auto = tools.auto ? await autoToolCalls(model, tools.auto) : undefined;
+    const plan = auto ? { ...planned, steer: auto.steer } : planned;
     const options = answerOptions(call);
     const shape = !isChat
       ? completionAnswer({ id: `cmpl-${compactId()}`, created: options.created, model: options.model })
@@ -143,7 +147,15 @@ export class LlamaCppBackend implements Backend {
             ...options,
             knownName: tools.forced.tools.length === 1 ? tools.forced.tools[0]?.name : undefined,
           })
-        : chatAnswer({ id: `chatcmpl-${compactId()}`, ...options });
+        : auto
+          ? autoToolAnswer({
+              id: `chatcmpl-${compactId()}`,
+              ...options,
+              syntax: auto.syntax,
+              names: auto.names,
+              parallel: auto.parallel,
+            })
+          : chatAnswer({ id: `chatcmpl-${compactId()}`, ...options });
     const lease = await this.acquire(model, call);
     if (!call.stream) {
       try {

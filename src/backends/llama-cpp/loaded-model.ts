@@ -38,7 +38,7 @@ export class LoadedModel {
     private readonly llama: Llama,
     readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    private readonly chatWrapper: ChatWrapper,
+    readonly chatWrapper: ChatWrapper,
     private readonly config: LlamaCppConfig,
     backendName: string,
   ) {

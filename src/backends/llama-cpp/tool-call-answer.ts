@@ -6,7 +6,7 @@ import { ToolCallText } from './tool-call-text.js';
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /** `call_` and 24 letters and digits, like OpenAI's tool call ids. */
-function toolCallId(): string {
+export function toolCallId(): string {
   return `call_${[...randomBytes(24)].map((byte) => ID_ALPHABET[byte % ID_ALPHABET.length]).join('')}`;
 }
 

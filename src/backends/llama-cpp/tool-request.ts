@@ -17,6 +17,11 @@ export interface FunctionTool {
 export interface ToolRequest {
   functions: ChatModelFunctions | undefined;
   forced: { tools: FunctionTool[]; schema: Record<string, unknown> } | undefined;
+  /**
+   * Set when the model may answer in text or call a tool (`tool_choice` "auto", the default):
+   * the tools a call it writes may name, and whether it may write several.
+   */
+  auto?: { tools: FunctionTool[]; parallel: boolean } | undefined;
 }
 
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -107,6 +112,21 @@ function forcedTools(choice: unknown, tools: FunctionTool[]): FunctionTool[] | u
   );
 }
 
+/** The tools an `auto` answer may call: all of them, or those `allowed_tools` names. */
+function autoTools(choice: unknown, tools: FunctionTool[]): FunctionTool[] {
+  if (!isRecord(choice) || choice.type !== 'allowed_tools' || !isRecord(choice.allowed_tools)) return tools;
+  const allowed = choice.allowed_tools.tools;
+  return Array.isArray(allowed)
+    ? allowed.map((item: unknown) =>
+        named(
+          tools,
+          isRecord(item) && isRecord(item.function) ? item.function.name : undefined,
+          'tool_choice',
+        ),
+      )
+    : tools;
+}
+
 /**
  * The JSON a forced call is generated as: `{"name": ..., "arguments": {...}}`, the name one of
  * the tools' and the arguments held to that tool's schema (node-llama-cpp's grammar writes the
@@ -140,5 +160,11 @@ export function readToolRequest(body: Record<string, unknown>): ToolRequest {
       params: tool.parameters as ChatModelFunctions[string]['params'],
     };
   const forced = forcedTools(choice, tools);
-  return { functions, forced: forced ? { tools: forced, schema: callSchema(forced) } : undefined };
+  if (forced) return { functions, forced: { tools: forced, schema: callSchema(forced) } };
+  if (choice === 'none') return { functions, forced: undefined };
+  return {
+    functions,
+    forced: undefined,
+    auto: { tools: autoTools(choice, tools), parallel: parallel !== false },
+  };
 }
