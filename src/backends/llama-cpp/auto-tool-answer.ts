@@ -1,5 +1,5 @@
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-import { LLAMA_CPP_FINGERPRINT } from './chat-answer.js';
+import { chatChunks, LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
 import { toolCallId } from './tool-call-answer.js';
 import { type DetectedCall, type DetectorEvent, ToolCallDetector } from './tool-call-detector.js';
 import type { CallSyntax } from './tool-call-syntax.js';
@@ -19,19 +19,8 @@ export function autoToolAnswer(options: {
   names: readonly string[];
   parallel: boolean;
 }): AnswerShape {
-  const base = {
-    id: options.id,
-    object: 'chat.completion.chunk',
-    created: options.created,
-    model: options.model,
-    system_fingerprint: LLAMA_CPP_FINGERPRINT,
-  };
-  const usageField = options.includeUsage ? { usage: null } : {};
-  const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
-    ...base,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-    ...usageField,
-  });
+  const chunks = chatChunks(options);
+  const chunk = chunks.chunk;
   const detector = () => new ToolCallDetector(options.syntax, options.names, options.parallel);
   const finishOf = (calls: DetectedCall[], finishReason: FinishReason) =>
     calls.length > 0 && calls.every((call) => call.complete) ? 'tool_calls' : finishReason;
@@ -106,7 +95,7 @@ export function autoToolAnswer(options: {
       // The shape tells one chunk at the end: what was held back rides with the finish.
       return tail.length === 0 ? finish : mergeTail(tail, finish);
     },
-    usage: (usage: TokenUsage) => ({ ...base, choices: [], usage }),
+    usage: chunks.usage,
   };
 }
 

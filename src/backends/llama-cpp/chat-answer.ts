@@ -1,6 +1,5 @@
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-
-export const LLAMA_CPP_FINGERPRINT = 'fp_tollgate_llama_cpp';
+import { chatChunks, LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
 
 /** chat.completion and chat.completion.chunk objects, field for field as OpenAI sends them. */
 export function chatAnswer(options: {
@@ -10,19 +9,8 @@ export function chatAnswer(options: {
   /** The client asked for the usage chunk: every chunk then carries `usage: null`. */
   includeUsage: boolean;
 }): AnswerShape {
-  const base = {
-    id: options.id,
-    object: 'chat.completion.chunk',
-    created: options.created,
-    model: options.model,
-    system_fingerprint: LLAMA_CPP_FINGERPRINT,
-  };
-  const usageField = options.includeUsage ? { usage: null } : {};
-  const chunk = (delta: Record<string, unknown>, finishReason: FinishReason | null) => ({
-    ...base,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-    ...usageField,
-  });
+  const chunks = chatChunks(options);
+  const chunk = chunks.chunk;
   return {
     json: (text: string, finishReason: FinishReason, usage: TokenUsage) => ({
       id: options.id,
@@ -43,6 +31,6 @@ export function chatAnswer(options: {
     opening: () => chunk({ role: 'assistant', content: '', refusal: null }, null),
     delta: (text: string) => [chunk({ content: text }, null)],
     finish: (finishReason: FinishReason) => chunk({}, finishReason),
-    usage: (usage: TokenUsage) => ({ ...base, choices: [], usage }),
+    usage: chunks.usage,
   };
 }

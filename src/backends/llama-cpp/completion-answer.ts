@@ -1,5 +1,5 @@
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-import { LLAMA_CPP_FINGERPRINT } from './chat-answer.js';
+import { LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
 
 /** Legacy text_completion objects (JSON and stream chunks share the object name). */
 export function completionAnswer(options: { id: string; created: number; model: string }): AnswerShape {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-import { LLAMA_CPP_FINGERPRINT } from './chat-answer.js';
+import { chatChunks, LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
 import { ToolCallText } from './tool-call-text.js';
 
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -25,19 +25,8 @@ export function toolCallAnswer(options: {
   knownName: string | undefined;
 }): AnswerShape {
   const callId = toolCallId();
-  const base = {
-    id: options.id,
-    object: 'chat.completion.chunk',
-    created: options.created,
-    model: options.model,
-    system_fingerprint: LLAMA_CPP_FINGERPRINT,
-  };
-  const usageField = options.includeUsage ? { usage: null } : {};
-  const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
-    ...base,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-    ...usageField,
-  });
+  const chunks = chatChunks(options);
+  const chunk = chunks.chunk;
   const head = (name: string) => ({
     index: 0,
     id: callId,
@@ -103,6 +92,6 @@ export function toolCallAnswer(options: {
       return chunks;
     },
     finish: (finishReason: FinishReason) => chunk({}, finishOf(streamed, finishReason)),
-    usage: (usage: TokenUsage) => ({ ...base, choices: [], usage }),
+    usage: chunks.usage,
   };
 }
