@@ -185,7 +185,8 @@ describe('streaming relay', () => {
   });
 
   it('relays events cut at any byte, several per packet, and CRLF framing, unchanged', async () => {
-    const chunks = chatChunkFixtures('m', ['α', 'β', 'γ'], false);
+    // With its usage chunk: the client asked for it, and a stream without one would get the gateway's.
+    const chunks = chatChunkFixtures('m', ['α', 'β', 'γ'], true);
     const wire = `${chunks.map((c, i) => (i === 1 ? `data: ${JSON.stringify(c)}\r\n\r\n` : `data: ${JSON.stringify(c)}\n\n`)).join('')}data: [DONE]\n\n`;
     const bytes = Buffer.from(wire);
     const handler: Parameters<FakeUpstream['on']>[2] = async (_request, res) => {
