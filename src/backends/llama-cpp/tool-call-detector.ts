@@ -1,3 +1,4 @@
+import { JsonValueEnd } from './json-value-end.js';
 import type { CallSyntax } from './tool-call-syntax.js';
 
 /** What a piece of generated text turned out to be. */
@@ -59,9 +60,7 @@ export class ToolCallDetector {
   private content = '';
   private held = '';
   private invalid = false;
-  private depth = 0;
-  private inString = false;
-  private escaped = false;
+  private json = new JsonValueEnd();
 
   constructor(
     private readonly syntax: CallSyntax,
@@ -169,9 +168,7 @@ export class ToolCallDetector {
         this.calls.push({ name, arguments: '', complete: false });
         events.push({ type: 'call', index: this.calls.length - 1, name });
         this.phase = 'arguments';
-        this.depth = 0;
-        this.inString = false;
-        this.escaped = false;
+        this.json = new JsonValueEnd();
         return match.rest;
       }
       if (match.kind === 'partial') waiting = true;
@@ -196,20 +193,11 @@ export class ToolCallDetector {
         return '';
       }
       taken += char;
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (char === '\\') this.escaped = true;
-        else if (char === '"') this.inString = false;
-      } else if (char === '"') this.inString = true;
-      else if (char === '{' || char === '[') this.depth++;
-      else if (char === '}' || char === ']') {
-        this.depth--;
-        if (this.depth === 0) break;
-      }
+      if (this.json.push(char)) break;
     }
     call.arguments += taken;
     if (taken !== '') events.push({ type: 'arguments', index: this.calls.length - 1, fragment: taken });
-    if (this.depth !== 0 || call.arguments === '') return '';
+    if (this.json.open || call.arguments === '') return '';
     if (!isJsonObject(call.arguments)) {
       this.reject(events);
       return '';

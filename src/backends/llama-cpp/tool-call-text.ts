@@ -1,3 +1,5 @@
+import { JsonValueEnd } from './json-value-end.js';
+
 /** `{"name": "<name>", "arguments": ` — the start of a forced call as its grammar writes it. */
 const HEAD = /^\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*/;
 
@@ -12,9 +14,7 @@ export class ToolCallText {
   /** The arguments' text so far (all of it once `complete`). */
   arguments = '';
   complete = false;
-  private depth = 0;
-  private inString = false;
-  private escaped = false;
+  private readonly json = new JsonValueEnd();
 
   /** Adds generated text; returns the name when it became known now, and new arguments text. */
   push(text: string): { name: string | undefined; fragment: string } {
@@ -36,16 +36,7 @@ export class ToolCallText {
       if (this.complete) break;
       if (this.arguments === '' && taken === '' && /\s/.test(char)) continue;
       taken += char;
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (char === '\\') this.escaped = true;
-        else if (char === '"') this.inString = false;
-      } else if (char === '"') this.inString = true;
-      else if (char === '{' || char === '[') this.depth++;
-      else if (char === '}' || char === ']') {
-        this.depth--;
-        if (this.depth === 0) this.complete = true;
-      }
+      if (this.json.push(char)) this.complete = true;
     }
     this.arguments += taken;
     return taken;
