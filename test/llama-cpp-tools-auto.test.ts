@@ -21,24 +21,13 @@ import { loadNodeLlamaCpp, type NodeLlamaCpp } from '../src/backends/llama-cpp/l
 import { type DetectorEvent, ToolCallDetector } from '../src/backends/llama-cpp/tool-call-detector.js';
 import { ToolCallSteer } from '../src/backends/llama-cpp/tool-call-steer.js';
 import { callSyntaxOf } from '../src/backends/llama-cpp/tool-call-syntax.js';
+import { seededRandom as random } from './support/seeded-random.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
 import { writeTinyGguf } from './support/tiny-gguf.js';
 import { startTinyModelGateway, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
 
 type Tool = OpenAI.Chat.Completions.ChatCompletionFunctionTool;
 type Chunk = OpenAI.Chat.Completions.ChatCompletionChunk;
-
-/** mulberry32: seeded, so a failing split can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** `text` cut into pieces of 1 to 6 characters, as tokens might come. */
 function pieces(text: string, seed: number): string[] {

@@ -5,18 +5,7 @@ import { LatencyTracker } from '../src/routing/latency-tracker.js';
 import type { RoutedDeployment } from '../src/routing/route-table.js';
 import { orderCandidates } from '../src/routing/strategies.js';
 import { weightedOrder } from '../src/routing/weighted-order.js';
-
-/** mulberry32: a small seeded generator, so every run draws the same numbers. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as seeded } from './support/seeded-random.js';
 
 function deployment(name: string, extra: Partial<RoutedDeployment> = {}): RoutedDeployment {
   return {

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seededRandom as random } from './seeded-random.js';
 
 /**
  * A tiny llama-architecture GGUF (v3, f32) written by the test suite itself: no download, ever.
@@ -74,18 +75,6 @@ function vocabulary(extra?: string): Vocab {
   // SentencePiece merges prefer higher scores: longer pieces first, then earlier ones.
   const scores = tokens.map((token, id) => (types[id] === NORMAL ? [...token].length - id / 10_000 : 0));
   return { tokens, types, scores };
-}
-
-/** mulberry32: a small seeded PRNG, so every run writes the very same bytes. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 interface Tensor {
