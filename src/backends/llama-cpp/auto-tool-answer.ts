@@ -1,5 +1,5 @@
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-import { chatChunks, LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
+import { chatChunks, chatCompletion } from './chat-chunks.js';
 import { toolCallId } from './tool-call-answer.js';
 import { type DetectedCall, type DetectorEvent, ToolCallDetector } from './tool-call-detector.js';
 import type { CallSyntax } from './tool-call-syntax.js';
@@ -56,36 +56,19 @@ export function autoToolAnswer(options: {
       read.push(text);
       read.end();
       const { content, calls } = read.result();
-      return {
-        id: options.id,
-        object: 'chat.completion',
-        created: options.created,
-        model: options.model,
-        system_fingerprint: LLAMA_CPP_FINGERPRINT,
-        choices: [
-          {
-            index: 0,
-            message: {
-              role: 'assistant',
-              content,
-              refusal: null,
-              annotations: [],
-              ...(calls.length > 0
-                ? {
-                    tool_calls: calls.map((call) => ({
-                      id: toolCallId(),
-                      type: 'function',
-                      function: { name: call.name, arguments: call.arguments },
-                    })),
-                  }
-                : {}),
-            },
-            logprobs: null,
-            finish_reason: finishOf(calls, finishReason),
-          },
-        ],
+      return chatCompletion(
+        options,
+        {
+          content,
+          tool_calls: calls.map((call) => ({
+            id: toolCallId(),
+            type: 'function',
+            function: { name: call.name, arguments: call.arguments },
+          })),
+        },
+        finishOf(calls, finishReason),
         usage,
-      };
+      );
     },
     opening: () => undefined,
     delta: (text: string) => chunksOf(streamed.push(text)),

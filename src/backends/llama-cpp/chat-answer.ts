@@ -1,5 +1,5 @@
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-import { chatChunks, LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
+import { chatChunks, chatCompletion } from './chat-chunks.js';
 
 /** chat.completion and chat.completion.chunk objects, field for field as OpenAI sends them. */
 export function chatAnswer(options: {
@@ -12,22 +12,8 @@ export function chatAnswer(options: {
   const chunks = chatChunks(options);
   const chunk = chunks.chunk;
   return {
-    json: (text: string, finishReason: FinishReason, usage: TokenUsage) => ({
-      id: options.id,
-      object: 'chat.completion',
-      created: options.created,
-      model: options.model,
-      system_fingerprint: LLAMA_CPP_FINGERPRINT,
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content: text, refusal: null, annotations: [] },
-          logprobs: null,
-          finish_reason: finishReason,
-        },
-      ],
-      usage,
-    }),
+    json: (text: string, finishReason: FinishReason, usage: TokenUsage) =>
+      chatCompletion(options, { content: text }, finishReason, usage),
     opening: () => chunk({ role: 'assistant', content: '', refusal: null }, null),
     delta: (text: string) => [chunk({ content: text }, null)],
     finish: (finishReason: FinishReason) => chunk({}, finishReason),

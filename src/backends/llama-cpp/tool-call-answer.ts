@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AnswerShape, FinishReason, TokenUsage } from './answer-shape.js';
-import { chatChunks, LLAMA_CPP_FINGERPRINT } from './chat-chunks.js';
+import { chatChunks, chatCompletion } from './chat-chunks.js';
 import { ToolCallText } from './tool-call-text.js';
 
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -42,35 +42,19 @@ export function toolCallAnswer(options: {
       const call = new ToolCallText();
       call.push(text);
       const name = call.name ?? options.knownName;
-      return {
-        id: options.id,
-        object: 'chat.completion',
-        created: options.created,
-        model: options.model,
-        system_fingerprint: LLAMA_CPP_FINGERPRINT,
-        choices: [
-          {
-            index: 0,
-            message: {
-              role: 'assistant',
-              content: null,
-              refusal: null,
-              annotations: [],
-              // Cut before even the name was whole (several tools, tiny max_tokens): no call to tell.
-              ...(name !== undefined
-                ? {
-                    tool_calls: [
-                      { id: callId, type: 'function', function: { name, arguments: call.arguments } },
-                    ],
-                  }
-                : {}),
-            },
-            logprobs: null,
-            finish_reason: finishOf(call, finishReason),
-          },
-        ],
+      return chatCompletion(
+        options,
+        {
+          content: null,
+          // Cut before even the name was whole (several tools, tiny max_tokens): no call to tell.
+          tool_calls:
+            name !== undefined
+              ? [{ id: callId, type: 'function', function: { name, arguments: call.arguments } }]
+              : [],
+        },
+        finishOf(call, finishReason),
         usage,
-      };
+      );
     },
     opening: () => {
       const delta: Record<string, unknown> = { role: 'assistant', content: null, refusal: null };
