@@ -1,4 +1,3 @@
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import {
   type ChatHistoryItem,
   ChatMLChatWrapper,
@@ -25,8 +24,8 @@ import { seededRandom as random } from './support/seeded-random.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
 import { writeTinyGguf } from './support/tiny-gguf.js';
 import { startTinyModelGateway, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
+import { clock, fitsTool, type Tool, weather } from './support/weather-tools.js';
 
-type Tool = OpenAI.Chat.Completions.ChatCompletionFunctionTool;
 type Chunk = OpenAI.Chat.Completions.ChatCompletionChunk;
 
 /** `text` cut into pieces of 1 to 6 characters, as tokens might come. */
@@ -201,31 +200,6 @@ describe('the detector with node-llama-cpp chat wrappers', () => {
 
 // --- End to end, through the gateway, with the tiny model -------------------------------------
 
-const weatherParameters = {
-  type: 'object',
-  properties: { city: { type: 'string', maxLength: 24 }, days: { type: 'integer' } },
-  required: ['city', 'days'],
-  additionalProperties: false,
-};
-const weather: Tool = {
-  type: 'function',
-  function: { name: 'get_weather', description: 'The forecast for a city', parameters: weatherParameters },
-};
-const timeParameters = {
-  type: 'object',
-  properties: { zone: { type: 'string', enum: ['UTC', 'CET'] }, precise: { type: 'boolean' } },
-  required: ['zone', 'precise'],
-  additionalProperties: false,
-};
-const clock: Tool = {
-  type: 'function',
-  function: { name: 'get_time', description: 'The time in a zone', parameters: timeParameters },
-};
-const ajv = new Ajv2020({ strict: false });
-const fits: Record<string, (value: unknown) => boolean> = {
-  get_weather: ajv.compile(weatherParameters),
-  get_time: ajv.compile(timeParameters),
-};
 const messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
   { role: 'user', content: 'weather in the city' },
 ];
@@ -376,7 +350,7 @@ describe('auto through the gateway, with a tiny model that always starts a call'
     if (toolCall?.type !== 'function') throw new Error('expected a function tool call');
     expect(toolCall.id).toMatch(/^call_[A-Za-z0-9]{24}$/);
     expect(NAMES).toContain(toolCall.function.name);
-    expect(fits[toolCall.function.name]?.(JSON.parse(toolCall.function.arguments))).toBe(true);
+    expect(fitsTool[toolCall.function.name]?.(JSON.parse(toolCall.function.arguments))).toBe(true);
     expect(completion.usage?.prompt_tokens).toBe(renderedTokens(reference, [weather, clock]));
     const generated = completion.usage?.completion_tokens ?? 0;
     expect(generated).toBeGreaterThan(2);

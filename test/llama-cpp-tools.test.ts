@@ -1,5 +1,4 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ChatHistoryItem, ChatModelFunctions, LlamaModel } from 'node-llama-cpp';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,9 +11,16 @@ import {
 } from './support/spec-validator.js';
 import { writeTinyGguf } from './support/tiny-gguf.js';
 import { startTinyModelGateway, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
+import {
+  clock,
+  fitsTime,
+  fitsWeather,
+  type Tool,
+  weather,
+  weatherParameters,
+} from './support/weather-tools.js';
 
 type Message = OpenAI.Chat.Completions.ChatCompletionMessageParam;
-type Tool = OpenAI.Chat.Completions.ChatCompletionFunctionTool;
 
 let gw: TinyModelGateway;
 let client: OpenAI;
@@ -36,32 +42,6 @@ afterAll(async () => {
   await reference?.dispose();
   await gw?.close();
 });
-
-const weatherParameters = {
-  type: 'object',
-  // A bound, as a client's schema may have: the tiny model's strings are noise of any length.
-  properties: { city: { type: 'string', maxLength: 24 }, days: { type: 'integer' } },
-  required: ['city', 'days'],
-  additionalProperties: false,
-};
-const weather: Tool = {
-  type: 'function',
-  function: { name: 'get_weather', description: 'The forecast for a city', parameters: weatherParameters },
-};
-const timeParameters = {
-  type: 'object',
-  properties: { zone: { type: 'string', enum: ['UTC', 'CET'] }, precise: { type: 'boolean' } },
-  required: ['zone', 'precise'],
-  additionalProperties: false,
-};
-const clock: Tool = {
-  type: 'function',
-  function: { name: 'get_time', description: 'The time in a zone', parameters: timeParameters },
-};
-
-const ajv = new Ajv2020({ strict: false });
-const fitsWeather = ajv.compile(weatherParameters);
-const fitsTime = ajv.compile(timeParameters);
 
 const question: Message[] = [{ role: 'user', content: 'weather in the city' }];
 
