@@ -181,6 +181,50 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
     expect(before[0]?.budgets[0]?.reservedTokens).toBe(100);
   });
 
+  describe('request rates', () => {
+    const admitAt = (nowMs: number) =>
+      q().admit({ teamId, nowMs, requests: [{ id: 'key:k1', perMinute: 2, perDay: 3 }] });
+
+    it('count in windows that start at the first request, then refuse with the wait left', async () => {
+      expect(await admitAt(T0)).toEqual({
+        requests: {
+          allowed: true,
+          tightest: { scope: 'key:k1', kind: 'requests_per_minute', limit: 2, remaining: 1, resetMs: 60_000 },
+        },
+      });
+      await admitAt(T0 + 10_000);
+      expect(await admitAt(T0 + 20_000)).toEqual({
+        requests: {
+          allowed: false,
+          refused: { scope: 'key:k1', kind: 'requests_per_minute', limit: 2, remaining: 0, resetMs: 40_000 },
+        },
+      });
+      // A refused request is not counted: the next minute has room, the day has one left.
+      expect(await admitAt(T0 + 60_000)).toEqual({
+        requests: {
+          allowed: true,
+          tightest: {
+            scope: 'key:k1',
+            kind: 'requests_per_day',
+            limit: 3,
+            remaining: 0,
+            resetMs: 86_400_000 - 60_000,
+          },
+        },
+      });
+    });
+
+    it('a clock behind the window start (another instance ahead) never waits longer than the window', async () => {
+      await admitAt(T0 + 500);
+      await admitAt(T0 + 600);
+      // This instance's clock reads 2 s before the window began on another's.
+      const behind = await admitAt(T0 - 1_500);
+      expect(behind.requests).toMatchObject({ allowed: false, refused: { kind: 'requests_per_minute' } });
+      if (behind.requests.allowed) throw new Error('granted');
+      expect(behind.requests.refused.resetMs).toBe(60_000);
+    });
+  });
+
   describe('settle and release', () => {
     const scopes = () => [
       keyScope({ tokensPerMinute: 10_000, maxConcurrent: 1, budgets: [dayBudget({ maxTokens: 10_000 })] }),

@@ -139,7 +139,8 @@ export class MemoryQuotaStore implements QuotaStore {
         const id = `${team}\n${kind}\n${scope.id}`;
         let window = this.requestWindows.get(id);
         if (!window || nowMs >= window.end) window = { start: nowMs, end: nowMs + spanMs, count: 0 };
-        const resetMs = window.end - nowMs;
+        // A clock stepped back (NTP) must not promise a wait longer than the window.
+        const resetMs = Math.min(spanMs, window.end - nowMs);
         if (window.count + 1 > limit)
           return {
             requests: { allowed: false, refused: { scope: scope.id, kind, limit, remaining: 0, resetMs } },

@@ -42,7 +42,9 @@ for i, q in ipairs(plan.q) do
       local first, count = pair(F[field])
       local start = tonumber(first)
       if start == nil or now >= start + span then start, count = now, 0 end
-      local reset = start + span - now
+      -- Another instance's clock may have started the window a little ahead of ours (or its
+      -- script overtook ours): the wait is never longer than the window itself.
+      local reset = math.min(span, start + span - now)
       if count + 1 > max then
         flush()
         return {0, i, 0, max, 0, reset, kind, i, kind, max, 0, reset}
