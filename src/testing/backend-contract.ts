@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, ENDPOINT_PATHS, type Endpoint, type JsonEndpoint } from '../backends/backend.js';
 import { contractCall, readJson, readSse, readText, sseEvents } from './contract-reading.js';
 import {
@@ -33,8 +33,8 @@ export interface BackendContractOptions {
    */
   echoes?: boolean;
   /**
-   * Requests that make the backend fail or wait in a known way. Each test that needs one is
-   * skipped, saying which is missing, when it is not given.
+   * Requests that make the backend fail or wait in a known way. A test that needs one is only
+   * declared when it is given (without `slow`, the abort test aborts before the call instead).
    */
   triggers?: {
     /** A chat body the backend refuses with this 4xx status, as the upstream would. */
@@ -68,9 +68,10 @@ function clientBody(error: Error & { toBody(): unknown }): Json {
 
 /**
  * The Backend contract: what the gateway relies on from an adapter, as vitest tests. Call it in
- * a test file (outside any `it`); it declares one `describe` block. An endpoint the backend does
- * not support (supports() false) and a trigger not given skip their tests with the reason as
- * the skip note (`vitest --reporter=verbose` shows it), never pass them.
+ * a test file (outside any `it`); it declares one `describe` block. For an endpoint the backend
+ * does not serve (supports() false) its test checks the other half of the contract instead: a
+ * call for it is refused with a 400 (EndpointNotSupportedError, or another invalid_request_error).
+ * Nothing is skipped: a trigger not given leaves out the one test that needs it.
  *
  *   import { runBackendContract } from 'tollgate/testing';
  *   runBackendContract({ name: 'mine', make: () => createBackend('mine', {}, context) });
@@ -85,21 +86,38 @@ export function runBackendContract(options: BackendContractOptions): void {
       if (!backend) throw new Error('the backend was not made (see the failure in beforeAll)');
       return backend;
     };
-    const needs = (context: TestContext, endpoint: Endpoint): Backend => {
+    /**
+     * The backend, when it serves `endpoint`. When it does not, checks that it refuses a call
+     * for it (`body`, a valid request there) with a 400, and gives undefined.
+     */
+    const serving = async (endpoint: JsonEndpoint, body: Json): Promise<Backend | undefined> => {
       const made = subject();
-      if (!made.supports(endpoint))
-        context.skip(`supports('${endpoint}') is false: this backend does not serve it`);
+      if (made.supports(endpoint)) return made;
+      const error: unknown = await Promise.resolve()
+        .then(() => made.send(contractCall(endpoint, model(endpoint), body)))
+        .then(
+          async (response) => {
+            await readText(response).catch(() => '');
+            return undefined;
+          },
+          (thrown: unknown) => thrown,
+        );
+      expect(
+        isGatewayErrorLike(error),
+        `supports('${endpoint}') is false, so a call for it must reject with a GatewayError`,
+      ).toBe(true);
+      const typed = error as Error & { status: number; toBody(): unknown };
+      expect(typed.status, `the refusal of ${endpoint} is the client's error`).toBe(400);
+      expect(clientBody(typed)).toMatchObject({ error: { type: 'invalid_request_error' } });
+      return undefined;
+    };
+    /** Triggers are chat bodies: a backend given one must serve chat. */
+    const chatBackend = (): Backend => {
+      const made = subject();
+      expect(made.supports('chat.completions'), 'triggers are chat requests').toBe(true);
       return made;
     };
-    const trigger = <K extends keyof NonNullable<BackendContractOptions['triggers']>>(
-      context: TestContext,
-      key: K,
-    ): NonNullable<NonNullable<BackendContractOptions['triggers']>[K]> => {
-      const found = options.triggers?.[key];
-      if (found === undefined)
-        context.skip(`no triggers.${key} given: the suite cannot make this backend do it`);
-      return found as NonNullable<NonNullable<BackendContractOptions['triggers']>[K]>;
-    };
+    const CHAT_BODY: Json = { max_tokens: OUTPUT_TOKENS, messages: [{ role: 'user', content: 'hello' }] };
 
     beforeAll(async () => {
       backend = await options.make();
@@ -117,8 +135,9 @@ export function runBackendContract(options: BackendContractOptions): void {
       }
     });
 
-    it('answers chat as JSON', async (context) => {
-      const made = needs(context, 'chat.completions');
+    it('answers chat as JSON (or refuses chat with a 400 when it does not serve it)', async () => {
+      const made = await serving('chat.completions', CHAT_BODY);
+      if (!made) return;
       const body = await readJson(
         await made.send(
           contractCall('chat.completions', model('chat.completions'), {
@@ -133,8 +152,9 @@ export function runBackendContract(options: BackendContractOptions): void {
         expect((body.choices as Json[])[0]).toMatchObject({ message: { content: 'hello' } });
     });
 
-    it('streams chat as SSE ending in [DONE], with a usage chunk when asked', async (context) => {
-      const made = needs(context, 'chat.completions');
+    it('streams chat as SSE ending in [DONE], with a usage chunk when asked', async () => {
+      const made = await serving('chat.completions', CHAT_BODY);
+      if (!made) return;
       const raw = await readSse(
         await made.send(
           contractCall('chat.completions', model('chat.completions'), {
@@ -168,8 +188,9 @@ export function runBackendContract(options: BackendContractOptions): void {
       }
     });
 
-    it('answers legacy completions, JSON and streamed', async (context) => {
-      const made = needs(context, 'completions');
+    it('answers legacy completions, JSON and streamed (or refuses them with a 400)', async () => {
+      const made = await serving('completions', { prompt: 'p1', max_tokens: OUTPUT_TOKENS });
+      if (!made) return;
       const json = await readJson(
         await made.send(
           contractCall('completions', model('completions'), { prompt: 'p1', max_tokens: OUTPUT_TOKENS }),
@@ -197,8 +218,9 @@ export function runBackendContract(options: BackendContractOptions): void {
       }
     });
 
-    it('answers embeddings as floats and as base64, of one dimension', async (context) => {
-      const made = needs(context, 'embeddings');
+    it('answers embeddings as floats and as base64, of one dimension (or refuses them with a 400)', async () => {
+      const made = await serving('embeddings', { input: 'a' });
+      if (!made) return;
       const floats = await readJson(
         await made.send(
           contractCall('embeddings', model('embeddings'), { input: ['a', 'b'], encoding_format: 'float' }),
@@ -217,8 +239,9 @@ export function runBackendContract(options: BackendContractOptions): void {
       expect(again).toHaveLength(first?.length ?? -1);
     });
 
-    it('answers the Responses API, JSON and named-event streams without [DONE]', async (context) => {
-      const made = needs(context, 'responses');
+    it('answers the Responses API, JSON and named-event streams without [DONE] (or refuses it with a 400)', async () => {
+      const made = await serving('responses', { input: 'resp text', max_output_tokens: OUTPUT_TOKENS });
+      if (!made) return;
       const json = await readJson(
         await made.send(
           contractCall('responses', model('responses'), {
@@ -253,56 +276,67 @@ export function runBackendContract(options: BackendContractOptions): void {
       expectResponseShape(completed.response as Json);
     });
 
-    it('throws a refusal (4xx) as a GatewayError carrying an OpenAI error body', async (context) => {
-      const made = needs(context, 'chat.completions');
-      const { body, status } = trigger(context, 'clientError');
-      const error: unknown = await made
-        .send(contractCall('chat.completions', model('chat.completions'), body))
-        .then(
-          () => undefined,
-          (thrown: unknown) => thrown,
-        );
-      expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
-      const typed = error as Error & { status: number; toBody(): unknown };
-      expect(typed.status).toBe(status);
-      expect(clientBody(typed)).toMatchObject({
-        error: { message: expect.any(String), type: expect.any(String) },
+    const { clientError, serverError, slow } = options.triggers ?? {};
+    if (clientError)
+      it('throws a refusal (4xx) as a GatewayError carrying an OpenAI error body', async () => {
+        const made = chatBackend();
+        const { body, status } = clientError;
+        const error: unknown = await made
+          .send(contractCall('chat.completions', model('chat.completions'), body))
+          .then(
+            () => undefined,
+            (thrown: unknown) => thrown,
+          );
+        expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
+        const typed = error as Error & { status: number; toBody(): unknown };
+        expect(typed.status).toBe(status);
+        expect(clientBody(typed)).toMatchObject({
+          error: { message: expect.any(String), type: expect.any(String) },
+        });
       });
-    });
 
-    it('throws a failure (5xx) as a GatewayError with a 5xx status', async (context) => {
-      const made = needs(context, 'chat.completions');
-      const body = trigger(context, 'serverError');
-      const error: unknown = await made
-        .send(contractCall('chat.completions', model('chat.completions'), body))
-        .then(
-          () => undefined,
+    if (serverError)
+      it('throws a failure (5xx) as a GatewayError with a 5xx status', async () => {
+        const made = chatBackend();
+        const body = serverError;
+        const error: unknown = await made
+          .send(contractCall('chat.completions', model('chat.completions'), body))
+          .then(
+            () => undefined,
+            (thrown: unknown) => thrown,
+          );
+        expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
+        const { status } = error as { status: number };
+        expect(status).toBeGreaterThanOrEqual(500);
+        expect(status).toBeLessThan(600);
+      });
+
+    it(
+      slow
+        ? 'stops when the caller aborts a call under way'
+        : 'stops when the caller has aborted before the call (no slow trigger given)',
+      async () => {
+        const made = subject();
+        const endpoint: JsonEndpoint = made.supports('chat.completions') ? 'chat.completions' : 'embeddings';
+        const body = slow ?? (endpoint === 'embeddings' ? { input: 'a' } : CHAT_BODY);
+        const controller = new AbortController();
+        if (!slow) controller.abort();
+        const pending = Promise.resolve().then(() =>
+          made.send(contractCall(endpoint, model(endpoint), body, controller.signal)),
+        );
+        controller.abort();
+        // What the gateway expects: the client-gone error, or the platform's AbortError, from
+        // the call or from reading its body.
+        const error: unknown = await pending.then(
+          async (response) => {
+            await readText(response);
+            return undefined;
+          },
           (thrown: unknown) => thrown,
         );
-      expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
-      const { status } = error as { status: number };
-      expect(status).toBeGreaterThanOrEqual(500);
-      expect(status).toBeLessThan(600);
-    });
-
-    it('stops when the caller aborts', async (context) => {
-      const made = needs(context, 'chat.completions');
-      const body = trigger(context, 'slow');
-      const controller = new AbortController();
-      const pending = made.send(
-        contractCall('chat.completions', model('chat.completions'), body, controller.signal),
-      );
-      controller.abort();
-      // What the gateway expects: the client-gone error, or the platform's AbortError.
-      const error: unknown = await pending.then(
-        async (response) => {
-          await readText(response);
-          return undefined;
-        },
-        (thrown: unknown) => thrown,
-      );
-      expect(['ClientAbortedError', 'AbortError']).toContain((error as Error | undefined)?.name);
-    });
+        expect(['ClientAbortedError', 'AbortError']).toContain((error as Error | undefined)?.name);
+      },
+    );
 
     it('reports health and lists its models as strings', async () => {
       const made = subject();
