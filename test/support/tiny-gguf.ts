@@ -1,7 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { seededRandom as random } from './seeded-random.js';
+// '.ts', not '.js': bench/llama-cpp-section.mjs imports this file with Node's own type stripping,
+// which loads the path as written (test/bench-imports.test.ts keeps that working).
+import { seededRandom as random } from './seeded-random.ts';
 
 /**
  * A tiny llama-architecture GGUF (v3, f32) written by the test suite itself: no download, ever.
