@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiKey, ApiKeyWithSecret, ListPage, Team } from '../src/cli/admin-types.js';
 import { type CliResult, runCli } from './support/cli-process.js';
@@ -7,6 +6,7 @@ import {
   type RecordedRequest,
   startFakeAdminServer,
 } from './support/fake-admin-server.js';
+import { REFUSED_ORIGIN } from './support/refused-port.js';
 
 const DAY = 86_400;
 
@@ -74,15 +74,6 @@ function expectAligned(table: string, headers: string[]): string[] {
     }
   }
   return lines;
-}
-
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 describe('tollgate teams', () => {
@@ -553,9 +544,8 @@ describe('exit codes and the admin key', () => {
   });
 
   it('--admin-key and --url flags win over the environment', async () => {
-    const port = await closedPort();
     const result = await run(['teams', 'list', '--url', server.url, '--admin-key', server.adminKey], {
-      TOLLGATE_URL: `http://127.0.0.1:${port}`,
+      TOLLGATE_URL: REFUSED_ORIGIN,
       TOLLGATE_ADMIN_KEY: 'not-this-one',
     });
     expect(result.code).toBe(0);
@@ -563,10 +553,9 @@ describe('exit codes and the admin key', () => {
   });
 
   it('an unreachable gateway exits 5: connection refused, and a gateway that never answers', async () => {
-    const port = await closedPort();
-    const refused = await tollgate(['teams', 'list'], { TOLLGATE_URL: `http://127.0.0.1:${port}` });
+    const refused = await tollgate(['teams', 'list'], { TOLLGATE_URL: REFUSED_ORIGIN });
     expect(refused.code).toBe(5);
-    expect(refused.stderr).toContain(`could not reach the gateway at http://127.0.0.1:${port}`);
+    expect(refused.stderr).toContain(`could not reach the gateway at ${REFUSED_ORIGIN}`);
     expect(refused.stderr).toContain('connection refused');
     expectNoStack(refused);
 

@@ -1,10 +1,9 @@
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
 import { type RawResponse, rawRequest } from './support/error-envelope.js';
 import { FakeUpstream, openaiError, sendJson } from './support/fake-upstream.js';
 import { startGateway, type TestGateway, upstreamConfig } from './support/gateway.js';
+import { REFUSED_PORT } from './support/refused-port.js';
 import { expectErrorResponse } from './support/spec-validator.js';
 
 /**
@@ -82,15 +81,6 @@ function post(
 
 function get(gateway: TestGateway, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
   return rawRequest(`${gateway.url}${path}`, { method: 'GET', headers });
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function requestLines(gateway: TestGateway, requestId: string): Array<Record<string, unknown>> {
@@ -472,9 +462,8 @@ describe('health and readiness', () => {
   }
 
   it('/readyz is 503 when the only backend is unreachable', async () => {
-    const port = await closedPort();
     const response = await readyz({
-      backends: { down: downBackend(port) },
+      backends: { down: downBackend(REFUSED_PORT) },
       models: { 'gpt-test': { backend: 'down' } },
     });
     expect(response.status).toBe(503);
@@ -483,15 +472,14 @@ describe('health and readiness', () => {
       store: { ok: true },
       backends: { down: { ok: false } },
     });
-    expect(response.text).not.toContain(String(port));
+    expect(response.text).not.toContain('127.0.0.1');
     expect(response.text).not.toContain(UPSTREAM_KEY);
   });
 
   it('/readyz is 503 with requireAllBackends: true while one of two backends is down', async () => {
-    const port = await closedPort();
     const response = await readyz({
       readiness: { requireAllBackends: true },
-      backends: { down: downBackend(port), mock: { type: 'mock' } },
+      backends: { down: downBackend(REFUSED_PORT), mock: { type: 'mock' } },
       models: { 'gpt-test': { backend: 'down' }, mock: { backend: 'mock' } },
     });
     expect(response.status).toBe(503);
@@ -502,10 +490,9 @@ describe('health and readiness', () => {
   });
 
   it('/readyz is 200 with requireAllBackends: false while one of two backends is up', async () => {
-    const port = await closedPort();
     const response = await readyz({
       readiness: { requireAllBackends: false },
-      backends: { down: downBackend(port), mock: { type: 'mock' } },
+      backends: { down: downBackend(REFUSED_PORT), mock: { type: 'mock' } },
       models: { 'gpt-test': { backend: 'down' }, mock: { backend: 'mock' } },
     });
     expect(response.status).toBe(200);

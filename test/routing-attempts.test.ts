@@ -6,6 +6,7 @@ import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { expectEnvelope } from './support/error-envelope.js';
 import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { REFUSED_ORIGIN } from './support/refused-port.js';
 import { CHAT, chunk, completion, ROUTING_USAGE, type UpstreamHandler } from './support/routing-fixtures.js';
 
 /*
@@ -91,9 +92,6 @@ describe('failover before the first byte', () => {
   });
 
   it('a refused connection: the second deployment answers', async () => {
-    const gone = new FakeUpstream();
-    const goneUrl = await gone.start();
-    await gone.stop();
     const { client } = await setup(
       {
         duo: {
@@ -104,7 +102,7 @@ describe('failover before the first byte', () => {
           ],
         },
       },
-      { backends: { gone: { type: 'openai', baseUrl: `${goneUrl}/v1`, apiKey: 'kg' } } },
+      { backends: { gone: { type: 'openai', baseUrl: `${REFUSED_ORIGIN}/v1`, apiKey: 'kg' } } },
     );
     const { data, response } = await client.chat.completions.create(ask).withResponse();
     expect(data.choices[0]?.message.content).toBe('up-b');
