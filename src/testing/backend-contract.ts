@@ -67,6 +67,28 @@ function clientBody(error: Error & { toBody(): unknown }): Json {
 }
 
 /**
+ * What a call that must fail threw: the error, or undefined when it answered (its body is read
+ * and dropped, so nothing is left open).
+ */
+async function failureOf(call: () => ReturnType<Backend['send']>): Promise<unknown> {
+  return Promise.resolve()
+    .then(call)
+    .then(
+      async (response) => {
+        await readText(response).catch(() => '');
+        return undefined;
+      },
+      (thrown: unknown) => thrown,
+    );
+}
+
+/** `error` as the GatewayError a backend must throw (status, toBody), or the test fails here. */
+function expectGatewayError(error: unknown, why: string): Error & { status: number; toBody(): unknown } {
+  expect(isGatewayErrorLike(error), why).toBe(true);
+  return error as Error & { status: number; toBody(): unknown };
+}
+
+/**
  * The Backend contract: what the gateway relies on from an adapter, as vitest tests. Call it in
  * a test file (outside any `it`); it declares one `describe` block. For an endpoint the backend
  * does not serve (supports() false) its test checks the other half of the contract instead: a
@@ -93,20 +115,10 @@ export function runBackendContract(options: BackendContractOptions): void {
     const serving = async (endpoint: JsonEndpoint, body: Json): Promise<Backend | undefined> => {
       const made = subject();
       if (made.supports(endpoint)) return made;
-      const error: unknown = await Promise.resolve()
-        .then(() => made.send(contractCall(endpoint, model(endpoint), body)))
-        .then(
-          async (response) => {
-            await readText(response).catch(() => '');
-            return undefined;
-          },
-          (thrown: unknown) => thrown,
-        );
-      expect(
-        isGatewayErrorLike(error),
+      const typed = expectGatewayError(
+        await failureOf(() => made.send(contractCall(endpoint, model(endpoint), body))),
         `supports('${endpoint}') is false, so a call for it must reject with a GatewayError`,
-      ).toBe(true);
-      const typed = error as Error & { status: number; toBody(): unknown };
+      );
       expect(typed.status, `the refusal of ${endpoint} is the client's error`).toBe(400);
       expect(clientBody(typed)).toMatchObject({ error: { type: 'invalid_request_error' } });
       return undefined;
@@ -281,14 +293,10 @@ export function runBackendContract(options: BackendContractOptions): void {
       it('throws a refusal (4xx) as a GatewayError carrying an OpenAI error body', async () => {
         const made = chatBackend();
         const { body, status } = clientError;
-        const error: unknown = await made
-          .send(contractCall('chat.completions', model('chat.completions'), body))
-          .then(
-            () => undefined,
-            (thrown: unknown) => thrown,
-          );
-        expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
-        const typed = error as Error & { status: number; toBody(): unknown };
+        const typed = expectGatewayError(
+          await failureOf(() => made.send(contractCall('chat.completions', model('chat.completions'), body))),
+          'rejects with a GatewayError (status, toBody)',
+        );
         expect(typed.status).toBe(status);
         expect(clientBody(typed)).toMatchObject({
           error: { message: expect.any(String), type: expect.any(String) },
@@ -298,15 +306,12 @@ export function runBackendContract(options: BackendContractOptions): void {
     if (serverError)
       it('throws a failure (5xx) as a GatewayError with a 5xx status', async () => {
         const made = chatBackend();
-        const body = serverError;
-        const error: unknown = await made
-          .send(contractCall('chat.completions', model('chat.completions'), body))
-          .then(
-            () => undefined,
-            (thrown: unknown) => thrown,
-          );
-        expect(isGatewayErrorLike(error), 'rejects with a GatewayError (status, toBody)').toBe(true);
-        const { status } = error as { status: number };
+        const { status } = expectGatewayError(
+          await failureOf(() =>
+            made.send(contractCall('chat.completions', model('chat.completions'), serverError)),
+          ),
+          'rejects with a GatewayError (status, toBody)',
+        );
         expect(status).toBeGreaterThanOrEqual(500);
         expect(status).toBeLessThan(600);
       });
