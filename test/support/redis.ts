@@ -37,27 +37,41 @@ export async function waitForPing(url: string, child: ChildProcess): Promise<voi
   throw new Error('redis-server did not answer');
 }
 
-/** Starts a throwaway redis-server on a spare port (nothing on disk). */
+/**
+ * Starts a throwaway redis-server on a spare port (nothing on disk). The port is free when
+ * chosen, but another process may bind it before redis-server does: redis-server then exits, and
+ * the start is tried again on another port.
+ */
 export async function startRedisServer(): Promise<TestRedis> {
-  const port = await freePort();
-  const child = spawnTracked(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  await waitForPing(url, child);
-  return {
-    url,
-    stop: async () => {
-      if (child.exitCode === null) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = spawnTracked(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const url = `redis://127.0.0.1:${port}`;
+    try {
+      await waitForPing(url, child);
+    } catch (error) {
+      if (child.exitCode === null || attempt === 5) {
         child.kill('SIGKILL');
-        await new Promise((resolve) => child.once('exit', resolve));
+        throw error;
       }
-    },
-  };
+      continue;
+    }
+    return {
+      url,
+      stop: async () => {
+        if (child.exitCode === null) {
+          child.kill('SIGKILL');
+          await new Promise((resolve) => child.once('exit', resolve));
+        }
+      },
+    };
+  }
 }
 
 export function hasRedisServerBinary(): boolean {
