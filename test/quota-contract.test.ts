@@ -253,6 +253,33 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       expect(await status(scopes(), T0 + 1_000)).toEqual(after);
     });
 
+    it('finishes many at once exactly: each counted once, a repeat in the same moment is unknown', async () => {
+      const reqs = Array.from({ length: 12 }, () => request(scopes(), { tokens: 100, usdMicros: 1_000 }));
+      // One slot on the key: make room for all twelve.
+      const roomy = () => [
+        keyScope({ tokensPerMinute: 10_000, maxConcurrent: 20, budgets: [dayBudget({ maxTokens: 10_000 })] }),
+        teamScope({ budgets: [dayBudget({ maxUsdMicros: 1_000_000 })] }),
+      ];
+      for (const req of reqs) expect((await q().reserve({ ...req, scopes: roomy() })).granted).toBe(true);
+      const [first, second] = reqs as [QuotaReservationRequest, QuotaReservationRequest];
+      // Asked in one turn: settles, a release, a repeated settle and an unknown id together.
+      const outcomes = await Promise.all([
+        ...reqs
+          .slice(1)
+          .map((req, i) => q().settle(teamId, req.reservationId, { tokens: 10 + i, usdMicros: 100 }, T0 + 1)),
+        q().release(teamId, first.reservationId, T0 + 1),
+        q().settle(teamId, second.reservationId, { tokens: 999, usdMicros: 999 }, T0 + 1),
+        q().settle(teamId, newId('res_'), { tokens: 999, usdMicros: 999 }, T0 + 1),
+      ]);
+      expect(outcomes).toEqual([...Array<string>(11).fill('settled'), 'released', 'unknown', 'unknown']);
+      // 10 + 11 + ... + 20 tokens, 11 x 100 micro-USD; nothing reserved or in use any more.
+      const [key, team] = await status(roomy(), T0 + 1);
+      expect(key?.budgets[0]).toMatchObject({ spentTokens: 165, reservedTokens: 0 });
+      expect(key?.concurrency?.inUse).toBe(0);
+      expect(key?.tokensPerMinute?.used).toBe(165);
+      expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 1_100, reservedUsdMicros: 0 });
+    });
+
     it('records a higher actual in full', async () => {
       const req = request(scopes(), { tokens: 100, usdMicros: 1_000 });
       await q().reserve(req);

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../src/store/redis-store.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream, sendJson } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -133,5 +134,46 @@ describe('Redis commands per request (key + team limits + two budgets)', () => {
     expect(total / REQUESTS, JSON.stringify(perCommand)).toBeLessThanOrEqual(MAX_COMMANDS_PER_REQUEST);
     // Not vacuous: every request was admitted and settled in Redis.
     expect(perCommand.evalsha ?? 0).toBeGreaterThanOrEqual(2);
+  });
+
+  it('settles asked for in one turn reach Redis as one script call per team', async () => {
+    const store = new RedisStore({ target: { url: redis.url } });
+    try {
+      const nowMs = Date.now();
+      const scopes = [
+        {
+          id: 'key:batch',
+          maxConcurrent: 100,
+          budgets: [{ period: 'day' as const, periodKey: 'd1', maxTokens: 1e9 }],
+        },
+      ];
+      const reserve = (teamId: string, i: number) =>
+        store.quota.reserve({
+          reservationId: `${teamId}-${i}`,
+          teamId,
+          scopes,
+          tokens: 50,
+          usdMicros: 0,
+          nowMs,
+          ttlMs: 60_000,
+        });
+      for (let i = 0; i < 10; i++) await reserve('team_batch_a', i);
+      for (let i = 0; i < 5; i++) await reserve('team_batch_b', i);
+      const before = await scriptCalls();
+      const outcomes = await Promise.all([
+        ...Array.from({ length: 10 }, (_, i) =>
+          store.quota.settle('team_batch_a', `team_batch_a-${i}`, { tokens: 20, usdMicros: 0 }, nowMs + 1),
+        ),
+        ...Array.from({ length: 5 }, (_, i) =>
+          store.quota.release('team_batch_b', `team_batch_b-${i}`, nowMs + 1),
+        ),
+      ]);
+      expect(outcomes).toEqual([...Array<string>(10).fill('settled'), ...Array<string>(5).fill('released')]);
+      expect((await scriptCalls()) - before).toBe(2);
+      const [standing] = await store.quota.status('team_batch_a', scopes, nowMs + 1);
+      expect(standing?.budgets[0]).toMatchObject({ spentTokens: 200, reservedTokens: 0 });
+    } finally {
+      await store.close();
+    }
   });
 });
