@@ -51,7 +51,10 @@ export interface BackendContractOptions {
 const DEFAULT_MODEL = 'contract-model';
 const OUTPUT_TOKENS = 16;
 
-function isGatewayErrorLike(error: unknown): error is Error & { status: number; toBody(): unknown } {
+/** What the gateway needs of a thrown error: a status and the OpenAI body to answer with. */
+type GatewayErrorLike = Error & { status: number; toBody(): unknown };
+
+function isGatewayErrorLike(error: unknown): error is GatewayErrorLike {
   return (
     error instanceof Error &&
     typeof (error as { status?: unknown }).status === 'number' &&
@@ -67,25 +70,22 @@ function clientBody(error: Error & { toBody(): unknown }): Json {
 }
 
 /**
- * What a call that must fail threw: the error, or undefined when it answered (its body is read
- * and dropped, so nothing is left open).
+ * What a call threw, from the call itself or from reading its answer; undefined when it answered
+ * whole. The call is made at once, before anything the caller does next (an abort, say).
  */
 async function failureOf(call: () => ReturnType<Backend['send']>): Promise<unknown> {
-  return Promise.resolve()
-    .then(call)
-    .then(
-      async (response) => {
-        await readText(response).catch(() => '');
-        return undefined;
-      },
-      (thrown: unknown) => thrown,
-    );
+  try {
+    await readText(await call());
+    return undefined;
+  } catch (thrown) {
+    return thrown;
+  }
 }
 
 /** `error` as the GatewayError a backend must throw (status, toBody), or the test fails here. */
-function expectGatewayError(error: unknown, why: string): Error & { status: number; toBody(): unknown } {
+function expectGatewayError(error: unknown, why: string): GatewayErrorLike {
   expect(isGatewayErrorLike(error), why).toBe(true);
-  return error as Error & { status: number; toBody(): unknown };
+  return error as GatewayErrorLike;
 }
 
 /**
@@ -151,12 +151,7 @@ export function runBackendContract(options: BackendContractOptions): void {
       const made = await serving('chat.completions', CHAT_BODY);
       if (!made) return;
       const body = await readJson(
-        await made.send(
-          contractCall('chat.completions', model('chat.completions'), {
-            max_tokens: OUTPUT_TOKENS,
-            messages: [{ role: 'user', content: 'hello' }],
-          }),
-        ),
+        await made.send(contractCall('chat.completions', model('chat.completions'), CHAT_BODY)),
       );
       expectChatCompletionShape(body);
       validate.chatCompletion?.(body);
@@ -321,24 +316,19 @@ export function runBackendContract(options: BackendContractOptions): void {
         ? 'stops when the caller aborts a call under way'
         : 'stops when the caller has aborted before the call (no slow trigger given)',
       async () => {
-        const made = subject();
-        const endpoint: JsonEndpoint = made.supports('chat.completions') ? 'chat.completions' : 'embeddings';
+        const made = slow ? chatBackend() : subject();
+        const endpoint: JsonEndpoint =
+          slow || made.supports('chat.completions') ? 'chat.completions' : 'embeddings';
         const body = slow ?? (endpoint === 'embeddings' ? { input: 'a' } : CHAT_BODY);
         const controller = new AbortController();
         if (!slow) controller.abort();
-        const pending = Promise.resolve().then(() =>
+        const pending = failureOf(() =>
           made.send(contractCall(endpoint, model(endpoint), body, controller.signal)),
         );
         controller.abort();
         // What the gateway expects: the client-gone error, or the platform's AbortError, from
         // the call or from reading its body.
-        const error: unknown = await pending.then(
-          async (response) => {
-            await readText(response);
-            return undefined;
-          },
-          (thrown: unknown) => thrown,
-        );
+        const error = await pending;
         expect(['ClientAbortedError', 'AbortError']).toContain((error as Error | undefined)?.name);
       },
     );
