@@ -254,13 +254,13 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
     });
 
     it('finishes many at once exactly: each counted once, a repeat in the same moment is unknown', async () => {
-      const reqs = Array.from({ length: 12 }, () => request(scopes(), { tokens: 100, usdMicros: 1_000 }));
-      // One slot on the key: make room for all twelve.
+      // scopes() with room for twelve at once (its key has one slot).
       const roomy = () => [
         keyScope({ tokensPerMinute: 10_000, maxConcurrent: 20, budgets: [dayBudget({ maxTokens: 10_000 })] }),
         teamScope({ budgets: [dayBudget({ maxUsdMicros: 1_000_000 })] }),
       ];
-      for (const req of reqs) expect((await q().reserve({ ...req, scopes: roomy() })).granted).toBe(true);
+      const reqs = Array.from({ length: 12 }, () => request(roomy(), { tokens: 100, usdMicros: 1_000 }));
+      for (const req of reqs) expect((await q().reserve(req)).granted).toBe(true);
       const [first, second] = reqs as [QuotaReservationRequest, QuotaReservationRequest];
       // Asked in one turn: settles, a release, a repeated settle and an unknown id together.
       const outcomes = await Promise.all([
