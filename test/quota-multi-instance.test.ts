@@ -366,20 +366,19 @@ describe('② quota across three gateway processes on one Redis', () => {
     expect(upstream.maxInFlight).toBeLessThanOrEqual(C);
   });
 
-  it('requests_per_minute R on a key admits exactly R of 60 spread over three instances', async () => {
+  // A day's window, not a minute's: the three processes run on the real clock, and a burst that a
+  // busy machine stretched past a minute would open a second window and admit more (the minute's
+  // own arithmetic is covered with an injected clock in quota-contract). The Lua path is the same.
+  it('requests_per_day R on a key admits exactly R of 60 spread over three instances', async () => {
     if (!upstream) throw new Error('not set up');
     upstream.delayMs = 20;
     const R = 25;
-    const { key } = await teamWithKey('rpm', {}, { limits: { requests_per_minute: R } });
-    const started = Date.now();
+    const { key } = await teamWithKey('rpd', {}, { limits: { requests_per_day: R } });
     const outcomes = await burst(60, key, 10);
-    const elapsed = Date.now() - started;
     const { ok, refused, other } = tally(outcomes);
     process.stdout.write(
-      `[quota-multi] rpm R=${R}: ${ok} x 200, ${refused} x 429 in ${elapsed} ms, upstream served ${upstream.served}\n`,
+      `[quota-multi] rpd R=${R}: ${ok} x 200, ${refused} x 429, upstream served ${upstream.served}\n`,
     );
-    // The window is a minute and starts at the key's first request: all 60 fall in one window.
-    expect(elapsed).toBeLessThan(30_000);
     expect(other).toEqual([]);
     expect(ok).toBe(R);
     expect(refused).toBe(60 - R);
@@ -388,7 +387,7 @@ describe('② quota across three gateway processes on one Redis', () => {
       expect(outcome.body.error?.code).toBe('rate_limit_exceeded');
       const retryAfter = Number(outcome.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThanOrEqual(1);
-      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(retryAfter).toBeLessThanOrEqual(86_400);
       expect(outcome.headers.get('x-ratelimit-limit-requests')).toBe(String(R));
       expect(outcome.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     }

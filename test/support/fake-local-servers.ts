@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { LocalServerType } from '../../src/config/local-server-schema.js';
 import { chatChunkFixtures, chatCompletionFixture } from './openai-fixtures.js';
 
@@ -57,9 +57,11 @@ export class FakeLocalServer {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
-    server.listen(this.boundPort, '127.0.0.1');
-    await once(server, 'listening');
-    this.boundPort = (server.address() as AddressInfo).port;
+    if (this.boundPort === 0) this.boundPort = await listenBelowEphemeralRange(server);
+    else {
+      server.listen(this.boundPort, '127.0.0.1');
+      await once(server, 'listening');
+    }
     this.server = server;
     return this;
   }
@@ -197,6 +199,33 @@ function notFound(kind: LocalServerType, what: string): unknown {
   return kind === 'vllm'
     ? { object: 'error', message: `Not Found: ${what}`, type: 'NotFoundError', param: null, code: 404 }
     : { error: { message: `Not found: ${what}`, type: 'not_found_error' } };
+}
+
+/**
+ * Listens on a free port under Linux's ephemeral range (32768-60999 by default). A stopped fake must
+ * get its port back on `start`; a port the kernel hands out for `listen(0)` or an outgoing
+ * connection could be taken by another test process in between and fail the restart.
+ */
+async function listenBelowEphemeralRange(server: Server): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const failure = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        server.off('listening', onListening);
+        resolve(error);
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        resolve(undefined);
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(port, '127.0.0.1');
+    });
+    if (failure === undefined) return port;
+    if (failure.code !== 'EADDRINUSE') throw failure;
+  }
+  throw new Error('no free port between 20000 and 32000 after 50 tries');
 }
 
 /** A fake of `kind`, listening on a free port. */
