@@ -21,7 +21,7 @@
 import { closeSync, openSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, runInChild, ServerProcess } from './lib/procs.mjs';
+import { freePorts, GATEWAY_ENV, runInChild, ServerProcess } from './lib/procs.mjs';
 import { summarize } from './lib/stats.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -177,7 +177,7 @@ async function startGateway(ctx, name, yaml, port) {
       cwd: REPO_ROOT,
       stdout: logFd,
       stdoutFile: logPath,
-      env: { ...ctx.baseEnv, HOST, PORT: String(port), LOG_LEVEL: ctx.settings.logLevel },
+      env: { ...ctx.baseEnv, ...GATEWAY_ENV, HOST, PORT: String(port), LOG_LEVEL: ctx.settings.logLevel },
     },
   );
   closeSync(logFd);

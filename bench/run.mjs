@@ -3,7 +3,8 @@
 // One run starts three servers, each in its own process:
 //   mock upstream  bench/mock-upstream.mjs  the OpenAI-compatible backend every target ends at
 //   floor proxy    bench/floor-proxy.mjs    the cheapest Node proxy hop: what any gateway costs
-//   tollgate       node --max-semi-space-size=16 dist/server.js --config <generated config>
+//   tollgate       node --max-semi-space-size=16 dist/server.js --config <generated config> (with the
+//                  environment `npm start` sets: MALLOC_TRIM_THRESHOLD_=131072)
 // (plus, for section 6, a throwaway redis-server and a second gateway configured to use it, and
 // for section 7 two more gateways with the response cache on, one of them on another redis-server)
 // and measures three targets against the same mock, alternating between them and rotating the
@@ -119,6 +120,7 @@ import { llamaCppSection } from './lib/llama-cpp-report.mjs';
 import { NoiseGuard } from './lib/noise.mjs';
 import {
   freePorts,
+  GATEWAY_ENV,
   killAllNow,
   readCpuMs,
   readMemory,
@@ -641,6 +643,7 @@ async function main() {
     stdoutFile: gatewayLogPath,
     env: {
       ...baseEnv,
+      ...GATEWAY_ENV,
       HOST,
       PORT: String(gatewayPort),
       LOG_LEVEL: settings.logLevel,
@@ -1091,6 +1094,7 @@ async function runQuotaSection(ctx) {
       stdoutFile: logPath,
       env: {
         ...ctx.baseEnv,
+        ...GATEWAY_ENV,
         HOST,
         PORT: String(gatewayPort),
         LOG_LEVEL: settings.logLevel,
@@ -1410,6 +1414,7 @@ async function runCacheSection(ctx) {
         stdoutFile: logPath,
         env: {
           ...ctx.baseEnv,
+          ...GATEWAY_ENV,
           HOST,
           PORT: String(port),
           LOG_LEVEL: settings.logLevel,
@@ -1697,6 +1702,7 @@ async function runRoutingSection(ctx) {
       stdoutFile: logPath,
       env: {
         ...ctx.baseEnv,
+        ...GATEWAY_ENV,
         HOST,
         PORT: String(gatewayPort),
         LOG_LEVEL: settings.logLevel,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { freePorts, readMemory, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
+import { freePorts, GATEWAY_ENV, readMemory, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LOADGEN = fileURLToPath(new URL('./lib/loadgen.mjs', import.meta.url));
@@ -50,7 +50,7 @@ const gateway = new ServerProcess(
   {
     cwd: REPO_ROOT,
     stdout: 'ignore',
-    env,
+    env: { ...env, ...GATEWAY_ENV },
   },
 );
 const rows = [];

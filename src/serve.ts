@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config/load-config.js';
 import type { Config } from './config/schema.js';
 import { createLogger } from './http/logger.js';
 import { ClusterPrimary } from './runtime/cluster-primary.js';
+import { releaseBootMemory } from './runtime/release-boot-memory.js';
 
 /** Signals this close together are one stop request delivered twice (see `stop`). */
 const DUPLICATE_SIGNAL_MS = 1_000;
@@ -98,6 +99,8 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
   // `on`, not `once`: a second signal must reach `stop` (exit now) rather than Node's default.
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  await app.ready();
+  await releaseBootMemory();
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;

@@ -55,7 +55,9 @@ describe('the package’s exports', () => {
     expect(pkg.exports['.'].default).toBe('./dist/index.js');
     expect(pkg.exports['./testing'].default).toBe('./dist/testing/index.js');
     expect(pkg.bin.tollgate).toBe('dist/cli/main.js');
-    expect(pkg.scripts.start).toBe('exec node --max-semi-space-size=16 dist/server.js');
+    expect(pkg.scripts.start).toBe(
+      'MALLOC_TRIM_THRESHOLD_=131072 exec node --max-semi-space-size=16 dist/server.js',
+    );
   });
 });
 

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { isKnownTimeZone } from '../quota/budget-day.js';
 import { anthropicBackendSchema } from './anthropic-schema.js';
 import { parseByteSize } from './byte-size.js';
 import { llamaCppBackendSchema } from './llama-cpp-schema.js';
@@ -321,14 +322,7 @@ export const configSchema = z
           .string()
           .min(1)
           .default('UTC')
-          .refine((zone) => {
-            try {
-              new Intl.DateTimeFormat('en-CA', { timeZone: zone });
-              return true;
-            } catch {
-              return false;
-            }
-          }, 'expected an IANA time zone such as UTC or Europe/Paris'),
+          .refine(isKnownTimeZone, 'expected an IANA time zone such as UTC or Europe/Paris'),
         /** Output tokens reserved for a request that sets no max_tokens. */
         defaultMaxOutputTokens: z.number().int().positive().default(4_096),
         /** A reservation a lost process never settles stops counting after this long. */

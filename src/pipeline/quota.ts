@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { JsonEndpoint } from '../backends/backend.js';
 import { GatewayError } from '../errors.js';
+import { type DayFormatter, dayFormatter } from '../quota/budget-day.js';
 import type {
   QuotaBudget,
   QuotaReservationResult,
@@ -239,7 +240,7 @@ function refusal(
 }
 
 export class QuotaStage {
-  private readonly dayFormat: Intl.DateTimeFormat;
+  private readonly dayFormat: DayFormatter;
   /** The last day formatted, for the minute it was formatted in. */
   private lastDay = { minute: Number.NaN, day: '' };
 
@@ -248,12 +249,7 @@ export class QuotaStage {
     private readonly options: QuotaOptions,
     private readonly now: () => number = Date.now,
   ) {
-    this.dayFormat = new Intl.DateTimeFormat('en-CA', {
-      timeZone: options.timeZone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-    });
+    this.dayFormat = dayFormatter(options.timeZone);
   }
 
   /**
@@ -263,7 +259,7 @@ export class QuotaStage {
    */
   private dayOf(now: number): string {
     const minute = Math.floor(now / 60_000);
-    if (minute !== this.lastDay.minute) this.lastDay = { minute, day: this.dayFormat.format(now) };
+    if (minute !== this.lastDay.minute) this.lastDay = { minute, day: this.dayFormat(now) };
     return this.lastDay.day;
   }
 
