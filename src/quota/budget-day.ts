@@ -12,17 +12,6 @@ function isUtc(zone: string): boolean {
   return UTC_NAMES.has(zone.toLowerCase());
 }
 
-/** Whether `zone` names a time zone this Node knows (an IANA name such as Europe/Paris). */
-export function isKnownTimeZone(zone: string): boolean {
-  if (isUtc(zone)) return true;
-  try {
-    new Intl.DateTimeFormat('en-CA', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A formatter of epoch milliseconds to the day in `zone`; throws for a zone Node does not know. */
 export function dayFormatter(zone: string): DayFormatter {
   if (isUtc(zone)) return (ms) => new Date(ms).toISOString().slice(0, 10);
@@ -34,4 +23,14 @@ export function dayFormatter(zone: string): DayFormatter {
     day: '2-digit',
   });
   return (ms) => format.format(ms);
+}
+
+/** Whether `zone` names a time zone this Node knows (an IANA name such as Europe/Paris). */
+export function isKnownTimeZone(zone: string): boolean {
+  try {
+    dayFormatter(zone);
+    return true;
+  } catch {
+    return false;
+  }
 }
