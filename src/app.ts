@@ -19,7 +19,7 @@ import { createLogger } from './http/logger.js';
 import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
-import { logRequest, requestLineLogger } from './http/request-log.js';
+import { requestLineWriter } from './http/request-log.js';
 import { authHook, KeyAuthenticator } from './pipeline/auth.js';
 import { CacheStage } from './pipeline/cache.js';
 import { CacheAnswers } from './pipeline/cache-answers.js';
@@ -124,7 +124,7 @@ function requestId(request: IncomingMessage): string {
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.logger ?? createLogger(config.log, deps.logDestination).logger;
-  const requestLog = requestLineLogger(logger);
+  const logRequest = requestLineWriter(logger, config.log.requests);
   const backends = deps.registry ?? (await BackendRegistry.fromConfig(config, logger));
   const store = deps.store ?? (await createStore(config));
   const registry = new Registry(store);
@@ -182,7 +182,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('gateway', undefined as never);
   app.addHook('onRequest', (request, reply, done) => {
     request.gateway = createGatewayContext(request, reply, openRequests, (ended, endedReply) => {
-      logRequest(requestLog, ended, endedReply);
+      logRequest(ended, endedReply);
       metrics.observe(ended, endedReply);
       usageRecorder.record(ended, endedReply); // ⑦
     });

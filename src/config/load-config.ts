@@ -85,6 +85,7 @@ function applyEnvOverrides(input: Record<string, unknown>, env: NodeJS.ProcessEn
   if (env.LOG_LEVEL) input.log = { ...asRecord(input.log), level: env.LOG_LEVEL };
   if (env.LOG_PRETTY === '1' || env.LOG_PRETTY === 'true')
     input.log = { ...asRecord(input.log), pretty: true };
+  if (env.LOG_REQUESTS) input.log = { ...asRecord(input.log), requests: env.LOG_REQUESTS };
   if (env.REDIS_URL) input.redis = { url: env.REDIS_URL };
   if (env.TOLLGATE_DATA_DIR) input.dataDir = env.TOLLGATE_DATA_DIR;
   if (env.TOLLGATE_AUTH === 'none') input.auth = 'none';

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { REQUEST_LINE_CHOICES } from '../http/request-log.js';
 import { isKnownTimeZone } from '../quota/budget-day.js';
 import { anthropicBackendSchema } from './anthropic-schema.js';
 import { parseByteSize } from './byte-size.js';
@@ -267,7 +268,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z
-      .object({ level: logLevel.default('info'), pretty: z.boolean().default(false) })
+      .object({
+        level: logLevel.default('info'),
+        pretty: z.boolean().default(false),
+        /** Which requests get a `request` line: all, errors (status >= 400, aborted, broken streams), none. */
+        requests: z.enum(REQUEST_LINE_CHOICES).default('all'),
+      })
       .strict()
       .prefault({}),
     /** Shared state for several instances; without it the gateway keeps state in memory. */
