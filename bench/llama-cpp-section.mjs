@@ -117,7 +117,7 @@ export function readLlamaCppSettings(envNumber, quick) {
 
 /**
  * @typedef {object} SectionContext
- * @property {{ logLevel: string, gatewayLog: string | null, llamaCpp: LlamaCppSettings }} settings
+ * @property {{ logLevel: string, logRequests: string, gatewayLog: string | null, llamaCpp: LlamaCppSettings }} settings
  * @property {string} tempDir
  * @property {NodeJS.ProcessEnv} baseEnv
  * @property {import('./lib/noise.mjs').NoiseGuard} guard
@@ -177,7 +177,14 @@ async function startGateway(ctx, name, yaml, port) {
       cwd: REPO_ROOT,
       stdout: logFd,
       stdoutFile: logPath,
-      env: { ...ctx.baseEnv, ...GATEWAY_ENV, HOST, PORT: String(port), LOG_LEVEL: ctx.settings.logLevel },
+      env: {
+        ...ctx.baseEnv,
+        ...GATEWAY_ENV,
+        HOST,
+        PORT: String(port),
+        LOG_LEVEL: ctx.settings.logLevel,
+        LOG_REQUESTS: ctx.settings.logRequests,
+      },
     },
   );
   closeSync(logFd);

@@ -34,6 +34,8 @@
 //   BENCH_STREAM_CONCURRENCY=20
 //   BENCH_LOG_LEVEL=info         LOG_LEVEL given to the gateway (an ambient LOG_LEVEL is ignored so
 //                                runs stay comparable)
+//   BENCH_LOG_REQUESTS=all       LOG_REQUESTS given to every gateway: which requests get a request
+//                                line (all | errors | none; an ambient LOG_REQUESTS is ignored too)
 //   BENCH_GATEWAY_LOG=<file>     where the gateway's stdout goes; default: a temp file, deleted at
 //                                the end after counting its lines (`/dev/null` to discard)
 //   BENCH_GATEWAY_CMD="..."      run this instead of `node --max-semi-space-size=16 dist/server.js --config {config}`; split
@@ -233,6 +235,7 @@ function readSettings() {
     streamsConcurrent: Math.round(envNumber('BENCH_STREAMS_CONCURRENT', quick ? 60 : 200, 0)),
     streamConcurrency: Math.round(envNumber('BENCH_STREAM_CONCURRENCY', 20, 1)),
     logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+    logRequests: process.env.BENCH_LOG_REQUESTS ?? 'all',
     gatewayLog: process.env.BENCH_GATEWAY_LOG ?? null,
     gatewayCommand: process.env.BENCH_GATEWAY_CMD ?? null,
     gatewayConfig: process.env.BENCH_GATEWAY_CONFIG ?? null,
@@ -620,7 +623,12 @@ async function main() {
   const gatewayStdout = openSync(gatewayLogPath, 'w');
 
   // Servers inherit the environment minus settings that would change what is measured.
-  const { LOG_LEVEL: _ambientLevel, LOG_PRETTY: _pretty, ...baseEnv } = process.env;
+  const {
+    LOG_LEVEL: _ambientLevel,
+    LOG_PRETTY: _pretty,
+    LOG_REQUESTS: _ambientLines,
+    ...baseEnv
+  } = process.env;
   const mock = new ServerProcess('mock upstream', process.execPath, [mockScript], {
     cwd: REPO_ROOT,
     stdout: 'ignore',
@@ -647,6 +655,7 @@ async function main() {
       HOST,
       PORT: String(gatewayPort),
       LOG_LEVEL: settings.logLevel,
+      LOG_REQUESTS: settings.logRequests,
       TOLLGATE_CONFIG: configPath,
       UPSTREAM_URL: mockOrigin,
       BENCH_UPSTREAM_URL: mockOrigin,
@@ -981,6 +990,7 @@ async function main() {
       commandLine: tollgate.commandLine,
       overridden: gateway.overridden,
       logLevel: settings.logLevel,
+      logRequests: settings.logRequests,
       logDestination: settings.gatewayLog ?? 'a temporary file (deleted after counting)',
       logStats,
       configSource: settings.gatewayConfig ?? 'generated',
@@ -1098,6 +1108,7 @@ async function runQuotaSection(ctx) {
         HOST,
         PORT: String(gatewayPort),
         LOG_LEVEL: settings.logLevel,
+        LOG_REQUESTS: settings.logRequests,
         TOLLGATE_CONFIG: configPath,
         UPSTREAM_URL: ctx.mockOrigin,
         BENCH_UPSTREAM_URL: ctx.mockOrigin,
@@ -1418,6 +1429,7 @@ async function runCacheSection(ctx) {
           HOST,
           PORT: String(port),
           LOG_LEVEL: settings.logLevel,
+          LOG_REQUESTS: settings.logRequests,
           TOLLGATE_CONFIG: configPath,
           UPSTREAM_URL: ctx.mockOrigin,
           BENCH_UPSTREAM_URL: ctx.mockOrigin,
@@ -1706,6 +1718,7 @@ async function runRoutingSection(ctx) {
         HOST,
         PORT: String(gatewayPort),
         LOG_LEVEL: settings.logLevel,
+        LOG_REQUESTS: settings.logRequests,
         TOLLGATE_CONFIG: configPath,
         UPSTREAM_URL: ctx.mockOrigin,
         BENCH_UPSTREAM_URL: ctx.mockOrigin,
@@ -1889,7 +1902,12 @@ async function runLlamaCppAlone(settings, tempDir) {
     throw new Error('dist/server.js not found: run `npm run bench` (it builds first) or `npm run build`.');
   const startedAt = new Date();
   const machine = describeMachine();
-  const { LOG_LEVEL: _ambientLevel, LOG_PRETTY: _pretty, ...baseEnv } = process.env;
+  const {
+    LOG_LEVEL: _ambientLevel,
+    LOG_PRETTY: _pretty,
+    LOG_REQUESTS: _ambientLines,
+    ...baseEnv
+  } = process.env;
   /** @type {number[]} */
   const extraPids = [];
   const guard = new NoiseGuard(settings.noise, () => extraPids);

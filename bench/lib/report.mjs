@@ -16,7 +16,7 @@ import { median, summarize } from './stats.mjs';
  * @property {Machine & { loadAverageAtEnd: number[] }} machine
  * @property {Date} startedAt
  * @property {Date} finishedAt
- * @property {{ commandLine: string, overridden: boolean, logLevel: string, logDestination: string,
+ * @property {{ commandLine: string, overridden: boolean, logLevel: string, logRequests: string, logDestination: string,
  *   logStats: { lines: number, bytes: number } | null, configSource: string }} gateway
  * @property {Array<{ key: TargetKey, label: string }>} targets
  * @property {string[]} sanityNotes
@@ -166,7 +166,10 @@ function machineSection(input) {
       `\`${gateway.commandLine}\`${gateway.overridden ? ' (**BENCH_GATEWAY_CMD override: not the real gateway**)' : ''}`,
     ],
     ['Gateway config', gateway.configSource],
-    ['Gateway log level', `${gateway.logLevel} (stdout to ${gateway.logDestination})`],
+    [
+      'Gateway log level',
+      `${gateway.logLevel}, request lines: ${gateway.logRequests} (stdout to ${gateway.logDestination})`,
+    ],
   ];
   if (gateway.logStats !== null) {
     rows.push([
