@@ -364,6 +364,12 @@ function gatewayConfigYaml(
 
 const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789';
 
+/** What servers inherit: this environment minus the settings that would change what is measured. */
+function serverBaseEnv() {
+  const { LOG_LEVEL: _level, LOG_PRETTY: _pretty, LOG_REQUESTS: _lines, ...rest } = process.env;
+  return rest;
+}
+
 /**
  * Creates a team and a key on the gateway and returns the key, unless BENCH_API_KEY names one.
  * @param {string} origin
@@ -622,13 +628,7 @@ async function main() {
   const gatewayLogPath = settings.gatewayLog ?? path.join(tempDir, 'gateway.log');
   const gatewayStdout = openSync(gatewayLogPath, 'w');
 
-  // Servers inherit the environment minus settings that would change what is measured.
-  const {
-    LOG_LEVEL: _ambientLevel,
-    LOG_PRETTY: _pretty,
-    LOG_REQUESTS: _ambientLines,
-    ...baseEnv
-  } = process.env;
+  const baseEnv = serverBaseEnv();
   const mock = new ServerProcess('mock upstream', process.execPath, [mockScript], {
     cwd: REPO_ROOT,
     stdout: 'ignore',
@@ -1902,12 +1902,7 @@ async function runLlamaCppAlone(settings, tempDir) {
     throw new Error('dist/server.js not found: run `npm run bench` (it builds first) or `npm run build`.');
   const startedAt = new Date();
   const machine = describeMachine();
-  const {
-    LOG_LEVEL: _ambientLevel,
-    LOG_PRETTY: _pretty,
-    LOG_REQUESTS: _ambientLines,
-    ...baseEnv
-  } = process.env;
+  const baseEnv = serverBaseEnv();
   /** @type {number[]} */
   const extraPids = [];
   const guard = new NoiseGuard(settings.noise, () => extraPids);
