@@ -27,10 +27,8 @@ describe('releaseBootMemory', () => {
     expect(youngGenerationBytes()).toBeLessThan(grown / 4);
   });
 
-  it('can run again, and the process goes on allocating as before', async () => {
-    await releaseBootMemory();
-    await releaseBootMemory();
-    const after = Array.from({ length: 10_000 }, (_, i) => ({ i }));
-    expect(after.at(-1)).toEqual({ i: 9_999 });
+  it('can run again: each call connects and disconnects its own session', async () => {
+    await expect(releaseBootMemory()).resolves.toBeUndefined();
+    await expect(releaseBootMemory()).resolves.toBeUndefined();
   });
 });
