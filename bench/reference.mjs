@@ -1,0 +1,238 @@
+// Where Tollgate's cost per request sits between the floor and what our stack costs by itself:
+// `npm run build && node bench/reference.mjs` (~6 min).
+//
+// Four proxies answer the same mock upstream, one at a time, pinned to the first core (the load
+// generator and the mock share the second), in rounds that rotate their order:
+//   floor              bench/floor-proxy.mjs: node:http + undici, no parsing
+//   fastify            bench/reference-gateway.mjs with REFERENCE_STEPS=fastify: fastify relays
+//                      the bytes both ways
+//   reference          bench/reference-gateway.mjs: the least a gateway on our stack does (JSON
+//                      parse, hashed key, zod, model rewrite, usage parse, one pino line)
+//   tollgate           dist/server.js on its defaults, a team key without limits
+// Each gets a closed-loop run (BENCH_CONNECTIONS connections for BENCH_DURATION_SEC) and an
+// open-loop run at BENCH_REFERENCE_RATE req/s; CPU per request comes from /proc. Pinning keeps
+// one proxy's CPU from being shared with the client it is measured by: on a 2-core machine this
+// is the only way the ratio of CPU per request is not mostly the scheduler's doing.
+//
+// Env: BENCH_ROUNDS (5), BENCH_DURATION_SEC (5), BENCH_CONNECTIONS (50), BENCH_REFERENCE_RATE
+// (500), BENCH_PIN (1; 0 runs everything unpinned). Report: stdout and bench/results/reference.md.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { freePorts, GATEWAY_ENV, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
+import { median } from './lib/stats.mjs';
+
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LOADGEN = fileURLToPath(new URL('./lib/loadgen.mjs', import.meta.url));
+const HOST = '127.0.0.1';
+const ADMIN_KEY = 'reference-admin-key-0123456789';
+const REFERENCE_KEY = 'sk-reference-0123456789';
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 5);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const rate = Number(process.env.BENCH_REFERENCE_RATE ?? 500);
+
+const cores = os.availableParallelism();
+/** taskset, when there is one and more than one core to split. */
+const pinning = (() => {
+  if (process.env.BENCH_PIN === '0' || cores < 2) return false;
+  try {
+    execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+    return true; // this process, so the mock and every load generator forked later, on core 1
+  } catch {
+    return false;
+  }
+})();
+/** @param {string[]} args node arguments @returns {[string, string[]]} */
+const onFirstCore = (args) =>
+  pinning ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-reference-'));
+const [mockPort, ...ports] = await freePorts(5);
+const mockOrigin = `http://${HOST}:${mockPort}`;
+const configPath = path.join(work, 'tollgate.yaml');
+writeFileSync(
+  configPath,
+  [
+    `server: { host: ${HOST}, port: ${ports[3]} }`,
+    `admin: { key: ${ADMIN_KEY} }`,
+    `dataDir: ${work}`,
+    `backends: { up: { type: openai, baseUrl: "${mockOrigin}/v1", apiKey: sk-reference-upstream } }`,
+    'models: { bench-model: { backend: up } }',
+    '',
+  ].join('\n'),
+);
+const env = { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'info' };
+delete env.LOG_PRETTY;
+delete env.LOG_REQUESTS;
+const proxyEnv = (port, extra = {}) => ({
+  ...env,
+  ...GATEWAY_ENV,
+  HOST,
+  PORT: String(port),
+  UPSTREAM_URL: mockOrigin,
+  ...extra,
+});
+
+const targets = [
+  { key: 'floor', script: ['bench/floor-proxy.mjs'], env: proxyEnv(ports[0]), port: ports[0] },
+  {
+    key: 'fastify',
+    script: ['bench/reference-gateway.mjs'],
+    env: proxyEnv(ports[1], { REFERENCE_STEPS: 'fastify', REFERENCE_KEY }),
+    port: ports[1],
+  },
+  {
+    key: 'reference',
+    script: ['bench/reference-gateway.mjs'],
+    env: proxyEnv(ports[2], { REFERENCE_KEY }),
+    port: ports[2],
+  },
+  {
+    key: 'tollgate',
+    script: ['--max-semi-space-size=16', 'dist/server.js', '--config', configPath],
+    env: proxyEnv(ports[3]),
+    port: ports[3],
+  },
+];
+
+const body = JSON.stringify({
+  model: 'bench-model',
+  messages: [
+    { role: 'system', content: 'You are a helpful assistant.' },
+    { role: 'user', content: 'Explain in a few sentences what an API gateway does.' },
+  ],
+  max_tokens: 256,
+});
+
+/** @type {Record<string, { max: number[], cpuAtMax: number[], cpuAtRate: number[], p50: number[], p99: number[] }>} */
+const runs = Object.fromEntries(
+  targets.map((t) => [t.key, { max: [], cpuAtMax: [], cpuAtRate: [], p50: [], p99: [] }]),
+);
+const progress = (text) => process.stderr.write(`reference: ${text}\n`);
+
+try {
+  const mock = new ServerProcess('mock upstream', process.execPath, ['bench/mock-upstream.mjs'], {
+    cwd: REPO_ROOT,
+    stdout: 'ignore',
+    env: { ...env, HOST, PORT: String(mockPort) },
+  });
+  await mock.waitReady(`${mockOrigin}/healthz`, 10_000);
+  for (const target of targets) {
+    const [command, args] = onFirstCore(target.script);
+    target.origin = `http://${HOST}:${target.port}`;
+    target.process = new ServerProcess(target.key, command, args, {
+      cwd: REPO_ROOT,
+      stdout: 'ignore',
+      env: target.env,
+    });
+    await target.process.waitReady(`${target.origin}/healthz`, 30_000);
+  }
+  const tollgate = targets[3];
+  tollgate.apiKey = await teamKey(tollgate.origin);
+  for (const target of targets) {
+    target.headers = {
+      'content-type': 'application/json',
+      authorization: `Bearer ${target.apiKey ?? REFERENCE_KEY}`,
+    };
+    const answer = await request(`${target.origin}/v1/chat/completions`, {
+      method: 'POST',
+      headers: target.headers,
+      body,
+    });
+    const text = await answer.body.text();
+    if (answer.statusCode !== 200 || !text.includes('"usage"'))
+      throw new Error(`${target.key} answered ${answer.statusCode}: ${text.slice(0, 300)}`);
+    progress(`warm-up ${target.key}`);
+    await load(target, { kind: 'max', connections, durationSec: 3 });
+  }
+
+  for (let round = 0; round < rounds; round += 1) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+    for (const target of order) {
+      const max = await load(target, { kind: 'max', connections, durationSec });
+      const paced = await load(target, { kind: 'paced', rate, durationSec, warmupSec: 1 });
+      const r = runs[target.key];
+      r.max.push(max.result.reqPerSec);
+      r.cpuAtMax.push(max.cpuUs);
+      r.cpuAtRate.push(paced.cpuUs);
+      r.p50.push(paced.result.latencyMs.p50);
+      r.p99.push(paced.result.latencyMs.p99);
+      progress(
+        `round ${round + 1}/${rounds} ${target.key}: ${Math.round(max.result.reqPerSec)} req/s at ${Math.round(max.cpuUs)} µs, ` +
+          `${rate} req/s at ${Math.round(paced.cpuUs)} µs`,
+      );
+    }
+  }
+  const report = render();
+  mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'reference.md'), report);
+  process.stdout.write(report);
+} finally {
+  await stopAll(5_000);
+  rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * One load job against one target; the proxy's CPU per answered request over the whole job.
+ * @param {{ origin: string, headers: Record<string, string>, process: ServerProcess, key: string }} target
+ * @param {object} job
+ */
+async function load(target, job) {
+  if (!target.process.alive) throw new Error(`${target.key} ${target.process.exitReason}`);
+  const before = readCpuMs(target.process.pid);
+  const result = await runInChild(
+    LOADGEN,
+    { ...job, origin: target.origin, path: '/v1/chat/completions', headers: target.headers, body },
+    (durationSec + 60) * 1000,
+  );
+  const cpuMs = readCpuMs(target.process.pid) - before;
+  if (result.non2xx > 0 || result.errors > 0)
+    throw new Error(`${target.key}: ${result.non2xx} non-2xx answers and ${result.errors} errors`);
+  return { result, cpuUs: (cpuMs * 1000) / Math.max(1, result.completedTotal) };
+}
+
+/** A team and a key without limits, through the admin API. @param {string} origin */
+async function teamKey(origin) {
+  const post = async (route, payload) => {
+    const answer = await request(`${origin}/admin/${route}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(payload),
+    });
+    const json = await answer.body.json();
+    if (answer.statusCode !== 201)
+      throw new Error(`POST /admin/${route}: ${answer.statusCode} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const team = await post('teams', { name: 'reference' });
+  return (await post('keys', { team_id: team.id })).key;
+}
+
+function render() {
+  const floor = runs.floor;
+  const ratio = (value, base) => `${(value / base).toFixed(2)}x`;
+  const lines = [
+    `# Reference proxies (${rounds} rounds, ${durationSec} s per run, ${pinning ? 'proxies pinned to core 0, client and mock to core 1' : 'unpinned'})`,
+    '',
+    `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, Node ${process.version}. Medians of the rounds.`,
+    '',
+    `| proxy | max req/s | share of the floor's | CPU per request at max | vs floor | CPU per request at ${rate} req/s | vs floor | p50 / p99 at ${rate} req/s |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const [key, r] of Object.entries(runs)) {
+    const max = median(r.max);
+    const cpuMax = median(r.cpuAtMax);
+    const cpuRate = median(r.cpuAtRate);
+    lines.push(
+      `| ${key} | ${Math.round(max)} (${Math.round(Math.min(...r.max))}-${Math.round(Math.max(...r.max))}) | ` +
+        `${Math.round((100 * max) / median(floor.max))} % | ${Math.round(cpuMax)} µs | ${ratio(cpuMax, median(floor.cpuAtMax))} | ` +
+        `${Math.round(cpuRate)} µs | ${ratio(cpuRate, median(floor.cpuAtRate))} | ${median(r.p50).toFixed(2)} / ${median(r.p99).toFixed(2)} ms |`,
+    );
+  }
+  lines.push('');
+  return lines.join('\n');
+}
