@@ -15,7 +15,8 @@
 // is the only way the ratio of CPU per request is not mostly the scheduler's doing.
 //
 // Env: BENCH_ROUNDS (5), BENCH_DURATION_SEC (5), BENCH_CONNECTIONS (50), BENCH_REFERENCE_RATE
-// (500), BENCH_PIN (1; 0 runs everything unpinned). Report: stdout and bench/results/reference.md.
+// (500), BENCH_PIN (1; 0 runs everything unpinned). Report: stdout and bench/results/reference.md
+// (each round's figures in reference.json).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -170,6 +171,10 @@ try {
   const report = render();
   mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'reference.md'), report);
+  writeFileSync(
+    path.join(REPO_ROOT, 'bench', 'results', 'reference.json'),
+    `${JSON.stringify({ pinning, rate, runs }, null, 1)}\n`,
+  );
   process.stdout.write(report);
 } finally {
   await stopAll(5_000);
@@ -214,23 +219,23 @@ async function teamKey(origin) {
 
 function render() {
   const floor = runs.floor;
-  const ratio = (value, base) => `${(value / base).toFixed(2)}x`;
+  /** Each round's figure over the floor's in the same round, then the median: steadier than a ratio of medians. */
+  const vsFloor = (r, field) =>
+    median(r[field].map((value, round) => value / (floor[field][round] ?? Number.NaN)));
   const lines = [
     `# Reference proxies (${rounds} rounds, ${durationSec} s per run, ${pinning ? 'proxies pinned to core 0, client and mock to core 1' : 'unpinned'})`,
     '',
-    `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, Node ${process.version}. Medians of the rounds.`,
+    `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, Node ${process.version}. Medians of the rounds; ` +
+      "the shares and ratios are medians of each round's figure over the floor's in that round.",
     '',
-    `| proxy | max req/s | share of the floor's | CPU per request at max | vs floor | CPU per request at ${rate} req/s | vs floor | p50 / p99 at ${rate} req/s |`,
+    `| proxy | max req/s (range) | share of the floor's | CPU per request at max | vs floor | CPU per request at ${rate} req/s | vs floor | p50 / p99 at ${rate} req/s |`,
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const [key, r] of Object.entries(runs)) {
-    const max = median(r.max);
-    const cpuMax = median(r.cpuAtMax);
-    const cpuRate = median(r.cpuAtRate);
     lines.push(
-      `| ${key} | ${Math.round(max)} (${Math.round(Math.min(...r.max))}-${Math.round(Math.max(...r.max))}) | ` +
-        `${Math.round((100 * max) / median(floor.max))} % | ${Math.round(cpuMax)} µs | ${ratio(cpuMax, median(floor.cpuAtMax))} | ` +
-        `${Math.round(cpuRate)} µs | ${ratio(cpuRate, median(floor.cpuAtRate))} | ${median(r.p50).toFixed(2)} / ${median(r.p99).toFixed(2)} ms |`,
+      `| ${key} | ${Math.round(median(r.max))} (${Math.round(Math.min(...r.max))}-${Math.round(Math.max(...r.max))}) | ` +
+        `${Math.round(100 * vsFloor(r, 'max'))} % | ${Math.round(median(r.cpuAtMax))} µs | ${vsFloor(r, 'cpuAtMax').toFixed(2)}x | ` +
+        `${Math.round(median(r.cpuAtRate))} µs | ${vsFloor(r, 'cpuAtRate').toFixed(2)}x | ${median(r.p50).toFixed(2)} / ${median(r.p99).toFixed(2)} ms |`,
     );
   }
   lines.push('');
