@@ -18,7 +18,7 @@
 // (500), BENCH_PIN (1; 0 runs everything unpinned). Report: stdout and bench/results/reference.md
 // (each round's figures in reference.json).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,11 @@ const pinning = (() => {
 const onFirstCore = (args) =>
   pinning ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
 
+try {
+  readFileSync(path.join(REPO_ROOT, 'dist', 'server.js'));
+} catch {
+  throw new Error('dist/server.js not found: run `npm run build` first.');
+}
 const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-reference-'));
 const [mockPort, ...ports] = await freePorts(5);
 const mockOrigin = `http://${HOST}:${mockPort}`;
