@@ -82,5 +82,10 @@ app.post('/v1/chat/completions', async (request, reply) => {
   return reply.code(answer.statusCode).type('application/json').send(text);
 });
 
-await app.listen({ port: Number(process.env.PORT ?? 9200), host: process.env.HOST ?? '127.0.0.1' });
+const address = await app.listen({
+  port: Number(process.env.PORT ?? 9200),
+  host: process.env.HOST ?? '127.0.0.1',
+});
+// Unbuffered, unlike the pino lines: with PORT=0 whoever started us learns the port from here.
+process.stderr.write(`reference gateway listening on ${address}\n`);
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));

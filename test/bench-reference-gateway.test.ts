@@ -1,10 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeUpstream, sendJson } from './support/fake-upstream.js';
-import { pollUntil } from './support/poll.js';
 import { spawnTracked } from './support/spawned-servers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -18,15 +16,6 @@ const ANSWER = {
   usage: { prompt_tokens: 7, completion_tokens: 1, total_tokens: 8 },
 };
 
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const address = probe.address();
-  probe.close();
-  if (address === null || typeof address !== 'object') throw new Error('no port');
-  return address.port;
-}
-
 /**
  * `node bench/reference.mjs` compares Tollgate with this program: if it stopped forwarding what it
  * should, or let anyone in, the comparison would be against a gateway that does less than it says.
@@ -37,32 +26,30 @@ describe('bench/reference-gateway.mjs', () => {
   );
   const children: ChildProcess[] = [];
 
+  /** Starts it on a port of its own choosing; resolves with its origin once it says it listens. */
   async function start(steps: 'all' | 'fastify'): Promise<string> {
-    const port = await freePort();
     const child = spawnTracked(process.execPath, ['bench/reference-gateway.mjs'], {
       cwd: ROOT,
       env: {
         ...process.env,
-        PORT: String(port),
+        PORT: '0',
         HOST: '127.0.0.1',
         UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
         REFERENCE_KEY: KEY,
         REFERENCE_STEPS: steps,
       },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     children.push(child);
-    const origin = `http://127.0.0.1:${port}`;
-    const ready = await pollUntil(
-      () =>
-        fetch(`${origin}/healthz`).then(
-          (answer) => answer.status,
-          () => 0,
-        ),
-      (status) => status === 200 || child.exitCode !== null,
-    );
-    expect(ready, `the reference gateway exited with ${child.exitCode}`).toBe(200);
-    return origin;
+    let stderr = '';
+    return new Promise((resolve, reject) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        const match = /listening on (http:\/\/\S+)/.exec(stderr);
+        if (match?.[1]) resolve(match[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`the reference gateway exited with ${code}: ${stderr}`)));
+    });
   }
 
   const chat = (origin: string, key: string, body: unknown) =>
@@ -77,7 +64,7 @@ describe('bench/reference-gateway.mjs', () => {
   });
   afterAll(async () => {
     for (const child of children) {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');
         child.kill('SIGTERM');
         await exited;
