@@ -366,6 +366,25 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         budgets: [{ reservedTokens: 0, spentTokens: 70, spentUsdMicros: 7, remainingTokens: 930 }],
       });
     });
+
+    it('requests asked for together count as one after another, when a lost one expires among them', async () => {
+      const two = [keyScope({ maxConcurrent: 2, budgets: [dayBudget({ maxTokens: 1_000 })] })];
+      expect(await q().reserve(request(two, { ttlMs: TTL }))).toEqual({ granted: true });
+      // Asked for in one go (the Redis store sends such requests to Redis as one batch): the
+      // second finds the lost reservation expired and frees it, after the first took a slot.
+      const [first, second, third] = await Promise.all([
+        q().reserve(request(two, { nowMs: T0 + TTL - 1 })),
+        q().reserve(request(two, { nowMs: T0 + TTL })),
+        q().reserve(request(two, { nowMs: T0 + TTL })),
+      ]);
+      expect(first).toEqual({ granted: true });
+      expect(second).toEqual({ granted: true });
+      expect(third).toMatchObject({ granted: false, limit: 'concurrency', remaining: 0 });
+      expect((await status(two, T0 + TTL))[0]).toMatchObject({
+        concurrency: { inUse: 2 },
+        budgets: [{ reservedTokens: 200, spentTokens: 0 }],
+      });
+    });
   });
 
   it('tokens per minute roll over at the next window', async () => {

@@ -1,6 +1,9 @@
 -- Runs after quota-lib.lua (see lua-script.ts).
--- Counts a request against its request rates and, when ARGV[3] names a reservation, reserves
--- for it: one script, one round trip before the upstream. ARGV[4]: plan, ARGV[5]: the record.
+-- Admits a batch of requests of one team, in order, exactly as that many single calls would:
+-- ARGV[3]: how many; then four values each: the caller's now, a reservation id or '', the plan
+-- and the record. Each counts a request against its request rates and, when it names a
+-- reservation, reserves for it: one script, one round trip before the upstream for every request
+-- of the batch. Fields are read once for the whole batch and written back once at its end.
 -- plan = {q = {{s, pm, pd}...} request rates per scope, t, u, e (expiry), w (minute window),
 --         s = {{id, c, m, b = {{p, k, mt, mu}...}}...} scopes with concurrency, tpm, budgets}
 -- Request windows start at a scope's first request ('start,count'); a refused request is not
@@ -11,101 +14,116 @@
 -- left ({scope index, 1 minute | 2 day, limit, remaining, reset ms}; -1s when none).
 -- Granted: {1, tpm scope index, tpm limit, tpm remaining, ...window} (-1s without tpm limits).
 -- Refused: {0, scope index, rank, limit, remaining, retry after ms or -1, budget index or, for
--- rank 0, 1 minute | 2 day, ...window}.
-local id = ARGV[3]
-local plan = cjson.decode(ARGV[4])
-local rid = 'r:' .. id
-local names = {'next'}
-if id ~= '' then names[#names + 1] = rid end
-for _, q in ipairs(plan.q) do
-  if q.pm then names[#names + 1] = 'q:' .. q.s end
-  if q.pd then names[#names + 1] = 'd:' .. q.s end
-end
-for _, s in ipairs(plan.s) do
-  if s.c then names[#names + 1] = 'c:' .. s.id end
-  if s.m then names[#names + 1] = 'm:' .. s.id end
-  for _, b in ipairs(s.b) do names[#names + 1] = 'b:' .. s.id .. ':' .. b.p end
-end
-read(names)
--- A repeated reservation id is the same request (a retried call): granted, nothing counted again.
-if id ~= '' and F[rid] then return {1, -1, -1, -1, -1, -1, -1, -1, -1} end
-reapIfDue()
+-- rank 0, 1 minute | 2 day, ...window}. Returns one answer per request, in order.
+-- Its fields were read for the whole batch below; F holds them as the requests before it left them.
+local function admitOne(id, plan, record)
+  local rid = 'r:' .. id
+  -- A repeated reservation id is the same request (a retried call): granted, nothing counted again.
+  if id ~= '' and F[rid] then return {1, -1, -1, -1, -1, -1, -1, -1, -1} end
+  reapIfDue()
 
-local window = {-1, -1, -1, -1, -1}
-local counted = {}
-for i, q in ipairs(plan.q) do
-  for kind = 1, 2 do
-    local max = kind == 1 and q.pm or q.pd
-    if max then
-      local field = (kind == 1 and 'q:' or 'd:') .. q.s
-      local span = kind == 1 and 60000 or 86400000
-      local first, count = pair(F[field])
-      local start = tonumber(first)
-      if start == nil or now >= start + span then start, count = now, 0 end
-      -- Another instance's clock may have started the window a little ahead of ours (or its
-      -- script overtook ours): the wait is never longer than the window itself.
-      local reset = math.min(span, start + span - now)
-      if count + 1 > max then
-        flush()
-        return {0, i, 0, max, 0, reset, kind, i, kind, max, 0, reset}
+  local window = {-1, -1, -1, -1, -1}
+  local counted = {}
+  for i, q in ipairs(plan.q) do
+    for kind = 1, 2 do
+      local max = kind == 1 and q.pm or q.pd
+      if max then
+        local field = (kind == 1 and 'q:' or 'd:') .. q.s
+        local span = kind == 1 and 60000 or 86400000
+        local first, count = pair(F[field])
+        local start = tonumber(first)
+        if start == nil or now >= start + span then start, count = now, 0 end
+        -- Another instance's clock may have started the window a little ahead of ours (or its
+        -- script overtook ours): the wait is never longer than the window itself.
+        local reset = math.min(span, start + span - now)
+        if count + 1 > max then
+          return {0, i, 0, max, 0, reset, kind, i, kind, max, 0, reset}
+        end
+        counted[#counted + 1] = {field, int(start) .. ',' .. int(count + 1)}
+        local left = max - count - 1
+        if window[1] == -1 or left < window[4] then window = {i, kind, max, left, reset} end
       end
-      counted[#counted + 1] = {field, int(start) .. ',' .. int(count + 1)}
-      local left = max - count - 1
-      if window[1] == -1 or left < window[4] then window = {i, kind, max, left, reset} end
     end
   end
-end
-for _, c in ipairs(counted) do set(c[1], c[2]) end
-if id == '' then
-  flush()
-  return {1, -1, -1, -1, window[1], window[2], window[3], window[4], window[5]}
+  for _, c in ipairs(counted) do set(c[1], c[2]) end
+  if id == '' then
+    return {1, -1, -1, -1, window[1], window[2], window[3], window[4], window[5]}
+  end
+
+  local t, u, w = plan.t, plan.u, plan.w
+  local deny = nil
+  local function refuse(rank, scope, limit, used, retry, budgetIndex)
+    if deny == nil or rank < deny[3] then
+      deny = {0, scope, rank, limit, math.max(0, limit - used), retry, budgetIndex}
+    end
+  end
+  local function minuteUsed(s)
+    local window, used = pair(F['m:' .. s])
+    if tonumber(window) == w then return used end
+    return 0
+  end
+  for i, s in ipairs(plan.s) do
+    for j, b in ipairs(s.b) do
+      local st, su, rt, ru = budgetCounts('b:' .. s.id .. ':' .. b.p, b.k)
+      if b.mt and st + rt + t > b.mt then refuse(1, i, b.mt, st + rt, -1, j) end
+      if b.mu and su + ru + u > b.mu then refuse(2, i, b.mu, su + ru, -1, j) end
+    end
+    if s.c then
+      local inUse = num(F['c:' .. s.id])
+      if inUse + 1 > s.c then refuse(3, i, s.c, inUse, -1, 0) end
+    end
+    if s.m then
+      local used = minuteUsed(s.id)
+      if used + t > s.m then refuse(4, i, s.m, used, plan.retry, 0) end
+    end
+  end
+  if deny then
+    for _, v in ipairs(window) do deny[#deny + 1] = v end
+    return deny
+  end
+
+  local tight = {-1, -1, -1}
+  for i, s in ipairs(plan.s) do
+    for _, b in ipairs(s.b) do addBudget('b:' .. s.id .. ':' .. b.p, b.k, 0, 0, t, u) end
+    if s.c then set('c:' .. s.id, int(num(F['c:' .. s.id]) + 1)) end
+    if s.m then
+      local used = minuteUsed(s.id) + t
+      set('m:' .. s.id, int(w) .. ',' .. int(used))
+      local left = math.max(0, s.m - used)
+      if tight[1] == -1 or left < tight[3] then tight = {i, s.m, left} end
+    end
+  end
+  set(rid, record)
+  if F.next == nil or plan.e < tonumber(F.next) then set('next', int(plan.e)) end
+  return {1, tight[1], tight[2], tight[3], window[1], window[2], window[3], window[4], window[5]}
 end
 
-local t, u, w = plan.t, plan.u, plan.w
-local deny = nil
-local function refuse(rank, scope, limit, used, retry, budgetIndex)
-  if deny == nil or rank < deny[3] then
-    deny = {0, scope, rank, limit, math.max(0, limit - used), retry, budgetIndex}
+local n = tonumber(ARGV[3])
+local items, names, wanted = {}, {}, {}
+local function want(name)
+  if not wanted[name] then wanted[name] = true; names[#names + 1] = name end
+end
+for i = 1, n do
+  local at = 3 + (i - 1) * 4
+  local item = {now = tonumber(ARGV[at + 1]), id = ARGV[at + 2], plan = cjson.decode(ARGV[at + 3]), record = ARGV[at + 4]}
+  items[i] = item
+  want('next')
+  if item.id ~= '' then want('r:' .. item.id) end
+  for _, q in ipairs(item.plan.q) do
+    if q.pm then want('q:' .. q.s) end
+    if q.pd then want('d:' .. q.s) end
+  end
+  for _, s in ipairs(item.plan.s) do
+    if s.c then want('c:' .. s.id) end
+    if s.m then want('m:' .. s.id) end
+    for _, b in ipairs(s.b) do want('b:' .. s.id .. ':' .. b.p) end
   end
 end
-local function minuteUsed(s)
-  local window, used = pair(F['m:' .. s])
-  if tonumber(window) == w then return used end
-  return 0
+read(names)
+local answers = {}
+for i, item in ipairs(items) do
+  now = item.now
+  answers[i] = admitOne(item.id, item.plan, item.record)
 end
-for i, s in ipairs(plan.s) do
-  for j, b in ipairs(s.b) do
-    local st, su, rt, ru = budgetCounts('b:' .. s.id .. ':' .. b.p, b.k)
-    if b.mt and st + rt + t > b.mt then refuse(1, i, b.mt, st + rt, -1, j) end
-    if b.mu and su + ru + u > b.mu then refuse(2, i, b.mu, su + ru, -1, j) end
-  end
-  if s.c then
-    local inUse = num(F['c:' .. s.id])
-    if inUse + 1 > s.c then refuse(3, i, s.c, inUse, -1, 0) end
-  end
-  if s.m then
-    local used = minuteUsed(s.id)
-    if used + t > s.m then refuse(4, i, s.m, used, plan.retry, 0) end
-  end
-end
-if deny then
-  flush()
-  for _, v in ipairs(window) do deny[#deny + 1] = v end
-  return deny
-end
-
-local tight = {-1, -1, -1}
-for i, s in ipairs(plan.s) do
-  for _, b in ipairs(s.b) do addBudget('b:' .. s.id .. ':' .. b.p, b.k, 0, 0, t, u) end
-  if s.c then set('c:' .. s.id, int(num(F['c:' .. s.id]) + 1)) end
-  if s.m then
-    local used = minuteUsed(s.id) + t
-    set('m:' .. s.id, int(w) .. ',' .. int(used))
-    local left = math.max(0, s.m - used)
-    if tight[1] == -1 or left < tight[3] then tight = {i, s.m, left} end
-  end
-end
-set(rid, ARGV[5])
-if F.next == nil or plan.e < tonumber(F.next) then set('next', int(plan.e)) end
 flush()
-return {1, tight[1], tight[2], tight[3], window[1], window[2], window[3], window[4], window[5]}
+return answers

@@ -139,6 +139,10 @@ local function reap()
   for _, name in ipairs(gone) do F[name] = nil; dirty[name] = nil end
   inSlices('HDEL', gone)
 end
+-- Writes back first: reap reads the whole hash, and a batch may hold changes not written yet.
 local function reapIfDue()
-  if F.next and now >= tonumber(F.next) then reap() end
+  if F.next and now >= tonumber(F.next) then
+    flush()
+    reap()
+  end
 end
