@@ -23,6 +23,7 @@ import { loadLua } from './lua-script.js';
 import type { QuotaStore } from './quota-store.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
+import { TurnBatches } from './turn-batches.js';
 
 /**
  * Quota state of one team is ONE hash, `tg:{q:<team>}:h` (the braces are the Cluster hash tag,
@@ -75,12 +76,14 @@ const FINISH_BATCH = 200;
 const ADMIT_BATCH = 100;
 
 export class RedisQuotaStore implements QuotaStore {
-  /** Settles and releases asked for in this turn of the event loop, per team. */
-  private readonly finishing = new Map<string, FinishItem[]>();
-  private finishScheduled = false;
   /** Admits asked for in this turn of the event loop, per team. */
-  private readonly admitting = new Map<string, AdmitItem[]>();
-  private admitScheduled = false;
+  private readonly admitting = new TurnBatches<AdmitItem>(ADMIT_BATCH, (teamId, items) => {
+    void this.admitBatch(teamId, items);
+  });
+  /** Settles and releases asked for in this turn of the event loop, per team. */
+  private readonly finishing = new TurnBatches<FinishItem>(FINISH_BATCH, (teamId, items) => {
+    void this.finishBatch(teamId, items);
+  });
 
   constructor(private readonly connection: RedisConnection) {
     failClosedOnOutage(this, connection.client);
@@ -183,26 +186,8 @@ export class RedisQuotaStore implements QuotaStore {
    */
   private queueAdmit(teamId: string, args: AdmitItem['args']): Promise<number[]> {
     return new Promise<number[]>((resolve, reject) => {
-      const batch = this.admitting.get(teamId);
-      const item: AdmitItem = { args, resolve, reject };
-      if (batch) batch.push(item);
-      else this.admitting.set(teamId, [item]);
-      if (!this.admitScheduled) {
-        this.admitScheduled = true;
-        setImmediate(() => this.flushAdmits());
-      }
+      this.admitting.add(teamId, { args, resolve, reject });
     });
-  }
-
-  private flushAdmits(): void {
-    const batches = [...this.admitting];
-    this.admitting.clear();
-    this.admitScheduled = false;
-    for (const [teamId, items] of batches) {
-      for (let from = 0; from < items.length; from += ADMIT_BATCH) {
-        void this.admitBatch(teamId, items.slice(from, from + ADMIT_BATCH));
-      }
-    }
   }
 
   private async admitBatch(teamId: string, items: AdmitItem[]): Promise<void> {
@@ -245,26 +230,8 @@ export class RedisQuotaStore implements QuotaStore {
       // Thrown here, a bad argument rejects this call alone (as it did when each call ran alone).
       validateTeamId(teamId);
       if (actual) validateUsage(actual);
-      const batch = this.finishing.get(teamId);
-      const item: FinishItem = { reservationId, actual, nowMs, resolve, reject };
-      if (batch) batch.push(item);
-      else this.finishing.set(teamId, [item]);
-      if (!this.finishScheduled) {
-        this.finishScheduled = true;
-        setImmediate(() => this.flushFinishes());
-      }
+      this.finishing.add(teamId, { reservationId, actual, nowMs, resolve, reject });
     });
-  }
-
-  private flushFinishes(): void {
-    const batches = [...this.finishing];
-    this.finishing.clear();
-    this.finishScheduled = false;
-    for (const [teamId, items] of batches) {
-      for (let from = 0; from < items.length; from += FINISH_BATCH) {
-        void this.finishBatch(teamId, items.slice(from, from + FINISH_BATCH));
-      }
-    }
   }
 
   private async finishBatch(teamId: string, items: FinishItem[]): Promise<void> {
