@@ -179,10 +179,10 @@ export class RedisQuotaStore implements QuotaStore {
   /**
    * Admits go out in batches like settles: those asked for in one turn of the event loop are one
    * script call per team, run in the order they were asked for, exactly as that many calls in a
-   * row (quota-admit.lua). Under load one turn holds several requests of a busy team (~5 at 1,000
-   * req/s and ~12 at saturation in the benchmark), and each script call costs Redis and the
-   * gateway more than the requests' own work in it. The wait is the rest of the turn: the calls
-   * went out at its end before too, pipelined (redis-client.ts).
+   * row (quota-admit.lua). At saturation and in bursts one turn holds several requests of a busy
+   * team (~12 on average at saturation in the benchmark; few under an even 1,000 req/s), and each
+   * script call costs Redis more than the requests' own work in it. The wait is the rest of the
+   * turn: the calls went out at its end before too, pipelined (redis-client.ts).
    */
   private queueAdmit(teamId: string, args: AdmitItem['args']): Promise<number[]> {
     return new Promise<number[]>((resolve, reject) => {
