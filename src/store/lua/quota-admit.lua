@@ -99,15 +99,12 @@ local function admitOne(id, plan, record)
 end
 
 local n = tonumber(ARGV[3])
-local items, names, wanted = {}, {}, {}
-local function want(name)
-  if not wanted[name] then wanted[name] = true; names[#names + 1] = name end
-end
+local items = {}
+want('next')
 for i = 1, n do
   local at = 3 + (i - 1) * 4
   local item = {now = tonumber(ARGV[at + 1]), id = ARGV[at + 2], plan = cjson.decode(ARGV[at + 3]), record = ARGV[at + 4]}
   items[i] = item
-  want('next')
   if item.id ~= '' then want('r:' .. item.id) end
   for _, q in ipairs(item.plan.q) do
     if q.pm then want('q:' .. q.s) end
@@ -119,7 +116,7 @@ for i = 1, n do
     for _, b in ipairs(s.b) do want('b:' .. s.id .. ':' .. b.p) end
   end
 end
-read(names)
+read(wantedNames)
 local answers = {}
 for i, item in ipairs(items) do
   now = item.now

@@ -19,10 +19,6 @@ for i = 1, n do
   rids[i] = items[i].rid
 end
 local raws = redis.call('HMGET', H, unpack(rids))
-local names, wanted = {}, {}
-local function want(name)
-  if not wanted[name] then wanted[name] = true; names[#names + 1] = name end
-end
 for i, item in ipairs(items) do
   local raw = raws[i]
   if raw then
@@ -32,7 +28,7 @@ for i, item in ipairs(items) do
     for _, b in ipairs(item.r.b) do want('b:' .. b[1] .. ':' .. b[2]) end
   end
 end
-read(names)
+read(wantedNames)
 local results, gone, finished = {}, {}, {}
 for i, item in ipairs(items) do
   local r = item.r

@@ -26,6 +26,11 @@ local function read(names)
   local values = redis.call('HMGET', H, unpack(names))
   for i, name in ipairs(names) do if values[i] then F[name] = values[i] end end
 end
+-- Field names a script will read, each once, collected before one read(wantedNames).
+local wanted, wantedNames = {}, {}
+local function want(name)
+  if not wanted[name] then wanted[name] = true; wantedNames[#wantedNames + 1] = name end
+end
 -- Lua's unpack has a limit on arguments: long lists go in slices.
 local function inSlices(command, items)
   for from = 1, #items, 1000 do
