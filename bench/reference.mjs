@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, GATEWAY_ENV, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 import { median } from './lib/stats.mjs';
 
@@ -138,7 +139,7 @@ try {
     await target.process.waitReady(`${target.origin}/healthz`, 30_000);
   }
   const tollgate = targets[3];
-  tollgate.apiKey = await teamKey(tollgate.origin);
+  tollgate.apiKey = (await createTeamAndKey(tollgate.origin, ADMIN_KEY, { name: 'reference' }, {})).key;
   for (const target of targets) {
     target.headers = {
       'content-type': 'application/json',
@@ -203,23 +204,6 @@ async function load(target, job) {
   if (result.non2xx > 0 || result.errors > 0)
     throw new Error(`${target.key}: ${result.non2xx} non-2xx answers and ${result.errors} errors`);
   return { result, cpuUs: (cpuMs * 1000) / Math.max(1, result.completedTotal) };
-}
-
-/** A team and a key without limits, through the admin API. @param {string} origin */
-async function teamKey(origin) {
-  const post = async (route, payload) => {
-    const answer = await request(`${origin}/admin/${route}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify(payload),
-    });
-    const json = await answer.body.json();
-    if (answer.statusCode !== 201)
-      throw new Error(`POST /admin/${route}: ${answer.statusCode} ${JSON.stringify(json)}`);
-    return json;
-  };
-  const team = await post('teams', { name: 'reference' });
-  return (await post('keys', { team_id: team.id })).key;
 }
 
 function render() {

@@ -118,6 +118,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { createTeamAndKey as createTeamAndKeyAs } from './lib/admin.mjs';
 import { llamaCppSection } from './lib/llama-cpp-report.mjs';
 import { NoiseGuard } from './lib/noise.mjs';
 import {
@@ -381,28 +382,13 @@ async function benchKey(origin, settings) {
 }
 
 /**
- * POST /admin/teams, then POST /admin/keys in that team.
+ * A team and a key in a gateway of this run (they all have BENCH_ADMIN_KEY).
  * @param {string} origin
  * @param {object} teamBody
  * @param {object} keyBody without team_id
- * @returns {Promise<{ key: string, keyId: string, teamId: string }>}
  */
-async function createTeamAndKey(origin, teamBody, keyBody) {
-  const admin = { authorization: `Bearer ${BENCH_ADMIN_KEY}`, 'content-type': 'application/json' };
-  const team = await (
-    await fetch(`${origin}/admin/teams`, { method: 'POST', headers: admin, body: JSON.stringify(teamBody) })
-  ).json();
-  if (typeof team.id !== 'string') throw new Error(`could not create a bench team: ${JSON.stringify(team)}`);
-  const key = await (
-    await fetch(`${origin}/admin/keys`, {
-      method: 'POST',
-      headers: admin,
-      body: JSON.stringify({ ...keyBody, team_id: team.id }),
-    })
-  ).json();
-  if (typeof key.key !== 'string') throw new Error(`could not create a bench key: ${JSON.stringify(key)}`);
-  return { key: key.key, keyId: key.id, teamId: team.id };
-}
+const createTeamAndKey = (origin, teamBody, keyBody) =>
+  createTeamAndKeyAs(origin, BENCH_ADMIN_KEY, teamBody, keyBody);
 
 // Section 6's team and key: every limit and budget set (so every quota stage does its work) and
 // far above what a run can use. The key's are a little tighter than the team's, as keys must be.

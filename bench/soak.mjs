@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, GATEWAY_ENV, readMemory, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -57,25 +57,19 @@ const rows = [];
 try {
   await mock.waitReady(`http://${HOST}:${mockPort}/healthz`, 10_000);
   await gateway.waitReady(`http://${HOST}:${gatewayPort}/healthz`, 20_000);
-  const admin = async (path, body) => {
-    const { statusCode, body: answer } = await request(`http://${HOST}:${gatewayPort}/admin${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const json = await answer.json();
-    if (statusCode !== 201) throw new Error(`POST /admin${path}: ${statusCode} ${JSON.stringify(json)}`);
-    return json;
-  };
-  const team = await admin('/teams', {
-    name: 'soak',
-    limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, max_concurrent: 1_000 },
-    budgets: [
-      { period: 'day', max_tokens: 1_000_000_000_000 },
-      { period: 'month', max_usd: 1_000_000 },
-    ],
-  });
-  const key = await admin('/keys', { team_id: team.id, limits: { requests_per_minute: 1_000_000 } });
+  const key = await createTeamAndKey(
+    `http://${HOST}:${gatewayPort}`,
+    ADMIN_KEY,
+    {
+      name: 'soak',
+      limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, max_concurrent: 1_000 },
+      budgets: [
+        { period: 'day', max_tokens: 1_000_000_000_000 },
+        { period: 'month', max_usd: 1_000_000 },
+      ],
+    },
+    { limits: { requests_per_minute: 1_000_000 } },
+  );
   const sample = (label) => {
     const memory = readMemory(gateway.pid);
     rows.push({ label, rssMb: memory ? memory.rssKb / 1024 : Number.NaN });
