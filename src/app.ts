@@ -11,6 +11,7 @@ import Fastify, {
 } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { AdminKey } from './admin/admin-key.js';
+import { MAX_JSON_ANSWER_BYTES } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
@@ -87,9 +88,6 @@ const GATEWAY_VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
-/** Non-streamed answers are read whole (usage, base64 fixes); past this an upstream is misbehaving. */
-const MAX_UPSTREAM_JSON_BYTES = 256 * 1024 * 1024;
-
 /** Last-used times are written in batches this often, never on a request's path. */
 const LAST_USED_FLUSH_MS = 5_000;
 
@@ -146,7 +144,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     quota,
     relay: relayOptions,
     hitsSpendBudget: config.cache.hitsSpendBudget,
-    maxJsonBytes: MAX_UPSTREAM_JSON_BYTES,
+    maxJsonBytes: MAX_JSON_ANSWER_BYTES,
   });
 
   const app = Fastify({
@@ -244,7 +242,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cache,
     cacheAnswers,
     relay: relayOptions,
-    maxJsonBytes: MAX_UPSTREAM_JSON_BYTES,
+    maxJsonBytes: MAX_JSON_ANSWER_BYTES,
     uploadLimit: config.server.uploadLimit,
     attempts: { health: store.health, now: clock, leaseTtlMs: config.quota.reservationTtlMs },
   });

@@ -169,6 +169,13 @@ export class UpstreamError extends GatewayError {
   }
 }
 
+/** A JSON answer past what the gateway reads whole (a 502 like any broken upstream answer). */
+export class UpstreamAnswerTooLargeError extends UpstreamError {
+  constructor(limit: number) {
+    super(`The upstream's answer is larger than ${limit} bytes.`);
+  }
+}
+
 export class UpstreamTimeoutError extends GatewayError {
   constructor(message: string, cause?: unknown) {
     super(504, 'server_error', 'upstream_timeout', message, { cause });

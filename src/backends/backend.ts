@@ -39,6 +39,12 @@ export const ENDPOINT_PATHS: Readonly<Record<Endpoint, string>> = {
   'audio.translations': '/audio/translations',
 };
 
+/**
+ * The largest JSON answer the gateway reads whole (to count its usage, cache it, relay it in one
+ * write); a larger one is an upstream failure. Adapters that gather answers themselves use it too.
+ */
+export const MAX_JSON_ANSWER_BYTES = 256 * 1024 * 1024;
+
 interface CallBase {
   /** Upstream model name, already resolved by the router. */
   model: string;

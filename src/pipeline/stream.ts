@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
 import { ClientAbortedError } from '../backends/transport-failure.js';
-import { UpstreamError } from '../errors.js';
+import { UpstreamAnswerTooLargeError, UpstreamError } from '../errors.js';
 import { type ErrorSurface, surfaceErrorEvent } from '../http/error-surface.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
@@ -289,7 +289,7 @@ export async function collectBody(response: BackendResponse, limit: number): Pro
   let size = 0;
   for await (const chunk of response.body) {
     size += chunk.length;
-    if (size > limit) throw new UpstreamError(`The upstream's answer is larger than ${limit} bytes.`);
+    if (size > limit) throw new UpstreamAnswerTooLargeError(limit);
     chunks.push(chunk);
   }
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
