@@ -1,16 +1,22 @@
 import { type Dispatcher, Pool } from 'undici';
 import type { BackendConfig } from '../../config/schema.js';
-import { InvalidRequestError, UpstreamClientError, UpstreamError } from '../../errors.js';
+import {
+  InvalidRequestError,
+  UpstreamAnswerTooLargeError,
+  UpstreamClientError,
+  UpstreamError,
+} from '../../errors.js';
 import {
   type Backend,
   type BackendCall,
   type BackendResponse,
   ENDPOINT_PATHS,
   type Endpoint,
+  MAX_JSON_ANSWER_BYTES,
 } from '../backend.js';
 import { readModelIds } from '../model-list.js';
-import { readLimited } from '../read-limited.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
+import { callUpstream, type UpstreamHeaders } from '../upstream-call.js';
 import { KeyPool, type KeyStatus, retryAfterMs } from './key-pool.js';
 
 type OpenAIConfig = Extract<BackendConfig, { type: 'openai' }>;
@@ -104,24 +110,6 @@ export class OpenAICompatibleBackend implements Backend {
     // First: a name that cannot be a path segment is the client's error, before any timer starts.
     const path = this.pathFor(call.endpoint, call.model);
     const key = this.keys?.take(this.name);
-    // One controller for both the client's abort and the total timeout (cheaper on the hot path
-    // than AbortSignal.any + AbortSignal.timeout); released when the exchange ends.
-    const controller = new AbortController();
-    let totalTimedOut = false;
-    const onClientAbort = () => controller.abort();
-    call.signal.addEventListener('abort', onClientAbort, { once: true });
-    if (call.signal.aborted) controller.abort();
-    const timer = setTimeout(() => {
-      totalTimedOut = true;
-      controller.abort();
-    }, this.totalMs);
-    timer.unref();
-    const release = () => {
-      clearTimeout(timer);
-      call.signal.removeEventListener('abort', onClientAbort);
-    };
-    const signal = controller.signal;
-    const context = () => ({ backend: this.name, totalTimedOut, clientAborted: call.signal.aborted });
     const headers: Record<string, string> = {
       ...this.fixedHeaders,
       'content-type': call.kind === 'json' ? 'application/json' : call.contentType,
@@ -129,40 +117,36 @@ export class OpenAICompatibleBackend implements Backend {
     };
     if (call.kind === 'json' && call.stream) headers.accept = 'text/event-stream';
     if (key) headers.authorization = `Bearer ${key.key}`;
-    // Outside the try: a body that cannot be serialised is the client's problem, not a transport one.
+    // Outside the call: a body that cannot be serialised is the client's problem, not a transport one.
     const body = call.kind === 'json' ? JSON.stringify(call.body) : call.body;
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await this.pool.request({
-        method: 'POST',
-        path,
-        headers,
-        body,
-        signal,
-      });
-    } catch (error) {
-      release();
-      throw mapUpstreamFailure(error, context());
+    const answer = await callUpstream(
+      this.pool,
+      { method: 'POST', path, headers, body },
+      { backend: this.name, totalMs: this.totalMs, signal: call.signal },
+      // Error bodies are only shown in part; JSON answers are read whole by the gateway anyway.
+      (status, answerHeaders) =>
+        status >= 400
+          ? ERROR_BODY_LIMIT
+          : contentTypeOf(answerHeaders).includes('json')
+            ? MAX_JSON_ANSWER_BYTES
+            : undefined,
+    );
+    const contentType = contentTypeOf(answer.headers);
+    if (key && answer.status >= 400)
+      this.keys?.report(key.index, answer.status, retryAfterMs(answer.headers));
+    if (answer.status >= 400) {
+      // An error body that broke off: the status says enough.
+      const errorBody =
+        answer.whole?.cut instanceof Error ? Buffer.alloc(0) : (answer.whole?.bytes ?? Buffer.alloc(0));
+      throw upstreamStatusError(this.name, answer.status, this.scrub(errorBody), contentType, answer.headers);
     }
-    const contentType = headerValue(response.headers['content-type']) ?? 'application/octet-stream';
-    if (key && response.statusCode >= 400)
-      this.keys?.report(key.index, response.statusCode, retryAfterMs(response.headers));
-    if (response.statusCode >= 400) {
-      const errorBody = await readLimited(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
-      release();
-      throw upstreamStatusError(
-        this.name,
-        response.statusCode,
-        this.scrub(errorBody),
-        contentType,
-        response.headers,
-      );
-    }
+    if (answer.whole?.cut === 'limit') throw new UpstreamAnswerTooLargeError(MAX_JSON_ANSWER_BYTES);
+    if (answer.whole?.cut) throw answer.whole.cut;
     return {
-      status: response.statusCode,
+      status: answer.status,
       contentType,
       headers: {},
-      body: mapBodyErrors(response.body, context, release),
+      body: answer.whole ? [answer.whole.bytes] : answer.chunks,
     };
   }
 
@@ -232,7 +216,7 @@ function upstreamStatusError(
   status: number,
   body: Buffer,
   contentType: string,
-  headers: Dispatcher.ResponseData['headers'],
+  headers: UpstreamHeaders,
 ): Error {
   if (status < 500) {
     const relayed: Record<string, string> = {};
@@ -259,22 +243,12 @@ function upstreamMessage(body: Buffer): string | undefined {
   }
 }
 
-async function* mapBodyErrors(
-  body: AsyncIterable<Buffer>,
-  context: () => Parameters<typeof mapUpstreamFailure>[1],
-  release: () => void,
-): AsyncGenerator<Buffer> {
-  try {
-    yield* body;
-  } catch (error) {
-    throw mapUpstreamFailure(error, context());
-  } finally {
-    release();
-  }
-}
-
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+function contentTypeOf(headers: UpstreamHeaders): string {
+  return headerValue(headers['content-type']) ?? 'application/octet-stream';
 }
 
 function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
