@@ -175,9 +175,11 @@ export class AnthropicBackend implements Backend {
       this.pool,
       { path, headers, body },
       { backend: this.name, totalMs: this.totalMs, signal: call.signal },
+      // Gathered as they arrive: an error body (shown in part) and a JSON answer (read whole).
+      (status) => (status >= 400 ? ERROR_BODY_LIMIT : call.stream ? undefined : ANSWER_LIMIT + 1),
     );
     if (key && exchange.status >= 400)
-      this.keys?.report(key.index, exchange.status, retryAfterMs(exchange.response.headers));
+      this.keys?.report(key.index, exchange.status, retryAfterMs(exchange.headers));
     return exchange;
   }
 

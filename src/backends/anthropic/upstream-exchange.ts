@@ -1,6 +1,6 @@
-import type { Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { readLimited } from '../read-limited.js';
-import { type FailureContext, mapUpstreamFailure } from '../transport-failure.js';
+import { callUpstream, type ReadWhole, type UpstreamAnswer, type UpstreamHeaders } from '../upstream-call.js';
 
 export interface ExchangeRequest {
   path: string;
@@ -17,65 +17,45 @@ export interface ExchangeBounds {
 }
 
 /**
- * One POST to the upstream and its answer, bounded by the client's abort and the backend's total
- * timeout through one controller (cheaper on the hot path than AbortSignal.any +
- * AbortSignal.timeout). The timer and the abort listener live until the answer has been read or
- * relayed: every way of consuming the body here releases them, and maps a transport failure to
- * the gateway's typed errors. Shared by the translated chat calls and the Messages pass-through,
- * so both time out, abort and fail alike.
+ * One POST to the upstream and its answer (upstream-call.ts: bounded by the client's abort and
+ * the backend's total timeout, transport failures mapped to the gateway's typed errors). Shared by
+ * the translated chat calls and the Messages pass-through, so both time out, abort and fail alike.
  */
 export class UpstreamExchange {
-  private constructor(
-    readonly response: Dispatcher.ResponseData,
-    private readonly context: () => FailureContext,
-    private readonly release: () => void,
-  ) {}
+  private constructor(private readonly answer: UpstreamAnswer) {}
 
-  static async open(pool: Pool, request: ExchangeRequest, bounds: ExchangeBounds): Promise<UpstreamExchange> {
-    const { signal } = bounds;
-    const controller = new AbortController();
-    let totalTimedOut = false;
-    const onClientAbort = () => controller.abort();
-    signal.addEventListener('abort', onClientAbort, { once: true });
-    if (signal.aborted) controller.abort();
-    const timer = setTimeout(() => {
-      totalTimedOut = true;
-      controller.abort();
-    }, bounds.totalMs);
-    timer.unref();
-    const release = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onClientAbort);
-    };
-    const context = () => ({ backend: bounds.backend, totalTimedOut, clientAborted: signal.aborted });
-    try {
-      const response = await pool.request({ method: 'POST', ...request, signal: controller.signal });
-      return new UpstreamExchange(response, context, release);
-    } catch (error) {
-      release();
-      throw mapUpstreamFailure(error, context());
-    }
+  /** `readWhole`: which answers to gather whole before this resolves (see upstream-call.ts). */
+  static async open(
+    dispatcher: Dispatcher,
+    request: ExchangeRequest,
+    bounds: ExchangeBounds,
+    readWhole?: ReadWhole,
+  ): Promise<UpstreamExchange> {
+    return new UpstreamExchange(
+      await callUpstream(dispatcher, { method: 'POST', ...request }, bounds, readWhole),
+    );
   }
 
   get status(): number {
-    return this.response.statusCode;
+    return this.answer.status;
+  }
+
+  get headers(): UpstreamHeaders {
+    return this.answer.headers;
   }
 
   /** A response header's (first) value. */
   header(name: string): string | undefined {
-    const value = this.response.headers[name];
+    const value = this.answer.headers[name];
     return Array.isArray(value) ? value[0] : value;
   }
 
   /** The body up to `limit` bytes; what lies past the limit is never read. */
   async read(limit: number): Promise<Buffer> {
-    try {
-      return await readLimited(this.response.body, limit);
-    } catch (error) {
-      throw mapUpstreamFailure(error, this.context());
-    } finally {
-      this.release();
-    }
+    const whole = this.answer.whole;
+    if (!whole) return readLimited(this.answer.chunks, limit);
+    if (whole.cut instanceof Error) throw whole.cut;
+    return whole.bytes.length > limit ? whole.bytes.subarray(0, limit) : whole.bytes;
   }
 
   /** An error answer's body: what arrives of it, empty when it breaks (the status says enough). */
@@ -85,18 +65,11 @@ export class UpstreamExchange {
 
   /** Drops the body unread. */
   async discard(): Promise<void> {
-    await this.response.body.dump().catch(() => {});
-    this.release();
+    await this.answer.chunks[Symbol.asyncIterator]().return?.();
   }
 
   /** The body's chunks, unchanged and as they arrive. */
-  async *chunks(): AsyncGenerator<Buffer> {
-    try {
-      yield* this.response.body;
-    } catch (error) {
-      throw mapUpstreamFailure(error, this.context());
-    } finally {
-      this.release();
-    }
+  chunks(): AsyncIterable<Buffer> {
+    return this.answer.chunks;
   }
 }
