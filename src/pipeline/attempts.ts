@@ -126,12 +126,13 @@ export class Attempts {
         if (gate.lease) void this.release(next.deployment, gate.lease);
       };
       const timeoutMs = retry.attemptTimeoutMs;
-      const timer = new AbortController();
-      const clock = timeoutMs === undefined ? undefined : setTimeout(() => timer.abort(), timeoutMs);
+      // Only when the deployment has an attempt timeout: most requests need no second signal.
+      const timer = timeoutMs === undefined ? undefined : new AbortController();
+      const clock = timer && setTimeout(() => timer.abort(), timeoutMs);
       try {
         const value = await attempt(
           next.deployment,
-          clock === undefined ? this.signal : AbortSignal.any([this.signal, timer.signal]),
+          timer === undefined ? this.signal : AbortSignal.any([this.signal, timer.signal]),
         );
         const ms = performance.now() - started;
         this.note(next.deployment, 200, ms);
@@ -144,7 +145,7 @@ export class Attempts {
         const ms = performance.now() - started;
         // Abandoned for its slowness: a timeout like any other, whatever the transport said.
         const error =
-          timer.signal.aborted && !this.signal.aborted
+          timer?.signal.aborted && !this.signal.aborted
             ? new UpstreamTimeoutError(
                 `Deployment '${next.deployment.name}' was not ready to answer within ${timeoutMs} ms.`,
               )
