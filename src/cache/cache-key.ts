@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CacheableEndpoint } from './cache-policy.js';
 
 /**
@@ -43,7 +43,5 @@ export function cacheKey(
 ): string {
   const kept: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(body)) if (!IGNORED_FIELDS.has(name)) kept[name] = value;
-  return createHash('sha256')
-    .update(JSON.stringify([KEY_VERSION, endpoint, route, publicName, canonical(kept)]))
-    .digest('hex');
+  return hash('sha256', JSON.stringify([KEY_VERSION, endpoint, route, publicName, canonical(kept)]), 'hex');
 }
