@@ -71,6 +71,8 @@ const autocannon = /** @type {Autocannon} */ (autocannonUntyped);
  * @property {number} maxEvents
  * @property {number} usageChunks streams that carried a usage-only chunk the client did not ask for
  * @property {number} missingDone streams that ended without `data: [DONE]`
+ * @property {number} streamsSent every stream asked for, the untimed ones included: what the
+ *   proxy's CPU over the whole run was spent on
  * @property {CpuUse} loadgenCpu
  * @property {number} processCpuMs
  */
@@ -312,11 +314,13 @@ async function runStreams(job) {
     maxEvents: 0,
     usageChunks: 0,
     missingDone: 0,
+    streamsSent: 0,
     loadgenCpu: { userMs: 0, systemMs: 0 },
     processCpuMs: 0,
   };
   /** @param {StreamSamples} into */
   const runOne = async (into) => {
+    result.streamsSent += 1;
     try {
       const stream = await oneStream(pool, job);
       into.ttfcMs.push(stream.ttfcMs);
@@ -330,7 +334,10 @@ async function runStreams(job) {
     }
   };
   // Two untimed streams first: they open the connection and warm this process's code paths.
-  for (let index = 0; index < 2; index += 1) await oneStream(pool, job).catch(() => undefined);
+  for (let index = 0; index < 2; index += 1) {
+    result.streamsSent += 1;
+    await oneStream(pool, job).catch(() => undefined);
+  }
   for (let index = 0; index < job.sequential; index += 1) await runOne(result.sequential);
   let remaining = job.concurrent;
   const worker = async () => {

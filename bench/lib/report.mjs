@@ -372,6 +372,58 @@ function streamSection(input) {
     `**Concurrent** (${s.streamConcurrency} at a time)`,
     '',
     table(headers, rowsFor('concurrent')),
+    relayCostTable(input),
+  ].join('\n');
+}
+
+/**
+ * What relaying one streamed event costs a proxy: its CPU over a whole streams run (sequential
+ * and concurrent streams, the untimed ones included) per stream, less what a non-streamed
+ * request costs it at the latency rate in the same rounds, spread over the stream's events; and
+ * the time the gateway adds per chunk: how much longer its sequential streams take after their
+ * first chunk than the floor's, per chunk after the first.
+ * @param {ReportInput} input
+ */
+function relayCostTable(input) {
+  const atRate = input.rateRuns.find((entry) => entry.rate === TARGETS.latencyRate)?.runs;
+  const afterFirst = (/** @type {TargetKey} */ key) => {
+    const stats = pooledStreams(input.streamRuns[key], 'sequential');
+    return stats.total.p50 - stats.ttfc.p50;
+  };
+  const rows = input.targets
+    .filter(({ key }) => key !== 'direct')
+    .map(({ key, label }) => {
+      const runs = input.streamRuns[key];
+      const perStream = medianOf(
+        runs,
+        (run) => (run.serverCpu.proxyMs * 1000) / (run.streamsSent || Number.NaN),
+      );
+      const perRequest = atRate ? medianOf(atRate[key], proxyCpuPerRequestUs) : Number.NaN;
+      const events = median(runs.map((run) => run.maxEvents));
+      return [
+        `**${label}**`,
+        int(perStream),
+        int(perRequest),
+        int((perStream - perRequest) / events),
+        key === 'tollgate'
+          ? signedMs((afterFirst('tollgate') - afterFirst('floor')) / Math.max(1, events - 1))
+          : '–',
+      ];
+    });
+  return [
+    '',
+    `**Relay cost per chunk** (proxy CPU from /proc over each streams run; a non-streamed request's CPU at ${TARGETS.latencyRate} req/s in the same rounds is what a stream costs before its events; added time per chunk: sequential total p50 minus TTFC p50, over the floor's, per chunk after the first)`,
+    '',
+    table(
+      [
+        'target',
+        'CPU µs per stream',
+        `CPU µs per non-streamed request at ${TARGETS.latencyRate} req/s`,
+        'CPU µs per relayed event beyond that',
+        'added ms per chunk over floor',
+      ],
+      rows,
+    ),
   ].join('\n');
 }
 
