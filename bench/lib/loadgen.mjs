@@ -295,6 +295,9 @@ async function oneStream(pool, job) {
   };
 }
 
+/** Streams sent before the timed ones in each streams run. */
+const UNTIMED_STREAMS = 2;
+
 /**
  * Sequential streams show the per-stream overhead without queueing; concurrent ones show how it
  * holds up when the proxy interleaves many streams.
@@ -314,13 +317,12 @@ async function runStreams(job) {
     maxEvents: 0,
     usageChunks: 0,
     missingDone: 0,
-    streamsSent: 0,
+    streamsSent: UNTIMED_STREAMS + job.sequential + job.concurrent,
     loadgenCpu: { userMs: 0, systemMs: 0 },
     processCpuMs: 0,
   };
   /** @param {StreamSamples} into */
   const runOne = async (into) => {
-    result.streamsSent += 1;
     try {
       const stream = await oneStream(pool, job);
       into.ttfcMs.push(stream.ttfcMs);
@@ -333,11 +335,8 @@ async function runStreams(job) {
       result.errors += 1;
     }
   };
-  // Two untimed streams first: they open the connection and warm this process's code paths.
-  for (let index = 0; index < 2; index += 1) {
-    result.streamsSent += 1;
-    await oneStream(pool, job).catch(() => undefined);
-  }
+  // Untimed streams first: they open the connection and warm this process's code paths.
+  for (let index = 0; index < UNTIMED_STREAMS; index += 1) await oneStream(pool, job).catch(() => undefined);
   for (let index = 0; index < job.sequential; index += 1) await runOne(result.sequential);
   let remaining = job.concurrent;
   const worker = async () => {
