@@ -6,7 +6,7 @@ import type { Store } from '../src/store/store.js';
 import { scanKeys } from './support/redis-cluster.js';
 import { storeSubjects } from './support/store-subjects.js';
 
-const stores = storeSubjects({ clearBeforeEach: false });
+const stores = storeSubjects({ clearBeforeEach: false, settleHold: true });
 const subjects = stores.subjects;
 
 beforeAll(stores.start);
@@ -278,6 +278,38 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       expect(key?.concurrency?.inUse).toBe(0);
       expect(key?.tokensPerMinute?.used).toBe(165);
       expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 1_100, reservedUsdMicros: 0 });
+    });
+
+    it('admits, settles and releases asked for together run in the order asked', async () => {
+      // The key has one slot and 10,000 tokens a day; the first request holds 9,000 of them.
+      const first = request(scopes(), { tokens: 9_000 });
+      expect((await q().reserve(first)).granted).toBe(true);
+      const [before, settle, after, last] = [
+        request(scopes(), { tokens: 2_000 }),
+        first,
+        request(scopes(), { tokens: 2_000 }),
+        request(scopes(), { tokens: 2_000 }),
+      ];
+      // Asked in one turn: the settle frees the slot and 8,000 tokens for what comes after it only.
+      const outcomes = await Promise.all([
+        q().reserve(before),
+        q().settle(teamId, settle.reservationId, { tokens: 1_000, usdMicros: 100 }, T0 + 1),
+        q().reserve(after),
+        q().reserve(last),
+        q().release(teamId, after.reservationId, T0 + 1),
+      ]);
+      expect(outcomes).toEqual([
+        expect.objectContaining({ granted: false, limit: 'budget_tokens', remaining: 1_000 }),
+        'settled',
+        expect.objectContaining({ granted: true }),
+        expect.objectContaining({ granted: false, limit: 'concurrency' }),
+        'released',
+      ]);
+      const [key, team] = await status(scopes(), T0 + 1);
+      expect(key?.concurrency?.inUse).toBe(0);
+      expect(key?.budgets[0]).toMatchObject({ spentTokens: 1_000, reservedTokens: 0 });
+      expect(team?.budgets[0]).toMatchObject({ spentUsdMicros: 100, reservedUsdMicros: 0 });
+      expect(await q().reserve(request(scopes(), { tokens: 9_000 }))).toMatchObject({ granted: true });
     });
 
     it('records a higher actual in full', async () => {

@@ -24,6 +24,14 @@ describe('TurnBatches', () => {
     ]);
   });
 
+  it('says which keys have something waiting until it is handed over', async () => {
+    const batches = new TurnBatches<number>(10, () => {});
+    batches.add('a', 1);
+    expect([batches.has('a'), batches.has('b')]).toEqual([true, false]);
+    await nextTurn();
+    expect(batches.has('a')).toBe(false);
+  });
+
   it('starts a new batch for what is asked for after a hand-over', async () => {
     const sent: Array<[string, number[]]> = [];
     const batches = new TurnBatches<number>(10, (key, items) => sent.push([key, items]));

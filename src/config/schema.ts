@@ -333,6 +333,11 @@ export const configSchema = z
         defaultMaxOutputTokens: z.number().int().positive().default(4_096),
         /** A reservation a lost process never settles stops counting after this long. */
         reservationTtlMs: z.number().int().positive().default(600_000),
+        /**
+         * Redis only: how long a finished request's settle may wait to go to Redis together with
+         * its team's next request (one script call instead of two). 0 sends it at once.
+         */
+        settleHoldMs: z.number().int().min(0).max(1_000).default(0),
         /** USD per 1M tokens by upstream model name; extends and overrides the built-in table. */
         prices: z
           .record(

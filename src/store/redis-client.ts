@@ -30,7 +30,7 @@ const COMMON = {
   // Commands issued in one event-loop turn go out in one write: a socket write per command was
   // a sixth of the gateway's CPU on the Redis path (two scripts per request, each its own syscall).
   // It delays a command by up to a turn, so scripts may reach Redis out of their callers' clock
-  // order: the quota scripts are written for that (see quota-admit.lua's request windows).
+  // order: the quota scripts are written for that (see quota-turn.lua's request windows).
   enableAutoPipelining: true,
 };
 

@@ -37,17 +37,17 @@ import { TurnBatches } from './turn-batches.js';
  *   r:<id>     a live reservation: its record (which fields it counted in), JSON
  *   next       when the earliest reservation expires (lost processes are reaped then)
  *
- * Each script reads what it needs with one HMGET and writes back with one HSET, instead of a
- * key per counter with its own expiry: a request with key and team limits and two budgets costs
- * Redis about nine commands in all (admit 3, settle 5, usage 1), against ~60 before, and fewer
- * under load, when the admits and settles of one event-loop turn share a script call. Counters
+ * Each script reads what it needs with one HMGET and writes back with one HSET (and HDEL for
+ * finished records), instead of a key per counter with its own expiry: a request with key and
+ * team limits and two budgets costs Redis about nine commands in all (admit 3, settle 5, usage 1),
+ * against ~60 before, and fewer when admits and settles of one team share a script call (one
+ * event-loop turn's, or with settleHoldMs a settle and the next admit: ~4 in all). Counters
  * that carry their window or period in their value need no expiry; nothing grows: records are
  * deleted when they end, expired ones after the grace period.
  */
 const hashOf = (teamId: string) => `tg:{q:${teamId}}:h`;
 
-const ADMIT = loadLua('quota-lib', 'quota-admit');
-const FINISH = loadLua('quota-lib', 'quota-finish');
+const TURN = loadLua('quota-lib', 'quota-turn');
 const STATUS = loadLua('quota-lib', 'quota-status');
 
 /** Refusal ranks as the admit script numbers them (0: a request rate). */
@@ -56,6 +56,7 @@ const RATE_KINDS: RequestRateKind[] = ['requests_per_minute', 'requests_per_day'
 
 /** One settle or release waiting for its team's batch. */
 interface FinishItem {
+  kind: 'finish';
   reservationId: string;
   actual: QuotaUsage | undefined;
   nowMs: number;
@@ -65,28 +66,75 @@ interface FinishItem {
 
 /** One admit waiting for its team's batch: the script's four arguments for it. */
 interface AdmitItem {
+  kind: 'admit';
   args: [nowMs: number, reservationId: string, plan: string, record: string];
   resolve: (answer: number[]) => void;
   reject: (error: unknown) => void;
 }
 
-/** Reservations finished by one script call at most (Lua's unpack has a limit on arguments). */
-const FINISH_BATCH = 200;
-/** Requests admitted by one script call at most (the batch's field names go to one HMGET). */
-const ADMIT_BATCH = 100;
+type TurnItem = AdmitItem | FinishItem;
+
+/**
+ * Admits, settles and releases run by one script call at most (the batch's field names go to one
+ * HMGET, and Lua's unpack has a limit on arguments).
+ */
+const TURN_BATCH = 100;
+
+export interface RedisQuotaStoreOptions {
+  /**
+   * How long a settle or release may wait to go to Redis with its team's next admit, in one
+   * script call (0: at the end of the turn it was asked in). See `quota.settleHoldMs`.
+   */
+  settleHoldMs?: number;
+}
 
 export class RedisQuotaStore implements QuotaStore {
-  /** Admits asked for in this turn of the event loop, per team. */
-  private readonly admitting = new TurnBatches<AdmitItem>(ADMIT_BATCH, (teamId, items) => {
-    void this.admitBatch(teamId, items);
+  /** Admits, settles and releases asked for in this turn of the event loop, per team. */
+  private readonly turn = new TurnBatches<TurnItem>(TURN_BATCH, (teamId, items) => {
+    const sending = this.runTurn(teamId, items).finally(() => this.sending.delete(sending));
+    this.sending.add(sending);
   });
-  /** Settles and releases asked for in this turn of the event loop, per team. */
-  private readonly finishing = new TurnBatches<FinishItem>(FINISH_BATCH, (teamId, items) => {
-    void this.finishBatch(teamId, items);
-  });
+  /** Script calls made from the batches and not answered yet (runTurn never rejects). */
+  private readonly sending = new Set<Promise<void>>();
 
-  constructor(private readonly connection: RedisConnection) {
+  /** Settles and releases held for their team's next admit (settleHoldMs > 0), per team, in order. */
+  private readonly held = new Map<string, FinishItem[]>();
+  private holdTimer: NodeJS.Timeout | undefined;
+  private readonly settleHoldMs: number;
+
+  constructor(
+    private readonly connection: RedisConnection,
+    options: RedisQuotaStoreOptions = {},
+  ) {
+    this.settleHoldMs = options.settleHoldMs ?? 0;
     failClosedOnOutage(this, connection.client);
+  }
+
+  /**
+   * Hands a team's held settles and releases (all teams' when none is named) to the current
+   * turn's batches, ahead of whatever that team asks for after them.
+   */
+  private releaseHeld(teamId?: string): void {
+    const teams = teamId === undefined ? [...this.held.keys()] : this.held.has(teamId) ? [teamId] : [];
+    for (const team of teams) {
+      for (const item of this.held.get(team) ?? []) this.turn.add(team, item);
+      this.held.delete(team);
+    }
+    if (this.held.size === 0 && this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = undefined;
+    }
+  }
+
+  /**
+   * Sends what is held (for one team, or all) and waits until Redis has answered every batch
+   * sent so far, so that what is sent after it (a status read, QUIT) sees them. ioredis sends
+   * auto-pipelined commands in a later turn, so having called it is not enough.
+   */
+  async flush(teamId?: string): Promise<void> {
+    this.releaseHeld(teamId);
+    if (teamId === undefined || this.turn.has(teamId)) await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all(this.sending);
   }
 
   async admit(request: AdmitRequest): Promise<AdmitResult> {
@@ -177,32 +225,55 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   /**
-   * Admits go out in batches like settles: those asked for in one turn of the event loop are one
-   * script call per team, run in the order they were asked for, exactly as that many calls in a
-   * row (quota-admit.lua). At saturation and in bursts one turn holds several requests of a busy
-   * team (~12 on average at saturation in the benchmark; few under an even 1,000 req/s), and each
-   * script call costs Redis more than the requests' own work in it. The wait is the rest of the
-   * turn: the calls went out at its end before too, pipelined (redis-client.ts).
+   * Admits go out in batches with the team's settles and releases: what one team asked for in
+   * one turn of the event loop is one script call, run in the order it was asked for, exactly as
+   * that many calls in a row (quota-turn.lua). At saturation and in bursts one turn holds several
+   * requests of a busy team (~12 on average at saturation in the benchmark), and often the settle
+   * of one request and the admit of the next: each script call costs Redis more than the
+   * requests' own work in it. The wait is the rest of the turn: the calls went out at its end
+   * before too, pipelined (redis-client.ts).
    */
   private queueAdmit(teamId: string, args: AdmitItem['args']): Promise<number[]> {
     return new Promise<number[]>((resolve, reject) => {
-      this.admitting.add(teamId, { args, resolve, reject });
+      if (this.held.size > 0) this.releaseHeld(teamId);
+      this.turn.add(teamId, { kind: 'admit', args, resolve, reject });
     });
   }
 
-  private async admitBatch(teamId: string, items: AdmitItem[]): Promise<void> {
-    const args: Array<string | number> = [items[0]?.args[0] ?? 0, EXPIRED_RESERVATION_GRACE_MS, items.length];
-    for (const item of items) args.push(...item.args);
+  private async runTurn(teamId: string, items: TurnItem[]): Promise<void> {
+    const args: Array<string | number> = [0, EXPIRED_RESERVATION_GRACE_MS, items.length];
+    let nowMs = 0;
+    for (const item of items) {
+      if (item.kind === 'admit') {
+        args.push('a', ...item.args);
+        nowMs = Math.max(nowMs, item.args[0]);
+      } else {
+        const { reservationId, actual } = item;
+        args.push(
+          'f',
+          reservationId,
+          actual?.tokens ?? 0,
+          actual?.usdMicros ?? 0,
+          actual ? '1' : '0',
+          item.nowMs,
+        );
+        nowMs = Math.max(nowMs, item.nowMs);
+      }
+    }
+    args[0] = nowMs;
     let answers: unknown;
     try {
-      answers = await this.connection.run(ADMIT, [hashOf(teamId)], args);
+      answers = await this.connection.run(TURN, [hashOf(teamId)], args);
     } catch (error) {
       for (const item of items) item.reject(error);
       return;
     }
     items.forEach((item, i) => {
-      const answer = Array.isArray(answers) ? answers[i] : undefined;
-      if (Array.isArray(answer)) item.resolve(answer as number[]);
+      const answer = Array.isArray(answers) ? (answers[i] as unknown) : undefined;
+      if (item.kind === 'finish') {
+        if (answer === 1) item.resolve(item.actual ? 'settled' : 'released');
+        else item.resolve(answer === 2 ? 'expired' : 'unknown');
+      } else if (Array.isArray(answer)) item.resolve(answer as number[]);
       else item.reject(new Error(`The quota script gave no answer for request ${i + 1} of ${items.length}.`));
     });
   }
@@ -214,11 +285,12 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   /**
-   * Settles and releases go out in batches: those asked for in one turn of the event loop are
-   * one script call per team (see quota-finish.lua), which saves Redis the per-call work (the
-   * shared functions, the reads and writes of the same budget fields) and the gateway a command
-   * each. A settle already happens after the client has its answer, so the wait of a turn is
-   * nobody's.
+   * Settles and releases go out with the team's admits of the same turn (see runTurn), which
+   * saves Redis the per-call work (the shared functions, the reads and writes of the same budget
+   * fields) and the gateway a command each. A settle already happens after the client has its
+   * answer, so the wait of a turn is nobody's. With settleHoldMs, one waits up to that long for
+   * the team's next admit: at moderate rates admits and settles rarely share a turn, and each
+   * that travels alone costs a script call, a round trip and an event-loop turn.
    */
   private finish(
     teamId: string,
@@ -230,30 +302,22 @@ export class RedisQuotaStore implements QuotaStore {
       // Thrown here, a bad argument rejects this call alone (as it did when each call ran alone).
       validateTeamId(teamId);
       if (actual) validateUsage(actual);
-      this.finishing.add(teamId, { reservationId, actual, nowMs, resolve, reject });
-    });
-  }
-
-  private async finishBatch(teamId: string, items: FinishItem[]): Promise<void> {
-    const args: Array<string | number> = [
-      Math.max(...items.map((item) => item.nowMs)),
-      EXPIRED_RESERVATION_GRACE_MS,
-      items.length,
-    ];
-    for (const { reservationId, actual, nowMs } of items) {
-      args.push(reservationId, actual?.tokens ?? 0, actual?.usdMicros ?? 0, actual ? '1' : '0', nowMs);
-    }
-    let answers: number[];
-    try {
-      answers = (await this.connection.run(FINISH, [hashOf(teamId)], args)) as number[];
-    } catch (error) {
-      for (const item of items) item.reject(error);
-      return;
-    }
-    items.forEach((item, i) => {
-      const answer = answers[i];
-      if (answer === 1) item.resolve(item.actual ? 'settled' : 'released');
-      else item.resolve(answer === 2 ? 'expired' : 'unknown');
+      const item: FinishItem = { kind: 'finish', reservationId, actual, nowMs, resolve, reject };
+      if (this.settleHoldMs <= 0) {
+        this.turn.add(teamId, item);
+        return;
+      }
+      const held = this.held.get(teamId);
+      if (held) held.push(item);
+      else this.held.set(teamId, [item]);
+      if (!this.holdTimer) {
+        this.holdTimer = setTimeout(() => {
+          this.holdTimer = undefined;
+          this.releaseHeld();
+        }, this.settleHoldMs);
+        // Closing the store sends what is held; the timer alone must not keep a process alive.
+        this.holdTimer.unref();
+      }
     });
   }
 
@@ -273,6 +337,8 @@ export class RedisQuotaStore implements QuotaStore {
   async status(teamId: string, scopes: QuotaScope[], nowMs: number): Promise<QuotaScopeStatus[]> {
     validateTeamId(teamId);
     validateScopes(scopes);
+    // Settles and releases asked for before this read count in it, as they would one by one.
+    await this.flush(teamId);
     const plan = {
       w: tpmWindow(nowMs),
       s: scopes.map((scope) => ({

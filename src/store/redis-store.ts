@@ -13,6 +13,8 @@ import { failClosedOnOutage } from './store-unavailable.js';
 
 export interface RedisStoreOptions {
   target: RedisTarget;
+  /** See RedisQuotaStoreOptions. */
+  settleHoldMs?: number;
 }
 
 /** Shared state in Redis, so several gateway instances behave as one: every sub-store on one connection. */
@@ -28,7 +30,9 @@ export class RedisStore implements Store {
   constructor(options: RedisStoreOptions) {
     this.connection = new RedisConnection(options.target);
     this.registry = new RedisRegistryStore(this.connection);
-    this.quota = new RedisQuotaStore(this.connection);
+    this.quota = new RedisQuotaStore(this.connection, {
+      ...(options.settleHoldMs === undefined ? {} : { settleHoldMs: options.settleHoldMs }),
+    });
     this.usage = new RedisUsageStore(this.connection);
     this.cache = new RedisCacheStore(this.connection);
     this.health = new RedisHealthStore(this.connection);
@@ -47,7 +51,8 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    // The cache gives up the claims it holds first, which takes the connection.
+    // Held settles go before QUIT, and the cache gives up the claims it holds: both take the connection.
+    await this.quota.flush();
     await this.cache.close();
     await this.connection.close();
   }

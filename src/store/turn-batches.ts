@@ -23,6 +23,11 @@ export class TurnBatches<T> {
     }
   }
 
+  /** Whether something is waiting for `key`'s next hand-over. */
+  has(key: string): boolean {
+    return this.pending.has(key);
+  }
+
   private flush(): void {
     const batches = [...this.pending];
     this.pending.clear();

@@ -41,9 +41,11 @@ export interface StoreSubjects {
 /**
  * `clearBeforeEach`: every open() starts from no `tg:*` keys (suites whose checks count keys).
  * `sentinel`: also run against a Redis reached through Sentinel (a throwaway master of the suite).
+ * `settleHold`: also run against a standalone RedisStore whose settles wait for their team's next
+ * admit (`quota.settleHoldMs`), for the quota suite.
  */
 export function storeSubjects(
-  options: { clearBeforeEach?: boolean; sentinel?: boolean } = {},
+  options: { clearBeforeEach?: boolean; sentinel?: boolean; settleHold?: boolean } = {},
 ): StoreSubjects {
   let redis: TestRedis | undefined;
   let database: LeasedDatabase | undefined;
@@ -73,6 +75,21 @@ export function storeSubjects(
       servers: () => (database ? [database.client] : []),
     },
   ];
+  if (options.settleHold) {
+    // Long enough that a settle waits for a later admit in these tests, short enough to wait out.
+    const held = () =>
+      new RedisStore({ target: { url: (database as LeasedDatabase).url }, settleHoldMs: 20 });
+    subjects.push({
+      name: 'RedisStore (standalone, settles held)',
+      open: async () => {
+        if (!database) return undefined;
+        if (options.clearBeforeEach) await deleteKeys(database.client, 'tg:*');
+        return held();
+      },
+      sibling: async () => held(),
+      servers: () => (database ? [database.client] : []),
+    });
+  }
   if (options.sentinel)
     subjects.push({
       name: 'RedisStore (sentinel)',

@@ -19,17 +19,26 @@ local function pair(v)
 end
 -- Field values read or written by this script, and which of them it must write back. Budget
 -- fields are parsed once into B and written back from there (see budget()).
+-- A field whose value is set to nil is deleted when written back.
 local F, B, dirty = {}, {}, {}
 local function set(name, value) F[name] = value; dirty[name] = true end
+local function del(name) F[name] = nil; dirty[name] = true end
 local function read(names)
   if #names == 0 then return end
   local values = redis.call('HMGET', H, unpack(names))
   for i, name in ipairs(names) do if values[i] then F[name] = values[i] end end
 end
--- Field names a script will read, each once, collected before one read(wantedNames).
-local wanted, wantedNames = {}, {}
+-- Field names a script will read, each once: collected with want(), then read together by
+-- readWanted(), which reads only the names wanted since it last ran.
+local wanted, wantedNames, readUpTo = {}, {}, 0
 local function want(name)
   if not wanted[name] then wanted[name] = true; wantedNames[#wantedNames + 1] = name end
+end
+local function readWanted()
+  local fresh = {}
+  for i = readUpTo + 1, #wantedNames do fresh[#fresh + 1] = wantedNames[i] end
+  readUpTo = #wantedNames
+  read(fresh)
 end
 -- Lua's unpack has a limit on arguments: long lists go in slices.
 local function inSlices(command, items)
@@ -63,13 +72,21 @@ local function encodeBudget(b)
   return fmt('%s,%d,%d,%d,%d', b.k, b.st, b.su, b.rt, b.ru)
 end
 local function flush()
-  local args = {}
+  local args, gone = {}, {}
   for name in pairs(dirty) do
     local b = B[name]
-    args[#args + 1] = name
-    args[#args + 1] = b and encodeBudget(b) or F[name]
+    if b then
+      args[#args + 1] = name
+      args[#args + 1] = encodeBudget(b)
+    elseif F[name] == nil then
+      gone[#gone + 1] = name
+    else
+      args[#args + 1] = name
+      args[#args + 1] = F[name]
+    end
   end
   inSlices('HSET', args)
+  inSlices('HDEL', gone)
   dirty = {}
 end
 -- The four counts of period k as held in field `name` (zeros when it holds neither period).

@@ -1,9 +1,14 @@
 -- Runs after quota-lib.lua (see lua-script.ts).
--- Admits a batch of requests of one team, in order, exactly as that many single calls would:
--- ARGV[3]: how many; then four values each: the caller's now, a reservation id or '', the plan
--- and the record. Each counts a request against its request rates and, when it names a
--- reservation, reserves for it: one script, one round trip before the upstream for every request
--- of the batch. Fields are read once for the whole batch and written back once at its end.
+-- Everything one team asked of its quota during one event-loop turn of one gateway process:
+-- admits, settles and releases, run in the order they were asked for, exactly as that many
+-- single calls in a row would run. ARGV[3]: how many; then per item a kind and its values:
+--   'a', the caller's now, a reservation id or '', the plan, the record      (an admit)
+--   'f', id, tokens, micro-USD, settle flag, the caller's now                 (a settle or release)
+-- Fields are read once for the whole turn (a second read only for fields named by the records
+-- being finished and by no admit) and written back once at its end.
+--
+-- An admit counts a request against its request rates and, when it names a reservation,
+-- reserves for it.
 -- plan = {q = {{s, pm, pd}...} request rates per scope, t, u, e (expiry), w (minute window),
 --         s = {{id, c, m, b = {{p, k, mt, mu}...}}...} scopes with concurrency, tpm, budgets}
 -- Request windows start at a scope's first request ('start,count'); a refused request is not
@@ -14,8 +19,14 @@
 -- left ({scope index, 1 minute | 2 day, limit, remaining, reset ms}; -1s when none).
 -- Granted: {1, tpm scope index, tpm limit, tpm remaining, ...window} (-1s without tpm limits).
 -- Refused: {0, scope index, rank, limit, remaining, retry after ms or -1, budget index or, for
--- rank 0, 1 minute | 2 day, ...window}. Returns one answer per request, in order.
--- Its fields were read for the whole batch below; F holds them as the requests before it left them.
+-- rank 0, 1 minute | 2 day, ...window}.
+--
+-- A settle (flag '1') replaces the estimate by the actual usage (tokens and micro-USD); a
+-- release (flag '0') refunds all of it. A record is deleted once finished, so a repeat (in a
+-- later turn or in this one) finds nothing and changes nothing. A minute window that has gone
+-- needs no fixing. Answers 0 unknown, 1 live, 2 expired.
+--
+-- Returns one answer per item, in order. F holds the fields as the items before left them.
 local function admitOne(id, plan, record)
   local rid = 'r:' .. id
   -- A repeated reservation id is the same request (a retried call): granted, nothing counted again.
@@ -98,29 +109,75 @@ local function admitOne(id, plan, record)
   return {1, tight[1], tight[2], tight[3], window[1], window[2], window[3], window[4], window[5]}
 end
 
+local function finishOne(item)
+  local raw = F[item.rid]
+  if not raw then return 0 end
+  local r, forgetAt = decodeRecord(raw)
+  -- Past its ttl but not reaped yet: it is freed now, as the reaper would have, and is expired.
+  if not forgetAt then unreserve(r) end
+  local expired = forgetAt ~= nil or r.e <= item.now
+  local at, au = 0, 0
+  if item.settle then at, au = item.t, item.u end
+  for _, b in ipairs(r.b) do addBudget('b:' .. b[1] .. ':' .. b[2], b[3], at, au, 0, 0) end
+  for _, m in ipairs(r.m) do
+    local window, used = pair(F['m:' .. m[1]])
+    if tonumber(window) == m[2] then
+      set('m:' .. m[1], window .. ',' .. int(math.max(0, used + at - r.t)))
+    end
+  end
+  del(item.rid)
+  return expired and 2 or 1
+end
+
 local n = tonumber(ARGV[3])
 local items = {}
+local at = 4
 want('next')
 for i = 1, n do
-  local at = 3 + (i - 1) * 4
-  local item = {now = tonumber(ARGV[at + 1]), id = ARGV[at + 2], plan = cjson.decode(ARGV[at + 3]), record = ARGV[at + 4]}
-  items[i] = item
-  if item.id ~= '' then want('r:' .. item.id) end
-  for _, q in ipairs(item.plan.q) do
-    if q.pm then want('q:' .. q.s) end
-    if q.pd then want('d:' .. q.s) end
+  local item
+  if ARGV[at] == 'a' then
+    item = {admit = true, now = tonumber(ARGV[at + 1]), id = ARGV[at + 2], plan = cjson.decode(ARGV[at + 3]), record = ARGV[at + 4]}
+    at = at + 5
+    if item.id ~= '' then want('r:' .. item.id) end
+    for _, q in ipairs(item.plan.q) do
+      if q.pm then want('q:' .. q.s) end
+      if q.pd then want('d:' .. q.s) end
+    end
+    for _, s in ipairs(item.plan.s) do
+      if s.c then want('c:' .. s.id) end
+      if s.m then want('m:' .. s.id) end
+      for _, b in ipairs(s.b) do want('b:' .. s.id .. ':' .. b.p) end
+    end
+  else
+    item = {
+      rid = 'r:' .. ARGV[at + 1],
+      t = tonumber(ARGV[at + 2]),
+      u = tonumber(ARGV[at + 3]),
+      settle = ARGV[at + 4] == '1',
+      now = tonumber(ARGV[at + 5]),
+    }
+    at = at + 6
+    want(item.rid)
   end
-  for _, s in ipairs(item.plan.s) do
-    if s.c then want('c:' .. s.id) end
-    if s.m then want('m:' .. s.id) end
-    for _, b in ipairs(s.b) do want('b:' .. s.id .. ':' .. b.p) end
+  items[i] = item
+end
+readWanted()
+-- The fields a finished reservation counted in are named by its record.
+for _, item in ipairs(items) do
+  local raw = not item.admit and F[item.rid]
+  if raw then
+    local r = decodeRecord(raw)
+    for _, s in ipairs(r.c) do want('c:' .. s) end
+    for _, m in ipairs(r.m) do want('m:' .. m[1]) end
+    for _, b in ipairs(r.b) do want('b:' .. b[1] .. ':' .. b[2]) end
   end
 end
-read(wantedNames)
+readWanted()
 local answers = {}
 for i, item in ipairs(items) do
   now = item.now
-  answers[i] = admitOne(item.id, item.plan, item.record)
+  if item.admit then answers[i] = admitOne(item.id, item.plan, item.record)
+  else answers[i] = finishOne(item) end
 end
 flush()
 return answers
