@@ -1,0 +1,211 @@
+// Two or more builds or settings side by side on the Redis path (section 6's team and key):
+//   node bench/redis-compare.mjs <rounds> <checkout>[:settleHoldMs] <checkout>[:settleHoldMs] ...
+// e.g. `node bench/redis-compare.mjs 6 ../before . ` (two builds, each checkout built first) or
+// `node bench/redis-compare.mjs 6 .:0 .:5` (this build, settles held 0 and 5 ms).
+//
+// One mock upstream and one throwaway redis-server for all; each gateway runs `dist/server.js` of
+// its checkout pinned to core 0, everything else on core 1 (as bench/reference.mjs). Per round
+// and gateway, in an order that alternates between rounds: BENCH_DURATION_SEC (10) at an evenly
+// paced BENCH_QUOTA_RATE (1,000) req/s, then BENCH_MAX_SEC (6) at BENCH_CONNECTIONS (50)
+// connections. Gateway and Redis CPU from /proc and Redis commands from INFO commandstats, each
+// divided by every request the job sent. Prints each round and the medians; writes every round to
+// bench/results/redis-compare.json.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { createTeamAndKey } from './lib/admin.mjs';
+import { freePorts, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
+import { readRedisCounters, redisDelta, startRedis } from './lib/redis.mjs';
+import { median } from './lib/stats.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const LOADGEN = path.join(HERE, 'lib', 'loadgen.mjs');
+const ADMIN_KEY = 'bench-admin-key-0123456789';
+const MODEL = 'bench-model';
+const rate = Number(process.env.BENCH_QUOTA_RATE ?? 1000);
+const pacedSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
+const maxSec = Number(process.env.BENCH_MAX_SEC ?? 6);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+
+const [roundsArg, ...specs] = process.argv.slice(2);
+const rounds = Number(roundsArg);
+if (!Number.isInteger(rounds) || rounds < 1 || specs.length === 0) {
+  process.stderr.write('usage: node bench/redis-compare.mjs <rounds> <checkout>[:settleHoldMs] ...\n');
+  process.exit(2);
+}
+const gatewaysAsked = specs.map((spec) => {
+  const [dir = '.', hold] = spec.split(':');
+  const root = path.resolve(dir);
+  try {
+    readFileSync(path.join(root, 'dist', 'server.js'));
+  } catch {
+    throw new Error(`${root}/dist/server.js not found: run \`npm run build\` there first.`);
+  }
+  return { label: spec, root, holdMs: hold === undefined ? undefined : Number(hold) };
+});
+
+const pinning = (() => {
+  if (process.env.BENCH_PIN === '0' || os.availableParallelism() < 2) return false;
+  try {
+    execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+    return true; // this process, so the mock, Redis and every load generator, on core 1
+  } catch {
+    return false;
+  }
+})();
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-redis-compare-'));
+const [mockPort, redisPort, ...gatewayPorts] = await freePorts(2 + gatewaysAsked.length);
+const mock = new ServerProcess('mock', process.execPath, [path.join(HERE, 'mock-upstream.mjs')], {
+  cwd: HERE,
+  env: { ...process.env, PORT: String(mockPort) },
+  stdout: 'ignore',
+});
+await mock.waitReady(`http://127.0.0.1:${mockPort}/healthz`, 10_000);
+const redis = await startRedis(/** @type {number} */ (redisPort), { cwd: HERE, env: process.env });
+
+// Section 6's limits and budgets (bench/run.mjs), far above what a run uses.
+const team = {
+  limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000, max_concurrent: 10_000 },
+  budgets: [
+    { period: 'day', max_tokens: 100_000_000_000 },
+    { period: 'month', max_usd: 1_000_000 },
+  ],
+};
+const key = {
+  limits: { requests_per_minute: 90_000_000, tokens_per_minute: 900_000_000, max_concurrent: 9_000 },
+  budgets: [
+    { period: 'day', max_tokens: 90_000_000_000 },
+    { period: 'month', max_usd: 900_000 },
+  ],
+};
+
+const gateways = [];
+for (const [i, asked] of gatewaysAsked.entries()) {
+  const port = /** @type {number} */ (gatewayPorts[i]);
+  const config = path.join(work, `gateway-${i}.yaml`);
+  const hold = asked.holdMs === undefined ? '' : `, settleHoldMs: ${asked.holdMs}`;
+  writeFileSync(
+    config,
+    [
+      `redis: { url: "redis://127.0.0.1:${redisPort}" }`,
+      `quota: { prices: { ${MODEL}: { input: 1, output: 2 } }${hold} }`,
+      `server: { host: 127.0.0.1, port: ${port} }`,
+      'backends:',
+      `  upstream: { type: openai, baseUrl: "http://127.0.0.1:${mockPort}/v1", apiKey: "sk-bench-upstream" }`,
+      'models:',
+      `  ${MODEL}: { backend: upstream, model: ${MODEL} }`,
+      `admin: { key: "${ADMIN_KEY}" }`,
+      `dataDir: "${path.join(work, `data-${i}`)}"`,
+      '',
+    ].join('\n'),
+  );
+  const args = ['--max-semi-space-size=16', 'dist/server.js', '--config', config];
+  const [command, commandArgs] = pinning
+    ? ['taskset', ['-c', '0', process.execPath, ...args]]
+    : [process.execPath, args];
+  const server = new ServerProcess(asked.label, command, commandArgs, {
+    cwd: asked.root,
+    env: { ...process.env, MALLOC_TRIM_THRESHOLD_: '131072', LOG_LEVEL: 'info' },
+    stdout: openSync(path.join(work, `gateway-${i}.log`), 'w'),
+  });
+  const origin = `http://127.0.0.1:${port}`;
+  await server.waitReady(`${origin}/healthz`, 30_000);
+  const created = await createTeamAndKey(
+    origin,
+    ADMIN_KEY,
+    { name: `compare-${i}`, ...team },
+    { name: `compare-${i}`, ...key },
+  );
+  gateways.push({ label: asked.label, server, origin, key: created.key });
+}
+
+const body = JSON.stringify({
+  model: MODEL,
+  messages: [
+    { role: 'system', content: 'You are a helpful assistant.' },
+    { role: 'user', content: 'Explain in a few sentences what an API gateway does.' },
+  ],
+  max_tokens: 256,
+});
+/** @param {typeof gateways[number]} gateway */
+const spec = (gateway) => ({
+  origin: gateway.origin,
+  path: '/v1/chat/completions',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${gateway.key}` },
+  body,
+});
+
+/**
+ * @param {typeof gateways[number]} gateway
+ * @param {object} job
+ */
+async function measure(gateway, job) {
+  const cpu0 = readCpuMs(gateway.server.pid);
+  const redisCpu0 = readCpuMs(redis.pid);
+  const counters0 = await readRedisCounters(/** @type {number} */ (redisPort));
+  const result = /** @type {import('./lib/loadgen.mjs').RequestRunResult} */ (
+    await runInChild(LOADGEN, { ...spec(gateway), ...job }, 180_000)
+  );
+  const cpu1 = readCpuMs(gateway.server.pid);
+  const redisCpu1 = readCpuMs(redis.pid);
+  const delta = redisDelta(counters0, await readRedisCounters(/** @type {number} */ (redisPort)));
+  const sent = result.completedTotal;
+  const scripts = (delta.commands.evalsha?.calls ?? 0) + (delta.commands.eval?.calls ?? 0);
+  return {
+    reqPerSec: result.reqPerSec,
+    p50Ms: result.latencyMs.p50,
+    p99Ms: result.latencyMs.p99,
+    gatewayCpuUs: ((cpu1 - cpu0) * 1000) / sent,
+    redisCpuUs: ((redisCpu1 - redisCpu0) * 1000) / sent,
+    redisCommands: delta.totalCommands / sent,
+    scriptCalls: scripts / sent,
+    failed: result.non2xx + result.errors,
+  };
+}
+
+const rows = [];
+try {
+  for (const gateway of gateways)
+    await runInChild(LOADGEN, { ...spec(gateway), kind: 'max', connections, durationSec: 3 }, 60_000);
+  for (let round = 0; round < rounds; round++) {
+    for (const gateway of round % 2 === 0 ? gateways : [...gateways].reverse()) {
+      await sleep(500);
+      const paced = await measure(gateway, { kind: 'paced', rate, durationSec: pacedSec, warmupSec: 1 });
+      await sleep(500);
+      const max = await measure(gateway, { kind: 'max', connections, durationSec: maxSec });
+      rows.push({ round, gateway: gateway.label, paced, max });
+      process.stdout.write(
+        `round ${round} ${gateway.label}: ${rate} req/s: gateway ${paced.gatewayCpuUs.toFixed(0)} µs, Redis ${paced.redisCpuUs.toFixed(0)} µs, ` +
+          `${paced.redisCommands.toFixed(2)} commands (${paced.scriptCalls.toFixed(2)} scripts), p50 ${paced.p50Ms.toFixed(2)} / p99 ${paced.p99Ms.toFixed(1)} ms; ` +
+          `max ${max.reqPerSec.toFixed(0)} req/s, gateway ${max.gatewayCpuUs.toFixed(0)} µs, Redis ${max.redisCpuUs.toFixed(0)} µs, ` +
+          `${max.redisCommands.toFixed(2)} commands; failed ${paced.failed + max.failed}\n`,
+      );
+    }
+  }
+} finally {
+  await stopAll(2_000);
+}
+
+process.stdout.write('\nmedians per request\n');
+for (const gateway of gateways) {
+  const mine = rows.filter((row) => row.gateway === gateway.label);
+  /** @param {(row: typeof rows[number]) => number} pick */
+  const m = (pick) => median(mine.map(pick));
+  process.stdout.write(
+    `${gateway.label}: ${rate} req/s: gateway ${m((r) => r.paced.gatewayCpuUs).toFixed(0)} µs, Redis ${m((r) => r.paced.redisCpuUs).toFixed(0)} µs, ` +
+      `${m((r) => r.paced.redisCommands).toFixed(2)} commands (${m((r) => r.paced.scriptCalls).toFixed(2)} scripts), ` +
+      `p50 ${m((r) => r.paced.p50Ms).toFixed(2)} / p99 ${m((r) => r.paced.p99Ms).toFixed(1)} ms; ` +
+      `max ${m((r) => r.max.reqPerSec).toFixed(0)} req/s, gateway ${m((r) => r.max.gatewayCpuUs).toFixed(0)} µs, ` +
+      `Redis ${m((r) => r.max.redisCpuUs).toFixed(0)} µs, ${m((r) => r.max.redisCommands).toFixed(2)} commands\n`,
+  );
+}
+const results = path.join(HERE, 'results');
+mkdirSync(results, { recursive: true });
+writeFileSync(
+  path.join(results, 'redis-compare.json'),
+  `${JSON.stringify({ pinning, rate, rows }, null, 2)}\n`,
+);
