@@ -2,7 +2,7 @@
 // measurement gets its own event loop and a fresh heap: it never competes with a server's event
 // loop, and one measurement's garbage cannot pause the next. The parent sends exactly one job
 // over IPC; the child answers with one result message and exits.
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 // @ts-expect-error autocannon ships no type declarations; the part used here is typed below.
 import autocannonUntyped from 'autocannon';
 import { Pool } from 'undici';
@@ -53,6 +53,7 @@ const autocannon = /** @type {Autocannon} */ (autocannonUntyped);
  *   denominator for the servers' CPU per request, which is measured over the whole job)
  * @property {import('./stats.mjs').Summary} latencyMs
  * @property {import('./stats.mjs').Summary} [sendLagMs] paced runs: how late requests left vs their schedule
+ * @property {ClientStalls} [clientStalls] paced runs: the load generator's own pauses in the window
  * @property {CpuUse} loadgenCpu CPU this load generator used, to judge how much of the 2 cores it took
  * @property {number} processCpuMs all CPU this process used since it started (for the noise guard)
  */
@@ -76,6 +77,48 @@ const autocannon = /** @type {Autocannon} */ (autocannonUntyped);
  * @property {CpuUse} loadgenCpu
  * @property {number} processCpuMs
  */
+
+/**
+ * @typedef {object} ClientStalls
+ * @property {number} loopDelayMaxMs the longest this process's event loop was held (its own GC
+ *   included): a response that arrived meanwhile was timed that much late
+ * @property {number} loopDelayP99Ms
+ * @property {number} gcMaxMs the longest garbage collection pause
+ * @property {number} gcTotalMs
+ * @property {number} gcCount
+ */
+
+/**
+ * Watches this process's own pauses from now until stop(): a latency percentile that moves with
+ * them measures the load generator, not the proxy (on 2 shared cores its young-generation
+ * collections took 15-35 ms; see BENCHMARKS.md).
+ */
+function watchClientStalls() {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const gc = { maxMs: 0, totalMs: 0, count: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+      gc.totalMs += entry.duration;
+      gc.count += 1;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  delay.enable();
+  /** @returns {ClientStalls} */
+  const stop = () => {
+    delay.disable();
+    observer.disconnect();
+    return {
+      loopDelayMaxMs: delay.max / 1e6,
+      loopDelayP99Ms: delay.percentile(99) / 1e6,
+      gcMaxMs: gc.maxMs,
+      gcTotalMs: gc.totalMs,
+      gcCount: gc.count,
+    };
+  };
+  return { stop };
+}
 
 /** @returns {CpuUse} */
 function cpuSince(/** @type {NodeJS.CpuUsage} */ start) {
@@ -173,6 +216,8 @@ async function runPaced(job) {
   let cpuStart = process.cpuUsage();
   let firstCountedSentAt = 0;
   let lastSentAt = 0;
+  /** @type {{ stop: () => ClientStalls } | undefined} */
+  let stalls;
 
   /** @param {boolean} counted whether this request falls inside the measured window */
   const fire = (counted) => {
@@ -215,6 +260,7 @@ async function runPaced(job) {
         if (sent === firstCounted) {
           firstCountedSentAt = now;
           cpuStart = process.cpuUsage();
+          stalls = watchClientStalls();
         }
         // How late this request leaves compared with its schedule: a busy load generator would
         // otherwise quietly turn an even rate into bursts.
@@ -234,6 +280,7 @@ async function runPaced(job) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const loadgenCpu = cpuSince(cpuStart);
+  const clientStalls = stalls?.stop();
   // One interval is added because n requests sent at the schedule span (n - 1) intervals.
   const durationSec = (lastSentAt - firstCountedSentAt + intervalMs) / 1000;
   await pool.destroy();
@@ -248,6 +295,7 @@ async function runPaced(job) {
     completedTotal: completed,
     latencyMs: summarize(latencies.view()),
     sendLagMs: summarize(sendLag.view()),
+    ...(clientStalls ? { clientStalls } : {}),
     loadgenCpu,
     processCpuMs: processCpuMs(),
   };

@@ -116,6 +116,17 @@ const loadgenCores = (run) => (run.loadgenCpu.userMs + run.loadgenCpu.systemMs) 
 const mockCores = (run) => run.serverCpu.mockMs / run.serverCpu.wallMs;
 /** @param {MeasuredRequests} run */
 const proxyCores = (run) => run.serverCpu.proxyMs / run.serverCpu.wallMs;
+/**
+ * The load generator's own longest pause (event loop held, its GC included) and longest GC
+ * pause, medians of the rounds: a p99 of the same order measures the client as much as the proxy.
+ */
+const LOADGEN_STALLS_HEADER = 'loadgen stall / GC max';
+/** @param {readonly MeasuredRequests[]} runs */
+function clientStallsCell(runs) {
+  const measured = runs.filter((run) => run.clientStalls !== undefined);
+  if (measured.length === 0) return '–';
+  return `${ms(medianOf(measured, (run) => run.clientStalls?.loopDelayMaxMs ?? Number.NaN))} / ${ms(medianOf(measured, (run) => run.clientStalls?.gcMaxMs ?? Number.NaN))}`;
+}
 /** @param {readonly MeasuredRequests[]} runs */
 const failures = (runs) => runs.reduce((sum, run) => sum + run.errors + run.non2xx, 0);
 
@@ -296,6 +307,7 @@ function rateSections(input) {
           key === 'tollgate' ? signedMs(p99(key) - p99('floor')) : '–',
           key === 'direct' ? '–' : int(medianOf(runs[key], proxyCpuPerRequestUs)),
           ms(medianOf(runs[key], (run) => run.sendLagMs?.p99 ?? Number.NaN)),
+          clientStallsCell(runs[key]),
         ];
       });
       return [
@@ -315,6 +327,7 @@ function rateSections(input) {
             'p99 vs floor',
             'proxy CPU µs/req',
             'loadgen send lag p99',
+            LOADGEN_STALLS_HEADER,
           ],
           rows,
         ),
@@ -751,6 +764,7 @@ function quotaSection(input) {
       key === 'tollgateRedis' ? signedMs(p99(key) - p99('tollgate')) : '–',
       int(medianOf(runs[key], proxyCpuPerRequestUs)),
       ms(medianOf(runs[key], (run) => run.sendLagMs?.p99 ?? Number.NaN)),
+      clientStallsCell(runs[key]),
     ];
   });
   const added = p50('tollgateRedis') - p50('floor');
@@ -846,6 +860,7 @@ function quotaSection(input) {
         'p99 vs tollgate',
         'proxy CPU µs/req',
         'loadgen send lag p99',
+        LOADGEN_STALLS_HEADER,
       ],
       rows,
     ),
