@@ -20,11 +20,11 @@ import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 import { readRedisCounters, redisDelta, startRedis } from './lib/redis.mjs';
 import { median } from './lib/stats.mjs';
+import { CHAT_BODY, MODEL, QUOTA_KEY, QUOTA_TEAM } from './lib/workload.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const LOADGEN = path.join(HERE, 'lib', 'loadgen.mjs');
 const ADMIN_KEY = 'bench-admin-key-0123456789';
-const MODEL = 'bench-model';
 const rate = Number(process.env.BENCH_QUOTA_RATE ?? 1000);
 const pacedSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const maxSec = Number(process.env.BENCH_MAX_SEC ?? 6);
@@ -67,22 +67,6 @@ const mock = new ServerProcess('mock', process.execPath, [path.join(HERE, 'mock-
 await mock.waitReady(`http://127.0.0.1:${mockPort}/healthz`, 10_000);
 const redis = await startRedis(/** @type {number} */ (redisPort), { cwd: HERE, env: process.env });
 
-// Section 6's limits and budgets (bench/run.mjs), far above what a run uses.
-const team = {
-  limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000, max_concurrent: 10_000 },
-  budgets: [
-    { period: 'day', max_tokens: 100_000_000_000 },
-    { period: 'month', max_usd: 1_000_000 },
-  ],
-};
-const key = {
-  limits: { requests_per_minute: 90_000_000, tokens_per_minute: 900_000_000, max_concurrent: 9_000 },
-  budgets: [
-    { period: 'day', max_tokens: 90_000_000_000 },
-    { period: 'month', max_usd: 900_000 },
-  ],
-};
-
 const gateways = [];
 for (const [i, asked] of gatewaysAsked.entries()) {
   const port = /** @type {number} */ (gatewayPorts[i]);
@@ -117,20 +101,13 @@ for (const [i, asked] of gatewaysAsked.entries()) {
   const created = await createTeamAndKey(
     origin,
     ADMIN_KEY,
-    { name: `compare-${i}`, ...team },
-    { name: `compare-${i}`, ...key },
+    { ...QUOTA_TEAM, name: `compare-${i}` },
+    { ...QUOTA_KEY, name: `compare-${i}` },
   );
   gateways.push({ label: asked.label, server, origin, key: created.key });
 }
 
-const body = JSON.stringify({
-  model: MODEL,
-  messages: [
-    { role: 'system', content: 'You are a helpful assistant.' },
-    { role: 'user', content: 'Explain in a few sentences what an API gateway does.' },
-  ],
-  max_tokens: 256,
-});
+const body = CHAT_BODY;
 /** @param {typeof gateways[number]} gateway */
 const spec = (gateway) => ({
   origin: gateway.origin,

@@ -26,6 +26,7 @@ import { request } from 'undici';
 import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, GATEWAY_ENV, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 import { median } from './lib/stats.mjs';
+import { CHAT_BODY } from './lib/workload.mjs';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LOADGEN = fileURLToPath(new URL('./lib/loadgen.mjs', import.meta.url));
@@ -106,14 +107,7 @@ const targets = [
   },
 ];
 
-const body = JSON.stringify({
-  model: 'bench-model',
-  messages: [
-    { role: 'system', content: 'You are a helpful assistant.' },
-    { role: 'user', content: 'Explain in a few sentences what an API gateway does.' },
-  ],
-  max_tokens: 256,
-});
+const body = CHAT_BODY;
 
 /** @type {Record<string, { max: number[], cpuAtMax: number[], cpuAtRate: number[], p50: number[], p99: number[] }>} */
 const runs = Object.fromEntries(

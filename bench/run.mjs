@@ -142,6 +142,7 @@ import {
 import { renderReport } from './lib/report.mjs';
 import { routingSection, routingVerdicts } from './lib/routing-report.mjs';
 import { median } from './lib/stats.mjs';
+import { CHAT_BODY, MODEL, QUOTA_KEY, QUOTA_TEAM } from './lib/workload.mjs';
 import { readLlamaCppSettings, runLlamaCppSection } from './llama-cpp-section.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -150,7 +151,6 @@ const LOADGEN = path.join(BENCH_DIR, 'lib', 'loadgen.mjs');
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const HOST = '127.0.0.1';
 const CHAT_PATH = '/v1/chat/completions';
-const MODEL = 'bench-model';
 
 /** @typedef {'direct' | 'floor' | 'tollgate'} TargetKey */
 /**
@@ -389,25 +389,6 @@ async function benchKey(origin, settings) {
  */
 const createTeamAndKey = (origin, teamBody, keyBody) =>
   createTeamAndKeyAs(origin, BENCH_ADMIN_KEY, teamBody, keyBody);
-
-// Section 6's team and key: every limit and budget set (so every quota stage does its work) and
-// far above what a run can use. The key's are a little tighter than the team's, as keys must be.
-const QUOTA_TEAM = {
-  name: 'bench-quota',
-  limits: { requests_per_minute: 100_000_000, tokens_per_minute: 1_000_000_000, max_concurrent: 10_000 },
-  budgets: [
-    { period: 'day', max_tokens: 100_000_000_000 },
-    { period: 'month', max_usd: 1_000_000 },
-  ],
-};
-const QUOTA_KEY = {
-  name: 'bench-quota',
-  limits: { requests_per_minute: 90_000_000, tokens_per_minute: 900_000_000, max_concurrent: 9_000 },
-  budgets: [
-    { period: 'day', max_tokens: 90_000_000_000 },
-    { period: 'month', max_usd: 900_000 },
-  ],
-};
 
 /**
  * Resolves the gateway command: the built server by default, or BENCH_GATEWAY_CMD.
@@ -677,14 +658,7 @@ async function main() {
   const memoryAtBoot = { floor: readMemory(floor.pid), tollgate: readMemory(tollgate.pid) };
 
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${settings.apiKey}` };
-  const chatBody = JSON.stringify({
-    model: MODEL,
-    messages: [
-      { role: 'system', content: 'You are a helpful assistant.' },
-      { role: 'user', content: 'Explain in a few sentences what an API gateway does.' },
-    ],
-    max_tokens: 256,
-  });
+  const chatBody = CHAT_BODY;
   const streamBody = JSON.stringify({ ...JSON.parse(chatBody), stream: true });
   const streamMs = settings.streamChunks * (settings.streamDelayMs + 1) + 50;
 
