@@ -417,6 +417,25 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
         budgets: [{ reservedTokens: 200, spentTokens: 0 }],
       });
     });
+
+    it('a settle asked for together with a request that reaps its reservation frees it once', async () => {
+      const two = [keyScope({ maxConcurrent: 2, budgets: [dayBudget({ maxTokens: 1_000 })] })];
+      const lost = request(two, { ttlMs: TTL });
+      await q().reserve(lost);
+      await q().reserve(request(two));
+      // Asked for in one go: the request finds the lost reservation expired and frees its slot
+      // and estimate; the settle after it records the spend and must free nothing again.
+      const [next, settled] = await Promise.all([
+        q().reserve(request(two, { nowMs: T0 + TTL })),
+        q().settle(teamId, lost.reservationId, { tokens: 30, usdMicros: 3 }, T0 + TTL),
+      ]);
+      expect(next).toEqual({ granted: true });
+      expect(settled).toBe('expired');
+      expect((await status(two, T0 + TTL))[0]).toMatchObject({
+        concurrency: { inUse: 2 },
+        budgets: [{ reservedTokens: 200, spentTokens: 30 }],
+      });
+    });
   });
 
   it('tokens per minute roll over at the next window', async () => {

@@ -241,12 +241,11 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   private async runTurn(teamId: string, items: TurnItem[]): Promise<void> {
+    // Each item runs at its own caller's now (quota-turn.lua): the script's own now is unused.
     const args: Array<string | number> = [0, EXPIRED_RESERVATION_GRACE_MS, items.length];
-    let nowMs = 0;
     for (const item of items) {
       if (item.kind === 'admit') {
         args.push('a', ...item.args);
-        nowMs = Math.max(nowMs, item.args[0]);
       } else {
         const { reservationId, actual } = item;
         args.push(
@@ -257,10 +256,8 @@ export class RedisQuotaStore implements QuotaStore {
           actual ? '1' : '0',
           item.nowMs,
         );
-        nowMs = Math.max(nowMs, item.nowMs);
       }
     }
-    args[0] = nowMs;
     let answers: unknown;
     try {
       answers = await this.connection.run(TURN, [hashOf(teamId)], args);

@@ -30,9 +30,7 @@ export class RedisStore implements Store {
   constructor(options: RedisStoreOptions) {
     this.connection = new RedisConnection(options.target);
     this.registry = new RedisRegistryStore(this.connection);
-    this.quota = new RedisQuotaStore(this.connection, {
-      ...(options.settleHoldMs === undefined ? {} : { settleHoldMs: options.settleHoldMs }),
-    });
+    this.quota = new RedisQuotaStore(this.connection, options);
     this.usage = new RedisUsageStore(this.connection);
     this.cache = new RedisCacheStore(this.connection);
     this.health = new RedisHealthStore(this.connection);

@@ -4,6 +4,7 @@
 -- single calls in a row would run. ARGV[3]: how many; then per item a kind and its values:
 --   'a', the caller's now, a reservation id or '', the plan, the record      (an admit)
 --   'f', id, tokens, micro-USD, settle flag, the caller's now                 (a settle or release)
+-- Each item runs at its own caller's now (ARGV[1] is not used).
 -- Fields are read once for the whole turn (a second read only for fields named by the records
 -- being finished and by no admit) and written back once at its end.
 --
@@ -112,7 +113,9 @@ end
 local function finishOne(item)
   local raw = F[item.rid]
   if not raw then return 0 end
-  local r, forgetAt = decodeRecord(raw)
+  -- Decoded once when its fields were collected, unless an item before it changed the record.
+  local r, forgetAt = item.r, item.forgetAt
+  if raw ~= item.raw then r, forgetAt = decodeRecord(raw) end
   -- Past its ttl but not reaped yet: it is freed now, as the reaper would have, and is expired.
   if not forgetAt then unreserve(r) end
   local expired = forgetAt ~= nil or r.e <= item.now
@@ -166,7 +169,9 @@ readWanted()
 for _, item in ipairs(items) do
   local raw = not item.admit and F[item.rid]
   if raw then
-    local r = decodeRecord(raw)
+    item.raw = raw
+    item.r, item.forgetAt = decodeRecord(raw)
+    local r = item.r
     for _, s in ipairs(r.c) do want('c:' .. s) end
     for _, m in ipairs(r.m) do want('m:' .. m[1]) end
     for _, b in ipairs(r.b) do want('b:' .. b[1] .. ':' .. b[2]) end
