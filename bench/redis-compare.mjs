@@ -10,14 +10,13 @@
 // connections. Gateway and Redis CPU from /proc and Redis commands from INFO commandstats, each
 // divided by every request the job sent. Prints each round and the medians; writes every round to
 // bench/results/redis-compare.json.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createTeamAndKey } from './lib/admin.mjs';
-import { freePorts, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
+import { freePorts, pinToCores, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 import { readRedisCounters, redisDelta, startRedis } from './lib/redis.mjs';
 import { median } from './lib/stats.mjs';
 import { CHAT_BODY, MODEL, QUOTA_KEY, QUOTA_TEAM } from './lib/workload.mjs';
@@ -47,15 +46,7 @@ const gatewaysAsked = specs.map((spec) => {
   return { label: spec, root, holdMs: hold === undefined ? undefined : Number(hold) };
 });
 
-const pinning = (() => {
-  if (process.env.BENCH_PIN === '0' || os.availableParallelism() < 2) return false;
-  try {
-    execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
-    return true; // this process, so the mock, Redis and every load generator, on core 1
-  } catch {
-    return false;
-  }
-})();
+const { pinning, onFirstCore } = pinToCores();
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-redis-compare-'));
 const [mockPort, redisPort, ...gatewayPorts] = await freePorts(2 + gatewaysAsked.length);
@@ -88,9 +79,7 @@ for (const [i, asked] of gatewaysAsked.entries()) {
     ].join('\n'),
   );
   const args = ['--max-semi-space-size=16', 'dist/server.js', '--config', config];
-  const [command, commandArgs] = pinning
-    ? ['taskset', ['-c', '0', process.execPath, ...args]]
-    : [process.execPath, args];
+  const [command, commandArgs] = onFirstCore(args);
   const server = new ServerProcess(asked.label, command, commandArgs, {
     cwd: asked.root,
     env: { ...process.env, MALLOC_TRIM_THRESHOLD_: '131072', LOG_LEVEL: 'info' },

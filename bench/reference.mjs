@@ -17,14 +17,21 @@
 // Env: BENCH_ROUNDS (5), BENCH_DURATION_SEC (5), BENCH_CONNECTIONS (50), BENCH_REFERENCE_RATE
 // (500), BENCH_PIN (1; 0 runs everything unpinned). Report: stdout and bench/results/reference.md
 // (each round's figures in reference.json).
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { createTeamAndKey } from './lib/admin.mjs';
-import { freePorts, GATEWAY_ENV, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
+import {
+  freePorts,
+  GATEWAY_ENV,
+  pinToCores,
+  readCpuMs,
+  runInChild,
+  ServerProcess,
+  stopAll,
+} from './lib/procs.mjs';
 import { median } from './lib/stats.mjs';
 import { CHAT_BODY } from './lib/workload.mjs';
 
@@ -39,19 +46,7 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const rate = Number(process.env.BENCH_REFERENCE_RATE ?? 500);
 
 const cores = os.availableParallelism();
-/** taskset, when there is one and more than one core to split. */
-const pinning = (() => {
-  if (process.env.BENCH_PIN === '0' || cores < 2) return false;
-  try {
-    execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
-    return true; // this process, so the mock and every load generator forked later, on core 1
-  } catch {
-    return false;
-  }
-})();
-/** @param {string[]} args node arguments @returns {[string, string[]]} */
-const onFirstCore = (args) =>
-  pinning ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
+const { pinning, onFirstCore } = pinToCores();
 
 try {
   readFileSync(path.join(REPO_ROOT, 'dist', 'server.js'));

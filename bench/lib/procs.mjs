@@ -3,6 +3,7 @@
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 
@@ -288,3 +289,27 @@ export function readMachineBusyMs() {
  * their large work areas, and keeps ~12 MB of freed memory per process).
  */
 export const GATEWAY_ENV = { MALLOC_TRIM_THRESHOLD_: '131072' };
+
+/**
+ * Splits the two cores between the proxy under test and everything else: moves this process (so
+ * the mock, Redis and every load generator started later) to core 1, when there is taskset and more
+ * than one core and BENCH_PIN is not 0. Returns how to start a node process on core 0: on 2 shared
+ * cores this is what keeps a proxy's CPU per request from being mostly the scheduler's doing.
+ * @returns {{ pinning: boolean, onFirstCore: (args: string[]) => [string, string[]] }}
+ */
+export function pinToCores() {
+  let pinning = false;
+  if (process.env.BENCH_PIN !== '0' && os.availableParallelism() >= 2) {
+    try {
+      execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+      pinning = true;
+    } catch {
+      pinning = false;
+    }
+  }
+  return {
+    pinning,
+    onFirstCore: (args) =>
+      pinning ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args],
+  };
+}
