@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load-config.js';
 import type { QuotaReservationRequest, QuotaScope } from '../src/quota/quota-types.js';
 import { RedisStore } from '../src/store/redis-store.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
 import { startRedisServer, type TestRedis } from './support/redis.js';
 
 /**
@@ -66,7 +67,10 @@ beforeAll(async () => {
   probe = new Redis(redis.url);
 });
 
+const gateways: TestGateway[] = [];
+
 afterEach(async () => {
+  await Promise.all(gateways.splice(0).map((gateway) => gateway.close()));
   await Promise.all(opened.splice(0).map((store) => store.close()));
   await probe.flushall();
 });
@@ -136,5 +140,60 @@ describe('quota.settleHoldMs (Redis)', () => {
       'settled',
     );
     expect(await spent(open(0))).toEqual({ inUse: 0, spent: 300, reserved: 0 });
+  });
+
+  it('an answer that ends its reservation before it goes out (an error) does not wait for the hold', async () => {
+    const ADMIN = 'hold-admin-key-0123456789';
+    // The store holds far longer than the config allows, so the test never races the timer.
+    const store = open(LONG_HOLD_MS);
+    const gateway = await startGateway(
+      {
+        auth: {},
+        admin: { key: ADMIN },
+        redis: { url: redis.url },
+        quota: { settleHoldMs: 1_000 },
+        backends: { m: { type: 'mock' } },
+        models: { 'gpt-4o-mini': { backend: 'm' } },
+      },
+      {},
+      { store },
+    );
+    gateways.push(gateway);
+    const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    const post = async (path: string, body: unknown, headers: Record<string, string>) =>
+      fetch(`${gateway.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    const team = (await (
+      await post('/admin/teams', { name: 'held', limits: { max_concurrent: 1 } }, admin)
+    ).json()) as {
+      id: string;
+    };
+    const key = (await (await post('/admin/keys', { team_id: team.id }, admin)).json()) as { key: string };
+    const chat = (content: string) =>
+      post(
+        '/v1/chat/completions',
+        { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content }] },
+        { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+      );
+    const inUse = async () => {
+      // Read by another store: this one's status would send what the gateway's store holds.
+      const [status] = await open(0).quota.status(
+        team.id,
+        [{ id: `team:${team.id}`, maxConcurrent: 1 }],
+        Date.now(),
+      );
+      return status?.concurrency?.inUse;
+    };
+
+    const failed = await chat('[[mock:error:500]]');
+    expect(failed.status).toBe(502);
+    await failed.text();
+    // The client has its error while the release is still held: the answer did not wait for it.
+    expect(await inUse()).toBe(1);
+    // This instance's next admit sends the release first, so the one slot is free for it.
+    const next = await chat('hi');
+    expect(next.status).toBe(200);
+    await next.text();
+    await store.quota.flush();
+    expect(await inUse()).toBe(0);
   });
 });

@@ -33,6 +33,8 @@ export interface QuotaOptions {
   /** A reservation a lost process never settles stops counting after this long. */
   reservationTtlMs: number;
   prices: Readonly<Record<string, ModelPrice>>;
+  /** Settles and releases wait this long for the team's next admit (the Redis store; 0: never). */
+  settleHoldMs: number;
 }
 
 /** What ② quota let through: the request's hold, and its tightest request window for headers. */
@@ -395,13 +397,32 @@ export class QuotaStage {
     ticket.tokensPerMinute = result.tokensPerMinute;
     const reservation = new Reservation(
       {
-        settle: (usage, pricedAs) => this.settle(ticket, usage, pricedAs),
-        release: () => this.release(ticket),
+        settle: (usage, pricedAs) => this.handedOver(this.settle(ticket, usage, pricedAs), ask.log, 'settle'),
+        release: () => this.handedOver(this.release(ticket), ask.log, 'release'),
       },
       ask.log,
       ticket,
     );
     return { reservation, requests: admitted.requests.tightest };
+  }
+
+  /**
+   * With quota.settleHoldMs the store sends a settle or release with the team's next admit, up to
+   * that long later, so waiting for it would hold back the answers that end their reservation
+   * before they go out (errors, audio). The same instance's next admit still sends it first; other
+   * instances see it late, which is what the setting trades. Without a hold the end is awaited, so
+   * a client that retries an error elsewhere finds its slot already free.
+   */
+  private handedOver(
+    ended: Promise<void>,
+    log: FastifyBaseLogger | undefined,
+    how: 'settle' | 'release',
+  ): Promise<void> {
+    if (this.options.settleHoldMs <= 0) return ended;
+    ended.catch((error: Error) => {
+      log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
+    });
+    return Promise.resolve();
   }
 
   /**
