@@ -36,7 +36,7 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     config = loadConfig({ path: options.configPath });
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
+      process.stderr.write(`${workerPrefix()}${error.message}\n`);
       process.exit(1);
     }
     throw error;
@@ -208,7 +208,15 @@ export async function serveFromCommandLine(args: string[]): Promise<void> {
     allowPositionals: true,
   });
   await serve({ configPath: values.config }).catch((error: Error) => {
-    process.stderr.write(`tollgate failed to start: ${error.message}\n`);
+    process.stderr.write(`${workerPrefix()}tollgate failed to start: ${error.message}\n`);
     process.exit(1);
   });
+}
+
+/**
+ * A worker that cannot boot has no logger yet: its reason goes to stderr as text, which with
+ * several workers dying together must still say whose it is (the primary's lines name the pid).
+ */
+function workerPrefix(): string {
+  return cluster.isWorker && cluster.worker ? `[worker ${cluster.worker.id}, pid ${process.pid}] ` : '';
 }

@@ -129,7 +129,7 @@ export class ClusterPrimary {
     if (this.youngDeaths >= GIVE_UP_AFTER_YOUNG_DEATHS) {
       this.options.logger.fatal(
         { ...fields, deaths: this.youngDeaths },
-        'workers keep dying right after they start: giving up (see the lines above for why)',
+        'workers keep dying right after they start: giving up (each wrote why on stderr, marked with its worker number and pid)',
       );
       this.clean = false;
       this.stop('SIGTERM');
