@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, {
   type FastifyBaseLogger,
@@ -15,6 +14,7 @@ import { MAX_JSON_ANSWER_BYTES } from './backends/backend.js';
 import { BackendRegistry } from './backends/registry.js';
 import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
+import { registerCors } from './http/cors.js';
 import { errorSurfaceOf, surfaceErrorPayload } from './http/error-surface.js';
 import { createLogger } from './http/logger.js';
 import { PendingWork } from './http/pending-work.js';
@@ -214,15 +214,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     jsonParser,
   );
 
-  // Before CORS: its hook would answer an OPTIONS that is no preflight in plain text first.
+  // Before CORS, whose hook answers preflights: this one answers an OPTIONS that is none.
   registerErrorHandler(app, config.server.bodyLimit);
-  await app.register(cors, {
-    origin: config.server.cors.origins === '*' ? '*' : [...config.server.cors.origins],
-    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-    // Allowed request headers mirror the preflight's list, so X-Stainless-* and friends pass.
-    exposedHeaders: EXPOSED_HEADERS,
-    maxAge: 600,
-  });
+  registerCors(app, { origins: config.server.cors.origins, exposedHeaders: EXPOSED_HEADERS });
 
   // Failed authentications per client IP, counted where all instances see them: in Redis each
   // limiter's counters are `tg:rate:<its own key>`. (Request rates of keys and teams are the

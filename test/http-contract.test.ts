@@ -270,6 +270,28 @@ describe('CORS', () => {
     }
   });
 
+  it('a request without Origin (an SDK, curl, another server) gets no CORS headers', async () => {
+    for (const response of [
+      await post(gw, '/v1/chat/completions', chat()),
+      await post(gw, '/v1/chat/completions', chat('nope')),
+    ]) {
+      const cors = Object.keys(response.headers).filter((name) => name.startsWith('access-control-'));
+      expect(cors).toEqual([]);
+      expect(response.headers.vary).toBeUndefined();
+    }
+  });
+
+  it('a preflight for any path is answered, with how long it may be reused', async () => {
+    const response = await rawRequest(`${gw.url}/v1/no-such-endpoint`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+    });
+    expect(response.status).toBe(204);
+    expect(response.headers['access-control-allow-origin']).toBe('*');
+    expect(response.headers['access-control-max-age']).toBe('600');
+    expect(response.headers['access-control-allow-headers']).toBeUndefined();
+  });
+
   describe('with server.cors.origins restricted', () => {
     let restricted: TestGateway;
 
@@ -292,6 +314,13 @@ describe('CORS', () => {
       expect(response.status).toBe(200);
       expect(response.headers['access-control-allow-origin']).toBe('https://app.example');
       expect(String(response.headers.vary)).toMatch(/origin/i);
+    });
+
+    it('answers vary by Origin, also to requests without one (a cache must not hand them to a page)', async () => {
+      const without = await post(restricted, '/v1/chat/completions', chat());
+      expect(without.status).toBe(200);
+      expect(String(without.headers.vary)).toMatch(/\borigin\b/i);
+      expect(without.headers['access-control-allow-origin']).toBeUndefined();
     });
 
     it('another origin gets no allow-origin, on the preflight or the request', async () => {

@@ -8,7 +8,7 @@ export class RouteTable {
 
   /** A route as Fastify declares it: `/v1/models/*`, `/admin/keys/:id/rotate`. */
   add(methods: string | readonly string[], url: string): void {
-    // A catch-all (the CORS plugin's `OPTIONS *`) would make every path look known.
+    // A catch-all (the CORS hook's `OPTIONS *`) would make every path look known.
     if (url === '*' || url === '/*') return;
     const source = url
       .split('/')

@@ -24,7 +24,7 @@ function pathOf(request: FastifyRequest): string {
  * Registers the error handler, the answers for requests no route takes (404 / 405) and for
  * requests that are not requests (no Host, OPTIONS that is no CORS preflight, an Expect the
  * gateway does not meet). Registered before the routes (it learns them from onRoute) and before
- * the CORS plugin (its hook would answer a non-preflight OPTIONS in plain text first).
+ * the CORS hook (http/cors.ts), which answers the preflights this one lets through.
  */
 export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): void {
   const routes = new RouteTable();
@@ -43,7 +43,7 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
       return;
     }
     // An OPTIONS that is no CORS preflight asks what the path takes (RFC 9110 §9.3.7): say it,
-    // or say there is nothing there. Preflights stay with the CORS plugin.
+    // or say there is nothing there. Preflights go on to the CORS hook.
     const allowed = routes.methodsAt(pathOf(request));
     if (allowed.length === 0) {
       done(new RouteNotFoundError(request.method, pathOf(request)));
