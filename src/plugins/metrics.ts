@@ -18,31 +18,36 @@ function labelText(labels: Labels): string {
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 
-/** A counter with fixed label names; label text is built only when scraped, not per request. */
+/**
+ * A counter with two fixed label names; label text is built only when scraped. Counted in nested
+ * maps, so counting builds no key (it runs for every request).
+ */
 class Counter {
-  private readonly values = new Map<string, { labels: string[]; value: number }>();
+  private readonly values = new Map<string | number, Map<string | number, number>>();
 
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly labelNames: readonly string[],
+    private readonly labelNames: readonly [string, string],
   ) {}
 
-  inc(...labels: string[]): void {
-    const key = labels.join('\u0000');
-    const entry = this.values.get(key);
-    if (entry) entry.value++;
-    else this.values.set(key, { labels, value: 1 });
+  inc(first: string | number, second: string | number): void {
+    let counts = this.values.get(first);
+    if (!counts) {
+      counts = new Map();
+      this.values.set(first, counts);
+    }
+    counts.set(second, (counts.get(second) ?? 0) + 1);
   }
 
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.values.values()) {
-      const named: Labels = {};
-      this.labelNames.forEach((name, i) => {
-        named[name] = labels[i] ?? '';
-      });
-      lines.push(`${this.name}${labelText(named)} ${value}`);
+    const [firstName, secondName] = this.labelNames;
+    for (const [first, counts] of this.values) {
+      for (const [second, value] of counts) {
+        const labels = labelText({ [firstName]: String(first), [secondName]: String(second) });
+        lines.push(`${this.name}${labels} ${value}`);
+      }
     }
     return lines.join('\n');
   }
@@ -71,7 +76,7 @@ export class Metrics {
   /** Called once per finished request. */
   observe(request: FastifyRequest, reply: FastifyReply): void {
     const route = request.routeOptions.url ?? 'unmatched';
-    this.requests.inc(route, String(reply.raw.statusCode));
+    this.requests.inc(route, reply.raw.statusCode);
     const g = request.gateway;
     if (g.cache) {
       const principal = g.principal;

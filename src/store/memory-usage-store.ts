@@ -12,14 +12,15 @@ import {
 import type { RequestLogPage, UsageStore } from './usage-store.js';
 
 const REQUEST_LOG_CAP = 10_000;
+const DAY_MS = 86_400_000;
 
 /**
  * A record's own copy, so neither the caller nor a reader can change what the log holds. By
  * hand: its only nested values are the tags and the attempts (structuredClone cost ~2 % of a
  * request's CPU).
  */
-function copyOf(record: UsageRecord): UsageRecord {
-  const copy: UsageRecord = { ...record, tags: [...record.tags] };
+function copyOf(record: UsageRecord, id: string): UsageRecord & { id: string } {
+  const copy = { ...record, tags: [...record.tags], id };
   if (record.attempts) copy.attempts = record.attempts.map((attempt) => ({ ...attempt }));
   return copy;
 }
@@ -30,24 +31,37 @@ export class MemoryUsageStore implements UsageStore {
   private readonly days = new Map<string, Map<string, Record<UsageMetric, number>>>();
   private requestLog: Array<UsageRecord & { id: string }> = [];
   private requestSequence = 0;
+  /** The UTC day of the last record and where it ends: formatting a date for each record costs. */
+  private day = { name: '', from: 0, to: 0 };
 
   async record(records: readonly UsageRecord[]): Promise<void> {
     for (const record of records) this.recordOne(record);
   }
 
   private recordOne(record: UsageRecord): void {
-    const day = utcDay(record.at);
-    const sums = this.days.get(day) ?? new Map<string, Record<UsageMetric, number>>();
-    this.days.set(day, sums);
+    const day = this.dayOf(record.at);
+    let sums = this.days.get(day);
+    if (!sums) {
+      sums = new Map<string, Record<UsageMetric, number>>();
+      this.days.set(day, sums);
+    }
     const field = JSON.stringify([record.teamId, record.keyId, record.model]);
     const row = sums.get(field) ?? emptySums();
     const add = metricsOf(record);
     for (const metric of USAGE_METRICS) row[metric] += add[metric];
     sums.set(field, row);
-    this.requestLog.push({ ...copyOf(record), id: String(++this.requestSequence).padStart(12, '0') });
+    this.requestLog.push(copyOf(record, String(++this.requestSequence).padStart(12, '0')));
     // Trimmed a tenth at a time: cutting one record per request would copy the whole log each time.
     if (this.requestLog.length > REQUEST_LOG_CAP + REQUEST_LOG_CAP / 10)
       this.requestLog = this.requestLog.slice(-REQUEST_LOG_CAP);
+  }
+
+  private dayOf(ms: number): string {
+    const day = this.day;
+    if (ms >= day.from && ms < day.to) return day.name;
+    const from = ms - (((ms % DAY_MS) + DAY_MS) % DAY_MS);
+    this.day = { name: utcDay(ms), from, to: from + DAY_MS };
+    return this.day.name;
   }
 
   async rows(query: UsageQuery): Promise<UsageRow[]> {
@@ -69,7 +83,7 @@ export class MemoryUsageStore implements UsageStore {
     const start =
       query.before === undefined ? 0 : newestFirst.findIndex((r) => r.id < (query.before as string));
     if (start === -1) return { items: [], hasMore: false };
-    const items = newestFirst.slice(start, start + query.limit).map((r) => ({ ...copyOf(r), id: r.id }));
+    const items = newestFirst.slice(start, start + query.limit).map((r) => copyOf(r, r.id));
     return { items, hasMore: start + query.limit < newestFirst.length };
   }
 }

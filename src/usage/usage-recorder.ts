@@ -14,6 +14,7 @@ function count(value: unknown): number {
 
 /** `x-tollgate-tags: a,b,c`: a few short labels for attribution, nothing more. */
 export function tagsOf(header: string | string[] | undefined): string[] {
+  if (header === undefined) return [];
   const text = Array.isArray(header) ? header.join(',') : (header ?? '');
   return text
     .split(',')
@@ -99,12 +100,13 @@ export class UsageRecorder {
       unpriced: cost.unpriced,
       estimated: g.usageEstimated === true,
       latencyMs: Math.round(performance.now() - g.startedAt),
-      ...(g.firstChunkAt === undefined ? {} : { ttftMs: Math.round(g.firstChunkAt - g.startedAt) }),
-      ...(g.cache === undefined ? {} : { cache: g.cache }),
       stream: g.stream === true,
       tags: tagsOf(request.headers['x-tollgate-tags']),
-      ...(g.attempts === undefined ? {} : { attempts: g.attempts.map((attempt) => ({ ...attempt })) }),
     };
+    if (g.firstChunkAt !== undefined) record.ttftMs = Math.round(g.firstChunkAt - g.startedAt);
+    if (g.cache !== undefined) record.cache = g.cache;
+    // Not copied: the request is over, and every store keeps its own copy (or the JSON) of it.
+    if (g.attempts !== undefined) record.attempts = g.attempts;
     this.pending.push(record);
     if (this.pending.length >= MAX_BATCH) this.write();
     else if (!this.timer) {
