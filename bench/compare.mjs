@@ -1,15 +1,18 @@
-// Two or more builds or settings side by side on the Redis path (section 6's team and key):
-//   node bench/redis-compare.mjs <rounds> <checkout>[:settleHoldMs] <checkout>[:settleHoldMs] ...
-// e.g. `node bench/redis-compare.mjs 6 ../before . ` (two builds, each checkout built first) or
-// `node bench/redis-compare.mjs 6 .:0 .:5` (this build, settles held 0 and 5 ms).
+// Two or more builds or settings side by side:
+//   node bench/compare.mjs <rounds> <checkout>[:settleHoldMs] <checkout>[:settleHoldMs] ...
+// e.g. `node bench/compare.mjs 6 ../before . ` (two builds, each checkout built first) or
+// `node bench/compare.mjs 6 .:0 .:5` (this build, settles held 0 and 5 ms).
 //
-// One mock upstream and one throwaway redis-server for all; each gateway runs `dist/server.js` of
-// its checkout pinned to core 0, everything else on core 1 (as bench/reference.mjs). Per round
-// and gateway, in an order that alternates between rounds: BENCH_DURATION_SEC (10) at an evenly
-// paced BENCH_QUOTA_RATE (1,000) req/s, then BENCH_MAX_SEC (6) at BENCH_CONNECTIONS (50)
-// connections. Gateway and Redis CPU from /proc and Redis commands from INFO commandstats, each
-// divided by every request the job sent. Prints each round and the medians; writes every round to
-// bench/results/redis-compare.json.
+// BENCH_STORE=redis (the default): the Redis path with section 6's team and key (every limit and
+// two budgets) and one throwaway redis-server for all gateways. BENCH_STORE=embedded: the
+// embedded store (no Redis) with a team key without limits, as `npm run bench`'s "tollgate".
+//
+// One mock upstream for all; each gateway runs `dist/server.js` of its checkout pinned to core 0,
+// everything else on core 1 (as bench/reference.mjs). Per round and gateway, in an order that
+// alternates between rounds: BENCH_DURATION_SEC (10) at an evenly paced BENCH_QUOTA_RATE (1,000)
+// req/s, then BENCH_MAX_SEC (6) at BENCH_CONNECTIONS (50) connections. Gateway (and Redis) CPU
+// from /proc and Redis commands from INFO commandstats, each divided by every request the job
+// sent. Prints each round and the medians; writes every round to bench/results/compare.json.
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,11 +31,19 @@ const rate = Number(process.env.BENCH_QUOTA_RATE ?? 1000);
 const pacedSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const maxSec = Number(process.env.BENCH_MAX_SEC ?? 6);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const storeKind = process.env.BENCH_STORE ?? 'redis';
+if (storeKind !== 'redis' && storeKind !== 'embedded') {
+  process.stderr.write(`BENCH_STORE=${storeKind}: expected redis or embedded\n`);
+  process.exit(2);
+}
+const onRedis = storeKind === 'redis';
 
 const [roundsArg, ...specs] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 if (!Number.isInteger(rounds) || rounds < 1 || specs.length === 0) {
-  process.stderr.write('usage: node bench/redis-compare.mjs <rounds> <checkout>[:settleHoldMs] ...\n');
+  process.stderr.write(
+    'usage: [BENCH_STORE=redis|embedded] node bench/compare.mjs <rounds> <checkout>[:settleHoldMs] ...\n',
+  );
   process.exit(2);
 }
 const gatewaysAsked = specs.map((spec) => {
@@ -48,7 +59,7 @@ const gatewaysAsked = specs.map((spec) => {
 
 const { pinning, onFirstCore } = pinToCores();
 
-const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-redis-compare-'));
+const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-compare-'));
 const [mockPort, redisPort, ...gatewayPorts] = await freePorts(2 + gatewaysAsked.length);
 const mock = new ServerProcess('mock', process.execPath, [path.join(HERE, 'mock-upstream.mjs')], {
   cwd: HERE,
@@ -56,7 +67,9 @@ const mock = new ServerProcess('mock', process.execPath, [path.join(HERE, 'mock-
   stdout: 'ignore',
 });
 await mock.waitReady(`http://127.0.0.1:${mockPort}/healthz`, 10_000);
-const redis = await startRedis(/** @type {number} */ (redisPort), { cwd: HERE, env: process.env });
+const redis = onRedis
+  ? await startRedis(/** @type {number} */ (redisPort), { cwd: HERE, env: process.env })
+  : undefined;
 
 const gateways = [];
 for (const [i, asked] of gatewaysAsked.entries()) {
@@ -66,7 +79,7 @@ for (const [i, asked] of gatewaysAsked.entries()) {
   writeFileSync(
     config,
     [
-      `redis: { url: "redis://127.0.0.1:${redisPort}" }`,
+      onRedis ? `redis: { url: "redis://127.0.0.1:${redisPort}" }` : '',
       `quota: { prices: { ${MODEL}: { input: 1, output: 2 } }${hold} }`,
       `server: { host: 127.0.0.1, port: ${port} }`,
       'backends:',
@@ -87,12 +100,14 @@ for (const [i, asked] of gatewaysAsked.entries()) {
   });
   const origin = `http://127.0.0.1:${port}`;
   await server.waitReady(`${origin}/healthz`, 30_000);
-  const created = await createTeamAndKey(
-    origin,
-    ADMIN_KEY,
-    { ...QUOTA_TEAM, name: `compare-${i}` },
-    { ...QUOTA_KEY, name: `compare-${i}` },
-  );
+  const created = onRedis
+    ? await createTeamAndKey(
+        origin,
+        ADMIN_KEY,
+        { ...QUOTA_TEAM, name: `compare-${i}` },
+        { ...QUOTA_KEY, name: `compare-${i}` },
+      )
+    : await createTeamAndKey(origin, ADMIN_KEY, { name: `compare-${i}` }, { name: `compare-${i}` });
   gateways.push({ label: asked.label, server, origin, key: created.key });
 }
 
@@ -111,26 +126,43 @@ const spec = (gateway) => ({
  */
 async function measure(gateway, job) {
   const cpu0 = readCpuMs(gateway.server.pid);
-  const redisCpu0 = readCpuMs(redis.pid);
-  const counters0 = await readRedisCounters(/** @type {number} */ (redisPort));
+  const redisCpu0 = redis ? readCpuMs(redis.pid) : 0;
+  const counters0 = redis ? await readRedisCounters(/** @type {number} */ (redisPort)) : undefined;
   const result = /** @type {import('./lib/loadgen.mjs').RequestRunResult} */ (
     await runInChild(LOADGEN, { ...spec(gateway), ...job }, 180_000)
   );
   const cpu1 = readCpuMs(gateway.server.pid);
-  const redisCpu1 = readCpuMs(redis.pid);
-  const delta = redisDelta(counters0, await readRedisCounters(/** @type {number} */ (redisPort)));
+  const redisCpu1 = redis ? readCpuMs(redis.pid) : 0;
+  const delta =
+    counters0 && redisDelta(counters0, await readRedisCounters(/** @type {number} */ (redisPort)));
   const sent = result.completedTotal;
-  const scripts = (delta.commands.evalsha?.calls ?? 0) + (delta.commands.eval?.calls ?? 0);
+  const scripts = delta ? (delta.commands.evalsha?.calls ?? 0) + (delta.commands.eval?.calls ?? 0) : 0;
   return {
     reqPerSec: result.reqPerSec,
     p50Ms: result.latencyMs.p50,
     p99Ms: result.latencyMs.p99,
     gatewayCpuUs: ((cpu1 - cpu0) * 1000) / sent,
     redisCpuUs: ((redisCpu1 - redisCpu0) * 1000) / sent,
-    redisCommands: delta.totalCommands / sent,
+    redisCommands: delta ? delta.totalCommands / sent : 0,
     scriptCalls: scripts / sent,
     failed: result.non2xx + result.errors,
   };
+}
+
+/** @typedef {Awaited<ReturnType<typeof measure>>} Measured */
+
+/** One line of figures per request; Redis's only when there is a Redis. @param {Measured} paced @param {Measured} max */
+function describe(paced, max) {
+  const redisPaced = onRedis
+    ? `, Redis ${paced.redisCpuUs.toFixed(0)} µs, ${paced.redisCommands.toFixed(2)} commands (${paced.scriptCalls.toFixed(2)} scripts)`
+    : '';
+  const redisMax = onRedis
+    ? `, Redis ${max.redisCpuUs.toFixed(0)} µs, ${max.redisCommands.toFixed(2)} commands`
+    : '';
+  return (
+    `${rate} req/s: gateway ${paced.gatewayCpuUs.toFixed(0)} µs${redisPaced}, p50 ${paced.p50Ms.toFixed(2)} / p99 ${paced.p99Ms.toFixed(1)} ms; ` +
+    `max ${max.reqPerSec.toFixed(0)} req/s, gateway ${max.gatewayCpuUs.toFixed(0)} µs${redisMax}`
+  );
 }
 
 const rows = [];
@@ -145,10 +177,7 @@ try {
       const max = await measure(gateway, { kind: 'max', connections, durationSec: maxSec });
       rows.push({ round, gateway: gateway.label, paced, max });
       process.stdout.write(
-        `round ${round} ${gateway.label}: ${rate} req/s: gateway ${paced.gatewayCpuUs.toFixed(0)} µs, Redis ${paced.redisCpuUs.toFixed(0)} µs, ` +
-          `${paced.redisCommands.toFixed(2)} commands (${paced.scriptCalls.toFixed(2)} scripts), p50 ${paced.p50Ms.toFixed(2)} / p99 ${paced.p99Ms.toFixed(1)} ms; ` +
-          `max ${max.reqPerSec.toFixed(0)} req/s, gateway ${max.gatewayCpuUs.toFixed(0)} µs, Redis ${max.redisCpuUs.toFixed(0)} µs, ` +
-          `${max.redisCommands.toFixed(2)} commands; failed ${paced.failed + max.failed}\n`,
+        `round ${round} ${gateway.label}: ${describe(paced, max)}; failed ${paced.failed + max.failed}\n`,
       );
     }
   }
@@ -161,17 +190,21 @@ for (const gateway of gateways) {
   const mine = rows.filter((row) => row.gateway === gateway.label);
   /** @param {(row: typeof rows[number]) => number} pick */
   const m = (pick) => median(mine.map(pick));
-  process.stdout.write(
-    `${gateway.label}: ${rate} req/s: gateway ${m((r) => r.paced.gatewayCpuUs).toFixed(0)} µs, Redis ${m((r) => r.paced.redisCpuUs).toFixed(0)} µs, ` +
-      `${m((r) => r.paced.redisCommands).toFixed(2)} commands (${m((r) => r.paced.scriptCalls).toFixed(2)} scripts), ` +
-      `p50 ${m((r) => r.paced.p50Ms).toFixed(2)} / p99 ${m((r) => r.paced.p99Ms).toFixed(1)} ms; ` +
-      `max ${m((r) => r.max.reqPerSec).toFixed(0)} req/s, gateway ${m((r) => r.max.gatewayCpuUs).toFixed(0)} µs, ` +
-      `Redis ${m((r) => r.max.redisCpuUs).toFixed(0)} µs, ${m((r) => r.max.redisCommands).toFixed(2)} commands\n`,
-  );
+  /** @param {'paced' | 'max'} job */
+  const medians = (job) =>
+    /** @type {Measured} */ (
+      Object.fromEntries(
+        Object.keys(mine[0]?.[job] ?? {}).map((field) => [
+          field,
+          m((r) => r[job][/** @type {keyof Measured} */ (field)]),
+        ]),
+      )
+    );
+  process.stdout.write(`${gateway.label}: ${describe(medians('paced'), medians('max'))}\n`);
 }
 const results = path.join(HERE, 'results');
 mkdirSync(results, { recursive: true });
 writeFileSync(
-  path.join(results, 'redis-compare.json'),
-  `${JSON.stringify({ pinning, rate, rows }, null, 2)}\n`,
+  path.join(results, 'compare.json'),
+  `${JSON.stringify({ pinning, store: storeKind, rate, rows }, null, 2)}\n`,
 );
