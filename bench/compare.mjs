@@ -22,7 +22,7 @@ import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, pinToCores, readCpuMs, runInChild, ServerProcess, stopAll } from './lib/procs.mjs';
 import { readRedisCounters, redisDelta, startRedis } from './lib/redis.mjs';
 import { median } from './lib/stats.mjs';
-import { CHAT_BODY, MODEL, QUOTA_KEY, QUOTA_TEAM } from './lib/workload.mjs';
+import { CHAT_BODY, MODEL, mockGatewayConfig, QUOTA_KEY, QUOTA_TEAM } from './lib/workload.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const LOADGEN = path.join(HERE, 'lib', 'loadgen.mjs');
@@ -78,18 +78,16 @@ for (const [i, asked] of gatewaysAsked.entries()) {
   const hold = asked.holdMs === undefined ? '' : `, settleHoldMs: ${asked.holdMs}`;
   writeFileSync(
     config,
-    [
-      onRedis ? `redis: { url: "redis://127.0.0.1:${redisPort}" }` : '',
-      `quota: { prices: { ${MODEL}: { input: 1, output: 2 } }${hold} }`,
-      `server: { host: 127.0.0.1, port: ${port} }`,
-      'backends:',
-      `  upstream: { type: openai, baseUrl: "http://127.0.0.1:${mockPort}/v1", apiKey: "sk-bench-upstream" }`,
-      'models:',
-      `  ${MODEL}: { backend: upstream, model: ${MODEL} }`,
-      `admin: { key: "${ADMIN_KEY}" }`,
-      `dataDir: "${path.join(work, `data-${i}`)}"`,
-      '',
-    ].join('\n'),
+    mockGatewayConfig({
+      port,
+      upstreamOrigin: `http://127.0.0.1:${mockPort}`,
+      adminKey: ADMIN_KEY,
+      dataDir: path.join(work, `data-${i}`),
+      extra: [
+        ...(onRedis ? [`redis: { url: "redis://127.0.0.1:${redisPort}" }`] : []),
+        `quota: { prices: { ${MODEL}: { input: 1, output: 2 } }${hold} }`,
+      ],
+    }),
   );
   const args = ['--max-semi-space-size=16', 'dist/server.js', '--config', config];
   const [command, commandArgs] = onFirstCore(args);

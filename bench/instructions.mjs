@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, GATEWAY_ENV, ServerProcess, stopAll } from './lib/procs.mjs';
-import { CHAT_BODY, MODEL } from './lib/workload.mjs';
+import { CHAT_BODY, mockGatewayConfig } from './lib/workload.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ADMIN_KEY = 'bench-admin-key-0123456789';
@@ -173,16 +173,12 @@ function launchSpec(target, i) {
   const config = path.join(work, `gateway-${i}.yaml`);
   writeFileSync(
     config,
-    [
-      `server: { host: 127.0.0.1, port: ${gatewayPort} }`,
-      'backends:',
-      `  upstream: { type: openai, baseUrl: "${upstream}/v1", apiKey: "sk-bench-upstream" }`,
-      'models:',
-      `  ${MODEL}: { backend: upstream, model: ${MODEL} }`,
-      `admin: { key: "${ADMIN_KEY}" }`,
-      `dataDir: "${path.join(work, `data-${i}`)}"`,
-      '',
-    ].join('\n'),
+    mockGatewayConfig({
+      port: gatewayPort,
+      upstreamOrigin: upstream,
+      adminKey: ADMIN_KEY,
+      dataDir: path.join(work, `data-${i}`),
+    }),
   );
   return {
     cwd: path.resolve(target),

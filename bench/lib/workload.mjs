@@ -30,3 +30,22 @@ export const QUOTA_KEY = {
     { period: 'month', max_usd: 900_000 },
   ],
 };
+
+/**
+ * The YAML of a gateway in front of the bench's mock, on 127.0.0.1, with an admin key (the run
+ * creates its team and key through the admin API); `extra` lines go first (redis, quota).
+ * @param {{ port: number, upstreamOrigin: string, adminKey: string, dataDir: string, extra?: string[] }} options
+ */
+export function mockGatewayConfig({ port, upstreamOrigin, adminKey, dataDir, extra = [] }) {
+  return [
+    ...extra,
+    `server: { host: 127.0.0.1, port: ${port} }`,
+    'backends:',
+    `  upstream: { type: openai, baseUrl: "${upstreamOrigin}/v1", apiKey: "sk-bench-upstream" }`,
+    'models:',
+    `  ${MODEL}: { backend: upstream, model: ${MODEL} }`,
+    `admin: { key: "${adminKey}" }`,
+    `dataDir: "${dataDir}"`,
+    '',
+  ].join('\n');
+}
