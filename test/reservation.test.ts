@@ -59,6 +59,35 @@ describe('a quota reservation handle', () => {
     expect(released.lines.some((line) => line.msg === 'could not release a quota reservation')).toBe(true);
   });
 
+  it('without waiting for the store (settles held): ends at once, and a failure is still logged', async () => {
+    let fail: (() => void) | undefined;
+    const ends: ReservationEnds = {
+      // A store that holds the settle: it answers only when told to (here, with a failure).
+      settle: () =>
+        new Promise<void>((_resolve, reject) => {
+          fail = () => reject(new Error('store unavailable'));
+        }),
+      release: async () => {},
+    };
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      {},
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+          callback();
+        },
+      }),
+    );
+    const reservation = new Reservation(ends, log, { promptTokens: 7 }, false);
+    await expect(reservation.settle(undefined)).resolves.toBeUndefined();
+    expect(fail).toBeDefined();
+    fail?.();
+    // The failure's warning is written from the rejection's handler, before the next turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.find((line) => line.msg === 'could not settle a quota reservation')?.level).toBe(40);
+  });
+
   it('Reservation.none (nothing to reserve) ends without any call', async () => {
     await expect(Reservation.none.settle({ total_tokens: 1 })).resolves.toBeUndefined();
     await expect(Reservation.none.release()).resolves.toBeUndefined();

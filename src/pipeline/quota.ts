@@ -397,32 +397,14 @@ export class QuotaStage {
     ticket.tokensPerMinute = result.tokensPerMinute;
     const reservation = new Reservation(
       {
-        settle: (usage, pricedAs) => this.handedOver(this.settle(ticket, usage, pricedAs), ask.log, 'settle'),
-        release: () => this.handedOver(this.release(ticket), ask.log, 'release'),
+        settle: (usage, pricedAs) => this.settle(ticket, usage, pricedAs),
+        release: () => this.release(ticket),
       },
       ask.log,
       ticket,
+      this.options.settleHoldMs === 0,
     );
     return { reservation, requests: admitted.requests.tightest };
-  }
-
-  /**
-   * With quota.settleHoldMs the store sends a settle or release with the team's next admit, up to
-   * that long later, so waiting for it would hold back the answers that end their reservation
-   * before they go out (errors, audio). The same instance's next admit still sends it first; other
-   * instances see it late, which is what the setting trades. Without a hold the end is awaited, so
-   * a client that retries an error elsewhere finds its slot already free.
-   */
-  private handedOver(
-    ended: Promise<void>,
-    log: FastifyBaseLogger | undefined,
-    how: 'settle' | 'release',
-  ): Promise<void> {
-    if (this.options.settleHoldMs <= 0) return ended;
-    ended.catch((error: Error) => {
-      log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
-    });
-    return Promise.resolve();
   }
 
   /**

@@ -33,6 +33,14 @@ export class Reservation {
           tokensPerMinute?: QuotaTokenWindow | undefined;
         }
       | undefined,
+    /**
+     * Whether ending waits for the store to have it. Not with quota.settleHoldMs: the store then
+     * sends the end with the team's next admit, up to that long later, and the answers that end
+     * their reservation before they go out (errors, audio) would wait as long. The same
+     * instance's next admit still sends it first; other instances see it late, which is what the
+     * setting trades. When it waits, a client that retries an error elsewhere finds its slot free.
+     */
+    private readonly waitsForStore = true,
   ) {}
 
   get promptTokens(): number | undefined {
@@ -54,14 +62,13 @@ export class Reservation {
   }
 
   private end(how: 'settle' | 'release', run: (ends: ReservationEnds) => Promise<void>): Promise<void> {
-    if (this.ended) return this.ended;
-    if (!this.ends) {
-      this.ended = Promise.resolve();
-      return this.ended;
+    if (!this.ended) {
+      this.ended = this.ends
+        ? run(this.ends).catch((error: Error) => {
+            this.log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
+          })
+        : Promise.resolve();
     }
-    this.ended = run(this.ends).catch((error: Error) => {
-      this.log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
-    });
-    return this.ended;
+    return this.waitsForStore ? this.ended : Promise.resolve();
   }
 }

@@ -59,7 +59,7 @@ export class MemoryUsageStore implements UsageStore {
   private dayOf(ms: number): string {
     const day = this.day;
     if (ms >= day.from && ms < day.to) return day.name;
-    const from = ms - (((ms % DAY_MS) + DAY_MS) % DAY_MS);
+    const from = Math.floor(ms / DAY_MS) * DAY_MS;
     this.day = { name: utcDay(ms), from, to: from + DAY_MS };
     return this.day.name;
   }

@@ -15,7 +15,7 @@ function count(value: unknown): number {
 /** `x-tollgate-tags: a,b,c`: a few short labels for attribution, nothing more. */
 export function tagsOf(header: string | string[] | undefined): string[] {
   if (header === undefined) return [];
-  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  const text = Array.isArray(header) ? header.join(',') : header;
   return text
     .split(',')
     .map((tag) => tag.trim())
