@@ -17,6 +17,12 @@ function subject(fail = false) {
       if (fail) throw new Error('store unavailable');
     },
   };
+  const { lines, log } = capturedLog();
+  return { calls, lines, reservation: new Reservation(ends, log, { promptTokens: 7 }) };
+}
+
+/** A logger whose lines are kept, parsed. */
+function capturedLog() {
   const lines: Array<Record<string, unknown>> = [];
   const log = pino(
     {},
@@ -27,7 +33,7 @@ function subject(fail = false) {
       },
     }),
   );
-  return { calls, lines, reservation: new Reservation(ends, log, { promptTokens: 7 }) };
+  return { lines, log };
 }
 
 describe('a quota reservation handle', () => {
@@ -69,16 +75,7 @@ describe('a quota reservation handle', () => {
         }),
       release: async () => {},
     };
-    const lines: Array<Record<string, unknown>> = [];
-    const log = pino(
-      {},
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-          callback();
-        },
-      }),
-    );
+    const { lines, log } = capturedLog();
     const reservation = new Reservation(ends, log, { promptTokens: 7 }, false);
     await expect(reservation.settle(undefined)).resolves.toBeUndefined();
     expect(fail).toBeDefined();
