@@ -50,15 +50,19 @@ function run(
   return { child, output: () => output, exited };
 }
 
+/** Resolves once the gateway logs its URL; fails if it exits first (the test's timeout bounds a hang). */
 async function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
   const started = run(args, env);
-  for (let i = 0; i < 200; i++) {
-    const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(started.output());
-    if (match?.[1]) return { ...started, url: match[1].replace('localhost', '127.0.0.1') };
-    if (started.child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`gateway did not start:\n${started.output()}`);
+  const url = await new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(started.output());
+      if (match?.[1]) resolve(match[1].replace('localhost', '127.0.0.1'));
+    };
+    started.child.stdout?.on('data', check);
+    started.child.stderr?.on('data', check);
+    void started.exited.then(() => reject(new Error(`gateway did not start:\n${started.output()}`)));
+  });
+  return { ...started, url };
 }
 
 function configFile(text: string): string {
