@@ -16,6 +16,7 @@ const KEEPER = pathToFileURL(
   fileURLToPath(new URL('../dist/runtime/tick-object-shape.js', import.meta.url)),
 ).href;
 const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const V8_FLAGS = ['--allow-natives-syntax', '--expose-gc'];
 
 /**
@@ -60,31 +61,80 @@ function scriptFile(name: string, text: string): string {
   return path;
 }
 
-/** Spawns node, resolves with the states from its TICK-FEEDBACK line (or fails with its output). */
-function feedbackFrom(args: string[], onStarted?: (child: ChildProcess, output: () => string) => void) {
-  const child = spawn(process.execPath, args, {
-    env: {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tg-')),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * The environment of a gateway under test: ours without what would change what boots or what it
+ * logs (a Redis URL, a config file, auth, pretty or quieter logs), on a free port.
+ */
+function gatewayEnv(): NodeJS.ProcessEnv {
+  const {
+    REDIS_URL: _redis,
+    OPENAI_API_KEY: _key,
+    TOLLGATE_CONFIG: _config,
+    TOLLGATE_ADMIN_KEY: _admin,
+    TOLLGATE_AUTH: _auth,
+    LOG_LEVEL: _level,
+    LOG_PRETTY: _pretty,
+    LOG_REQUESTS: _requests,
+    ...base
+  } = process.env;
+  return {
+    ...base,
+    LOG_LEVEL: 'info',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tollgate-tick-data-')),
+  };
+}
+
+interface Report {
+  /** The states of nextTick's literal-key slots, from the TICK-FEEDBACK line. */
+  states: string[];
+  /** Everything the child wrote until then. */
+  output: string;
+}
+
+/**
+ * Spawns node and resolves with its TICK-FEEDBACK report; fails with its output if it ends first,
+ * or if `drive` (given the child and its output so far) fails.
+ */
+function reportFrom(
+  args: string[],
+  drive?: (child: ChildProcess, output: () => string) => Promise<void>,
+): Promise<Report> {
+  const child = spawn(process.execPath, args, { env: gatewayEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
-  return new Promise<string[]>((resolve, reject) => {
+  return new Promise<Report>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /TICK-FEEDBACK (\[.*\])/.exec(output);
-      if (match?.[1]) resolve(JSON.parse(match[1]) as string[]);
+      if (match?.[1]) resolve({ states: JSON.parse(match[1]) as string[], output });
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code} before reporting:\n${output}`)));
-    onStarted?.(child, () => output);
+    // 'close', not 'exit': by then everything it wrote has been read.
+    child.once('close', (code) => reject(new Error(`exited with ${code} before reporting:\n${output}`)));
+    drive?.(child, () => output).catch((error: Error) => reject(new Error(`${error.message}\n${output}`)));
   });
 }
+
+/** Waits for the gateway's URL line, sends it 20 requests, then asks the probe for its report. */
+async function serveThenReport(child: ChildProcess, output: () => string): Promise<void> {
+  let url: string | undefined;
+  while (url === undefined && child.exitCode === null) {
+    url = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output())?.[1]?.replace('localhost', '127.0.0.1');
+    if (url === undefined) await new Promise((resolve) => child.stdout?.once('data', resolve));
+  }
+  if (url === undefined) return;
+  for (let i = 0; i < 20; i++) {
+    const response = await fetch(`${url}${i % 2 === 0 ? '/healthz' : '/readyz'}`);
+    await response.text();
+  }
+  child.kill('SIGUSR2');
+}
+
+/** Node 24's entry literal has five keys, and V8 one feedback slot per key. */
+const ALL_MONOMORPHIC = Array(5).fill('MONOMORPHIC');
 
 describe('nextTick entry shapes', () => {
   it('stay known to V8 through full collections once keepTickObjectShape has run, and do not without it', async () => {
@@ -96,37 +146,31 @@ if (process.argv[2] === 'keep') keepTickObjectShape();
 reportAfterFullGc((line) => process.stdout.write(line));
 `,
     );
-    const kept = await feedbackFrom([...V8_FLAGS, script, 'keep']);
-    expect(kept).toEqual(Array(5).fill('MONOMORPHIC'));
+    expect((await reportFrom([...V8_FLAGS, script, 'keep'])).states).toEqual(ALL_MONOMORPHIC);
     // The control: the same run without the keeper loses the shapes. If this starts failing, the
     // Node in use no longer needs keepTickObjectShape (see its comment).
-    const control = await feedbackFrom([...V8_FLAGS, script, 'skip']);
-    expect(control).toContain('MEGAMORPHIC');
+    expect((await reportFrom([...V8_FLAGS, script, 'skip'])).states).toContain('MEGAMORPHIC');
   });
 
-  it('stay known in the built gateway after it has booted, served requests and collected', async () => {
-    // Imported before dist/server.js: waits for SIGUSR2, then reports from the running gateway.
+  // Both ways a gateway starts: `node dist/server.js` (npm start) and `tollgate serve` (the
+  // Docker image's entry). The probe is loaded first (--import) and reports on SIGUSR2, after the
+  // gateway's own boot-time collection and 20 requests. V8's --trace-protector-invalidation shows
+  // that keeping the entry did not switch on promise hooks (an async_hooks hook would, for good).
+  it.each([
+    ['dist/server.js', [SERVER]],
+    ['tollgate serve', [CLI, 'serve']],
+  ])('stay known in the built gateway started as %s, with promise hooks left off', async (_name, entry) => {
     const probe = scriptFile(
       'probe.mjs',
       `${REPORT_FUNCTION}
 process.on('SIGUSR2', () => reportAfterFullGc((line) => process.stderr.write(line)));
 `,
     );
-    const states = await feedbackFrom([...V8_FLAGS, '--import', probe, SERVER], (child, output) => {
-      void (async () => {
-        let url: string | undefined;
-        while (url === undefined && child.exitCode === null) {
-          url = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output())?.[1]?.replace('localhost', '127.0.0.1');
-          if (url === undefined) await new Promise((resolve) => child.stdout?.once('data', resolve));
-        }
-        if (url === undefined) return;
-        for (let i = 0; i < 20; i++) {
-          const response = await fetch(`${url}${i % 2 === 0 ? '/healthz' : '/readyz'}`);
-          await response.text();
-        }
-        child.kill('SIGUSR2');
-      })();
-    });
-    expect(states).toEqual(Array(5).fill('MONOMORPHIC'));
+    const report = await reportFrom(
+      [...V8_FLAGS, '--trace-protector-invalidation', '--import', probe, ...entry],
+      serveThenReport,
+    );
+    expect(report.states).toEqual(ALL_MONOMORPHIC);
+    expect(report.output).not.toContain('protector cell PromiseHook');
   });
 });
