@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { gatewayProcessEnv, listeningUrl } from './support/gateway-process.js';
 
 /** The built CLI, run as users run it (global setup builds dist/ once). */
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -25,17 +26,9 @@ function run(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const {
-    REDIS_URL: _redis,
-    OPENAI_API_KEY: _key,
-    TOLLGATE_CONFIG: _config,
-    TOLLGATE_ADMIN_KEY: _admin,
-    TOLLGATE_AUTH: _auth,
-    ...base
-  } = process.env;
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-proc-data-'));
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...base, PORT: '0', HOST: '127.0.0.1', TOLLGATE_DATA_DIR: dataDir, ...env },
+    env: gatewayProcessEnv(dataDir, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -51,19 +44,9 @@ function run(
   return { child, output: () => output, exited };
 }
 
-/** Resolves once the gateway logs its URL; fails if it exits first (the test's timeout bounds a hang). */
 async function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
   const started = run(args, env);
-  const url = await new Promise<string>((resolve, reject) => {
-    const check = () => {
-      const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(started.output());
-      if (match?.[1]) resolve(match[1].replace('localhost', '127.0.0.1'));
-    };
-    started.child.stdout?.on('data', check);
-    started.child.stderr?.on('data', check);
-    void started.exited.then(() => reject(new Error(`gateway did not start:\n${started.output()}`)));
-  });
-  return { ...started, url };
+  return { ...started, url: await listeningUrl(started.child, started.output) };
 }
 
 function configFile(text: string): string {

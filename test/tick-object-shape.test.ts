@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { gatewayProcessEnv, listeningUrl } from './support/gateway-process.js';
 
 const KEEPER = pathToFileURL(
   fileURLToPath(new URL('../dist/runtime/tick-object-shape.js', import.meta.url)),
@@ -61,31 +62,6 @@ function scriptFile(name: string, text: string): string {
   return path;
 }
 
-/**
- * The environment of a gateway under test: ours without what would change what boots or what it
- * logs (a Redis URL, a config file, auth, pretty or quieter logs), on a free port.
- */
-function gatewayEnv(): NodeJS.ProcessEnv {
-  const {
-    REDIS_URL: _redis,
-    OPENAI_API_KEY: _key,
-    TOLLGATE_CONFIG: _config,
-    TOLLGATE_ADMIN_KEY: _admin,
-    TOLLGATE_AUTH: _auth,
-    LOG_LEVEL: _level,
-    LOG_PRETTY: _pretty,
-    LOG_REQUESTS: _requests,
-    ...base
-  } = process.env;
-  return {
-    ...base,
-    LOG_LEVEL: 'info',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tollgate-tick-data-')),
-  };
-}
-
 interface Report {
   /** The states of nextTick's literal-key slots, from the TICK-FEEDBACK line. */
   states: string[];
@@ -101,7 +77,11 @@ function reportFrom(
   args: string[],
   drive?: (child: ChildProcess, output: () => string) => Promise<void>,
 ): Promise<Report> {
-  const child = spawn(process.execPath, args, { env: gatewayEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-tick-data-'));
+  const child = spawn(process.execPath, args, {
+    env: gatewayProcessEnv(dataDir),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let output = '';
   return new Promise<Report>((resolve, reject) => {
@@ -120,12 +100,7 @@ function reportFrom(
 
 /** Waits for the gateway's URL line, sends it 20 requests, then asks the probe for its report. */
 async function serveThenReport(child: ChildProcess, output: () => string): Promise<void> {
-  let url: string | undefined;
-  while (url === undefined && child.exitCode === null) {
-    url = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output())?.[1]?.replace('localhost', '127.0.0.1');
-    if (url === undefined) await new Promise((resolve) => child.stdout?.once('data', resolve));
-  }
-  if (url === undefined) return;
+  const url = await listeningUrl(child, output);
   for (let i = 0; i < 20; i++) {
     const response = await fetch(`${url}${i % 2 === 0 ? '/healthz' : '/readyz'}`);
     await response.text();

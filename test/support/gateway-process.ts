@@ -7,7 +7,10 @@ import { fileURLToPath } from 'node:url';
 /** The built CLI, run as users run it (the global setup builds dist/ once). */
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
-/** Settings the developer's shell may carry that would change what a test gateway does. */
+/**
+ * Settings the developer's shell may carry that would change what a test gateway does, or what it
+ * logs (tests find its URL in its `info` log line).
+ */
 const AMBIENT = [
   'REDIS_URL',
   'OPENAI_API_KEY',
@@ -15,7 +18,41 @@ const AMBIENT = [
   'TOLLGATE_CONFIG',
   'TOLLGATE_AUTH',
   'TOLLGATE_ADMIN_KEY',
+  'LOG_LEVEL',
+  'LOG_PRETTY',
+  'LOG_REQUESTS',
 ];
+
+/**
+ * The environment of a test gateway process: this process's without AMBIENT, on a free port of
+ * 127.0.0.1, with `dataDir` as its data directory and `env` added last.
+ */
+export function gatewayProcessEnv(dataDir: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const base = { ...process.env };
+  for (const name of AMBIENT) delete base[name];
+  return { ...base, PORT: '0', HOST: '127.0.0.1', TOLLGATE_DATA_DIR: dataDir, ...env };
+}
+
+/**
+ * Resolves with the URL (`http://…`, without `/v1`) a gateway child logs once it listens; rejects
+ * with its output if it closes first. `output` is what the caller has gathered from the child's
+ * stdout and stderr so far (its own 'data' listeners run before ours). No time budget of its own:
+ * a gateway that hangs is bounded by the test's timeout.
+ */
+export function listeningUrl(child: ChildProcess, output: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output());
+      if (match?.[1]) resolve(match[1].replace('localhost', '127.0.0.1'));
+    };
+    check();
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.once('close', (code) =>
+      reject(new Error(`gateway exited (${code}) before listening:\n${output()}`)),
+    );
+  });
+}
 
 export interface GatewayProcess {
   child: ChildProcess;
@@ -32,11 +69,9 @@ export interface GatewayProcess {
  * `env` added; resolves once it logs the URL it listens on.
  */
 export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
-  const base = { ...process.env };
-  for (const name of AMBIENT) delete base[name];
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-process-'));
   const child = spawn(process.execPath, [CLI], {
-    env: { ...base, PORT: '0', HOST: '127.0.0.1', TOLLGATE_DATA_DIR: dataDir, ...env },
+    env: gatewayProcessEnv(dataDir, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -55,13 +90,10 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     }
     rmSync(dataDir, { recursive: true, force: true });
   };
-  // Log lines are buffered for up to a second before they reach stdout.
-  for (let i = 0; i < 400; i++) {
-    const match = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output);
-    if (match?.[1]) return { child, url: match[1], output: () => output, stop };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
+  try {
+    return { child, url: await listeningUrl(child, () => output), output: () => output, stop };
+  } catch (error) {
+    await stop();
+    throw error;
   }
-  await stop();
-  throw new Error(`gateway did not start:\n${output}`);
 }
