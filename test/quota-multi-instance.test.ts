@@ -9,6 +9,7 @@ import { RedisStore } from '../src/store/redis-store.js';
 import { estimateChatPromptTokens } from '../src/usage/token-estimate.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
+import { pollUntil } from './support/poll.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
 import { type LeasedDatabase, leaseRedisDatabase } from './support/redis-cluster.js';
 
@@ -279,22 +280,23 @@ describe('② quota across three gateway processes on one Redis', () => {
     // What the gateways recorded agrees with what the upstream served, and nothing stays reserved.
     const store = new RedisStore({ target: { url: database.url } });
     try {
-      let budget: { spentTokens: number; reservedTokens: number } | undefined;
-      for (let i = 0; i < 40; i++) {
-        const [status] = await store.quota.status(
-          teamId,
-          [
-            {
-              id: `team:${teamId}`,
-              budgets: [{ period: 'day', periodKey: utcDay(Date.now()), maxTokens: BUDGET }],
-            },
-          ],
-          Date.now(),
-        );
-        budget = status?.budgets[0];
-        if (budget?.reservedTokens === 0 && budget.spentTokens === served) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      // Settles land just after their responses (each gateway's own): read until they have.
+      const budget = await pollUntil(
+        async () => {
+          const [status] = await store.quota.status(
+            teamId,
+            [
+              {
+                id: `team:${teamId}`,
+                budgets: [{ period: 'day', periodKey: utcDay(Date.now()), maxTokens: BUDGET }],
+              },
+            ],
+            Date.now(),
+          );
+          return status?.budgets[0];
+        },
+        (read) => read?.reservedTokens === 0 && read.spentTokens === served,
+      );
       expect(budget).toMatchObject({ spentTokens: served, reservedTokens: 0 });
     } finally {
       await store.close();
@@ -356,12 +358,10 @@ describe('② quota across three gateway processes on one Redis', () => {
     }
 
     // Every slot is given back (a settle may land just after its response): C more at once pass.
-    let again: number[] = [];
-    for (let attempt = 0; attempt < 10; attempt++) {
-      again = (await burst(C, key, 10)).map((o) => o.status);
-      if (again.every((status) => status === 200)) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const again = await pollUntil(
+      async () => (await burst(C, key, 10)).map((o) => o.status),
+      (statuses) => statuses.every((status) => status === 200),
+    );
     expect(again).toEqual(Array.from({ length: C }, () => 200));
     expect(upstream.maxInFlight).toBeLessThanOrEqual(C);
   });

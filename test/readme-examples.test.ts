@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayProcessEnv, listeningUrl } from './support/gateway-process.js';
 
 /**
  * The README's "Managing teams and keys" examples, run as written (bash) against a real
@@ -52,26 +53,17 @@ async function bash(script: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  const { REDIS_URL: _redis, TOLLGATE_CONFIG: _config, TOLLGATE_AUTH: _auth, ...base } = process.env;
   child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve'], {
-    env: {
-      ...base,
-      PORT: '0',
-      HOST: '127.0.0.1',
+    env: gatewayProcessEnv(mkdtempSync(join(tmpdir(), 'tollgate-readme-')), {
       TOLLGATE_ADMIN_KEY: ADMIN_KEY,
-      TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'tollgate-readme-')),
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
-  for (let i = 0; i < 200 && !url; i++) {
-    url = /"url":"(http:\/\/[^"]+)\/v1"/.exec(output)?.[1]?.replace('localhost', '127.0.0.1') ?? '';
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  if (!url) throw new Error(`gateway did not start: ${output}`);
+  url = await listeningUrl(child, () => output);
 });
 
 afterAll(() => {
