@@ -20,6 +20,7 @@ import {
   validateUsage,
 } from '../quota/quota-types.js';
 import { loadLua } from './lua-script.js';
+import { planJson, recordJson } from './quota-script-json.js';
 import type { QuotaStore } from './quota-store.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
@@ -141,38 +142,12 @@ export class RedisQuotaStore implements QuotaStore {
     validateAdmit(request);
     const { nowMs, reservation } = request;
     const requests = request.requests.filter((s) => s.perMinute !== undefined || s.perDay !== undefined);
-    const plan = {
-      q: requests.map((s) => ({ s: s.id, pm: s.perMinute, pd: s.perDay })),
-      t: reservation?.tokens ?? 0,
-      u: reservation?.usdMicros ?? 0,
-      e: nowMs + (reservation?.ttlMs ?? 0),
-      w: tpmWindow(nowMs),
-      retry: nextWindowInMs(nowMs),
-      s: (reservation?.scopes ?? []).map((scope) => ({
-        id: scope.id,
-        c: scope.maxConcurrent,
-        m: scope.tokensPerMinute,
-        b: (scope.budgets ?? []).map((b) => ({
-          p: b.period,
-          k: b.periodKey,
-          mt: b.maxTokens,
-          mu: b.maxUsdMicros,
-        })),
-      })),
-    };
-    const record = reservation && {
-      e: plan.e,
-      t: plan.t,
-      u: plan.u,
-      c: reservation.scopes.filter((s) => s.maxConcurrent !== undefined).map((s) => s.id),
-      m: reservation.scopes.filter((s) => s.tokensPerMinute !== undefined).map((s) => [s.id, plan.w]),
-      b: reservation.scopes.flatMap((s) => (s.budgets ?? []).map((b) => [s.id, b.period, b.periodKey])),
-    };
+    const times = { nowMs, window: tpmWindow(nowMs), retryMs: nextWindowInMs(nowMs) };
     const answer = await this.queueAdmit(request.teamId, [
       nowMs,
       reservation?.reservationId ?? '',
-      JSON.stringify(plan),
-      record ? JSON.stringify(record) : '',
+      planJson(requests, reservation, times),
+      reservation ? recordJson(reservation, times) : '',
     ]);
     const at = (i: number) => answer[i] ?? -1;
     const windowAt = (i: number): RequestRateWindow | undefined => {
@@ -197,7 +172,7 @@ export class RedisQuotaStore implements QuotaStore {
         reservation: tight
           ? {
               granted: true,
-              tokensPerMinute: { scope: tight.id, limit: at(2), remaining: at(3), resetMs: plan.retry },
+              tokensPerMinute: { scope: tight.id, limit: at(2), remaining: at(3), resetMs: times.retryMs },
             }
           : { granted: true },
       };

@@ -1,0 +1,91 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { AdmitRequest, QuotaScope, RequestRateScope } from '../src/quota/quota-types.js';
+import { planJson, recordJson, type ScriptPlanTimes } from '../src/store/quota-script-json.js';
+
+/** The plan and record as quota-turn.lua documents them, through JSON.stringify. */
+function reference(
+  requests: RequestRateScope[],
+  reservation: AdmitRequest['reservation'],
+  times: ScriptPlanTimes,
+) {
+  const plan = {
+    q: requests.map((s) => ({ s: s.id, pm: s.perMinute, pd: s.perDay })),
+    t: reservation?.tokens ?? 0,
+    u: reservation?.usdMicros ?? 0,
+    e: times.nowMs + (reservation?.ttlMs ?? 0),
+    w: times.window,
+    retry: times.retryMs,
+    s: (reservation?.scopes ?? []).map((scope) => ({
+      id: scope.id,
+      c: scope.maxConcurrent,
+      m: scope.tokensPerMinute,
+      b: (scope.budgets ?? []).map((b) => ({
+        p: b.period,
+        k: b.periodKey,
+        mt: b.maxTokens,
+        mu: b.maxUsdMicros,
+      })),
+    })),
+  };
+  const record = reservation && {
+    e: plan.e,
+    t: plan.t,
+    u: plan.u,
+    c: reservation.scopes.filter((s) => s.maxConcurrent !== undefined).map((s) => s.id),
+    m: reservation.scopes.filter((s) => s.tokensPerMinute !== undefined).map((s) => [s.id, times.window]),
+    b: reservation.scopes.flatMap((s) => (s.budgets ?? []).map((b) => [s.id, b.period, b.periodKey])),
+  };
+  return { plan: JSON.stringify(plan), record: record ? JSON.stringify(record) : '' };
+}
+
+const count = fc.option(fc.nat({ max: Number.MAX_SAFE_INTEGER }), { nil: undefined });
+// Ids hold model names, which may carry quotes, backslashes, control characters and any Unicode.
+const id = fc.string({ unit: 'binary', maxLength: 12 });
+const requestScope = fc.record({ id, perMinute: count, perDay: count });
+const budget = fc.record({
+  period: fc.constantFrom('day' as const, 'month' as const, 'lifetime' as const),
+  periodKey: fc.oneof(fc.constant('2026-12-07'), fc.string({ maxLength: 8 })),
+  maxTokens: count,
+  maxUsdMicros: count,
+});
+const scope: fc.Arbitrary<QuotaScope> = fc.record(
+  { id, tokensPerMinute: count, maxConcurrent: count, budgets: fc.array(budget, { maxLength: 3 }) },
+  { requiredKeys: ['id', 'tokensPerMinute', 'maxConcurrent'] },
+);
+const reservation = fc.option(
+  fc.record({
+    reservationId: fc.uuid(),
+    scopes: fc.array(scope, { maxLength: 4 }),
+    tokens: fc.nat(),
+    usdMicros: fc.nat(),
+    ttlMs: fc.integer({ min: 1, max: 10_000_000 }),
+  }),
+  { nil: undefined },
+);
+const times = fc.record({
+  nowMs: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+  window: fc.nat(),
+  retryMs: fc.integer({ min: 0, max: 60_000 }),
+});
+
+describe('the quota script JSON written by hand', () => {
+  it('is what JSON.stringify writes for the plan and record (property)', () => {
+    fc.assert(
+      fc.property(fc.array(requestScope, { maxLength: 4 }), reservation, times, (requests, asked, at) => {
+        const expected = reference(requests, asked, at);
+        expect(planJson(requests, asked, at)).toBe(expected.plan);
+        expect(asked ? recordJson(asked, at) : '').toBe(expected.record);
+        // And it parses back to the same values.
+        expect(JSON.parse(planJson(requests, asked, at))).toEqual(JSON.parse(expected.plan));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a request without limits or reservation is the empty plan', () => {
+    expect(planJson([], undefined, { nowMs: 1_000, window: 0, retryMs: 59_000 })).toBe(
+      '{"q":[],"t":0,"u":0,"e":1000,"w":0,"retry":59000,"s":[]}',
+    );
+  });
+});
