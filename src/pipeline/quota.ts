@@ -159,20 +159,21 @@ function tooLarge(
       { headers: { 'x-should-retry': 'false' } },
     );
   for (const s of scopes) {
-    const who = lower(whose(s.id));
+    // Only a refusal names the scope: this runs for every request with limits.
+    const who = () => lower(whose(s.id));
     for (const budget of s.budgets ?? []) {
       if (budget.maxTokens !== undefined && estimate.tokens > budget.maxTokens)
         return refuse(
           'insufficient_quota',
           'insufficient_quota',
-          `${who} ${budget.period} token budget`,
+          `${who()} ${budget.period} token budget`,
           `Limit ${budget.maxTokens}, Requested ${estimate.tokens}`,
         );
       if (budget.maxUsdMicros !== undefined && estimate.usdMicros > budget.maxUsdMicros)
         return refuse(
           'insufficient_quota',
           'insufficient_quota',
-          `${who} ${budget.period} USD budget`,
+          `${who()} ${budget.period} USD budget`,
           `Limit ${dollars(budget.maxUsdMicros)}, Requested an estimated ${dollars(estimate.usdMicros)}`,
         );
     }
@@ -180,7 +181,7 @@ function tooLarge(
       return refuse(
         'tokens',
         'rate_limit_exceeded',
-        `${who} tokens per min (TPM)`,
+        `${who()} tokens per min (TPM)`,
         `Limit ${s.tokensPerMinute}, Requested ${estimate.tokens}`,
       );
   }
