@@ -12,12 +12,18 @@
 // compiler threads' work onto the main thread, so they say whether a change does less work in
 // the process, not how much faster it is.
 //
-// Each target runs under `valgrind --tool=callgrind` (~50x slower) in front of the bench's mock;
-// a checkout's gateway on the embedded store with a team key without limits. All its threads are
-// counted. One keep-alive client sends BENCH_INSTR_WARMUP (2,000) chat completions, the counters
-// are zeroed, it sends BENCH_INSTR_REQUESTS (1,000) more, and the counters are dumped:
-// instructions over requests.
-// BENCH_INSTR_STREAM=1 sends streamed requests instead. The gateways run one after another.
+// Each target runs under `valgrind --tool=callgrind` in front of the bench's mock; a checkout's
+// gateway on the embedded store with a team key without limits. All its threads are counted. One
+// keep-alive client sends BENCH_INSTR_WARMUP (30,000) chat completions uncounted (Valgrind runs
+// them without its instrumentation, ~10x faster than with it), then BENCH_INSTR_REQUESTS (1,000)
+// counted ones. The count is split three ways: V8's optimizing compilers, the garbage collector,
+// and the rest, the request's own work, which is the figure to compare (SIDE_WORK says why).
+// BENCH_INSTR_STREAM=1 sends streamed requests instead. BENCH_INSTR_STORE=redis runs each
+// checkout's gateway on a throwaway redis-server with `npm run bench` section 6's team and key
+// (request and token rates, concurrency, a day token budget and a month USD budget): Redis's own
+// work is in its own process and not counted. At Valgrind's pace the gateway sees ~25 requests a
+// second, so work it batches per event-loop turn or per flush (admits, settles, usage records) is
+// counted at its low-rate cost per request. The gateways run one after another.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,13 +32,22 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { createTeamAndKey } from './lib/admin.mjs';
 import { freePorts, GATEWAY_ENV, ServerProcess, stopAll } from './lib/procs.mjs';
-import { CHAT_BODY, mockGatewayConfig } from './lib/workload.mjs';
+import { redisCommand, startRedis } from './lib/redis.mjs';
+import { CHAT_BODY, MODEL, mockGatewayConfig, QUOTA_KEY, QUOTA_TEAM } from './lib/workload.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ADMIN_KEY = 'bench-admin-key-0123456789';
-const warmup = Number(process.env.BENCH_INSTR_WARMUP ?? 2000);
+/**
+ * V8 moves the hot functions of a request from Maglev to TurboFan only after ~10,500 requests of
+ * the bench's chat completion (`node --trace-opt`: the tier-up needs 3,000 invocations' worth of
+ * budget, spent slowly by Maglev code); counted before that, a request runs a mix of the two
+ * tiers and its compilations, not what a gateway that has been up a while runs.
+ */
+const warmup = Number(process.env.BENCH_INSTR_WARMUP ?? 30000);
 const measured = Number(process.env.BENCH_INSTR_REQUESTS ?? 1000);
 const stream = process.env.BENCH_INSTR_STREAM === '1';
+const store = process.env.BENCH_INSTR_STORE ?? 'embedded';
+if (store !== 'embedded' && store !== 'redis') throw new Error('BENCH_INSTR_STORE: embedded or redis');
 /**
  * V8 flags for every target. `--predictable` runs V8's compilers and GC on the main thread, in
  * an order that does not depend on timing: without it the same build counted 548k to 630k
@@ -54,13 +69,15 @@ try {
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-instructions-'));
-const [mockPort, gatewayPort] = await freePorts(2);
+const [mockPort, gatewayPort, redisPort] = await freePorts(3);
 const mock = new ServerProcess('mock', process.execPath, [path.join(HERE, 'mock-upstream.mjs')], {
   cwd: HERE,
   env: { ...process.env, PORT: String(mockPort) },
   stdout: 'ignore',
 });
 await mock.waitReady(`http://127.0.0.1:${mockPort}/healthz`, 10_000);
+
+if (store === 'redis') await startRedis(redisPort, { cwd: HERE, env: process.env });
 
 const body = stream ? JSON.stringify({ ...JSON.parse(CHAT_BODY), stream: true }) : CHAT_BODY;
 
@@ -93,7 +110,7 @@ async function send(origin, key, count) {
  * time, until the command is done. Returns how many were sent; a request in progress when the
  * command takes effect is counted on whichever side of it its code ran.
  * It needs the target's environment: Valgrind names the pipe it listens on after USER and HOST.
- * @param {'--zero' | '--dump'} what
+ * @param {'--instr=on' | '--zero' | '--dump'} what
  * @param {number} pid
  * @param {NodeJS.ProcessEnv} env
  * @param {() => Promise<void>} nudge
@@ -117,39 +134,85 @@ async function control(what, pid, env, nudge) {
   return sent;
 }
 
-/** V8's optimizing compilers (TurboFan, Maglev), counted inclusively wherever they ran. */
-const COMPILE_ENTRY =
-  /^\s*([\d,]+) .*v8::internal::(OptimizedCompilationJob::ExecuteJob|OptimizedCompilationJob::FinalizeJob)\(/;
+/**
+ * Work that is not the request's own, each as where it is entered and what runs inside it.
+ * - V8's optimizing compilers (TurboFan, Maglev): entered on the main thread when V8 runs them
+ *   there (`--predictable` does: CompileOptimized), on its worker threads otherwise (the jobs'
+ *   ExecuteJob), and where the main thread installs finished jobs (FinalizeJob). Hot functions
+ *   still tier up tens of thousands of requests in, so some of this is in every count.
+ * - The garbage collector: collections, incremental and concurrent marking, sweeping (also
+ *   where allocation helps it). Under Valgrind a process runs ~50x slower, and V8's memory
+ *   reducer, which starts full collections when the allocation rate looks low, runs them far
+ *   more often per request than at full speed: the floor proxy counted ~220k instructions of GC
+ *   per request this way, at full speed it runs a full collection every ~5,000 requests.
+ * A call from outside both into an entry is counted with everything it calls (so a GC during a
+ * compilation is the compiler's, and nested entries are not counted twice).
+ */
+const SIDE_WORK = {
+  compiling:
+    /v8::internal::(Compiler::CompileOptimized(OSR)?|OptimizedCompilationJob::(ExecuteJob|FinalizeJob)|OptimizingCompileDispatcher::InstallOptimizedFunctions)\(/,
+  gc: /v8::internal::(Heap::(CollectGarbage|CollectAllGarbage|CollectAllAvailableGarbage|FinalizeIncrementalMarkingAtomically|StartIncrementalMarking)|IncrementalMarking::|IncrementalMarkingJob::|ConcurrentMarking::|ScavengerCollector::|ScavengeJob::|Sweeper::|ArrayBufferSweeper::|MemoryReducer::|MinorGCJob::|MarkCompactCollector::|MinorMarkSweepCollector::|PagedSpaceAllocatorPolicy::ContributeToSweeping)/,
+};
+const INSIDE_SIDE_WORK =
+  /v8::internal::(compiler::|maglev::|Compiler::|[A-Za-z]*CompilationJob|OptimizingCompileDispatcher|[A-Za-z:]*CompileOptimized|[A-Za-z:]*Compile(Turbofan|Maglev)|Heap::|IncrementalMarking|ConcurrentMarking|Scaveng|Sweeper|MarkCompact|MinorMarkSweep|ArrayBufferSweeper|MemoryReducer|MinorGCJob|GCTracer)|heap::base::|cppgc::|PushAllRegistersAndIterateStack|v8::platform::DefaultJobState::Join/;
+
+/**
+ * The instructions of one callgrind dump, and how many of them were compiling and collecting
+ * garbage (SIDE_WORK). Names are compressed in the file: `fn=(id) name` the first time,
+ * `fn=(id)` after.
+ * @param {string} text
+ */
+function countDump(text) {
+  const summary = text.match(/^summary:\s+(\d+)/m);
+  if (!summary) return undefined;
+  /** @type {Map<string, string>} */
+  const names = new Map();
+  /** @param {string} spec */
+  const nameOf = (spec) => {
+    const match = spec.match(/^\((\d+)\)(?: (.*))?$/);
+    if (!match) return spec;
+    const [, id = '', name] = match;
+    if (name !== undefined) names.set(id, name);
+    return names.get(id) ?? '';
+  };
+  let fn = '';
+  let callee = '';
+  let inCall = false;
+  let compiling = 0;
+  let gc = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('fn=')) fn = nameOf(line.slice(3));
+    else if (line.startsWith('cfn=')) callee = nameOf(line.slice(4));
+    else if (line.startsWith('calls=')) inCall = true;
+    else if (inCall && /^[\d+*-]/.test(line)) {
+      inCall = false;
+      if (INSIDE_SIDE_WORK.test(fn)) continue;
+      const cost = Number(line.split(' ')[1] ?? 0);
+      if (SIDE_WORK.compiling.test(callee)) compiling += cost;
+      else if (SIDE_WORK.gc.test(callee)) gc += cost;
+    }
+  }
+  return { total: Number(summary[1]), compiling, gc };
+}
 
 /**
  * The dumps of one process: files named after its pid with a sequence number, each with a
- * `summary:` line of the instructions since the counters were last zeroed, and how many of them
- * V8's optimizing compilers ran (from callgrind_annotate's inclusive costs). A gateway still
- * tiers code up thousands of requests in (`node --trace-opt`): that work fades with time, the
- * rest is what every request costs.
+ * `summary:` line of the instructions since the counters were last zeroed.
  * @param {string} outPrefix
  */
 function dumpedInstructions(outPrefix) {
   const dir = path.dirname(outPrefix);
   const base = path.basename(outPrefix);
-  let total = 0;
-  let compiling = 0;
+  const sums = { total: 0, compiling: 0, gc: 0 };
   for (const name of readdirSync(dir)) {
     if (!name.startsWith(`${base}.`) || !/\.\d+(-\d+)?$/.test(name)) continue;
-    const file = path.join(dir, name);
-    const summary = readFileSync(file, 'utf8').match(/^summary:\s+(\d+)/m);
-    if (!summary) continue;
-    total += Number(summary[1]);
-    const annotated = execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
-      encoding: 'utf8',
-      maxBuffer: 256 * 1024 * 1024,
-    });
-    for (const line of annotated.split('\n')) {
-      const match = line.match(COMPILE_ENTRY);
-      if (match?.[1]) compiling += Number(match[1].replaceAll(',', ''));
-    }
+    const counted = countDump(readFileSync(path.join(dir, name), 'utf8'));
+    if (!counted) continue;
+    sums.total += counted.total;
+    sums.compiling += counted.compiling;
+    sums.gc += counted.gc;
   }
-  return { total, compiling };
+  return sums;
 }
 
 /**
@@ -178,6 +241,13 @@ function launchSpec(target, i) {
       upstreamOrigin: upstream,
       adminKey: ADMIN_KEY,
       dataDir: path.join(work, `data-${i}`),
+      extra:
+        store === 'redis'
+          ? [
+              `redis: { url: "redis://127.0.0.1:${redisPort}" }`,
+              `quota: { prices: { ${MODEL}: { input: 1, output: 2 } } }`,
+            ]
+          : [],
     }),
   );
   return {
@@ -186,7 +256,9 @@ function launchSpec(target, i) {
     env,
     /** @param {string} origin */
     key: async (origin) =>
-      (await createTeamAndKey(origin, ADMIN_KEY, { name: `instr-${i}` }, { name: `instr-${i}` })).key,
+      store === 'redis'
+        ? (await createTeamAndKey(origin, ADMIN_KEY, QUOTA_TEAM, QUOTA_KEY)).key
+        : (await createTeamAndKey(origin, ADMIN_KEY, { name: `instr-${i}` }, { name: `instr-${i}` })).key,
   };
 }
 
@@ -194,6 +266,8 @@ const results = [];
 try {
   for (const [i, target] of targets.entries()) {
     const spec = launchSpec(target, i);
+    // Each gateway starts from an empty Redis: its own team, key and counters only.
+    if (store === 'redis') await redisCommand(redisPort, ['FLUSHALL']);
     const outPrefix = path.join(work, `callgrind-${i}`);
     const server = new ServerProcess(
       target,
@@ -202,6 +276,8 @@ try {
         '--tool=callgrind',
         `--callgrind-out-file=${outPrefix}.%p`,
         '--separate-threads=no',
+        // The warm-up runs uninstrumented (several times faster); counting starts after it.
+        '--instr-atstart=no',
         process.execPath,
         ...nodeFlags,
         ...spec.args,
@@ -213,17 +289,28 @@ try {
     const key = await spec.key(origin);
     const nudge = () => send(origin, key, 1);
     await send(origin, key, warmup);
+    await control('--instr=on', server.pid, spec.env, nudge);
     await control('--zero', server.pid, spec.env, nudge);
     await send(origin, key, measured);
     const requests = measured + (await control('--dump', server.pid, spec.env, nudge));
-    const { total, compiling } = dumpedInstructions(`${outPrefix}.${server.pid}`);
+    const { total, compiling, gc } = dumpedInstructions(`${outPrefix}.${server.pid}`);
     if (total === 0) throw new Error(`${target}: callgrind wrote no dump`);
-    const perRequest = total / requests;
-    const compilingPerRequest = compiling / requests;
-    results.push({ target, instructions: total, compiling, requests, perRequest, compilingPerRequest });
+    const k = (count) => `${(count / requests / 1000).toFixed(1)}k`;
+    const own = total - compiling - gc;
+    results.push({
+      target,
+      requests,
+      instructions: total,
+      compiling,
+      gc,
+      perRequest: total / requests,
+      ownPerRequest: own / requests,
+      compilingPerRequest: compiling / requests,
+      gcPerRequest: gc / requests,
+    });
     process.stdout.write(
-      `${target}: ${(perRequest / 1000).toFixed(1)} k instructions per request, ` +
-        `${((perRequest - compilingPerRequest) / 1000).toFixed(1)} k without V8's optimizing compilers\n`,
+      `${target}: ${k(own)} instructions per request of its own work ` +
+        `(${k(total)} in all: compiling ${k(compiling)}, garbage collection ${k(gc)})\n`,
     );
     await server.stop(30_000);
   }
@@ -234,5 +321,6 @@ const out = path.join(HERE, 'results');
 mkdirSync(out, { recursive: true });
 writeFileSync(
   path.join(out, 'instructions.json'),
-  `${JSON.stringify({ stream, warmup, measured, results }, null, 2)}\n`,
+  `${JSON.stringify({ stream, store, warmup, measured, results }, null, 2)}\n`,
 );
+process.stdout.write(`callgrind dumps and the targets' output: ${work}\n`);

@@ -143,7 +143,8 @@ try {
     if (answer.statusCode !== 200 || !text.includes('"usage"'))
       throw new Error(`${target.key} answered ${answer.statusCode}: ${text.slice(0, 300)}`);
     progress(`warm-up ${target.key}`);
-    await load(target, { kind: 'max', connections, durationSec: 3 });
+    // V8 moves a request's hot functions to TurboFan only after 10,000 to 25,000 requests.
+    await load(target, { kind: 'max', connections, durationSec: Number(process.env.BENCH_WARMUP ?? 15) });
   }
 
   for (let round = 0; round < rounds; round += 1) {

@@ -20,7 +20,9 @@
 //   BENCH_QUICK=1                ~1 minute sanity run (shorter durations, 1 round, fewer streams)
 //   BENCH_DURATION=10            seconds per throughput / fixed-rate measurement
 //   BENCH_ROUNDS=3               rounds; tables show the median of the rounds
-//   BENCH_WARMUP=3               seconds of closed-loop warm-up per target before round 1
+//   BENCH_WARMUP=15              seconds of closed-loop warm-up per target before round 1 (V8
+//                                moves a request's hot functions to TurboFan only after 10,000
+//                                to 25,000 requests: bench/README.md)
 //   BENCH_RATE_WARMUP=1          seconds at the target rate before each fixed-rate measurement
 //   BENCH_CONNECTIONS=50         connections for the max-throughput measurement
 //   BENCH_RATES=500,2000         fixed request rates (req/s) for the latency measurements
@@ -225,7 +227,7 @@ function readSettings() {
     quick,
     durationSec: envNumber('BENCH_DURATION', quick ? 3 : 10, 1),
     rounds: Math.round(envNumber('BENCH_ROUNDS', quick ? 1 : 3, 1)),
-    warmupSec: envNumber('BENCH_WARMUP', quick ? 1 : 3, 0),
+    warmupSec: envNumber('BENCH_WARMUP', quick ? 1 : 15, 0),
     rateWarmupSec: envNumber('BENCH_RATE_WARMUP', quick ? 0.5 : 1, 0),
     connections: Math.round(envNumber('BENCH_CONNECTIONS', 50, 1)),
     rates,
