@@ -145,16 +145,20 @@ async function control(what, pid, env, nudge) {
  *   reducer, which starts full collections when the allocation rate looks low, runs them far
  *   more often per request than at full speed: the floor proxy counted ~220k instructions of GC
  *   per request this way, at full speed it runs a full collection every ~5,000 requests.
- * A call from outside both into an entry is counted with everything it calls (so a GC during a
- * compilation is the compiler's, and nested entries are not counted twice).
+ * A call into an entry is counted with everything it calls, unless its caller is an entry or
+ * inside one (so a GC during a compilation is the compiler's). Callgrind keeps one cost per caller
+ * and callee, not whole stacks, so a function that both the request's code and the collector call
+ * cannot be split: sweeping that an allocation does on the collector's behalf is counted as the
+ * request's (its entry, ContributeToSweeping, is also reached from the scavenger through the same
+ * allocation functions, and counting it as GC counted it twice).
  */
 const SIDE_WORK = {
   compiling:
     /v8::internal::(Compiler::CompileOptimized(OSR)?|OptimizedCompilationJob::(ExecuteJob|FinalizeJob)|OptimizingCompileDispatcher::InstallOptimizedFunctions)\(/,
-  gc: /v8::internal::(Heap::(CollectGarbage|CollectAllGarbage|CollectAllAvailableGarbage|FinalizeIncrementalMarkingAtomically|StartIncrementalMarking)|IncrementalMarking::|IncrementalMarkingJob::|ConcurrentMarking::|ScavengerCollector::|ScavengeJob::|Sweeper::|ArrayBufferSweeper::|MemoryReducer::|MinorGCJob::|MarkCompactCollector::|MinorMarkSweepCollector::|PagedSpaceAllocatorPolicy::ContributeToSweeping)/,
+  gc: /v8::internal::(Heap::(CollectGarbage|CollectAllGarbage|CollectAllAvailableGarbage|FinalizeIncrementalMarkingAtomically|StartIncrementalMarking)|IncrementalMarking::|IncrementalMarkingJob::|ConcurrentMarking::|ScavengerCollector::|ScavengeJob::|Sweeper::|ArrayBufferSweeper::|MemoryReducer::|MinorGCJob::|MarkCompactCollector::|MinorMarkSweepCollector::)/,
 };
 const INSIDE_SIDE_WORK =
-  /v8::internal::(compiler::|maglev::|Compiler::|[A-Za-z]*CompilationJob|OptimizingCompileDispatcher|[A-Za-z:]*CompileOptimized|[A-Za-z:]*Compile(Turbofan|Maglev)|Heap::|IncrementalMarking|ConcurrentMarking|Scaveng|Sweeper|MarkCompact|MinorMarkSweep|ArrayBufferSweeper|MemoryReducer|MinorGCJob|GCTracer)|heap::base::|cppgc::|PushAllRegistersAndIterateStack|v8::platform::DefaultJobState::Join/;
+  /v8::internal::(compiler::|maglev::|Compiler::|[A-Za-z]*CompilationJob|OptimizingCompileDispatcher|[A-Za-z:]*CompileOptimized|[A-Za-z:]*Compile(Turbofan|Maglev)|Heap::|IncrementalMarking|ConcurrentMarking|Scaveng|Sweeper|MarkCompact|MinorMarkSweep|ArrayBufferSweeper|MemoryReducer|MinorGCJob|GCTracer|ParallelClearingJob|MarkingVisitorBase|\(anonymous namespace\)::GetOrCompileOptimized)|heap::base::|cppgc::|PushAllRegistersAndIterateStack|v8::platform::DefaultJobState::Join/;
 
 /**
  * The instructions of one callgrind dump, and how many of them were compiling and collecting
@@ -163,7 +167,8 @@ const INSIDE_SIDE_WORK =
  * @param {string} text
  */
 function countDump(text) {
-  const summary = text.match(/^summary:\s+(\d+)/m);
+  // `totals:` is the sum of the cost lines the split is taken from (`summary:` can differ a little).
+  const summary = text.match(/^totals:\s+(\d+)/m) ?? text.match(/^summary:\s+(\d+)/m);
   if (!summary) return undefined;
   /** @type {Map<string, string>} */
   const names = new Map();
@@ -186,8 +191,9 @@ function countDump(text) {
     else if (line.startsWith('calls=')) inCall = true;
     else if (inCall && /^[\d+*-]/.test(line)) {
       inCall = false;
-      if (INSIDE_SIDE_WORK.test(fn)) continue;
-      const cost = Number(line.split(' ')[1] ?? 0);
+      if (INSIDE_SIDE_WORK.test(fn) || SIDE_WORK.compiling.test(fn) || SIDE_WORK.gc.test(fn)) continue;
+      // One event (Ir) per line: the cost is the last field, whatever the position columns.
+      const cost = Number(line.trim().split(/\s+/).at(-1) ?? 0);
       if (SIDE_WORK.compiling.test(callee)) compiling += cost;
       else if (SIDE_WORK.gc.test(callee)) gc += cost;
     }
