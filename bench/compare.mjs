@@ -171,7 +171,7 @@ try {
     await runInChild(
       LOADGEN,
       { ...spec(gateway), kind: 'max', connections, durationSec: warmupSec },
-      120_000,
+      (warmupSec + 60) * 1000,
     );
   for (let round = 0; round < rounds; round++) {
     for (const gateway of round % 2 === 0 ? gateways : [...gateways].reverse()) {

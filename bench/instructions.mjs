@@ -15,13 +15,13 @@
 // Each target runs under `valgrind --tool=callgrind` in front of the bench's mock; a checkout's
 // gateway on the embedded store with a team key without limits. All its threads are counted. One
 // keep-alive client sends BENCH_INSTR_WARMUP (30,000) chat completions uncounted (Valgrind runs
-// them without its instrumentation, ~10x faster than with it), then BENCH_INSTR_REQUESTS (1,000)
+// them without its instrumentation, ~4-5x faster than with it), then BENCH_INSTR_REQUESTS (1,000)
 // counted ones. The count is split three ways: V8's optimizing compilers, the garbage collector,
 // and the rest, the request's own work, which is the figure to compare (SIDE_WORK says why).
 // BENCH_INSTR_STREAM=1 sends streamed requests instead. BENCH_INSTR_STORE=redis runs each
 // checkout's gateway on a throwaway redis-server with `npm run bench` section 6's team and key
 // (request and token rates, concurrency, a day token budget and a month USD budget): Redis's own
-// work is in its own process and not counted. At Valgrind's pace the gateway sees ~25 requests a
+// work is in its own process and not counted. At Valgrind's pace the gateway sees 43-100 requests a
 // second, so work it batches per event-loop turn or per flush (admits, settles, usage records) is
 // counted at its low-rate cost per request. The gateways run one after another.
 import { execFileSync, spawn } from 'node:child_process';
@@ -138,13 +138,14 @@ async function control(what, pid, env, nudge) {
  * Work that is not the request's own, each as where it is entered and what runs inside it.
  * - V8's optimizing compilers (TurboFan, Maglev): entered on the main thread when V8 runs them
  *   there (`--predictable` does: CompileOptimized), on its worker threads otherwise (the jobs'
- *   ExecuteJob), and where the main thread installs finished jobs (FinalizeJob). Hot functions
- *   still tier up tens of thousands of requests in, so some of this is in every count.
+ *   ExecuteJob), and where the main thread installs finished jobs (FinalizeJob). Even after
+ *   30,000 requests every target still compiles now and then, so some of this is in every count.
  * - The garbage collector: collections, incremental and concurrent marking, sweeping (also
  *   where allocation helps it). Under Valgrind a process runs ~50x slower, and V8's memory
  *   reducer, which starts full collections when the allocation rate looks low, runs them far
- *   more often per request than at full speed: the floor proxy counted ~220k instructions of GC
- *   per request this way, at full speed it runs a full collection every ~5,000 requests.
+ *   more often per request than at full speed: the floor proxy counted 0.5k and 242k
+ *   instructions of GC per request in two runs; at full speed it makes one full collection per
+ *   ~5,000 requests.
  * A call into an entry is counted with everything it calls, unless its caller is an entry or
  * inside one (so a GC during a compilation is the compiler's). Callgrind keeps one cost per caller
  * and callee, not whole stacks, so a function that both the request's code and the collector call
@@ -282,7 +283,7 @@ try {
         '--tool=callgrind',
         `--callgrind-out-file=${outPrefix}.%p`,
         '--separate-threads=no',
-        // The warm-up runs uninstrumented (several times faster); counting starts after it.
+        // The warm-up runs uninstrumented (~4-5x faster); counting starts after it.
         '--instr-atstart=no',
         process.execPath,
         ...nodeFlags,

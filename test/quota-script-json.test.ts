@@ -39,19 +39,31 @@ function reference(
   return { plan: JSON.stringify(plan), record: record ? JSON.stringify(record) : '' };
 }
 
-const count = fc.option(fc.nat({ max: Number.MAX_SAFE_INTEGER }), { nil: undefined });
-// Ids hold model names, which may carry quotes, backslashes, control characters and any Unicode.
-const id = fc.string({ unit: 'binary', maxLength: 12 });
-const requestScope = fc.record({ id, perMinute: count, perDay: count });
-const budget = fc.record({
-  period: fc.constantFrom('day' as const, 'month' as const, 'lifetime' as const),
-  periodKey: fc.oneof(fc.constant('2026-12-07'), fc.string({ maxLength: 8 })),
-  maxTokens: count,
-  maxUsdMicros: count,
+const count = fc.option(fc.oneof(fc.nat({ max: Number.MAX_SAFE_INTEGER }), fc.constant(-0)), {
+  nil: undefined,
 });
+// Ids hold model names, which may carry quotes, backslashes, control characters, lone surrogates
+// and any Unicode (the generic string arbitrary rarely makes the first four: they get their own).
+const id = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 12 }),
+  fc.string({
+    unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\ud800', '\udfff', 'a', '\u{1f600}'),
+    maxLength: 6,
+  }),
+);
+const requestScope = fc.record({ id, perMinute: count, perDay: count }, { requiredKeys: ['id'] });
+const budget = fc.record(
+  {
+    period: fc.constantFrom('day' as const, 'month' as const, 'lifetime' as const),
+    periodKey: fc.oneof(fc.constant('2026-12-07'), id),
+    maxTokens: count,
+    maxUsdMicros: count,
+  },
+  { requiredKeys: ['period', 'periodKey'] },
+);
 const scope: fc.Arbitrary<QuotaScope> = fc.record(
   { id, tokensPerMinute: count, maxConcurrent: count, budgets: fc.array(budget, { maxLength: 3 }) },
-  { requiredKeys: ['id', 'tokensPerMinute', 'maxConcurrent'] },
+  { requiredKeys: ['id'] },
 );
 const reservation = fc.option(
   fc.record({
@@ -76,8 +88,6 @@ describe('the quota script JSON written by hand', () => {
         const expected = reference(requests, asked, at);
         expect(planJson(requests, asked, at)).toBe(expected.plan);
         expect(asked ? recordJson(asked, at) : '').toBe(expected.record);
-        // And it parses back to the same values.
-        expect(JSON.parse(planJson(requests, asked, at))).toEqual(JSON.parse(expected.plan));
       }),
       { numRuns: 500 },
     );
