@@ -9,7 +9,6 @@ import {
   type UsageRow,
   utcDay,
 } from '../usage/usage-record.js';
-import { loadLua } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
 import type { RequestLogPage, UsageStore } from './usage-store.js';
@@ -19,13 +18,9 @@ const REQUEST_LOG_CAP = 100_000;
 const USAGE_DAY_TTL_SECONDS = 400 * 86_400;
 const daySums = (day: string) => `tg:{usage:${day}}:sums`;
 
-/** A day's sums added, and records appended to the request log: one script call each. */
-const ADD_SUMS = loadLua('usage-add-sums');
-const APPEND_LOG = loadLua('usage-log-append');
-
 /**
- * Usage sums live in one hash per day (its own hash tag, so a day's additions are one script
- * call on one Cluster slot); the request log is a capped Stream.
+ * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
+ * one Cluster slot); the request log is a capped Stream.
  */
 export class RedisUsageStore implements UsageStore {
   constructor(private readonly connection: RedisConnection) {
@@ -33,14 +28,13 @@ export class RedisUsageStore implements UsageStore {
   }
 
   /**
-   * A batch is summed here first, so it costs one script call per day plus one for the log,
+   * A batch is summed here first, so it costs one MULTI per day plus one pipeline of XADDs,
    * never awaited by any response (the recorder batches records after their responses ended).
-   * As a MULTI of HINCRBYs and a pipeline of XADDs, each command was encoded, and its reply
-   * decoded, by the gateway: ~13 per batch at low rates, the largest part of the gateway's
-   * Redis work per request after the quota script (bench/instructions.mjs profile, BENCHMARKS.md).
    */
   async record(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
+    await this.connection.ready();
+    const client = this.connection.client;
     const days = new Map<string, Map<string, number>>();
     for (const record of records) {
       const day = utcDay(record.at);
@@ -56,20 +50,22 @@ export class RedisUsageStore implements UsageStore {
         sums.set(field, (sums.get(field) ?? 0) + add[metric]);
       }
     }
-    const writes: Array<Promise<unknown>> = [];
+    const writes: Array<Promise<Array<[Error | null, unknown]> | null>> = [];
     for (const [day, sums] of days) {
-      const args: Array<string | number> = [USAGE_DAY_TTL_SECONDS];
-      for (const [field, value] of sums) args.push(field, value);
-      writes.push(this.connection.run(ADD_SUMS, [daySums(day)], args));
+      const key = daySums(day);
+      const transaction = client.multi();
+      for (const [field, value] of sums) transaction.hincrby(key, field, value);
+      transaction.expire(key, USAGE_DAY_TTL_SECONDS);
+      writes.push(transaction.exec());
     }
-    writes.push(
-      this.connection.run(
-        APPEND_LOG,
-        [REQUEST_LOG],
-        [REQUEST_LOG_CAP, ...records.map((record) => JSON.stringify(record))],
-      ),
-    );
-    await Promise.all(writes);
+    const log = client.pipeline();
+    for (const record of records)
+      log.xadd(REQUEST_LOG, 'MAXLEN', '~', String(REQUEST_LOG_CAP), '*', 'r', JSON.stringify(record));
+    writes.push(log.exec());
+    for (const results of await Promise.all(writes)) {
+      const failed = results?.find(([error]) => error !== null);
+      if (failed?.[0]) throw failed[0];
+    }
   }
 
   async rows(query: UsageQuery): Promise<UsageRow[]> {
