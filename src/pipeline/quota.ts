@@ -150,30 +150,37 @@ function tooLarge(
   model: string,
   estimate: { tokens: number; usdMicros: number },
 ): GatewayError | undefined {
-  const refuse = (type: 'tokens' | 'insufficient_quota', code: string, on: string, figures: string) =>
+  // The scope is named only when refusing: this runs for every request with limits.
+  const refuse = (
+    type: 'tokens' | 'insufficient_quota',
+    code: string,
+    scope: QuotaScope,
+    limit: string,
+    figures: string,
+  ) =>
     new QuotaExceededError(
       429,
       type,
       code,
-      `Request too large for ${model} on ${on}: ${figures}. ${MUST_REDUCE}`,
+      `Request too large for ${model} on ${lower(whose(scope.id))} ${limit}: ${figures}. ${MUST_REDUCE}`,
       { headers: { 'x-should-retry': 'false' } },
     );
   for (const s of scopes) {
-    // Only a refusal names the scope: this runs for every request with limits.
-    const who = () => lower(whose(s.id));
     for (const budget of s.budgets ?? []) {
       if (budget.maxTokens !== undefined && estimate.tokens > budget.maxTokens)
         return refuse(
           'insufficient_quota',
           'insufficient_quota',
-          `${who()} ${budget.period} token budget`,
+          s,
+          `${budget.period} token budget`,
           `Limit ${budget.maxTokens}, Requested ${estimate.tokens}`,
         );
       if (budget.maxUsdMicros !== undefined && estimate.usdMicros > budget.maxUsdMicros)
         return refuse(
           'insufficient_quota',
           'insufficient_quota',
-          `${who()} ${budget.period} USD budget`,
+          s,
+          `${budget.period} USD budget`,
           `Limit ${dollars(budget.maxUsdMicros)}, Requested an estimated ${dollars(estimate.usdMicros)}`,
         );
     }
@@ -181,7 +188,8 @@ function tooLarge(
       return refuse(
         'tokens',
         'rate_limit_exceeded',
-        `${who()} tokens per min (TPM)`,
+        s,
+        'tokens per min (TPM)',
         `Limit ${s.tokensPerMinute}, Requested ${estimate.tokens}`,
       );
   }
