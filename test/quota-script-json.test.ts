@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AdmitRequest, QuotaScope, RequestRateScope } from '../src/quota/quota-types.js';
-import { planJson, recordJson, type ScriptPlanTimes } from '../src/store/quota-script-json.js';
+import { type ScriptPlanTimes, scriptJson } from '../src/store/quota-script-json.js';
 
 /** The plan and record as quota-turn.lua documents them, through JSON.stringify. */
 function reference(
@@ -86,15 +86,16 @@ describe('the quota script JSON written by hand', () => {
     fc.assert(
       fc.property(fc.array(requestScope, { maxLength: 4 }), reservation, times, (requests, asked, at) => {
         const expected = reference(requests, asked, at);
-        expect(planJson(requests, asked, at)).toBe(expected.plan);
-        expect(asked ? recordJson(asked, at) : '').toBe(expected.record);
+        const written = scriptJson(requests, asked, at);
+        expect(written.plan).toBe(expected.plan);
+        expect(written.record).toBe(expected.record);
       }),
       { numRuns: 500 },
     );
   });
 
   it('a request without limits or reservation is the empty plan', () => {
-    expect(planJson([], undefined, { nowMs: 1_000, window: 0, retryMs: 59_000 })).toBe(
+    expect(scriptJson([], undefined, { nowMs: 1_000, window: 0, retryMs: 59_000 }).plan).toBe(
       '{"q":[],"t":0,"u":0,"e":1000,"w":0,"retry":59000,"s":[]}',
     );
   });

@@ -23,44 +23,42 @@ export interface ScriptPlanTimes {
   retryMs: number;
 }
 
-/** `plan` of quota-turn.lua: request-rate scopes, the estimate, its expiry and limit scopes. */
-export function planJson(
+/**
+ * `plan` and `record` of quota-turn.lua, in one pass over the scopes. The plan: request-rate
+ * scopes, the estimate, its expiry and the limit scopes. The record (only with a reservation):
+ * its expiry, estimate and the fields it counts in (concurrency scopes, tokens-per-minute
+ * windows, budget periods).
+ */
+export function scriptJson(
   requests: readonly RequestRateScope[],
   reservation: AdmitRequest['reservation'],
   times: ScriptPlanTimes,
-): string {
+): { plan: string; record: string } {
   let q = '';
   for (const s of requests)
     q += `${q ? ',' : ''}{"s":${str(s.id)}${opt('pm', s.perMinute)}${opt('pd', s.perDay)}}`;
   let scopes = '';
-  for (const scope of reservation?.scopes ?? []) {
-    let budgets = '';
-    for (const b of scope.budgets ?? [])
-      budgets += `${budgets ? ',' : ''}{"p":${str(b.period)},"k":${str(b.periodKey)}${opt('mt', b.maxTokens)}${opt('mu', b.maxUsdMicros)}}`;
-    scopes += `${scopes ? ',' : ''}{"id":${str(scope.id)}${opt('c', scope.maxConcurrent)}${opt('m', scope.tokensPerMinute)},"b":[${budgets}]}`;
-  }
-  const expires = times.nowMs + (reservation?.ttlMs ?? 0);
-  return `{"q":[${q}],"t":${reservation?.tokens ?? 0},"u":${reservation?.usdMicros ?? 0},"e":${expires},"w":${times.window},"retry":${times.retryMs},"s":[${scopes}]}`;
-}
-
-/**
- * `record` of quota-turn.lua: the reservation's expiry, estimate, and the fields it counts in
- * (concurrency scopes, tokens-per-minute windows, budget periods).
- */
-export function recordJson(
-  reservation: NonNullable<AdmitRequest['reservation']>,
-  times: ScriptPlanTimes,
-): string {
   let c = '';
   let m = '';
   let b = '';
-  for (const s of reservation.scopes) {
-    const id = str(s.id);
-    if (s.maxConcurrent !== undefined) c += `${c ? ',' : ''}${id}`;
-    if (s.tokensPerMinute !== undefined) m += `${m ? ',' : ''}[${id},${times.window}]`;
-    for (const budget of s.budgets ?? [])
-      b += `${b ? ',' : ''}[${id},${str(budget.period)},${str(budget.periodKey)}]`;
+  for (const scope of reservation?.scopes ?? []) {
+    const id = str(scope.id);
+    let budgets = '';
+    for (const budget of scope.budgets ?? []) {
+      const period = str(budget.period);
+      const key = str(budget.periodKey);
+      budgets += `${budgets ? ',' : ''}{"p":${period},"k":${key}${opt('mt', budget.maxTokens)}${opt('mu', budget.maxUsdMicros)}}`;
+      b += `${b ? ',' : ''}[${id},${period},${key}]`;
+    }
+    scopes += `${scopes ? ',' : ''}{"id":${id}${opt('c', scope.maxConcurrent)}${opt('m', scope.tokensPerMinute)},"b":[${budgets}]}`;
+    if (scope.maxConcurrent !== undefined) c += `${c ? ',' : ''}${id}`;
+    if (scope.tokensPerMinute !== undefined) m += `${m ? ',' : ''}[${id},${times.window}]`;
   }
-  const expires = times.nowMs + reservation.ttlMs;
-  return `{"e":${expires},"t":${reservation.tokens},"u":${reservation.usdMicros},"c":[${c}],"m":[${m}],"b":[${b}]}`;
+  const t = reservation?.tokens ?? 0;
+  const u = reservation?.usdMicros ?? 0;
+  const e = times.nowMs + (reservation?.ttlMs ?? 0);
+  return {
+    plan: `{"q":[${q}],"t":${t},"u":${u},"e":${e},"w":${times.window},"retry":${times.retryMs},"s":[${scopes}]}`,
+    record: reservation ? `{"e":${e},"t":${t},"u":${u},"c":[${c}],"m":[${m}],"b":[${b}]}` : '',
+  };
 }

@@ -20,7 +20,7 @@ import {
   validateUsage,
 } from '../quota/quota-types.js';
 import { loadLua } from './lua-script.js';
-import { planJson, recordJson } from './quota-script-json.js';
+import { scriptJson } from './quota-script-json.js';
 import type { QuotaStore } from './quota-store.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
@@ -143,11 +143,12 @@ export class RedisQuotaStore implements QuotaStore {
     const { nowMs, reservation } = request;
     const requests = request.requests.filter((s) => s.perMinute !== undefined || s.perDay !== undefined);
     const times = { nowMs, window: tpmWindow(nowMs), retryMs: nextWindowInMs(nowMs) };
+    const { plan, record } = scriptJson(requests, reservation, times);
     const answer = await this.queueAdmit(request.teamId, [
       nowMs,
       reservation?.reservationId ?? '',
-      planJson(requests, reservation, times),
-      reservation ? recordJson(reservation, times) : '',
+      plan,
+      record,
     ]);
     const at = (i: number) => answer[i] ?? -1;
     const windowAt = (i: number): RequestRateWindow | undefined => {
