@@ -1,4 +1,5 @@
 import type { Llama, LlamaGrammar } from 'node-llama-cpp';
+import { withFiniteNumbers } from './finite-number-grammar.js';
 import type { LoadedModel } from './loaded-model.js';
 import { ToolCallSteer } from './tool-call-steer.js';
 import { type CallSyntax, callSyntaxOf } from './tool-call-syntax.js';
@@ -31,6 +32,7 @@ export async function autoToolCalls(
       tool.name,
       await llama
         .createGrammarForJsonSchema(tool.parameters as Parameters<Llama['createGrammarForJsonSchema']>[0])
+        .then((grammar) => withFiniteNumbers(llama, grammar))
         .catch(() => undefined),
     );
   const names = [...grammars.keys()];

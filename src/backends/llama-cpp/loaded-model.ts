@@ -13,6 +13,7 @@ import type {
 } from 'node-llama-cpp';
 import type { LlamaCppConfig } from '../../config/llama-cpp-schema.js';
 import { InvalidRequestError } from '../../errors.js';
+import { withFiniteNumbers } from './finite-number-grammar.js';
 import type { GenerationPlan, Sampling } from './generate-tokens.js';
 import { checkGgufHeader } from './gguf-header.js';
 import type { NodeLlamaCpp } from './load-node-llama-cpp.js';
@@ -31,6 +32,7 @@ export class LoadedModel {
   /** Token ids run from 0 to this (exclusive); llama.cpp does not check a client's ids itself. */
   readonly vocabularySize: number;
   private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
+  private jsonGrammar: Promise<LlamaGrammar> | undefined;
 
   private constructor(
     readonly id: string,
@@ -208,10 +210,18 @@ export class LoadedModel {
 
   private async grammarFor(format: OutputFormat): Promise<LlamaGrammar | undefined> {
     if (format.kind === 'text') return undefined;
-    if (format.kind === 'json') return this.llama.getGrammarFor('json');
+    if (format.kind === 'json') {
+      this.jsonGrammar ??= this.llama
+        .getGrammarFor('json')
+        .then((json) => withFiniteNumbers(this.llama, json));
+      return this.jsonGrammar;
+    }
     try {
-      return await this.llama.createGrammarForJsonSchema(
-        format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0],
+      return await withFiniteNumbers(
+        this.llama,
+        await this.llama.createGrammarForJsonSchema(
+          format.schema as Parameters<Llama['createGrammarForJsonSchema']>[0],
+        ),
       );
     } catch (error) {
       const [what, param] =
