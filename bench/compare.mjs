@@ -13,6 +13,8 @@
 // req/s, then BENCH_MAX_SEC (6) at BENCH_CONNECTIONS (50) connections. Gateway (and Redis) CPU
 // from /proc and Redis commands from INFO commandstats, each divided by every request the job
 // sent. Prints each round and the medians; writes every round to bench/results/compare.json.
+// BENCH_GATEWAY_FLAGS: node flags added to every gateway's command line (e.g. `--cpu-prof
+// --cpu-prof-dir=<dir>`: each gateway writes a V8 CPU profile of its whole run when stopped).
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +40,8 @@ if (storeKind !== 'redis' && storeKind !== 'embedded') {
   process.exit(2);
 }
 const onRedis = storeKind === 'redis';
+/** Extra node flags for every gateway, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a profile. */
+const gatewayFlags = (process.env.BENCH_GATEWAY_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
 const [roundsArg, ...specs] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -90,7 +94,7 @@ for (const [i, asked] of gatewaysAsked.entries()) {
       ],
     }),
   );
-  const args = ['--max-semi-space-size=16', 'dist/server.js', '--config', config];
+  const args = ['--max-semi-space-size=16', ...gatewayFlags, 'dist/server.js', '--config', config];
   const [command, commandArgs] = onFirstCore(args);
   const server = new ServerProcess(asked.label, command, commandArgs, {
     cwd: asked.root,

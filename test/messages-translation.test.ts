@@ -309,12 +309,14 @@ describe('withMessagesTranslation over a chat-only OpenAI-compatible backend', (
   let messages: Backend;
   let client: Anthropic;
   let calls: () => number;
+  let serveFetch: typeof fetch;
 
   beforeAll(async () => {
     const url = await scripted.start();
     ({ chat, messages } = chatOnlyMessagesBackend(url));
     const served = messagesFetch(messages);
     calls = served.calls;
+    serveFetch = served.fetch;
     client = new Anthropic({
       apiKey: 'unused',
       baseURL: 'http://gateway.test',
@@ -432,6 +434,35 @@ describe('withMessagesTranslation over a chat-only OpenAI-compatible backend', (
       { role: 'tool', tool_call_id: 'call_1', content: '21C' },
       { role: 'tool', tool_call_id: 'call_2', content: 'Error: unknown city' },
     ]);
+  });
+
+  it("keeps the model's number texts in tool_use input: digits past 2^53, an exponent past Infinity", async () => {
+    const args = '{"id": 12345678901234567890, "ratio": 1.10, "far": 4658192e1981946581, "n": [7, -0, 2.5]}';
+    scripted.answer({
+      json: chatAnswer(
+        {
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }],
+        },
+        'tool_calls',
+        USAGE,
+      ),
+    });
+    // The wire text, read without a client: a JavaScript client's own JSON.parse would round it.
+    const response = await serveFetch('http://gateway.test/v1/messages', {
+      method: 'POST',
+      body: JSON.stringify({
+        model: 'claude-x',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Go' }],
+      }),
+    });
+    const text = await response.text();
+    expect(text).toContain(
+      '"input":{"id":12345678901234567890,"ratio":1.10,"far":4658192e1981946581,"n":[7,-0,2.5]}',
+    );
+    const block = (JSON.parse(text) as { content: Array<{ input: Record<string, unknown> }> }).content[0];
+    expect(block?.input.n).toEqual([7, -0, 2.5]);
   });
 
   it('maps finish reasons: length, content_filter, a matched stop sequence, reasoning', async () => {
