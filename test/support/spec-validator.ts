@@ -3,7 +3,7 @@
  * spec (test/spec/openai-openapi.yaml, see test/spec/README.md for its provenance).
  *
  * Loading: the YAML (~3 MB) takes ~1.5 s to parse, so it is parsed at most once per process (lazy
- * module-level cache) and the plain YAML->JSON conversion is also cached in os.tmpdir(), keyed by the
+ * module-level cache) and the plain YAML->JSON conversion is also cached in the system's temp dir, keyed by the
  * YAML file's sha256 (reading the cached JSON takes ~30 ms). Vitest runs test files in separate
  * workers, so without the on-disk cache every worker would pay the YAML parse again.
  *
@@ -31,12 +31,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import ajvFormats from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
+import { lastingTmpdir } from './lasting-tmpdir.js';
 
 const SPEC_PATH = fileURLToPath(new URL('../spec/openai-openapi.yaml', import.meta.url));
 const SPEC_ID = 'https://tollgate.invalid/test/spec/openai-openapi.json';
@@ -63,7 +63,7 @@ function nullable(schema: JsonObject): JsonObject {
 function readSpecDocument(): JsonObject {
   const yamlBytes = readFileSync(SPEC_PATH);
   const sha256 = createHash('sha256').update(yamlBytes).digest('hex');
-  const cacheFile = join(tmpdir(), `tollgate-openai-openapi-${sha256}-${CACHE_FORMAT}.json`);
+  const cacheFile = join(lastingTmpdir(), `tollgate-openai-openapi-${sha256}-${CACHE_FORMAT}.json`);
   try {
     const cached: unknown = JSON.parse(readFileSync(cacheFile, 'utf8'));
     if (isObject(cached) && isObject(cached.components)) return cached;
