@@ -15,6 +15,8 @@
 // sent. Prints each round and the medians; writes every round to bench/results/compare.json.
 // BENCH_GATEWAY_FLAGS: node flags added to every gateway's command line (e.g. `--cpu-prof
 // --cpu-prof-dir=<dir>`: each gateway writes a V8 CPU profile of its whole run when stopped).
+// BENCH_REDIS_DETAIL=1 also prints, per job, each Redis command's calls and Redis's own time per
+// request (a script's time includes the commands it calls, which are listed too).
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +44,8 @@ if (storeKind !== 'redis' && storeKind !== 'embedded') {
 const onRedis = storeKind === 'redis';
 /** Extra node flags for every gateway, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a profile. */
 const gatewayFlags = (process.env.BENCH_GATEWAY_FLAGS ?? '').split(/\s+/).filter(Boolean);
+/** Per Redis command: calls and Redis's own µs (INFO commandstats) per request, for each job. */
+const redisDetail = process.env.BENCH_REDIS_DETAIL === '1';
 
 const [roundsArg, ...specs] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -139,6 +143,15 @@ async function measure(gateway, job) {
   const delta =
     counters0 && redisDelta(counters0, await readRedisCounters(/** @type {number} */ (redisPort)));
   const sent = result.completedTotal;
+  if (delta && redisDetail) {
+    const perCommand = Object.entries(delta.commands)
+      .filter(([, count]) => count.calls / sent >= 0.005)
+      .map(
+        ([name, count]) =>
+          `${name} ${(count.calls / sent).toFixed(2)} (${(count.usec / sent).toFixed(1)} µs)`,
+      );
+    process.stdout.write(`  ${gateway.label} ${job.kind}, Redis per request: ${perCommand.join(', ')}\n`);
+  }
   const scripts = delta ? (delta.commands.evalsha?.calls ?? 0) + (delta.commands.eval?.calls ?? 0) : 0;
   return {
     reqPerSec: result.reqPerSec,
