@@ -1,7 +1,8 @@
 // Two or more builds or settings side by side:
-//   node bench/compare.mjs <rounds> <checkout>[:settleHoldMs] <checkout>[:settleHoldMs] ...
-// e.g. `node bench/compare.mjs 6 ../before . ` (two builds, each checkout built first) or
-// `node bench/compare.mjs 6 .:0 .:5` (this build, settles held 0 and 5 ms).
+//   node bench/compare.mjs <rounds> <checkout>[:settleHoldMs[:nodeFlags]] ...
+// e.g. `node bench/compare.mjs 6 ../before . ` (two builds, each checkout built first),
+// `node bench/compare.mjs 6 .:0 .:5` (this build, settles held 0 and 5 ms) or
+// `node bench/compare.mjs 6 . .::--single-threaded-gc` (node flags, comma-separated, for one).
 //
 // BENCH_STORE=redis (the default): the Redis path with section 6's team and key (every limit and
 // two budgets) and one throwaway redis-server for all gateways. BENCH_STORE=embedded: the
@@ -51,19 +52,24 @@ const [roundsArg, ...specs] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 if (!Number.isInteger(rounds) || rounds < 1 || specs.length === 0) {
   process.stderr.write(
-    'usage: [BENCH_STORE=redis|embedded] node bench/compare.mjs <rounds> <checkout>[:settleHoldMs] ...\n',
+    'usage: [BENCH_STORE=redis|embedded] node bench/compare.mjs <rounds> <checkout>[:settleHoldMs[:nodeFlags]] ...\n',
   );
   process.exit(2);
 }
 const gatewaysAsked = specs.map((spec) => {
-  const [dir = '.', hold] = spec.split(':');
+  const [dir = '.', hold, flags] = spec.split(':');
   const root = path.resolve(dir);
   try {
     readFileSync(path.join(root, 'dist', 'server.js'));
   } catch {
     throw new Error(`${root}/dist/server.js not found: run \`npm run build\` there first.`);
   }
-  return { label: spec, root, holdMs: hold === undefined ? undefined : Number(hold) };
+  return {
+    label: spec,
+    root,
+    holdMs: hold === undefined || hold === '' ? undefined : Number(hold),
+    flags: flags ? flags.split(',') : [],
+  };
 });
 
 const { pinning, onFirstCore } = pinToCores();
@@ -98,7 +104,14 @@ for (const [i, asked] of gatewaysAsked.entries()) {
       ],
     }),
   );
-  const args = ['--max-semi-space-size=16', ...gatewayFlags, 'dist/server.js', '--config', config];
+  const args = [
+    '--max-semi-space-size=16',
+    ...gatewayFlags,
+    ...asked.flags,
+    'dist/server.js',
+    '--config',
+    config,
+  ];
   const [command, commandArgs] = onFirstCore(args);
   const server = new ServerProcess(asked.label, command, commandArgs, {
     cwd: asked.root,

@@ -16,8 +16,14 @@ export const REDACTED_PATHS = [
 
 /** Longest a log line waits in the buffer on a quiet gateway. */
 const FLUSH_INTERVAL_MS = 1_000;
-/** Characters gathered before a write to stdout starts. */
-const MIN_WRITE_LENGTH = 4096;
+/**
+ * Characters gathered before a write to stdout starts: what a default Linux pipe takes in one
+ * write. Each write goes through libuv's thread pool (two thread hand-offs); at 4 KB the log cost
+ * ~0.3 writes and their wake-ups per request at 500 req/s, as many syscalls as the rest of a
+ * request's work over the bare proxy's (strace, BENCHMARKS.md). A quiet gateway still writes
+ * within FLUSH_INTERVAL_MS.
+ */
+const MIN_WRITE_LENGTH = 65_536;
 
 export interface GatewayLogger {
   logger: Logger;
