@@ -19,8 +19,8 @@ const FLUSH_INTERVAL_MS = 1_000;
 /**
  * Characters gathered before a write to stdout starts: what a default Linux pipe takes in one
  * write. Each write goes through libuv's thread pool (two thread hand-offs); at 4 KB the log cost
- * ~0.3 writes and their wake-ups per request at 500 req/s, as many syscalls as the rest of a
- * request's work over the bare proxy's (strace, BENCHMARKS.md). A quiet gateway still writes
+ * ~0.3 writes and their wake-ups per request at 500 req/s: most of the syscalls a request on the
+ * embedded store made beyond the bare proxy's (8.1 against 7.1; 7.3 now, strace, BENCHMARKS.md). A quiet gateway still writes
  * within FLUSH_INTERVAL_MS.
  */
 const MIN_WRITE_LENGTH = 65_536;
