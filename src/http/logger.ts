@@ -35,7 +35,7 @@ export interface GatewayLogger {
 }
 
 /**
- * pino JSON to stdout. Lines are buffered (4 KiB, or a second at most) rather than written one
+ * pino JSON to stdout. Lines are buffered (64 KiB, or a second at most) rather than written one
  * syscall each: at thousands of requests a second the per-line write was the gateway's single
  * largest cost.
  */
