@@ -16,6 +16,7 @@ import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
 import { registerCors } from './http/cors.js';
 import { errorSurfaceOf, surfaceErrorPayload } from './http/error-surface.js';
+import { registerJsonBodies } from './http/json-bodies.js';
 import { createLogger } from './http/logger.js';
 import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
@@ -206,13 +207,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     done();
   });
 
-  // curl's `-d` says form-urlencoded; people mean JSON. Read such bodies as JSON.
-  const jsonParser = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser(
-    ['application/x-www-form-urlencoded', 'text/plain'],
-    { parseAs: 'string' },
-    jsonParser,
-  );
+  registerJsonBodies(app);
 
   // Before CORS, whose hook answers preflights: this one answers an OPTIONS that is none.
   registerErrorHandler(app, config.server.bodyLimit);

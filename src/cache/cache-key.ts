@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { sourceJson } from '../json-numbers.js';
 import type { CacheableEndpoint } from './cache-policy.js';
 
 /**
@@ -26,7 +27,8 @@ const IGNORED_FIELDS = new Set([
 
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object') {
+  // A number kept as the client wrote it (json-numbers.ts) is a leaf: JSON.stringify writes its text.
+  if (value !== null && typeof value === 'object' && !sourceJson.isRawJSON(value)) {
     const sorted: Record<string, unknown> = {};
     for (const name of Object.keys(value).sort())
       sorted[name] = canonical((value as Record<string, unknown>)[name]);

@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '../../errors.js';
+import { parseKeepingNumbers } from '../../json-numbers.js';
 
 /**
  * Chat Completions request -> Messages API request. The Messages API refuses fields it does not
@@ -341,7 +342,7 @@ function toolInput(args: unknown, param: string): Json {
     refuse(`Invalid '${param}.function.arguments': expected a JSON string.`, `${param}.function.arguments`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(args);
+    parsed = parseKeepingNumbers(args);
   } catch {
     refuse(`Invalid '${param}.function.arguments': not valid JSON.`, `${param}.function.arguments`);
   }

@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '../../errors.js';
+import { withPlainNumbers } from '../../json-numbers.js';
 
 /** The constraint a `response_format` asks for, in terms the model's grammar understands. */
 export type OutputFormat =
@@ -84,7 +85,7 @@ function formatOf(value: unknown): OutputFormat {
         "'response_format.json_schema.schema' must be a JSON schema object.",
         'response_format',
       );
-    return { kind: 'json_schema', schema };
+    return { kind: 'json_schema', schema: withPlainNumbers(schema) };
   }
   throw new InvalidRequestError(
     "'response_format' must be {type: 'text'}, {type: 'json_object'} or {type: 'json_schema', json_schema: {name, schema}}.",

@@ -1,5 +1,6 @@
 import type { ChatModelFunctions } from 'node-llama-cpp';
 import { InvalidRequestError } from '../../errors.js';
+import { withPlainNumbers } from '../../json-numbers.js';
 
 /** One OpenAI function tool, checked. */
 export interface FunctionTool {
@@ -72,7 +73,7 @@ function toolsOf(value: unknown): FunctionTool[] {
     return {
       name,
       description: typeof description === 'string' ? description : undefined,
-      parameters: isRecord(parameters) ? parameters : { type: 'object', properties: {} },
+      parameters: isRecord(parameters) ? withPlainNumbers(parameters) : { type: 'object', properties: {} },
     };
   });
 }

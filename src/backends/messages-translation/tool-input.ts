@@ -1,18 +1,13 @@
+import { sourceJson } from '../../json-numbers.js';
 import { isObject } from './json-values.js';
-
-/** JSON.parse's source text access and JSON.rawJSON (Node 22+; not in TypeScript's lib yet). */
-const sourceJson = JSON as JSON & {
-  rawJSON(text: string): unknown;
-  parse(
-    text: string,
-    reviver: (key: string, value: unknown, context: { source?: string }) => unknown,
-  ): unknown;
-};
 
 /**
  * A number the model wrote that JavaScript cannot hold as written (an integer past 2^53, a
  * 20-digit fraction, an exponent past Infinity) is kept as its text, so the tool_use input the
  * client reads holds the model's digits rather than our rounding of them (or `null` for Infinity).
+ * Stricter than a request body's rule (json-numbers.ts): any text JSON.stringify would write
+ * otherwise (1.10, -0) is kept too, since nothing here reads the numbers, and the arguments are
+ * parsed whole anyway.
  */
 function exactNumbers(_key: string, value: unknown, context: { source?: string }): unknown {
   if (typeof value !== 'number' || context.source === undefined) return value;
