@@ -1,7 +1,6 @@
 import type { LlamaModel } from 'node-llama-cpp';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadNodeLlamaCpp } from '../src/backends/llama-cpp/load-node-llama-cpp.js';
 import { decodeFloat32Base64 } from '../src/openai/float32-base64.js';
 import {
   expectChatCompletion,
@@ -12,7 +11,11 @@ import {
   expectErrorResponse,
 } from './support/spec-validator.js';
 import { TINY_EMBEDDING_LENGTH, writeTinyGguf } from './support/tiny-gguf.js';
-import { startTinyModelGateway, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
+import {
+  startTinyModelGateway,
+  startTinyModelWithReference,
+  type TinyModelGateway,
+} from './support/tiny-gguf-gateway.js';
 
 let gw: TinyModelGateway;
 let client: OpenAI;
@@ -20,12 +23,7 @@ let client: OpenAI;
 let reference: LlamaModel;
 
 beforeAll(async () => {
-  const path = writeTinyGguf();
-  gw = await startTinyModelGateway({ backend: { model: path, contextSize: 1024 } });
-  await gw.backend.loaded;
-  client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
-  const { llama } = await loadNodeLlamaCpp(gw.app.log);
-  reference = await llama.loadModel({ modelPath: path });
+  ({ gw, client, reference } = await startTinyModelWithReference(1024));
 });
 
 afterAll(async () => {

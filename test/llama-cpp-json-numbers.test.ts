@@ -1,10 +1,8 @@
 import type { Llama, LlamaModel } from 'node-llama-cpp';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { boundNumberRules } from '../src/backends/llama-cpp/finite-number-grammar.js';
-import { loadNodeLlamaCpp } from '../src/backends/llama-cpp/load-node-llama-cpp.js';
-import { writeTinyGguf } from './support/tiny-gguf.js';
-import { startTinyModelGateway, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
+import { startTinyModelWithReference, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
 
 let gw: TinyModelGateway;
 let client: OpenAI;
@@ -13,12 +11,7 @@ let llama: Llama;
 let reference: LlamaModel;
 
 beforeAll(async () => {
-  const path = writeTinyGguf();
-  gw = await startTinyModelGateway({ backend: { model: path, contextSize: 1024 } });
-  await gw.backend.loaded;
-  client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
-  ({ llama } = await loadNodeLlamaCpp(gw.app.log));
-  reference = await llama.loadModel({ modelPath: path });
+  ({ gw, client, llama, reference } = await startTinyModelWithReference(1024));
 });
 
 afterAll(async () => {

@@ -1,16 +1,15 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type { ChatHistoryItem, ChatModelFunctions, LlamaModel } from 'node-llama-cpp';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadNodeLlamaCpp, type NodeLlamaCpp } from '../src/backends/llama-cpp/load-node-llama-cpp.js';
+import type { NodeLlamaCpp } from '../src/backends/llama-cpp/load-node-llama-cpp.js';
 import {
   expectChatCompletion,
   expectChatCompletionChunk,
   expectErrorResponse,
   expectResponse,
 } from './support/spec-validator.js';
-import { writeTinyGguf } from './support/tiny-gguf.js';
-import { startTinyModelGateway, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
+import { startTinyModelWithReference, type TinyModelGateway } from './support/tiny-gguf-gateway.js';
 import {
   clock,
   fitsTime,
@@ -29,13 +28,7 @@ let library: NodeLlamaCpp;
 let reference: LlamaModel;
 
 beforeAll(async () => {
-  const path = writeTinyGguf();
-  gw = await startTinyModelGateway({ backend: { model: path, contextSize: 2048 } });
-  await gw.backend.loaded;
-  client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
-  const runtime = await loadNodeLlamaCpp(gw.app.log);
-  library = runtime.library;
-  reference = await runtime.llama.loadModel({ modelPath: path });
+  ({ gw, client, library, reference } = await startTinyModelWithReference(2048));
 });
 
 afterAll(async () => {

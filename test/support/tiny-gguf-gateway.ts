@@ -1,14 +1,17 @@
 import { Writable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
+import type { Llama, LlamaModel } from 'node-llama-cpp';
+import OpenAI from 'openai';
 import { pino } from 'pino';
 import { LlamaCppBackend } from '../../src/backends/llama-cpp/llama-cpp-backend.js';
-import { loadNodeLlamaCpp } from '../../src/backends/llama-cpp/load-node-llama-cpp.js';
+import { loadNodeLlamaCpp, type NodeLlamaCpp } from '../../src/backends/llama-cpp/load-node-llama-cpp.js';
 import { LoadedModel } from '../../src/backends/llama-cpp/loaded-model.js';
 import { modelFiles } from '../../src/backends/llama-cpp/model-files.js';
 import { BackendRegistry } from '../../src/backends/registry.js';
 import { type LlamaCppConfig, llamaCppBackendSchema } from '../../src/config/llama-cpp-schema.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startGateway, type TestGateway } from './gateway.js';
+import { writeTinyGguf } from './tiny-gguf.js';
 
 export interface TinyModelGateway extends TestGateway {
   backend: LlamaCppBackend;
@@ -76,5 +79,31 @@ export async function startTinyModelGateway(options: TinyModelGatewayOptions): P
       await gateway.close();
       await backend.close();
     },
+  };
+}
+
+export interface TinyModelWithReference {
+  /** A gateway whose `tiny` model is the tiny GGUF, loaded. */
+  gw: TinyModelGateway;
+  client: OpenAI;
+  library: NodeLlamaCpp;
+  llama: Llama;
+  /** The same GGUF loaded apart from the gateway: the reference for its tokenizer and template. */
+  reference: LlamaModel;
+}
+
+/** The tiny model behind a gateway, an OpenAI client for it, and the same model loaded apart. */
+export async function startTinyModelWithReference(contextSize: number): Promise<TinyModelWithReference> {
+  const path = writeTinyGguf();
+  const gw = await startTinyModelGateway({ backend: { model: path, contextSize } });
+  await gw.backend.loaded;
+  const { library, llama } = await loadNodeLlamaCpp(gw.app.log);
+  const reference = await llama.loadModel({ modelPath: path });
+  return {
+    gw,
+    client: new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 }),
+    library,
+    llama,
+    reference,
   };
 }
