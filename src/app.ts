@@ -16,7 +16,7 @@ import type { Config } from './config/schema.js';
 import { InvalidRequestError } from './errors.js';
 import { registerCors } from './http/cors.js';
 import { errorSurfaceOf, surfaceErrorPayload } from './http/error-surface.js';
-import { registerJsonBodies } from './http/json-bodies.js';
+import { keepNumbersInJsonBodies, registerJsonBodies } from './http/json-bodies.js';
 import { createLogger } from './http/logger.js';
 import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
@@ -240,6 +240,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     async (v1) => {
       // ① auth, before the body is read: an unauthenticated caller never costs a body parse.
       v1.addHook('onRequest', authHook(authenticator, failedAuth));
+      keepNumbersInJsonBodies(v1);
       await v1.register(modelRoutes, { router });
       await v1.register(ownKeyRoutes, { quota });
       await v1.register(inferenceRoutes, { pipeline });

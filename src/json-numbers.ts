@@ -1,3 +1,5 @@
+import { type InexactNumber, inexactNumbersIn } from './json-number-scan.js';
+
 /** JSON.parse's source text access and JSON.rawJSON (Node 22+; not in TypeScript's lib yet). */
 export const sourceJson = JSON as JSON & {
   rawJSON(text: string): unknown;
@@ -11,53 +13,87 @@ export const sourceJson = JSON as JSON & {
 /**
  * A text that may hold a number JavaScript cannot keep: after `:`, `,` or `[`, 16 digits in a
  * row (2^53 has 16) or an exponent of three digits (past 1e308 is Infinity). Most bodies hold
- * none, and this test is far cheaper than parsing with a reviver. It can match inside a string
- * (`"id: 1234567890123456"`), which only costs the slower parse, but not inside base64 (an
- * image's data), which has none of those three characters.
+ * none, and this test costs far less than the scan (0.13 µs on a 200-byte chat request). It can
+ * match inside a string (`"id: 1234567890123456"`), which only costs the scan, but not inside
+ * base64 (an image's data), which has none of those three characters.
  */
 const MAY_HOLD_INEXACT = /[:,[]\s*-?(?:\d{16}|\d+(?:\.\d+)?[eE][+-]?\d{3})/;
 
-const INTEGER_TEXT = /^-?\d+$/;
+/**
+ * JSON whose numbers the gateway writes on without reading them: JSON schemas (a chat tool's
+ * `parameters`, a Messages tool's `input_schema`, a response format's `schema`) and a Messages
+ * tool call's `input`. Elsewhere a value is read (a `type`, a `text`, a token id) and stays what
+ * JSON.parse made of it, so a number past 2^53 there is refused or rounded as before.
+ */
+const SCHEMA_KEYS: ReadonlySet<string> = new Set(['parameters', 'input_schema', 'schema']);
+const TOOL_CALL_TYPES: ReadonlySet<unknown> = new Set(['tool_use', 'server_tool_use']);
+
+function isWrittenOn(key: string | number, holder: Record<string, unknown>): boolean {
+  if (typeof key !== 'string') return false;
+  return SCHEMA_KEYS.has(key) || (key === 'input' && TOOL_CALL_TYPES.has(holder.type));
+}
+
+type Container = Record<string | number, unknown>;
+
+const isContainer = (value: unknown): value is Container => value !== null && typeof value === 'object';
+
+/**
+ * Puts each found number back into `parsed` as a JSON.rawJSON value (JSON.stringify writes its
+ * text): all of them, or those below a key for which `keep` says so. A number is only replaced
+ * where `parsed` holds the same value (a key given twice keeps JSON.parse's last one).
+ */
+function putBack(
+  parsed: unknown,
+  found: InexactNumber[],
+  keep: 'all' | ((key: string | number, holder: Container) => boolean),
+): void {
+  for (const { path, text } of found) {
+    let holder: unknown = parsed;
+    let kept = keep === 'all';
+    for (let at = 0; at < path.length - 1 && isContainer(holder); at++) {
+      const key = path[at] as string | number;
+      if (!kept && keep !== 'all') kept = keep(key, holder);
+      holder = holder[key];
+    }
+    const last = path[path.length - 1];
+    if (!kept || !isContainer(holder) || last === undefined) continue;
+    const value = holder[last];
+    if (typeof value === 'number' && value === Number(text)) holder[last] = sourceJson.rawJSON(text);
+  }
+}
+
+/**
+ * A client's request body, already parsed, with the numbers JavaScript cannot hold (an integer
+ * past 2^53, a number past 1e308) put back as written inside the JSON the gateway only writes on
+ * (isWrittenOn), so a tool call's 19-digit id reaches the upstream unrounded instead of rounded,
+ * and 1e400 instead of null.
+ */
+export function bodyKeepingNumbers(text: string, parsed: unknown): unknown {
+  if (MAY_HOLD_INEXACT.test(text)) putBack(parsed, inexactNumbersIn(text), isWrittenOn);
+  return parsed;
+}
+
+/**
+ * JSON.parse, with every number JavaScript cannot hold below the top value kept as written: for
+ * JSON that is written on whole (a tool call's arguments). Throws as JSON.parse does.
+ */
+export function parseKeepingNumbers(text: string): unknown {
+  const parsed: unknown = JSON.parse(text);
+  if (MAY_HOLD_INEXACT.test(text)) putBack(parsed, inexactNumbersIn(text), 'all');
+  return parsed;
+}
+
+/**
+ * An upstream's answer, parsed, with the numbers of its tool calls' inputs kept as written (the
+ * same JSON a request keeps: isWrittenOn).
+ */
+export function answerKeepingNumbers(text: string): unknown {
+  return bodyKeepingNumbers(text, JSON.parse(text));
+}
 
 /** The text a JSON.rawJSON value holds. */
 function rawTextOf(value: unknown): string {
   return (value as { rawJSON: string }).rawJSON;
-}
-
-/**
- * Integers past 2^53 and numbers past ±1.8e308 kept as their text (a JSON.rawJSON value, which
- * JSON.stringify writes as it was): JavaScript would round the first (a tool's 19-digit id) and
- * turn the second into Infinity, which JSON.stringify writes as null. A fraction's rounding is
- * left alone: every JSON reader holds it as the same double.
- */
-export function keepInexactNumber(_key: string, value: unknown, context: { source?: string }): unknown {
-  if (typeof value !== 'number' || context.source === undefined) return value;
-  if (Number.isFinite(value) && (Number.isSafeInteger(value) || !INTEGER_TEXT.test(context.source)))
-    return value;
-  return sourceJson.rawJSON(context.source);
-}
-
-/** JSON.parse, with numbers JavaScript cannot hold kept as they were written (keepInexactNumber). */
-export function parseKeepingNumbers(text: string): unknown {
-  return MAY_HOLD_INEXACT.test(text) ? sourceJson.parse(text, keepInexactNumber) : JSON.parse(text);
-}
-
-/**
- * A client's request body, already parsed, parsed again keeping the numbers JavaScript cannot hold
- * below its top level (a tool call's input, a JSON schema's bound), so that the upstream gets
- * them as the client wrote them. Top-level fields stay numbers: the gateway validates and reads
- * those (`max_tokens`, `seed`) and answers a value out of range as before.
- */
-export function bodyKeepingNumbers(text: string, parsed: unknown): unknown {
-  if (!MAY_HOLD_INEXACT.test(text)) return parsed;
-  const exact = sourceJson.parse(text, keepInexactNumber);
-  if (exact === null || typeof exact !== 'object') return exact;
-  const top = exact as Record<string, unknown>;
-  for (const name of Object.keys(top)) {
-    const value = top[name];
-    if (sourceJson.isRawJSON(value)) top[name] = Number(rawTextOf(value));
-  }
-  return top;
 }
 
 /**

@@ -1,6 +1,14 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cacheKey } from '../src/cache/cache-key.js';
-import { bodyKeepingNumbers, parseKeepingNumbers, withPlainNumbers } from '../src/json-numbers.js';
+import { inexactNumbersIn, isInexactNumber } from '../src/json-number-scan.js';
+import {
+  bodyKeepingNumbers,
+  parseKeepingNumbers,
+  sourceJson,
+  withPlainNumbers,
+} from '../src/json-numbers.js';
+import { TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream, type RecordedRequest, sendJson } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { chatCompletionFixture } from './support/openai-fixtures.js';
@@ -17,28 +25,112 @@ const BIG_ID = '123456789012345678901234';
 const U64_MAX = '18446744073709551615';
 const U64_MAX_MINUS_ONE = '18446744073709551614';
 
-describe('parsing keeps what a double cannot hold', () => {
-  it('keeps unsafe integers and overflowing exponents as written, and leaves the rest numbers', () => {
-    const text = `{"a":{"id":${BIG_ID},"big":1e400,"neg":-${U64_MAX},"safe":9007199254740991,"pi":3.14159265358979323846,"small":1.5e-300}}`;
-    const value = parseKeepingNumbers(text) as { a: Record<string, unknown> };
-    expect(JSON.stringify(value)).toBe(
-      `{"a":{"id":${BIG_ID},"big":1e400,"neg":-${U64_MAX},"safe":9007199254740991,"pi":3.141592653589793,"small":1.5e-300}}`,
-    );
-    expect(value.a.safe).toBe(9007199254740991);
-    expect(value.a.pi).toBe(Math.PI);
-    // Without a candidate in the text, plain numbers as JSON.parse gives them.
-    expect(parseKeepingNumbers('{"n":[1,2.5,-3]}')).toEqual({ n: [1, 2.5, -3] });
+describe('finding the numbers a double cannot hold', () => {
+  it('finds each with its path, whatever the spacing, escapes and strings around it', () => {
+    const text = `{ "a" :\n\t${BIG_ID},"s":"x\\"y: ${BIG_ID}\\\\","k\\"ey\\u0041\\\\":[1, [], {}, -${U64_MAX}],
+      "e":[1.5e400, -2E+309, 1.5e-300, 3.14159265358979323846, 9007199254740991, 9007199254740993], "t":true}`;
+    expect(JSON.parse(text)).toBeTruthy();
+    expect(inexactNumbersIn(text)).toEqual([
+      { path: ['a'], text: BIG_ID },
+      { path: ['k"eyA\\', 3], text: `-${U64_MAX}` },
+      { path: ['e', 0], text: '1.5e400' },
+      { path: ['e', 1], text: '-2E+309' },
+      { path: ['e', 5], text: '9007199254740993' },
+    ]);
   });
 
-  it('leaves a body’s top-level fields numbers, which the gateway validates and reads', () => {
-    const text = `{"seed":${U64_MAX},"max_tokens":1e400,"tools":[{"maximum":${U64_MAX}}]}`;
+  it('agrees with JSON.parse’s own view of every number, on generated JSON', () => {
+    const bigNumber = fc.oneof(
+      fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }).map(String),
+      fc.integer({ min: 300, max: 999 }).map((exponent) => `1.5e${exponent}`),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
+    );
+    const json: fc.Arbitrary<string> = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        bigNumber,
+        fc.string().map((text) => JSON.stringify(text)),
+        fc.constantFrom('true', 'null'),
+        fc
+          .array(tie('value') as fc.Arbitrary<string>, { maxLength: 4 })
+          .map((items) => `[${items.join(' ,')}]`),
+        fc
+          // Keys unique: JSON.parse keeps a repeated key's last value only, and revives only that.
+          .uniqueArray(fc.tuple(fc.string(), tie('value') as fc.Arbitrary<string>), {
+            maxLength: 4,
+            selector: ([key]) => key,
+          })
+          .map(
+            (entries) => `{${entries.map(([key, item]) => `${JSON.stringify(key)} :\n${item}`).join(',')}}`,
+          ),
+      ),
+    })).value;
+    fc.assert(
+      fc.property(json, (text) => {
+        // What the reviver sees: every number's source whose value a double does not hold.
+        const expected: string[] = [];
+        sourceJson.parse(text, (_key: string, value: unknown, context: { source?: string }) => {
+          if (typeof value === 'number' && context.source !== undefined && isInexactNumber(context.source))
+            expected.push(context.source);
+          return value;
+        });
+        const found = inexactNumbersIn(text);
+        expect(found.map((number) => number.text).sort()).toEqual(expected.sort());
+        // And each path leads to that number in what JSON.parse made (duplicate keys aside).
+        const parsed: unknown = JSON.parse(text);
+        for (const { path, text: number } of found) {
+          const value = path.reduce<unknown>(
+            (holder, key) => (holder as Record<string, unknown>)?.[key],
+            parsed,
+          );
+          if (value !== undefined && typeof value === 'number') expect(value).toBe(Number(number));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('keeping them where the gateway only writes them on', () => {
+  it('keeps them in schemas and tool call inputs, and leaves every other value a number', () => {
+    const text = `{"seed":${U64_MAX},"max_tokens":1e400,"metadata":{"n":${BIG_ID}},"tools":[{"type":"function","function":{"name":"f","parameters":{"maximum":${U64_MAX}}}},{"name":"g","input_schema":{"maximum":1e400}}],"response_format":{"type":"json_schema","json_schema":{"schema":{"enum":[${BIG_ID}]}}},"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"id":${BIG_ID}}},{"type":"text","text":"x","input":{"id":${BIG_ID}}}]}]}`;
     const body = bodyKeepingNumbers(text, JSON.parse(text)) as Record<string, unknown>;
     expect(body.seed).toBe(Number(U64_MAX));
     expect(body.max_tokens).toBe(Number.POSITIVE_INFINITY);
-    expect(JSON.stringify(body.tools)).toBe(`[{"maximum":${U64_MAX}}]`);
+    expect(body.metadata).toEqual({ n: Number(BIG_ID) });
+    const written = JSON.stringify(body);
+    expect(written).toContain(`"parameters":{"maximum":${U64_MAX}}`);
+    expect(written).toContain('"input_schema":{"maximum":1e400}');
+    expect(written).toContain(`"schema":{"enum":[${BIG_ID}]}`);
+    expect(written).toContain(`"name":"f","input":{"id":${BIG_ID}}`);
+    // `input` on a block that is no tool call is read, not written on: a number as before.
+    expect(written).toContain(`"text":"x","input":{"id":${JSON.stringify(Number(BIG_ID))}}`);
     // No candidate: the parsed value is handed back as it was.
     const plain = { n: 1 };
     expect(bodyKeepingNumbers('{"n":1}', plain)).toBe(plain);
+  });
+
+  it('keeps a repeated key’s last value, and copes with any depth', () => {
+    const repeated = `{"tools":[{"parameters":{"m":${BIG_ID},"m":1,"n":1,"n":${BIG_ID}}}]}`;
+    expect(JSON.stringify(bodyKeepingNumbers(repeated, JSON.parse(repeated)))).toBe(
+      `{"tools":[{"parameters":{"m":1,"n":${BIG_ID}}}]}`,
+    );
+    // Deeper than a reviver's recursion goes (it failed at ~2,300 levels here).
+    const deep = `{"schema":${'['.repeat(5000)}${BIG_ID}${']'.repeat(5000)}}`;
+    const kept = bodyKeepingNumbers(deep, JSON.parse(deep)) as { schema: unknown };
+    let inner: unknown = kept.schema;
+    for (let level = 0; level < 5000; level++) inner = (inner as unknown[])[0];
+    expect(sourceJson.isRawJSON(inner)).toBe(true);
+  });
+
+  it('keeps every one in a tool call’s arguments, which are written on whole', () => {
+    const value = parseKeepingNumbers(
+      `{"id":${BIG_ID},"big":1e400,"safe":9007199254740991,"pi":3.14159265358979323846}`,
+    );
+    expect(JSON.stringify(value)).toBe(
+      `{"id":${BIG_ID},"big":1e400,"safe":9007199254740991,"pi":3.141592653589793}`,
+    );
+    expect(parseKeepingNumbers('{"n":[1,2.5,-3]}')).toEqual({ n: [1, 2.5, -3] });
   });
 
   it('turns kept texts back into numbers for code that reads them (an in-process model’s grammar)', () => {
@@ -65,12 +157,14 @@ describe('parsing keeps what a double cannot hold', () => {
         bodyKeepingNumbers(text, JSON.parse(text)) as Record<string, unknown>,
       );
     const messages = '"messages":[{"role":"user","content":"hi"}]';
-    const a = key(`{${messages},"tools":[{"maximum":${U64_MAX}}]}`);
-    const b = key(`{${messages},"tools":[{"maximum":${U64_MAX_MINUS_ONE}}]}`);
+    const tools = (bound: string) =>
+      `"tools":[{"type":"function","function":{"name":"f","parameters":{"maximum":${bound}}}}]`;
+    const a = key(`{${messages},${tools(U64_MAX)}}`);
+    const b = key(`{${messages},${tools(U64_MAX_MINUS_ONE)}}`);
     // An object that looks like a kept number's inside is not that number.
-    const c = key(`{${messages},"tools":[{"maximum":{"rawJSON":"${U64_MAX}"}}]}`);
+    const c = key(`{${messages},${tools(`{"rawJSON":"${U64_MAX}"}`)}}`);
     expect(new Set([a, b, c]).size).toBe(3);
-    expect(key(`{${messages}, "tools":[{"maximum":${U64_MAX}}]}`)).toBe(a);
+    expect(key(`{${messages}, ${tools(U64_MAX)}}`)).toBe(a);
   });
 });
 
@@ -99,6 +193,7 @@ describe('through the gateway, to real upstreams and back', () => {
         'gpt-test': { backend: 'upstream', model: 'upstream-gpt' },
         'claude-test': { backend: 'claude', model: 'claude-sonnet-4-5' },
       },
+      admin: { key: TEST_ADMIN_KEY },
     });
   });
 
@@ -190,25 +285,73 @@ describe('through the gateway, to real upstreams and back', () => {
     expect(answer.choices[0]?.message.tool_calls[0]?.function.arguments).toBe(`{"order_id":${BIG_ID}}`);
   });
 
-  it('refuses such a number where the gateway reads one (a token id) in OpenAI’s shape', async () => {
-    const response = await post('/v1/embeddings', `{"model":"gpt-test","input":[[1,${BIG_ID}]]}`);
-    expect(response.status).toBe(400);
-    const answer = (await response.json()) as { error: { type: string; message: string; param: string } };
-    expect(answer.error.type).toBe('invalid_request_error');
-    expect(answer.error.param).toBe('input');
-    expect(answer.error.message).toContain('token arrays');
-    expect(openai.requests).toHaveLength(0);
+  it('Responses translated for Anthropic: a function tool’s schema keeps its bound', async () => {
+    const response = await post(
+      '/v1/responses',
+      `{"model":"claude-test","input":"hi","tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{"n":{"type":"integer","maximum":${U64_MAX}}}}}]}`,
+    );
+    expect(response.status).toBe(200);
+    expect(only(anthropic).body.toString('utf8')).toContain(`"maximum":${U64_MAX}`);
+  });
+
+  it('a body sent as text/plain (or as curl -d sends it) keeps them too', async () => {
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+      openai.requests.length = 0;
+      const body = `{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"maximum":\n ${U64_MAX}}}}]}`;
+      const response = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body,
+      });
+      expect(response.status).toBe(200);
+      expect(only(openai).body.toString('utf8')).toContain(`"maximum":${U64_MAX}`);
+    }
+  });
+
+  it('where the gateway reads a value, such a number is what JSON.parse made of it, as before', async () => {
+    // A Responses request translated for Anthropic reads a text part's `text`: forwarded as a string.
+    const translated = await post(
+      '/v1/responses',
+      `{"model":"claude-test","input":[{"role":"user","content":[{"type":"input_text","text":${BIG_ID}}]}]}`,
+    );
+    expect(translated.status).toBe(200);
+    expect(only(anthropic).json).toMatchObject({
+      messages: [{ role: 'user', content: [{ type: 'text', text: String(Number(BIG_ID)) }] }],
+    });
+    // A chat request translated for Anthropic reads `response_format.type`: refused by name.
+    const refused = await post(
+      '/v1/chat/completions',
+      `{"model":"claude-test","messages":[{"role":"user","content":"x"}],"response_format":{"type":${BIG_ID}}}`,
+    );
+    expect(refused.status).toBe(400);
+    const answer = (await refused.json()) as { error: { type: string; param: string } };
+    expect(answer.error).toMatchObject({ type: 'invalid_request_error', param: 'response_format' });
+    expect(anthropic.requests).toHaveLength(1);
+  });
+
+  it('the admin API reads its numbers as before, whatever the body’s content type', async () => {
+    for (const type of ['application/json', 'text/plain']) {
+      const response = await fetch(`${gw.url}/admin/teams`, {
+        method: 'POST',
+        headers: { 'content-type': type, authorization: `Bearer ${TEST_ADMIN_KEY}` },
+        body: `{"name":"team-${type.replace('/', '-')}","metadata":{"crm_id":${BIG_ID}}}`,
+      });
+      expect(response.status).toBe(201);
+      expect(((await response.json()) as { metadata: unknown }).metadata).toEqual({ crm_id: Number(BIG_ID) });
+    }
   });
 
   it('still refuses a body with __proto__ or broken JSON in OpenAI’s shape, numbers or not', async () => {
+    const messages = '"messages":[{"role":"user","content":"hi"}]';
     for (const body of [
-      `{"model":"gpt-test","messages":[],"x":{"__proto__":{"n":${BIG_ID}}}}`,
-      `{"model":"gpt-test","messages":[],"n":${BIG_ID}`,
+      `{"model":"gpt-test",${messages},"tools":[{"type":"function","function":{"name":"f","parameters":{"__proto__":{"n":${BIG_ID}}}}}]}`,
+      `{"model":"gpt-test",${messages},"n":${BIG_ID}`,
     ]) {
       const response = await post('/v1/chat/completions', body);
       expect(response.status).toBe(400);
       const answer = (await response.json()) as { error: { type: string; message: string } };
       expect(answer.error.type).toBe('invalid_request_error');
+      expect(answer.error.message).toMatch(/parse the JSON body/);
     }
     expect(openai.requests).toHaveLength(0);
   });

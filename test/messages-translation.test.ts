@@ -459,10 +459,10 @@ describe('withMessagesTranslation over a chat-only OpenAI-compatible backend', (
     });
     const text = await response.text();
     expect(text).toContain(
-      '"input":{"id":12345678901234567890,"ratio":1.10,"far":4658192e1981946581,"n":[7,-0,2.5]}',
+      '"input":{"id":12345678901234567890,"ratio":1.1,"far":4658192e1981946581,"n":[7,0,2.5]}',
     );
     const block = (JSON.parse(text) as { content: Array<{ input: Record<string, unknown> }> }).content[0];
-    expect(block?.input.n).toEqual([7, -0, 2.5]);
+    expect(block?.input.n).toEqual([7, 0, 2.5]);
   });
 
   it('maps finish reasons: length, content_filter, a matched stop sequence, reasoning', async () => {

@@ -1,23 +1,31 @@
 import type { FastifyBodyParser, FastifyInstance } from 'fastify';
 import { bodyKeepingNumbers } from '../json-numbers.js';
 
-/**
- * JSON request bodies: Fastify's own parser (its errors and its refusal of `__proto__` keys), then
- * the numbers JavaScript cannot hold kept as the client wrote them (json-numbers.ts), so a tool
- * call's 19-digit id reaches the upstream unrounded. curl's `-d` says form-urlencoded and some
- * clients say text/plain; people mean JSON, so those bodies are read as JSON too.
- */
+/** Content types read as JSON: curl's `-d` says form-urlencoded and some clients text/plain. */
+const JSON_ALIASES = ['application/x-www-form-urlencoded', 'text/plain'];
+
+function defaultJsonParser(app: FastifyInstance): FastifyBodyParser<string> {
+  return app.getDefaultJsonParser('error', 'error') as FastifyBodyParser<string>;
+}
+
+/** Every route: bodies sent as form-urlencoded or text/plain are read as JSON; people mean JSON. */
 export function registerJsonBodies(app: FastifyInstance): void {
-  const parse = app.getDefaultJsonParser('error', 'error') as FastifyBodyParser<string>;
+  app.addContentTypeParser(JSON_ALIASES, { parseAs: 'string' }, defaultJsonParser(app));
+}
+
+/**
+ * The API's routes: Fastify's own JSON parser (its errors and its refusal of `__proto__` keys),
+ * then the numbers JavaScript cannot hold put back as the client wrote them where the gateway
+ * only writes them on (json-numbers.ts), so a tool call's 19-digit id reaches the upstream
+ * unrounded. Not the admin API: its numbers are read (limits, budgets) and stored.
+ */
+export function keepNumbersInJsonBodies(scope: FastifyInstance): void {
+  const parse = defaultJsonParser(scope);
   const parseJson: FastifyBodyParser<string> = (request, body, done) =>
-    parse.call(app, request, body, (error, value) => {
+    parse.call(scope, request, body, (error, value) => {
       if (error) done(error, undefined);
       else done(null, bodyKeepingNumbers(body, value));
     });
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
-  app.addContentTypeParser(
-    ['application/x-www-form-urlencoded', 'text/plain'],
-    { parseAs: 'string' },
-    parseJson,
-  );
+  scope.removeContentTypeParser(['application/json', ...JSON_ALIASES]);
+  scope.addContentTypeParser(['application/json', ...JSON_ALIASES], { parseAs: 'string' }, parseJson);
 }

@@ -2,7 +2,7 @@ import { type Dispatcher, Pool } from 'undici';
 import type { AnthropicBackendConfig } from '../../config/anthropic-schema.js';
 import { lookUpByModelPrefix } from '../../config/model-prefix-lookup.js';
 import { EndpointNotSupportedError, UpstreamClientError, UpstreamError } from '../../errors.js';
-import { parseKeepingNumbers } from '../../json-numbers.js';
+import { answerKeepingNumbers } from '../../json-numbers.js';
 import {
   type Backend,
   type BackendCall,
@@ -198,7 +198,7 @@ export class AnthropicBackend implements Backend {
     if (bytes.length > ANSWER_LIMIT)
       throw new UpstreamError(`Backend '${this.name}' sent an answer larger than ${ANSWER_LIMIT} bytes.`);
     try {
-      return { bytes, value: parseKeepingNumbers(bytes.toString('utf8')) };
+      return { bytes, value: answerKeepingNumbers(bytes.toString('utf8')) };
     } catch {
       throw new UpstreamError(`Backend '${this.name}' sent an answer that is not JSON.`);
     }
