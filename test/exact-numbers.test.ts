@@ -1,13 +1,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cacheKey } from '../src/cache/cache-key.js';
-import { inexactNumbersIn, isInexactNumber } from '../src/json-number-scan.js';
+import { isInexactNumber } from '../src/json-number-scan.js';
 import {
   bodyKeepingNumbers,
+  MOST_KEPT_NUMBERS,
   parseKeepingNumbers,
-  sourceJson,
   withPlainNumbers,
 } from '../src/json-numbers.js';
+import { sourceJson } from '../src/json-source.js';
 import { TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream, type RecordedRequest, sendJson } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -26,65 +27,65 @@ const U64_MAX = '18446744073709551615';
 const U64_MAX_MINUS_ONE = '18446744073709551614';
 
 describe('finding the numbers a double cannot hold', () => {
-  it('finds each with its path, whatever the spacing, escapes and strings around it', () => {
+  it('keeps each, whatever the spacing, escapes and strings around it', () => {
     const text = `{ "a" :\n\t${BIG_ID},"s":"x\\"y: ${BIG_ID}\\\\","k\\"ey\\u0041\\\\":[1, [], {}, -${U64_MAX}],
       "e":[1.5e400, -2E+309, 1.5e-300, 3.14159265358979323846, 9007199254740991, 9007199254740993], "t":true}`;
-    expect(JSON.parse(text)).toBeTruthy();
-    expect(inexactNumbersIn(text)).toEqual([
-      { path: ['a'], text: BIG_ID },
-      { path: ['k"eyA\\', 3], text: `-${U64_MAX}` },
-      { path: ['e', 0], text: '1.5e400' },
-      { path: ['e', 1], text: '-2E+309' },
-      { path: ['e', 5], text: '9007199254740993' },
-    ]);
+    expect(JSON.stringify(parseKeepingNumbers(text))).toBe(
+      `{"a":${BIG_ID},"s":"x\\"y: ${BIG_ID}\\\\","k\\"eyA\\\\":[1,[],{},-${U64_MAX}],"e":[1.5e400,-2E+309,1.5e-300,3.141592653589793,9007199254740991,9007199254740993],"t":true}`,
+    );
   });
 
-  it('agrees with JSON.parse’s own view of every number, on generated JSON', () => {
-    const bigNumber = fc.oneof(
-      fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }).map(String),
-      fc.integer({ min: 300, max: 999 }).map((exponent) => `1.5e${exponent}`),
-      fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
-    );
-    const json: fc.Arbitrary<string> = fc.letrec((tie) => ({
+  it('writes every number back as JSON.parse holds it, or as written where a double cannot hold it, on generated JSON', () => {
+    /** [text as a client writes it, what JSON.stringify must write of what we make of it] */
+    type Written = [string, string];
+    const number = fc
+      .oneof(
+        fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }).map(String),
+        fc.integer({ min: 300, max: 999 }).map((exponent) => `-1.5E+${exponent}`),
+        fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
+      )
+      .map((text): Written => [text, isInexactNumber(text) ? text : JSON.stringify(Number(text))]);
+    const space = fc.constantFrom('', ' ', '\n', '\t ', '\r\n');
+    const json: fc.Arbitrary<Written> = fc.letrec((tie) => ({
       value: fc.oneof(
         { depthSize: 'small' },
-        bigNumber,
-        fc.string().map((text) => JSON.stringify(text)),
-        fc.constantFrom('true', 'null'),
+        number,
+        fc.string().map((text): Written => [JSON.stringify(text), JSON.stringify(text)]),
+        fc.constantFrom<Written>(['true', 'true'], ['null', 'null']),
         fc
-          .array(tie('value') as fc.Arbitrary<string>, { maxLength: 4 })
-          .map((items) => `[${items.join(' ,')}]`),
-        fc
-          // Keys unique: JSON.parse keeps a repeated key's last value only, and revives only that.
-          .uniqueArray(fc.tuple(fc.string(), tie('value') as fc.Arbitrary<string>), {
-            maxLength: 4,
-            selector: ([key]) => key,
-          })
+          .array(fc.tuple(space, tie('value') as fc.Arbitrary<Written>), { maxLength: 4 })
           .map(
-            (entries) => `{${entries.map(([key, item]) => `${JSON.stringify(key)} :\n${item}`).join(',')}}`,
+            (items): Written => [
+              `[${items.map(([before, [text]]) => before + text).join(',')}]`,
+              `[${items.map(([, [, written]]) => written).join(',')}]`,
+            ],
+          ),
+        fc
+          // Keys unique here (a key given twice has its own test), and none that JavaScript
+          // orders first as an array index.
+          .uniqueArray(
+            fc.tuple(
+              fc.string().filter((key) => !/^(0|[1-9]\d*)$/.test(key)),
+              space,
+              tie('value') as fc.Arbitrary<Written>,
+            ),
+            {
+              maxLength: 4,
+              selector: ([key]) => key,
+            },
+          )
+          .map(
+            (entries): Written => [
+              `{${entries.map(([key, before, [text]]) => `${JSON.stringify(key)}${before}:${before}${text}`).join(',')}}`,
+              `{${entries.map(([key, , [, written]]) => `${JSON.stringify(key)}:${written}`).join(',')}}`,
+            ],
           ),
       ),
     })).value;
     fc.assert(
-      fc.property(json, (text) => {
-        // What the reviver sees: every number's source whose value a double does not hold.
-        const expected: string[] = [];
-        sourceJson.parse(text, (_key: string, value: unknown, context: { source?: string }) => {
-          if (typeof value === 'number' && context.source !== undefined && isInexactNumber(context.source))
-            expected.push(context.source);
-          return value;
-        });
-        const found = inexactNumbersIn(text);
-        expect(found.map((number) => number.text).sort()).toEqual(expected.sort());
-        // And each path leads to that number in what JSON.parse made (duplicate keys aside).
-        const parsed: unknown = JSON.parse(text);
-        for (const { path, text: number } of found) {
-          const value = path.reduce<unknown>(
-            (holder, key) => (holder as Record<string, unknown>)?.[key],
-            parsed,
-          );
-          if (value !== undefined && typeof value === 'number') expect(value).toBe(Number(number));
-        }
+      // In an array: a bare number at the top has no place to be kept in.
+      fc.property(json, ([text, written]) => {
+        expect(JSON.stringify(parseKeepingNumbers(`[${text}]`))).toBe(`[${written}]`);
       }),
       { numRuns: 300 },
     );
@@ -115,12 +116,29 @@ describe('keeping them where the gateway only writes them on', () => {
     expect(JSON.stringify(bodyKeepingNumbers(repeated, JSON.parse(repeated)))).toBe(
       `{"tools":[{"parameters":{"m":1,"n":${BIG_ID}}}]}`,
     );
-    // Deeper than a reviver's recursion goes (it failed at ~2,300 levels here).
-    const deep = `{"schema":${'['.repeat(5000)}${BIG_ID}${']'.repeat(5000)}}`;
+    // Two texts of one double: the later one, as JSON.parse keeps the later value.
+    const twice = `{"parameters":{"a":${U64_MAX}},"parameters":{"a":${U64_MAX_MINUS_ONE}}}`;
+    expect(JSON.stringify(bodyKeepingNumbers(twice, JSON.parse(twice)))).toBe(
+      `{"parameters":{"a":${U64_MAX_MINUS_ONE}}}`,
+    );
+    const reshaped = '{"parameters":{"0":1e400},"parameters":[2e400]}';
+    expect(JSON.stringify(bodyKeepingNumbers(reshaped, JSON.parse(reshaped)))).toBe('{"parameters":[2e400]}');
+    // Deeper than a reviver's recursion goes (it failed at ~2,300 levels here), many numbers deep.
+    const deep = `{"schema":${'['.repeat(5000)}${`${BIG_ID},`.repeat(5000)}1${']'.repeat(5000)}}`;
     const kept = bodyKeepingNumbers(deep, JSON.parse(deep)) as { schema: unknown };
     let inner: unknown = kept.schema;
-    for (let level = 0; level < 5000; level++) inner = (inner as unknown[])[0];
-    expect(sourceJson.isRawJSON(inner)).toBe(true);
+    for (let level = 1; level < 5000; level++) inner = (inner as unknown[])[0];
+    const numbers = inner as unknown[];
+    expect(numbers).toHaveLength(5001);
+    expect(numbers.slice(0, 5000).every((item) => sourceJson.isRawJSON(item))).toBe(true);
+    expect(numbers[5000]).toBe(1);
+  });
+
+  it(`keeps ${MOST_KEPT_NUMBERS.toLocaleString('en')} at most in one body; the rest as JSON.parse made them`, () => {
+    const text = `{"schema":[${`${BIG_ID},`.repeat(MOST_KEPT_NUMBERS)}${BIG_ID}]}`;
+    const numbers = (bodyKeepingNumbers(text, JSON.parse(text)) as { schema: unknown[] }).schema;
+    expect(numbers.filter((item) => sourceJson.isRawJSON(item))).toHaveLength(MOST_KEPT_NUMBERS);
+    expect(numbers.at(-1)).toBe(Number(BIG_ID));
   });
 
   it('keeps every one in a tool call’s arguments, which are written on whole', () => {

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { sourceJson } from '../json-numbers.js';
+import { sourceJson } from '../json-source.js';
 import type { CacheableEndpoint } from './cache-policy.js';
 
 /**
