@@ -17,6 +17,7 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const MINUS = 0x2d;
+const DOT = 0x2e;
 const LOWER_E = 0x65;
 const UPPER_E = 0x45;
 
@@ -24,7 +25,7 @@ const isDigit = (code: number) => code >= 0x30 && code <= 0x39;
 const isSpace = (code: number) => code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
 /** Characters a JSON number may hold after its first one. */
 const isNumberPart = (code: number) =>
-  isDigit(code) || code === 0x2e || code === LOWER_E || code === UPPER_E || code === 0x2b || code === MINUS;
+  isDigit(code) || code === DOT || code === LOWER_E || code === UPPER_E || code === 0x2b || code === MINUS;
 const isContainer = (value: unknown): value is Container => value !== null && typeof value === 'object';
 
 const INTEGER_TEXT = /^-?\d+$/;
@@ -68,7 +69,8 @@ function numberAt(value: unknown): number | undefined {
  * A value is replaced only where `parsed` holds the same number, so nothing else is ever written;
  * when a key is given twice the text's later value, the one JSON.parse kept, is written last.
  * After `most` numbers put back the rest stay as JSON.parse made them: each kept one is an object
- * (~0.3 µs and ~300 bytes), which a body of nothing else would otherwise multiply.
+ * (~0.3 µs and ~300 bytes), which a body of nothing else would otherwise multiply. `keep`'s keys
+ * count below the top value only.
  */
 export function putBackInexactNumbers(text: string, parsed: unknown, keep: KeepRule, most: number): void {
   let left = most;
@@ -94,12 +96,15 @@ export function putBackInexactNumbers(text: string, parsed: unknown, keep: KeepR
       const holder = top >= 0 ? holders[top] : undefined;
       const key = keys[top] ?? '';
       const value = top < 0 ? parsed : holder?.[key];
-      holders.push(isContainer(value) ? value : undefined);
+      // Not the same kind of container: the text's earlier value of a key given twice.
+      const same = isContainer(value) && Array.isArray(value) === (code === OPEN_BRACKET);
+      holders.push(same ? value : undefined);
       keys.push(code === OPEN_BRACKET ? 0 : '');
+      // A rule's keys count below the top value only: its own fields are the API's.
       kept.push(
         top < 0
           ? keep === 'all'
-          : (kept[top] ?? false) || (keep !== 'all' && holder !== undefined && keep(key, holder)),
+          : (kept[top] ?? false) || (keep !== 'all' && top > 0 && holder !== undefined && keep(key, holder)),
       );
       at++;
     } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
@@ -114,19 +119,30 @@ export function putBackInexactNumbers(text: string, parsed: unknown, keep: KeepR
     } else if (code === MINUS || isDigit(code)) {
       let end = at + 1;
       let exponent = false;
+      let fraction = false;
       for (; end < text.length; end++) {
         const part = text.charCodeAt(end);
         if (!isNumberPart(part)) break;
         if (part === LOWER_E || part === UPPER_E) exponent = true;
+        else if (part === DOT) fraction = true;
       }
-      // At most 15 characters and no exponent: a safe integer or a finite number.
+      // At most 15 characters and no exponent: a safe integer or a finite number, never equal
+      // to a kept one.
       const holder = top >= 0 && kept[top] ? holders[top] : undefined;
-      if (holder !== undefined && (end - at >= 16 || exponent)) {
-        const number = text.slice(at, end);
+      if (holder !== undefined && (exponent || end - at >= 16)) {
         const key = keys[top] ?? '';
-        if (isInexactNumber(number) && numberAt(holder[key]) === Number(number)) {
-          holder[key] = sourceJson.rawJSON(number);
-          if (--left === 0) return;
+        const current = holder[key];
+        // Kept from an earlier text of a key given twice: this later one is what JSON.parse kept.
+        const earlier = typeof current === 'object' && current !== null && sourceJson.isRawJSON(current);
+        // Only an integer's digits or an exponent can be past what a double holds.
+        if ((left > 0 && (exponent || !fraction)) || earlier) {
+          const number = text.slice(at, end);
+          if (numberAt(current) === Number(number)) {
+            if (left > 0 && isInexactNumber(number)) {
+              holder[key] = sourceJson.rawJSON(number);
+              left--;
+            } else if (earlier) holder[key] = Number(number);
+          }
         }
       }
       at = end;

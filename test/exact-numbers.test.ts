@@ -106,6 +106,11 @@ describe('keeping them where the gateway only writes them on', () => {
     expect(written).toContain(`"name":"f","input":{"id":${BIG_ID}}`);
     // `input` on a block that is no tool call is read, not written on: a number as before.
     expect(written).toContain(`"text":"x","input":{"id":${JSON.stringify(Number(BIG_ID))}}`);
+    // The rule's keys count below the top level only: a body's own `input` is the API's field.
+    const top = `{"type":"tool_use","input":[${BIG_ID}],"schema":{"n":${BIG_ID}}}`;
+    expect(JSON.stringify(bodyKeepingNumbers(top, JSON.parse(top)))).toBe(
+      `{"type":"tool_use","input":[${JSON.stringify(Number(BIG_ID))}],"schema":{"n":${JSON.stringify(Number(BIG_ID))}}}`,
+    );
     // No candidate: the parsed value is handed back as it was.
     const plain = { n: 1 };
     expect(bodyKeepingNumbers('{"n":1}', plain)).toBe(plain);
@@ -117,16 +122,27 @@ describe('keeping them where the gateway only writes them on', () => {
       `{"tools":[{"parameters":{"m":1,"n":${BIG_ID}}}]}`,
     );
     // Two texts of one double: the later one, as JSON.parse keeps the later value.
-    const twice = `{"parameters":{"a":${U64_MAX}},"parameters":{"a":${U64_MAX_MINUS_ONE}}}`;
+    const twice = `{"f":{"parameters":{"a":${U64_MAX}},"parameters":{"a":${U64_MAX_MINUS_ONE}}}}`;
     expect(JSON.stringify(bodyKeepingNumbers(twice, JSON.parse(twice)))).toBe(
-      `{"parameters":{"a":${U64_MAX_MINUS_ONE}}}`,
+      `{"f":{"parameters":{"a":${U64_MAX_MINUS_ONE}}}}`,
     );
-    const reshaped = '{"parameters":{"0":1e400},"parameters":[2e400]}';
-    expect(JSON.stringify(bodyKeepingNumbers(reshaped, JSON.parse(reshaped)))).toBe('{"parameters":[2e400]}');
+    const reshaped = '{"f":{"parameters":{"0":1e400},"parameters":[2e400]}}';
+    expect(JSON.stringify(bodyKeepingNumbers(reshaped, JSON.parse(reshaped)))).toBe(
+      '{"f":{"parameters":[2e400]}}',
+    );
+    const reshapedBack = `{"f":{"parameters":[${U64_MAX}],"parameters":{"0":1.8446744073709552e19}}}`;
+    expect(JSON.stringify(bodyKeepingNumbers(reshapedBack, JSON.parse(reshapedBack)))).toBe(
+      '{"f":{"parameters":{"0":18446744073709552000}}}',
+    );
+    // The later text of one double, not an integer's digits: JSON.parse's double, as before.
+    const laterFraction = `{"tools":[{"parameters":{"x":${U64_MAX},"x":1.8446744073709552e19}}]}`;
+    expect(JSON.stringify(bodyKeepingNumbers(laterFraction, JSON.parse(laterFraction)))).toBe(
+      '{"tools":[{"parameters":{"x":18446744073709552000}}]}',
+    );
     // Deeper than a reviver's recursion goes (it failed at ~2,300 levels here), many numbers deep.
-    const deep = `{"schema":${'['.repeat(5000)}${`${BIG_ID},`.repeat(5000)}1${']'.repeat(5000)}}`;
-    const kept = bodyKeepingNumbers(deep, JSON.parse(deep)) as { schema: unknown };
-    let inner: unknown = kept.schema;
+    const deep = `{"f":{"schema":${'['.repeat(5000)}${`${BIG_ID},`.repeat(5000)}1${']'.repeat(5000)}}}`;
+    const kept = bodyKeepingNumbers(deep, JSON.parse(deep)) as { f: { schema: unknown } };
+    let inner: unknown = kept.f.schema;
     for (let level = 1; level < 5000; level++) inner = (inner as unknown[])[0];
     const numbers = inner as unknown[];
     expect(numbers).toHaveLength(5001);
@@ -135,10 +151,14 @@ describe('keeping them where the gateway only writes them on', () => {
   });
 
   it(`keeps ${MOST_KEPT_NUMBERS.toLocaleString('en')} at most in one body; the rest as JSON.parse made them`, () => {
-    const text = `{"schema":[${`${BIG_ID},`.repeat(MOST_KEPT_NUMBERS)}${BIG_ID}]}`;
-    const numbers = (bodyKeepingNumbers(text, JSON.parse(text)) as { schema: unknown[] }).schema;
+    const text = `{"f":{"schema":[${`${BIG_ID},`.repeat(MOST_KEPT_NUMBERS)}${BIG_ID}]}}`;
+    const numbers = (bodyKeepingNumbers(text, JSON.parse(text)) as { f: { schema: unknown[] } }).f.schema;
     expect(numbers.filter((item) => sourceJson.isRawJSON(item))).toHaveLength(MOST_KEPT_NUMBERS);
     expect(numbers.at(-1)).toBe(Number(BIG_ID));
+    // Past the cap, a key given twice still ends as JSON.parse's later value.
+    const twice = `{"f":{"schema":{"x":${U64_MAX},"pad":[${`${BIG_ID},`.repeat(MOST_KEPT_NUMBERS)}1],"x":1.8446744073709552e19}}}`;
+    const kept = bodyKeepingNumbers(twice, JSON.parse(twice)) as { f: { schema: { x: unknown } } };
+    expect(kept.f.schema.x).toBe(Number(U64_MAX));
   });
 
   it('keeps every one in a tool call’s arguments, which are written on whole', () => {
