@@ -3,7 +3,7 @@ import { sourceJson } from './json-source.js';
 
 /**
  * A text that may hold a number JavaScript cannot keep: after `:`, `,` or `[`, 16 digits in a
- * row (2^53 has 16) or an exponent of three digits (past 1e308 is Infinity). Most bodies hold
+ * row (2^53 has 16) or an exponent of three digits (past ~1.8e308 is Infinity). Most bodies hold
  * none, and this test costs far less than the scan (0.13 µs on a 200-byte chat request). It can
  * match inside a string (`"id: 1234567890123456"`), which only costs the scan, but not inside
  * base64 (an image's data), which has none of those three characters.
@@ -38,7 +38,7 @@ function keepNumbers(text: string, parsed: unknown, keep: KeepRule): unknown {
 
 /**
  * A client's request body, already parsed, with the numbers JavaScript cannot hold (an integer
- * past 2^53, a number past 1e308) put back as written inside the JSON the gateway only writes on
+ * past 2^53, a number past ~1.8e308) put back as written inside the JSON the gateway only writes on
  * (isWrittenOn), so a tool call's 19-digit id reaches the upstream unrounded instead of rounded,
  * and 1e400 instead of null.
  */
