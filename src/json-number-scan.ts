@@ -1,4 +1,4 @@
-import { sourceJson } from './json-source.js';
+import { rawTextOf, sourceJson } from './json-source.js';
 
 type Container = Record<string | number, unknown>;
 
@@ -51,12 +51,6 @@ function stringEnd(text: string, start: number): number {
     while (text.charCodeAt(at - 1 - backslashes) === BACKSLASH) backslashes++;
     if (backslashes % 2 === 0) return at + 1;
   }
-}
-
-/** A number JSON.parse made of `text`, or of a text kept before (a key given twice). */
-function numberAt(value: unknown): number | undefined {
-  if (typeof value === 'number') return value;
-  return sourceJson.isRawJSON(value) ? Number((value as { rawJSON: string }).rawJSON) : undefined;
 }
 
 /**
@@ -137,7 +131,7 @@ export function putBackInexactNumbers(text: string, parsed: unknown, keep: KeepR
         // Only an integer's digits or an exponent can be past what a double holds.
         if ((left > 0 && (exponent || !fraction)) || earlier) {
           const number = text.slice(at, end);
-          if (numberAt(current) === Number(number)) {
+          if ((earlier ? Number(rawTextOf(current)) : current) === Number(number)) {
             if (left > 0 && isInexactNumber(number)) {
               holder[key] = sourceJson.rawJSON(number);
               left--;

@@ -1,5 +1,5 @@
 import { type KeepRule, putBackInexactNumbers } from './json-number-scan.js';
-import { sourceJson } from './json-source.js';
+import { rawTextOf, sourceJson } from './json-source.js';
 
 /**
  * A text that may hold a number JavaScript cannot keep: after `:`, `,` or `[`, 16 digits in a
@@ -60,11 +60,6 @@ export function parseKeepingNumbers(text: string): unknown {
  */
 export function answerKeepingNumbers(text: string): unknown {
   return bodyKeepingNumbers(text, JSON.parse(text));
-}
-
-/** The text a JSON.rawJSON value holds. */
-function rawTextOf(value: unknown): string {
-  return (value as { rawJSON: string }).rawJSON;
 }
 
 /**

@@ -1,9 +1,10 @@
-/** JSON.parse's source text access and JSON.rawJSON (Node 22+; not in TypeScript's lib yet). */
+/** JSON.rawJSON (Node 22+; not in TypeScript's lib yet). */
 export const sourceJson = JSON as JSON & {
   rawJSON(text: string): unknown;
   isRawJSON(value: unknown): boolean;
-  parse(
-    text: string,
-    reviver: (this: unknown, key: string, value: unknown, context: { source?: string }) => unknown,
-  ): unknown;
 };
+
+/** The text a JSON.rawJSON value holds. */
+export function rawTextOf(value: unknown): string {
+  return (value as { rawJSON: string }).rawJSON;
+}
