@@ -1,4 +1,5 @@
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, type Command, Redis } from 'ioredis';
+import { CommandDeadlines } from './command-deadlines.js';
 
 /** How to reach Redis: one server (URL), a Cluster (seed nodes) or Sentinel. */
 export type RedisTarget =
@@ -21,11 +22,41 @@ function hostPort(address: string): { host: string; port: number } {
  */
 const COMMAND_TIMEOUT_MS = 5_000;
 
+/** One sweep for every client of the process that uses the default timeout. */
+const sharedDeadlines = new CommandDeadlines(COMMAND_TIMEOUT_MS);
+
+/**
+ * Commands are timed by CommandDeadlines rather than by ioredis's `commandTimeout` option, which
+ * costs far more (see there). Set right after construction: ioredis sends nothing before its
+ * connection opens, which is never within its constructor.
+ */
+class TimedRedis extends Redis {
+  deadlines = sharedDeadlines;
+
+  override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+    this.deadlines.watch(command);
+    return super.sendCommand(command, stream);
+  }
+}
+
+/** A Cluster sends through clients of its own per node: its commands are watched on the way in. */
+class TimedCluster extends Cluster {
+  deadlines = sharedDeadlines;
+
+  override sendCommand(
+    command: Command,
+    stream?: Parameters<Cluster['sendCommand']>[1],
+    node?: Parameters<Cluster['sendCommand']>[2],
+  ): unknown {
+    this.deadlines.watch(command);
+    return super.sendCommand(command, stream, node);
+  }
+}
+
 const COMMON = {
   // Fail fast while Redis is down instead of queueing requests behind a reconnect.
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
-  commandTimeout: COMMAND_TIMEOUT_MS,
   retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
   // Commands issued in one event-loop turn go out in one write: a socket write per command was
   // a sixth of the gateway's CPU on the Redis path (two scripts per request, each its own syscall).
@@ -34,21 +65,24 @@ const COMMON = {
   enableAutoPipelining: true,
 };
 
-export function createRedisClient(target: RedisTarget): Redis | Cluster {
-  let client: Redis | Cluster;
+/** `commandTimeoutMs`: tests ask for less than the default to see a command time out. */
+export function createRedisClient(
+  target: RedisTarget,
+  commandTimeoutMs = COMMAND_TIMEOUT_MS,
+): Redis | Cluster {
+  let client: TimedRedis | TimedCluster;
   if ('cluster' in target) {
-    client = new Cluster(target.cluster.nodes.map(hostPort), {
+    client = new TimedCluster(target.cluster.nodes.map(hostPort), {
       enableOfflineQueue: false,
       enableAutoPipelining: COMMON.enableAutoPipelining,
       clusterRetryStrategy: COMMON.retryStrategy,
       redisOptions: {
         maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
-        commandTimeout: COMMON.commandTimeout,
         ...(target.cluster.password ? { password: target.cluster.password } : {}),
       },
     });
   } else if ('sentinel' in target) {
-    client = new Redis({
+    client = new TimedRedis({
       ...COMMON,
       name: target.sentinel.name,
       sentinels: target.sentinel.sentinels.map(hostPort),
@@ -56,8 +90,9 @@ export function createRedisClient(target: RedisTarget): Redis | Cluster {
       ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
     });
   } else {
-    client = new Redis(target.url, COMMON);
+    client = new TimedRedis(target.url, COMMON);
   }
+  if (commandTimeoutMs !== COMMAND_TIMEOUT_MS) client.deadlines = new CommandDeadlines(commandTimeoutMs);
   // ioredis reconnects on its own; without a listener an outage would crash the process.
   client.on('error', () => {});
   return client;
