@@ -241,12 +241,14 @@ export class RedisQuotaStore implements QuotaStore {
       for (const item of items) item.reject(error);
       return;
     }
+    // One answer per item, ';' between them; an admit's numbers joined by ',' (quota-turn.lua).
+    const parts = typeof answers === 'string' ? answers.split(';') : [];
     items.forEach((item, i) => {
-      const answer = Array.isArray(answers) ? (answers[i] as unknown) : undefined;
+      const answer = parts[i];
       if (item.kind === 'finish') {
-        if (answer === 1) item.resolve(item.actual ? 'settled' : 'released');
-        else item.resolve(answer === 2 ? 'expired' : 'unknown');
-      } else if (Array.isArray(answer)) item.resolve(answer as number[]);
+        if (answer === '1') item.resolve(item.actual ? 'settled' : 'released');
+        else item.resolve(answer === '2' ? 'expired' : 'unknown');
+      } else if (answer) item.resolve(answer.split(',').map(Number));
       else item.reject(new Error(`The quota script gave no answer for request ${i + 1} of ${items.length}.`));
     });
   }

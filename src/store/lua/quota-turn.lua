@@ -185,4 +185,17 @@ for i, item in ipairs(items) do
   else answers[i] = finishOne(item) end
 end
 flush()
-return answers
+-- One bulk string rather than nested arrays: the client's RESP decoder spends ~3.5k instructions
+-- on each value of a reply, ~40k on an admit's nine numbers and their arrays. An admit's numbers
+-- are joined by ',', the items by ';'; '%d' truncates as Redis's integer replies did.
+local out = {}
+for i, answer in ipairs(answers) do
+  if type(answer) == 'table' then
+    local numbers = {}
+    for j, value in ipairs(answer) do numbers[j] = string.format('%d', value) end
+    out[i] = table.concat(numbers, ',')
+  else
+    out[i] = string.format('%d', answer)
+  end
+end
+return table.concat(out, ';')
