@@ -1,7 +1,7 @@
 import { Command, type Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMAND_TIMED_OUT, CommandDeadlines } from '../src/store/command-deadlines.js';
-import { createRedisClient } from '../src/store/redis-client.js';
+import { createRedisClient, duplicateClient } from '../src/store/redis-client.js';
 import { isRedisOutage } from '../src/store/store-unavailable.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
 import { type HoldProxy, startHoldProxy } from './support/tcp-hold-proxy.js';
@@ -77,34 +77,58 @@ const redis = await redisForTests();
 
 describe.skipIf(!redis)('a Redis client of the store layer', () => {
   let server: TestRedis;
-  let proxy: HoldProxy;
-  let client: Redis;
+  const cleanup: Array<() => Promise<void> | void> = [];
 
-  beforeAll(async () => {
+  beforeAll(() => {
     server = redis as TestRedis;
-    proxy = await startHoldProxy(Number(new URL(server.url).port || 6379));
-    client = createRedisClient({ url: proxy.url }, 200) as Redis;
-    if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
   });
   afterAll(async () => {
-    client?.disconnect();
-    await proxy?.close();
+    for (const step of cleanup.reverse()) await step();
     await server?.stop();
   });
 
-  it('answers while Redis answers, and fails a command Redis never answers as an outage', async () => {
-    const key = `tg:test:command-deadline:${process.pid}`;
-    expect(await client.set(key, 'v', 'PX', 60_000)).toBe('OK');
-    expect(await client.get(key)).toBe('v');
+  /** A client (and its duplicate) through a proxy of its own that can hold what they send. */
+  async function clientsBehindProxy(): Promise<{ proxy: HoldProxy; client: Redis; copy: Redis }> {
+    const proxy = await startHoldProxy(Number(new URL(server.url).port || 6379));
+    const client = createRedisClient({ url: proxy.url }, 200) as Redis;
+    const copy = duplicateClient(client, { enableOfflineQueue: true }) as Redis;
+    cleanup.push(
+      () => proxy.close(),
+      () => client.disconnect(),
+      () => copy.disconnect(),
+    );
+    for (const each of [client, copy])
+      if (each.status !== 'ready') await new Promise((resolve) => each.once('ready', resolve));
+    return { proxy, client, copy };
+  }
+
+  /** What a command that Redis never answers comes to. */
+  async function unanswered(proxy: HoldProxy, send: () => Promise<unknown>): Promise<unknown> {
     proxy.hold();
-    const pending = client.get(key).then(
+    const pending = send().then(
       () => undefined,
       (error: unknown) => error,
     );
     await proxy.holding();
-    const error = await pending;
+    return pending;
+  }
+
+  const key = `tg:test:command-deadline:${process.pid}`;
+
+  it('answers while Redis answers, and fails a command Redis never answers as an outage', async () => {
+    const { proxy, client } = await clientsBehindProxy();
+    expect(await client.set(key, 'v', 'PX', 60_000)).toBe('OK');
+    expect(await client.get(key)).toBe('v');
+    const error = await unanswered(proxy, () => client.get(key));
     expect((error as Error).message).toBe(COMMAND_TIMED_OUT);
     // The store layer answers it with 503 and retry-after (StoreUnavailableError).
     expect(isRedisOutage(error, client)).toBe(true);
+  });
+
+  it("times a duplicate's commands too (the cache's subscriber connection)", async () => {
+    const { proxy, copy } = await clientsBehindProxy();
+    expect(await copy.get(key)).not.toBeUndefined();
+    const error = await unanswered(proxy, () => copy.subscribe(`tg:test:command-deadline:${process.pid}`));
+    expect((error as Error).message).toBe(COMMAND_TIMED_OUT);
   });
 });

@@ -4,32 +4,29 @@ import type { Command } from 'ioredis';
 export const COMMAND_TIMED_OUT = 'Command timed out';
 
 /**
- * Fails every Redis command that has waited longer than `timeoutMs` for its answer, as ioredis's
+ * Fails every Redis command that has waited `timeoutMs` for its answer, as ioredis's
  * `commandTimeout` option does, at a fraction of its cost. The option arms a timer per command
  * and, when the command ends, clears it and deletes the property that held it, which turns every
  * command into a dictionary-mode object: ~13k instructions a command, ~6.5 % of a request's own
  * work on the Redis path (bench/instructions.mjs). Here a command costs a Map entry while it is
  * in flight, and one sweep every `timeoutMs / 5` (only while commands are in flight) fails those
- * sent at least `timeoutMs` before: a command times out between `timeoutMs` and `timeoutMs` plus
- * one sweep after it was sent.
+ * sent `timeoutMs` or more before: a command fails between `timeoutMs` and `timeoutMs` plus one
+ * sweep after it was sent (later only when the event loop itself is held up).
  */
 export class CommandDeadlines {
-  /** Commands in flight, in the order they were sent, with the sweep count when they were. */
+  /** Commands in flight, in the order they were sent, with when they were (performance.now()). */
   private readonly inFlight = new Map<Command, number>();
-  private sweeps = 0;
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly sweepsToTimeout: number;
   private readonly sweepMs: number;
 
-  constructor(timeoutMs: number) {
+  constructor(private readonly timeoutMs: number) {
     this.sweepMs = Math.max(1, Math.ceil(timeoutMs / 5));
-    this.sweepsToTimeout = Math.ceil(timeoutMs / this.sweepMs);
   }
 
   /** Starts a command's clock; a command sent again (after a reconnect) keeps its first one. */
   watch(command: Command): void {
     if (command.isSettled || this.inFlight.has(command)) return;
-    this.inFlight.set(command, this.sweeps);
+    this.inFlight.set(command, performance.now());
     const { resolve, reject } = command;
     command.resolve = (result: unknown) => {
       this.inFlight.delete(command);
@@ -52,10 +49,10 @@ export class CommandDeadlines {
   }
 
   private sweep(): void {
-    this.sweeps++;
+    const sentBy = performance.now() - this.timeoutMs;
     // Sent in this order, so the first one still within its time ends the sweep.
     for (const [command, sentAt] of this.inFlight) {
-      if (this.sweeps - sentAt <= this.sweepsToTimeout) break;
+      if (sentAt > sentBy) break;
       command.reject(new Error(COMMAND_TIMED_OUT));
     }
     if (this.inFlight.size === 0) {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { CachedAnswer, CacheScopeStats, CacheStore, FillOutcome, LiveEntry } from './cache-store.js';
 import { loadLua } from './lua-script.js';
+import { duplicateClient } from './redis-client.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
 
@@ -257,9 +258,7 @@ export class RedisCacheStore implements CacheStore {
   /** The one subscriber connection of this store, created on first need. */
   private subscribe(): Promise<void> {
     if (this.subscribed) return this.subscribed;
-    const subscriber = this.client.isCluster
-      ? (this.client as Cluster).duplicate([], { enableOfflineQueue: true })
-      : (this.client as Redis).duplicate({ enableOfflineQueue: true });
+    const subscriber = duplicateClient(this.client, { enableOfflineQueue: true });
     subscriber.on('error', () => {});
     subscriber.on('message', (channel: string, message: string) => {
       if (channel !== FILLS_CHANNEL) return;

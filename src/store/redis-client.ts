@@ -26,9 +26,10 @@ const COMMAND_TIMEOUT_MS = 5_000;
 const sharedDeadlines = new CommandDeadlines(COMMAND_TIMEOUT_MS);
 
 /**
- * Commands are timed by CommandDeadlines rather than by ioredis's `commandTimeout` option, which
- * costs far more (see there). Set right after construction: ioredis sends nothing before its
- * connection opens, which is never within its constructor.
+ * A single server or Sentinel's: its commands are timed by CommandDeadlines rather than by
+ * ioredis's `commandTimeout` option, which costs far more (see there). `deadlines` is set right
+ * after construction: ioredis sends nothing before its connection opens, never within its
+ * constructor.
  */
 class TimedRedis extends Redis {
   deadlines = sharedDeadlines;
@@ -37,19 +38,14 @@ class TimedRedis extends Redis {
     this.deadlines.watch(command);
     return super.sendCommand(command, stream);
   }
-}
 
-/** A Cluster sends through clients of its own per node: its commands are watched on the way in. */
-class TimedCluster extends Cluster {
-  deadlines = sharedDeadlines;
-
-  override sendCommand(
-    command: Command,
-    stream?: Parameters<Cluster['sendCommand']>[1],
-    node?: Parameters<Cluster['sendCommand']>[2],
-  ): unknown {
-    this.deadlines.watch(command);
-    return super.sendCommand(command, stream, node);
+  /** ioredis's `duplicate()` makes a plain Redis, whose commands nothing would time. */
+  timedDuplicate(override: { enableOfflineQueue: boolean }): TimedRedis {
+    // Our clients leave replyMapping at ioredis's default, which this class is typed for.
+    const { replyMapping: _default, ...options } = this.options;
+    const copy = new TimedRedis({ ...options, enableOfflineQueue: override.enableOfflineQueue });
+    copy.deadlines = this.deadlines;
+    return copy;
   }
 }
 
@@ -70,30 +66,48 @@ export function createRedisClient(
   target: RedisTarget,
   commandTimeoutMs = COMMAND_TIMEOUT_MS,
 ): Redis | Cluster {
-  let client: TimedRedis | TimedCluster;
   if ('cluster' in target) {
-    client = new TimedCluster(target.cluster.nodes.map(hostPort), {
+    // A Cluster talks to each node through clients of its own that no subclass reaches, and a
+    // node's handshake must time out for ioredis to give up on a silent node: ioredis's option.
+    const cluster = new Cluster(target.cluster.nodes.map(hostPort), {
       enableOfflineQueue: false,
       enableAutoPipelining: COMMON.enableAutoPipelining,
       clusterRetryStrategy: COMMON.retryStrategy,
       redisOptions: {
         maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
+        commandTimeout: commandTimeoutMs,
         ...(target.cluster.password ? { password: target.cluster.password } : {}),
       },
     });
-  } else if ('sentinel' in target) {
-    client = new TimedRedis({
-      ...COMMON,
-      name: target.sentinel.name,
-      sentinels: target.sentinel.sentinels.map(hostPort),
-      ...(target.sentinel.password ? { password: target.sentinel.password } : {}),
-      ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
-    });
-  } else {
-    client = new TimedRedis(target.url, COMMON);
+    // ioredis reconnects on its own; without a listener an outage would crash the process.
+    cluster.on('error', () => {});
+    return cluster;
   }
+  const client =
+    'sentinel' in target
+      ? new TimedRedis({
+          ...COMMON,
+          name: target.sentinel.name,
+          sentinels: target.sentinel.sentinels.map(hostPort),
+          ...(target.sentinel.password ? { password: target.sentinel.password } : {}),
+          ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
+        })
+      : new TimedRedis(target.url, COMMON);
   if (commandTimeoutMs !== COMMAND_TIMEOUT_MS) client.deadlines = new CommandDeadlines(commandTimeoutMs);
   // ioredis reconnects on its own; without a listener an outage would crash the process.
   client.on('error', () => {});
   return client;
+}
+
+/**
+ * Another connection with the same settings and command timeout (a subscriber needs one of its
+ * own), with `override` on top.
+ */
+export function duplicateClient(
+  client: Redis | Cluster,
+  override: { enableOfflineQueue: boolean },
+): Redis | Cluster {
+  if (client instanceof TimedRedis) return client.timedDuplicate(override);
+  if (client instanceof Cluster) return client.duplicate([], override);
+  return client.duplicate(override);
 }
