@@ -4,6 +4,7 @@ import { RedisConnection } from '../src/store/redis-connection.js';
 import { RedisUsageStore } from '../src/store/redis-usage-store.js';
 import type { UsageRecord } from '../src/usage/usage-record.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
+import { usageRecord } from './support/usage-record-fixture.js';
 
 /**
  * The day sums' field names are part of what is stored: sums written by an earlier version must
@@ -30,27 +31,8 @@ describe.skipIf(!redis)('Redis usage store: day-sum fields', () => {
 
   it('are JSON.stringify of team, key, model and metric, escapes included', async () => {
     const run = randomBytes(4).toString('hex');
-    const record = (teamId: string, model: string): UsageRecord => ({
-      at: AT,
-      requestId: `req_${randomBytes(6).toString('hex')}`,
-      teamId,
-      keyId: `key "${run}"`,
-      model,
-      deployment: 'd',
-      status: 200,
-      outcome: 'served',
-      promptTokens: 10,
-      completionTokens: 5,
-      totalTokens: 15,
-      cachedTokens: 0,
-      reasoningTokens: 0,
-      usdMicros: 300,
-      unpriced: false,
-      estimated: false,
-      latencyMs: 1,
-      stream: false,
-      tags: [],
-    });
+    const record = (teamId: string, model: string): UsageRecord =>
+      usageRecord({ at: AT, teamId, keyId: `key "${run}"`, model });
     const teams = [`team_${run}`, `tëam\\${run}\u2028\t"`];
     const store = new RedisUsageStore(connection);
     await store.record([record(teams[0] as string, 'gpt-4o'), record(teams[1] as string, 'm/"x"')]);

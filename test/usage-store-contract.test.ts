@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../src/store/store.js';
 import type { UsageStore } from '../src/store/usage-store.js';
 import { emptySums, type UsageMetric, type UsageRecord, type UsageRow } from '../src/usage/usage-record.js';
 import { storeSubjects } from './support/store-subjects.js';
+import { usageRecord } from './support/usage-record-fixture.js';
 
 /** The usage sub-store (`store.usage`): day sums and the request log, one contract for every store. */
 const stores = storeSubjects({ clearBeforeEach: true, sentinel: true });
@@ -15,30 +15,7 @@ afterAll(stores.stop);
 const DAY1 = Date.UTC(2026, 10, 22, 23, 59, 0);
 const DAY2 = Date.UTC(2026, 10, 23, 0, 1, 0);
 
-function usage(overrides: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    at: DAY1,
-    requestId: `req_${randomBytes(6).toString('hex')}`,
-    teamId: 'team_a',
-    keyId: 'key_1',
-    model: 'gpt-4o',
-    deployment: 'openai/gpt-4o',
-    status: 200,
-    outcome: 'served',
-    promptTokens: 10,
-    completionTokens: 5,
-    totalTokens: 15,
-    cachedTokens: 0,
-    reasoningTokens: 0,
-    usdMicros: 300,
-    unpriced: false,
-    estimated: false,
-    latencyMs: 42,
-    stream: false,
-    tags: [],
-    ...overrides,
-  };
-}
+const usage = (overrides: Partial<UsageRecord> = {}): UsageRecord => usageRecord({ at: DAY1, ...overrides });
 
 const sums = (values: Partial<Record<UsageMetric, number>>) => ({ ...emptySums(), ...values });
 const rowOrder = (a: UsageRow, b: UsageRow) => {
