@@ -87,10 +87,14 @@ describe.skipIf(!redis)('a Redis client of the store layer', () => {
     await server?.stop();
   });
 
-  /** A client (and its duplicate) through a proxy of its own that can hold what they send. */
+  /**
+   * A client (and its duplicate) through a proxy of its own that can hold what they send. Its
+   * timeout covers every command, the handshake's and those meant to be answered too, so it is
+   * far above what a busy machine takes to answer one on loopback: only a held one reaches it.
+   */
   async function clientsBehindProxy(): Promise<{ proxy: HoldProxy; client: Redis; copy: Redis }> {
     const proxy = await startHoldProxy(Number(new URL(server.url).port || 6379));
-    const client = createRedisClient({ url: proxy.url }, 200) as Redis;
+    const client = createRedisClient({ url: proxy.url }, 1_000) as Redis;
     const copy = duplicateClient(client, { enableOfflineQueue: true }) as Redis;
     cleanup.push(
       () => proxy.close(),
