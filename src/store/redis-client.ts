@@ -66,23 +66,37 @@ export function createRedisClient(
   target: RedisTarget,
   commandTimeoutMs = COMMAND_TIMEOUT_MS,
 ): Redis | Cluster {
-  if ('cluster' in target) {
-    // A Cluster talks to each node through clients of its own that no subclass reaches, and a
-    // node's handshake must time out for ioredis to give up on a silent node: ioredis's option.
-    const cluster = new Cluster(target.cluster.nodes.map(hostPort), {
-      enableOfflineQueue: false,
-      enableAutoPipelining: COMMON.enableAutoPipelining,
-      clusterRetryStrategy: COMMON.retryStrategy,
-      redisOptions: {
-        maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
-        commandTimeout: commandTimeoutMs,
-        ...(target.cluster.password ? { password: target.cluster.password } : {}),
-      },
-    });
-    // ioredis reconnects on its own; without a listener an outage would crash the process.
-    cluster.on('error', () => {});
-    return cluster;
-  }
+  const client =
+    'cluster' in target ? clusterClient(target, commandTimeoutMs) : timedClient(target, commandTimeoutMs);
+  // ioredis reconnects on its own; without a listener an outage would crash the process.
+  client.on('error', () => {});
+  return client;
+}
+
+/**
+ * A Cluster talks to each node through clients of its own that no subclass reaches, and a node's
+ * handshake must time out for ioredis to give up on a silent node: ioredis's option.
+ */
+function clusterClient(
+  target: Extract<RedisTarget, { cluster: unknown }>,
+  commandTimeoutMs: number,
+): Cluster {
+  return new Cluster(target.cluster.nodes.map(hostPort), {
+    enableOfflineQueue: false,
+    enableAutoPipelining: COMMON.enableAutoPipelining,
+    clusterRetryStrategy: COMMON.retryStrategy,
+    redisOptions: {
+      maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
+      commandTimeout: commandTimeoutMs,
+      ...(target.cluster.password ? { password: target.cluster.password } : {}),
+    },
+  });
+}
+
+function timedClient(
+  target: Exclude<RedisTarget, { cluster: unknown }>,
+  commandTimeoutMs: number,
+): TimedRedis {
   const client =
     'sentinel' in target
       ? new TimedRedis({
@@ -93,9 +107,8 @@ export function createRedisClient(
           ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
         })
       : new TimedRedis(target.url, COMMON);
-  if (commandTimeoutMs !== COMMAND_TIMEOUT_MS) client.deadlines = new CommandDeadlines(commandTimeoutMs);
-  // ioredis reconnects on its own; without a listener an outage would crash the process.
-  client.on('error', () => {});
+  client.deadlines =
+    commandTimeoutMs === COMMAND_TIMEOUT_MS ? sharedDeadlines : new CommandDeadlines(commandTimeoutMs);
   return client;
 }
 
