@@ -14,6 +14,8 @@ import type { Budget, Limits } from '../registry/records.js';
 import type { Store } from '../store/store.js';
 import { costOf } from '../usage/cost.js';
 import type { ModelPrice } from '../usage/price-table.js';
+import { TokenCountCache } from '../usage/token-count-cache.js';
+import { TokenCounter } from '../usage/token-counter.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import type { Principal } from './auth.js';
 import { formatDuration, requestRateRefusal, requestRateScopes } from './request-limits.js';
@@ -254,6 +256,8 @@ export class QuotaStage {
   private readonly dayFormat: DayFormatter;
   /** The last day formatted, for the minute it was formatted in. */
   private lastDay = { minute: Number.NaN, day: '' };
+  /** Counts of texts each team sent before: a conversation's history is counted once. */
+  private readonly counted = new TokenCountCache();
 
   constructor(
     private readonly store: Store,
@@ -361,7 +365,11 @@ export class QuotaStage {
       if (requests.length === 0) return { reservation: Reservation.none, requests: undefined };
       return { reservation: Reservation.none, requests: await this.countRequest(principal, model) };
     }
-    const prompt = estimatePromptTokens(endpoint, body);
+    const prompt = estimatePromptTokens(
+      endpoint,
+      body,
+      new TokenCounter({ cache: this.counted, scope: principal.teamId }),
+    );
     // Bounded by the schemas and requestedOutputTokens; clamped anyway, so no body can make the
     // arithmetic leave the integers the store counts in.
     const output =

@@ -1,4 +1,5 @@
 import { countO200kTokens } from './o200k-count.js';
+import type { TokenCountCache } from './token-count-cache.js';
 
 /**
  * Token counts the gateway makes itself (prompt estimates, output of answers without usage), with
@@ -65,6 +66,13 @@ function endAfterBytes(text: string, start: number, bytes: number): number {
   return i;
 }
 
+/** Where a counter may find, and leaves, the counts of texts its team sent before. */
+export interface TokenCounterMemory {
+  cache: TokenCountCache;
+  /** Whose texts these are (the team): counts are never shared across it. */
+  scope: string;
+}
+
 /** One request's counting: the exact-count allowance is shared by every text it counts. */
 export class TokenCounter {
   private exactBytesLeft = EXACT_BYTES_PER_REQUEST;
@@ -72,24 +80,61 @@ export class TokenCounter {
   private exactBytes = 0;
   private densest = MIN_TOKENS_PER_BYTE;
 
+  /**
+   * With `memory`, a text counted before is not counted again and takes nothing from the
+   * allowance, and each text counted exactly is remembered.
+   */
+  constructor(private readonly memory?: TokenCounterMemory) {}
+
   /** Tokens of the texts together (each counted on its own, as separate fields are). */
   count(texts: string | readonly string[]): number {
     const list = (typeof texts === 'string' ? [texts] : texts).filter((text) => text.length > 0);
+    const known = this.memory ? this.recall(list) : 0;
+    const sizes = list.map((text) => Buffer.byteLength(text));
     let bytes = 0;
-    for (const text of list) bytes += Buffer.byteLength(text);
-    if (bytes === 0) return 0;
+    for (const size of sizes) bytes += size;
+    if (bytes === 0) return known;
     if (bytes <= this.exactBytesLeft) {
       let tokens = 0;
-      for (const text of list) tokens += countSegmented(text);
+      for (const [i, text] of list.entries()) {
+        const counted = countSegmented(text);
+        tokens += counted;
+        this.memory?.cache.set(this.memory.scope, text, { tokens: counted, bytes: sizes[i] ?? 0 });
+      }
       this.exactBytesLeft -= bytes;
-      this.exactTokens += tokens;
-      this.exactBytes += bytes;
-      if (this.exactBytes >= MIN_SAMPLE_BYTES)
-        this.densest = Math.max(this.densest, this.exactTokens / this.exactBytes);
-      return tokens;
+      this.noteExact(tokens, bytes);
+      return known + tokens;
     }
     this.sample(list);
-    return Math.ceil(bytes * this.densest);
+    return known + Math.ceil(bytes * this.densest);
+  }
+
+  /**
+   * Takes the texts counted before out of `list` (in place, order kept) and returns their
+   * tokens; they are exact counts, so they inform the tokens-per-byte estimate too.
+   */
+  private recall(list: string[]): number {
+    const memory = this.memory as TokenCounterMemory;
+    let tokens = 0;
+    let bytes = 0;
+    let kept = 0;
+    for (const text of list) {
+      const hit = memory.cache.get(memory.scope, text);
+      if (hit) {
+        tokens += hit.tokens;
+        bytes += hit.bytes;
+      } else list[kept++] = text;
+    }
+    list.length = kept;
+    if (bytes > 0) this.noteExact(tokens, bytes);
+    return tokens;
+  }
+
+  private noteExact(tokens: number, bytes: number): void {
+    this.exactTokens += tokens;
+    this.exactBytes += bytes;
+    if (this.exactBytes >= MIN_SAMPLE_BYTES)
+      this.densest = Math.max(this.densest, this.exactTokens / this.exactBytes);
   }
 
   /** Counts windows spread evenly over the texts, as far as the allowance goes. */

@@ -139,22 +139,29 @@ export function requestedOutputTokens(
   return undefined;
 }
 
-/** Prompt tokens the request will send, counted before it goes. */
-export function estimatePromptTokens(endpoint: JsonEndpoint, body: Record<string, unknown>): number {
+/**
+ * Prompt tokens the request will send, counted before it goes. Give `counter` a memory (the
+ * quota stage does) so texts the team sent before are not counted again.
+ */
+export function estimatePromptTokens(
+  endpoint: JsonEndpoint,
+  body: Record<string, unknown>,
+  counter = new TokenCounter(),
+): number {
   switch (endpoint) {
     case 'chat.completions':
-      return estimateChatPromptTokens(body.messages);
+      return estimateChatPromptTokens(body.messages, counter);
     case 'completions':
-      return estimateTextTokens(body.prompt);
+      return estimateTextTokens(body.prompt, counter);
     case 'embeddings':
-      return estimateTextTokens(body.input);
+      return estimateTextTokens(body.input, counter);
     case 'messages':
     case 'messages.count_tokens':
-      return estimateMessagesPromptTokens(body);
+      return estimateMessagesPromptTokens(body, counter);
     case 'responses': {
       const texts: string[] = [];
       const tokens = collectText(body.input, texts) + collectText(body.instructions ?? '', texts);
-      return tokens + new TokenCounter().count(texts);
+      return tokens + counter.count(texts);
     }
     default:
       return 0;
