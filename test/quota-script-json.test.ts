@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AdmitRequest, QuotaScope, RequestRateScope } from '../src/quota/quota-types.js';
+import { seal } from '../src/quota/sealed-scopes.js';
 import { type ScriptPlanTimes, scriptJson } from '../src/store/quota-script-json.js';
 
 /** The plan and record as quota-turn.lua documents them, through JSON.stringify. */
@@ -92,6 +93,51 @@ describe('the quota script JSON written by hand', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('sealed lists (written once, then remembered) give the same JSON at any time', () => {
+    fc.assert(
+      fc.property(
+        fc.array(requestScope, { maxLength: 4 }),
+        reservation,
+        times,
+        times,
+        (requests, asked, first, second) => {
+          const sealedRequests = seal(structuredClone(requests));
+          const sealedAsked = asked && { ...asked, scopes: seal(structuredClone(asked.scopes)) };
+          for (const at of [first, second, first]) {
+            const expected = reference(requests, asked, at);
+            const written = scriptJson(sealedRequests, sealedAsked, at);
+            expect(written.plan).toBe(expected.plan);
+            expect(written.record).toBe(expected.record);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a sealed list cannot change under the JSON remembered for it', () => {
+    const scopes = seal([
+      { id: 'team:t', tokensPerMinute: 10, budgets: [{ period: 'day' as const, periodKey: 'd' }] },
+    ]);
+    const before = scriptJson(
+      [],
+      { reservationId: 'r', scopes, tokens: 1, usdMicros: 0, ttlMs: 1 },
+      {
+        nowMs: 0,
+        window: 0,
+        retryMs: 1,
+      },
+    );
+    expect(() => {
+      (scopes[0] as { tokensPerMinute: number }).tokensPerMinute = 99;
+    }).toThrow(TypeError);
+    expect(() => {
+      (scopes[0]?.budgets?.[0] as { periodKey: string }).periodKey = 'other';
+    }).toThrow(TypeError);
+    expect(() => (scopes as unknown as QuotaScope[]).push({ id: 'key:k' })).toThrow(TypeError);
+    expect(before.plan).toContain('"m":10');
   });
 
   it('a request without limits or reservation is the empty plan', () => {

@@ -92,6 +92,11 @@ export interface Credential {
 interface CachedKey {
   key: KeyRecord;
   team: TeamRecord;
+  /**
+   * Built once per lookup and handed to every request with this key until the next: later
+   * stages keep what they derive from it (② quota's sealed scopes) for as long as it lives.
+   */
+  principal: Principal;
   at: number;
 }
 
@@ -101,6 +106,25 @@ const INCORRECT = 'Incorrect API key provided. Ask your Tollgate admin for a key
 const ADMIN_KEY =
   'Incorrect API key provided: this is an admin key; /v1 needs a team API key (tg-...), ' +
   'create one with POST /admin/keys (or `npx tollgate keys create`).';
+
+/** Frozen: every request with the key until the next lookup shares it. */
+function principalOf(key: KeyRecord, team: TeamRecord): Principal {
+  return Object.freeze({
+    kind: 'key',
+    keyId: key.id,
+    teamId: team.id,
+    teamName: team.name,
+    teamModels: team.models,
+    keyModels: key.models,
+    teamLimits: team.limits ?? {},
+    teamBudgets: team.budgets ?? [],
+    keyLimits: key.limits ?? {},
+    keyBudgets: key.budgets ?? [],
+    teamModelLimits: team.modelLimits ?? {},
+    teamCache: team.cache ?? null,
+    keyCache: key.cache ?? null,
+  });
+}
 
 /** Keys of teams: looked up by their SHA-256, briefly cached, last use recorded in batches. */
 export class KeyAuthenticator {
@@ -125,7 +149,7 @@ export class KeyAuthenticator {
     if (!hash) throw new InvalidApiKeyError(this.isAdminKey(presented) ? ADMIN_KEY : INCORRECT);
     const found = await this.lookup(hash);
     if (!found) throw new InvalidApiKeyError(INCORRECT);
-    const { key, team } = found;
+    const { key } = found;
     const now = this.now();
     switch (keyStatus(key, now)) {
       case 'revoked':
@@ -138,21 +162,7 @@ export class KeyAuthenticator {
         throw new InvalidApiKeyError('This API key is disabled.');
     }
     this.used.set(key.id, now);
-    return {
-      kind: 'key',
-      keyId: key.id,
-      teamId: team.id,
-      teamName: team.name,
-      teamModels: team.models,
-      keyModels: key.models,
-      teamLimits: team.limits ?? {},
-      teamBudgets: team.budgets ?? [],
-      keyLimits: key.limits ?? {},
-      keyBudgets: key.budgets ?? [],
-      teamModelLimits: team.modelLimits ?? {},
-      teamCache: team.cache ?? null,
-      keyCache: key.cache ?? null,
-    };
+    return found.principal;
   }
 
   /**
@@ -170,7 +180,7 @@ export class KeyAuthenticator {
     return cached !== undefined && this.now() - cached.at < this.options.staleOkSeconds * 1000;
   }
 
-  private lookup(hash: string): Promise<{ key: KeyRecord; team: TeamRecord } | undefined> {
+  private lookup(hash: string): Promise<CachedKey | undefined> {
     const cached = this.cache.get(hash);
     if (cached && this.now() - cached.at < this.options.cacheTtlMs) return Promise.resolve(cached);
     // One store round trip per key at a time: when an entry expires under load, concurrent
@@ -200,7 +210,7 @@ export class KeyAuthenticator {
       this.cache.delete(hash);
       return undefined;
     }
-    const entry = { key, team, at: now };
+    const entry = { key, team, principal: principalOf(key, team), at: now };
     this.cache.delete(hash);
     this.cache.set(hash, entry);
     if (this.cache.size > this.options.cacheSize) {

@@ -8,8 +8,10 @@ import type {
   QuotaReservationResult,
   QuotaScope,
   QuotaTokenWindow,
+  RequestRateScope,
   RequestRateWindow,
 } from '../quota/quota-types.js';
+import { seal } from '../quota/sealed-scopes.js';
 import type { Budget, Limits } from '../registry/records.js';
 import type { Store } from '../store/store.js';
 import { costOf } from '../usage/cost.js';
@@ -252,12 +254,26 @@ function refusal(
   }
 }
 
+type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
+
+/** What a key's requests for one model count against, on one budget day. */
+interface KeyPolicy {
+  day: string;
+  requests: readonly RequestRateScope[];
+  /** Only scopes with a limit or budget. */
+  scopes: readonly QuotaScope[];
+}
+
+const NO_REQUESTS: readonly RequestRateScope[] = seal([]);
+const POLICIES_PER_KEY = 64;
+
 export class QuotaStage {
   private readonly dayFormat: DayFormatter;
   /** The last day formatted, for the minute it was formatted in. */
   private lastDay = { minute: Number.NaN, day: '' };
   /** Counts of texts each team sent before: a conversation's history is counted once. */
   private readonly counted = new TokenCountCache();
+  private readonly policies = new WeakMap<KeyPrincipal, Map<string | undefined, KeyPolicy>>();
 
   constructor(
     private readonly store: Store,
@@ -346,12 +362,22 @@ export class QuotaStage {
     return (await this.reserveWith(ask, false)).reservation;
   }
 
-  private async reserveWith(ask: ReserveRequest, countRequest: boolean): Promise<Admission> {
-    const { principal, endpoint, body, upstreamModel, model } = ask;
-    if (principal?.kind !== 'key') return { reservation: Reservation.none, requests: undefined };
-    const requests = countRequest ? requestRateScopes(principal, model) : [];
-    const now = this.now();
-    const day = this.dayOf(now);
+  /**
+   * A key's scopes for one model on one budget day, sealed (sealed-scopes.ts): built once a day
+   * per key and model rather than per request, so the store can keep their validation and
+   * script JSON too. A principal is replaced when ① auth refreshes it (its limits may have
+   * changed), which drops its entry.
+   */
+  private policyOf(principal: KeyPrincipal, model: string | undefined, day: string): KeyPolicy {
+    let byModel = this.policies.get(principal);
+    if (!byModel) {
+      byModel = new Map();
+      this.policies.set(principal, byModel);
+    }
+    const known = byModel.get(model);
+    if (known?.day === day) return known;
+    // Model names come from clients: a key asking for many keeps only the latest few.
+    if (byModel.size >= POLICIES_PER_KEY) byModel.clear();
     const month = day.slice(0, 7);
     const scopes = [
       scope(`key:${principal.keyId}`, principal.keyLimits, principal.keyBudgets, day, month),
@@ -360,7 +386,22 @@ export class QuotaStage {
     const perModel = model === undefined ? undefined : principal.teamModelLimits[model];
     if (perModel)
       scopes.push(scope(`model:${model}`, perModel.limits ?? {}, perModel.budgets ?? [], day, month));
-    const limitedScopes = scopes.filter(limited);
+    const policy: KeyPolicy = {
+      day,
+      requests: seal(requestRateScopes(principal, model)),
+      scopes: seal(scopes.filter(limited)),
+    };
+    byModel.set(model, policy);
+    return policy;
+  }
+
+  private async reserveWith(ask: ReserveRequest, countRequest: boolean): Promise<Admission> {
+    const { principal, endpoint, body, upstreamModel, model } = ask;
+    if (principal?.kind !== 'key') return { reservation: Reservation.none, requests: undefined };
+    const now = this.now();
+    const policy = this.policyOf(principal, model, this.dayOf(now));
+    const requests = countRequest ? policy.requests : NO_REQUESTS;
+    const limitedScopes = policy.scopes;
     if (limitedScopes.length === 0) {
       if (requests.length === 0) return { reservation: Reservation.none, requests: undefined };
       return { reservation: Reservation.none, requests: await this.countRequest(principal, model) };

@@ -17,6 +17,8 @@
  *   minute window, one without `maxConcurrent` no slot count.
  */
 
+import { isSealed } from './sealed-scopes.js';
+
 export type QuotaPeriod = 'day' | 'month' | 'lifetime';
 
 export interface QuotaBudget {
@@ -32,14 +34,14 @@ export interface QuotaScope {
   id: string;
   tokensPerMinute?: number | undefined;
   maxConcurrent?: number | undefined;
-  budgets?: QuotaBudget[] | undefined;
+  budgets?: readonly QuotaBudget[] | undefined;
 }
 
 export interface QuotaReservationRequest {
   reservationId: string;
   /** Every scope of one request belongs to this team: it is the Redis hash tag. */
   teamId: string;
-  scopes: QuotaScope[];
+  scopes: readonly QuotaScope[];
   /** The estimate: prompt tokens counted + max output tokens. */
   tokens: number;
   usdMicros: number;
@@ -86,7 +88,7 @@ export type RequestCountResult =
 export interface AdmitRequest {
   teamId: string;
   nowMs: number;
-  requests: RequestRateScope[];
+  requests: readonly RequestRateScope[];
   /** Absent: only count the request (a cache hit is a request that reserves nothing). */
   reservation?: Omit<QuotaReservationRequest, 'teamId' | 'nowMs'> | undefined;
 }
@@ -188,16 +190,22 @@ export function validateReservation(request: QuotaReservationRequest): void {
   validateScopes(request.scopes);
 }
 
+/** Sealed lists (sealed-scopes.ts) already checked: they cannot have changed since. */
+const checked = new WeakSet<object>();
+
 export function validateAdmit(request: AdmitRequest): void {
   validateTeamId(request.teamId);
   if (!isCount(request.nowMs)) throw new Error('quota: nowMs must be a positive integer');
-  const seen = new Set<string>();
-  for (const scope of request.requests) {
-    if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
-    seen.add(scope.id);
-    for (const limit of [scope.perMinute, scope.perDay])
-      if (limit !== undefined && !isCount(limit))
-        throw new Error('quota: limits must be non-negative integers');
+  if (!checked.has(request.requests)) {
+    const seen = new Set<string>();
+    for (const scope of request.requests) {
+      if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
+      seen.add(scope.id);
+      for (const limit of [scope.perMinute, scope.perDay])
+        if (limit !== undefined && !isCount(limit))
+          throw new Error('quota: limits must be non-negative integers');
+    }
+    if (isSealed(request.requests)) checked.add(request.requests);
   }
   if (request.reservation)
     validateReservation({ ...request.reservation, teamId: request.teamId, nowMs: request.nowMs });
@@ -214,6 +222,7 @@ export function validateTeamId(teamId: string): void {
 }
 
 export function validateScopes(scopes: readonly QuotaScope[]): void {
+  if (checked.has(scopes)) return;
   const seen = new Set<string>();
   for (const scope of scopes) {
     if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
@@ -226,6 +235,7 @@ export function validateScopes(scopes: readonly QuotaScope[]): void {
         if (limit !== undefined && !isCount(limit))
           throw new Error('quota: limits must be non-negative integers');
   }
+  if (isSealed(scopes)) checked.add(scopes);
 }
 
 /** Shapes raw counters into a status; the same for both stores. */

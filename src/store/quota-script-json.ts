@@ -1,4 +1,5 @@
-import type { AdmitRequest, RequestRateScope } from '../quota/quota-types.js';
+import type { AdmitRequest, QuotaScope, RequestRateScope } from '../quota/quota-types.js';
+import { isSealed } from '../quota/sealed-scopes.js';
 
 /**
  * The JSON an admit hands quota-turn.lua: its plan (what to count and check) and the record the
@@ -23,25 +24,31 @@ export interface ScriptPlanTimes {
   retryMs: number;
 }
 
-/**
- * `plan` and `record` of quota-turn.lua, in one pass over the scopes. The plan: request-rate
- * scopes, the estimate, its expiry and the limit scopes. The record (only with a reservation):
- * its expiry, estimate and the fields it counts in (concurrency scopes, tokens-per-minute
- * windows, budget periods).
- */
-export function scriptJson(
-  requests: readonly RequestRateScope[],
-  reservation: AdmitRequest['reservation'],
-  times: ScriptPlanTimes,
-): { plan: string; record: string } {
+/** What a list of request-rate scopes writes into the plan: its `q`. */
+function requestsJson(requests: readonly RequestRateScope[]): string {
   let q = '';
   for (const s of requests)
     q += `${q ? ',' : ''}{"s":${str(s.id)}${opt('pm', s.perMinute)}${opt('pd', s.perDay)}}`;
-  let scopes = '';
+  return q;
+}
+
+/** The parts of the plan and record a list of limit scopes gives, whatever the time. */
+interface ScopeParts {
+  /** The plan's `s`. */
+  scopes: string;
+  /** The record's `c` and `b`. */
+  c: string;
+  b: string;
+  /** JSON ids of the scopes with a tokens-per-minute limit (the record's `m`, with a window). */
+  minuteIds: readonly string[];
+}
+
+function scopeParts(scopes: readonly QuotaScope[]): ScopeParts {
+  let all = '';
   let c = '';
-  let m = '';
   let b = '';
-  for (const scope of reservation?.scopes ?? []) {
+  const minuteIds: string[] = [];
+  for (const scope of scopes) {
     const id = str(scope.id);
     let budgets = '';
     for (const budget of scope.budgets ?? []) {
@@ -50,15 +57,52 @@ export function scriptJson(
       budgets += `${budgets ? ',' : ''}{"p":${period},"k":${key}${opt('mt', budget.maxTokens)}${opt('mu', budget.maxUsdMicros)}}`;
       b += `${b ? ',' : ''}[${id},${period},${key}]`;
     }
-    scopes += `${scopes ? ',' : ''}{"id":${id}${opt('c', scope.maxConcurrent)}${opt('m', scope.tokensPerMinute)},"b":[${budgets}]}`;
+    all += `${all ? ',' : ''}{"id":${id}${opt('c', scope.maxConcurrent)}${opt('m', scope.tokensPerMinute)},"b":[${budgets}]}`;
     if (scope.maxConcurrent !== undefined) c += `${c ? ',' : ''}${id}`;
-    if (scope.tokensPerMinute !== undefined) m += `${m ? ',' : ''}[${id},${times.window}]`;
+    if (scope.tokensPerMinute !== undefined) minuteIds.push(id);
   }
+  return { scopes: all, c, b, minuteIds };
+}
+
+/**
+ * Written out once per sealed list (sealed-scopes.ts: QuotaStage's, one per key and model a
+ * day), not per request: the ids and period keys cost a JSON.stringify each, ~18k instructions
+ * a request with section 6's key.
+ */
+const requestsMemo = new WeakMap<readonly RequestRateScope[], string>();
+const scopesMemo = new WeakMap<readonly QuotaScope[], ScopeParts>();
+
+function memo<K extends readonly object[], V>(cache: WeakMap<K, V>, list: K, make: (list: K) => V): V {
+  if (!isSealed(list)) return make(list);
+  let value = cache.get(list);
+  if (value === undefined) {
+    value = make(list);
+    cache.set(list, value);
+  }
+  return value;
+}
+
+const NO_SCOPES: readonly QuotaScope[] = [];
+
+/**
+ * `plan` and `record` of quota-turn.lua. The plan: request-rate scopes, the estimate, its expiry
+ * and the limit scopes. The record (only with a reservation): its expiry, estimate and the fields
+ * it counts in (concurrency scopes, tokens-per-minute windows, budget periods).
+ */
+export function scriptJson(
+  requests: readonly RequestRateScope[],
+  reservation: AdmitRequest['reservation'],
+  times: ScriptPlanTimes,
+): { plan: string; record: string } {
+  const q = memo(requestsMemo, requests, requestsJson);
+  const parts = memo(scopesMemo, reservation?.scopes ?? NO_SCOPES, scopeParts);
+  let m = '';
+  for (const id of parts.minuteIds) m += `${m ? ',' : ''}[${id},${times.window}]`;
   const t = reservation?.tokens ?? 0;
   const u = reservation?.usdMicros ?? 0;
   const e = times.nowMs + (reservation?.ttlMs ?? 0);
   return {
-    plan: `{"q":[${q}],"t":${t},"u":${u},"e":${e},"w":${times.window},"retry":${times.retryMs},"s":[${scopes}]}`,
-    record: reservation ? `{"e":${e},"t":${t},"u":${u},"c":[${c}],"m":[${m}],"b":[${b}]}` : '',
+    plan: `{"q":[${q}],"t":${t},"u":${u},"e":${e},"w":${times.window},"retry":${times.retryMs},"s":[${parts.scopes}]}`,
+    record: reservation ? `{"e":${e},"t":${t},"u":${u},"c":[${parts.c}],"m":[${m}],"b":[${parts.b}]}` : '',
   };
 }

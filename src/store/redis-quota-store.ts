@@ -11,6 +11,7 @@ import {
   type QuotaSettleOutcome,
   type QuotaUsage,
   type RequestRateKind,
+  type RequestRateScope,
   type RequestRateWindow,
   scopeStatus,
   tpmWindow,
@@ -47,6 +48,8 @@ import { TurnBatches } from './turn-batches.js';
  * deleted when they end, expired ones after the grace period.
  */
 const hashOf = (teamId: string) => `tg:{q:${teamId}}:h`;
+
+const rateLimited = (s: RequestRateScope) => s.perMinute !== undefined || s.perDay !== undefined;
 
 const TURN = loadLua('quota-lib', 'quota-turn');
 const STATUS = loadLua('quota-lib', 'quota-status');
@@ -141,7 +144,11 @@ export class RedisQuotaStore implements QuotaStore {
   async admit(request: AdmitRequest): Promise<AdmitResult> {
     validateAdmit(request);
     const { nowMs, reservation } = request;
-    const requests = request.requests.filter((s) => s.perMinute !== undefined || s.perDay !== undefined);
+    // The same list when every scope is limited (QuotaStage's always are), so a sealed one stays
+    // itself and its script JSON is written once.
+    const requests = request.requests.every(rateLimited)
+      ? request.requests
+      : request.requests.filter(rateLimited);
     const times = { nowMs, window: tpmWindow(nowMs), retryMs: nextWindowInMs(nowMs) };
     const { plan, record } = scriptJson(requests, reservation, times);
     const answer = await this.queueAdmit(request.teamId, [
