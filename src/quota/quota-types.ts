@@ -190,13 +190,17 @@ export function validateReservation(request: QuotaReservationRequest): void {
   validateScopes(request.scopes);
 }
 
-/** Sealed lists (sealed-scopes.ts) already checked: they cannot have changed since. */
-const checked = new WeakSet<object>();
+/**
+ * Sealed lists (sealed-scopes.ts) already checked, as request-rate scopes and as limit scopes
+ * (two sets: the checks differ, and a list passing one says nothing of the other).
+ */
+const checkedRates = new WeakSet<object>();
+const checkedScopes = new WeakSet<object>();
 
 export function validateAdmit(request: AdmitRequest): void {
   validateTeamId(request.teamId);
   if (!isCount(request.nowMs)) throw new Error('quota: nowMs must be a positive integer');
-  if (!checked.has(request.requests)) {
+  if (!checkedRates.has(request.requests)) {
     const seen = new Set<string>();
     for (const scope of request.requests) {
       if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
@@ -205,7 +209,7 @@ export function validateAdmit(request: AdmitRequest): void {
         if (limit !== undefined && !isCount(limit))
           throw new Error('quota: limits must be non-negative integers');
     }
-    if (isSealed(request.requests)) checked.add(request.requests);
+    if (isSealed(request.requests)) checkedRates.add(request.requests);
   }
   if (request.reservation)
     validateReservation({ ...request.reservation, teamId: request.teamId, nowMs: request.nowMs });
@@ -222,7 +226,7 @@ export function validateTeamId(teamId: string): void {
 }
 
 export function validateScopes(scopes: readonly QuotaScope[]): void {
-  if (checked.has(scopes)) return;
+  if (checkedScopes.has(scopes)) return;
   const seen = new Set<string>();
   for (const scope of scopes) {
     if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
@@ -235,7 +239,7 @@ export function validateScopes(scopes: readonly QuotaScope[]): void {
         if (limit !== undefined && !isCount(limit))
           throw new Error('quota: limits must be non-negative integers');
   }
-  if (isSealed(scopes)) checked.add(scopes);
+  if (isSealed(scopes)) checkedScopes.add(scopes);
 }
 
 /** Shapes raw counters into a status; the same for both stores. */

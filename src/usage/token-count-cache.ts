@@ -5,11 +5,14 @@
  * teams send the same system prompt and tool schemas with every request. Without this, turn 20
  * counted turns 1-19 again, and past the per-request allowance of exact counting
  * (token-counter.ts) a long conversation was only estimated from samples. With it, a turn counts
- * only its new text exactly, so a conversation stays exactly counted while each turn adds less
- * than the allowance.
+ * only its new text, so a conversation stays exactly counted while each turn adds less than the
+ * allowance, and catches up when it was missed (token-counter.ts counts whole texts within half
+ * the allowance even when a request has more).
  *
  * Entries are per team: one team's requests never learn, even by timing, whether another team
- * sent a text. The texts are held in memory only, at most `maxChars` UTF-16 code units in all,
+ * sent a text. The size is shared: a busy team can push another's entries out (their estimates
+ * are then sampled again, as before there was a memory); a size per team would grow with the
+ * number of teams. The texts are held in memory only, at most `maxChars` UTF-16 code units in all,
  * each entry counted with its overhead, in two generations of half that: a hit moves a text
  * into the current one, and when it is full the older one is dropped (least recently used
  * first, at O(1) a lookup).

@@ -105,8 +105,30 @@ export class TokenCounter {
       this.noteExact(tokens, bytes);
       return known + tokens;
     }
-    this.sample(list);
-    return known + Math.ceil(bytes * this.densest);
+    // Over the allowance: whole texts that fit in half of what is left are counted exactly (and
+    // remembered, so a team's memory catches up with a long conversation over its turns); the
+    // other half samples the rest, so a dense text among them is still seen.
+    const half = Math.floor(this.exactBytesLeft / 2);
+    const rest: string[] = [];
+    let restBytes = 0;
+    let exactTokens = 0;
+    let exactBytes = 0;
+    for (const [i, text] of list.entries()) {
+      const size = sizes[i] ?? 0;
+      if (exactBytes + size > half) {
+        rest.push(text);
+        restBytes += size;
+        continue;
+      }
+      const counted = countSegmented(text);
+      exactTokens += counted;
+      exactBytes += size;
+      this.memory?.cache.set(this.memory.scope, text, { tokens: counted, bytes: size });
+    }
+    this.exactBytesLeft -= exactBytes;
+    if (exactBytes > 0) this.noteExact(exactTokens, exactBytes);
+    this.sample(rest);
+    return known + exactTokens + Math.ceil(restBytes * this.densest);
   }
 
   /**
