@@ -194,6 +194,18 @@ describe.each(subjects)('Usage store contract: $name', (subject) => {
     });
   });
 
+  it('a batch of hundreds of records is logged whole and in order', async () => {
+    // The Redis store logs a batch a hundred records per script call: 250 spans three.
+    const records = Array.from({ length: 250 }, (_, i) => usage({ at: DAY1 + i, requestId: `req_${i}` }));
+    await u().record(records);
+    const page = await u().listRequests({ limit: 300 });
+    expect(page.items.map((item) => item.requestId)).toEqual(records.map((r) => r.requestId).reverse());
+    expect(page.hasMore).toBe(false);
+    expect(await rows({ from: '2026-11-22', to: '2026-11-22' })).toEqual([
+      expect.objectContaining({ sums: expect.objectContaining({ requests: 250 }) }),
+    ]);
+  });
+
   it('adds up what several instances record on one shared state', async () => {
     const other = await subject.sibling(store as Store);
     if (other !== store) extra.push(other);

@@ -9,6 +9,7 @@ import {
   type UsageRow,
   utcDay,
 } from '../usage/usage-record.js';
+import { loadLua } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
 import type { RequestLogPage, UsageStore } from './usage-store.js';
@@ -17,6 +18,9 @@ const REQUEST_LOG = 'tg:{usage-log}:requests';
 const REQUEST_LOG_CAP = 100_000;
 const USAGE_DAY_TTL_SECONDS = 400 * 86_400;
 const daySums = (day: string) => `tg:{usage:${day}}:sums`;
+const USAGE_LOG = loadLua('usage-log');
+/** Records per script call: a call runs alone on Redis, so a big batch is a few short calls. */
+const LOG_CHUNK = 100;
 
 /**
  * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
@@ -28,8 +32,9 @@ export class RedisUsageStore implements UsageStore {
   }
 
   /**
-   * A batch is summed here first, so it costs one MULTI per day plus one pipeline of XADDs,
-   * never awaited by any response (the recorder batches records after their responses ended).
+   * A batch is summed here first, so it costs one MULTI per day plus one script call per 100
+   * records (their XADDs), never awaited by any response (the recorder batches records after
+   * their responses ended).
    */
   async record(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
@@ -58,11 +63,13 @@ export class RedisUsageStore implements UsageStore {
       transaction.expire(key, USAGE_DAY_TTL_SECONDS);
       writes.push(transaction.exec());
     }
-    const log = client.pipeline();
-    for (const record of records)
-      log.xadd(REQUEST_LOG, 'MAXLEN', '~', String(REQUEST_LOG_CAP), '*', 'r', JSON.stringify(record));
-    writes.push(log.exec());
-    for (const results of await Promise.all(writes)) {
+    const logged: Array<Promise<unknown>> = [];
+    for (let at = 0; at < records.length; at += LOG_CHUNK) {
+      const chunk = records.slice(at, at + LOG_CHUNK).map((record) => JSON.stringify(record));
+      logged.push(this.connection.run(USAGE_LOG, [REQUEST_LOG], [String(REQUEST_LOG_CAP), ...chunk]));
+    }
+    const [sums] = await Promise.all([Promise.all(writes), Promise.all(logged)]);
+    for (const results of sums) {
       const failed = results?.find(([error]) => error !== null);
       if (failed?.[0]) throw failed[0];
     }
