@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashKey, sortableId } from '../src/registry/key-material.js';
 import type { AuditEvent, KeyRecord, TeamRecord } from '../src/registry/records.js';
 import { MemoryStore } from '../src/store/memory-store.js';
+import { keyRecord, teamRecord } from './support/registry-records.js';
 
 /** The file MemoryStore keeps its state in (see memory-store.ts). */
 const FILE_NAME = 'tollgate-state.json';
@@ -24,36 +25,21 @@ afterEach(() => {
 });
 
 function team(name: string): TeamRecord {
-  const now = Date.now();
-  return {
-    id: sortableId('team_'),
+  return teamRecord({
     name,
     models: ['gpt-*'],
     defaultKeyPolicy: { models: ['gpt-4o'], expires_in_seconds: 3600 },
     metadata: { cost_center: 7 },
-    createdAt: now,
-    updatedAt: now,
-  };
+  });
 }
 
 function key(teamId: string, overrides: Partial<KeyRecord> = {}): KeyRecord {
-  const now = Date.now();
-  return {
-    id: sortableId('', 6),
-    teamId,
+  return keyRecord(teamId, {
     name: 'ci',
     owner: 'ops@example.com',
-    models: null,
-    expiresAt: null,
-    disabled: false,
-    revokedAt: null,
-    metadata: {},
-    createdAt: now,
-    updatedAt: now,
     hash: hashKey(sortableId('tg-plain-', 16)),
-    retiredHashes: [],
     ...overrides,
-  };
+  });
 }
 
 function auditEvent(targetId: string): AuditEvent {

@@ -5,32 +5,18 @@ import { QuotaStage } from '../src/pipeline/quota.js';
 import { validateAdmit, validateScopes } from '../src/quota/quota-types.js';
 import { seal } from '../src/quota/sealed-scopes.js';
 import { newKey } from '../src/registry/key-material.js';
-import type { KeyRecord, TeamRecord } from '../src/registry/records.js';
 import { MemoryStore } from '../src/store/memory-store.js';
+import { keyPrincipal as withoutLimits } from './support/key-principal.js';
+import { keyRecord, teamRecord } from './support/registry-records.js';
 
 /**
  * ② quota builds a key's scopes once per key, model and budget day (sealed, so the stores keep
  * their checks and script JSON): what a request counts against must still follow the day, the
  * model and the key's current limits.
  */
-function keyPrincipal(overrides: Partial<Extract<Principal, { kind: 'key' }>> = {}): Principal {
-  return {
-    kind: 'key',
-    keyId: 'key-1',
-    teamId: 'team-1',
-    teamName: 'one',
-    teamModels: [],
-    keyModels: null,
-    teamLimits: {},
-    teamBudgets: [{ period: 'day', max_tokens: 100 }],
-    keyLimits: {},
-    keyBudgets: [],
-    teamModelLimits: {},
-    teamCache: null,
-    keyCache: null,
-    ...overrides,
-  };
-}
+/** A key whose team has a day budget of 100 tokens, unless `overrides` says otherwise. */
+const keyPrincipal = (overrides: Parameters<typeof withoutLimits>[0] = {}) =>
+  withoutLimits({ teamBudgets: [{ period: 'day', max_tokens: 100 }], ...overrides });
 
 async function stage(now: () => number) {
   const config = loadConfig({ env: {} });
@@ -92,32 +78,9 @@ describe('① auth hands out one principal per lookup', () => {
   it('the same object until the key is looked up again, then one with the current limits', async () => {
     let now = Date.UTC(2026, 11, 7, 12);
     const store = await MemoryStore.open();
-    const team: TeamRecord = {
-      id: 'team-1',
-      name: 'one',
-      models: ['*'],
-      defaultKeyPolicy: null,
-      budgets: [{ period: 'day', max_tokens: 1_000 }],
-      metadata: {},
-      createdAt: now,
-      updatedAt: now,
-    };
+    const team = teamRecord({ id: 'team-1', budgets: [{ period: 'day', max_tokens: 1_000 }] });
     const { key: secret, hash } = newKey('k1');
-    const key: KeyRecord = {
-      id: 'k1',
-      teamId: 'team-1',
-      name: null,
-      owner: null,
-      models: null,
-      expiresAt: null,
-      disabled: false,
-      revokedAt: null,
-      metadata: {},
-      createdAt: now,
-      updatedAt: now,
-      hash,
-      retiredHashes: [],
-    };
+    const key = keyRecord('team-1', { id: 'k1', hash });
     await store.registry.insertTeam(team);
     await store.registry.insertKey(key);
     const auth = new KeyAuthenticator(

@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashKey, sortableId } from '../src/registry/key-material.js';
-import type { AuditEvent, KeyRecord, Page, TeamRecord } from '../src/registry/records.js';
+import type { AuditEvent, KeyRecord, Page } from '../src/registry/records.js';
 import { RedisStore } from '../src/store/redis-store.js';
 import type { RegistryStore } from '../src/store/registry-store.js';
 import type { Store } from '../src/store/store.js';
+import { keyRecord, teamRecord } from './support/registry-records.js';
 import { storeSubjects } from './support/store-subjects.js';
 
 const stores = storeSubjects({ clearBeforeEach: true, sentinel: true });
@@ -14,41 +15,8 @@ afterAll(stores.stop);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function team(overrides: Partial<TeamRecord> = {}): TeamRecord {
-  const now = Date.now();
-  return {
-    id: sortableId('team_'),
-    name: 'Research',
-    models: ['*'],
-    defaultKeyPolicy: null,
-    metadata: {},
-    createdAt: now,
-    updatedAt: now,
-    ...overrides,
-  };
-}
-
-/** A key record; the hash is of a made-up plaintext since the store never sees one. */
-function key(teamId: string, overrides: Partial<KeyRecord> = {}): KeyRecord {
-  const now = Date.now();
-  const id = sortableId('', 6);
-  return {
-    id,
-    teamId,
-    name: null,
-    owner: null,
-    models: null,
-    expiresAt: null,
-    disabled: false,
-    revokedAt: null,
-    metadata: {},
-    createdAt: now,
-    updatedAt: now,
-    hash: secretHash(),
-    retiredHashes: [],
-    ...overrides,
-  };
-}
+const team = teamRecord;
+const key = keyRecord;
 
 const secretHash = () => hashKey(sortableId('tg-secret-', 16));
 

@@ -1,11 +1,12 @@
+import { countTokens } from 'gpt-tokenizer';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config/load-config.js';
-import type { Principal } from '../src/pipeline/auth.js';
 import { QuotaStage } from '../src/pipeline/quota.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { TokenCountCache } from '../src/usage/token-count-cache.js';
 import { countTextTokens, EXACT_BYTES_PER_REQUEST, TokenCounter } from '../src/usage/token-counter.js';
 import { estimateChatPromptTokens } from '../src/usage/token-estimate.js';
+import { keyPrincipal } from './support/key-principal.js';
 
 /**
  * What the tokenizer is handed is the work a count costs: the tests assert it (and the counts),
@@ -153,6 +154,15 @@ describe('prompt estimates remember what a team sent before', () => {
     expect(seen.texts.every((text) => system.content.includes(text))).toBe(true);
   });
 
+  it('a counter with little allowance left still samples a dense text rather than counting small ones', () => {
+    const counter = new TokenCounter();
+    counter.count([prose(3_300, 30)]);
+    // ~800 bytes left: the short text may take only what leaves one 512-byte window to sample.
+    const dense = Buffer.from(prose(15_000, 31)).toString('base64').slice(0, 20_000);
+    const estimate = counter.count([prose(300, 32), dense]);
+    expect(estimate).toBeGreaterThan(countTokens(dense) * 0.8);
+  });
+
   it('texts only sampled (past the allowance) are not remembered as exact', () => {
     const cache = new TokenCountCache();
     const memory = { cache, scope: 'team-a' };
@@ -168,21 +178,7 @@ describe('prompt estimates remember what a team sent before', () => {
     const config = loadConfig({ env: {} });
     const store = await MemoryStore.open();
     const quota = new QuotaStage(store, config.quota);
-    const principal: Principal = {
-      kind: 'key',
-      keyId: 'key-1',
-      teamId: 'team-1',
-      teamName: 'one',
-      teamModels: [],
-      keyModels: null,
-      teamLimits: { tokens_per_minute: 1_000_000 },
-      teamBudgets: [],
-      keyLimits: {},
-      keyBudgets: [],
-      teamModelLimits: {},
-      teamCache: null,
-      keyCache: null,
-    };
+    const principal = keyPrincipal({ teamLimits: { tokens_per_minute: 1_000_000 } });
     const reserve = async (messages: unknown[]) => {
       const reservation = await quota.reserve({
         principal,

@@ -107,8 +107,12 @@ export class TokenCounter {
     }
     // Over the allowance: whole texts that fit in half of what is left are counted exactly (and
     // remembered, so a team's memory catches up with a long conversation over its turns); the
-    // other half samples the rest, so a dense text among them is still seen.
-    const half = Math.floor(this.exactBytesLeft / 2);
+    // other half, and never less than one window, samples the rest, so a dense text among them
+    // is still seen.
+    const half = Math.max(
+      0,
+      Math.min(Math.floor(this.exactBytesLeft / 2), this.exactBytesLeft - WINDOW_BYTES),
+    );
     const rest: string[] = [];
     let restBytes = 0;
     let exactTokens = 0;
