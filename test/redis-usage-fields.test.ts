@@ -60,4 +60,18 @@ describe.skipIf(!redis)('Redis usage store: day-sum fields', () => {
     );
     await connection.client.hdel(DAY_KEY, ...ours.map(([field]) => field));
   });
+
+  it('stay exact when the names kept are forgotten between and within batches', async () => {
+    const run = randomBytes(4).toString('hex');
+    // One name set kept: every change of team, key or model forgets the one before.
+    const store = new RedisUsageStore(connection, 1);
+    const record = (model: string) =>
+      usageRecord({ at: AT, teamId: `team_${run}`, keyId: `k_${run}`, model });
+    await store.record([record('a'), record('b'), record('a')]);
+    await store.record([record('b'), record('a')]);
+    const fields = await connection.client.hgetall(DAY_KEY);
+    const requests = (model: string) =>
+      fields[JSON.stringify([`team_${run}`, `k_${run}`, model, 'requests'])];
+    expect([requests('a'), requests('b')]).toEqual(['3', '2']);
+  });
 });

@@ -21,14 +21,54 @@ const daySums = (day: string) => `tg:{usage:${day}}:sums`;
 const USAGE_LOG = loadLua('usage-log');
 /** Records per script call: a call runs alone on Redis, so a big batch is a few short calls. */
 const LOG_CHUNK = 100;
+const FIELD_NAME_SETS = 10_000;
 
 /**
  * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
  * one Cluster slot); the request log is a capped Stream.
  */
 export class RedisUsageStore implements UsageStore {
-  constructor(private readonly connection: RedisConnection) {
+  /**
+   * The day-sum field names of a team, key and model, one per metric, written once rather than
+   * once per record and metric (five JSON.stringify calls a record). Bounded: forgotten whole
+   * when it holds `fieldNameSetLimit` sets.
+   */
+  private fieldNames = new Map<string, Map<string, Map<string, readonly string[]>>>();
+  private fieldNameSets = 0;
+
+  /** `fieldNameSetLimit`: how many name sets are kept (tests ask for fewer, to see them forgotten). */
+  constructor(
+    private readonly connection: RedisConnection,
+    private readonly fieldNameSetLimit = FIELD_NAME_SETS,
+  ) {
     failClosedOnOutage(this, connection.client);
+  }
+
+  private fieldsOf(record: UsageRecord): readonly string[] {
+    let keys = this.fieldNames.get(record.teamId);
+    let models = keys?.get(record.keyId);
+    const known = models?.get(record.model);
+    if (known) return known;
+    if (this.fieldNameSets >= this.fieldNameSetLimit) {
+      this.fieldNames = new Map();
+      this.fieldNameSets = 0;
+      keys = undefined;
+      models = undefined;
+    }
+    if (!keys) {
+      keys = new Map();
+      this.fieldNames.set(record.teamId, keys);
+    }
+    if (!models) {
+      models = new Map();
+      keys.set(record.keyId, models);
+    }
+    const fields = USAGE_METRICS.map((metric) =>
+      JSON.stringify([record.teamId, record.keyId, record.model, metric]),
+    );
+    models.set(record.model, fields);
+    this.fieldNameSets++;
+    return fields;
   }
 
   /**
@@ -49,9 +89,10 @@ export class RedisUsageStore implements UsageStore {
         days.set(day, sums);
       }
       const add = metricsOf(record);
-      for (const metric of USAGE_METRICS) {
+      const fields = this.fieldsOf(record);
+      for (const [i, metric] of USAGE_METRICS.entries()) {
         if (add[metric] === 0) continue;
-        const field = JSON.stringify([record.teamId, record.keyId, record.model, metric]);
+        const field = fields[i] as string;
         sums.set(field, (sums.get(field) ?? 0) + add[metric]);
       }
     }
