@@ -17,7 +17,7 @@
  *   minute window, one without `maxConcurrent` no slot count.
  */
 
-import { isSealed } from './sealed-scopes.js';
+import { derivedOnce } from './sealed-scopes.js';
 
 export type QuotaPeriod = 'day' | 'month' | 'lifetime';
 
@@ -192,25 +192,27 @@ export function validateReservation(request: QuotaReservationRequest): void {
 
 /**
  * Sealed lists (sealed-scopes.ts) already checked, as request-rate scopes and as limit scopes
- * (two sets: the checks differ, and a list passing one says nothing of the other).
+ * (two maps: the checks differ, and a list passing one says nothing of the other).
  */
-const checkedRates = new WeakSet<object>();
-const checkedScopes = new WeakSet<object>();
+const checkedRates = new WeakMap<readonly RequestRateScope[], true>();
+const checkedScopes = new WeakMap<readonly QuotaScope[], true>();
+
+function checkRateScopes(scopes: readonly RequestRateScope[]): true {
+  const seen = new Set<string>();
+  for (const scope of scopes) {
+    if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
+    seen.add(scope.id);
+    for (const limit of [scope.perMinute, scope.perDay])
+      if (limit !== undefined && !isCount(limit))
+        throw new Error('quota: limits must be non-negative integers');
+  }
+  return true;
+}
 
 export function validateAdmit(request: AdmitRequest): void {
   validateTeamId(request.teamId);
   if (!isCount(request.nowMs)) throw new Error('quota: nowMs must be a positive integer');
-  if (!checkedRates.has(request.requests)) {
-    const seen = new Set<string>();
-    for (const scope of request.requests) {
-      if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
-      seen.add(scope.id);
-      for (const limit of [scope.perMinute, scope.perDay])
-        if (limit !== undefined && !isCount(limit))
-          throw new Error('quota: limits must be non-negative integers');
-    }
-    if (isSealed(request.requests)) checkedRates.add(request.requests);
-  }
+  derivedOnce(checkedRates, request.requests, checkRateScopes);
   if (request.reservation)
     validateReservation({ ...request.reservation, teamId: request.teamId, nowMs: request.nowMs });
 }
@@ -225,8 +227,7 @@ export function validateTeamId(teamId: string): void {
   if (!teamId || /[{}]/.test(teamId)) throw new Error('quota: teamId must be non-empty without braces');
 }
 
-export function validateScopes(scopes: readonly QuotaScope[]): void {
-  if (checkedScopes.has(scopes)) return;
+function checkScopes(scopes: readonly QuotaScope[]): true {
   const seen = new Set<string>();
   for (const scope of scopes) {
     if (!scope.id || seen.has(scope.id)) throw new Error(`quota: scope ids must be unique: ${scope.id}`);
@@ -239,7 +240,11 @@ export function validateScopes(scopes: readonly QuotaScope[]): void {
         if (limit !== undefined && !isCount(limit))
           throw new Error('quota: limits must be non-negative integers');
   }
-  if (isSealed(scopes)) checkedScopes.add(scopes);
+  return true;
+}
+
+export function validateScopes(scopes: readonly QuotaScope[]): void {
+  derivedOnce(checkedScopes, scopes, checkScopes);
 }
 
 /** Shapes raw counters into a status; the same for both stores. */

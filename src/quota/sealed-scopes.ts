@@ -18,6 +18,16 @@ export function seal<T extends object>(list: readonly T[]): readonly T[] {
   return list;
 }
 
-export function isSealed(list: object): boolean {
-  return sealed.has(list);
+/**
+ * What `derive` makes of `list`: made once for a sealed list and kept in `kept` while the list
+ * lives, made afresh for any other. A `derive` that throws keeps nothing.
+ */
+export function derivedOnce<L extends object, V>(kept: WeakMap<L, V>, list: L, derive: (list: L) => V): V {
+  if (!sealed.has(list)) return derive(list);
+  let value = kept.get(list);
+  if (value === undefined) {
+    value = derive(list);
+    kept.set(list, value);
+  }
+  return value;
 }

@@ -1,5 +1,5 @@
 import type { AdmitRequest, QuotaScope, RequestRateScope } from '../quota/quota-types.js';
-import { isSealed } from '../quota/sealed-scopes.js';
+import { derivedOnce } from '../quota/sealed-scopes.js';
 
 /**
  * The JSON an admit hands quota-turn.lua: its plan (what to count and check) and the record the
@@ -72,16 +72,6 @@ function scopeParts(scopes: readonly QuotaScope[]): ScopeParts {
 const requestsMemo = new WeakMap<readonly RequestRateScope[], string>();
 const scopesMemo = new WeakMap<readonly QuotaScope[], ScopeParts>();
 
-function memo<K extends readonly object[], V>(cache: WeakMap<K, V>, list: K, make: (list: K) => V): V {
-  if (!isSealed(list)) return make(list);
-  let value = cache.get(list);
-  if (value === undefined) {
-    value = make(list);
-    cache.set(list, value);
-  }
-  return value;
-}
-
 const NO_SCOPES: readonly QuotaScope[] = [];
 
 /**
@@ -94,8 +84,8 @@ export function scriptJson(
   reservation: AdmitRequest['reservation'],
   times: ScriptPlanTimes,
 ): { plan: string; record: string } {
-  const q = memo(requestsMemo, requests, requestsJson);
-  const parts = memo(scopesMemo, reservation?.scopes ?? NO_SCOPES, scopeParts);
+  const q = derivedOnce(requestsMemo, requests, requestsJson);
+  const parts = derivedOnce(scopesMemo, reservation?.scopes ?? NO_SCOPES, scopeParts);
   let m = '';
   for (const id of parts.minuteIds) m += `${m ? ',' : ''}[${id},${times.window}]`;
   const t = reservation?.tokens ?? 0;
