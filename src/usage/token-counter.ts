@@ -94,32 +94,20 @@ export class TokenCounter {
     let bytes = 0;
     for (const size of sizes) bytes += size;
     if (bytes === 0) return known;
-    if (bytes <= this.exactBytesLeft) {
-      let tokens = 0;
-      for (const [i, text] of list.entries()) {
-        const counted = countSegmented(text);
-        tokens += counted;
-        this.memory?.cache.set(this.memory.scope, text, { tokens: counted, bytes: sizes[i] ?? 0 });
-      }
-      this.exactBytesLeft -= bytes;
-      this.noteExact(tokens, bytes);
-      return known + tokens;
-    }
-    // Over the allowance: whole texts that fit in half of what is left are counted exactly (and
-    // remembered, so a team's memory catches up with a long conversation over its turns); the
-    // other half, and never less than one window, samples the rest, so a dense text among them
-    // is still seen.
-    const half = Math.max(
-      0,
-      Math.min(Math.floor(this.exactBytesLeft / 2), this.exactBytesLeft - WINDOW_BYTES),
-    );
+    // All of it is counted exactly when it fits in what is left of the allowance. Past that,
+    // whole texts that fit in half of it are (and remembered, so a team's memory catches up with
+    // a long conversation over its turns); the other half, and never less than one window,
+    // samples the rest, so a dense text among them is still seen.
+    const left = this.exactBytesLeft;
+    const exactPart =
+      bytes <= left ? bytes : Math.max(0, Math.min(Math.floor(left / 2), left - WINDOW_BYTES));
     const rest: string[] = [];
     let restBytes = 0;
     let exactTokens = 0;
     let exactBytes = 0;
     for (const [i, text] of list.entries()) {
       const size = sizes[i] ?? 0;
-      if (exactBytes + size > half) {
+      if (exactBytes + size > exactPart) {
         rest.push(text);
         restBytes += size;
         continue;
@@ -131,6 +119,7 @@ export class TokenCounter {
     }
     this.exactBytesLeft -= exactBytes;
     if (exactBytes > 0) this.noteExact(exactTokens, exactBytes);
+    if (rest.length === 0) return known + exactTokens;
     this.sample(rest);
     return known + exactTokens + Math.ceil(restBytes * this.densest);
   }
