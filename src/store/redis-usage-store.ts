@@ -33,7 +33,7 @@ export class RedisUsageStore implements UsageStore {
    * once per record and metric (five JSON.stringify calls a record). Bounded: forgotten whole
    * when it holds `fieldNameSetLimit` sets.
    */
-  private fieldNames = new Map<string, Map<string, Map<string, readonly string[]>>>();
+  private readonly fieldNames = new Map<string, Map<string, Map<string, readonly string[]>>>();
   private fieldNameSets = 0;
 
   /** `fieldNameSetLimit`: how many name sets are kept (tests ask for fewer, to see them forgotten). */
@@ -44,29 +44,25 @@ export class RedisUsageStore implements UsageStore {
     failClosedOnOutage(this, connection.client);
   }
 
-  private fieldsOf(record: UsageRecord): readonly string[] {
-    let keys = this.fieldNames.get(record.teamId);
-    let models = keys?.get(record.keyId);
-    const known = models?.get(record.model);
+  private fieldsOf({ teamId, keyId, model }: UsageRecord): readonly string[] {
+    const known = this.fieldNames.get(teamId)?.get(keyId)?.get(model);
     if (known) return known;
     if (this.fieldNameSets >= this.fieldNameSetLimit) {
-      this.fieldNames = new Map();
+      this.fieldNames.clear();
       this.fieldNameSets = 0;
-      keys = undefined;
-      models = undefined;
     }
+    let keys = this.fieldNames.get(teamId);
     if (!keys) {
       keys = new Map();
-      this.fieldNames.set(record.teamId, keys);
+      this.fieldNames.set(teamId, keys);
     }
+    let models = keys.get(keyId);
     if (!models) {
       models = new Map();
-      keys.set(record.keyId, models);
+      keys.set(keyId, models);
     }
-    const fields = USAGE_METRICS.map((metric) =>
-      JSON.stringify([record.teamId, record.keyId, record.model, metric]),
-    );
-    models.set(record.model, fields);
+    const fields = USAGE_METRICS.map((metric) => JSON.stringify([teamId, keyId, model, metric]));
+    models.set(model, fields);
     this.fieldNameSets++;
     return fields;
   }
