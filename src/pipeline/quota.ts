@@ -339,9 +339,10 @@ export class QuotaStage {
     model: string | undefined,
   ): Promise<RequestRateWindow | undefined> {
     if (principal?.kind !== 'key') return undefined;
-    const requests = requestRateScopes(principal, model);
+    const now = this.now();
+    const { requests } = this.policyOf(principal, model, this.dayOf(now));
     if (requests.length === 0) return undefined;
-    const result = await this.store.quota.admit({ teamId: principal.teamId, nowMs: this.now(), requests });
+    const result = await this.store.quota.admit({ teamId: principal.teamId, nowMs: now, requests });
     if (!result.requests.allowed) throw requestRateRefusal(result.requests.refused);
     return result.requests.tightest;
   }
