@@ -9,10 +9,13 @@
 //       non-streamed and streamed, and
 //     - through the gateway's llama-cpp backend alone: its adapter called in one process, no HTTP
 //       (bench/lib/llama-direct.mjs with via: adapter), to split the overhead between the adapter
-//       and the rest of the gateway.
+//       and the rest of the gateway, and
+//     - through the HTTP floor: a bare node:http server calling node-llama-cpp as the direct path
+//       does (bench/lib/llama-http-floor.mjs), with the same client as the gateway: what one HTTP
+//       hop in front of an in-process model costs here, whatever the server.
 //     Overhead per request = gateway − direct at 16 tokens; per streamed token = the growth from
 //     16 to 64 tokens through the gateway minus the direct growth, over the 48 extra tokens.
-//     Rounds alternate the five paths and rotate their order; each figure is the median of the
+//     Rounds alternate the seven paths and rotate their order; each figure is the median of the
 //     per-round differences (each round pairs the paths measured minutes apart at most).
 // (b) Queueing: a second gateway whose model has S slots; bursts of 2×S concurrent requests,
 //     first with a queue of S (all must be answered, half of them after waiting), then with a
@@ -28,6 +31,7 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 const DIRECT = path.join(BENCH_DIR, 'lib', 'llama-direct.mjs');
 const CLIENT = path.join(BENCH_DIR, 'lib', 'llama-client.mjs');
+const HTTP_FLOOR = path.join(BENCH_DIR, 'lib', 'llama-http-floor.mjs');
 const HOST = '127.0.0.1';
 const MODEL = 'tiny';
 const QUEUED_MODEL = 'tiny-queued';
@@ -77,7 +81,7 @@ export function readLlamaCppSettings(envNumber, quick) {
   };
 }
 
-/** @typedef {'direct' | 'adapter' | 'adapterStream' | 'gateway' | 'gatewayStream'} PathKey */
+/** @typedef {'direct' | 'adapter' | 'adapterStream' | 'floor' | 'floorStream' | 'gateway' | 'gatewayStream'} PathKey */
 /** @typedef {'short' | 'long'} LengthKey */
 /**
  * @typedef {object} BlockRun
@@ -296,6 +300,37 @@ function summarizeBursts(result, backend, concurrency, queue, expectTokens) {
 }
 
 /**
+ * Starts bench/lib/llama-http-floor.mjs on the model and waits until it has loaded.
+ * @param {SectionContext} ctx
+ * @param {{ modelPath: string, threads: number, port: number }} options
+ */
+async function startFloor(ctx, options) {
+  const server = new ServerProcess(
+    'HTTP floor (node:http + node-llama-cpp)',
+    process.execPath,
+    [HTTP_FLOOR],
+    {
+      cwd: REPO_ROOT,
+      stdout: 'ignore',
+      // The gateway's environment (GATEWAY_ENV), so the two servers differ only in what they run.
+      env: {
+        ...ctx.baseEnv,
+        ...GATEWAY_ENV,
+        HOST,
+        PORT: String(options.port),
+        MODEL_PATH: options.modelPath,
+        THREADS: String(options.threads),
+        CONTEXT_SIZE: String(CONTEXT_SIZE),
+      },
+    },
+  );
+  ctx.progress(`section 9: starting ${server.commandLine}`);
+  await server.waitReady(`http://${HOST}:${options.port}/healthz`, 60_000);
+  ctx.extraPids.push(server.pid);
+  return server;
+}
+
+/**
  * @template T
  * @param {SectionContext} ctx
  * @param {string} label
@@ -347,8 +382,9 @@ export async function runLlamaCppSection(ctx) {
   /** @type {ServerProcess[]} */
   const gateways = [];
   try {
-    const [port, queuePort] = await freePorts(2);
-    if (port === undefined || queuePort === undefined) throw new Error('no free port');
+    const [port, queuePort, floorPort] = await freePorts(3);
+    if (port === undefined || queuePort === undefined || floorPort === undefined)
+      throw new Error('no free port');
     const origin = `http://${HOST}:${port}`;
     const common = { modelPath, threads: llama.threads, adminKey: ctx.adminKey };
     const gateway = await startGateway(
@@ -363,6 +399,14 @@ export async function runLlamaCppSection(ctx) {
     );
     gateways.push(gateway);
     const { key: apiKey } = await ctx.createTeamAndKey(origin, { name: 'bench-llama-cpp' }, {});
+    const floor = await startFloor(ctx, { modelPath, threads: llama.threads, port: floorPort });
+    gateways.push(floor);
+    const floorOrigin = `http://${HOST}:${floorPort}`;
+    /** The HTTP servers measured, and the client's settings for each. */
+    const servers = {
+      gateway: { server: gateway, origin, apiKey },
+      floor: { server: floor, origin: floorOrigin, apiKey: 'none' },
+    };
 
     const body = (/** @type {number} */ maxTokens, /** @type {boolean} */ stream) =>
       JSON.stringify({
@@ -375,12 +419,14 @@ export async function runLlamaCppSection(ctx) {
     /** @type {Record<LengthKey, number>} */
     const tokensOf = { short: llama.shortTokens, long: llama.longTokens };
     /** @type {PathKey[]} */
-    const paths = ['direct', 'adapter', 'adapterStream', 'gateway', 'gatewayStream'];
+    const paths = ['direct', 'adapter', 'adapterStream', 'floor', 'floorStream', 'gateway', 'gatewayStream'];
     /** @type {Record<PathKey, Record<LengthKey, BlockRun[]>>} */
     const runs = {
       direct: { short: [], long: [] },
       adapter: { short: [], long: [] },
       adapterStream: { short: [], long: [] },
+      floor: { short: [], long: [] },
+      floorStream: { short: [], long: [] },
       gateway: { short: [], long: [] },
       gatewayStream: { short: [], long: [] },
     };
@@ -389,36 +435,40 @@ export async function runLlamaCppSection(ctx) {
       direct: probe.text ?? '',
       adapter: '',
       adapterStream: '',
+      floor: '',
+      floorStream: '',
       gateway: '',
       gatewayStream: '',
     };
     const timeoutMs = 180_000;
 
-    // The gateway lives through every round, so it gets a longer warm-up once (JIT, pools), as in
-    // sections 1-8; the in-process paths start fresh each round and warm up inside their job.
-    ctx.progress('section 9: warm-up of the gateway (100 requests of each kind)');
-    await measure(
-      ctx,
-      'section 9 warm-up gateway',
-      CLIENT,
-      {
-        kind: 'sequential',
-        origin,
-        apiKey,
-        gatewayPid: gateway.pid,
-        blocks: [false, true].flatMap((stream) =>
-          [llama.shortTokens, llama.longTokens].map((tokens) => ({
-            label: `${stream ? 'stream' : 'plain'}-${tokens}`,
-            body: body(tokens, stream),
-            stream,
-            expectTokens: tokens,
-          })),
-        ),
-        requests: 100,
-        warmup: 0,
-      },
-      timeoutMs,
-    );
+    // The HTTP servers live through every round, so they get a longer warm-up once (JIT, pools),
+    // as in sections 1-8; the in-process paths start fresh each round and warm up inside their job.
+    for (const [name, target] of Object.entries(servers)) {
+      ctx.progress(`section 9: warm-up of the ${name} (100 requests of each kind)`);
+      await measure(
+        ctx,
+        `section 9 warm-up ${name}`,
+        CLIENT,
+        {
+          kind: 'sequential',
+          origin: target.origin,
+          apiKey: target.apiKey,
+          gatewayPid: target.server.pid,
+          blocks: [false, true].flatMap((stream) =>
+            [llama.shortTokens, llama.longTokens].map((tokens) => ({
+              label: `${stream ? 'stream' : 'plain'}-${tokens}`,
+              body: body(tokens, stream),
+              stream,
+              expectTokens: tokens,
+            })),
+          ),
+          requests: 100,
+          warmup: 0,
+        },
+        timeoutMs,
+      );
+    }
 
     for (let round = 0; round < llama.rounds; round += 1) {
       const tag = `section 9 round ${round + 1}/${llama.rounds}`;
@@ -443,12 +493,13 @@ export async function runLlamaCppSection(ctx) {
           const result = await measure(ctx, `${tag} ${key}`, DIRECT, job, timeoutMs);
           ({ blocks, foreignCores } = result);
         } else {
-          const stream = key === 'gatewayStream';
+          const stream = key === 'gatewayStream' || key === 'floorStream';
+          const target = key === 'floor' || key === 'floorStream' ? servers.floor : servers.gateway;
           const job = {
             kind: 'sequential',
-            origin,
-            apiKey,
-            gatewayPid: gateway.pid,
+            origin: target.origin,
+            apiKey: target.apiKey,
+            gatewayPid: target.server.pid,
             blocks: lengths.map((length) => ({
               label: length,
               body: body(tokensOf[length], stream),
@@ -461,9 +512,9 @@ export async function runLlamaCppSection(ctx) {
           /** @type {{ blocks: typeof blocks, foreignCores: number }} */
           const result = await measure(ctx, `${tag} ${key}`, CLIENT, job, timeoutMs);
           ({ blocks, foreignCores } = result);
-          if (!gateway.alive)
+          if (!target.server.alive)
             throw new Error(
-              `${gateway.name} ${gateway.exitReason} during section 9.\n${gateway.describeTail()}`,
+              `${target.server.name} ${target.server.exitReason} during section 9.\n${target.server.describeTail()}`,
             );
         }
         for (const length of lengths) {
@@ -493,12 +544,13 @@ export async function runLlamaCppSection(ctx) {
         );
       }
     }
-    for (const key of /** @type {PathKey[]} */ (['adapter', 'adapterStream', 'gateway', 'gatewayStream']))
+    for (const key of /** @type {PathKey[]} */ (paths.filter((key) => key !== 'direct')))
       if (texts[key] !== texts.direct)
         notes.push(
           `${key} answered ${JSON.stringify(texts[key])}, direct ${JSON.stringify(texts.direct)}: not the same work?`,
         );
     await gateway.stop(3000);
+    await floor.stop(3000);
 
     // (b) Queueing, on a gateway of its own so the overhead runs above had one model, one slot.
     const slots = llama.slots;
@@ -596,6 +648,7 @@ export async function runLlamaCppSection(ctx) {
         longTokens: llama.longTokens,
         slots,
         gatewayCommand: gateway.commandLine,
+        floorCommand: floor.commandLine,
       },
       runs,
       queueing: { aloneP50Ms: latencySummary(alone.blocks.alone?.latencyMs ?? []).p50, queued, tight },

@@ -3,7 +3,8 @@
 // It does what any program serving a chat answer with node-llama-cpp must do per request, as
 // cheaply as the library allows: render the chat with the model's template and tokenize it,
 // clear the sequence, evaluate the prompt, then sample token by token (greedy) and turn each
-// token into text. The gateway does all of that too; what it does besides is its overhead.
+// token into text (lib/llama-library.mjs). The gateway does all of that too; what it does
+// besides is its overhead.
 //
 // With `via: 'adapter'` (or 'adapterStream') the same requests go instead to the gateway's own
 // llama-cpp backend (dist/backends/llama-cpp, as the registry builds it), called in this process
@@ -15,14 +16,9 @@
 //                                whether node-llama-cpp can run here at all (a result, never a throw)
 //   { kind: 'direct', via, ...model, blocks, requests, warmup }  timed requests, block by block
 // where model = { modelPath, threads, contextSize, messages }.
+import { loadLlama } from './llama-library.mjs';
 
-/**
- * @typedef {object} ModelSpec
- * @property {string} modelPath
- * @property {number} threads
- * @property {number} contextSize
- * @property {Array<{ role: 'system' | 'user', content: string }>} messages
- */
+/** @typedef {import('./llama-library.mjs').ModelSpec} ModelSpec */
 /**
  * @typedef {object} DirectBlock
  * @property {string} label
@@ -41,98 +37,6 @@
 function processCpuMs() {
   const used = process.cpuUsage();
   return (used.user + used.system) / 1000;
-}
-
-/**
- * @param {ModelSpec} spec
- */
-async function load(spec) {
-  /** @type {typeof import('node-llama-cpp')} */
-  let library;
-  try {
-    library = await import('node-llama-cpp');
-  } catch (error) {
-    return { unavailable: `node-llama-cpp is not installed (${String(error)})` };
-  }
-  /** @type {import('node-llama-cpp').Llama} */
-  let llama;
-  try {
-    // As the gateway loads it (src/backends/llama-cpp/load-node-llama-cpp.ts): the prebuilt CPU
-    // binding, never a download or a build.
-    llama = await library.getLlama({
-      gpu: false,
-      build: 'never',
-      progressLogs: false,
-      logLevel: library.LlamaLogLevel.warn,
-    });
-  } catch (error) {
-    return { unavailable: `node-llama-cpp could not load its llama.cpp binding (${String(error)})` };
-  }
-  const model = await llama.loadModel({ modelPath: spec.modelPath, gpuLayers: 0 });
-  // The same context as the gateway's LoadedModel with one slot.
-  const context = await model.createContext({
-    contextSize: Math.min(spec.contextSize, model.trainContextSize || spec.contextSize),
-    sequences: 1,
-    threads: spec.threads,
-    batching: { itemPrioritizationStrategy: 'firstInFirstOut' },
-  });
-  const sequence = context.getSequence();
-  const wrapper = library.resolveChatWrapper(model);
-  /** @type {import('node-llama-cpp').ChatHistoryItem[]} */
-  const history = spec.messages.map((message) =>
-    message.role === 'system'
-      ? { type: 'system', text: message.content }
-      : { type: 'user', text: message.content },
-  );
-  history.push({ type: 'model', response: [] });
-
-  /**
-   * One chat answer of at most `maxTokens` tokens at temperature 0.
-   * @param {number} maxTokens
-   */
-  const answer = async (maxTokens) => {
-    const state = wrapper.generateContextState({ chatHistory: history });
-    const prompt = state.contextText.tokenize(model.tokenizer);
-    await sequence.clearHistory();
-    const iterator = sequence.evaluate(prompt, { temperature: 0 });
-    /** @type {import('node-llama-cpp').Token[]} */
-    const generated = [];
-    let text = '';
-    try {
-      while (generated.length < maxTokens) {
-        const next = await iterator.next();
-        if (next.done) break;
-        const token = next.value;
-        generated.push(token);
-        if (model.isEogToken(token)) break;
-        // The previous tokens as context, so a SentencePiece word start detokenizes as in a stream.
-        text += model.detokenize([token], false, generated.slice(-9, -1));
-      }
-    } finally {
-      await iterator.return(undefined);
-    }
-    return { text, tokens: generated.length, promptTokens: prompt.length };
-  };
-  return {
-    answer,
-    info: {
-      chatWrapper: wrapper.wrapperName,
-      contextSize: context.contextSize,
-      nodeLlamaCpp: await libraryVersion(),
-    },
-  };
-}
-
-async function libraryVersion() {
-  try {
-    // The package's exports hide its package.json: find it from the entry point.
-    const { readFileSync } = await import('node:fs');
-    const entry = new URL(import.meta.resolve('node-llama-cpp'));
-    const manifest = JSON.parse(readFileSync(new URL('../package.json', entry), 'utf8'));
-    return String(manifest.version);
-  } catch {
-    return 'unknown';
-  }
 }
 
 /**
@@ -212,7 +116,7 @@ function readAdapterAnswer(raw, stream) {
  */
 async function probe(job) {
   const started = performance.now();
-  const loaded = await load(job);
+  const loaded = await loadLlama(job);
   if ('unavailable' in loaded) return { unavailable: loaded.unavailable, processCpuMs: processCpuMs() };
   const loadMs = performance.now() - started;
   const result = await loaded.answer(job.maxTokens);
@@ -228,7 +132,7 @@ async function direct(job) {
   /** @type {{ answer: (maxTokens: number) => Promise<{ raw?: string, text?: string, tokens?: number }> }} */
   let loaded;
   if (job.via === 'library') {
-    const library = await load(job);
+    const library = await loadLlama(job);
     if ('unavailable' in library) throw new Error(library.unavailable);
     loaded = library;
   } else loaded = await loadAdapter(job, stream);
