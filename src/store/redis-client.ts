@@ -33,10 +33,32 @@ const sharedDeadlines = new CommandDeadlines(COMMAND_TIMEOUT_MS);
  */
 class TimedRedis extends Redis {
   deadlines = sharedDeadlines;
+  private corked: Redis['stream'] | undefined;
 
   override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
     this.deadlines.watch(command);
+    // A pipeline's (a MULTI's) commands come through here too, before it writes them all.
+    this.corkForTurn();
     return super.sendCommand(command, stream);
+  }
+
+  /**
+   * Commands sent in one event-loop turn leave in one write: the socket is corked at the turn's
+   * first command and uncorked in the turn's check phase (setImmediate), so the commands of every
+   * I/O event the turn handled go together. That is when and how ioredis's auto-pipelining writes
+   * them, without its Pipeline per turn (an object, a promise per command, the commands' text
+   * concatenated once more): 34-43k instructions (~5 %) less per request on the Redis path
+   * (bench/instructions.mjs, two runs side by side).
+   */
+  private corkForTurn(): void {
+    const socket = this.stream;
+    if (this.corked !== undefined || socket === undefined || this.status !== 'ready') return;
+    this.corked = socket;
+    socket.cork();
+    setImmediate(() => {
+      this.corked = undefined;
+      socket.uncork();
+    });
   }
 
   /** ioredis's `duplicate()` makes a plain Redis, whose commands nothing would time. */
@@ -57,9 +79,13 @@ const COMMON = {
   // Commands issued in one event-loop turn go out in one write: a socket write per command was
   // a sixth of the gateway's CPU on the Redis path (two scripts per request, each its own syscall).
   // It delays a command by up to a turn, so scripts may reach Redis out of their callers' clock
-  // order: the quota scripts are written for that (see quota-turn.lua's request windows).
+  // order: the quota scripts are written for that (see quota-turn.lua's request windows). A
+  // Cluster's node clients do it through ioredis's auto-pipelining, TimedRedis by corking its
+  // socket for the turn (TURN_WRITES).
   enableAutoPipelining: true,
 };
+
+const TURN_WRITES = { enableAutoPipelining: false };
 
 /** `commandTimeoutMs`: tests ask for less than the default to see a command time out. */
 export function createRedisClient(
@@ -101,12 +127,13 @@ function timedClient(
     'sentinel' in target
       ? new TimedRedis({
           ...COMMON,
+          ...TURN_WRITES,
           name: target.sentinel.name,
           sentinels: target.sentinel.sentinels.map(hostPort),
           ...(target.sentinel.password ? { password: target.sentinel.password } : {}),
           ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
         })
-      : new TimedRedis(target.url, COMMON);
+      : new TimedRedis(target.url, { ...COMMON, ...TURN_WRITES });
   client.deadlines =
     commandTimeoutMs === COMMAND_TIMEOUT_MS ? sharedDeadlines : new CommandDeadlines(commandTimeoutMs);
   return client;
