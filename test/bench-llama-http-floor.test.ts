@@ -48,13 +48,16 @@ describe('bench/lib/llama-http-floor.mjs', () => {
     if (modelPath) rmSync(dirname(modelPath), { recursive: true, force: true });
   });
 
+  /** A greedy chat request for `maxTokens` tokens. */
+  const request = (maxTokens: number) => ({
+    model: 'tiny',
+    messages: MESSAGES,
+    max_tokens: maxTokens,
+    temperature: 0,
+  });
+
   it('answers a chat completion with exactly max_tokens tokens and their usage', async () => {
-    const answer = await client.chat.completions.create({
-      model: 'tiny',
-      messages: MESSAGES,
-      max_tokens: 5,
-      temperature: 0,
-    });
+    const answer = await client.chat.completions.create(request(5));
     expect(answer.object).toBe('chat.completion');
     expect(answer.choices[0]?.finish_reason).toBe('length');
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
@@ -64,17 +67,9 @@ describe('bench/lib/llama-http-floor.mjs', () => {
   });
 
   it('streams the same answer one event per token, with a usage event at the end', async () => {
-    const whole = await client.chat.completions.create({
-      model: 'tiny',
-      messages: MESSAGES,
-      max_tokens: 6,
-      temperature: 0,
-    });
+    const whole = await client.chat.completions.create(request(6));
     const stream = await client.chat.completions.create({
-      model: 'tiny',
-      messages: MESSAGES,
-      max_tokens: 6,
-      temperature: 0,
+      ...request(6),
       stream: true,
       stream_options: { include_usage: true },
     });
