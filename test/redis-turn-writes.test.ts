@@ -6,6 +6,30 @@ import { redisForTests, type TestRedis } from './support/redis.js';
 
 const redis = await redisForTests();
 
+/** Counts the writes of `socket` that reach the system (Writable's _write and _writev). */
+function countWrites(socket: Socket): { count: number } {
+  const counter = { count: 0 };
+  const writable = socket as Socket & {
+    _write: (...args: unknown[]) => void;
+    _writev: (...args: unknown[]) => void;
+  };
+  const write = writable._write.bind(socket);
+  const writev = writable._writev.bind(socket);
+  writable._write = (...args: unknown[]) => {
+    counter.count++;
+    write(...args);
+  };
+  writable._writev = (...args: unknown[]) => {
+    counter.count++;
+    writev(...args);
+  };
+  return counter;
+}
+
+const ready = async (client: Redis) => {
+  if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
+};
+
 /**
  * The store's Redis client writes the commands of one event-loop turn to its socket at once
  * (one system call for a request's script calls, or for many requests' admits), and waits for
@@ -14,27 +38,11 @@ const redis = await redisForTests();
 describe.skipIf(!redis)("the store's Redis client", () => {
   let server: TestRedis;
   let client: Redis;
-  /** The socket's writes that reach the system (Writable's _write and _writev), by call. */
-  let writes = 0;
 
   beforeAll(async () => {
     server = redis as TestRedis;
     client = createRedisClient({ url: server.url }) as Redis;
-    if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
-    const socket = client.stream as Socket & {
-      _write: (...args: unknown[]) => void;
-      _writev: (...args: unknown[]) => void;
-    };
-    const write = socket._write.bind(socket);
-    const writev = socket._writev.bind(socket);
-    socket._write = (...args: unknown[]) => {
-      writes++;
-      write(...args);
-    };
-    socket._writev = (...args: unknown[]) => {
-      writes++;
-      writev(...args);
-    };
+    await ready(client);
   });
   afterAll(async () => {
     client?.disconnect();
@@ -43,28 +51,25 @@ describe.skipIf(!redis)("the store's Redis client", () => {
 
   const key = `tg:test:turn-writes:${process.pid}`;
 
-  it('sends the commands of one turn in one write, and each answer to its own command', async () => {
-    writes = 0;
-    const answers = await Promise.all([
+  /** Five commands of one turn, and what they answer. */
+  const turn = () =>
+    Promise.all([
       client.set(key, 'a', 'PX', 60_000),
       client.append(key, 'b'),
       client.get(key),
       client.eval('return ARGV[1] .. ARGV[2]', 0, 'x'.repeat(300), 'y'),
       client.del(key),
     ]);
-    expect(answers).toEqual(['OK', 2, 'ab', `${'x'.repeat(300)}y`, 1]);
-    expect(writes).toBe(1);
-  });
+  const TURN_ANSWERS = ['OK', 2, 'ab', `${'x'.repeat(300)}y`, 1];
 
-  it('does not hold a command for a later turn: one write per turn', async () => {
-    writes = 0;
-    expect(await client.ping()).toBe('PONG');
-    expect(await client.ping('again')).toBe('again');
-    expect(writes).toBe(2);
+  it('sends the commands of one turn in one write, and each answer to its own command', async () => {
+    const writes = countWrites(client.stream as Socket);
+    expect(await turn()).toEqual(TURN_ANSWERS);
+    expect(writes.count).toBe(1);
   });
 
   it("writes a transaction's commands and the turn's others at once too", async () => {
-    writes = 0;
+    const writes = countWrites(client.stream as Socket);
     const [transaction, alone] = await Promise.all([
       client.multi().set(key, '1', 'PX', 60_000).incr(key).exec(),
       client.get(`${key}:other`),
@@ -74,7 +79,22 @@ describe.skipIf(!redis)("the store's Redis client", () => {
       [null, 2],
     ]);
     expect(alone).toBeNull();
-    expect(writes).toBe(1);
+    expect(writes.count).toBe(1);
     await client.del(key);
+  });
+
+  it('keeps doing so on the new connection after its socket died in the middle of a turn', async () => {
+    const dying = client.stream as Socket;
+    const lost = client.get(key).then(
+      () => 'answered',
+      () => 'failed',
+    );
+    dying.destroy();
+    expect(['answered', 'failed']).toContain(await lost);
+    await ready(client);
+    expect(client.stream).not.toBe(dying);
+    const writes = countWrites(client.stream as Socket);
+    expect(await turn()).toEqual(TURN_ANSWERS);
+    expect(writes.count).toBe(1);
   });
 });

@@ -44,11 +44,17 @@ class TimedRedis extends Redis {
 
   /**
    * Commands sent in one event-loop turn leave in one write: the socket is corked at the turn's
-   * first command and uncorked in the turn's check phase (setImmediate), so the commands of every
-   * I/O event the turn handled go together. That is when and how ioredis's auto-pipelining writes
-   * them, without its Pipeline per turn (an object, a promise per command, the commands' text
-   * concatenated once more): 34-43k instructions (~5 %) less per request on the Redis path
-   * (bench/instructions.mjs, two runs side by side).
+   * first command and uncorked in the turn's check phase (setImmediate; a command sent from a
+   * setImmediate callback waits for the next turn's), so the commands of every I/O event the
+   * turn handled go together. ioredis's auto-pipelining, which this replaces, wrote at the same
+   * point but through a Pipeline per turn (an object, a promise per command, the commands' text
+   * concatenated once more: 34-43k instructions, ~5 %, of a request on the Redis path,
+   * bench/instructions.mjs), and it held a turn's commands back while the previous batch's
+   * answers were outstanding: fewer writes under load, each command a round trip later. Here
+   * every turn writes at once. A socket that dies within the turn loses the corked bytes as it
+   * would lose bytes already sent: their commands stay queued for a resend after the reconnect,
+   * or fail at their deadline (CommandDeadlines), where before they would have been refused at
+   * once on the dead socket.
    */
   private corkForTurn(): void {
     const socket = this.stream;
@@ -80,8 +86,8 @@ const COMMON = {
   // a sixth of the gateway's CPU on the Redis path (two scripts per request, each its own syscall).
   // It delays a command by up to a turn, so scripts may reach Redis out of their callers' clock
   // order: the quota scripts are written for that (see quota-turn.lua's request windows). A
-  // Cluster's node clients do it through ioredis's auto-pipelining, TimedRedis by corking its
-  // socket for the turn (TURN_WRITES).
+  // Cluster does it through ioredis's auto-pipelining (per group of slots), TimedRedis by corking
+  // its socket for the turn (TURN_WRITES).
   enableAutoPipelining: true,
 };
 
