@@ -192,8 +192,19 @@ async function startGateway(ctx, name, yaml, port) {
     },
   );
   closeSync(logFd);
+  return serving(ctx, server, `http://${HOST}:${port}/readyz`);
+}
+
+/**
+ * Resolves with `server` once `readyUrl` answers; from then on its CPU is the section's own, not
+ * noise.
+ * @param {SectionContext} ctx
+ * @param {ServerProcess} server
+ * @param {string} readyUrl
+ */
+async function serving(ctx, server, readyUrl) {
   ctx.progress(`section 9: starting ${server.commandLine}`);
-  await server.waitReady(`http://${HOST}:${port}/readyz`, 60_000);
+  await server.waitReady(readyUrl, 60_000);
   ctx.extraPids.push(server.pid);
   return server;
 }
@@ -324,10 +335,7 @@ async function startFloor(ctx, options) {
       },
     },
   );
-  ctx.progress(`section 9: starting ${server.commandLine}`);
-  await server.waitReady(`http://${HOST}:${options.port}/healthz`, 60_000);
-  ctx.extraPids.push(server.pid);
-  return server;
+  return serving(ctx, server, `http://${HOST}:${options.port}/healthz`);
 }
 
 /**
@@ -420,26 +428,12 @@ export async function runLlamaCppSection(ctx) {
     const tokensOf = { short: llama.shortTokens, long: llama.longTokens };
     /** @type {PathKey[]} */
     const paths = ['direct', 'adapter', 'adapterStream', 'floor', 'floorStream', 'gateway', 'gatewayStream'];
-    /** @type {Record<PathKey, Record<LengthKey, BlockRun[]>>} */
-    const runs = {
-      direct: { short: [], long: [] },
-      adapter: { short: [], long: [] },
-      adapterStream: { short: [], long: [] },
-      floor: { short: [], long: [] },
-      floorStream: { short: [], long: [] },
-      gateway: { short: [], long: [] },
-      gatewayStream: { short: [], long: [] },
-    };
-    /** @type {Record<PathKey, string>} */
-    const texts = {
-      direct: probe.text ?? '',
-      adapter: '',
-      adapterStream: '',
-      floor: '',
-      floorStream: '',
-      gateway: '',
-      gatewayStream: '',
-    };
+    const runs = /** @type {Record<PathKey, Record<LengthKey, BlockRun[]>>} */ (
+      Object.fromEntries(paths.map((key) => [key, { short: [], long: [] }]))
+    );
+    const texts = /** @type {Record<PathKey, string>} */ (
+      Object.fromEntries(paths.map((key) => [key, key === 'direct' ? (probe.text ?? '') : '']))
+    );
     const timeoutMs = 180_000;
 
     // The HTTP servers live through every round, so they get a longer warm-up once (JIT, pools),

@@ -33,7 +33,7 @@ const sharedDeadlines = new CommandDeadlines(COMMAND_TIMEOUT_MS);
  */
 class TimedRedis extends Redis {
   deadlines = sharedDeadlines;
-  private corked: Redis['stream'] | undefined;
+  private corked = false;
 
   override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
     this.deadlines.watch(command);
@@ -58,11 +58,11 @@ class TimedRedis extends Redis {
    */
   private corkForTurn(): void {
     const socket = this.stream;
-    if (this.corked !== undefined || socket === undefined || this.status !== 'ready') return;
-    this.corked = socket;
+    if (this.corked || socket === undefined || this.status !== 'ready') return;
+    this.corked = true;
     socket.cork();
     setImmediate(() => {
-      this.corked = undefined;
+      this.corked = false;
       socket.uncork();
     });
   }
