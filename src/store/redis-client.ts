@@ -1,5 +1,6 @@
-import { Cluster, type Command, Redis } from 'ioredis';
+import { Cluster, Command, Redis } from 'ioredis';
 import { CommandDeadlines } from './command-deadlines.js';
+import { respCommand } from './resp-command.js';
 
 /** How to reach Redis: one server (URL), a Cluster (seed nodes) or Sentinel. */
 export type RedisTarget =
@@ -37,6 +38,7 @@ class TimedRedis extends Redis {
 
   override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
     this.deadlines.watch(command);
+    command.toWritable = writeResp;
     // A pipeline's (a MULTI's) commands come through here too, before it writes them all.
     this.corkForTurn();
     return super.sendCommand(command, stream);
@@ -75,6 +77,11 @@ class TimedRedis extends Redis {
     copy.deadlines = this.deadlines;
     return copy;
   }
+}
+
+/** A command's bytes from respCommand (see there why), ioredis's own when it cannot make them. */
+function writeResp(this: Command, socket: object): string | Buffer {
+  return respCommand(this.name, this.args) ?? Command.prototype.toWritable.call(this, socket);
 }
 
 const COMMON = {
