@@ -12,7 +12,6 @@ import {
 import type { RequestLogPage, UsageStore } from './usage-store.js';
 
 const REQUEST_LOG_CAP = 10_000;
-const DAY_MS = 86_400_000;
 
 /**
  * A record's own copy, so neither the caller nor a reader can change what the log holds. By
@@ -31,15 +30,13 @@ export class MemoryUsageStore implements UsageStore {
   private readonly days = new Map<string, Map<string, Record<UsageMetric, number>>>();
   private requestLog: Array<UsageRecord & { id: string }> = [];
   private requestSequence = 0;
-  /** The UTC day of the last record and where it ends: formatting a date for each record costs. */
-  private day = { name: '', from: 0, to: 0 };
 
   async record(records: readonly UsageRecord[]): Promise<void> {
     for (const record of records) this.recordOne(record);
   }
 
   private recordOne(record: UsageRecord): void {
-    const day = this.dayOf(record.at);
+    const day = utcDay(record.at);
     let sums = this.days.get(day);
     if (!sums) {
       sums = new Map<string, Record<UsageMetric, number>>();
@@ -54,14 +51,6 @@ export class MemoryUsageStore implements UsageStore {
     // Trimmed a tenth at a time: cutting one record per request would copy the whole log each time.
     if (this.requestLog.length > REQUEST_LOG_CAP + REQUEST_LOG_CAP / 10)
       this.requestLog = this.requestLog.slice(-REQUEST_LOG_CAP);
-  }
-
-  private dayOf(ms: number): string {
-    const day = this.day;
-    if (ms >= day.from && ms < day.to) return day.name;
-    const from = Math.floor(ms / DAY_MS) * DAY_MS;
-    this.day = { name: utcDay(ms), from, to: from + DAY_MS };
-    return this.day.name;
   }
 
   async rows(query: UsageQuery): Promise<UsageRow[]> {
