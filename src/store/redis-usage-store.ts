@@ -9,6 +9,7 @@ import {
   type UsageRow,
   utcDay,
 } from '../usage/usage-record.js';
+import { usageRecordJson } from '../usage/usage-record-json.js';
 import { loadLua } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage } from './store-unavailable.js';
@@ -102,7 +103,7 @@ export class RedisUsageStore implements UsageStore {
     }
     const logged: Array<Promise<unknown>> = [];
     for (let at = 0; at < records.length; at += LOG_CHUNK) {
-      const chunk = records.slice(at, at + LOG_CHUNK).map((record) => JSON.stringify(record));
+      const chunk = records.slice(at, at + LOG_CHUNK).map(usageRecordJson);
       logged.push(this.connection.run(USAGE_LOG, [REQUEST_LOG], [String(REQUEST_LOG_CAP), ...chunk]));
     }
     const [sums] = await Promise.all([Promise.all(writes), Promise.all(logged)]);
