@@ -81,7 +81,22 @@ async function teamKey(
   return {
     teamId: t.json.id as string,
     keyId: k.json.id as string,
+    key: k.json.key as string,
     client: new OpenAI({ baseURL: gw.baseURL, apiKey: k.json.key as string, maxRetries: 0 }),
+  };
+}
+
+/** A cacheable request sent as is: its status, cache header and body, whatever the body is. */
+async function raw(gw: TestGateway, key: string, path: string, body: Record<string, unknown>) {
+  const response = await fetch(`${gw.baseURL}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-tollgate-cache': 'on' },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    cache: response.headers.get('x-tollgate-cache'),
+    text: await response.text(),
   };
 }
 
@@ -362,6 +377,52 @@ describe('③ cache: policy and request controls', () => {
     await expect(chat(client)).rejects.toBeInstanceOf(OpenAI.InternalServerError);
     expect((await chat(client)).cache).toBe('MISS');
     expect((await chat(client)).cache).toBe('HIT');
+  });
+
+  it('a 200 that holds an error or JSON cut short is relayed as it came and never cached', async () => {
+    const gw = await gateway();
+    const { client, key } = await teamKey(gw);
+    for (const odd of ['error-200', 'cut-json'] as const) {
+      const question = { ...ask, messages: [{ role: 'user', content: `odd ${odd}` }] };
+      control.oddNext = odd;
+      const first = await raw(gw, key, '/chat/completions', question);
+      expect(first.status).toBe(200);
+      expect(first.cache).toBe('MISS');
+      // Asked again, as JSON and as a stream: the upstream answers properly and is asked.
+      const again = await chat(client, question);
+      expect(again.cache).toBe('MISS');
+      expect(again.text).toBe('Hello #0');
+      expect((await streamed(client, question)).cache).toBe('HIT');
+    }
+    expect(calls()).toBe(4);
+  });
+
+  it('a stream with an error event part way is not cached', async () => {
+    const gw = await gateway();
+    const { client, key } = await teamKey(gw);
+    control.oddNext = 'error-event';
+    const first = await raw(gw, key, '/chat/completions', { ...ask, stream: true });
+    expect(first.status).toBe(200);
+    expect(first.text).toContain('overloaded part way');
+    expect((await streamed(client)).cache).toBe('MISS');
+    expect((await streamed(client)).cache).toBe('HIT');
+    expect(calls()).toBe(2);
+  });
+
+  it('embeddings: a 200 that is no answer is relayed as it came, neither cached nor blamed on the client', async () => {
+    const gw = await gateway();
+    const { key } = await teamKey(gw);
+    for (const odd of ['cut-json', 'error-200'] as const) {
+      const ask = { model: 'text-embedding-3-small', input: [`a ${odd}`, `b ${odd}`] };
+      control.oddNext = odd;
+      const first = await raw(gw, key, '/embeddings', ask);
+      expect(first.status).toBe(200);
+      expect(first.text).toContain(odd === 'cut-json' ? '"choices": [' : 'overloaded');
+      const again = await raw(gw, key, '/embeddings', ask);
+      expect(again.status).toBe(200);
+      expect(JSON.parse(again.text).data).toHaveLength(2);
+    }
+    expect(calls('/v1/embeddings')).toBe(4);
   });
 });
 

@@ -41,6 +41,18 @@ export type UpstreamCall = (
   reservation: Reservation,
 ) => Promise<Answered<UpstreamAnswer>>;
 
+/** The answer's JSON object; undefined when it is not one (an upstream's 200 may be anything). */
+function jsonObject(answer: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(answer.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class CacheAnswers {
   constructor(private readonly deps: CacheAnswerDeps) {}
 
@@ -178,10 +190,7 @@ export class CacheAnswers {
       const usage = usageFromJson(answer); // ⑦
       if (response.status === 200 && dispatch.body.encoding_format === 'base64')
         answer = ensureBase64Embeddings(answer);
-      const upstreamAnswer =
-        response.status === 200
-          ? (JSON.parse(answer.toString('utf8')) as Record<string, unknown>)
-          : undefined;
+      const upstreamAnswer = response.status === 200 ? jsonObject(answer) : undefined;
       const items = upstreamAnswer && itemsOf(upstreamAnswer);
       if (!upstreamAnswer || !items || items.length !== missing.length) {
         sendBuffered(reply, response, answer); // an error (or an odd answer) goes back as it came

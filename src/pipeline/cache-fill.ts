@@ -16,6 +16,20 @@ export function assemblerFor(endpoint: CacheableEndpoint): AnswerAssembler {
   return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
 }
 
+/** A JSON object that is not an error (OpenAI's `error` object, Anthropic's `type: "error"`). */
+function isAnswer(body: Buffer): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return false;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const { error, type } = value as { error?: unknown; type?: unknown };
+  // A Responses API object carries `error: null` when it succeeded.
+  return (error === undefined || error === null) && type !== 'error';
+}
+
 /** What a fill uses of ③ cache: the stage hands these over when it makes this request the leader. */
 export interface CacheFillDeps {
   store: CacheStore;
@@ -101,6 +115,10 @@ export class CacheFill {
     // The flight ends last, after the claim is released: until then a new identical request here
     // joins this one instead of claiming anew while the old claim is still being let go.
     try {
+      // Some upstreams answer 200 with an error, or with JSON cut short: neither is an answer to
+      // keep or to hand to requests waiting for this one (they go upstream themselves). Bodies
+      // too large to store are not read again here.
+      if (body && body.length <= this.deps.config.maxEntryBytes && !isAnswer(body)) body = null;
       if (body === undefined && this.assembler?.complete) {
         const assembled = this.assembler.answer();
         if (assembled) body = Buffer.from(JSON.stringify(assembled));

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type OpenAI from 'openai';
 import { FakeUpstream, openaiError, sendJson, sendSse } from './fake-upstream.js';
 import { chatChunkFixtures, chatCompletionFixture, toolCallChunkFixtures } from './openai-fixtures.js';
@@ -13,9 +14,40 @@ export interface UpstreamControl {
   chunkDelayMs: number;
   /** Answer the next chat request with a 500. */
   failNext: boolean;
+  /**
+   * Answer the next request (chat or embeddings) with a 200 that is no answer: an error object
+   * (some upstreams do that), JSON cut short, or JSON with an error event part way (streams).
+   */
+  oddNext: 'error-200' | 'cut-json' | 'error-event' | undefined;
 }
 
-export const defaultControl = (): UpstreamControl => ({ delayMs: 0, chunkDelayMs: 5, failNext: false });
+export const defaultControl = (): UpstreamControl => ({
+  delayMs: 0,
+  chunkDelayMs: 5,
+  failNext: false,
+  oddNext: undefined,
+});
+
+/** The odd 200 `control` asks for, once; false when none was asked for. */
+function sendOdd(control: UpstreamControl, res: ServerResponse, stream: boolean): boolean {
+  const odd = control.oddNext;
+  if (odd === undefined) return false;
+  control.oddNext = undefined;
+  if (odd === 'error-event' && stream) {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const chunk = chatChunkFixtures('gpt-4o-mini', ['Hel'], false)[0];
+    res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    res.end(`data: ${JSON.stringify(openaiError('overloaded part way', 'server_error'))}\n\n`);
+    return true;
+  }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(
+    odd === 'cut-json'
+      ? '{"id": "x", "choices": ['
+      : JSON.stringify(openaiError('overloaded', 'server_error')),
+  );
+  return true;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,6 +61,7 @@ export function cacheTestUpstream(control: UpstreamControl): FakeUpstream {
         control.failNext = false;
         return sendJson(res, 500, openaiError('boom', 'server_error'));
       }
+      if (sendOdd(control, res, body.stream === true)) return;
       const model = String(body.model);
       if (!body.stream) return sendJson(res, 200, chatCompletionFixture(model, 'Hello', Number(body.n ?? 1)));
       const usage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
@@ -38,6 +71,7 @@ export function cacheTestUpstream(control: UpstreamControl): FakeUpstream {
       });
     })
     .on('POST', '/v1/embeddings', (request, res) => {
+      if (sendOdd(control, res, false)) return;
       const input = request.json?.input;
       const items = Array.isArray(input) ? input : [input];
       sendJson(res, 200, {
