@@ -315,7 +315,10 @@ export class ForwardPath implements InferencePipeline {
       }
       if (json === undefined) {
         await fill?.finish(null);
-        await settle(undefined);
+        // Speech answers in audio bytes; any other endpoint answered something that is not JSON
+        // (an odd upstream's 200 text): it reported no usage, so its prompt is charged as counted.
+        if (response.status < 300 && dispatch.endpoint !== 'audio.speech') countUsage(() => 0);
+        await settle(outcome.usage);
         // The deployment is busy until the last byte is relayed (or the client left), not at hand-off.
         endsWithResponse = true;
         // A response already closed (the client left) has fired its close: end at once.

@@ -151,6 +151,8 @@ export async function readFirstEvent(response: BackendResponse, waitMs: number):
  * Only blocks that hold a `"usage": {` are parsed; all other bytes pass untouched.
  */
 function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader: StreamUsage): Buffer {
+  if (!outcome.streamError && block.includes(ERROR_KEY) && splitEvents(block).some(isErrorEvent))
+    outcome.streamError = true;
   if (!hasUsageObject(block)) return block;
   const kept: Buffer[] = [];
   for (const event of splitEvents(block)) {
@@ -165,6 +167,24 @@ function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader
     if (!(strip && usage && usageOnly)) kept.push(event);
   }
   return kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
+}
+
+/**
+ * `"error"` with its quotes: a key or a value, never text in a string (JSON escapes the quotes of
+ * those), so a block without it has no error event and is not parsed.
+ */
+const ERROR_KEY = Buffer.from('"error"');
+
+/**
+ * An upstream that fails part way through a stream may say so in the stream instead of breaking
+ * it off: an event with OpenAI's `error` object, Anthropic's (and the Responses API's) `type:
+ * "error"`, or the Responses API's `response.failed`. The stream then failed as much as a cut one.
+ */
+function isErrorEvent(event: Buffer): boolean {
+  const payload = eventData(event);
+  if (!payload) return false;
+  const { error, type } = payload;
+  return (error !== null && typeof error === 'object') || type === 'error' || type === 'response.failed';
 }
 
 /**
@@ -221,7 +241,14 @@ export async function relaySse(
         options.tee?.(block);
         let out = inspectBlock(block, outcome, options.stripUsageChunk, options.usage);
         let tallied = false;
-        if (options.closingUsage && !closed && outcome.usage === undefined && !signal.aborted) {
+        // No usage event after an error event: the stream failed, and it is not charged.
+        if (
+          options.closingUsage &&
+          !closed &&
+          outcome.usage === undefined &&
+          !outcome.streamError &&
+          !signal.aborted
+        ) {
           const done = doneEventAt(out);
           if (done !== -1) {
             closed = true;
@@ -260,7 +287,14 @@ export async function relaySse(
       raw.write(rest);
     }
     // A stream that ended without `[DONE]` (some servers, modules) gets its usage event last.
-    if (ended && !closed && options.closingUsage && outcome.usage === undefined && !signal.aborted) {
+    if (
+      ended &&
+      !closed &&
+      options.closingUsage &&
+      outcome.usage === undefined &&
+      !outcome.streamError &&
+      !signal.aborted
+    ) {
       const closing = options.closingUsage();
       if (closing) raw.write(closing);
     }
