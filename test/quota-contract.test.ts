@@ -223,6 +223,78 @@ describe.each(subjects)('Quota contract: $name', (subject) => {
       if (behind.requests.allowed) throw new Error('granted');
       expect(behind.requests.refused.resetMs).toBe(60_000);
     });
+
+    const admitRates = (nowMs: number, rates: { perMinute?: number; perDay?: number }) =>
+      q().admit({ teamId, nowMs, requests: [{ id: 'key:k1', ...rates }] });
+    const dayWindow = (limit: number, remaining: number, resetMs: number) => ({
+      scope: 'key:k1',
+      kind: 'requests_per_day',
+      limit,
+      remaining,
+      resetMs,
+    });
+
+    it('a per-day refusal names the day window, its limit and the wait to its end', async () => {
+      // Alone, and under a looser per-minute limit: the day is what refuses either way.
+      for (const rates of [{ perDay: 1 }, { perMinute: 5, perDay: 1 }]) {
+        teamId = newId('team_');
+        expect(await admitRates(T0, rates)).toEqual({
+          requests: { allowed: true, tightest: dayWindow(1, 0, 86_400_000) },
+        });
+        expect(await admitRates(T0 + 10_000, rates)).toEqual({
+          requests: { allowed: false, refused: dayWindow(1, 0, 86_400_000 - 10_000) },
+        });
+      }
+    });
+
+    it('a per-minute refusal names the minute window, its limit and the wait to its end', async () => {
+      for (const rates of [{ perMinute: 1 }, { perMinute: 1, perDay: 5 }]) {
+        teamId = newId('team_');
+        await admitRates(T0, rates);
+        expect(await admitRates(T0 + 10_000, rates)).toEqual({
+          requests: {
+            allowed: false,
+            refused: {
+              scope: 'key:k1',
+              kind: 'requests_per_minute',
+              limit: 1,
+              remaining: 0,
+              resetMs: 50_000,
+            },
+          },
+        });
+      }
+    });
+
+    it('a scope limited per day only counts no minute: its tightest window is the day', async () => {
+      expect(await admitRates(T0, { perDay: 3 })).toEqual({
+        requests: { allowed: true, tightest: dayWindow(3, 2, 86_400_000) },
+      });
+      expect(await admitRates(T0 + 10_000, { perDay: 3 })).toEqual({
+        requests: { allowed: true, tightest: dayWindow(3, 1, 86_400_000 - 10_000) },
+      });
+    });
+
+    it('a per-minute limit added after day-only requests counts from its own first request', async () => {
+      await admitRates(T0, { perDay: 10 });
+      await admitRates(T0 + 1_000, { perDay: 10 });
+      // The minute starts now: the day-only requests before were never counted per minute.
+      const rates = { perMinute: 3, perDay: 10 };
+      expect(await admitRates(T0 + 2_000, rates)).toEqual({
+        requests: {
+          allowed: true,
+          tightest: { scope: 'key:k1', kind: 'requests_per_minute', limit: 3, remaining: 2, resetMs: 60_000 },
+        },
+      });
+      expect((await admitRates(T0 + 3_000, rates)).requests.allowed).toBe(true);
+      expect((await admitRates(T0 + 4_000, rates)).requests.allowed).toBe(true);
+      expect(await admitRates(T0 + 5_000, rates)).toEqual({
+        requests: {
+          allowed: false,
+          refused: { scope: 'key:k1', kind: 'requests_per_minute', limit: 3, remaining: 0, resetMs: 57_000 },
+        },
+      });
+    });
   });
 
   describe('settle and release', () => {

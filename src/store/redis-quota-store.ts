@@ -187,7 +187,8 @@ export class RedisQuotaStore implements QuotaStore {
     }
     const rank = at(2);
     if (rank === 0) {
-      const refused = windowAt(1) as RequestRateWindow;
+      // The refused window is the one the answer ends with: at 2 is the rank, not the kind.
+      const refused = windowAt(7) as RequestRateWindow;
       return { requests: { allowed: false, refused: { ...refused, remaining: 0 } } };
     }
     const tightest = windowAt(7);

@@ -38,7 +38,10 @@ local function admitOne(id, plan, record)
   local counted = {}
   for i, q in ipairs(plan.q) do
     for kind = 1, 2 do
-      local max = kind == 1 and q.pm or q.pd
+      -- Not `kind == 1 and q.pm or q.pd`: with no per-minute limit that idiom gives the day's,
+      -- and the minute would be counted (and could refuse) with it.
+      local max
+      if kind == 1 then max = q.pm else max = q.pd end
       if max then
         local field = (kind == 1 and 'q:' or 'd:') .. q.s
         local span = kind == 1 and 60000 or 86400000
