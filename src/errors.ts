@@ -63,6 +63,17 @@ export class InvalidRequestError extends GatewayError {
   }
 }
 
+/** A page cursor the list could not have given out: malformed, or outside the range of its ids. */
+export class InvalidCursorError extends InvalidRequestError {
+  constructor(param: string, value: string) {
+    const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
+    super(
+      `Invalid value for '${param}': '${shown}' is not an id of this list; pass a page's last_id.`,
+      param,
+    );
+  }
+}
+
 export class ModelNotFoundError extends GatewayError {
   constructor(model: string) {
     super(

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidRequestError } from '../src/errors.js';
 import type { Store } from '../src/store/store.js';
 import type { UsageStore } from '../src/store/usage-store.js';
 import { emptySums, type UsageMetric, type UsageRecord, type UsageRow } from '../src/usage/usage-record.js';
@@ -192,6 +193,29 @@ describe.each(subjects)('Usage store contract: $name', (subject) => {
       items: [],
       hasMore: false,
     });
+  });
+
+  it('refuses a cursor it never gave out as a bad `before`, and has nothing before its lowest id', async () => {
+    await u().record([usage(), usage()]);
+    const issued = (await u().listRequests({ limit: 10 })).items.map((item) => item.id);
+    // Neither store's form (and Redis's stream ids past 2^64 - 1): the client's mistake, a 400.
+    for (const before of ['abc', '1796676238640-4x', '99999999999999999999999-0', '1-', '-1', ' 1', '1.5']) {
+      await expect(u().listRequests({ limit: 10, before }), before).rejects.toThrow(InvalidRequestError);
+      await expect(u().listRequests({ limit: 10, before }), before).rejects.toMatchObject({
+        status: 400,
+        param: 'before',
+      });
+    }
+    // The lowest id in the store's own form (which it never gives out) is a page with nothing.
+    const lowest = issued[0]?.includes('-') ? '0-0' : '0'.repeat(issued[0]?.length ?? 0);
+    expect(await u().listRequests({ limit: 10, before: lowest })).toEqual({ items: [], hasMore: false });
+    // One past the newest still pages from the newest.
+    const page = await u().listRequests({
+      limit: 1,
+      before: issued[0]?.includes('-') ? '99999999999999-0' : '9'.repeat(12),
+    });
+    expect(page.items.map((item) => item.id)).toEqual([issued[0]]);
+    expect(page.hasMore).toBe(true);
   });
 
   it('a batch of hundreds of records is logged whole and in order', async () => {

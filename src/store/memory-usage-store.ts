@@ -1,3 +1,4 @@
+import { InvalidCursorError } from '../errors.js';
 import {
   daysBetween,
   emptySums,
@@ -68,9 +69,12 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   async listRequests(query: { limit: number; before?: string | undefined }): Promise<RequestLogPage> {
+    const { before } = query;
+    // Ids compare as strings, so any other string would still give some page: refused as the
+    // Redis store refuses a cursor it did not give out.
+    if (before !== undefined && !/^\d{12}$/.test(before)) throw new InvalidCursorError('before', before);
     const newestFirst = this.requestLog.slice(-REQUEST_LOG_CAP).reverse();
-    const start =
-      query.before === undefined ? 0 : newestFirst.findIndex((r) => r.id < (query.before as string));
+    const start = before === undefined ? 0 : newestFirst.findIndex((r) => r.id < before);
     if (start === -1) return { items: [], hasMore: false };
     const items = newestFirst.slice(start, start + query.limit).map((r) => copyOf(r, r.id));
     return { items, hasMore: start + query.limit < newestFirst.length };

@@ -1,3 +1,4 @@
+import { InvalidCursorError } from '../errors.js';
 import {
   daysBetween,
   emptySums,
@@ -23,6 +24,14 @@ const USAGE_LOG = loadLua('usage-log');
 /** Records per script call: a call runs alone on Redis, so a big batch is a few short calls. */
 const LOG_CHUNK = 100;
 const FIELD_NAME_SETS = 10_000;
+
+const MAX_STREAM_ID_PART = 2n ** 64n - 1n;
+
+/** `ms-seq` as Redis gives out stream ids: two decimal integers below 2^64, no leading zeros. */
+function isStreamId(id: string): boolean {
+  const parts = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/.exec(id);
+  return parts?.slice(1).every((part) => BigInt(part) <= MAX_STREAM_ID_PART) ?? false;
+}
 
 /**
  * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
@@ -142,8 +151,13 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async listRequests(query: { limit: number; before?: string | undefined }): Promise<RequestLogPage> {
+    const { before } = query;
+    // Checked here: Redis refuses a malformed id (or `(0-0`, which has nothing before it) with an
+    // error that would be a 500, where the client sent a bad cursor.
+    if (before !== undefined && !isStreamId(before)) throw new InvalidCursorError('before', before);
+    if (before === '0-0') return { items: [], hasMore: false };
     await this.connection.ready();
-    const end = query.before === undefined ? '+' : `(${query.before}`;
+    const end = before === undefined ? '+' : `(${before}`;
     const entries = await this.connection.client.xrevrange(REQUEST_LOG, end, '-', 'COUNT', query.limit + 1);
     const items = entries.slice(0, query.limit).map(([id, fields]) => ({
       ...(JSON.parse(fields[1] ?? '{}') as UsageRecord),
