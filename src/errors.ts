@@ -63,6 +63,18 @@ export class InvalidRequestError extends GatewayError {
   }
 }
 
+/**
+ * A body that is valid JSON with a `__proto__` key (or `constructor` with `prototype`): refused,
+ * since code that copies the body could reach an object's prototype through it.
+ */
+export class PrototypeKeyError extends InvalidRequestError {
+  constructor() {
+    super(
+      'The request body holds a "__proto__" key (or "constructor" with "prototype"), which the gateway refuses; rename or remove it.',
+    );
+  }
+}
+
 /** A page cursor the list could not have given out: malformed, or outside the range of its ids. */
 export class InvalidCursorError extends InvalidRequestError {
   constructor(param: string, value: string) {

@@ -105,6 +105,8 @@ describe('unparseable bodies', () => {
   ])('a %s pollution attempt is a 400 envelope and pollutes nothing', async (_name, text) => {
     const response = await post('/v1/chat/completions', text);
     expectClientError(response, 400);
+    // It is valid JSON: the message says what is refused, not that the JSON is broken.
+    expect(JSON.parse(response.text).error.message).toMatch(/"__proto__" key/);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     // The gateway is still up and serving.
     expect((await postJson('/v1/chat/completions', chat())).status).toBe(200);

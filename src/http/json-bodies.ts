@@ -1,11 +1,32 @@
 import type { FastifyBodyParser, FastifyInstance } from 'fastify';
+import { PrototypeKeyError } from '../errors.js';
 import { bodyKeepingNumbers } from '../json-numbers.js';
 
 /** Content types read as JSON: curl's `-d` says form-urlencoded and some clients text/plain. */
 const JSON_ALIASES = ['application/x-www-form-urlencoded', 'text/plain'];
 
+/**
+ * Fastify's JSON parser, refusing `__proto__` and `constructor.prototype` keys. It reports those
+ * as unparseable JSON, which they are not: told apart here (only when it failed, at the cost of
+ * one more parse) so the client learns what to change.
+ */
 function defaultJsonParser(app: FastifyInstance): FastifyBodyParser<string> {
-  return app.getDefaultJsonParser('error', 'error') as FastifyBodyParser<string>;
+  const parse = app.getDefaultJsonParser('error', 'error') as FastifyBodyParser<string>;
+  return function parseRefusingPrototypeKeys(this: FastifyInstance, request, body, done) {
+    parse.call(this, request, body, (error, value) => {
+      if (error && isWellFormedJson(body)) done(new PrototypeKeyError(), undefined);
+      else done(error, value);
+    });
+  };
+}
+
+function isWellFormedJson(text: string | Buffer): boolean {
+  try {
+    JSON.parse(text.toString());
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Every route: bodies sent as form-urlencoded or text/plain are read as JSON; people mean JSON. */
