@@ -79,14 +79,23 @@ export function parseTimestamp(text: string, now: Date = new Date()): number {
   );
 }
 
-/** `2025-12-31T18:00:00Z`: exact, sortable and unambiguous about the zone. */
-export function formatTimestamp(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+/**
+ * The ISO form of a time, or undefined when `Date` cannot hold it: a gateway may have stored one
+ * before it bounded them, and printing a key must never fail on it.
+ */
+function isoOf(seconds: number): string | undefined {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }
 
-/** `2025-12-31` (UTC): enough to scan a table by. */
+/** `2025-12-31T18:00:00Z`: exact, sortable and unambiguous about the zone; out of range, the raw seconds. */
+export function formatTimestamp(seconds: number): string {
+  return isoOf(seconds)?.replace(/\.\d{3}Z$/, 'Z') ?? String(seconds);
+}
+
+/** `2025-12-31` (UTC): enough to scan a table by; out of range, the raw seconds. */
 export function formatDate(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().slice(0, 10);
+  return isoOf(seconds)?.split('T')[0] ?? String(seconds);
 }
 
 /** The inverse of `parseDuration`, largest units first: `30d`, `1h30m`, `0s`. Days, not weeks, since that is how lifetimes are usually set. */

@@ -116,7 +116,10 @@ function budgetsOf(budgets: readonly Budget[], day: string, month: string): Quot
     period: budget.period,
     periodKey: budget.period === 'day' ? day : budget.period === 'month' ? month : 'all',
     maxTokens: budget.max_tokens,
-    maxUsdMicros: budget.max_usd === undefined ? undefined : Math.round(budget.max_usd * 1_000_000),
+    // Capped: a team saved before max_usd was bounded could hold more micro-dollars than the
+    // store counts exactly, which would refuse every request of the team as a 500.
+    maxUsdMicros:
+      budget.max_usd === undefined ? undefined : Math.min(Math.round(budget.max_usd * 1_000_000), MAX_COUNT),
   }));
 }
 

@@ -5,8 +5,31 @@ import { LIMIT_NAMES } from '../registry/records.js';
 /** Admin API bodies and queries (snake_case like OpenAI's); also the source of /admin/openapi.json. */
 const modelList = z.array(z.string().min(1).max(200)).max(1_000);
 const metadata = z.record(z.string(), z.unknown());
-const unixSeconds = z.number().int().positive();
 
+/** 9999-12-31T23:59:59Z: past it, dates stop printing as four-digit years (and, further on, at all). */
+const MAX_UNIX_SECONDS = 253_402_300_799;
+const unixSeconds = z
+  .number()
+  .int()
+  .positive()
+  // Before the bare bound below, so the message (not the generic range) is what the client reads:
+  // a millisecond timestamp sent by mistake is the usual way to land here.
+  .refine((seconds) => seconds <= MAX_UNIX_SECONDS, {
+    message: `expected Unix seconds no later than ${MAX_UNIX_SECONDS} (9999-12-31T23:59:59Z); a timestamp in milliseconds is 1000 times too large`,
+  })
+  .max(MAX_UNIX_SECONDS);
+
+/** A hundred years: a default key lifetime must still end before the latest expires_at. */
+const MAX_KEY_LIFETIME_SECONDS = 100 * 365 * 86_400;
+
+/**
+ * Budgets are counted in whole micro-dollars, exactly, so a max_usd must be at least one of them
+ * and stay well within the safe-integer range once multiplied by a million (about $9.007e9).
+ */
+const MIN_BUDGET_USD = 0.000_001;
+const MAX_BUDGET_USD = 1_000_000_000;
+
+/** zod's int() already keeps these within the safe-integer range the quota counters need. */
 const positiveInt = z.number().int().positive();
 
 /** Set a limit with a number, remove it with null (PATCH), leave it out to keep it. */
@@ -33,7 +56,7 @@ const budgetSchema = z
   .object({
     period: z.enum(['day', 'month', 'lifetime']),
     max_tokens: positiveInt.optional(),
-    max_usd: z.number().positive().optional(),
+    max_usd: z.number().min(MIN_BUDGET_USD).max(MAX_BUDGET_USD).optional(),
   })
   .strict()
   .refine((budget) => budget.max_tokens !== undefined || budget.max_usd !== undefined, {
@@ -71,7 +94,7 @@ export const cachePolicySchema = z
 export const keyPolicySchema = z
   .object({
     models: modelList.optional(),
-    expires_in_seconds: z.number().int().positive().optional(),
+    expires_in_seconds: positiveInt.max(MAX_KEY_LIFETIME_SECONDS).optional(),
     limits: limitValuesSchema.optional(),
     budgets: budgetsSchema.optional(),
   })
