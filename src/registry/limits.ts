@@ -27,26 +27,78 @@ export function applyLimitsPatch(current: Limits | undefined, patch: LimitsPatch
   return next;
 }
 
+/** One value of a key (or a key policy) above its team's counterpart, each with its field name. */
+interface AboveTeam {
+  param: string;
+  value: number;
+  teamParam: string;
+  teamValue: number;
+}
+
+function firstAboveTeam(
+  key: { limits: Limits; budgets: Budget[] },
+  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
+): AboveTeam | undefined {
+  for (const name of LIMIT_NAMES) {
+    const value = key.limits[name];
+    const teamValue = team.limits?.[name];
+    if (value !== undefined && teamValue !== undefined && value > teamValue) {
+      return { param: `limits.${name}`, value, teamParam: `limits.${name}`, teamValue };
+    }
+  }
+  for (const [index, budget] of key.budgets.entries()) {
+    const teamIndex = team.budgets?.findIndex((b) => b.period === budget.period) ?? -1;
+    const teamBudget = team.budgets?.[teamIndex];
+    for (const field of ['max_tokens', 'max_usd'] as const) {
+      const value = budget[field];
+      const teamValue = teamBudget?.[field];
+      if (value !== undefined && teamValue !== undefined && value > teamValue) {
+        return {
+          param: `budgets[${index}].${field}`,
+          value,
+          teamParam: `budgets[${teamIndex}].${field}`,
+          teamValue,
+        };
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Throws unless every limit and budget the key sets is at most the team's counterpart. */
 export function checkWithinTeam(
   key: { limits: Limits; budgets: Budget[] },
   team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
 ): void {
-  for (const name of LIMIT_NAMES) {
-    const value = key.limits[name];
-    const teamValue = team.limits?.[name];
-    if (value !== undefined && teamValue !== undefined && value > teamValue) {
-      throw new LimitAboveTeamError(`limits.${name}`, value, teamValue);
-    }
+  const above = firstAboveTeam(key, team);
+  if (above) throw new LimitAboveTeamError(above.param, above.value, above.teamValue);
+}
+
+/**
+ * A team's default key policy above its own limits would make every key issued without limits of
+ * its own fail `limit_exceeds_team`, though its creator sent none: refused when the team is saved.
+ */
+export class PolicyLimitAboveTeamError extends GatewayError {
+  constructor(above: AboveTeam, blame: 'policy' | 'team') {
+    const policyParam = `default_key_policy.${above.param}`;
+    super(
+      400,
+      'invalid_request_error',
+      'limit_exceeds_team',
+      `A team's default key policy can only be tighter than the team's own limits: ${policyParam} is ${above.value}, the team's ${above.teamParam} is ${above.teamValue}. Keys created without limits of their own would all be refused; lower ${policyParam} or raise ${above.teamParam}.`,
+      // Name the field this request set, so the client sees which of its values clashes.
+      { param: blame === 'policy' ? policyParam : above.teamParam },
+    );
   }
-  key.budgets.forEach((budget, index) => {
-    const teamBudget = team.budgets?.find((b) => b.period === budget.period);
-    for (const field of ['max_tokens', 'max_usd'] as const) {
-      const value = budget[field];
-      const teamValue = teamBudget?.[field];
-      if (value !== undefined && teamValue !== undefined && value > teamValue) {
-        throw new LimitAboveTeamError(`budgets[${index}].${field}`, value, teamValue);
-      }
-    }
-  });
+}
+
+/** Throws unless the policy's limits and budgets are at most the team's; `blame` picks the field to name. */
+export function checkPolicyWithinTeam(
+  policy: { limits?: Limits | undefined; budgets?: Budget[] | undefined } | null | undefined,
+  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
+  blame: 'policy' | 'team',
+): void {
+  if (!policy) return;
+  const above = firstAboveTeam({ limits: policy.limits ?? {}, budgets: policy.budgets ?? [] }, team);
+  if (above) throw new PolicyLimitAboveTeamError(above, blame);
 }

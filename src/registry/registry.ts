@@ -1,7 +1,7 @@
 import type { Store } from '../store/store.js';
 import type { UsageQuery, UsageRow } from '../usage/usage-record.js';
 import { newKey, sortableId } from './key-material.js';
-import { applyLimitsPatch, checkWithinTeam, type LimitsPatch } from './limits.js';
+import { applyLimitsPatch, checkPolicyWithinTeam, checkWithinTeam, type LimitsPatch } from './limits.js';
 import { modelAllowed, patternsWithin } from './model-patterns.js';
 import { keyStatus, publicKey, publicTeam } from './public-objects.js';
 import type {
@@ -137,6 +137,7 @@ export class Registry {
       createdAt: now,
       updatedAt: now,
     };
+    checkPolicyWithinTeam(team.defaultKeyPolicy, team, 'policy');
     await this.store.registry.insertTeam(team);
     await this.audit(actor, 'team.create', { type: 'team', id: team.id }, null, publicTeam(team));
     return team;
@@ -164,6 +165,11 @@ export class Registry {
       ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
       updatedAt: this.now(),
     };
+    // Lowering the team's limits under its existing policy breaks default keys just the same. A
+    // PATCH touching neither (a rename) still goes through on a team saved before this check.
+    if (patch.default_key_policy !== undefined) checkPolicyWithinTeam(team.defaultKeyPolicy, team, 'policy');
+    else if (patch.limits !== undefined || patch.budgets !== undefined)
+      checkPolicyWithinTeam(team.defaultKeyPolicy, team, 'team');
     await this.store.registry.updateTeam(team);
     await this.audit(actor, 'team.update', { type: 'team', id }, publicTeam(before), publicTeam(team));
     return team;

@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { expectEnvelope } from './support/error-envelope.js';
+import { startGateway, type TestGateway } from './support/gateway.js';
+
+/**
+ * A key made without limits of its own takes its team's default_key_policy limits and budgets,
+ * and a key's may only be tighter than its team's. A policy looser than the team would make every
+ * such key fail `limit_exceeds_team` though its creator sent no limits, so the team change that
+ * would allow it (a looser policy, or team limits lowered under the policy) is refused instead.
+ */
+let gw: TestGateway;
+let admin: AdminHttp;
+
+interface TeamLimits {
+  id: string;
+  limits: Record<string, number>;
+  budgets: unknown[];
+  default_key_policy: { limits?: Record<string, number>; budgets?: unknown[] } | null;
+}
+
+beforeAll(async () => {
+  gw = await startGateway({
+    auth: {},
+    admin: { key: TEST_ADMIN_KEY },
+    backends: { mock: { type: 'mock' } },
+    models: { mock: { backend: 'mock' } },
+  });
+  admin = new AdminHttp(gw.url);
+});
+afterAll(() => gw.close());
+
+function expectRefused(response: { status: number; body: unknown }, param: string, mentions: string[]): void {
+  expect(response.status, JSON.stringify(response.body)).toBe(400);
+  const error = expectEnvelope(response.body, {
+    type: 'invalid_request_error',
+    code: 'limit_exceeds_team',
+    param,
+  });
+  for (const text of mentions) expect(error.message).toContain(text);
+}
+
+async function teamCount(): Promise<number> {
+  const page = await admin.ok<{ data: unknown[] }>('GET', '/teams?limit=100');
+  return page.data.length;
+}
+
+describe('default_key_policy limits and budgets within the team’s', () => {
+  it('create: a policy limit or budget above the team’s is refused, naming it; nothing is created', async () => {
+    const before = await teamCount();
+    expectRefused(
+      await admin.call('POST', '/teams', {
+        name: 'dkp',
+        limits: { requests_per_minute: 10 },
+        default_key_policy: { limits: { requests_per_minute: 20 } },
+      }),
+      'default_key_policy.limits.requests_per_minute',
+      ['default_key_policy.limits.requests_per_minute is 20', 'limits.requests_per_minute is 10'],
+    );
+    expectRefused(
+      await admin.call('POST', '/teams', {
+        name: 'dkp',
+        budgets: [
+          { period: 'day', max_tokens: 1_000 },
+          { period: 'month', max_usd: 5 },
+        ],
+        default_key_policy: { budgets: [{ period: 'month', max_usd: 6 }] },
+      }),
+      'default_key_policy.budgets[0].max_usd',
+      ['default_key_policy.budgets[0].max_usd is 6', 'budgets[1].max_usd is 5'],
+    );
+    expect(await teamCount()).toBe(before);
+  });
+
+  it('create: a policy at or under the team’s is kept, and keys made without limits take it', async () => {
+    const team = await admin.ok<TeamLimits>('POST', '/teams', {
+      name: 'dkp-ok',
+      limits: { requests_per_minute: 10 },
+      budgets: [{ period: 'day', max_tokens: 1_000 }],
+      default_key_policy: {
+        // Limits the team does not set, and periods it has no budget for, bind only the key.
+        limits: { requests_per_minute: 10, max_concurrent: 3 },
+        budgets: [
+          { period: 'day', max_tokens: 500 },
+          { period: 'lifetime', max_usd: 50 },
+        ],
+      },
+    });
+    const key = await admin.ok<{ limits: unknown; budgets: unknown }>('POST', '/keys', { team_id: team.id });
+    expect(key.limits).toEqual({ requests_per_minute: 10, max_concurrent: 3 });
+    expect(key.budgets).toEqual([
+      { period: 'day', max_tokens: 500 },
+      { period: 'lifetime', max_usd: 50 },
+    ]);
+  });
+
+  it('update: lowering the team’s limits or budgets under its policy is refused; nothing changes', async () => {
+    const team = await admin.ok<TeamLimits>('POST', '/teams', {
+      name: 'dkp-lower',
+      limits: { requests_per_minute: 30 },
+      budgets: [{ period: 'day', max_tokens: 1_000 }],
+      default_key_policy: {
+        limits: { requests_per_minute: 20 },
+        budgets: [{ period: 'day', max_tokens: 800 }],
+      },
+    });
+    expectRefused(
+      await admin.call('PATCH', `/teams/${team.id}`, { limits: { requests_per_minute: 10 } }),
+      'limits.requests_per_minute',
+      ['default_key_policy.limits.requests_per_minute is 20', 'limits.requests_per_minute is 10'],
+    );
+    expectRefused(
+      await admin.call('PATCH', `/teams/${team.id}`, { budgets: [{ period: 'day', max_tokens: 500 }] }),
+      'budgets[0].max_tokens',
+      ['default_key_policy.budgets[0].max_tokens is 800', 'budgets[0].max_tokens is 500'],
+    );
+    const after = await admin.ok<TeamLimits>('GET', `/teams/${team.id}`);
+    expect(after.limits).toEqual({ requests_per_minute: 30 });
+    expect(after.budgets).toEqual([{ period: 'day', max_tokens: 1_000 }]);
+    // Keys made without limits still work.
+    await admin.createKey({ team_id: team.id });
+  });
+
+  it('update: a looser policy is refused; lowering both together, or dropping the policy, is accepted', async () => {
+    const team = await admin.ok<TeamLimits>('POST', '/teams', {
+      name: 'dkp-patch',
+      limits: { tokens_per_minute: 1_000 },
+      default_key_policy: { limits: { tokens_per_minute: 800 } },
+    });
+    expectRefused(
+      await admin.call('PATCH', `/teams/${team.id}`, {
+        default_key_policy: { limits: { tokens_per_minute: 2_000 } },
+      }),
+      'default_key_policy.limits.tokens_per_minute',
+      ['default_key_policy.limits.tokens_per_minute is 2000', 'limits.tokens_per_minute is 1000'],
+    );
+    const both = await admin.ok<TeamLimits>('PATCH', `/teams/${team.id}`, {
+      limits: { tokens_per_minute: 100 },
+      default_key_policy: { limits: { tokens_per_minute: 100 } },
+    });
+    expect(both.limits).toEqual({ tokens_per_minute: 100 });
+    const dropped = await admin.ok<TeamLimits>('PATCH', `/teams/${team.id}`, {
+      limits: { tokens_per_minute: 10 },
+      default_key_policy: null,
+    });
+    expect(dropped.default_key_policy).toBeNull();
+    // Removing the team's limit altogether leaves the policy within it.
+    await admin.ok('PATCH', `/teams/${team.id}`, {
+      limits: null,
+      default_key_policy: { limits: { tokens_per_minute: 5_000 } },
+    });
+    await admin.createKey({ team_id: team.id });
+  });
+});
