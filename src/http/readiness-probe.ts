@@ -22,14 +22,26 @@ export interface ReadinessReport {
   models?: ModelReadiness[];
 }
 
+/**
+ * One check, answered within `timeoutMs` whether or not `run` honours its signal: a store that
+ * hangs waits for its own command deadline (5 s on Redis), longer than a load balancer waits.
+ */
 async function probe(run: (signal: AbortSignal) => Promise<void>, timeoutMs: number): Promise<CheckResult> {
-  try {
-    await run(AbortSignal.timeout(timeoutMs));
-    return { ok: true };
-  } catch (error) {
+  const controller = new AbortController();
+  const checked = run(controller.signal).then(
+    (): CheckResult => ({ ok: true }),
     // /readyz is public: only our own messages (which name no address or credential) go out.
-    return { ok: false, error: error instanceof GatewayError ? error.message : 'unreachable' };
-  }
+    (error: unknown): CheckResult => ({
+      ok: false,
+      error: error instanceof GatewayError ? error.message : 'unreachable',
+    }),
+  );
+  const result = await within(checked, timeoutMs);
+  if (result !== undefined) return result;
+  controller.abort();
+  // A check that honours its signal says why in its own words once aborted: one turn for that.
+  const late = new Promise<undefined>((resolve) => setImmediate(resolve, undefined));
+  return (await Promise.race([checked, late])) ?? { ok: false, error: 'unreachable' };
 }
 
 /** The promise's value, or undefined if it fails or takes longer than `ms`. */
@@ -68,16 +80,20 @@ export class ReadinessProbe {
   }
 
   private async run(): Promise<ReadinessReport> {
-    const timeout = this.options.timeoutMs;
+    // One `timeoutMs` for the whole report, not per step: a load balancer's check times out as a whole.
+    const deadline = Date.now() + this.options.timeoutMs;
+    const left = () => Math.max(0, deadline - Date.now());
     const backends = this.registry.all();
     const [store, ...results] = await Promise.all([
-      probe(() => this.store.ping(), timeout),
-      ...backends.map((backend) => probe((signal) => backend.checkHealth(signal), timeout)),
+      probe(() => this.store.ping(), left()),
+      ...backends.map((backend) => probe((signal) => backend.checkHealth(signal), left())),
     ]);
     // After the backends' checks: a local server's check is its probe, which decides whether
     // routing skips it, and the models' readiness counts that. Circuits come from the store:
     // when it cannot answer, its own check says so.
-    const models = this.deployments ? await within(this.deployments.readiness(), timeout) : undefined;
+    // With no time left the models are not known (nor ready), rather than a timer's tick late.
+    const models =
+      this.deployments && left() > 0 ? await within(this.deployments.readiness(), left()) : undefined;
     const byName: Record<string, CheckResult> = {};
     backends.forEach((backend, i) => {
       const result = results[i] ?? { ok: false };
