@@ -103,6 +103,9 @@ export const EXPOSED_HEADERS = [
   'x-tollgate-backend',
   'x-tollgate-attempts',
   'x-tollgate-cache',
+  // How many inputs of an embeddings batch the cache answered; whether /v1/messages/count_tokens counted exactly.
+  'x-tollgate-cache-items',
+  'x-tollgate-token-count',
   'age',
   'retry-after',
   'retry-after-ms',
