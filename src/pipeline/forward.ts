@@ -14,6 +14,7 @@ import { closingUsageEvent } from './closing-usage.js';
 import { clientWantsUsageChunk, dispatchJson, dispatchUpload, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import { type ForwardOutcome, recordOutcome } from './forward-outcome.js';
+import { ignoredStreamReplay, relayReplay } from './ignored-stream.js';
 import { inBandError } from './in-band-error.js';
 import type { InferencePipeline } from './pipeline.js';
 import { type QuotaStage, tokenRateHeaders } from './quota.js';
@@ -333,7 +334,16 @@ export class ForwardPath implements InferencePipeline {
       if (dispatch.endpoint === 'embeddings' && dispatch.body.encoding_format === 'base64') {
         body = ensureBase64Embeddings(body);
       }
-      sendBuffered(reply, response, body); // ⑥
+      // An upstream that ignored `stream: true` answered whole: the client gets the stream it asked for.
+      const replay = ignoredStreamReplay(dispatch, response, body, () => {
+        const prompt = reservation.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
+        return outcome.usage ?? estimatedUsage(prompt, completionTokensOfJson(json));
+      });
+      if (replay) {
+        const sse = await relayReplay(request, reply, replay, dispatch, this.deps.relay); // ⑥
+        outcome.firstChunkAt = sse.firstChunkAt;
+        outcome.streamError = sse.streamError;
+      } else sendBuffered(reply, response, body); // ⑥
       // Stored and settled once the answer is on its way: the client never waits on either.
       void fill?.finish(response.status === 200 ? body : null);
       void settle(outcome.usage); // ⑦
