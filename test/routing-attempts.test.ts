@@ -298,6 +298,17 @@ describe('fallback models', () => {
     ).toBe('up-b');
   });
 
+  it('a one-line model that lists fallbacks uses them too (it asked for more than one attempt)', async () => {
+    const { handlers, gw } = await setup({
+      single: { backend: 'a', model: 'up-a', fallbacks: ['spare'] },
+      spare: models.spare,
+    });
+    handlers.a = fails500;
+    const response = await post(gw.url, { ...ask, model: 'single' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-tollgate-backend')).toBe('spare-b');
+  });
+
   it('x-tollgate-fallbacks: off gives the failure instead', async () => {
     const { b, handlers, gw } = await setup(models);
     handlers.a = fails500;

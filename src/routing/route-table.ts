@@ -115,7 +115,9 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
   });
   // The one-line form behaves as it always did unless it asks for more: one attempt, no circuit
   // (a single upstream's failure is the client's answer, and nothing stands between them).
+  // Fallbacks are asking for more: one attempt would never reach them.
   const oneLine = model.deployments === undefined;
+  const oneAttempt = oneLine && (model.fallbacks ?? []).length === 0;
   const { enabled, ...circuit } = model.circuit ?? (oneLine ? ONE_LINE_CIRCUIT : DEFAULT_CIRCUIT);
   return {
     route: name,
@@ -126,7 +128,7 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
       context: [...(model.contextFallbacks ?? [])],
       contentPolicy: [...(model.contentPolicyFallbacks ?? [])],
     },
-    retry: model.retry ?? (oneLine ? ONE_LINE_RETRY : DEFAULT_RETRY),
+    retry: model.retry ?? (oneAttempt ? ONE_LINE_RETRY : DEFAULT_RETRY),
     circuit: enabled ? circuit : undefined,
     ownedBy: model.ownedBy,
   };
