@@ -44,3 +44,23 @@ describe.each(stores)('GET /admin/requests with a cursor it never gave out ($nam
     }
   });
 });
+
+describe('GET /admin/requests with a limit out of range', () => {
+  it('names the bound as the integer it is, though a query sends it as text', async () => {
+    const gw = await startGateway({
+      admin: { key: TEST_ADMIN_KEY },
+      backends: { mock: { type: 'mock' } },
+      models: { mock: { backend: 'mock' } },
+    });
+    try {
+      const response = await new AdminHttp(gw.url).call<ErrorBody>('GET', '/requests?limit=1000');
+      expect(response.status).toBe(400);
+      expect(response.body.error).toMatchObject({ param: 'limit' });
+      expect(response.body.error.message).toMatch(
+        /^Invalid 'limit': integer above maximum value\. Expected a value <= \d+, but got 1000 instead\.$/,
+      );
+    } finally {
+      await gw.close();
+    }
+  });
+});

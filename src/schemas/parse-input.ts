@@ -114,7 +114,9 @@ function bound(
   const comparison = `${small ? '>' : '<'}${issue.inclusive === false ? '' : '='}`;
   const side = small ? 'below minimum' : 'above maximum';
   if (issue.origin === 'number' || issue.origin === 'int') {
-    const integer = typeof value === 'number' && Number.isInteger(value);
+    // A query string's number arrives as text (`?limit=1000`).
+    const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    const integer = typeof number === 'number' && Number.isInteger(number);
     return `Invalid '${param}': ${integer ? 'integer' : 'decimal'} ${side} value. Expected a value ${comparison} ${String(limit)}, but got ${String(value)} instead.`;
   }
   if (issue.origin === 'array' && Array.isArray(value)) {
