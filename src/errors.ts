@@ -154,6 +154,18 @@ export class UnsupportedMediaTypeError extends GatewayError {
   }
 }
 
+/** A compressed request body: the gateway reads bodies as they are sent. */
+export class ContentEncodingError extends GatewayError {
+  constructor(encoding: string) {
+    super(
+      415,
+      'invalid_request_error',
+      'unsupported_media_type',
+      `Unsupported Content-Encoding '${encoding.slice(0, 40)}'; send the request body uncompressed.`,
+    );
+  }
+}
+
 export class EndpointNotSupportedError extends GatewayError {
   constructor(endpoint: string, model: string) {
     super(

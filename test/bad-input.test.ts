@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectEnvelope, expectNoInternals, type RawResponse, rawRequest } from './support/error-envelope.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -110,6 +111,17 @@ describe('unparseable bodies', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     // The gateway is still up and serving.
     expect((await postJson('/v1/chat/completions', chat())).status).toBe(200);
+  });
+});
+
+describe('compressed bodies', () => {
+  it('a gzip body is a 415 that says to send it uncompressed, not a JSON parse error', async () => {
+    const response = await rawRequest(`${gw.url}/v1/chat/completions`, {
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(JSON.stringify(chat())),
+    });
+    expectClientError(response, 415, { code: 'unsupported_media_type' });
+    expect(JSON.parse(response.text).error.message).toMatch(/Content-Encoding 'gzip'.*uncompressed/);
   });
 });
 
