@@ -99,6 +99,18 @@ describe('② a request that can never fit', () => {
     );
   });
 
+  it('a budget under a cent shows its micro-dollars, not $0.0000', async () => {
+    await gateway();
+    // A tenth of a cent per token: 2 tokens' worth of budget for a request that asks 100.
+    const tiny = await call(
+      '/v1/chat/completions',
+      await keyFor({ budgets: [{ period: 'month', max_usd: 0.002 }] }),
+      chat(100),
+    );
+    expect(tiny.status).toBe(429);
+    expect(tiny.error?.message).toMatch(/Limit \$0\.002000, Requested an estimated \$0\.1\d{3}\. /);
+  });
+
   it('a budget with some left says what the request needs and what is left, not "exhausted"', async () => {
     await gateway();
     const key = await keyFor({ budgets: [{ period: 'day', max_tokens: 200 }] });

@@ -99,7 +99,9 @@ const lower = (words: string) => words.charAt(0).toLowerCase() + words.slice(1);
 /** Micro-dollars as dollars, with enough digits that a small figure does not read as 0. */
 function dollars(micros: number): string {
   const usd = micros / 1_000_000;
-  return `$${usd >= 1 ? usd.toFixed(2) : usd.toFixed(4)}`;
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  // A budget of a few cents, or an estimate under one: every micro-dollar shows rather than $0.0000.
+  return `$${usd >= 0.01 || usd === 0 ? usd.toFixed(4) : usd.toFixed(6)}`;
 }
 
 function periodWords(period: string | undefined, periodKey: string | undefined): string {
