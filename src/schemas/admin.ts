@@ -3,7 +3,25 @@ import { availabilitySchema } from '../backends/local-servers/refresh-schema.js'
 import { LIMIT_NAMES } from '../registry/records.js';
 
 /** Admin API bodies and queries (snake_case like OpenAI's); also the source of /admin/openapi.json. */
-const modelList = z.array(z.string().min(1).max(200)).max(1_000);
+/**
+ * An exact model name, `*` or `prefix/*`: a `*` anywhere else would be taken for a pattern by
+ * whoever wrote it and match only itself.
+ */
+const modelPattern = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((name) => !name.includes('*') || name === '*' || /^[^*]+\/\*$/.test(name), {
+    message: "expected a model name, '*' or 'prefix/*' ('*' works only there)",
+  });
+const modelList = z.array(modelPattern).max(1_000);
+/** Shown in lists, logs and the CLI's tables: no line breaks or other control characters. */
+const displayName = (max: number) =>
+  z
+    .string()
+    .max(max)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    .refine((name) => !/[\u0000-\u001f\u007f]/.test(name), { message: 'expected no control characters' });
 const metadata = z.record(z.string(), z.unknown());
 
 /** 9999-12-31T23:59:59Z: past it, dates stop printing as four-digit years (and, further on, at all). */
@@ -102,7 +120,7 @@ export const keyPolicySchema = z
 
 export const createTeamSchema = z
   .object({
-    name: z.string().min(1).max(200),
+    name: displayName(200).min(1),
     models: modelList.min(1).optional(),
     default_key_policy: keyPolicySchema.nullable().optional(),
     limits: limitsSchema.nullable().optional(),
@@ -117,8 +135,8 @@ export const updateTeamSchema = createTeamSchema.partial().strict();
 
 /** What a key's owner can change; creating a key takes the same plus its team. */
 const keyFields = {
-  name: z.string().max(200).nullable().optional(),
-  owner: z.string().max(320).nullable().optional(),
+  name: displayName(200).nullable().optional(),
+  owner: displayName(320).nullable().optional(),
   models: modelList.nullable().optional(),
   expires_at: unixSeconds.nullable().optional(),
   limits: limitsSchema.nullable().optional(),
