@@ -132,7 +132,18 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   app.get('/teams/:id', async (request: IdRequest) => {
     const team = await registry.getTeam(request.params.id);
     const standing = await quota.standing(team.id, `team:${team.id}`, team.limits ?? {}, team.budgets ?? []);
-    return { ...publicTeam(team, (await registry.activeKeys(team.id)).length), standing };
+    // Each model limit is a scope of its own (`model:<name>`, as the quota stage names it).
+    const perModel = Object.entries(team.modelLimits ?? {});
+    const models = await Promise.all(
+      perModel.map(async ([name, own]) => [
+        name,
+        await quota.standing(team.id, `model:${name}`, own.limits ?? {}, own.budgets ?? []),
+      ]),
+    );
+    return {
+      ...publicTeam(team, (await registry.activeKeys(team.id)).length),
+      standing: perModel.length > 0 ? { ...standing, model_limits: Object.fromEntries(models) } : standing,
+    };
   });
   app.patch('/teams/:id', async (request: IdRequest) => {
     const team = await registry.updateTeam(
