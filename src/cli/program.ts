@@ -116,6 +116,17 @@ function report(error: unknown, program: Command): number {
     process.stderr.write(errorLine(error.message, {}));
     return exitCodeFor(error);
   }
+  if (error instanceof TypeError) {
+    // Reading a field the answer lacked: the server answered 2xx JSON, but not as our admin API.
+    const url = globalOptions(program).url;
+    process.stderr.write(
+      errorLine(
+        `the server at ${url} answered in a shape this CLI does not know: is it a Tollgate gateway (of this version)?`,
+        {},
+      ),
+    );
+    return ExitCode.apiError;
+  }
   process.stderr.write(errorLine(error instanceof Error ? error.message : String(error), {}));
   return ExitCode.apiError;
 }

@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiKeyWithSecret } from '../src/cli/admin-types.js';
 import { formatDate, formatTimestamp } from '../src/cli/durations.js';
@@ -67,6 +69,36 @@ describe('tollgate keys with a stored out-of-range expires_at', () => {
       expect(result.code, args.join(' ')).toBe(0);
       expect(result.stdout).toContain(keyId);
       expect(result.stdout).toContain(String(FAR));
+    }
+  });
+});
+
+describe('tollgate against a server that is not a gateway', () => {
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    // Any 200 JSON object, whatever was asked: a reverse proxy's stub, another service.
+    server = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end('{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('says the answer was not a gateway’s, in one line, instead of a JavaScript error', async () => {
+    for (const args of [
+      ['keys', 'list', '--all'],
+      ['teams', 'list'],
+      ['keys', 'get', 'key_x'],
+    ]) {
+      const result = await runCli(args, { TOLLGATE_URL: url, TOLLGATE_ADMIN_KEY: 'tga-anything-0123456789' });
+      expect(result.code, args.join(' ')).toBe(1);
+      expect(result.stderr, args.join(' ')).toMatch(/answered in a shape this CLI does not know/);
+      expect(result.stderr).not.toMatch(/Cannot read properties|TypeError/);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 });
