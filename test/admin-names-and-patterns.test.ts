@@ -74,3 +74,22 @@ describe('model lists', () => {
     expect([await ask('mock'), await ask('local/tiny')]).toEqual([200, 200]);
   });
 });
+
+describe('metadata', () => {
+  it('takes up to 16 KB of JSON on a team or key, and refuses more, naming it', async () => {
+    const fits = { notes: 'x'.repeat(16 * 1024 - 20) };
+    const team = await admin.ok<{ id: string }>('POST', '/teams', { name: 'with notes', metadata: fits });
+    const tooMuch = { notes: 'x'.repeat(16 * 1024) };
+    expectInvalid(
+      await admin.call('POST', '/teams', { name: 'big', metadata: tooMuch }),
+      'metadata',
+      /16 KB/,
+    );
+    expectInvalid(await admin.call('PATCH', `/teams/${team.id}`, { metadata: tooMuch }), 'metadata', /16 KB/);
+    expectInvalid(
+      await admin.call('POST', '/keys', { team_id: team.id, metadata: tooMuch }),
+      'metadata',
+      /16 KB/,
+    );
+  });
+});

@@ -22,7 +22,13 @@ const displayName = (max: number) =>
     .max(max)
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
     .refine((name) => !/[\u0000-\u001f\u007f]/.test(name), { message: 'expected no control characters' });
-const metadata = z.record(z.string(), z.unknown());
+/** Free-form, but read with its team or key on every auth refresh: kept small. */
+const METADATA_MAX_BYTES = 16 * 1024;
+const metadata = z
+  .record(z.string(), z.unknown())
+  .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= METADATA_MAX_BYTES, {
+    message: `expected at most ${METADATA_MAX_BYTES / 1024} KB of JSON`,
+  });
 
 /** 9999-12-31T23:59:59Z: past it, dates stop printing as four-digit years (and, further on, at all). */
 const MAX_UNIX_SECONDS = 253_402_300_799;
