@@ -75,30 +75,56 @@ export function checkWithinTeam(
 }
 
 /**
- * A team's default key policy above its own limits would make every key issued without limits of
- * its own fail `limit_exceeds_team`, though its creator sent none: refused when the team is saved.
+ * A default key policy set looser than its team's limits reads as if keys made from it could use
+ * more than the team allows: refused when the policy is set (create, or a PATCH that sends it).
  */
 export class PolicyLimitAboveTeamError extends GatewayError {
-  constructor(above: AboveTeam, blame: 'policy' | 'team') {
+  constructor(above: AboveTeam) {
     const policyParam = `default_key_policy.${above.param}`;
     super(
       400,
       'invalid_request_error',
       'limit_exceeds_team',
-      `A team's default key policy can only be tighter than the team's own limits: ${policyParam} is ${above.value}, the team's ${above.teamParam} is ${above.teamValue}. Keys created without limits of their own would all be refused; lower ${policyParam} or raise ${above.teamParam}.`,
-      // Name the field this request set, so the client sees which of its values clashes.
-      { param: blame === 'policy' ? policyParam : above.teamParam },
+      `A team's default key policy can only be tighter than the team's own limits: ${policyParam} is ${above.value}, the team's ${above.teamParam} is ${above.teamValue}; lower ${policyParam} or raise ${above.teamParam}.`,
+      { param: policyParam },
     );
   }
 }
 
-/** Throws unless the policy's limits and budgets are at most the team's; `blame` picks the field to name. */
+/**
+ * A default key policy's limits and budgets, each at most the team's counterpart: a team may
+ * lower its own below its policy at any time (cutting spend must never wait on editing the
+ * policy), and the keys made from the policy then take the team's value, which binds anyway.
+ */
+export function policyWithinTeam(
+  policy: { limits: Limits; budgets: Budget[] },
+  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
+): { limits: Limits; budgets: Budget[] } {
+  const limits: Limits = { ...policy.limits };
+  for (const name of LIMIT_NAMES) {
+    const own = limits[name];
+    const teamValue = team.limits?.[name];
+    if (own !== undefined && teamValue !== undefined) limits[name] = Math.min(own, teamValue);
+  }
+  const budgets = policy.budgets.map((budget) => {
+    const teamBudget = team.budgets?.find((b) => b.period === budget.period);
+    const capped: Budget = { ...budget };
+    for (const field of ['max_tokens', 'max_usd'] as const) {
+      const own = capped[field];
+      const teamValue = teamBudget?.[field];
+      if (own !== undefined && teamValue !== undefined) capped[field] = Math.min(own, teamValue);
+    }
+    return capped;
+  });
+  return { limits, budgets };
+}
+
+/** Throws unless the policy's limits and budgets are at most the team's. */
 export function checkPolicyWithinTeam(
   policy: { limits?: Limits | undefined; budgets?: Budget[] | undefined } | null | undefined,
   team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
-  blame: 'policy' | 'team',
 ): void {
   if (!policy) return;
   const above = firstAboveTeam({ limits: policy.limits ?? {}, budgets: policy.budgets ?? [] }, team);
-  if (above) throw new PolicyLimitAboveTeamError(above, blame);
+  if (above) throw new PolicyLimitAboveTeamError(above);
 }

@@ -1,7 +1,13 @@
 import type { Store } from '../store/store.js';
 import type { UsageQuery, UsageRow } from '../usage/usage-record.js';
 import { newKey, sortableId } from './key-material.js';
-import { applyLimitsPatch, checkPolicyWithinTeam, checkWithinTeam, type LimitsPatch } from './limits.js';
+import {
+  applyLimitsPatch,
+  checkPolicyWithinTeam,
+  checkWithinTeam,
+  type LimitsPatch,
+  policyWithinTeam,
+} from './limits.js';
 import { modelAllowed, patternsWithin } from './model-patterns.js';
 import { keyStatus, publicKey, publicTeam } from './public-objects.js';
 import type {
@@ -137,7 +143,7 @@ export class Registry {
       createdAt: now,
       updatedAt: now,
     };
-    checkPolicyWithinTeam(team.defaultKeyPolicy, team, 'policy');
+    checkPolicyWithinTeam(team.defaultKeyPolicy, team);
     await this.store.registry.insertTeam(team);
     await this.audit(actor, 'team.create', { type: 'team', id: team.id }, null, publicTeam(team));
     return team;
@@ -165,11 +171,9 @@ export class Registry {
       ...(patch.metadata !== undefined ? { metadata: patch.metadata } : {}),
       updatedAt: this.now(),
     };
-    // Lowering the team's limits under its existing policy breaks default keys just the same. A
-    // PATCH touching neither (a rename) still goes through on a team saved before this check.
-    if (patch.default_key_policy !== undefined) checkPolicyWithinTeam(team.defaultKeyPolicy, team, 'policy');
-    else if (patch.limits !== undefined || patch.budgets !== undefined)
-      checkPolicyWithinTeam(team.defaultKeyPolicy, team, 'team');
+    // A policy set looser than the team is refused; the team's own limits may be lowered under
+    // it at any time (keys made from the policy then take the team's: policyWithinTeam).
+    if (patch.default_key_policy !== undefined) checkPolicyWithinTeam(team.defaultKeyPolicy, team);
     await this.store.registry.updateTeam(team);
     await this.audit(actor, 'team.update', { type: 'team', id }, publicTeam(before), publicTeam(team));
     return team;
@@ -226,8 +230,13 @@ export class Registry {
         : policy?.expires_in_seconds
           ? now + policy.expires_in_seconds * 1000
           : null;
-    const limits = applyLimitsPatch({}, input.limits !== undefined ? input.limits : policy?.limits);
-    const budgets = (input.budgets !== undefined ? input.budgets : policy?.budgets) ?? [];
+    // What the request leaves out comes from the policy, within the team's current limits.
+    const fromPolicy = policyWithinTeam(
+      { limits: applyLimitsPatch({}, policy?.limits), budgets: policy?.budgets ?? [] },
+      team,
+    );
+    const limits = input.limits !== undefined ? applyLimitsPatch({}, input.limits) : fromPolicy.limits;
+    const budgets = input.budgets !== undefined ? (input.budgets ?? []) : fromPolicy.budgets;
     checkWithinTeam({ limits, budgets }, team);
     const id = sortableId('', 6);
     const { key, hash } = newKey(id);
