@@ -15,6 +15,7 @@ const config = parseConfig(
     },
     models: {
       alias: { backend: 'openai', model: 'gpt-4o-mini' },
+      spared: { backend: 'openai', fallbacks: ['alias', 'plain'] },
       plain: { backend: 'mock' },
       'gpt-4o': {
         strategy: 'priority',
@@ -67,6 +68,9 @@ describe('route table', () => {
     });
     expect(table.match('plain')?.route.deployments[0]?.model).toBe('plain');
     expect(table.match('off')?.route.circuit).toBeUndefined();
+    // With fallbacks, one attempt for itself and one for each fallback, still no circuit.
+    expect(table.match('spared')?.route.retry).toEqual({ ...DEFAULT_RETRY, attempts: 3 });
+    expect(table.match('spared')?.route.circuit).toBeUndefined();
   });
 
   it('keeps the deployments form in config order, with names, limits, strategy and policies', () => {
@@ -121,6 +125,7 @@ describe('route table', () => {
     expect(new RouteTable({ only: { backend: 'mock' } }).match('other')).toBeUndefined();
     expect(table.routes().map((route) => route.route)).toEqual([
       'alias',
+      'spared',
       'plain',
       'gpt-4o',
       'off',

@@ -11,6 +11,8 @@ import type { CircuitPolicy, DeploymentLimits } from '../store/health-store.js';
 import type { TargetedFallbackKind } from './targeted-fallback.js';
 
 const ONE_LINE_RETRY: RetryConfig = { ...DEFAULT_RETRY, attempts: 1 };
+/** retry.attempts' own bound (config/schema.ts). */
+const MAX_ATTEMPTS = 10;
 const ONE_LINE_CIRCUIT = { ...DEFAULT_CIRCUIT, enabled: false };
 
 /** One deployment of a model, normalised from either config form. */
@@ -115,20 +117,25 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
   });
   // The one-line form behaves as it always did unless it asks for more: one attempt, no circuit
   // (a single upstream's failure is the client's answer, and nothing stands between them).
-  // Fallbacks are asking for more: one attempt would never reach them.
+  // Fallbacks are asking for more: one attempt each (its own, then each fallback's first), so
+  // one attempt does not stop short of them and the deployment is not tried again after them.
   const oneLine = model.deployments === undefined;
-  const oneAttempt = oneLine && (model.fallbacks ?? []).length === 0;
+  const fallbacks = model.fallbacks ?? [];
   const { enabled, ...circuit } = model.circuit ?? (oneLine ? ONE_LINE_CIRCUIT : DEFAULT_CIRCUIT);
   return {
     route: name,
     deployments,
     strategy: model.strategy ?? 'weighted',
-    fallbacks: [...(model.fallbacks ?? [])],
+    fallbacks: [...fallbacks],
     targeted: {
       context: [...(model.contextFallbacks ?? [])],
       contentPolicy: [...(model.contentPolicyFallbacks ?? [])],
     },
-    retry: model.retry ?? (oneAttempt ? ONE_LINE_RETRY : DEFAULT_RETRY),
+    retry:
+      model.retry ??
+      (oneLine
+        ? { ...ONE_LINE_RETRY, attempts: Math.min(MAX_ATTEMPTS, 1 + fallbacks.length) }
+        : DEFAULT_RETRY),
     circuit: enabled ? circuit : undefined,
     ownedBy: model.ownedBy,
   };
