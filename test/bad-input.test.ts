@@ -123,6 +123,15 @@ describe('compressed bodies', () => {
     expectClientError(response, 415, { code: 'unsupported_media_type' });
     expect(JSON.parse(response.text).error.message).toMatch(/Content-Encoding 'gzip'.*uncompressed/);
   });
+
+  it('a broken body with a Content-Encoding that compresses nothing is still a JSON parse error', async () => {
+    const response = await rawRequest(`${gw.url}/v1/chat/completions`, {
+      headers: { 'content-type': 'application/json', 'content-encoding': 'utf-8' },
+      body: '{bad',
+    });
+    expectClientError(response, 400);
+    expect(JSON.parse(response.text).error.message).toMatch(/parse the JSON body/);
+  });
 });
 
 describe('hostile bodies', () => {

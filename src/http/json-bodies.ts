@@ -17,13 +17,16 @@ function defaultJsonParser(app: FastifyInstance): FastifyBodyParser<string> {
       if (!error) return done(null, value);
       // Told apart only once parsing failed: the path every good request takes pays nothing.
       const encoding = request.headers['content-encoding'];
-      if (encoding !== undefined && encoding.toLowerCase() !== 'identity')
+      if (encoding !== undefined && COMPRESSED.test(encoding))
         done(new ContentEncodingError(encoding), undefined);
       else if (isWellFormedJson(body)) done(new PrototypeKeyError(), undefined);
       else done(error, value);
     });
   };
 }
+
+/** A content coding that compresses (RFC 9110's, and br and zstd): other values are not ours to judge. */
+const COMPRESSED = /^\s*(x-)?(gzip|deflate|br|zstd|compress)\s*(,|$)/i;
 
 function isWellFormedJson(text: string | Buffer): boolean {
   try {
