@@ -7,6 +7,7 @@ import { StreamAssembler } from '../cache/stream-assembler.js';
 import type { CacheConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
 import type { CachePlan } from './cache.js';
+import { jsonAnswerError } from './in-band-error.js';
 
 /** Builds a streamed answer's whole JSON, in its endpoint's shape (OpenAI's or Anthropic's). */
 export type AnswerAssembler = StreamAssembler | MessagesStreamAssembler;
@@ -16,18 +17,19 @@ export function assemblerFor(endpoint: CacheableEndpoint): AnswerAssembler {
   return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
 }
 
-/** A JSON object that is not an error (OpenAI's `error` object, Anthropic's `type: "error"`). */
+const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * A whole JSON object that is not an error: one cut short is told by its ends rather than parsed
+ * (a parse of up to `maxEntryBytes` would hold the event loop for milliseconds), an error object
+ * by the same check the attempts make.
+ */
 function isAnswer(body: Buffer): boolean {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    return false;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  const { error, type } = value as { error?: unknown; type?: unknown };
-  // A Responses API object carries `error: null` when it succeeded.
-  return (error === undefined || error === null) && type !== 'error';
+  let start = 0;
+  while (start < body.length && SPACE.has(body[start] ?? 0)) start++;
+  let end = body.length - 1;
+  while (end > start && SPACE.has(body[end] ?? 0)) end--;
+  return body[start] === 0x7b && body[end] === 0x7d && jsonAnswerError(body) === undefined;
 }
 
 /** What a fill uses of ③ cache: the stage hands these over when it makes this request the leader. */
@@ -116,9 +118,8 @@ export class CacheFill {
     // joins this one instead of claiming anew while the old claim is still being let go.
     try {
       // Some upstreams answer 200 with an error, or with JSON cut short: neither is an answer to
-      // keep or to hand to requests waiting for this one (they go upstream themselves). Bodies
-      // too large to store are not read again here.
-      if (body && body.length <= this.deps.config.maxEntryBytes && !isAnswer(body)) body = null;
+      // keep or to hand to requests waiting for this one (they go upstream themselves).
+      if (body && !isAnswer(body)) body = null;
       if (body === undefined && this.assembler?.complete) {
         const assembled = this.assembler.answer();
         if (assembled) body = Buffer.from(JSON.stringify(assembled));

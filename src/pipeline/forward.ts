@@ -15,7 +15,7 @@ import { clientWantsUsageChunk, dispatchJson, dispatchUpload, type JsonDispatch 
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import { type ForwardOutcome, recordOutcome } from './forward-outcome.js';
 import { ignoredStreamReplay, relayReplay } from './ignored-stream.js';
-import { inBandError } from './in-band-error.js';
+import { inBandError, jsonAnswerError } from './in-band-error.js';
 import type { InferencePipeline } from './pipeline.js';
 import { type QuotaStage, tokenRateHeaders } from './quota.js';
 import { requestRateHeaders } from './request-limits.js';
@@ -472,7 +472,11 @@ export class ForwardPath implements InferencePipeline {
       return { response, started };
     }
     if (!response.contentType.includes('json')) return { response };
-    return { response, body: await collectBody(response, this.deps.maxJsonBytes) };
+    const body = await collectBody(response, this.deps.maxJsonBytes);
+    // A 200 whose body is an error object is that error's status too, as a stream's first event.
+    const failure = response.status === 200 ? jsonAnswerError(body) : undefined;
+    if (failure) throw failure;
+    return { response, body };
   }
 
   /**

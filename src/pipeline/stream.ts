@@ -10,6 +10,7 @@ import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
 import type { StreamTally } from '../usage/output-tally.js';
 import { doneEventAt } from './closing-usage.js';
+import { hasErrorEvent } from './in-band-error.js';
 import { eventData, hasUsageObject, type StreamUsage, type TokenUsage } from './usage.js';
 
 /** ⑥ stream: a backend response, relayed to the client as SSE, JSON or raw bytes. */
@@ -151,8 +152,6 @@ export async function readFirstEvent(response: BackendResponse, waitMs: number):
  * Only blocks that hold a `"usage": {` are parsed; all other bytes pass untouched.
  */
 function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader: StreamUsage): Buffer {
-  if (!outcome.streamError && block.includes(ERROR_KEY) && splitEvents(block).some(isErrorEvent))
-    outcome.streamError = true;
   if (!hasUsageObject(block)) return block;
   const kept: Buffer[] = [];
   for (const event of splitEvents(block)) {
@@ -167,24 +166,6 @@ function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader
     if (!(strip && usage && usageOnly)) kept.push(event);
   }
   return kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
-}
-
-/**
- * `"error"` with its quotes: a key or a value, never text in a string (JSON escapes the quotes of
- * those), so a block without it has no error event and is not parsed.
- */
-const ERROR_KEY = Buffer.from('"error"');
-
-/**
- * An upstream that fails part way through a stream may say so in the stream instead of breaking
- * it off: an event with OpenAI's `error` object, Anthropic's (and the Responses API's) `type:
- * "error"`, or the Responses API's `response.failed`. The stream then failed as much as a cut one.
- */
-function isErrorEvent(event: Buffer): boolean {
-  const payload = eventData(event);
-  if (!payload) return false;
-  const { error, type } = payload;
-  return (error !== null && typeof error === 'object') || type === 'error' || type === 'response.failed';
 }
 
 /**
@@ -239,6 +220,9 @@ export async function relaySse(
     for (;;) {
       if (block) {
         options.tee?.(block);
+        // An error event after the client left is the stream ending for it (a translated stream
+        // says response.failed when its client goes): it left, it is charged as one that left.
+        if (!signal.aborted && !outcome.streamError && hasErrorEvent(block)) outcome.streamError = true;
         let out = inspectBlock(block, outcome, options.stripUsageChunk, options.usage);
         let tallied = false;
         // No usage event after an error event: the stream failed, and it is not charged.
