@@ -1,7 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { USAGE_OUTCOMES, type UsageRecord } from '../src/usage/usage-record.js';
-import { USAGE_RECORD_FIELDS, usageRecordJson } from '../src/usage/usage-record-json.js';
+import { USAGE_OUTCOMES, type UsageAttempt, type UsageRecord } from '../src/usage/usage-record.js';
+import {
+  USAGE_ATTEMPT_FIELDS,
+  USAGE_RECORD_FIELDS,
+  usageRecordJson,
+} from '../src/usage/usage-record-json.js';
 import { usageRecord } from './support/usage-record-fixture.js';
 
 // Ids and names may hold quotes, backslashes, control characters, lone surrogates and any Unicode.
@@ -19,7 +23,7 @@ const number = fc.oneof(
   fc.double(),
   fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -0, Number.MAX_SAFE_INTEGER),
 );
-const attempt = fc.record({
+const attemptFields = {
   deployment: text,
   status: fc.oneof(
     fc.integer({ min: 100, max: 599 }),
@@ -27,7 +31,8 @@ const attempt = fc.record({
     text,
   ),
   duration_ms: number,
-});
+};
+const attempt = fc.record(attemptFields);
 /** Fields in the order UsageRecorder writes them; the optional ones present, absent or undefined. */
 const fields = {
   at: number,
@@ -81,8 +86,10 @@ const record: fc.Arbitrary<UsageRecord> = fc.record(fields, {
 describe("a usage record's JSON", () => {
   it('names every field a record has', () => {
     expectTypeOf<Exclude<keyof UsageRecord, (typeof USAGE_RECORD_FIELDS)[number]>>().toEqualTypeOf<never>();
+    expectTypeOf<Exclude<keyof UsageAttempt, (typeof USAGE_ATTEMPT_FIELDS)[number]>>().toEqualTypeOf<never>();
     // The records below have every field, in the order UsageRecorder writes them.
     expect(Object.keys(fields)).toEqual([...USAGE_RECORD_FIELDS]);
+    expect(Object.keys(attemptFields)).toEqual([...USAGE_ATTEMPT_FIELDS]);
   });
 
   it('is what JSON.stringify gives, for any record', () => {

@@ -121,7 +121,8 @@ function report(error: unknown, program: Command): number {
     const url = globalOptions(program).url;
     process.stderr.write(
       errorLine(
-        `the server at ${url} answered in a shape this CLI does not know: is it a Tollgate gateway (of this version)?`,
+        // The message too: the same error is what a fault of the CLI itself would throw.
+        `the server at ${url} answered in a shape this CLI does not know (${error.message}): is it a Tollgate gateway of this version?`,
         {},
       ),
     );

@@ -40,6 +40,11 @@ export const USAGE_RECORD_FIELDS = [
   'attempts',
 ] as const satisfies ReadonlyArray<keyof UsageRecord>;
 
+/** An attempt's fields, held to UsageAttempt by the same test as USAGE_RECORD_FIELDS. */
+export const USAGE_ATTEMPT_FIELDS = ['deployment', 'status', 'duration_ms'] as const satisfies ReadonlyArray<
+  keyof UsageAttempt
+>;
+
 function attemptJson(attempt: UsageAttempt): string {
   const status = typeof attempt.status === 'number' ? num(attempt.status) : str(attempt.status);
   return `{"deployment":${str(attempt.deployment)},"status":${status},"duration_ms":${num(attempt.duration_ms)}}`;
