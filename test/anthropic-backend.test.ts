@@ -51,6 +51,38 @@ afterEach(() => {
   fake.requests.length = 0;
 });
 
+/** Anthropic's stream of one call to a tool that takes no parameters. */
+function noArgumentToolEvents(): Array<Record<string, unknown>> {
+  return [
+    {
+      type: 'message_start',
+      message: {
+        id: 'msg_now',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-sonnet-4-5',
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 11, output_tokens: 1 },
+      },
+    },
+    {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'tool_use', id: 'toolu_now', name: 'now', input: {} },
+    },
+    { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } },
+    { type: 'content_block_stop', index: 0 },
+    {
+      type: 'message_delta',
+      delta: { stop_reason: 'tool_use', stop_sequence: null },
+      usage: { output_tokens: 5 },
+    },
+    { type: 'message_stop' },
+  ];
+}
+
 function reply(message: MessageFixture): void {
   fake.script = () => ({ kind: 'message', message });
 }
@@ -615,6 +647,31 @@ describe('streams', () => {
       function: { name: 'lookup', arguments: '{"q":"tollgate","n":3}' },
     });
     expect(final.choices[0]?.finish_reason).toBe('tool_calls');
+  });
+
+  it('a streamed tool call without arguments says "{}", as the JSON answer and OpenAI do', async () => {
+    // What Anthropic streams for a tool without parameters: `input: {}`, then one empty partial_json.
+    fake.script = () => ({ kind: 'events', events: noArgumentToolEvents() });
+    const stream = client.chat.completions.stream({
+      model: 'claude',
+      messages: [{ role: 'user', content: 'what time is it' }],
+      tools: [{ type: 'function', function: { name: 'now' } }],
+    });
+    const final = await stream.finalChatCompletion();
+    expect(final.choices[0]?.message.tool_calls?.[0]).toMatchObject({
+      id: 'toolu_now',
+      function: { name: 'now', arguments: '{}' },
+    });
+    expect(final.choices[0]?.finish_reason).toBe('tool_calls');
+
+    fake.script = () => ({ kind: 'events', events: noArgumentToolEvents() });
+    const responses = client.responses.stream({
+      model: 'claude',
+      input: 'what time is it',
+      tools: [{ type: 'function', name: 'now', parameters: {}, strict: false }],
+    });
+    const response = await responses.finalResponse();
+    expect(response.output).toMatchObject([{ type: 'function_call', call_id: 'toolu_now', arguments: '{}' }]);
   });
 
   it('thinking streams as reasoning_content deltas before the text', async () => {

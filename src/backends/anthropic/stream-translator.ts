@@ -10,7 +10,7 @@ type Json = Record<string, unknown>;
 /** What a content block index of the upstream stream turned out to be. */
 type BlockState =
   | { kind: 'text' }
-  | { kind: 'tool'; toolIndex: number }
+  | { kind: 'tool'; toolIndex: number; sentArguments: boolean }
   | { kind: 'thinking'; text: string; signature: string }
   | { kind: 'other' };
 
@@ -133,9 +133,11 @@ export class StreamTranslator {
         break;
       case 'tool_use': {
         const toolIndex = this.tools++;
-        this.blocks.set(index, { kind: 'tool', toolIndex });
+        // Anthropic starts every tool_use with `input: {}` and streams the real input after it:
+        // only a non-empty one here is the input itself.
         const input =
           isObject(block.input) && Object.keys(block.input).length > 0 ? JSON.stringify(block.input) : '';
+        this.blocks.set(index, { kind: 'tool', toolIndex, sentArguments: input !== '' });
         out += this.chunk({
           tool_calls: [
             {
@@ -174,6 +176,7 @@ export class StreamTranslator {
       case 'input_json_delta':
         if (state.kind !== 'tool' || typeof delta.partial_json !== 'string' || delta.partial_json === '')
           return '';
+        state.sentArguments = true;
         return this.chunk({
           tool_calls: [{ index: state.toolIndex, function: { arguments: delta.partial_json } }],
         });
@@ -192,9 +195,18 @@ export class StreamTranslator {
     }
   }
 
-  /** A finished thinking block goes out whole with its signature, for clients that send it back. */
+  /**
+   * A finished thinking block goes out whole with its signature, for clients that send it back.
+   * A tool call that streamed no arguments (a tool without parameters: Anthropic sends one empty
+   * `partial_json`) gets `{}`, as OpenAI sends and as the JSON answer says: clients JSON.parse
+   * the arguments, and "" is not JSON.
+   */
   private onBlockStop(index: unknown): string {
     const state = typeof index === 'number' ? this.blocks.get(index) : undefined;
+    if (state?.kind === 'tool' && !state.sentArguments) {
+      state.sentArguments = true;
+      return this.chunk({ tool_calls: [{ index: state.toolIndex, function: { arguments: '{}' } }] });
+    }
     if (state?.kind !== 'thinking') return '';
     return this.chunk({
       thinking_blocks: [{ type: 'thinking', thinking: state.text, signature: state.signature }],
