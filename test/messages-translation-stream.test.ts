@@ -372,6 +372,41 @@ describe('withMessagesTranslation: streams', () => {
     await expect(iterator.next()).rejects.toThrow(UpstreamError);
   });
 
+  it('fails the body when the upstream stops with neither finish_reason nor [DONE]: a cut answer', async () => {
+    scripted.answer({
+      chunks: [chatChunk({ role: 'assistant', content: 'Once upon' }), chatChunk({ content: ' a' })],
+      done: false,
+    });
+    const response = await messages.send(call(HELLO));
+    let text = '';
+    const failure = await (async () => {
+      for await (const chunk of response.body) text += chunk.toString();
+    })().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(UpstreamError);
+    const got = anthropicEvents(text);
+    expect(got.map((e) => e.event)).not.toContain('message_stop');
+    expect(got.map((e) => e.event)).not.toContain('message_delta');
+    expect(
+      got.filter((e) => e.event === 'content_block_delta').map((e) => (e.data.delta as Json).text),
+    ).toEqual(['Once upon', ' a']);
+
+    // Nothing at all (bytes that are no event): the attempt fails before the client sees one.
+    scripted.answer({ chunks: [], raw: 'this is not a server-sent event\n', done: false });
+    await expect(bodyText(await messages.send(call(HELLO)))).rejects.toThrow(UpstreamError);
+  });
+
+  it('a finish_reason without [DONE], or [DONE] without a finish_reason, is a whole answer', async () => {
+    scripted.answer({
+      chunks: [chatChunk({ role: 'assistant', content: 'Hi' }), chatChunk({}, { finish_reason: 'stop' })],
+      done: false,
+    });
+    const noDone = await events(await messages.send(call(HELLO)));
+    expectAnthropicOrder(noDone);
+    expect(noDone.at(-2)?.data.delta).toMatchObject({ stop_reason: 'end_turn' });
+    scripted.answer({ chunks: [chatChunk({ role: 'assistant', content: 'Hi' })] });
+    expectAnthropicOrder(await events(await messages.send(call(HELLO))));
+  });
+
   it('stops reading the upstream when the client goes', async () => {
     scripted.answer({ chunks: [chatChunk({ role: 'assistant', content: 'Wait for it' })], hold: true });
     const response = await messages.send(call(HELLO));

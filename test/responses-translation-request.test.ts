@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { responseOfChatCompletion } from '../src/backends/responses-translation/answer-translation.js';
 import { chatRequestOf } from '../src/backends/responses-translation/request-translation.js';
+import { UsageCount } from '../src/backends/responses-translation/usage-count.js';
 import { GatewayError, UpstreamError } from '../src/errors.js';
 import { expectResponse } from './support/spec-validator.js';
 
@@ -11,6 +12,8 @@ import { expectResponse } from './support/spec-validator.js';
 type Json = Record<string, unknown>;
 
 const chat = (body: Json, stream = false) => chatRequestOf({ model: 'm', ...body }, 'upstream-m', stream);
+/** How the translation backend counts a request's usage when its answer reports none. */
+const countFor = (body: Json) => new UsageCount(body);
 
 function refusal(body: Json): { status: number; param: string | null; message: string } {
   try {
@@ -232,6 +235,7 @@ describe('answer: chat completion -> Response object', () => {
         'tool_calls',
       ),
       'm',
+      countFor(body),
     );
     expectResponse(response);
     expect(response).toMatchObject({
@@ -266,13 +270,19 @@ describe('answer: chat completion -> Response object', () => {
   });
 
   it('finish_reason length or content_filter: status incomplete with the reason', () => {
-    const long = responseOfChatCompletion(body, completion({ content: 'Once upon' }, 'length'), 'm');
+    const long = responseOfChatCompletion(
+      body,
+      completion({ content: 'Once upon' }, 'length'),
+      'm',
+      countFor(body),
+    );
     expectResponse(long);
     expect(long).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } });
     const filtered = responseOfChatCompletion(
       body,
       completion({ content: null, refusal: 'No.' }, 'content_filter'),
       'm',
+      countFor(body),
     );
     expectResponse(filtered);
     expect(filtered).toMatchObject({
@@ -283,6 +293,6 @@ describe('answer: chat completion -> Response object', () => {
   });
 
   it('an answer without a choice is the backend failing', () => {
-    expect(() => responseOfChatCompletion(body, { choices: [] }, 'm')).toThrow(UpstreamError);
+    expect(() => responseOfChatCompletion(body, { choices: [] }, 'm', countFor(body))).toThrow(UpstreamError);
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { responsesStreamOf } from '../src/backends/responses-translation/stream-translation.js';
-import { UpstreamError } from '../src/errors.js';
+import { UsageCount } from '../src/backends/responses-translation/usage-count.js';
+import { UpstreamError, UpstreamTimeoutError } from '../src/errors.js';
+import { estimatePromptTokens } from '../src/usage/token-estimate.js';
 import { expectResponse, expectResponseStreamEvent } from './support/spec-validator.js';
 
 /**
@@ -53,11 +55,12 @@ interface Event {
 /** Runs the translation and parses what it wrote: `event:` name and `data:` JSON of each event. */
 async function translate(
   source: AsyncIterable<Buffer>,
+  count = new UsageCount(BODY),
 ): Promise<{ events: Event[]; error: unknown; text: string }> {
   let text = '';
   let error: unknown;
   try {
-    for await (const out of responsesStreamOf(source, BODY, 'local')) text += out.toString('utf8');
+    for await (const out of responsesStreamOf(source, BODY, 'local', count)) text += out.toString('utf8');
   } catch (caught) {
     error = caught;
   }
@@ -237,8 +240,61 @@ describe('chat stream -> Responses events', () => {
     expect(response.output).toMatchObject([
       { type: 'message', content: [{ type: 'output_text', text: '' }] },
     ]);
-    // No usage chunk came: none is invented (the gateway counts the stream itself).
-    expect(response.usage).toBeNull();
+  });
+
+  it("no usage chunk: the usage is the gateway's count (what it charges), marked as counted", async () => {
+    const count = new UsageCount(BODY);
+    const { events } = await translate(
+      bytes(sse([chunk({ content: 'Hello there, friend.' }), chunk({}, 'stop')])),
+      count,
+    );
+    const response = last(events);
+    expectResponse(response);
+    expect(response.usage).toMatchObject({ output_tokens: 5, input_tokens_details: { cached_tokens: 0 } });
+    const usage = response.usage as Json;
+    // The prompt as the gateway counts it for the reservation: what it would have charged anyway.
+    expect(usage.input_tokens).toBe(estimatePromptTokens('responses', BODY));
+    expect(usage.total_tokens).toBe((usage.input_tokens as number) + 5);
+    expect(count.counted.usage).toBe(true);
+
+    const reported = new UsageCount(BODY);
+    const { events: exact } = await translate(
+      bytes(sse([chunk({ content: 'Hello' }), chunk({}, 'stop'), usageChunk])),
+      reported,
+    );
+    expect(last(exact).usage).toMatchObject({ input_tokens: 10, output_tokens: 4 });
+    expect(reported.counted.usage).toBe(false);
+  });
+
+  it('a stream that stops with neither finish_reason nor [DONE] is cut off: response.failed, and an error', async () => {
+    const { events, error } = await translate(
+      bytes(sse([chunk({ role: 'assistant', content: 'Once upon' }), chunk({ content: ' a' })], false)),
+    );
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect(types(events)).not.toContain('response.completed');
+    expect(events.at(-1)?.name).toBe('response.failed');
+    const response = last(events);
+    expectResponse(response);
+    expect(response).toMatchObject({
+      status: 'failed',
+      error: { code: 'server_error' },
+      output: [{ type: 'message', content: [{ text: 'Once upon a' }] }],
+    });
+  });
+
+  it('a stream with no chat event at all is an error, with nothing written', async () => {
+    const { events, error } = await translate(bytes('not a server-sent event\n'));
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect(events).toEqual([]);
+  });
+
+  it('a finish_reason without [DONE], or [DONE] without a finish_reason, is a whole answer', async () => {
+    const noDone = await translate(bytes(sse([chunk({ content: 'Hi' }), chunk({}, 'stop')], false)));
+    expect(noDone.error).toBeUndefined();
+    expect(noDone.events.at(-1)?.name).toBe('response.completed');
+    const noFinish = await translate(bytes(sse([chunk({ content: 'Hi' })])));
+    expect(noFinish.error).toBeUndefined();
+    expect(noFinish.events.at(-1)?.name).toBe('response.completed');
   });
 
   it('a refusal streams as a refusal part: refusal.delta / refusal.done', async () => {
@@ -310,6 +366,17 @@ describe('chat stream -> Responses events', () => {
     const { events, error } = await translate(bytes(sse([chunk({ content: 'par' })], false), lost));
     expect(error).toBe(lost);
     expect(last(events)).toMatchObject({ status: 'failed', error: { message: lost.message } });
+  });
+
+  it("the backend's stream timing out mid-way (a module's idle timeout): response.failed saying so", async () => {
+    const silent = new UpstreamTimeoutError("Backend 'local' went silent in the middle of its answer.");
+    const { events, error } = await translate(bytes(sse([chunk({ content: 'par' })], false), silent));
+    expect(error).toBe(silent);
+    expect(events.at(-1)?.name).toBe('response.failed');
+    expect(last(events)).toMatchObject({
+      status: 'failed',
+      error: { code: 'server_error', message: silent.message },
+    });
   });
 
   it('a failure before the first chunk is thrown as is, with nothing written', async () => {

@@ -8,12 +8,16 @@ export async function* eventsOfChatStream(
   body: BackendResponse['body'],
   translator: ChatStreamTranslator,
 ): AsyncGenerator<Buffer> {
+  let sawDone = false;
   for await (const item of chatStreamEvents(body)) {
-    if (item.kind === 'done') break;
+    if (item.kind === 'done') {
+      sawDone = true;
+      break;
+    }
     const out = translator.chunk(item.chunk);
     if (out) yield Buffer.from(out);
   }
-  const last = translator.end();
+  const last = translator.endOfStream(sawDone);
   if (last) yield Buffer.from(last);
 }
 

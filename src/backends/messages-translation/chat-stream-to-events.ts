@@ -1,3 +1,4 @@
+import { UpstreamError } from '../../errors.js';
 import { countTextTokens } from '../../usage/token-counter.js';
 import { encodeEvent } from '../sse-encoder.js';
 import { type AnswerContext, reasoningOf, textOfChatContent } from './chat-to-message.js';
@@ -80,7 +81,20 @@ export class ChatStreamTranslator {
     return out;
   }
 
-  /** The upstream's stream ended: the open block closes, then `message_delta` and `message_stop`. */
+  /**
+   * The upstream's stream stopped. Whole when it said it was over, by `[DONE]` (`sawDone`) or a
+   * finish_reason (some servers send no `[DONE]` after it): then `end()`. Otherwise the answer
+   * was cut short, however cleanly the connection closed, and this throws, so that the relay
+   * ends the stream with an `error` event and records it failed (or, before any event, the
+   * attempt fails), as the Anthropic backend does for a stream without `message_stop`.
+   */
+  endOfStream(sawDone: boolean): string {
+    if (this.ended || sawDone || this.finishReason !== undefined) return this.end();
+    this.ended = true;
+    throw new UpstreamError('The upstream ended its stream before its finish_reason.');
+  }
+
+  /** The answer ended: the open block closes, then `message_delta` and `message_stop`. */
   end(): string {
     if (this.ended) return '';
     let out = this.start({});

@@ -7,8 +7,8 @@ import {
   nowSeconds,
   outputText,
   responseObject,
-  responseUsage,
 } from './response-object.js';
+import type { UsageCount } from './usage-count.js';
 
 type Json = Record<string, unknown>;
 
@@ -41,13 +41,29 @@ function outputItems(message: Json): Json[] {
   return items;
 }
 
+/** What the model generated in a chat message, for counting when the backend reported no usage. */
+function generatedTexts(message: Json): string[] {
+  const texts = [message.content, message.refusal];
+  for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
+    const fn = isObject(call) && isObject(call.function) ? call.function : {};
+    texts.push(fn.name, fn.arguments);
+  }
+  return texts.filter((text): text is string => typeof text === 'string');
+}
+
 /** A chat completion (JSON) as the Response object answering `body`. */
-export function responseOfChatCompletion(body: Json, completion: unknown, model: string): Json {
+export function responseOfChatCompletion(
+  body: Json,
+  completion: unknown,
+  model: string,
+  count: UsageCount,
+): Json {
   const choices = isObject(completion) && Array.isArray(completion.choices) ? completion.choices : [];
   const choice = choices[0];
   if (!isObject(completion) || !isObject(choice) || !isObject(choice.message))
     throw new UpstreamError('The backend answered without a chat completion choice.');
   const incompleteReason = incompleteReasonOf(choice.finish_reason);
+  for (const text of generatedTexts(choice.message)) count.add(text);
   return responseObject(body, {
     id: newId('resp_'),
     createdAt: typeof completion.created === 'number' ? completion.created : nowSeconds(),
@@ -55,6 +71,6 @@ export function responseOfChatCompletion(body: Json, completion: unknown, model:
     status: incompleteReason ? 'incomplete' : 'completed',
     incompleteReason,
     output: outputItems(choice.message),
-    usage: responseUsage(completion.usage),
+    usage: count.usageOf(completion.usage),
   });
 }

@@ -9,6 +9,7 @@ import {
   responseObject,
   responseUsage,
 } from './response-object.js';
+import type { UsageCount } from './usage-count.js';
 
 /**
  * The state machine that turns chat completion chunks into the Responses API's named events:
@@ -78,18 +79,33 @@ export class ChatStreamTranslator {
   /** Tool calls by their chat `index`. */
   private readonly calls = new Map<number, CallItem>();
   private finishReason: unknown;
+  private sawDone = false;
   private usage: Json | undefined;
   private out: ResponsesEvent[] = [];
 
   constructor(
     private readonly body: Json,
     model: string,
+    private readonly count: UsageCount,
   ) {
     this.model = model;
   }
 
   get hasStarted(): boolean {
     return this.started;
+  }
+
+  /**
+   * The chat stream said it was over: a finish_reason (some servers send no `[DONE]` after it)
+   * or `[DONE]`. A stream that stops without either was cut off, however cleanly it closed.
+   */
+  get saidItEnded(): boolean {
+    return this.sawDone || this.finishReason !== undefined;
+  }
+
+  /** The chat stream's `[DONE]` came. */
+  done(): void {
+    this.sawDone = true;
   }
 
   /** The events one chat chunk (already parsed, not an error) gives. */
@@ -120,6 +136,8 @@ export class ChatStreamTranslator {
       this.openPart(this.openMessage(), 'output_text');
       this.closeMessage();
     }
+    // No usage came: the gateway's count, which is what it charges.
+    this.usage ??= this.count.usageOf(undefined);
     const incompleteReason = incompleteReasonOf(this.finishReason);
     const status = incompleteReason ? 'incomplete' : 'completed';
     this.emit(`response.${status}`, { response: this.response(status, incompleteReason) });
@@ -161,6 +179,7 @@ export class ChatStreamTranslator {
     if (index === -1) index = this.openPart(message, type);
     const part = message.parts[index] as Part;
     part.text += piece;
+    this.count.add(piece);
     const where = { item_id: message.id, output_index: message.outputIndex, content_index: index };
     if (type === 'refusal') this.emit('response.refusal.delta', { ...where, delta: piece });
     else this.emit('response.output_text.delta', { ...where, delta: piece, logprobs: [] });
@@ -237,8 +256,12 @@ export class ChatStreamTranslator {
     const fn = isObject(delta.function) ? delta.function : {};
     if (typeof delta.id === 'string' && delta.id !== '' && call.callId === '') call.callId = delta.id;
     // Servers send the name whole, once; one that repeats it on every chunk must not double it.
-    if (typeof fn.name === 'string' && fn.name !== '' && call.name === '') call.name = fn.name;
+    if (typeof fn.name === 'string' && fn.name !== '' && call.name === '') {
+      call.name = fn.name;
+      this.count.add(fn.name);
+    }
     const piece = typeof fn.arguments === 'string' ? fn.arguments : '';
+    this.count.add(piece);
     if (call.announced) this.arguments(call, piece);
     else {
       call.held += piece;

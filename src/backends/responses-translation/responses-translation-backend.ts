@@ -3,6 +3,7 @@ import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '
 import { responseOfChatCompletion } from './answer-translation.js';
 import { chatRequestOf } from './request-translation.js';
 import { responsesStreamOf, responsesStreamOfCompletion } from './stream-translation.js';
+import { UsageCount } from './usage-count.js';
 
 /** No chat answer comes near this; a backend that sends without end must not fill our memory. */
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
@@ -76,11 +77,10 @@ export class ResponsesTranslationBackend implements Backend {
 
   private async respond(call: JsonCall): Promise<BackendResponse> {
     const body: Json = call.body;
-    const chat = await this.inner.send({
-      ...call,
-      endpoint: 'chat.completions',
-      body: chatRequestOf(body, call.model, call.stream),
-    });
+    const chatRequest = chatRequestOf(body, call.model, call.stream);
+    const count = new UsageCount(body);
+    const usageCounted = () => count.counted.usage;
+    const chat = await this.inner.send({ ...call, endpoint: 'chat.completions', body: chatRequest });
     const headers = relayedHeaders(chat.headers);
     const isStream = chat.contentType.startsWith('text/event-stream');
     if (call.stream) {
@@ -89,20 +89,22 @@ export class ResponsesTranslationBackend implements Backend {
         contentType: 'text/event-stream; charset=utf-8',
         headers,
         body: isStream
-          ? responsesStreamOf(chat.body, body, call.model)
-          : responsesStreamOfCompletion(parseJson(await collect(chat.body)), body, call.model),
+          ? responsesStreamOf(chat.body, body, call.model, count)
+          : responsesStreamOfCompletion(parseJson(await collect(chat.body)), body, call.model, count),
+        usageCounted,
       };
     }
     if (isStream) {
       await discard(chat.body);
       throw new UpstreamError('The backend answered a request for JSON with a stream.');
     }
-    const answer = responseOfChatCompletion(body, parseJson(await collect(chat.body)), call.model);
+    const answer = responseOfChatCompletion(body, parseJson(await collect(chat.body)), call.model, count);
     return {
       status: chat.status,
       contentType: 'application/json',
       headers,
       body: [Buffer.from(JSON.stringify(answer))],
+      usageCounted,
     };
   }
 

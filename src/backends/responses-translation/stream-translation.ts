@@ -3,6 +3,7 @@ import type { BackendResponse } from '../backend.js';
 import { SseDataReader } from '../sse-data-reader.js';
 import { encodeEvent } from '../sse-encoder.js';
 import { ChatStreamTranslator, type ResponsesEvent } from './chat-stream-translator.js';
+import type { UsageCount } from './usage-count.js';
 
 type Json = Record<string, unknown>;
 
@@ -19,9 +20,8 @@ function failureMessage(error: unknown): string {
   return error instanceof GatewayError ? error.message : "The backend's stream failed.";
 }
 
-/** A chunk's JSON; `[DONE]` and anything else that is not a JSON object carries nothing to translate. */
+/** A chunk's JSON; anything that is not a JSON object carries nothing to translate. */
 function parse(data: string): Json | undefined {
-  if (data === '[DONE]') return undefined;
   try {
     const parsed: unknown = JSON.parse(data);
     return isObject(parsed) ? parsed : undefined;
@@ -43,6 +43,10 @@ function translate(data: string[], translator: ChatStreamTranslator): Translated
   const events: ResponsesEvent[] = [];
   try {
     for (const item of data) {
+      if (item.trim() === '[DONE]') {
+        translator.done();
+        continue;
+      }
       const payload = parse(item);
       if (!payload) continue;
       if (isObject(payload.error)) {
@@ -64,14 +68,17 @@ function translate(data: string[], translator: ChatStreamTranslator): Translated
  * A chat completions SSE stream as a Responses API stream. Nothing is written before the first
  * chat chunk arrives, so a backend that fails at once fails the request as a normal error. A
  * failure after that ends the stream with `response.failed`, then is rethrown so that the
- * gateway counts the stream as failed.
+ * gateway counts the stream as failed: a timeout or a lost connection of the backend's stream,
+ * an error chunk, and a stream that stopped before it said it was over (no finish_reason, no
+ * `[DONE]`), whose answer is cut short however cleanly its connection closed.
  */
 export async function* responsesStreamOf(
   chat: BackendResponse['body'],
   body: Json,
   model: string,
+  count: UsageCount,
 ): AsyncGenerator<Buffer> {
-  const translator = new ChatStreamTranslator(body, model);
+  const translator = new ChatStreamTranslator(body, model, count);
   const reader = new SseDataReader();
   try {
     for await (const chunk of chat) {
@@ -84,6 +91,10 @@ export async function* responsesStreamOf(
     if (out) yield out;
     if (error) throw error;
     if (ended) return;
+    if (!translator.saidItEnded)
+      throw new UpstreamError(
+        "The backend's stream ended before it said it was finished (no finish_reason).",
+      );
   } catch (error) {
     if (!translator.hasStarted) throw error;
     const failed = encode(translator.fail(failureMessage(error)));
@@ -98,8 +109,13 @@ export async function* responsesStreamOf(
  * A whole chat completion (from a backend that answered a stream request with JSON) as a
  * Responses API stream: the answer as one chunk, then the end.
  */
-export function responsesStreamOfCompletion(completion: unknown, body: Json, model: string): Buffer[] {
-  const translator = new ChatStreamTranslator(body, model);
+export function responsesStreamOfCompletion(
+  completion: unknown,
+  body: Json,
+  model: string,
+  count: UsageCount,
+): Buffer[] {
+  const translator = new ChatStreamTranslator(body, model, count);
   const answer = isObject(completion) ? completion : {};
   const choice = Array.isArray(answer.choices) ? answer.choices[0] : undefined;
   if (!isObject(choice) || !isObject(choice.message))
