@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { anthropicErrorEvent, anthropicErrorPayload } from './anthropic-error.js';
-import { type ErrorPayload, errorEvent, errorPayload } from './openai-error.js';
+import { type ErrorPayload, errorEvent, errorPayload, responsesErrorEvent } from './openai-error.js';
 
 /**
  * Which API's error shapes a request gets. The gateway serves two surfaces on one port: OpenAI's
@@ -11,6 +11,9 @@ import { type ErrorPayload, errorEvent, errorPayload } from './openai-error.js';
  * 404 / 405, upstream failures.
  */
 export type ErrorSurface = 'openai' | 'anthropic';
+
+/** How a stream that failed after its 200 ends: also the Responses API's own `error` event. */
+export type StreamErrorSurface = ErrorSurface | 'responses';
 
 export function errorSurfaceOf(url: string, headers: IncomingHttpHeaders): ErrorSurface {
   if (headers['anthropic-version'] !== undefined) return 'anthropic';
@@ -39,12 +42,11 @@ export function surfaceErrorPayload(
 
 /** The SSE event that ends a stream which failed after its 200, on `surface`. */
 export function surfaceErrorEvent(
-  surface: ErrorSurface,
+  surface: StreamErrorSurface,
   error: unknown,
   bodyLimit: number,
   requestId?: string,
 ): string {
-  return surface === 'anthropic'
-    ? anthropicErrorEvent(error, bodyLimit, requestId)
-    : errorEvent(error, bodyLimit);
+  if (surface === 'anthropic') return anthropicErrorEvent(error, bodyLimit, requestId);
+  return surface === 'responses' ? responsesErrorEvent(error, bodyLimit) : errorEvent(error, bodyLimit);
 }

@@ -103,3 +103,25 @@ export function errorEvent(error: unknown, bodyLimit: number): string {
   const { body } = errorPayload(error, bodyLimit);
   return `data: ${Buffer.isBuffer(body) ? body.toString('utf8').trim() : JSON.stringify(body)}\n\n`;
 }
+
+/**
+ * The Responses API's `error` event for a stream that failed after its 200: a named event with
+ * OpenAI's error object nested, which both the official SDK (it throws on `event: error`) and the
+ * AI SDK's Responses provider (its nested error chunk) read as the failure.
+ */
+export function responsesErrorEvent(error: unknown, bodyLimit: number): string {
+  const { body } = errorPayload(error, bodyLimit);
+  let inner: unknown;
+  try {
+    inner = (
+      JSON.parse(Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body)) as { error?: unknown }
+    ).error;
+  } catch {
+    inner = undefined;
+  }
+  const detail =
+    inner !== null && typeof inner === 'object'
+      ? (inner as Record<string, unknown>)
+      : { message: 'The upstream failed.', type: 'server_error', param: null, code: null };
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', sequence_number: 0, error: detail })}\n\n`;
+}

@@ -518,7 +518,12 @@ export class ForwardPath implements InferencePipeline {
       ...this.deps.relay,
       stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
       usage,
-      surface: dispatch.endpoint === 'messages' ? 'anthropic' : 'openai',
+      surface:
+        dispatch.endpoint === 'messages'
+          ? 'anthropic'
+          : dispatch.endpoint === 'responses'
+            ? 'responses'
+            : 'openai',
       tally,
       ...(owesUsageChunk && started.status === 200 ? { closingUsage } : {}),
       ...(fill

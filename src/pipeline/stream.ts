@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
 import { ClientAbortedError } from '../backends/transport-failure.js';
 import { UpstreamAnswerTooLargeError, UpstreamError } from '../errors.js';
-import { type ErrorSurface, surfaceErrorEvent } from '../http/error-surface.js';
+import { type StreamErrorSurface, surfaceErrorEvent } from '../http/error-surface.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
 import type { StreamTally } from '../usage/output-tally.js';
@@ -34,7 +34,7 @@ export interface SseOptions extends RelayOptions {
   /** Where this stream's events carry usage (chat chunks, Responses events, Anthropic's). */
   usage: StreamUsage;
   /** Whose error event ends a stream that fails after the 200. */
-  surface: ErrorSurface;
+  surface: StreamErrorSurface;
   /**
    * For a stream that ends whole without having carried usage: the usage event to send before
    * its `[DONE]` (or its end), or undefined for none. Asked at most once, after everything else
