@@ -4,6 +4,7 @@ import { BackendRegistry } from '../src/backends/registry.js';
 import { FakeUpstream, openaiError, sendJson } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { chatChunkFixtures, chatCompletionFixture } from './support/openai-fixtures.js';
+import { pollUntil } from './support/poll.js';
 
 /**
  * Upstream answers that are a 200 but no whole answer: a stream that says part way, in an event,
@@ -102,13 +103,17 @@ function chat(body: Record<string, unknown>): Promise<Response> {
 }
 
 /** The request's usage record, once written (records are written after the answer). */
-async function recorded(requestId: string): Promise<RecordedRequest> {
-  for (;;) {
-    const page = (await admin('GET', '/requests?limit=50')) as { data: RecordedRequest[] };
-    const found = page.data.find((item) => item.request_id === requestId);
-    if (found) return found;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+async function recorded(
+  requestId: string,
+  read = (path: string) => admin('GET', path),
+): Promise<RecordedRequest> {
+  const page = await pollUntil(
+    async () => (await read('/requests?limit=50')) as { data: RecordedRequest[] },
+    (found) => found.data.some((item) => item.request_id === requestId),
+  );
+  const found = page.data.find((item) => item.request_id === requestId);
+  expect(found, `no record of ${requestId}`).toBeDefined();
+  return found as RecordedRequest;
 }
 
 describe('a stream that reports an error part way', () => {
@@ -141,14 +146,14 @@ describe('a stream that reports an error part way', () => {
 
 /** The team's day budget once nothing is reserved any more (answers settle after they are sent). */
 async function settledBudget(): Promise<{ spent_tokens: number; reserved_tokens: number }> {
-  for (;;) {
-    const team = (await admin('GET', `/teams/${teamId}`)) as {
-      standing: { budgets: Array<{ spent_tokens: number; reserved_tokens: number }> };
-    };
-    const budget = team.standing.budgets[0];
-    if (budget && budget.reserved_tokens === 0) return budget;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  type Standing = { standing: { budgets: Array<{ spent_tokens: number; reserved_tokens: number }> } };
+  const team = await pollUntil(
+    async () => (await admin('GET', `/teams/${teamId}`)) as Standing,
+    (read) => read.standing.budgets[0]?.reserved_tokens === 0,
+  );
+  const budget = team.standing.budgets[0];
+  expect(budget?.reserved_tokens).toBe(0);
+  return budget as { spent_tokens: number; reserved_tokens: number };
 }
 
 describe('a whole JSON answer that is an error, with a 200', () => {
@@ -274,12 +279,7 @@ describe('a translated Responses stream its client leaves', () => {
       }
       leave.abort();
       await reader.cancel().catch(() => {});
-      let record: RecordedRequest | undefined;
-      while (!record) {
-        const page = (await adminCall('/requests?limit=10')) as unknown as { data: RecordedRequest[] };
-        record = page.data.find((item) => item.request_id === requestId);
-        if (!record) await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      const record = await recorded(requestId, (path) => adminCall(path));
       expect(record).toMatchObject({ outcome: 'served', estimated: true });
       expect(record.prompt_tokens).toBeGreaterThan(0);
     } finally {

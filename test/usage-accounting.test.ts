@@ -2,10 +2,10 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
-import { redisForTests, type TestRedis } from './support/redis.js';
+import { gatewayStores } from './support/gateway-stores.js';
 
 /**
  * ⑦ usage: every keyed request's tokens and cost are recorded after its response, summed per
@@ -15,14 +15,6 @@ const ADMIN = 'test-admin-key-0123456789';
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const run = promisify(execFile);
 const USAGE = { prompt_tokens: 1_000, completion_tokens: 100, total_tokens: 1_100 };
-let redis: TestRedis | undefined;
-
-beforeAll(async () => {
-  redis = await redisForTests();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
 
 async function gateway(redisUrl?: string): Promise<{ gw: TestGateway; upstream: FakeUpstream }> {
   const upstream = new FakeUpstream().on('POST', '/v1/chat/completions', async (request, res) => {
@@ -75,10 +67,7 @@ async function admin<T>(gw: TestGateway, method: string, path: string, body?: un
 
 type Row = Record<string, unknown> & { requests: number; total_tokens: number; cost_usd: number };
 
-const stores = [
-  { name: 'embedded store', url: () => undefined as string | undefined, available: () => true },
-  { name: 'Redis', url: () => redis?.url, available: () => redis !== undefined },
-];
+const stores = gatewayStores();
 
 describe.each(stores)('usage accounting ($name)', (store) => {
   it('records tokens and cost per request, sums them by day, model, key and team, and pages the request log', async (context) => {

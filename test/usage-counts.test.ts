@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeUpstream, sendJson } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
-import { redisForTests, type TestRedis } from './support/redis.js';
+import { gatewayStores } from './support/gateway-stores.js';
 
 /**
  * ⑦ usage counts say what happened: `requests` the served ones, `rejected` the gateway's own
@@ -10,14 +10,6 @@ import { redisForTests, type TestRedis } from './support/redis.js';
  */
 const ADMIN = 'test-admin-key-0123456789';
 const USAGE = { prompt_tokens: 30, completion_tokens: 10, total_tokens: 40 };
-let redis: TestRedis | undefined;
-
-beforeAll(async () => {
-  redis = await redisForTests();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
 
 interface Counts {
   requests: number;
@@ -116,10 +108,7 @@ async function countsOnceRecorded(gw: TestGateway, keyId: string, count: number)
   }
 }
 
-const stores = [
-  { name: 'embedded store', url: () => undefined as string | undefined, available: () => true },
-  { name: 'Redis', url: () => redis?.url, available: () => redis !== undefined },
-];
+const stores = gatewayStores();
 
 describe.each(stores)('usage counts ($name)', (store) => {
   it('a budget that runs out: served + rejected = sent, exactly, and only the served spend', async (context) => {

@@ -1,26 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { startGateway } from './support/gateway.js';
+import { gatewayStores } from './support/gateway-stores.js';
 import { pollUntil } from './support/poll.js';
-import { redisForTests, type TestRedis } from './support/redis.js';
 
 /**
  * The Messages API answers the gateway's budget refusal with Anthropic's 402 billing_error: the
  * request log still counts it `rejected` (the gateway's limit), as the OpenAI surface's 429 is.
  */
-let redis: TestRedis | undefined;
 
-beforeAll(async () => {
-  redis = await redisForTests();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-const stores = [
-  { name: 'embedded store', url: () => undefined as string | undefined, available: () => true },
-  { name: 'Redis', url: () => redis?.url, available: () => redis !== undefined },
-];
+const stores = gatewayStores();
 
 interface LoggedRequest {
   request_id: string;

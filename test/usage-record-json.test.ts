@@ -61,26 +61,11 @@ const fields = {
   attempts: fc.option(fc.array(attempt, { maxLength: 3 }), { nil: undefined }),
 };
 const record: fc.Arbitrary<UsageRecord> = fc.record(fields, {
-  requiredKeys: [
-    'at',
-    'requestId',
-    'teamId',
-    'keyId',
-    'model',
-    'deployment',
-    'status',
-    'promptTokens',
-    'completionTokens',
-    'totalTokens',
-    'cachedTokens',
-    'reasoningTokens',
-    'usdMicros',
-    'unpriced',
-    'estimated',
-    'latencyMs',
-    'stream',
-    'tags',
-  ],
+  // Every field but the four a record may leave out.
+  requiredKeys: USAGE_RECORD_FIELDS.filter(
+    (field): field is Exclude<typeof field, 'outcome' | 'ttftMs' | 'cache' | 'attempts'> =>
+      !['outcome', 'ttftMs', 'cache', 'attempts'].includes(field),
+  ),
 });
 
 describe("a usage record's JSON", () => {

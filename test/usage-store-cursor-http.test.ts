@@ -1,26 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AdminHttp, type ErrorBody, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { startGateway } from './support/gateway.js';
-import { redisForTests, type TestRedis } from './support/redis.js';
+import { gatewayStores } from './support/gateway-stores.js';
 
 /**
  * `GET /admin/requests?before=` with a cursor the log never gave out is the client's mistake: a
  * 400 naming `before` in the admin API's error shape, on the embedded store as on Redis (whose
  * XREVRANGE refuses such an id with an error that was a 500).
  */
-let redis: TestRedis | undefined;
 
-beforeAll(async () => {
-  redis = await redisForTests();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-const stores = [
-  { name: 'embedded store', url: () => undefined as string | undefined, available: () => true },
-  { name: 'Redis', url: () => redis?.url, available: () => redis !== undefined },
-];
+const stores = gatewayStores();
 
 describe.each(stores)('GET /admin/requests with a cursor it never gave out ($name)', (store) => {
   it('is a 400 naming before, never a 500', async (context) => {
