@@ -298,15 +298,28 @@ describe('fallback models', () => {
     ).toBe('up-b');
   });
 
-  it('a one-line model that lists fallbacks uses them too (it asked for more than one attempt)', async () => {
-    const { handlers, gw } = await setup({
-      single: { backend: 'a', model: 'up-a', fallbacks: ['spare'] },
+  it('a one-line model that lists fallbacks tries each of their deployments once, and itself once', async () => {
+    const { a, b, handlers, gw } = await setup({
+      single: { backend: 'a', model: 'up-a', fallbacks: ['pair', 'spare'] },
+      pair: {
+        deployments: [
+          { backend: 'a', model: 'pair-1', name: 'pair-1' },
+          { backend: 'a', model: 'pair-2', name: 'pair-2' },
+        ],
+      },
       spare: models.spare,
     });
     handlers.a = fails500;
     const response = await post(gw.url, { ...ask, model: 'single' });
     expect(response.status).toBe(200);
     expect(response.headers.get('x-tollgate-backend')).toBe('spare-b');
+    expect(response.headers.get('x-tollgate-attempts')).toBe('4');
+    expect(a.requests.map((request) => request.json?.model)).toEqual(['up-a', 'pair-1', 'pair-2']);
+    expect(b.requests).toHaveLength(1);
+    // Without its fallbacks it is tried once, as a one-line model always was.
+    const alone = await post(gw.url, { ...ask, model: 'single' }, { 'x-tollgate-fallbacks': 'off' });
+    expect(alone.status).toBe(502);
+    expect(a.requests.map((request) => request.json?.model).slice(3)).toEqual(['up-a']);
   });
 
   it('x-tollgate-fallbacks: off gives the failure instead', async () => {

@@ -63,14 +63,16 @@ describe('route table', () => {
       fallbacks: [],
       targeted: { context: [], contentPolicy: [] },
       retry: { ...DEFAULT_RETRY, attempts: 1 },
+      oncePerCandidate: true,
       circuit: undefined,
       ownedBy: undefined,
     });
     expect(table.match('plain')?.route.deployments[0]?.model).toBe('plain');
     expect(table.match('off')?.route.circuit).toBeUndefined();
-    // With fallbacks, one attempt for itself and one for each fallback, still no circuit.
-    expect(table.match('spared')?.route.retry).toEqual({ ...DEFAULT_RETRY, attempts: 3 });
-    expect(table.match('spared')?.route.circuit).toBeUndefined();
+    // With fallbacks too: each candidate once (routing-attempts.test.ts), no circuit.
+    expect(table.match('spared')?.route).toMatchObject({ oncePerCandidate: true, circuit: undefined });
+    // A model with deployments, or a one-line one with its own retry, counts retry.attempts.
+    expect(table.match('gpt-4o')?.route.oncePerCandidate).toBe(false);
   });
 
   it('keeps the deployments form in config order, with names, limits, strategy and policies', () => {

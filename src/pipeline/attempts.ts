@@ -95,7 +95,8 @@ export class Attempts {
     const now = () => performance.now();
     const deadline = now() + retry.deadlineMs;
     let candidates = candidatesOf(this.plan.groups);
-    let allowed = retry.attempts;
+    const { oncePerCandidate } = this.plan.route;
+    let allowed = oncePerCandidate ? candidates.length : retry.attempts;
     /** Once a targeted fallback took over, its own refusals are the answer (no chains). */
     let redirected = false;
     let lastError: unknown;
@@ -167,7 +168,7 @@ export class Attempts {
           // so the targeted models replace them all and get the attempts a request starts with.
           redirected = true;
           candidates = candidatesOf(instead);
-          allowed = this.count + retry.attempts;
+          allowed = this.count + (oncePerCandidate ? candidates.length : retry.attempts);
           // Relayed as it came if none of them can be reached.
           lastError = error;
           continue;
@@ -186,7 +187,7 @@ export class Attempts {
   /** Untried candidates first, in plan order; then the tried one that may go again soonest. */
   private next(candidates: CandidateState[]): CandidateState | undefined {
     const fresh = candidates.find((candidate) => !candidate.out && candidate.tries === 0);
-    if (fresh) return fresh;
+    if (fresh || this.plan.route.oncePerCandidate) return fresh;
     let soonest: CandidateState | undefined;
     for (const candidate of candidates) {
       if (!candidate.out && (!soonest || candidate.notBefore < soonest.notBefore)) soonest = candidate;

@@ -11,8 +11,6 @@ import type { CircuitPolicy, DeploymentLimits } from '../store/health-store.js';
 import type { TargetedFallbackKind } from './targeted-fallback.js';
 
 const ONE_LINE_RETRY: RetryConfig = { ...DEFAULT_RETRY, attempts: 1 };
-/** retry.attempts' own bound (config/schema.ts). */
-const MAX_ATTEMPTS = 10;
 const ONE_LINE_CIRCUIT = { ...DEFAULT_CIRCUIT, enabled: false };
 
 /** One deployment of a model, normalised from either config form. */
@@ -44,6 +42,11 @@ export interface ModelRoute {
   /** Tried instead when an attempt is refused for its length or by a content policy. */
   targeted: Record<TargetedFallbackKind, string[]>;
   retry: RetryConfig;
+  /**
+   * A one-line model without `retry` of its own: every candidate (its deployment, then its
+   * fallbacks') is tried once and none twice, instead of `retry.attempts` tries.
+   */
+  oncePerCandidate: boolean;
   /** Undefined when the model's circuit breaker is turned off. */
   circuit: CircuitPolicy | undefined;
   ownedBy: string | undefined;
@@ -117,8 +120,7 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
   });
   // The one-line form behaves as it always did unless it asks for more: one attempt, no circuit
   // (a single upstream's failure is the client's answer, and nothing stands between them).
-  // Fallbacks are asking for more: one attempt each (its own, then each fallback's first), so
-  // one attempt does not stop short of them and the deployment is not tried again after them.
+  // Its fallbacks (and targeted ones) are tried too, each deployment once (oncePerCandidate).
   const oneLine = model.deployments === undefined;
   const fallbacks = model.fallbacks ?? [];
   const { enabled, ...circuit } = model.circuit ?? (oneLine ? ONE_LINE_CIRCUIT : DEFAULT_CIRCUIT);
@@ -131,11 +133,8 @@ function modelRoute(name: string, model: ModelConfig): ModelRoute {
       context: [...(model.contextFallbacks ?? [])],
       contentPolicy: [...(model.contentPolicyFallbacks ?? [])],
     },
-    retry:
-      model.retry ??
-      (oneLine
-        ? { ...ONE_LINE_RETRY, attempts: Math.min(MAX_ATTEMPTS, 1 + fallbacks.length) }
-        : DEFAULT_RETRY),
+    retry: model.retry ?? (oneLine ? ONE_LINE_RETRY : DEFAULT_RETRY),
+    oncePerCandidate: oneLine && model.retry === undefined,
     circuit: enabled ? circuit : undefined,
     ownedBy: model.ownedBy,
   };
