@@ -302,9 +302,11 @@ describe('fallback models', () => {
     const { a, b, handlers, gw } = await setup({
       single: { backend: 'a', model: 'up-a', fallbacks: ['pair', 'spare'] },
       pair: {
+        // pair-1 first (a lower priority number), so the test knows the order of the two.
+        strategy: 'priority',
         deployments: [
           { backend: 'a', model: 'pair-1', name: 'pair-1' },
-          { backend: 'a', model: 'pair-2', name: 'pair-2' },
+          { backend: 'a', model: 'pair-2', name: 'pair-2', priority: 1 },
         ],
       },
       spare: models.spare,
