@@ -7,7 +7,6 @@ import { StreamAssembler } from '../cache/stream-assembler.js';
 import type { CacheConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
 import type { CachePlan } from './cache.js';
-import { jsonAnswerError } from './in-band-error.js';
 
 /** Builds a streamed answer's whole JSON, in its endpoint's shape (OpenAI's or Anthropic's). */
 export type AnswerAssembler = StreamAssembler | MessagesStreamAssembler;
@@ -20,16 +19,16 @@ export function assemblerFor(endpoint: CacheableEndpoint): AnswerAssembler {
 const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 
 /**
- * A whole JSON object that is not an error: one cut short is told by its ends rather than parsed
- * (a parse of up to `maxEntryBytes` would hold the event loop for milliseconds), an error object
- * by the same check the attempts make.
+ * A whole JSON object: one cut short is told by its ends rather than parsed (a parse of up to
+ * `maxEntryBytes` would hold the event loop for milliseconds). An answer that is an error object
+ * never gets here: the attempt that read it failed (in-band-error.ts).
  */
-function isAnswer(body: Buffer): boolean {
+function isWholeObject(body: Buffer): boolean {
   let start = 0;
   while (start < body.length && SPACE.has(body[start] ?? 0)) start++;
   let end = body.length - 1;
   while (end > start && SPACE.has(body[end] ?? 0)) end--;
-  return body[start] === 0x7b && body[end] === 0x7d && jsonAnswerError(body) === undefined;
+  return body[start] === 0x7b && body[end] === 0x7d;
 }
 
 /** What a fill uses of ③ cache: the stage hands these over when it makes this request the leader. */
@@ -117,9 +116,9 @@ export class CacheFill {
     // The flight ends last, after the claim is released: until then a new identical request here
     // joins this one instead of claiming anew while the old claim is still being let go.
     try {
-      // Some upstreams answer 200 with an error, or with JSON cut short: neither is an answer to
-      // keep or to hand to requests waiting for this one (they go upstream themselves).
-      if (body && !isAnswer(body)) body = null;
+      // JSON cut short is no answer to keep or to hand to requests waiting for this one (they go
+      // upstream themselves).
+      if (body && !isWholeObject(body)) body = null;
       if (body === undefined && this.assembler?.complete) {
         const assembled = this.assembler.answer();
         if (assembled) body = Buffer.from(JSON.stringify(assembled));

@@ -55,8 +55,43 @@ export function inBandErrorStatus(error: Record<string, unknown>): number {
   return 502;
 }
 
-/** Where an error's bytes may be: a block or body without them is not parsed at all. */
+/**
+ * Where an error may be: `"error"` followed by an object or a string (not `null`, which every
+ * Responses object carries). Bytes without one are not parsed at all.
+ */
 const ERROR_WORD = Buffer.from('"error"');
+const ERROR_EVENT_NAME = /^event:[ \t]*error[ \t]*\r?$/m;
+const RESPONSE_FAILED = Buffer.from('"response.failed"');
+// Byte checks first: every block of every stream passes here, and a string of it would be a copy.
+const NAMED_ERROR = Buffer.from('event: error');
+const NAMED_ERROR_TIGHT = Buffer.from('event:error');
+
+/** Events that may say the stream failed: an error's bytes, `response.failed`, or the name. */
+function mayHoldErrorEvent(block: Buffer): boolean {
+  return (
+    mayHoldError(block) ||
+    block.includes(RESPONSE_FAILED) ||
+    block.includes(NAMED_ERROR) ||
+    block.includes(NAMED_ERROR_TIGHT)
+  );
+}
+const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const QUOTE = 0x22;
+
+function mayHoldError(bytes: Buffer): boolean {
+  for (let at = bytes.indexOf(ERROR_WORD); at !== -1; at = bytes.indexOf(ERROR_WORD, at + 1)) {
+    let i = at + ERROR_WORD.length;
+    while (SPACE.has(bytes[i] ?? 0)) i++;
+    // A value `"error"`, not a key: Anthropic's and the Responses API's `"type":"error"`.
+    if (bytes[i] !== COLON) return true;
+    i++;
+    while (SPACE.has(bytes[i] ?? 0)) i++;
+    if (bytes[i] === OPEN_BRACE || bytes[i] === QUOTE) return true;
+  }
+  return false;
+}
 
 /**
  * The error the first event of a stream carries (`data: {"error":{...}}`, or the Responses API's
@@ -65,23 +100,23 @@ const ERROR_WORD = Buffer.from('"error"');
  * an upstream failure. Undefined when the first event is not an error.
  */
 export function inBandError(head: Buffer | undefined): Error | undefined {
-  // Every stream passes here: a first event without the word is not parsed at all.
-  if (!head?.includes(ERROR_WORD)) return undefined;
+  // Every stream passes here: a first event without an error's bytes is not parsed at all.
+  if (!head || !mayHoldErrorEvent(head)) return undefined;
   for (const event of splitEvents(head)) {
-    const payload = eventData(event);
-    if (!payload) continue;
-    const error = errorObjectOf(payload);
-    return error ? failureOf(error, 'then an error as its first event') : undefined;
+    const error = eventError(event);
+    if (error !== 'none') return error ? failureOf(error, 'then an error as its first event') : undefined;
   }
   return undefined;
 }
 
 /**
- * A whole JSON answer with a 200 that is an error object (some upstreams and proxies do that), as
- * the failure its status stands for, like a stream's first event; undefined for an answer.
+ * A whole JSON answer with a 200 that is an error object and nothing else (some upstreams and
+ * proxies answer that way), as the failure its status stands for, like a stream's first event;
+ * undefined for an answer, whatever else it carries (`"error": null`, an extra `error` field next
+ * to `choices` or `data`, a Responses object, which says `status: "failed"` itself).
  */
 export function jsonAnswerError(body: Buffer): Error | undefined {
-  if (!body.includes(ERROR_WORD)) return undefined;
+  if (!mayHoldError(body)) return undefined;
   let payload: unknown;
   try {
     payload = JSON.parse(body.toString('utf8'));
@@ -89,20 +124,41 @@ export function jsonAnswerError(body: Buffer): Error | undefined {
     return undefined;
   }
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return undefined;
-  const error = errorObjectOf(payload as Record<string, unknown>);
+  const answer = payload as Record<string, unknown>;
+  if (answer.object === 'response' || ANSWER_FIELDS.some((field) => answer[field] !== undefined))
+    return undefined;
+  const error = errorObjectOf(answer);
   return error ? failureOf(error, 'with an error') : undefined;
 }
+
+/** What an answer holds when it is one: an error object beside them is not the answer's failure. */
+const ANSWER_FIELDS = ['choices', 'data', 'output', 'content', 'results', 'embedding'];
 
 /**
  * True when a block of events holds one that says the stream failed part way: the stream then
  * failed as much as one broken off (src/pipeline/stream.ts).
  */
 export function hasErrorEvent(block: Buffer): boolean {
-  if (!block.includes(ERROR_WORD)) return false;
+  if (!mayHoldErrorEvent(block)) return false;
   return splitEvents(block).some((event) => {
-    const payload = eventData(event);
-    return payload !== undefined && errorObjectOf(payload) !== undefined;
+    const error = eventError(event);
+    return error !== 'none' && error !== undefined;
   });
+}
+
+/**
+ * The error an event stands for: an error object in its data, or an event named `error` whatever
+ * its data (then the data, or a plain server error); undefined for an event that is none,
+ * 'none' for one without data (a comment, a ping), which says nothing either way.
+ */
+function eventError(event: Buffer): Record<string, unknown> | undefined | 'none' {
+  const payload = eventData(event);
+  const named = ERROR_EVENT_NAME.test(event.toString('latin1'));
+  if (!payload)
+    return named ? { type: 'server_error', message: 'The upstream sent an error event.' } : 'none';
+  const error = errorObjectOf(payload);
+  if (error || !named) return error;
+  return { type: 'server_error', ...payload };
 }
 
 function failureOf(error: Record<string, unknown>, what: string): Error {
@@ -119,17 +175,28 @@ function failureOf(error: Record<string, unknown>, what: string): Error {
   return new UpstreamClientError(status, body, 'application/json', {});
 }
 
+/** TGI's `error_type` beside a bare message: what kind of failure it is. */
+const TGI_ERROR_TYPES: Readonly<Record<string, string>> = {
+  validation: 'invalid_request_error',
+  overloaded: 'overloaded',
+  generation: 'server_error',
+  incomplete_generation: 'server_error',
+};
+
 /**
  * The error object of an event or answer: OpenAI's `{"error":{...}}` (or a bare message, as TGI
  * sends it), the Responses API's `{"type":"error",...}` and `response.failed`, Anthropic's
- * `{"type":"error","error":{...}}`. Undefined for anything else (`"error": null` included).
+ * `{"type":"error","error":{...}}`. Undefined for anything else: `"error": null`, and an error
+ * object that says nothing (no message, type or code).
  */
 function errorObjectOf(payload: Record<string, unknown>): Record<string, unknown> | undefined {
   const nested = payload.error;
   if (nested !== null && typeof nested === 'object' && !Array.isArray(nested))
-    return nested as Record<string, unknown>;
-  if (typeof nested === 'string' && nested !== '' && payload.choices === undefined)
-    return { message: nested, type: 'server_error' };
+    return saysSomething(nested as Record<string, unknown>);
+  if (typeof nested === 'string' && nested !== '' && payload.choices === undefined) {
+    const kind = typeof payload.error_type === 'string' ? TGI_ERROR_TYPES[payload.error_type] : undefined;
+    return { message: nested, type: kind ?? 'server_error' };
+  }
   // Responses API streams: `{"type":"error","code":...,"message":...}`.
   if (payload.type === 'error' && payload.choices === undefined) {
     const { type: _type, sequence_number: _sequence, ...rest } = payload;
@@ -142,4 +209,10 @@ function errorObjectOf(payload: Record<string, unknown>): Record<string, unknown
       : { type: 'server_error', message: 'The response failed.' };
   }
   return undefined;
+}
+
+function saysSomething(error: Record<string, unknown>): Record<string, unknown> | undefined {
+  return error.message !== undefined || error.type !== undefined || error.code !== undefined
+    ? error
+    : undefined;
 }
