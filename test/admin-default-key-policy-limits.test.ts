@@ -121,6 +121,13 @@ describe('default_key_policy limits and budgets within the team’s', () => {
       { period: 'day', max_tokens: 500 },
       { period: 'month', max_usd: 5 },
     ]);
+    // A client that writes the team back whole, policy unchanged, is not refused for the policy.
+    const echoed = await admin.ok<TeamLimits>('PATCH', `/teams/${team.id}`, {
+      name: 'dkp-lower, renamed',
+      limits: { requests_per_minute: 10 },
+      default_key_policy: lowered.default_key_policy,
+    });
+    expect(echoed.default_key_policy).toEqual(lowered.default_key_policy);
     // Limits the caller sends are still held to the team's, and refused above them.
     expectRefused(
       await admin.call('POST', '/keys', { team_id: team.id, limits: { requests_per_minute: 20 } }),

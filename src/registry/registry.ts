@@ -172,8 +172,12 @@ export class Registry {
       updatedAt: this.now(),
     };
     // A policy set looser than the team is refused; the team's own limits may be lowered under
-    // it at any time (keys made from the policy then take the team's: policyWithinTeam).
-    if (patch.default_key_policy !== undefined) checkPolicyWithinTeam(team.defaultKeyPolicy, team);
+    // it at any time (keys made from the policy then take the team's: policyWithinTeam), and a
+    // client that sends the policy back unchanged with its other fields is not refused for that.
+    const policyChanged =
+      patch.default_key_policy !== undefined &&
+      JSON.stringify(patch.default_key_policy) !== JSON.stringify(before.defaultKeyPolicy);
+    if (policyChanged) checkPolicyWithinTeam(team.defaultKeyPolicy, team);
     await this.store.registry.updateTeam(team);
     await this.audit(actor, 'team.update', { type: 'team', id }, publicTeam(before), publicTeam(team));
     return team;
