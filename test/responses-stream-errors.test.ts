@@ -63,7 +63,12 @@ describe('a Responses stream that fails after its 200', () => {
     const last = blocks.at(-1) ?? '';
     expect(last.startsWith('event: error\n')).toBe(true);
     const data = JSON.parse(last.slice(last.indexOf('data: ') + 6)) as Record<string, unknown>;
-    expect(data).toMatchObject({ type: 'error', sequence_number: expect.any(Number) });
+    expect(data).toMatchObject({
+      type: 'error',
+      code: expect.any(String),
+      message: expect.any(String),
+      sequence_number: expect.any(Number),
+    });
     expect(data.error).toMatchObject({ type: expect.any(String), message: expect.any(String) });
   });
 

@@ -123,5 +123,16 @@ export function responsesErrorEvent(error: unknown, bodyLimit: number): string {
     inner !== null && typeof inner === 'object'
       ? (inner as Record<string, unknown>)
       : { message: 'The upstream failed.', type: 'server_error', param: null, code: null };
-  return `event: error\ndata: ${JSON.stringify({ type: 'error', sequence_number: 0, error: detail })}\n\n`;
+  // The Responses spec's own fields at the top too; the sequence number is unknown here (the
+  // events relayed so far are the upstream's), so it is the largest, after any of them.
+  const event = {
+    type: 'error',
+    code:
+      typeof detail.code === 'string' ? detail.code : typeof detail.type === 'string' ? detail.type : null,
+    message: typeof detail.message === 'string' ? detail.message : 'The upstream failed.',
+    param: typeof detail.param === 'string' ? detail.param : null,
+    sequence_number: Number.MAX_SAFE_INTEGER,
+    error: detail,
+  };
+  return `event: error\ndata: ${JSON.stringify(event)}\n\n`;
 }
