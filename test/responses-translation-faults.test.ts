@@ -5,6 +5,7 @@ import { estimatePromptTokens } from '../src/usage/token-estimate.js';
 import { chatOnlyUpstream } from './support/chat-only-backend.js';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 import { expectResponse, expectResponseStreamEvent } from './support/spec-validator.js';
 
 /**
@@ -33,12 +34,13 @@ async function admin<T>(path: string): Promise<T> {
 
 /** The request log entry of a request id, once recorded (recording is off the client's path). */
 async function recorded(requestId: string): Promise<Json> {
-  for (;;) {
-    const log = await admin<{ data: Json[] }>('/requests?limit=100');
-    const entry = log.data.find((row) => row.request_id === requestId);
-    if (entry) return entry;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  const log = await pollUntil(
+    () => admin<{ data: Json[] }>('/requests?limit=100'),
+    (read) => read.data.some((row) => row.request_id === requestId),
+  );
+  const entry = log.data.find((row) => row.request_id === requestId);
+  expect(entry, `no record of ${requestId}`).toBeDefined();
+  return entry as Json;
 }
 
 function parseSse(text: string): Json[] {
