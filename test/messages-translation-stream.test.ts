@@ -390,6 +390,17 @@ describe('withMessagesTranslation: streams', () => {
       got.filter((e) => e.event === 'content_block_delta').map((e) => (e.data.delta as Json).text),
     ).toEqual(['Once upon', ' a']);
 
+    // An empty finish_reason on every chunk (some servers send one) is no end either.
+    scripted.answer({
+      chunks: [
+        chatChunk({ role: 'assistant', content: 'Once' }, { finish_reason: '' }),
+        chatChunk({ content: ' upon' }, { finish_reason: '' }),
+      ],
+      done: false,
+    });
+    const empty = await messages.send(call(HELLO));
+    await expect(bodyText(empty)).rejects.toThrow(UpstreamError);
+
     // Nothing at all (bytes that are no event): the attempt fails before the client sees one.
     scripted.answer({ chunks: [], raw: 'this is not a server-sent event\n', done: false });
     await expect(bodyText(await messages.send(call(HELLO)))).rejects.toThrow(UpstreamError);

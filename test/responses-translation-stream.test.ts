@@ -282,6 +282,14 @@ describe('chat stream -> Responses events', () => {
     });
   });
 
+  it('an empty finish_reason on every chunk (some servers send one) is no end: still cut off', async () => {
+    const { events, error } = await translate(
+      bytes(sse([chunk({ role: 'assistant', content: 'Once' }, ''), chunk({ content: ' upon' }, '')], false)),
+    );
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect(events.at(-1)?.name).toBe('response.failed');
+  });
+
   it('a stream with no chat event at all is an error, with nothing written', async () => {
     const { events, error } = await translate(bytes('not a server-sent event\n'));
     expect(error).toBeInstanceOf(UpstreamError);

@@ -74,7 +74,9 @@ export class ChatStreamTranslator {
       out += this.appendText('text', refusal);
     }
     for (const call of listOf(delta.tool_calls)) out += this.toolCall(objectOf(call));
-    if (typeof choice.finish_reason === 'string') this.finishReason = choice.finish_reason;
+    // Some servers send `finish_reason: ""` on every chunk: only a reason is the end.
+    if (typeof choice.finish_reason === 'string' && choice.finish_reason !== '')
+      this.finishReason = choice.finish_reason;
     if (choice.stop_reason !== undefined && choice.stop_reason !== null)
       this.matchedStop = choice.stop_reason;
     if (chunk.usage !== null && typeof chunk.usage === 'object') this.usage = chunk.usage;

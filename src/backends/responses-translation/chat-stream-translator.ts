@@ -119,7 +119,8 @@ export class ChatStreamTranslator {
       if (typeof delta.content === 'string' && delta.content !== '') this.text('output_text', delta.content);
       if (typeof delta.refusal === 'string' && delta.refusal !== '') this.text('refusal', delta.refusal);
       if (Array.isArray(delta.tool_calls)) for (const call of delta.tool_calls) this.toolCall(call);
-      if (choice.finish_reason !== null && choice.finish_reason !== undefined)
+      // Some servers send `finish_reason: ""` on every chunk: only a reason is the end.
+      if (typeof choice.finish_reason === 'string' && choice.finish_reason !== '')
         this.finishReason = choice.finish_reason;
     }
     return this.flush();
