@@ -222,6 +222,8 @@ export async function relaySse(
         options.tee?.(block);
         // An error event after the client left is the stream ending for it (a translated stream
         // says response.failed when its client goes): it left, it is charged as one that left.
+        // Read on for requests joined to it, a real upstream error then goes unmarked here; the
+        // cache still keeps nothing of it (its assembler sees the error event).
         if (!signal.aborted && !outcome.streamError && hasErrorEvent(block)) outcome.streamError = true;
         let out = inspectBlock(block, outcome, options.stripUsageChunk, options.usage);
         let tallied = false;
