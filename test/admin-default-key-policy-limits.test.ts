@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { startAdminGateway } from './support/admin-gateway.js';
+import type { AdminHttp } from './support/admin-http.js';
 import { expectEnvelope } from './support/error-envelope.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import type { TestGateway } from './support/gateway.js';
 
 /**
  * A key made without limits of its own takes its team's default_key_policy limits and budgets,
@@ -20,13 +21,7 @@ interface TeamLimits {
 }
 
 beforeAll(async () => {
-  gw = await startGateway({
-    auth: {},
-    admin: { key: TEST_ADMIN_KEY },
-    backends: { mock: { type: 'mock' } },
-    models: { mock: { backend: 'mock' } },
-  });
-  admin = new AdminHttp(gw.url);
+  ({ gw, admin } = await startAdminGateway());
 });
 afterAll(() => gw.close());
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { startAdminGateway } from './support/admin-gateway.js';
+import type { AdminHttp } from './support/admin-http.js';
 import { expectEnvelope } from './support/error-envelope.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import type { TestGateway } from './support/gateway.js';
 
 /**
  * Every limit, budget and time the admin API stores must stay usable afterwards: budgets are
@@ -18,13 +19,7 @@ const LAST_SECOND = 253_402_300_799;
 const HUNDRED_YEARS = 100 * 365 * 86_400;
 
 beforeAll(async () => {
-  gw = await startGateway({
-    auth: {},
-    admin: { key: TEST_ADMIN_KEY },
-    backends: { mock: { type: 'mock' } },
-    models: { mock: { backend: 'mock' } },
-  });
-  admin = new AdminHttp(gw.url);
+  ({ gw, admin } = await startAdminGateway());
 });
 afterAll(() => gw.close());
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { startAdminGateway } from './support/admin-gateway.js';
+import type { AdminHttp } from './support/admin-http.js';
 import { expectEnvelope } from './support/error-envelope.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import type { TestGateway } from './support/gateway.js';
 
 /**
  * A team's `model_limits` may only name models the team may use: a limit on any other would bind
@@ -11,17 +12,11 @@ let gw: TestGateway;
 let admin: AdminHttp;
 
 beforeAll(async () => {
-  gw = await startGateway({
-    auth: {},
-    admin: { key: TEST_ADMIN_KEY },
-    backends: { mock: { type: 'mock' } },
-    models: {
-      mock: { backend: 'mock' },
-      'gpt-test': { backend: 'mock' },
-      'org/model-a': { backend: 'mock' },
-    },
-  });
-  admin = new AdminHttp(gw.url);
+  ({ gw, admin } = await startAdminGateway({
+    mock: { backend: 'mock' },
+    'gpt-test': { backend: 'mock' },
+    'org/model-a': { backend: 'mock' },
+  }));
 });
 afterAll(() => gw.close());
 

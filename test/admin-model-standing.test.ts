@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import { startAdminGateway } from './support/admin-gateway.js';
+import type { AdminHttp } from './support/admin-http.js';
+import type { TestGateway } from './support/gateway.js';
 
 /**
  * A team's limits on one model are spent like its own: `GET /admin/teams/{id}` shows where each
@@ -10,13 +11,7 @@ let gw: TestGateway;
 let admin: AdminHttp;
 
 beforeAll(async () => {
-  gw = await startGateway({
-    auth: {},
-    admin: { key: TEST_ADMIN_KEY },
-    backends: { mock: { type: 'mock' } },
-    models: { mock: { backend: 'mock' }, other: { backend: 'mock' } },
-  });
-  admin = new AdminHttp(gw.url);
+  ({ gw, admin } = await startAdminGateway({ mock: { backend: 'mock' }, other: { backend: 'mock' } }));
 });
 afterAll(() => gw.close());
 

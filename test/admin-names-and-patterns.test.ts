@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
+import { startAdminGateway } from './support/admin-gateway.js';
+import type { AdminHttp } from './support/admin-http.js';
 import { expectEnvelope } from './support/error-envelope.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import type { TestGateway } from './support/gateway.js';
 
 /**
  * What the admin API stores is shown again (lists, logs, the CLI's tables) and read as patterns:
@@ -12,13 +13,7 @@ let gw: TestGateway;
 let admin: AdminHttp;
 
 beforeAll(async () => {
-  gw = await startGateway({
-    auth: {},
-    admin: { key: TEST_ADMIN_KEY },
-    backends: { mock: { type: 'mock' } },
-    models: { mock: { backend: 'mock' }, 'local/tiny': { backend: 'mock' } },
-  });
-  admin = new AdminHttp(gw.url);
+  ({ gw, admin } = await startAdminGateway({ mock: { backend: 'mock' }, 'local/tiny': { backend: 'mock' } }));
 });
 afterAll(() => gw.close());
 
