@@ -189,7 +189,6 @@ describe('request: Responses -> chat completions', () => {
     ],
     [{ tool_choice: { type: 'web_search_preview' } }, 'tool_choice'],
     [{ input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0]'],
-    [{ input: [{ type: 'reasoning', id: 'rs_1', summary: [] }] }, 'input[0].type'],
     [
       { input: [{ role: 'user', content: [{ type: 'input_image', file_id: 'file_1' }] }] },
       'input[0].content[0].file_id',

@@ -6,6 +6,8 @@ import {
   newId,
   nowSeconds,
   outputText,
+  reasoningItem,
+  reasoningOfThinkingBlock,
   responseObject,
 } from './response-object.js';
 import type { UsageCount } from './usage-count.js';
@@ -18,6 +20,11 @@ const isObject = (value: unknown): value is Json =>
 /** The assistant message of a chat answer's first choice as Responses output items. */
 function outputItems(message: Json): Json[] {
   const items: Json[] = [];
+  // Claude's signed thinking first, as OpenAI's reasoning items come: sent back, it continues a tool turn.
+  for (const block of Array.isArray(message.thinking_blocks) ? message.thinking_blocks : []) {
+    const reasoning = reasoningOfThinkingBlock(block);
+    if (reasoning) items.push(reasoningItem(newId('rs_'), 'completed', reasoning));
+  }
   const content: Json[] = [];
   if (typeof message.content === 'string' && message.content !== '')
     content.push(outputText(message.content));
@@ -44,6 +51,8 @@ function outputItems(message: Json): Json[] {
 /** What the model generated in a chat message, for counting when the backend reported no usage. */
 function generatedTexts(message: Json): string[] {
   const texts = [message.content, message.refusal];
+  for (const block of Array.isArray(message.thinking_blocks) ? message.thinking_blocks : [])
+    texts.push(reasoningOfThinkingBlock(block)?.text);
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
     const fn = isObject(call) && isObject(call.function) ? call.function : {};
     texts.push(fn.name, fn.arguments);

@@ -5,7 +5,10 @@ import {
   newId,
   nowSeconds,
   outputText,
+  type Reasoning,
   type ResponseState,
+  reasoningItem,
+  reasoningOfThinkingBlock,
   responseObject,
   responseUsage,
 } from './response-object.js';
@@ -58,7 +61,16 @@ interface CallItem {
   open: boolean;
 }
 
-type Item = MessageItem | CallItem;
+/** Claude's thinking, announced and finished at once when its signed block comes whole. */
+interface ReasoningItem {
+  kind: 'reasoning';
+  id: string;
+  outputIndex: number;
+  reasoning: Reasoning;
+  open: false;
+}
+
+type Item = MessageItem | CallItem | ReasoningItem;
 
 const isObject = (value: unknown): value is Json =>
   value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -116,6 +128,8 @@ export class ChatStreamTranslator {
     const choice = choices.find((c) => isObject(c) && (c.index ?? 0) === 0);
     if (isObject(choice)) {
       const delta = isObject(choice.delta) ? choice.delta : {};
+      if (Array.isArray(delta.thinking_blocks))
+        for (const block of delta.thinking_blocks) this.thinking(block);
       if (typeof delta.content === 'string' && delta.content !== '') this.text('output_text', delta.content);
       if (typeof delta.refusal === 'string' && delta.refusal !== '') this.text('refusal', delta.refusal);
       if (Array.isArray(delta.tool_calls)) for (const call of delta.tool_calls) this.toolCall(call);
@@ -132,7 +146,7 @@ export class ChatStreamTranslator {
     this.closeMessage();
     for (const call of this.calls.values()) if (!call.announced) this.announce(call);
     for (const item of this.items) if (item.kind === 'call') this.closeCall(item);
-    if (this.items.length === 0) {
+    if (this.items.every((item) => item.kind === 'reasoning')) {
       // Neither text nor calls: still one (empty) assistant message, as OpenAI answers.
       this.openPart(this.openMessage(), 'output_text');
       this.closeMessage();
@@ -184,6 +198,48 @@ export class ChatStreamTranslator {
     const where = { item_id: message.id, output_index: message.outputIndex, content_index: index };
     if (type === 'refusal') this.emit('response.refusal.delta', { ...where, delta: piece });
     else this.emit('response.output_text.delta', { ...where, delta: piece, logprobs: [] });
+  }
+
+  /**
+   * A signed thinking block (the anthropic backend sends each whole when it ends, before the
+   * text or calls that follow it) as a complete reasoning item: its summary text in one delta,
+   * its signature as `encrypted_content`. Bare `reasoning_content` deltas stay unsent.
+   */
+  private thinking(block: unknown): void {
+    const reasoning = reasoningOfThinkingBlock(block);
+    if (!reasoning) return;
+    this.closeMessage();
+    const item: ReasoningItem = {
+      kind: 'reasoning',
+      id: newId('rs_'),
+      outputIndex: this.items.length,
+      reasoning,
+      open: false,
+    };
+    this.items.push(item);
+    this.count.add(reasoning.text);
+    const where = { item_id: item.id, output_index: item.outputIndex };
+    this.emit('response.output_item.added', {
+      output_index: item.outputIndex,
+      item: reasoningItem(item.id, 'in_progress', { text: '', encryptedContent: null }),
+    });
+    if (reasoning.text !== '') {
+      const part = { ...where, summary_index: 0 };
+      this.emit('response.reasoning_summary_part.added', {
+        ...part,
+        part: { type: 'summary_text', text: '' },
+      });
+      this.emit('response.reasoning_summary_text.delta', { ...part, delta: reasoning.text });
+      this.emit('response.reasoning_summary_text.done', { ...part, text: reasoning.text });
+      this.emit('response.reasoning_summary_part.done', {
+        ...part,
+        part: { type: 'summary_text', text: reasoning.text },
+      });
+    }
+    this.emit('response.output_item.done', {
+      output_index: item.outputIndex,
+      item: reasoningItem(item.id, 'completed', reasoning),
+    });
   }
 
   private openMessage(): MessageItem {
@@ -312,6 +368,7 @@ export class ChatStreamTranslator {
   private outputItems(): Json[] {
     return this.items.map((item) => {
       const status = item.open ? 'in_progress' : 'completed';
+      if (item.kind === 'reasoning') return reasoningItem(item.id, status, item.reasoning);
       return item.kind === 'message'
         ? messageItem(item.id, status, item.parts.map(contentPart))
         : functionCallItem(item.id, status, item);

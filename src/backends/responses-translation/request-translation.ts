@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '../../errors.js';
+import { REDACTED_PREFIX } from './response-object.js';
 
 /**
  * A Responses API request (`POST /v1/responses`) as the chat completions request that asks the
@@ -180,19 +181,59 @@ function toolOutputText(output: unknown, param: string): string {
 }
 
 /**
- * The `input` (or `instructions`) items as chat messages, `field` naming them in errors;
- * consecutive function calls become one assistant turn.
+ * A reasoning item as the thinking block Claude signed (LiteLLM's `thinking_blocks`, which the
+ * anthropic backend gives back to Claude); one without `encrypted_content` (another provider's,
+ * or unsigned) has nothing Claude can check, and is left out.
  */
-function chatMessages(input: unknown, field: 'input' | 'instructions'): Json[] {
+function thinkingBlockOf(item: Json): Json | undefined {
+  const signature = item.encrypted_content;
+  if (typeof signature !== 'string' || signature === '') return undefined;
+  if (signature.startsWith(REDACTED_PREFIX))
+    return { type: 'redacted_thinking', data: signature.slice(REDACTED_PREFIX.length) };
+  const summary = Array.isArray(item.summary) ? item.summary : [];
+  const thinking = summary
+    .map((part) => (isObject(part) && typeof part.text === 'string' ? part.text : ''))
+    .join('');
+  return { type: 'thinking', thinking, signature };
+}
+
+/** Whether reasoning items go to the chat backend, as `thinking_blocks` on the assistant turn. */
+export interface ChatRequestOptions {
+  /** The backend reads `thinking_blocks` (the anthropic backend); others never see the field. */
+  thinkingBlocks?: boolean;
+}
+
+/**
+ * The `input` (or `instructions`) items as chat messages, `field` naming them in errors;
+ * consecutive function calls become one assistant turn, and reasoning items before it become
+ * its `thinking_blocks` (when the backend takes them; else they are dropped).
+ */
+function chatMessages(input: unknown, field: 'input' | 'instructions', options: ChatRequestOptions): Json[] {
   if (typeof input === 'string') return [{ role: 'user', content: input }];
   if (!Array.isArray(input)) return [];
   const messages: Json[] = [];
+  /** Thinking blocks waiting for the assistant turn they came with. */
+  let thinking: Json[] = [];
+  const attachThinking = (message: Json) => {
+    if (thinking.length === 0) return;
+    const earlier = Array.isArray(message.thinking_blocks) ? message.thinking_blocks : [];
+    message.thinking_blocks = [...earlier, ...thinking];
+    thinking = [];
+  };
   input.forEach((item, index) => {
     const param = `${field}[${index}]`;
     if (!isObject(item)) throw new InvalidRequestError('Expected an input item object.', param);
     const type = item.type ?? 'message';
+    if (type === 'reasoning') {
+      const block = options.thinkingBlocks ? thinkingBlockOf(item) : undefined;
+      if (block) thinking.push(block);
+      return;
+    }
     if (type === 'message') {
-      messages.push(chatMessage(item, param));
+      const message = chatMessage(item, param);
+      if (message.role === 'assistant') attachThinking(message);
+      else thinking = [];
+      messages.push(message);
       return;
     }
     if (type === 'function_call') {
@@ -208,9 +249,15 @@ function chatMessages(input: unknown, field: 'input' | 'instructions'): Json[] {
       if (last?.role === 'assistant') {
         last.tool_calls = [...(Array.isArray(last.tool_calls) ? last.tool_calls : []), call];
         if (last.content === '') last.content = null;
-      } else messages.push({ role: 'assistant', content: null, tool_calls: [call] });
+        attachThinking(last);
+      } else {
+        const message: Json = { role: 'assistant', content: null, tool_calls: [call] };
+        attachThinking(message);
+        messages.push(message);
+      }
       return;
     }
+    thinking = [];
     if (type === 'function_call_output') {
       if (typeof item.call_id !== 'string')
         throw new InvalidRequestError('A function_call_output item needs `call_id`.', `${param}.call_id`);
@@ -236,13 +283,19 @@ function chatMessages(input: unknown, field: 'input' | 'instructions'): Json[] {
 }
 
 /** The chat completions body for a Responses API body, sent to `model`. */
-export function chatRequestOf(body: Json, model: string, stream: boolean): Json {
+export function chatRequestOf(
+  body: Json,
+  model: string,
+  stream: boolean,
+  options: ChatRequestOptions = {},
+): Json {
   refuseStatefulFeatures(body);
-  const messages = chatMessages(body.input, 'input');
+  const messages = chatMessages(body.input, 'input', options);
   const instructions = body.instructions;
   if (typeof instructions === 'string' && instructions !== '')
     messages.unshift({ role: 'system', content: instructions });
-  else if (Array.isArray(instructions)) messages.unshift(...chatMessages(instructions, 'instructions'));
+  else if (Array.isArray(instructions))
+    messages.unshift(...chatMessages(instructions, 'instructions', options));
   if (messages.length === 0)
     throw new InvalidRequestError('`input` must hold at least one message.', 'input');
 

@@ -132,3 +132,39 @@ export function functionCallItem(
     arguments: call.arguments,
   };
 }
+
+/**
+ * A redacted thinking block's data goes out as `encrypted_content` behind this tag, so that it
+ * comes back as a redacted block; a plain thinking block's is its signature (base64: no colon).
+ */
+export const REDACTED_PREFIX = 'redacted_thinking:';
+
+/** What a reasoning item carries: the thinking text (its summary) and the block's signature. */
+export interface Reasoning {
+  text: string;
+  encryptedContent: string | null;
+}
+
+/** One of a chat answer's `thinking_blocks` (Claude's, signed) as what its reasoning item says. */
+export function reasoningOfThinkingBlock(block: unknown): Reasoning | undefined {
+  if (!isObject(block)) return undefined;
+  if (block.type === 'thinking' && typeof block.thinking === 'string')
+    return {
+      text: block.thinking,
+      encryptedContent:
+        typeof block.signature === 'string' && block.signature !== '' ? block.signature : null,
+    };
+  if (block.type === 'redacted_thinking' && typeof block.data === 'string')
+    return { text: '', encryptedContent: `${REDACTED_PREFIX}${block.data}` };
+  return undefined;
+}
+
+export function reasoningItem(id: string, status: 'in_progress' | 'completed', reasoning: Reasoning): Json {
+  return {
+    id,
+    type: 'reasoning',
+    status,
+    summary: reasoning.text === '' ? [] : [{ type: 'summary_text', text: reasoning.text }],
+    encrypted_content: reasoning.encryptedContent,
+  };
+}

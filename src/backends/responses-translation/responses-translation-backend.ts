@@ -77,7 +77,10 @@ export class ResponsesTranslationBackend implements Backend {
 
   private async respond(call: JsonCall): Promise<BackendResponse> {
     const body: Json = call.body;
-    const chatRequest = chatRequestOf(body, call.model, call.stream);
+    // Only the anthropic backend reads reasoning items back (as `thinking_blocks`); others never see them.
+    const chatRequest = chatRequestOf(body, call.model, call.stream, {
+      thinkingBlocks: this.inner.type === 'anthropic',
+    });
     const count = new UsageCount(body);
     const usageCounted = () => count.counted.usage;
     const chat = await this.inner.send({ ...call, endpoint: 'chat.completions', body: chatRequest });

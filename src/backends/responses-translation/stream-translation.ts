@@ -129,6 +129,7 @@ export function responsesStreamOfCompletion(
         index: 0,
         delta: {
           content: message.content,
+          ...(Array.isArray(message.thinking_blocks) ? { thinking_blocks: message.thinking_blocks } : {}),
           tool_calls: calls.map((call, index) => (isObject(call) ? { ...call, index } : call)),
         },
         finish_reason: choice.finish_reason,
