@@ -42,6 +42,20 @@ const TOOLS = [
   },
 ];
 
+/** The second turn: the question, the first turn's output as it came, and the tool's answer. */
+function secondTurn(output: unknown[], callId: string) {
+  return {
+    model: 'claude',
+    input: [
+      { role: 'user' as const, content: 'Weather in Paris?' },
+      ...(output as OpenAI.Responses.ResponseInputItem[]),
+      { type: 'function_call_output' as const, call_id: callId, output: '22C, sunny' },
+    ],
+    tools: TOOLS,
+    reasoning: { effort: 'low' as const },
+  };
+}
+
 let fake: FakeAnthropic;
 let gw: TestGateway;
 let client: OpenAI;
@@ -110,16 +124,7 @@ describe('Claude thinking over /v1/responses', () => {
     const call = first.output.find((item) => item.type === 'function_call');
     if (call?.type !== 'function_call') throw new Error('no function call');
 
-    const second = await client.responses.create({
-      model: 'claude',
-      input: [
-        { role: 'user', content: 'Weather in Paris?' },
-        ...(first.output as OpenAI.Responses.ResponseInputItem[]),
-        { type: 'function_call_output', call_id: call.call_id, output: '22C, sunny' },
-      ],
-      tools: TOOLS,
-      reasoning: { effort: 'low' },
-    });
+    const second = await client.responses.create(secondTurn(first.output, call.call_id));
     expect(second.output_text).toBe('Sunny in Paris.');
     expectThinkingSentBack();
   });
@@ -157,16 +162,7 @@ describe('Claude thinking over /v1/responses', () => {
     const call = first.output.find((item) => item.type === 'function_call');
     if (call?.type !== 'function_call') throw new Error('no function call');
 
-    const second = client.responses.stream({
-      model: 'claude',
-      input: [
-        { role: 'user', content: 'Weather in Paris?' },
-        ...(first.output as OpenAI.Responses.ResponseInputItem[]),
-        { type: 'function_call_output', call_id: call.call_id, output: '22C, sunny' },
-      ],
-      tools: TOOLS,
-      reasoning: { effort: 'low' },
-    });
+    const second = client.responses.stream(secondTurn(first.output, call.call_id));
     expect((await second.finalResponse()).output_text).toBe('Sunny in Paris.');
     expectThinkingSentBack();
   });
