@@ -7,6 +7,7 @@ import type { CacheHit, CachePlan, CacheStage } from './cache.js';
 import { clientWantsUsageChunk, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import type { ForwardOutcome } from './forward-outcome.js';
+import { jsonObjectOf } from './json-bytes.js';
 import type { QuotaStage } from './quota.js';
 import type { Reservation } from './reservation.js';
 import type { Deployment } from './router.js';
@@ -40,18 +41,6 @@ export type UpstreamCall = (
   dispatch: JsonDispatch,
   reservation: Reservation,
 ) => Promise<Answered<UpstreamAnswer>>;
-
-/** The answer's JSON object; undefined when it is not one (an upstream's 200 may be anything). */
-function jsonObject(answer: Buffer): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(answer.toString('utf8'));
-    return value !== null && typeof value === 'object' && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export class CacheAnswers {
   constructor(private readonly deps: CacheAnswerDeps) {}
@@ -190,7 +179,7 @@ export class CacheAnswers {
       const usage = usageFromJson(answer); // ⑦
       if (response.status === 200 && dispatch.body.encoding_format === 'base64')
         answer = ensureBase64Embeddings(answer);
-      const upstreamAnswer = response.status === 200 ? jsonObject(answer) : undefined;
+      const upstreamAnswer = response.status === 200 ? jsonObjectOf(answer) : undefined;
       const items = upstreamAnswer && itemsOf(upstreamAnswer);
       if (!upstreamAnswer || !items || items.length !== missing.length) {
         sendBuffered(reply, response, answer); // an error (or an odd answer) goes back as it came

@@ -7,6 +7,7 @@ import { StreamAssembler } from '../cache/stream-assembler.js';
 import type { CacheConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
 import type { CachePlan } from './cache.js';
+import { isWholeObject } from './json-bytes.js';
 
 /** Builds a streamed answer's whole JSON, in its endpoint's shape (OpenAI's or Anthropic's). */
 export type AnswerAssembler = StreamAssembler | MessagesStreamAssembler;
@@ -14,21 +15,6 @@ export type AnswerAssembler = StreamAssembler | MessagesStreamAssembler;
 export function assemblerFor(endpoint: CacheableEndpoint): AnswerAssembler {
   if (endpoint === 'messages') return new MessagesStreamAssembler();
   return new StreamAssembler(endpoint === 'completions' ? 'completions' : 'chat.completions');
-}
-
-const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
-
-/**
- * A whole JSON object: one cut short is told by its ends rather than parsed (a parse of up to
- * `maxEntryBytes` would hold the event loop for milliseconds). An answer that is an error object
- * never gets here: the attempt that read it failed (in-band-error.ts).
- */
-function isWholeObject(body: Buffer): boolean {
-  let start = 0;
-  while (start < body.length && SPACE.has(body[start] ?? 0)) start++;
-  let end = body.length - 1;
-  while (end > start && SPACE.has(body[end] ?? 0)) end--;
-  return body[start] === 0x7b && body[end] === 0x7d;
 }
 
 /** What a fill uses of ③ cache: the stage hands these over when it makes this request the leader. */
@@ -117,7 +103,8 @@ export class CacheFill {
     // joins this one instead of claiming anew while the old claim is still being let go.
     try {
       // JSON cut short is no answer to keep or to hand to requests waiting for this one (they go
-      // upstream themselves).
+      // upstream themselves). Told by its ends, not parsed: a parse of up to maxEntryBytes would
+      // hold the event loop; an error object never gets here (the attempt failed on it).
       if (body && !isWholeObject(body)) body = null;
       if (body === undefined && this.assembler?.complete) {
         const assembled = this.assembler.answer();

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import { clientWantsUsageChunk, type JsonDispatch } from './dispatch.js';
+import { isJsonObject, jsonObjectOf } from './json-bytes.js';
 import { type RelayOptions, readFirstEvent, relaySse, type SseOutcome } from './stream.js';
 import { StreamUsage, type TokenUsage } from './usage.js';
 
@@ -30,10 +31,10 @@ export function ignoredStreamReplay(
   const { endpoint } = dispatch;
   if (!dispatch.stream || response.status !== 200) return undefined;
   if (endpoint !== 'chat.completions' && endpoint !== 'completions') return undefined;
-  const answer = jsonObject(body);
+  const answer = jsonObjectOf(body);
   if (answer?.object !== ANSWER_OBJECT[endpoint]) return undefined;
   const includeUsage = clientWantsUsageChunk(dispatch.body);
-  const usage = isObject(answer.usage) ? answer.usage : includeUsage ? counted() : undefined;
+  const usage = isJsonObject(answer.usage) ? answer.usage : includeUsage ? counted() : undefined;
   // Describes the JSON bytes, not the stream's.
   const { 'content-length': _length, ...headers } = response.headers;
   return {
@@ -59,17 +60,4 @@ export async function relayReplay(
     usage: new StreamUsage(dispatch.endpoint),
     surface: 'openai',
   });
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function jsonObject(body: Buffer): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    return isObject(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -1,5 +1,6 @@
 import { UpstreamClientError, UpstreamError, UpstreamOverloadedError } from '../errors.js';
 import { splitEvents } from '../http/sse-splitter.js';
+import { jsonObjectOf, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 import { eventData } from './usage.js';
 
 /**
@@ -55,10 +56,6 @@ export function inBandErrorStatus(error: Record<string, unknown>): number {
   return 502;
 }
 
-/**
- * Where an error may be: `"error"` followed by an object or a string (not `null`, which every
- * Responses object carries). Bytes without one are not parsed at all.
- */
 const ERROR_WORD = Buffer.from('"error"');
 const ERROR_EVENT_NAME = /^event:[ \t]*error[ \t]*\r?$/m;
 const RESPONSE_FAILED = Buffer.from('"response.failed"');
@@ -75,20 +72,16 @@ function mayHoldErrorEvent(block: Buffer): boolean {
     block.includes(NAMED_ERROR_TIGHT)
   );
 }
-const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const QUOTE = 0x22;
 
+/**
+ * Where an error may be: `"error"` followed by an object or a string (not `null`, which every
+ * Responses object carries). Bytes without one are not parsed at all.
+ */
 function mayHoldError(bytes: Buffer): boolean {
   for (let at = bytes.indexOf(ERROR_WORD); at !== -1; at = bytes.indexOf(ERROR_WORD, at + 1)) {
-    let i = at + ERROR_WORD.length;
-    while (SPACE.has(bytes[i] ?? 0)) i++;
+    const value = valueStartAfterKey(bytes, at, ERROR_WORD);
     // A value `"error"`, not a key: Anthropic's and the Responses API's `"type":"error"`.
-    if (bytes[i] !== COLON) return true;
-    i++;
-    while (SPACE.has(bytes[i] ?? 0)) i++;
-    if (bytes[i] === OPEN_BRACE || bytes[i] === QUOTE) return true;
+    if (value === -1 || bytes[value] === OPEN_BRACE || bytes[value] === QUOTE) return true;
   }
   return false;
 }
@@ -117,14 +110,8 @@ export function inBandError(head: Buffer | undefined): Error | undefined {
  */
 export function jsonAnswerError(body: Buffer): Error | undefined {
   if (!mayHoldError(body)) return undefined;
-  let payload: unknown;
-  try {
-    payload = JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return undefined;
-  const answer = payload as Record<string, unknown>;
+  const answer = jsonObjectOf(body);
+  if (!answer) return undefined;
   if (answer.object === 'response' || ANSWER_FIELDS.some((field) => answer[field] !== undefined))
     return undefined;
   const error = errorObjectOf(answer);

@@ -1,5 +1,6 @@
 import { type AnthropicUsage, mergeUsage, toChatUsage } from '../backends/anthropic/anthropic-usage.js';
 import type { JsonEndpoint } from '../backends/backend.js';
+import { CLOSE_BRACE, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 
 /**
  * ⑦ usage: the token counts an upstream reported, found in a JSON body or an SSE stream.
@@ -16,9 +17,6 @@ export interface TokenUsage {
 }
 
 const USAGE_KEY = Buffer.from('"usage"');
-const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
 
 /**
  * True when the bytes hold `"usage": {` (an object, not the `"usage":null` OpenAI puts on
@@ -33,12 +31,8 @@ export function hasUsageObject(bytes: Buffer): boolean {
 
 /** Where the object of the `"usage"` key found at `at` opens, or -1 when its value is not an object. */
 function usageObjectStart(bytes: Buffer, at: number): number {
-  let i = at + USAGE_KEY.length;
-  while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
-  if (bytes[i] !== COLON) return -1;
-  i++;
-  while (i < bytes.length && SPACE.has(bytes[i] ?? 0)) i++;
-  return bytes[i] === OPEN_BRACE ? i : -1;
+  const start = valueStartAfterKey(bytes, at, USAGE_KEY);
+  return start !== -1 && bytes[start] === OPEN_BRACE ? start : -1;
 }
 
 /** Every token an answer used (prompt and output), when its usage says; what provider limits count. */
@@ -101,8 +95,6 @@ export function usageFromJson(body: Buffer): TokenUsage | undefined {
   return undefined;
 }
 
-const CLOSE_BRACE = 0x7d;
-const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
 /** Index of the brace closing the object that opens at `start`, skipping strings. */
