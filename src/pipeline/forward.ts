@@ -280,11 +280,12 @@ export class ForwardPath implements InferencePipeline {
       throw error;
     }
     if (reservation.tokensPerMinute) reply.headers(tokenRateHeaders(reservation.tokensPerMinute));
+    const promptTokens = () =>
+      reservation.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
     // ⑦ without usage from the upstream: the prompt as counted plus the output counted here.
     const countUsage = (completionTokens: () => number) => {
       if (outcome.usage || g.principal?.kind !== 'key') return;
-      const prompt = reservation.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
-      outcome.usage = estimatedUsage(prompt, completionTokens());
+      outcome.usage = estimatedUsage(promptTokens(), completionTokens());
       outcome.usageEstimated = true;
     };
 
@@ -335,10 +336,12 @@ export class ForwardPath implements InferencePipeline {
         body = ensureBase64Embeddings(body);
       }
       // An upstream that ignored `stream: true` answered whole: the client gets the stream it asked for.
-      const replay = ignoredStreamReplay(dispatch, response, body, () => {
-        const prompt = reservation.promptTokens ?? estimatePromptTokens(dispatch.endpoint, dispatch.body);
-        return outcome.usage ?? estimatedUsage(prompt, completionTokensOfJson(json));
-      });
+      const replay = ignoredStreamReplay(
+        dispatch,
+        response,
+        body,
+        () => outcome.usage ?? estimatedUsage(promptTokens(), completionTokensOfJson(json)),
+      );
       if (replay) {
         const sse = await relayReplay(request, reply, replay, dispatch, this.deps.relay); // ⑥
         outcome.firstChunkAt = sse.firstChunkAt;
