@@ -27,49 +27,55 @@ export function applyLimitsPatch(current: Limits | undefined, patch: LimitsPatch
   return next;
 }
 
-/** One value of a key (or a key policy) above its team's counterpart, each with its field name. */
-interface AboveTeam {
+type LimitsAndBudgets = { limits: Limits; budgets: Budget[] };
+type TeamLimits = { limits?: Limits | undefined; budgets?: Budget[] | undefined };
+
+/** A value a key (or a key policy) sets and its team's counterpart, each with its field name. */
+interface Counterpart {
   param: string;
   value: number;
   teamParam: string;
   teamValue: number;
+  /** Sets the value to the team's in `copy`, a copy of the key's (or policy's) values. */
+  lowerTo(copy: LimitsAndBudgets): void;
 }
 
-function firstAboveTeam(
-  key: { limits: Limits; budgets: Budget[] },
-  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
-): AboveTeam | undefined {
+/** Every limit and budget both set: limits by name, budgets by period and field. */
+function* counterparts(own: LimitsAndBudgets, team: TeamLimits): Generator<Counterpart> {
   for (const name of LIMIT_NAMES) {
-    const value = key.limits[name];
+    const value = own.limits[name];
     const teamValue = team.limits?.[name];
-    if (value !== undefined && teamValue !== undefined && value > teamValue) {
-      return { param: `limits.${name}`, value, teamParam: `limits.${name}`, teamValue };
-    }
+    if (value === undefined || teamValue === undefined) continue;
+    const param = `limits.${name}`;
+    yield { param, value, teamParam: param, teamValue, lowerTo: (copy) => (copy.limits[name] = teamValue) };
   }
-  for (const [index, budget] of key.budgets.entries()) {
+  for (const [index, budget] of own.budgets.entries()) {
     const teamIndex = team.budgets?.findIndex((b) => b.period === budget.period) ?? -1;
     const teamBudget = team.budgets?.[teamIndex];
     for (const field of ['max_tokens', 'max_usd'] as const) {
       const value = budget[field];
       const teamValue = teamBudget?.[field];
-      if (value !== undefined && teamValue !== undefined && value > teamValue) {
-        return {
-          param: `budgets[${index}].${field}`,
-          value,
-          teamParam: `budgets[${teamIndex}].${field}`,
-          teamValue,
-        };
-      }
+      if (value === undefined || teamValue === undefined) continue;
+      yield {
+        param: `budgets[${index}].${field}`,
+        value,
+        teamParam: `budgets[${teamIndex}].${field}`,
+        teamValue,
+        lowerTo: (copy) => {
+          (copy.budgets[index] as Budget)[field] = teamValue;
+        },
+      };
     }
   }
+}
+
+function firstAboveTeam(own: LimitsAndBudgets, team: TeamLimits): Counterpart | undefined {
+  for (const pair of counterparts(own, team)) if (pair.value > pair.teamValue) return pair;
   return undefined;
 }
 
 /** Throws unless every limit and budget the key sets is at most the team's counterpart. */
-export function checkWithinTeam(
-  key: { limits: Limits; budgets: Budget[] },
-  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
-): void {
+export function checkWithinTeam(key: LimitsAndBudgets, team: TeamLimits): void {
   const above = firstAboveTeam(key, team);
   if (above) throw new LimitAboveTeamError(above.param, above.value, above.teamValue);
 }
@@ -79,7 +85,7 @@ export function checkWithinTeam(
  * more than the team allows: refused when the policy is set (create, or a PATCH that sends it).
  */
 export class PolicyLimitAboveTeamError extends GatewayError {
-  constructor(above: AboveTeam) {
+  constructor(above: Counterpart) {
     const policyParam = `default_key_policy.${above.param}`;
     super(
       400,
@@ -96,33 +102,16 @@ export class PolicyLimitAboveTeamError extends GatewayError {
  * lower its own below its policy at any time (cutting spend must never wait on editing the
  * policy), and the keys made from the policy then take the team's value, which binds anyway.
  */
-export function policyWithinTeam(
-  policy: { limits: Limits; budgets: Budget[] },
-  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
-): { limits: Limits; budgets: Budget[] } {
-  const limits: Limits = { ...policy.limits };
-  for (const name of LIMIT_NAMES) {
-    const own = limits[name];
-    const teamValue = team.limits?.[name];
-    if (own !== undefined && teamValue !== undefined) limits[name] = Math.min(own, teamValue);
-  }
-  const budgets = policy.budgets.map((budget) => {
-    const teamBudget = team.budgets?.find((b) => b.period === budget.period);
-    const capped: Budget = { ...budget };
-    for (const field of ['max_tokens', 'max_usd'] as const) {
-      const own = capped[field];
-      const teamValue = teamBudget?.[field];
-      if (own !== undefined && teamValue !== undefined) capped[field] = Math.min(own, teamValue);
-    }
-    return capped;
-  });
-  return { limits, budgets };
+export function policyWithinTeam(policy: LimitsAndBudgets, team: TeamLimits): LimitsAndBudgets {
+  const copy = { limits: { ...policy.limits }, budgets: policy.budgets.map((budget) => ({ ...budget })) };
+  for (const pair of counterparts(policy, team)) if (pair.value > pair.teamValue) pair.lowerTo(copy);
+  return copy;
 }
 
 /** Throws unless the policy's limits and budgets are at most the team's. */
 export function checkPolicyWithinTeam(
   policy: { limits?: Limits | undefined; budgets?: Budget[] | undefined } | null | undefined,
-  team: { limits?: Limits | undefined; budgets?: Budget[] | undefined },
+  team: TeamLimits,
 ): void {
   if (!policy) return;
   const above = firstAboveTeam({ limits: policy.limits ?? {}, budgets: policy.budgets ?? [] }, team);
