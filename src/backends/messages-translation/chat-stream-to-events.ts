@@ -1,5 +1,5 @@
 import { UpstreamError } from '../../errors.js';
-import { countTextTokens } from '../../usage/token-counter.js';
+import { GeneratedTextCount } from '../../usage/generated-text-count.js';
 import { encodeEvent } from '../sse-encoder.js';
 import { type AnswerContext, reasoningOf, textOfChatContent } from './chat-to-message.js';
 import { inBandErrorType } from './in-band-error-type.js';
@@ -8,9 +8,6 @@ import { messageIdOf, toolUseIdOf } from './message-ids.js';
 import { countedUsage, messagesUsageOf } from './messages-usage.js';
 import { stopOf } from './stop-reason.js';
 import { toolInputOf } from './tool-input.js';
-
-/** Generated text kept for counting when no usage comes; the rest is counted from its length. */
-const MAX_KEPT_CHARS = 256 * 1024;
 
 type OpenBlock =
   | { kind: 'text' | 'thinking'; index: number }
@@ -47,9 +44,8 @@ export class ChatStreamTranslator {
   private refused = false;
   private saidText = false;
   private inputEstimate: number | undefined;
-  /** What the model generated, kept up to a cap, for an upstream that never reports usage. */
-  private generated = '';
-  private generatedBeyond = 0;
+  /** What the model generated, for an upstream that never reports usage. */
+  private readonly generated = new GeneratedTextCount();
 
   constructor(private readonly context: AnswerContext) {}
 
@@ -112,7 +108,7 @@ export class ChatStreamTranslator {
     );
     const reported = messagesUsageOf(this.usage);
     if (!reported) this.context.counted.usage = true;
-    const usage = reported ?? countedUsage(this.estimate(), this.countOutput());
+    const usage = reported ?? countedUsage(this.estimate(), this.generated.tokens());
     out += event({
       type: 'message_delta',
       delta: { stop_reason: stop.stop_reason, stop_sequence: stop.stop_sequence },
@@ -120,18 +116,6 @@ export class ChatStreamTranslator {
     });
     out += event({ type: 'message_stop' });
     return out;
-  }
-
-  /** Output tokens counted here; past the kept text, at the density of what was counted. */
-  private countOutput(): number {
-    const counted = countTextTokens(this.generated);
-    if (this.generatedBeyond === 0 || this.generated.length === 0) return counted;
-    return counted + Math.ceil((this.generatedBeyond * counted) / this.generated.length);
-  }
-
-  private keep(text: string): void {
-    if (this.generated.length + text.length <= MAX_KEPT_CHARS) this.generated += text;
-    else this.generatedBeyond += text.length;
   }
 
   private estimate(): number {
@@ -178,7 +162,7 @@ export class ChatStreamTranslator {
         kind === 'text' ? { type: 'text', text: '' } : { type: 'thinking', thinking: '', signature: '' };
       out += event({ type: 'content_block_start', index, content_block: block });
     }
-    this.keep(text);
+    this.generated.add(text);
     const delta = kind === 'text' ? { type: 'text_delta', text } : { type: 'thinking_delta', thinking: text };
     return out + event({ type: 'content_block_delta', index: this.open?.index ?? 0, delta });
   }
@@ -191,7 +175,7 @@ export class ChatStreamTranslator {
       typeof call.index === 'number' ? call.index : open?.kind === 'tool' ? open.chatIndex : 0;
     const newId =
       typeof call.id === 'string' && call.id !== '' && open?.kind === 'tool' && call.id !== open.id;
-    this.keep(stringOf(fn.name) + stringOf(fn.arguments));
+    this.generated.add(stringOf(fn.name) + stringOf(fn.arguments));
     if (open?.kind === 'tool' && open.chatIndex === chatIndex && !newId) {
       open.args += stringOf(fn.arguments);
       if (open.name === '') open.name = stringOf(fn.name);

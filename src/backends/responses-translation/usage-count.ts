@@ -1,11 +1,8 @@
-import { countTextTokens } from '../../usage/token-counter.js';
+import { GeneratedTextCount } from '../../usage/generated-text-count.js';
 import { estimatePromptTokens } from '../../usage/token-estimate.js';
 import { responseUsage } from './response-object.js';
 
 type Json = Record<string, unknown>;
-
-/** Generated text kept for counting when no usage comes; the rest is counted from its length. */
-const MAX_KEPT_CHARS = 256 * 1024;
 
 /**
  * Usage for an answer whose backend reported none (a module, a local server that ignores
@@ -16,16 +13,14 @@ const MAX_KEPT_CHARS = 256 * 1024;
 export class UsageCount {
   readonly counted = { usage: false };
   private inputTokens: number | undefined;
-  private generated = '';
-  private generatedBeyond = 0;
+  private readonly generated = new GeneratedTextCount();
 
   /** `request`: the Responses request as the client sent it. */
   constructor(private readonly request: Json) {}
 
   /** Text the model generated (content, refusal, tool call names and arguments), as it comes. */
   add(text: string): void {
-    if (this.generated.length + text.length <= MAX_KEPT_CHARS) this.generated += text;
-    else this.generatedBeyond += text.length;
+    this.generated.add(text);
   }
 
   /** The reported usage in the Responses names, else the gateway's count (and counted says so). */
@@ -34,7 +29,7 @@ export class UsageCount {
     if (usage) return usage;
     this.counted.usage = true;
     const input = this.countInput();
-    return responseUsage({ prompt_tokens: input, completion_tokens: this.countOutput() });
+    return responseUsage({ prompt_tokens: input, completion_tokens: this.generated.tokens() });
   }
 
   /**
@@ -45,12 +40,5 @@ export class UsageCount {
   private countInput(): number {
     this.inputTokens ??= estimatePromptTokens('responses', this.request);
     return this.inputTokens;
-  }
-
-  /** Output tokens counted here; past the kept text, at the density of what was counted. */
-  private countOutput(): number {
-    const counted = countTextTokens(this.generated);
-    if (this.generatedBeyond === 0 || this.generated.length === 0) return counted;
-    return counted + Math.ceil((this.generatedBeyond * counted) / this.generated.length);
   }
 }
