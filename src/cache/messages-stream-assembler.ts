@@ -7,6 +7,7 @@
 import { type AnthropicUsage, mergeUsage } from '../backends/anthropic/anthropic-usage.js';
 import { isObject, type Json } from '../backends/messages-translation/json-values.js';
 import { splitEvents } from '../http/sse-splitter.js';
+import { parseKeepingNumbers } from '../json-numbers.js';
 import { eventData } from '../pipeline/usage.js';
 
 /** Anthropic names its error events; the payload says `"type":"error"` as well. */
@@ -216,11 +217,15 @@ function stringOr(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** The tool input a whole `partial_json` run amounts to: `{}` for none, undefined when broken. */
+/**
+ * The tool input a whole `partial_json` run amounts to: `{}` for none, undefined when broken. Its
+ * numbers JavaScript cannot hold (an id past 2^53) stay as the model wrote them, as they do in the
+ * answer the client got while it streamed.
+ */
 function parseInput(json: string): Json | undefined {
   if (json.trim() === '') return {};
   try {
-    const parsed: unknown = JSON.parse(json);
+    const parsed: unknown = parseKeepingNumbers(json);
     // Tool input is always an object; anything else is not what the API would have returned.
     return isObject(parsed) ? parsed : undefined;
   } catch {

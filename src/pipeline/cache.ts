@@ -14,6 +14,7 @@ import { Flight, Flights } from '../cache/flight.js';
 import { replayMessageAsStream } from '../cache/messages-stream-replay.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import type { CacheConfig, ModelConfig } from '../config/schema.js';
+import { answerKeepingNumbers } from '../json-numbers.js';
 import type { CachedAnswer, CacheStore, LiveEntry } from '../store/cache-store.js';
 import { assemblerFor, CacheFill, type CacheFillDeps } from './cache-fill.js';
 import type { JsonDispatch } from './dispatch.js';
@@ -377,7 +378,12 @@ export class CacheStage {
   /** A stored answer replayed as the stream a streaming request expects (never embeddings). */
   replayStream(hit: CacheHit, plan: CachePlan, includeUsage: boolean): BackendResponse | undefined {
     if (plan.endpoint === 'embeddings') return undefined;
-    const answer = JSON.parse(hit.answer.body.toString('utf8')) as Record<string, unknown>;
+    const text = hit.answer.body.toString('utf8');
+    // A Message's tool inputs are written on as they were stored: an id past 2^53 keeps its digits.
+    const answer = (plan.endpoint === 'messages' ? answerKeepingNumbers(text) : JSON.parse(text)) as Record<
+      string,
+      unknown
+    >;
     return {
       status: 200,
       contentType: 'text/event-stream',
