@@ -69,7 +69,7 @@ export class Metrics {
 
   private readonly attempts = new Counter(
     'tollgate_deployment_attempts_total',
-    'Attempts by deployment name and outcome (success, failure, circuit-open, at-limit, aborted).',
+    'Attempts by deployment name and outcome (success, failure, circuit-open, at-limit, aborted, unavailable).',
     ['deployment', 'outcome'],
   );
 
