@@ -43,7 +43,9 @@ USER node
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# Node receives SIGTERM directly (exec form), so `docker stop` drains in-flight streams.
+# Node receives SIGTERM directly (exec form), so `docker stop` drains in-flight streams, for as long
+# as Docker waits before SIGKILL: 10 s unless `docker run --stop-timeout` (or compose's
+# stop_grace_period) says more; give it shutdownGraceMs (30 s by default) plus 5 s.
 # Semi-spaces of 16 MB: ~60 MB less RSS under load than Node's default at the same throughput
 # (BENCHMARKS.md, memory). A fixed malloc trim threshold: glibc otherwise raises it after V8's
 # compiler threads free their large work areas and keeps ~12 MB of freed memory per process.
