@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
+import { evalsha } from './redis-client.js';
 
 /**
  * The Lua scripts live in ./lua/ beside this module: src/store/lua/ when run from the sources,
@@ -38,7 +39,7 @@ export async function runLua(
   args: ReadonlyArray<string | number | Buffer>,
 ): Promise<unknown> {
   try {
-    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+    return await evalsha(client, script.sha, keys, args);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
     return client.eval(script.source, keys.length, ...keys, ...args);

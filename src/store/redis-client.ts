@@ -69,6 +69,18 @@ class TimedRedis extends Redis {
     });
   }
 
+  /**
+   * EVALSHA handed straight to sendCommand. ioredis's generated command methods take rest
+   * arguments, and Command's constructor copies them once more (`flat()`) and checks each one's
+   * type; here the list is built flat, of strings and Buffers, once (~15k instructions a request
+   * on the Redis path, which sends two or three scripts; BENCHMARKS.md).
+   */
+  evalshaList(args: Array<string | Buffer>): Promise<unknown> {
+    const command = new Command('evalsha', NO_ARGS, UTF8_REPLY);
+    command.args = args;
+    return this.sendCommand(command) as Promise<unknown>;
+  }
+
   /** ioredis's `duplicate()` makes a plain Redis, whose commands nothing would time. */
   timedDuplicate(override: { enableOfflineQueue: boolean }): TimedRedis {
     // Our clients leave replyMapping at ioredis's default, which this class is typed for.
@@ -77,6 +89,26 @@ class TimedRedis extends Redis {
     copy.deadlines = this.deadlines;
     return copy;
   }
+}
+
+const NO_ARGS: never[] = [];
+const UTF8_REPLY = { replyEncoding: 'utf8' as const };
+
+/**
+ * EVALSHA of `sha` with `keys` and `args`, on any client: TimedRedis's own way when it is one, a
+ * Cluster's through its routing and auto-pipelining.
+ */
+export function evalsha(
+  client: Redis | Cluster,
+  sha: string,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number | Buffer>,
+): Promise<unknown> {
+  if (!(client instanceof TimedRedis)) return client.evalsha(sha, keys.length, ...keys, ...args);
+  const list: Array<string | Buffer> = [sha, String(keys.length)];
+  for (const key of keys) list.push(key);
+  for (const arg of args) list.push(typeof arg === 'number' ? String(arg) : arg);
+  return client.evalshaList(list);
 }
 
 /** A command's bytes from respCommand (see there why), ioredis's own when it cannot make them. */
