@@ -1,6 +1,7 @@
 import { retryAfterMs } from '../backends/openai-compatible/key-pool.js';
 import { ClientAbortedError } from '../backends/transport-failure.js';
 import {
+  BackendBusyError,
   GatewayError,
   ServiceUnavailableError,
   UpstreamClientError,
@@ -291,6 +292,8 @@ export function isRetryable(error: unknown): boolean {
   if (error instanceof UpstreamError || error instanceof UpstreamTimeoutError) return true;
   // A key pool with every key resting is this deployment's trouble, not the request's.
   if (error instanceof ServiceUnavailableError) return true;
+  // An in-process model's slots and queue all taken: as an upstream's 429, another deployment may have room.
+  if (error instanceof BackendBusyError) return true;
   if (error instanceof UpstreamClientError) return [408, 409, 429].includes(error.status);
   return false;
 }
