@@ -123,6 +123,28 @@ export function estimateMessagesPromptTokens(
 }
 
 /**
+ * Definitions a model reads as part of its prompt though no message holds them: tool and function
+ * schemas, a response format's schema. Counted as their JSON, which the provider renders into the
+ * prompt in a form of its own (near in size): without them an agent's request with a dozen tools
+ * was estimated at a twentieth of its prompt, and token-rate limits let through three times theirs.
+ */
+function definitionTokens(
+  body: Record<string, unknown>,
+  fields: readonly string[],
+  counter: TokenCounter,
+): number {
+  const texts: string[] = [];
+  for (const field of fields) {
+    const value = body[field];
+    if (value !== null && typeof value === 'object') texts.push(JSON.stringify(value));
+  }
+  return texts.length === 0 ? 0 : counter.count(texts);
+}
+
+const CHAT_DEFINITIONS = ['tools', 'functions', 'response_format'];
+const RESPONSES_DEFINITIONS = ['tools', 'text'];
+
+/**
  * The request's own cap on output tokens, if it set one. Only the fields its endpoint defines;
  * beyond MAX_OUTPUT_TOKENS (refused by the schemas) it reads as that maximum, so no estimate
  * built from it can leave the safe integers.
@@ -150,7 +172,9 @@ export function estimatePromptTokens(
 ): number {
   switch (endpoint) {
     case 'chat.completions':
-      return estimateChatPromptTokens(body.messages, counter);
+      return (
+        estimateChatPromptTokens(body.messages, counter) + definitionTokens(body, CHAT_DEFINITIONS, counter)
+      );
     case 'completions':
       return estimateTextTokens(body.prompt, counter);
     case 'embeddings':
@@ -161,7 +185,7 @@ export function estimatePromptTokens(
     case 'responses': {
       const texts: string[] = [];
       const tokens = collectText(body.input, texts) + collectText(body.instructions ?? '', texts);
-      return tokens + counter.count(texts);
+      return tokens + counter.count(texts) + definitionTokens(body, RESPONSES_DEFINITIONS, counter);
     }
     default:
       return 0;
