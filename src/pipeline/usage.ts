@@ -1,5 +1,6 @@
 import { type AnthropicUsage, mergeUsage, toChatUsage } from '../backends/anthropic/anthropic-usage.js';
 import type { JsonEndpoint } from '../backends/backend.js';
+import { isCredibleUsage } from '../usage/credible-usage.js';
 import { CLOSE_BRACE, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 
 /**
@@ -62,13 +63,20 @@ export function eventData(event: Buffer): Record<string, unknown> | undefined {
   }
 }
 
-/** Chat/legacy chunks carry `usage`; Responses API events carry `response.usage`. */
+/**
+ * Chat/legacy chunks carry `usage`; Responses API events carry `response.usage`. Usage that is not
+ * made of counts reads as none (isCredibleUsage).
+ */
 export function usageOf(payload: Record<string, unknown>): TokenUsage | undefined {
   const direct = payload.usage;
-  if (direct !== null && typeof direct === 'object') return direct as TokenUsage;
+  if (direct !== null && typeof direct === 'object') return credible(direct);
   const nested = (payload.response as { usage?: unknown } | undefined)?.usage;
-  if (nested !== null && typeof nested === 'object') return nested as TokenUsage;
+  if (nested !== null && typeof nested === 'object') return credible(nested);
   return undefined;
+}
+
+function credible(usage: object): TokenUsage | undefined {
+  return isCredibleUsage(usage) ? (usage as TokenUsage) : undefined;
 }
 
 /**
@@ -87,7 +95,8 @@ export function usageFromJson(body: Buffer): TokenUsage | undefined {
     const end = matchingBrace(body, start);
     if (end === -1) return undefined;
     try {
-      return JSON.parse(body.subarray(start, end + 1).toString('utf8')) as TokenUsage;
+      const usage: unknown = JSON.parse(body.subarray(start, end + 1).toString('utf8'));
+      return usage !== null && typeof usage === 'object' ? credible(usage) : undefined;
     } catch {
       return undefined;
     }
@@ -141,7 +150,7 @@ export class StreamUsage {
         : payload.type === 'message_delta'
           ? payload.usage
           : undefined;
-    if (part === null || typeof part !== 'object') return undefined;
+    if (part === null || typeof part !== 'object' || !isCredibleUsage(part)) return undefined;
     if (payload.type === 'message_delta') this.final = true;
     this.anthropic = mergeUsage(this.anthropic ?? {}, part as AnthropicUsage);
     return { ...toChatUsage(this.anthropic) };
