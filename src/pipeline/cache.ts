@@ -11,6 +11,7 @@ import {
 import { cacheScope } from '../cache/cache-scope.js';
 import { splitsIntoItems } from '../cache/embedding-items.js';
 import { Flight, Flights } from '../cache/flight.js';
+import { FollowedStreamBrokeError } from '../cache/followed-stream-broke-error.js';
 import { replayMessageAsStream } from '../cache/messages-stream-replay.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import type { CacheConfig, ModelConfig } from '../config/schema.js';
@@ -300,7 +301,7 @@ export class CacheStage {
             flight.push(entry.block);
             yield entry.block;
           }
-          if (entry.end === 'broken') throw new Error('The answer this request was waiting for broke off.');
+          if (entry.end === 'broken') throw new FollowedStreamBrokeError();
           if (entry.end === 'complete') {
             const answer = assembler.answer();
             if (answer)
@@ -313,8 +314,7 @@ export class CacheStage {
           }
         }
         if (entries.length > 0) idleSince = Date.now();
-        else if (Date.now() - idleSince > this.config.coalesce.waitMs)
-          throw new Error('The answer this request was waiting for stopped arriving.');
+        else if (Date.now() - idleSince > this.config.coalesce.waitMs) throw new FollowedStreamBrokeError();
         await new Promise((resolve) => setTimeout(resolve, LIVE_POLL_MS));
         entries = await this.store.readLive(plan.scope, plan.hash, after, LIVE_BATCH);
       }
