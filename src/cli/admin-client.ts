@@ -56,6 +56,54 @@ export class GatewayUnreachableError extends Error {
   }
 }
 
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/**
+ * The admin key cannot be sent: an HTTP header carries Latin-1 only, and no line breaks. Raised
+ * before any request, so it is never mistaken for an unreachable gateway.
+ */
+export class UnsendableAdminKeyError extends Error {
+  constructor() {
+    super('the admin key holds a character an HTTP header cannot carry');
+    this.name = 'UnsendableAdminKeyError';
+  }
+}
+
+/**
+ * The server at the base URL answered 404 for an admin path with no "no such team or key" code:
+ * the URL leads somewhere (often the `/v1` base URL API clients use), not to the admin API.
+ */
+export class NotAdminApiError extends Error {
+  readonly status: number;
+  readonly code: string | null;
+  /** What to change, in one line. */
+  readonly hint: string;
+  constructor(baseUrl: string, method: Method, url: URL, error: AdminApiError) {
+    super(`${baseUrl} is not the gateway's admin API: ${method} ${url.pathname} is not a route there`);
+    this.name = 'NotAdminApiError';
+    this.status = error.status;
+    this.code = error.code;
+    const base = new URL(baseUrl);
+    const root = base.pathname.replace(/\/v1\/?$/, '/');
+    this.hint =
+      root === base.pathname
+        ? "give the gateway's root URL (the one /v1 and /admin are under, e.g. http://127.0.0.1:8080), and check the gateway is as new as this CLI"
+        : `drop the trailing /v1: the CLI wants the gateway's root, ${new URL(root, base).href} (--url or TOLLGATE_URL)`;
+  }
+}
+
+/** 404 codes that mean "no such thing" (docs/admin-api.md: team_not_found, key_not_found). */
+const MISSING_THING = /_not_found$/;
+
+function sendableHeader(value: string): boolean {
+  try {
+    new Headers({ authorization: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface AdminClientOptions {
   /** The gateway's root (`http://host:8080`, or with a path prefix if it sits behind one). */
   baseUrl: string;
@@ -64,7 +112,6 @@ export interface AdminClientOptions {
   userAgent?: string;
 }
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 type Query = Record<string, string | number | boolean | undefined>;
 
 const NETWORK_CODES: Record<string, string> = {
@@ -89,6 +136,8 @@ export class AdminClient {
   constructor(options: AdminClientOptions) {
     // A trailing slash makes relative resolution keep any path prefix in the base.
     this.baseUrl = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
+    if (options.adminKey && !sendableHeader(`Bearer ${options.adminKey}`))
+      throw new UnsendableAdminKeyError();
     this.#adminKey = options.adminKey;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#userAgent = options.userAgent ?? 'tollgate-cli';
@@ -211,11 +260,17 @@ export class AdminClient {
     }
     if (status < 200 || status > 299) {
       const envelope = isErrorBody(data) ? data.error : undefined;
-      throw new AdminApiError(status, envelope?.message ?? `HTTP ${status} ${statusText}`.trim(), {
+      const error = new AdminApiError(status, envelope?.message ?? `HTTP ${status} ${statusText}`.trim(), {
         code: envelope?.code ?? null,
         type: envelope?.type ?? null,
         param: envelope?.param ?? null,
       });
+      // Every path the CLI asks for exists on its gateway: a 404 that is not about a team or key
+      // says the URL is wrong, and must not read as "already gone" (exit 3) to a script.
+      if (status === 404 && !MISSING_THING.test(error.code ?? '')) {
+        throw new NotAdminApiError(this.baseUrl, method, url, error);
+      }
+      throw error;
     }
     if (data === undefined || typeof data !== 'object' || data === null) {
       throw new AdminApiError(status, `the gateway answered HTTP ${status} without a JSON object`);

@@ -90,6 +90,20 @@ export async function fetchPages<T>(
   return { data: merged, raw: JSON.stringify(merged) };
 }
 
+/**
+ * The admin API answers a list, stats or usage filtered by an id it does not know as it would for
+ * a team or key with nothing to show: `No keys.` for a mistyped team id. An empty answer is the
+ * only one a typo can hide behind, so only then one more request asks for the team (or key), and
+ * its 404 (exit 3, "no such team") is what the user sees.
+ */
+export async function confirmExists(
+  client: AdminClient,
+  ids: { team?: string | undefined; key?: string | undefined },
+): Promise<void> {
+  if (ids.team !== undefined) await client.getTeam(ids.team);
+  if (ids.key !== undefined) await client.getKey(ids.key);
+}
+
 /** Without `--all`, say how to get the rest, on stderr so a piped table stays a table. */
 export function morePagesHint(command: Command, page: ListPage<unknown>, noun: string): void {
   if (page.has_more && page.last_id && !globalOptions(command).json) {

@@ -46,6 +46,12 @@ export function parseDuration(text: string, options: DurationOptions = {}): numb
   return seconds;
 }
 
+/** `YYYY-MM-DD` naming a day that exists (the admin API's own test for usage days). */
+function isCalendarDay(day: string): boolean {
+  const at = Date.parse(`${day}T00:00:00Z`);
+  return !Number.isNaN(at) && new Date(at).toISOString().startsWith(day);
+}
+
 /**
  * An absolute time: an ISO 8601 date or date-time (UTC unless it names a zone), Unix
  * seconds, or `+<duration>` counted from `now`.
@@ -68,10 +74,20 @@ export function parseTimestamp(text: string, now: Date = new Date()): number {
     input,
   );
   if (iso) {
+    const day = iso[1] ?? '';
+    // Date.parse rolls 2027-02-30 over to March 2nd: a typo would become a real, wrong expiry.
+    if (!isCalendarDay(day)) {
+      const [year, month, date] = day.split('-');
+      const why =
+        Number(month) >= 1 && Number(month) <= 12
+          ? `${year}-${month} has no day ${date}`
+          : `no month ${month}`;
+      throw new RangeError(`invalid time '${text}': expected a real calendar day (${why})`);
+    }
     // Everything the CLI prints is UTC, so a time typed without a zone is read as UTC too
     // (JavaScript alone would take a date-time as local time but a bare date as UTC).
     const zone = (iso[3] ?? 'Z').toUpperCase().replace(/^([+-]\d{2})(\d{2})$/, '$1:$2');
-    const millis = Date.parse(`${iso[1]}T${iso[2] ?? '00:00'}${zone}`);
+    const millis = Date.parse(`${day}T${iso[2] ?? '00:00'}${zone}`);
     if (!Number.isNaN(millis)) return Math.floor(millis / 1000);
   }
   throw new RangeError(

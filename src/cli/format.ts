@@ -6,6 +6,7 @@ import type {
   StoredMetadata,
   Team,
 } from './admin-types.js';
+import { displayWidth } from './display-width.js';
 import { formatDate, formatDuration, formatTimestamp } from './durations.js';
 
 const NONE = '-';
@@ -19,18 +20,14 @@ export function sanitize(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
-function width(text: string): number {
-  return [...text].length;
-}
-
-/** Columns padded to their widest cell, two spaces apart, no trailing blanks. */
+/** Columns padded to their widest cell (in terminal columns), two spaces apart, no trailing blanks. */
 export function renderTable(headers: string[], rows: string[][]): string {
   const cells = [headers, ...rows].map((row) => row.map(sanitize));
-  const widths = headers.map((_, column) => Math.max(...cells.map((row) => width(row[column] ?? ''))));
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => displayWidth(row[column] ?? ''))));
   return cells
     .map((row) =>
       row
-        .map((cell, column) => cell + ' '.repeat((widths[column] ?? 0) - width(cell)))
+        .map((cell, column) => cell + ' '.repeat((widths[column] ?? 0) - displayWidth(cell)))
         .join('  ')
         .trimEnd(),
     )
@@ -40,7 +37,7 @@ export function renderTable(headers: string[], rows: string[][]): string {
 
 /** `label: value` lines with the values aligned. */
 export function renderFields(fields: Array<[string, string]>): string {
-  const labelWidth = Math.max(...fields.map(([label]) => width(label))) + 1;
+  const labelWidth = Math.max(...fields.map(([label]) => displayWidth(label))) + 1;
   return fields
     .map(([label, value]) => `${`${label}:`.padEnd(labelWidth)} ${sanitize(value)}`.trimEnd())
     .join('\n')

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import type { Metadata } from './admin-types.js';
-import { parseDuration, parseTimestamp } from './durations.js';
+import { formatDuration, parseDuration, parseTimestamp } from './durations.js';
 
 /**
  * Commander calls these with each option's text; an `InvalidArgumentError` becomes a usage
@@ -78,6 +78,16 @@ export function parseWhen(value: string): number {
   return usage(() => parseTimestamp(value));
 }
 
+/**
+ * Node's timers hold at most 2^31-1 ms (about 24.8 days); past that one fires at once, with a
+ * warning, so the bound is a round number of days below it.
+ */
+export const MAX_TIMEOUT_SECONDS = 24 * 86_400;
+
 export function parseTimeoutMs(value: string): number {
-  return usage(() => parseDuration(value)) * 1000;
+  const seconds = usage(() => parseDuration(value));
+  if (seconds > MAX_TIMEOUT_SECONDS) {
+    throw new InvalidArgumentError(`a timeout can be at most ${formatDuration(MAX_TIMEOUT_SECONDS)}`);
+  }
+  return seconds * 1000;
 }

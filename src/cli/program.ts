@@ -1,5 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
-import { AdminApiError, GatewayUnreachableError } from './admin-client.js';
+import {
+  AdminApiError,
+  GatewayUnreachableError,
+  NotAdminApiError,
+  UnsendableAdminKeyError,
+} from './admin-client.js';
 import { globalOptions, packageVersion } from './cli-context.js';
 import { registerCacheCommands } from './commands/cache.js';
 import { registerDeploymentsCommand } from './commands/deployments.js';
@@ -16,6 +21,43 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 });
 
 import { DEFAULT_URL, parseTimeoutMs, parseUrl } from './option-parsers.js';
+
+/** What the gateway reads at boot (src/config/load-config.ts), for `serve`'s help and the top level's. */
+const SERVE_ENVIRONMENT = `Environment (serve):
+  TOLLGATE_CONFIG, PORT, HOST, REDIS_URL, TOLLGATE_DATA_DIR, TOLLGATE_ADMIN_KEY, TOLLGATE_AUTH=none,
+  LOG_LEVEL, LOG_PRETTY, LOG_REQUESTS; with no config file, OPENAI_API_KEY, OPENAI_BASE_URL`;
+
+/**
+ * The program's options that only the admin commands use. Commander takes them with any command,
+ * serve (the default one) included, where they mean nothing: a gateway started with `--admin-key`
+ * would ignore it and generate a key of its own. Given in the environment they stay fine: there
+ * TOLLGATE_ADMIN_KEY is the gateway's own key, and TOLLGATE_URL may be exported for the CLI.
+ */
+const CLIENT_ONLY_OPTIONS: Array<[name: string, flag: string]> = [
+  ['adminKey', '--admin-key'],
+  ['url', '--url'],
+  ['json', '--json'],
+  ['timeout', '--timeout'],
+];
+
+const ADMIN_KEY_SOURCES = 'TOLLGATE_ADMIN_KEY or admin.key in the config';
+
+function refuseClientOptions(program: Command): void {
+  const given = CLIENT_ONLY_OPTIONS.filter(([name]) => program.getOptionValueSource(name) === 'cli').map(
+    ([, flag]) => flag,
+  );
+  if (given.length === 0) return;
+  const what = `${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} for the admin commands, not serve`;
+  const how = given.includes('--admin-key')
+    ? `give the gateway its admin key with ${ADMIN_KEY_SOURCES}`
+    : given.includes('--url')
+      ? 'the gateway listens where server.host and server.port in the config (or HOST and PORT) say'
+      : 'serve takes only --config';
+  const message = `error: ${what}: ${how}`;
+  // One line, without commander's "(add --help for usage)": the line says what to do instead.
+  process.stderr.write(`${message}\n`);
+  throw new CommanderError(ExitCode.usage, 'tollgate.clientOptionOnServe', message);
+}
 
 /** What to try next for the API errors whose message alone does not say. */
 const HINTS: Record<string, string> = {
@@ -58,11 +100,11 @@ Examples:
   $ tollgate --config tollgate.yaml
   $ export TOLLGATE_URL=http://gateway:8080 TOLLGATE_ADMIN_KEY=...
   $ tollgate teams create --name research --models gpt-4o,gpt-4o-mini
-  $ tollgate keys create --team team_123 --name ci --expires-at +90d
+  $ tollgate keys create --team team_0mxdutgxl000b7kq2vfz --name ci --expires-at +90d
 
 ${EXIT_CODES_HELP}
 
-Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, LOG_REQUESTS, OPENAI_API_KEY, OPENAI_BASE_URL, TOLLGATE_CONFIG
+${SERVE_ENVIRONMENT}
 `,
     );
 
@@ -73,7 +115,21 @@ Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, LOG_REQUESTS,
     // Anything left over means a mistyped command, which reaches here because serve is the
     // default; commander's "too many arguments for 'serve'" would point at the wrong thing.
     .allowExcessArguments(true)
-    .addHelpText('after', '\nExamples:\n  $ tollgate serve\n  $ tollgate serve --config tollgate.yaml\n')
+    // The program's options are the admin commands' (refused here): listing them would say otherwise.
+    .configureHelp({ showGlobalOptions: false, sortSubcommands: false })
+    .addHelpText(
+      'after',
+      `
+The gateway's admin key: ${ADMIN_KEY_SOURCES}; without either, the gateway
+generates one at its first start and prints it.
+
+${SERVE_ENVIRONMENT}
+
+Examples:
+  $ tollgate serve
+  $ tollgate serve --config tollgate.yaml
+`,
+    )
     .action(async (options: { config?: string }, command: Command) => {
       const [extra] = command.args;
       if (extra !== undefined && program.args[0] === 'serve') {
@@ -81,6 +137,7 @@ Environment (serve): PORT, HOST, REDIS_URL, LOG_LEVEL, LOG_PRETTY, LOG_REQUESTS,
       } else if (extra !== undefined) {
         program.error(`error: unknown command '${extra}'`, { code: 'commander.unknownCommand' });
       }
+      refuseClientOptions(program);
       // Loaded here, not at the top: the admin commands should not pay for booting Fastify.
       const { serve } = await import('../serve.js');
       await serve({ configPath: options.config }).catch((error: Error) => {
@@ -111,6 +168,22 @@ function report(error: unknown, program: Command): number {
         : HINTS[error.code ?? ''];
     if (hint) process.stderr.write(`hint: ${hint}\n`);
     return exitCodeFor(error);
+  }
+  if (error instanceof NotAdminApiError) {
+    process.stderr.write(errorLine(error.message, { code: error.code, status: error.status }));
+    process.stderr.write(`hint: ${error.hint}\n`);
+    return exitCodeFor(error);
+  }
+  if (error instanceof UnsendableAdminKeyError) {
+    // Never the key itself, nor where in it the odd character is: the line may end up in a log.
+    const source = program.getOptionValueSource('adminKey') === 'env' ? 'TOLLGATE_ADMIN_KEY' : '--admin-key';
+    process.stderr.write(
+      errorLine(
+        `the admin key in ${source} cannot be sent: it holds a character an HTTP header cannot carry (only Latin-1, no line breaks); check it was copied whole and right`,
+        {},
+      ),
+    );
+    return ExitCode.usage;
   }
   if (error instanceof GatewayUnreachableError) {
     process.stderr.write(errorLine(error.message, {}));

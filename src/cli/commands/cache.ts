@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import type { CacheQuery } from '../admin-types.js';
-import { clientFor, emit, examples } from '../cli-context.js';
+import { clientFor, confirmExists, emit, examples } from '../cli-context.js';
 import { cacheStatsTable } from '../format.js';
 
 interface ScopeOptions {
@@ -43,8 +43,8 @@ export function registerCacheCommands(program: Command): void {
       'after',
       examples([
         'tollgate cache stats',
-        'tollgate cache stats --team team_123',
-        'tollgate cache purge --team team_123 --model gpt-4o-mini',
+        'tollgate cache stats --team team_0mxdutgxl000b7kq2vfz',
+        'tollgate cache purge --team team_0mxdutgxl000b7kq2vfz --model gpt-4o-mini',
         'tollgate cache purge --all',
       ]),
     );
@@ -58,12 +58,15 @@ export function registerCacheCommands(program: Command): void {
       'after',
       `\nIn the table BYTES is rounded (KiB, MiB...); --json gives the exact count.${examples([
         'tollgate cache stats',
-        'tollgate cache stats --key key_123',
+        'tollgate cache stats --key 0mxdutgxm000sledsi',
         'tollgate cache stats --global --json',
       ])}`,
     )
     .action(async (options: ScopeOptions, command: Command) => {
-      const response = await clientFor(command).getCacheStats(cacheQuery(options));
+      const client = clientFor(command);
+      const response = await client.getCacheStats(cacheQuery(options));
+      // A named scope is listed even when it holds nothing, so "empty" is every row at zero.
+      if (response.data.data.every((row) => row.entries === 0)) await confirmExists(client, options);
       emit(command, response, (list) => cacheStatsTable(list.data));
     });
 
@@ -82,8 +85,8 @@ export function registerCacheCommands(program: Command): void {
     .addHelpText(
       'after',
       examples([
-        'tollgate cache purge --team team_123',
-        'tollgate cache purge --key key_123 --model gpt-4o-mini',
+        'tollgate cache purge --team team_0mxdutgxl000b7kq2vfz',
+        'tollgate cache purge --key 0mxdutgxm000sledsi --model gpt-4o-mini',
         'tollgate cache purge --global',
         'tollgate cache purge --all',
       ]),
@@ -97,11 +100,13 @@ export function registerCacheCommands(program: Command): void {
           { code: 'tollgate.nothingToPurge' },
         );
       }
-      const response = await clientFor(command).purgeCache({
+      const client = clientFor(command);
+      const response = await client.purgeCache({
         ...query,
         model: options.model,
         all: options.all === true,
       });
+      if (response.data.deleted === 0) await confirmExists(client, options);
       emit(command, response, (result) => `Purged ${entries(result.deleted)}.`);
     });
 }

@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import type { CreateKeyRequest, Metadata, UpdateKeyRequest } from '../admin-types.js';
-import { clientFor, emit, examples, fetchPages, morePagesHint } from '../cli-context.js';
+import { clientFor, confirmExists, emit, examples, fetchPages, morePagesHint } from '../cli-context.js';
 import { formatDuration, formatTimestamp } from '../durations.js';
 import { keyDetails, keysTable, secretNotice } from '../format.js';
 import { collectMetadata, parseGrace, parseLimit, parseModels, parseWhen } from '../option-parsers.js';
@@ -44,10 +44,10 @@ export function registerKeysCommands(program: Command): void {
     .addHelpText(
       'after',
       examples([
-        'tollgate keys create --team team_123 --name ci --expires-at +90d',
-        'tollgate keys list --team team_123',
-        'tollgate keys rotate key_123 --grace 1h',
-        'tollgate keys revoke key_123',
+        'tollgate keys create --team team_0mxdutgxl000b7kq2vfz --name ci --expires-at +90d',
+        'tollgate keys list --team team_0mxdutgxl000b7kq2vfz',
+        'tollgate keys rotate 0mxdutgxm000sledsi --grace 1h',
+        'tollgate keys revoke 0mxdutgxm000sledsi',
       ]),
     );
 
@@ -67,10 +67,10 @@ export function registerKeysCommands(program: Command): void {
     .addHelpText(
       'after',
       examples([
-        'tollgate keys create --team team_123 --name laptop --owner alice@example.com',
-        'tollgate keys create --team team_123 --models gpt-4o-mini --expires-at +30d',
-        'tollgate keys create --team team_123 --expires-at 2026-01-01 --metadata ticket=OPS-42',
-        'KEY=$(tollgate keys create --team team_123 --json | jq -r .key)',
+        'tollgate keys create --team team_0mxdutgxl000b7kq2vfz --name laptop --owner alice@example.com',
+        'tollgate keys create --team team_0mxdutgxl000b7kq2vfz --models gpt-4o-mini --expires-at +30d',
+        'tollgate keys create --team team_0mxdutgxl000b7kq2vfz --expires-at 2026-01-01 --metadata ticket=OPS-42',
+        'KEY=$(tollgate keys create --team team_0mxdutgxl000b7kq2vfz --json | jq -r .key)',
       ]),
     )
     .action(async (options: CreateOptions, command: Command) => {
@@ -95,7 +95,7 @@ export function registerKeysCommands(program: Command): void {
       'after',
       examples([
         'tollgate keys list',
-        'tollgate keys list --team team_123 --all',
+        'tollgate keys list --team team_0mxdutgxl000b7kq2vfz --all',
         'tollgate keys list --all --json | jq -r \'.data[] | select(.status == "expired") | .id\'',
       ]),
     )
@@ -105,6 +105,7 @@ export function registerKeysCommands(program: Command): void {
         (after) => client.listKeys({ team_id: options.team, limit: options.limit, after }),
         options,
       );
+      if (page.data.data.length === 0) await confirmExists(client, { team: options.team });
       emit(command, page, (list) => keysTable(list.data));
       morePagesHint(command, page.data, 'keys');
     });
@@ -113,7 +114,10 @@ export function registerKeysCommands(program: Command): void {
     .command('get')
     .description('show one key (never its secret)')
     .argument('<id>', 'key id')
-    .addHelpText('after', examples(['tollgate keys get key_123', 'tollgate keys get key_123 --json']))
+    .addHelpText(
+      'after',
+      examples(['tollgate keys get 0mxdutgxm000sledsi', 'tollgate keys get 0mxdutgxm000sledsi --json']),
+    )
     .action(async (id: string, _options: object, command: Command) => {
       emit(command, await clientFor(command).getKey(id), keyDetails);
     });
@@ -138,10 +142,10 @@ export function registerKeysCommands(program: Command): void {
     .addHelpText(
       'after',
       examples([
-        'tollgate keys update key_123 --disable',
-        'tollgate keys update key_123 --enable --expires-at +7d',
-        'tollgate keys update key_123 --models gpt-4o-mini --owner bob@example.com',
-        'tollgate keys update key_123 --no-expiry',
+        'tollgate keys update 0mxdutgxm000sledsi --disable',
+        'tollgate keys update 0mxdutgxm000sledsi --enable --expires-at +7d',
+        'tollgate keys update 0mxdutgxm000sledsi --models gpt-4o-mini --owner bob@example.com',
+        'tollgate keys update 0mxdutgxm000sledsi --no-expiry',
       ]),
     )
     .action(async (id: string, options: UpdateOptions, command: Command) => {
@@ -175,7 +179,10 @@ export function registerKeysCommands(program: Command): void {
     )
     .addHelpText(
       'after',
-      examples(['tollgate keys rotate key_123', 'tollgate keys rotate key_123 --grace 1h']),
+      examples([
+        'tollgate keys rotate 0mxdutgxm000sledsi',
+        'tollgate keys rotate 0mxdutgxm000sledsi --grace 1h',
+      ]),
     )
     .action(async (id: string, options: { grace?: number }, command: Command) => {
       const startedAt = Math.floor(Date.now() / 1000);
@@ -195,7 +202,7 @@ export function registerKeysCommands(program: Command): void {
     .command('revoke')
     .description('revoke a key for good (every gateway instance stops accepting it within a second)')
     .argument('<id>', 'key id')
-    .addHelpText('after', examples(['tollgate keys revoke key_123']))
+    .addHelpText('after', examples(['tollgate keys revoke 0mxdutgxm000sledsi']))
     .action(async (id: string, _options: object, command: Command) => {
       const response = await clientFor(command).revokeKey(id);
       emit(command, response, (key) => `Revoked key ${key.id}.\n\n${keyDetails(key)}`);

@@ -59,7 +59,7 @@ export function registerTeamsCommands(program: Command): void {
       examples([
         'tollgate teams create --name research --models gpt-4o,gpt-4o-mini',
         'tollgate teams list',
-        'tollgate teams delete team_123 --force',
+        'tollgate teams delete team_0mxdutgxl000b7kq2vfz --force',
       ]),
     );
 
@@ -114,7 +114,13 @@ export function registerTeamsCommands(program: Command): void {
     .command('get')
     .description('show one team')
     .argument('<id>', 'team id')
-    .addHelpText('after', examples(['tollgate teams get team_123', 'tollgate teams get team_123 --json']))
+    .addHelpText(
+      'after',
+      examples([
+        'tollgate teams get team_0mxdutgxl000b7kq2vfz',
+        'tollgate teams get team_0mxdutgxl000b7kq2vfz --json',
+      ]),
+    )
     .action(async (id: string, _options: object, command: Command) => {
       emit(command, await clientFor(command).getTeam(id), teamDetails);
     });
@@ -139,9 +145,9 @@ export function registerTeamsCommands(program: Command): void {
     .addHelpText(
       'after',
       `\nThe --key-* options replace the whole default key policy.${examples([
-        'tollgate teams update team_123 --name "Research (EU)"',
-        'tollgate teams update team_123 --models gpt-4o,o3-mini --key-expires-in 7d',
-        'tollgate teams update team_123 --clear-key-policy --clear-metadata',
+        'tollgate teams update team_0mxdutgxl000b7kq2vfz --name "Research (EU)"',
+        'tollgate teams update team_0mxdutgxl000b7kq2vfz --models gpt-4o,o3-mini --key-expires-in 7d',
+        'tollgate teams update team_0mxdutgxl000b7kq2vfz --clear-key-policy --clear-metadata',
       ])}`,
     )
     .action(async (id: string, options: UpdateOptions, command: Command) => {
@@ -169,7 +175,10 @@ export function registerTeamsCommands(program: Command): void {
     .option('--force', "revoke the team's active keys first, then delete it")
     .addHelpText(
       'after',
-      examples(['tollgate teams delete team_123', 'tollgate teams delete team_123 --force']),
+      examples([
+        'tollgate teams delete team_0mxdutgxl000b7kq2vfz',
+        'tollgate teams delete team_0mxdutgxl000b7kq2vfz --force',
+      ]),
     )
     .action(async (id: string, options: { force?: boolean }, command: Command) => {
       const response = await clientFor(command).deleteTeam(id, { force: options.force === true });

@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import type { UsageReport } from '../admin-types.js';
-import { clientFor, emit, examples } from '../cli-context.js';
+import { clientFor, confirmExists, emit, examples } from '../cli-context.js';
 import { renderTable } from '../format.js';
 
 interface UsageOptions {
@@ -46,7 +46,9 @@ function usageTable(report: UsageReport): string {
     String(row.total_tokens),
     row.cost_usd.toFixed(6),
   ]);
-  return `Usage ${report.from} .. ${report.to} (UTC), by ${report.group_by}\n${renderTable(headers, rows)}`;
+  const heading = `Usage ${report.from} .. ${report.to} (UTC), by ${report.group_by}\n`;
+  if (rows.length === 0) return `${heading}No usage in this range.\n`;
+  return `${heading}${renderTable(headers, rows)}`;
 }
 
 export function registerUsageCommands(program: Command): void {
@@ -64,12 +66,13 @@ export function registerUsageCommands(program: Command): void {
     .addHelpText(
       'after',
       examples([
-        'tollgate usage --team team_123 --group-by model',
+        'tollgate usage --team team_0mxdutgxl000b7kq2vfz --group-by model',
         'tollgate usage --from 2026-11-01 --group-by key --json',
       ]),
     )
     .action(async (options: UsageOptions, command: Command) => {
-      const response = await clientFor(command).getUsage({
+      const client = clientFor(command);
+      const response = await client.getUsage({
         team_id: options.team,
         key_id: options.key,
         model: options.model,
@@ -77,6 +80,7 @@ export function registerUsageCommands(program: Command): void {
         to: options.to,
         group_by: options.groupBy,
       });
+      if (response.data.data.length === 0) await confirmExists(client, options);
       emit(command, response, usageTable);
     });
 }
