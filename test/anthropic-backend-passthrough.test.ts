@@ -344,7 +344,6 @@ describe('upstream errors', () => {
   it.each([
     [401, 'authentication_error', 'invalid x-api-key'],
     [402, 'billing_error', 'Your credit balance is too low'],
-    [403, 'permission_error', 'Your API key does not have permission to use the specified resource.'],
   ])("maps %i (the gateway's credentials or account) to a retryable 502", async (status, type, message) => {
     handler = answerWith(status, envelope(type, `${message} ${KEY}`));
     const error = await failureOf(makeBackend().send(call()));

@@ -1,5 +1,6 @@
 import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import { GatewayError, ModelNotFoundError, ServiceUnavailableError } from '../errors.js';
+import { type ErrorSurface, errorSurfaceOf } from '../http/error-surface.js';
 import { hashKey, publicIdOf } from '../registry/key-material.js';
 import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
@@ -87,6 +88,8 @@ export interface AuthOptions {
 export interface Credential {
   presented: string | undefined;
   hash: string | undefined;
+  /** Whose API the request speaks: a missing key is told how that API's clients send one. */
+  surface?: ErrorSurface | undefined;
 }
 
 interface CachedKey {
@@ -100,8 +103,13 @@ interface CachedKey {
   at: number;
 }
 
-const MISSING =
-  "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or an 'api-key' header).";
+const MISSING: Readonly<Record<ErrorSurface, string>> = {
+  openai:
+    "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or an 'api-key' or 'x-api-key' header).",
+  // The Anthropic SDK sends `x-api-key`; Claude Code sends its ANTHROPIC_AUTH_TOKEN as a Bearer token.
+  anthropic:
+    "You didn't provide an API key. Send it as an 'x-api-key' header (or 'Authorization: Bearer <key>').",
+};
 const INCORRECT = 'Incorrect API key provided. Ask your Tollgate admin for a key.';
 const ADMIN_KEY =
   'Incorrect API key provided: this is an admin key; /v1 needs a team API key (tg-...), ' +
@@ -141,11 +149,15 @@ export class KeyAuthenticator {
   /** The request's key and its SHA-256 (hashed once per request: it is a fifth of auth's work). */
   credentialOf(request: FastifyRequest): Credential {
     const presented = presentedKey(request);
-    return { presented, hash: presented && publicIdOf(presented) ? hashKey(presented) : undefined };
+    return {
+      presented,
+      hash: presented && publicIdOf(presented) ? hashKey(presented) : undefined,
+      surface: presented ? undefined : errorSurfaceOf(request.url, request.headers),
+    };
   }
 
-  async authenticate({ presented, hash }: Credential): Promise<Principal> {
-    if (!presented) throw new InvalidApiKeyError(MISSING);
+  async authenticate({ presented, hash, surface }: Credential): Promise<Principal> {
+    if (!presented) throw new InvalidApiKeyError(MISSING[surface ?? 'openai']);
     if (!hash) throw new InvalidApiKeyError(this.isAdminKey(presented) ? ADMIN_KEY : INCORRECT);
     const found = await this.lookup(hash);
     if (!found) throw new InvalidApiKeyError(INCORRECT);

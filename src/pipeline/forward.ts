@@ -16,6 +16,7 @@ import { ensureBase64Embeddings } from './embedding-encoding.js';
 import { type ForwardOutcome, recordOutcome } from './forward-outcome.js';
 import { ignoredStreamReplay, relayReplay } from './ignored-stream.js';
 import { inBandError, jsonAnswerError } from './in-band-error.js';
+import { isMessagesPreamble } from './messages-preamble.js';
 import type { InferencePipeline } from './pipeline.js';
 import { type QuotaStage, tokenRateHeaders } from './quota.js';
 import { requestRateHeaders } from './request-limits.js';
@@ -465,9 +466,11 @@ export class ForwardPath implements InferencePipeline {
   ): Promise<AttemptAnswer> {
     const response = await dispatchJson(request, deployment, dispatch, signal);
     if (isEventStream(response)) {
-      const started = await readFirstEvent(response, this.deps.relay.keepAliveMs);
+      // A Messages stream is read past its message_start and pings, to its first content or error.
+      const preamble = dispatch.endpoint === 'messages' ? isMessagesPreamble : undefined;
+      const started = await readFirstEvent(response, this.deps.relay.keepAliveMs, preamble);
       // A 200 whose first event is an error is that error's status, before the client saw a byte.
-      const failure = response.status === 200 ? inBandError(started.head) : undefined;
+      const failure = response.status === 200 ? inBandError(started.head, preamble) : undefined;
       if (failure) {
         await started.iterator.return?.().catch(() => {});
         throw failure;
@@ -537,15 +540,19 @@ export class ForwardPath implements InferencePipeline {
           }
         : {}),
     });
-    outcome.usage = sse.usage ?? counted;
-    if (counted) outcome.usageEstimated = true;
-    if (sse.usage && !usage.final) {
-      // Anthropic's prompt counts come first (`message_start`), its output count last: a stream
-      // cut before that is charged the prompt as reported and the output as relayed.
-      outcome.usage = usage.withOutput(tally?.completionTokens() ?? 0);
-      outcome.usageEstimated = true;
+    // A stream that failed is refunded below, so it is recorded as charging nothing, whatever
+    // usage it reported before failing (a Messages stream's message_start carries the prompt's).
+    if (!sse.streamError) {
+      outcome.usage = sse.usage ?? counted;
+      if (counted) outcome.usageEstimated = true;
+      if (sse.usage && !usage.final) {
+        // Anthropic's prompt counts come first (`message_start`), its output count last: a stream
+        // cut before that (its client left) is charged the prompt as reported and the output as relayed.
+        outcome.usage = usage.withOutput(tally?.completionTokens() ?? 0);
+        outcome.usageEstimated = true;
+      }
+      if (step.usageCounted?.()) outcome.usageEstimated = true;
     }
-    if (step.usageCounted?.()) outcome.usageEstimated = true;
     outcome.streamError = sse.streamError;
     outcome.firstChunkAt = sse.firstChunkAt;
     // A cut stream (upstream or client) is never stored: it lacks its end, so the assembler

@@ -90,12 +90,17 @@ function mayHoldError(bytes: Buffer): boolean {
  * The error the first event of a stream carries (`data: {"error":{...}}`, or the Responses API's
  * `{"type":"error",...}`) as the failure an upstream answering with that status would have been:
  * a 4xx is relayed with the upstream's error body (and retried where a 408/409/429 is), a 5xx is
- * an upstream failure. Undefined when the first event is not an error.
+ * an upstream failure. Undefined when the first event is not an error. Events the `preamble`
+ * takes (a Messages stream's `message_start` and `ping`) come before the first event, not as it.
  */
-export function inBandError(head: Buffer | undefined): Error | undefined {
+export function inBandError(
+  head: Buffer | undefined,
+  preamble?: (event: Buffer) => boolean,
+): Error | undefined {
   // Every stream passes here: a first event without an error's bytes is not parsed at all.
   if (!head || !mayHoldErrorEvent(head)) return undefined;
   for (const event of splitEvents(head)) {
+    if (preamble?.(event)) continue;
     const error = eventError(event);
     if (error !== 'none') return error ? failureOf(error, 'then an error as its first event') : undefined;
   }

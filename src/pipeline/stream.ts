@@ -60,7 +60,10 @@ export interface SseOutcome {
 export interface StartedSse {
   status: number;
   headers: Record<string, string>;
-  /** Complete events read so far: the first `data:` event and any comments before it. */
+  /**
+   * Complete events read so far: the first `data:` event past the preamble (if one was given to
+   * `readFirstEvent`), and any comments and preamble events before it.
+   */
   head: Buffer | undefined;
   /** A read still outstanding when the wait for the first event ran out (then head has no event yet). */
   pending: Promise<IteratorResult<Buffer>> | undefined;
@@ -92,6 +95,16 @@ function hasData(block: Buffer): boolean {
   return false;
 }
 
+/** Events that come before a stream's content and say nothing of how it goes (see readFirstEvent). */
+export type PreambleEvent = (event: Buffer) => boolean;
+
+/** True when a block holds an event to stop reading ahead at: a `data:` event past the preamble. */
+function endsReadAhead(block: Buffer, preamble: PreambleEvent | undefined): boolean {
+  if (!hasData(block)) return false;
+  if (!preamble) return true;
+  return splitEvents(block).some((event) => hasData(event) && !preamble(event));
+}
+
 /** Resolves with `read`'s result, or with undefined once `ms` have passed without one. */
 function within<T>(read: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -105,14 +118,20 @@ function within<T>(read: Promise<T>, ms: number): Promise<T | undefined> {
  * ⑥ read ahead: reads the upstream's stream up to its first `data:` event before anything is
  * sent, so that an upstream that answers 200 and then fails, or ends, before that event is a
  * failure the client gets as a normal error response (and that could be retried), not a 200
- * with an error event. Bytes after the first event are not waited for.
+ * with an error event. Bytes after the first event are not waited for. With a `preamble`, events
+ * it takes (a Messages stream's `message_start` and `ping`: messages-preamble.ts) are held too,
+ * and reading goes on to the first event past them.
  *
  * The wait is bounded by the keep-alive interval: an upstream still silent after it (a long
  * prompt, a slow model) gets the 200 and `: ping`s as it would without read-ahead, so neither
  * the client nor a proxy in between times out on an idle connection; a failure after that is an
  * error event, as for any failure after the 200.
  */
-export async function readFirstEvent(response: BackendResponse, waitMs: number): Promise<StartedSse> {
+export async function readFirstEvent(
+  response: BackendResponse,
+  waitMs: number,
+  preamble?: PreambleEvent,
+): Promise<StartedSse> {
   const iterator = iteratorOf(response.body);
   const splitter = new SseSplitter();
   const held: Buffer[] = [];
@@ -133,11 +152,17 @@ export async function readFirstEvent(response: BackendResponse, waitMs: number):
         started.pending = read;
         break;
       }
-      if (result.done) throw new UpstreamError('The upstream ended its stream before sending any event.');
+      if (result.done) {
+        throw new UpstreamError(
+          held.some(hasData)
+            ? 'The upstream ended its stream before sending any content.'
+            : 'The upstream ended its stream before sending any event.',
+        );
+      }
       const block = splitter.push(result.value);
       if (!block) continue;
       held.push(block);
-      if (hasData(block)) break;
+      if (endsReadAhead(block, preamble)) break;
     }
   } catch (error) {
     await iterator.return?.().catch(() => {});

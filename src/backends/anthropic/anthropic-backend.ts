@@ -14,11 +14,12 @@ import {
 import { readModelIds } from '../model-list.js';
 import { KeyPool, type KeyStatus, retryAfterMs } from '../openai-compatible/key-pool.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
-import { credentialsRefused, mapAnthropicError, parseAnthropicError } from './anthropic-errors.js';
+import { mapAnthropicError, parseAnthropicError } from './anthropic-errors.js';
 import { chatToMessages, type TranslationOptions } from './chat-to-messages.js';
 import { chatToCompletion, completionToChatBody } from './completion-translation.js';
 import { messageToChat } from './message-to-chat.js';
 import { isRelayedAsIs, PASS_THROUGH_RETRY_HEADERS, passThroughHeaders } from './messages-passthrough.js';
+import { scrubErrorEvents } from './scrubbed-stream.js';
 import { StreamTranslator } from './stream-translator.js';
 import { UpstreamExchange } from './upstream-exchange.js';
 
@@ -129,7 +130,8 @@ export class AnthropicBackend implements Backend {
   /**
    * Anthropic's own API from an Anthropic client (messages-passthrough.ts): the body goes as the
    * client wrote it, so fields this gateway has never heard of reach the upstream, and the answer
-   * comes back byte for byte (a stream unbuffered and unframed). Response headers are not
+   * comes back byte for byte (a stream as its events complete, error events scrubbed of the
+   * gateway's secrets: scrubbed-stream.ts). Response headers are not
    * relayed: the upstream's request-id would name another request than the gateway's own, and
    * cached answers replay these headers.
    */
@@ -148,7 +150,8 @@ export class AnthropicBackend implements Backend {
     }
     if (call.stream) {
       await this.expectStream(exchange);
-      return { status: 200, contentType: SSE_CONTENT_TYPE, headers: {}, body: exchange.chunks() };
+      const body = scrubErrorEvents(exchange.chunks(), this.secrets, (event) => this.scrubBytes(event));
+      return { status: 200, contentType: SSE_CONTENT_TYPE, headers: {}, body };
     }
     const { bytes } = await this.readAnswer(exchange);
     return { status: 200, contentType: 'application/json', headers: {}, body: [bytes] };
@@ -239,7 +242,6 @@ export class AnthropicBackend implements Backend {
    */
   private passThroughFailure(exchange: UpstreamExchange, body: Buffer): Error {
     const { status } = exchange;
-    if (status === 403) return credentialsRefused(this.name, parseAnthropicError(body).type ?? status);
     if (!isRelayedAsIs(status)) return this.failure(exchange, body);
     return new UpstreamClientError(
       status,

@@ -91,7 +91,7 @@ export function mapAnthropicError(info: AnthropicErrorInfo, context: MappingCont
  * upstream's 401, which would tell the client its own valid key is wrong) that routing retries on
  * another deployment.
  */
-export function credentialsRefused(backend: string, said: string | number): UpstreamError {
+function credentialsRefused(backend: string, said: string | number): UpstreamError {
   return new UpstreamError(
     `Backend '${backend}' refused the gateway's credentials or account (${said}); check the backend's apiKey.`,
   );

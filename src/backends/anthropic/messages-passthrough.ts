@@ -33,14 +33,14 @@ function betaList(value: string | undefined): string[] {
 }
 
 /**
- * An upstream 4xx the client caused (a malformed body, an unknown model, a prompt too large, a
- * rate limit), relayed as the upstream wrote it. Not: 401, 402 and 403, which Anthropic sends
- * about the gateway's key or account (the key pool takes a 401/403 key out), so the client's
+ * An upstream 4xx that is the request's own answer (a malformed body, an unknown model, a prompt
+ * too large, a rate limit, a permission the request needs), relayed as the upstream wrote it.
+ * Not: 401 and 402, which Anthropic sends about the gateway's key or account, so the client's
  * request is fine and another deployment may serve it; nor 408, a timeout. Those and every 5xx
- * keep the chat calls' mapping.
+ * keep the chat calls' mapping (anthropic-errors.ts). A 403 `permission_error` goes back as the
+ * 403 it is, as on the chat surface (README, "Claude models": 403 -> 403): the key pool still
+ * takes the key that met it out of use.
  */
 export function isRelayedAsIs(status: number): boolean {
-  return (
-    status >= 400 && status < 500 && status !== 401 && status !== 402 && status !== 403 && status !== 408
-  );
+  return status >= 400 && status < 500 && status !== 401 && status !== 402 && status !== 408;
 }
