@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
+import { responseStreamReplay } from '../backends/responses-translation/response-stream-replay.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import { clientWantsUsageChunk, type JsonDispatch } from './dispatch.js';
 import { isJsonObject, jsonObjectOf } from './json-bytes.js';
@@ -30,6 +31,14 @@ export function ignoredStreamReplay(
 ): BackendResponse | undefined {
   const { endpoint } = dispatch;
   if (!dispatch.stream || response.status !== 200) return undefined;
+  if (endpoint === 'responses') {
+    // A native Responses upstream's whole Response: replayed as the events that end in it.
+    const answer = jsonObjectOf(body);
+    const replayed = answer ? responseStreamReplay(answer) : undefined;
+    if (!replayed) return undefined;
+    const { 'content-length': _length, ...headers } = response.headers;
+    return { status: 200, contentType: 'text/event-stream', headers, body: [replayed] };
+  }
   if (endpoint !== 'chat.completions' && endpoint !== 'completions') return undefined;
   const answer = jsonObjectOf(body);
   if (answer?.object !== ANSWER_OBJECT[endpoint]) return undefined;
@@ -58,6 +67,6 @@ export async function relayReplay(
     ...relay,
     stripUsageChunk: false,
     usage: new StreamUsage(dispatch.endpoint),
-    surface: 'openai',
+    surface: dispatch.endpoint === 'responses' ? 'responses' : 'openai',
   });
 }

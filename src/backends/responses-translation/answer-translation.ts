@@ -48,6 +48,16 @@ function outputItems(message: Json): Json[] {
   return items;
 }
 
+/**
+ * The items of an answer cut short: the last one (the message, or the call after it) is the one
+ * the model was generating when it stopped, so it is `incomplete`, as OpenAI's is.
+ */
+function cutShort(items: Json[]): Json[] {
+  const last = items.at(-1);
+  if (last) items[items.length - 1] = { ...last, status: 'incomplete' };
+  return items;
+}
+
 /** What the model generated in a chat message, for counting when the backend reported no usage. */
 function generatedTexts(message: Json): string[] {
   const texts = [message.content, message.refusal];
@@ -79,7 +89,7 @@ export function responseOfChatCompletion(
     model: typeof completion.model === 'string' ? completion.model : model,
     status: incompleteReason ? 'incomplete' : 'completed',
     incompleteReason,
-    output: outputItems(choice.message),
+    output: incompleteReason ? cutShort(outputItems(choice.message)) : outputItems(choice.message),
     usage: count.usageOf(completion.usage),
   });
 }

@@ -1,5 +1,7 @@
+import type { ChatParamPaths } from './chat-param-paths.js';
 import {
   functionCallItem,
+  type ItemStatus,
   incompleteReasonOf,
   messageItem,
   newId,
@@ -12,6 +14,7 @@ import {
   responseObject,
   responseUsage,
 } from './response-object.js';
+import { responsesErrorObject } from './translated-errors.js';
 import type { UsageCount } from './usage-count.js';
 
 /**
@@ -94,11 +97,15 @@ export class ChatStreamTranslator {
   private sawDone = false;
   private usage: Json | undefined;
   private out: ResponsesEvent[] = [];
+  /** The item the model was generating when the answer was cut short (finish_reason length). */
+  private cut: Item | undefined;
 
   constructor(
     private readonly body: Json,
     model: string,
     private readonly count: UsageCount,
+    /** Where the chat request's parameters came from: an error event names the client's. */
+    private readonly paths?: ChatParamPaths,
   ) {
     this.model = model;
   }
@@ -143,17 +150,26 @@ export class ChatStreamTranslator {
   /** The events that close every open item and the response, once the chat stream has ended. */
   finish(): ResponsesEvent[] {
     this.start({});
+    const incompleteReason = incompleteReasonOf(this.finishReason);
+    if (incompleteReason) {
+      // Cut short: the item being generated is the last one still open (a call still unnamed
+      // comes after the rest); one already done (a whole thinking block) was not cut.
+      const last = this.items.at(-1);
+      this.cut =
+        [...this.calls.values()].filter((call) => !call.announced).at(-1) ?? (last?.open ? last : undefined);
+    }
     this.closeMessage();
     for (const call of this.calls.values()) if (!call.announced) this.announce(call);
     for (const item of this.items) if (item.kind === 'call') this.closeCall(item);
     if (this.items.every((item) => item.kind === 'reasoning')) {
       // Neither text nor calls: still one (empty) assistant message, as OpenAI answers.
-      this.openPart(this.openMessage(), 'output_text');
+      const message = this.openMessage();
+      if (incompleteReason) this.cut = message;
+      this.openPart(message, 'output_text');
       this.closeMessage();
     }
     // No usage came: the gateway's count, which is what it charges.
     this.usage ??= this.count.usageOf(undefined);
-    const incompleteReason = incompleteReasonOf(this.finishReason);
     const status = incompleteReason ? 'incomplete' : 'completed';
     this.emit(`response.${status}`, { response: this.response(status, incompleteReason) });
     return this.flush();
@@ -162,10 +178,11 @@ export class ChatStreamTranslator {
   /** The Responses API's `error` event for a chat stream that was an error before anything else. */
   errorEvent(error: Json): ResponsesEvent[] {
     const text = (value: unknown) => (typeof value === 'string' ? value : null);
+    const renamed = this.paths ? responsesErrorObject(error, this.paths) : error;
     this.emit('error', {
       code: text(error.code) ?? text(error.type),
-      message: text(error.message) ?? 'The backend failed.',
-      param: text(error.param),
+      message: text(renamed.message) ?? 'The backend failed.',
+      param: text(renamed.param),
     });
     return this.flush();
   }
@@ -286,7 +303,7 @@ export class ChatStreamTranslator {
     });
     this.emit('response.output_item.done', {
       output_index: message.outputIndex,
-      item: messageItem(message.id, 'completed', message.parts.map(contentPart)),
+      item: messageItem(message.id, this.doneStatus(message), message.parts.map(contentPart)),
     });
   }
 
@@ -361,13 +378,18 @@ export class ChatStreamTranslator {
     });
     this.emit('response.output_item.done', {
       output_index: call.outputIndex,
-      item: functionCallItem(call.id, 'completed', call),
+      item: functionCallItem(call.id, this.doneStatus(call), call),
     });
+  }
+
+  /** A finished item's status: `incomplete` for the one the answer was cut short in. */
+  private doneStatus(item: Item): ItemStatus {
+    return item === this.cut ? 'incomplete' : 'completed';
   }
 
   private outputItems(): Json[] {
     return this.items.map((item) => {
-      const status = item.open ? 'in_progress' : 'completed';
+      const status = item.open ? 'in_progress' : this.doneStatus(item);
       if (item.kind === 'reasoning') return reasoningItem(item.id, status, item.reasoning);
       return item.kind === 'message'
         ? messageItem(item.id, status, item.parts.map(contentPart))

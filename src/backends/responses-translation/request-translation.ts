@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '../../errors.js';
+import { ChatParamPaths, type MessageOrigin } from './chat-param-paths.js';
 import { REDACTED_PREFIX } from './response-object.js';
 
 /**
@@ -203,15 +204,26 @@ export interface ChatRequestOptions {
   thinkingBlocks?: boolean;
 }
 
+/** A chat message and the Responses item it was made from (for errors that name it). */
+interface Translated {
+  message: Json;
+  origin: MessageOrigin;
+}
+
 /**
  * The `input` (or `instructions`) items as chat messages, `field` naming them in errors;
  * consecutive function calls become one assistant turn, and reasoning items before it become
  * its `thinking_blocks` (when the backend takes them; else they are dropped).
  */
-function chatMessages(input: unknown, field: 'input' | 'instructions', options: ChatRequestOptions): Json[] {
-  if (typeof input === 'string') return [{ role: 'user', content: input }];
+function chatMessages(
+  input: unknown,
+  field: 'input' | 'instructions',
+  options: ChatRequestOptions,
+): Translated[] {
+  if (typeof input === 'string')
+    return [{ message: { role: 'user', content: input }, origin: { path: field, kind: 'text', calls: [] } }];
   if (!Array.isArray(input)) return [];
-  const messages: Json[] = [];
+  const messages: Translated[] = [];
   /** Thinking blocks waiting for the assistant turn they came with. */
   let thinking: Json[] = [];
   const attachThinking = (message: Json) => {
@@ -233,7 +245,7 @@ function chatMessages(input: unknown, field: 'input' | 'instructions', options: 
       const message = chatMessage(item, param);
       if (message.role === 'assistant') attachThinking(message);
       else thinking = [];
-      messages.push(message);
+      messages.push({ message, origin: { path: param, kind: 'message', calls: [] } });
       return;
     }
     if (type === 'function_call') {
@@ -246,14 +258,16 @@ function chatMessages(input: unknown, field: 'input' | 'instructions', options: 
       };
       // Calls right after an assistant turn (text then calls, or several calls) belong to it.
       const last = messages.at(-1);
-      if (last?.role === 'assistant') {
-        last.tool_calls = [...(Array.isArray(last.tool_calls) ? last.tool_calls : []), call];
-        if (last.content === '') last.content = null;
-        attachThinking(last);
+      if (last?.message.role === 'assistant') {
+        const turn = last.message;
+        turn.tool_calls = [...(Array.isArray(turn.tool_calls) ? turn.tool_calls : []), call];
+        if (turn.content === '') turn.content = null;
+        attachThinking(turn);
+        last.origin.calls.push(param);
       } else {
         const message: Json = { role: 'assistant', content: null, tool_calls: [call] };
         attachThinking(message);
-        messages.push(message);
+        messages.push({ message, origin: { path: param, kind: 'message', calls: [param] } });
       }
       return;
     }
@@ -262,9 +276,8 @@ function chatMessages(input: unknown, field: 'input' | 'instructions', options: 
       if (typeof item.call_id !== 'string')
         throw new InvalidRequestError('A function_call_output item needs `call_id`.', `${param}.call_id`);
       messages.push({
-        role: 'tool',
-        tool_call_id: item.call_id,
-        content: toolOutputText(item.output, param),
+        message: { role: 'tool', tool_call_id: item.call_id, content: toolOutputText(item.output, param) },
+        origin: { path: param, kind: 'tool_output', calls: [] },
       });
       return;
     }
@@ -282,6 +295,12 @@ function chatMessages(input: unknown, field: 'input' | 'instructions', options: 
   return messages;
 }
 
+/** A translated request: the chat body, and where its parameters came from. */
+export interface ChatRequest {
+  chat: Json;
+  paths: ChatParamPaths;
+}
+
 /** The chat completions body for a Responses API body, sent to `model`. */
 export function chatRequestOf(
   body: Json,
@@ -289,16 +308,29 @@ export function chatRequestOf(
   stream: boolean,
   options: ChatRequestOptions = {},
 ): Json {
+  return translateRequest(body, model, stream, options).chat;
+}
+
+/** The chat completions request for a Responses API body, with the paths its errors map back by. */
+export function translateRequest(
+  body: Json,
+  model: string,
+  stream: boolean,
+  options: ChatRequestOptions = {},
+): ChatRequest {
   refuseStatefulFeatures(body);
-  const messages = chatMessages(body.input, 'input', options);
+  const translated = chatMessages(body.input, 'input', options);
   const instructions = body.instructions;
   if (typeof instructions === 'string' && instructions !== '')
-    messages.unshift({ role: 'system', content: instructions });
+    translated.unshift({
+      message: { role: 'system', content: instructions },
+      origin: { path: 'instructions', kind: 'text', calls: [] },
+    });
   else if (Array.isArray(instructions))
-    messages.unshift(...chatMessages(instructions, 'instructions', options));
-  if (messages.length === 0)
+    translated.unshift(...chatMessages(instructions, 'instructions', options));
+  if (translated.length === 0)
     throw new InvalidRequestError('`input` must hold at least one message.', 'input');
-
+  const messages = translated.map((entry) => entry.message);
   const chat: Json = { model, messages };
   for (const field of SAME_NAME_FIELDS) if (present(body[field])) chat[field] = body[field];
   if (present(body.max_output_tokens)) chat.max_tokens = body.max_output_tokens;
@@ -315,5 +347,5 @@ export function chatRequestOf(
     // The usage chunk is what the Response's usage (and the gateway's accounting) is built from.
     chat.stream_options = { include_usage: true };
   }
-  return chat;
+  return { chat, paths: new ChatParamPaths(translated.map((entry) => entry.origin)) };
 }

@@ -10,6 +10,12 @@ type Json = Record<string, unknown>;
 
 export type ResponseStatus = 'in_progress' | 'completed' | 'incomplete' | 'failed';
 
+/**
+ * An output item's status: `incomplete` for the one being generated when the answer was cut
+ * short (max_output_tokens, a content filter), as OpenAI marks it; the items before it were done.
+ */
+export type ItemStatus = 'in_progress' | 'completed' | 'incomplete';
+
 export interface ResponseState {
   id: string;
   createdAt: number;
@@ -114,13 +120,13 @@ export function outputText(text: string): Json {
   return { type: 'output_text', text, annotations: [], logprobs: [] };
 }
 
-export function messageItem(id: string, status: 'in_progress' | 'completed', content: Json[]): Json {
+export function messageItem(id: string, status: ItemStatus, content: Json[]): Json {
   return { id, type: 'message', status, role: 'assistant', content };
 }
 
 export function functionCallItem(
   id: string,
-  status: 'in_progress' | 'completed',
+  status: ItemStatus,
   call: { callId: string; name: string; arguments: string },
 ): Json {
   return {
@@ -159,7 +165,7 @@ export function reasoningOfThinkingBlock(block: unknown): Reasoning | undefined 
   return undefined;
 }
 
-export function reasoningItem(id: string, status: 'in_progress' | 'completed', reasoning: Reasoning): Json {
+export function reasoningItem(id: string, status: ItemStatus, reasoning: Reasoning): Json {
   return {
     id,
     type: 'reasoning',

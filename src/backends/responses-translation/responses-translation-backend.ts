@@ -1,8 +1,9 @@
 import { UpstreamError } from '../../errors.js';
 import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
 import { responseOfChatCompletion } from './answer-translation.js';
-import { chatRequestOf } from './request-translation.js';
+import { translateRequest } from './request-translation.js';
 import { responsesStreamOf, responsesStreamOfCompletion } from './stream-translation.js';
+import { responsesErrorOf } from './translated-errors.js';
 import { UsageCount } from './usage-count.js';
 
 /** No chat answer comes near this; a backend that sends without end must not fill our memory. */
@@ -78,12 +79,18 @@ export class ResponsesTranslationBackend implements Backend {
   private async respond(call: JsonCall): Promise<BackendResponse> {
     const body: Json = call.body;
     // Only the anthropic backend reads reasoning items back (as `thinking_blocks`); others never see them.
-    const chatRequest = chatRequestOf(body, call.model, call.stream, {
+    const { chat: chatRequest, paths } = translateRequest(body, call.model, call.stream, {
       thinkingBlocks: this.inner.type === 'anthropic',
     });
     const count = new UsageCount(body);
     const usageCounted = () => count.counted.usage;
-    const chat = await this.inner.send({ ...call, endpoint: 'chat.completions', body: chatRequest });
+    let chat: BackendResponse;
+    try {
+      chat = await this.inner.send({ ...call, endpoint: 'chat.completions', body: chatRequest });
+    } catch (error) {
+      // The backend refused the chat request: the client reads the names of the one it sent.
+      throw responsesErrorOf(error, paths);
+    }
     const headers = relayedHeaders(chat.headers);
     const isStream = chat.contentType.startsWith('text/event-stream');
     if (call.stream) {
@@ -92,8 +99,8 @@ export class ResponsesTranslationBackend implements Backend {
         contentType: 'text/event-stream; charset=utf-8',
         headers,
         body: isStream
-          ? responsesStreamOf(chat.body, body, call.model, count)
-          : responsesStreamOfCompletion(parseJson(await collect(chat.body)), body, call.model, count),
+          ? responsesStreamOf(chat.body, body, call.model, count, paths)
+          : responsesStreamOfCompletion(parseJson(await collect(chat.body)), body, call.model, count, paths),
         usageCounted,
       };
     }

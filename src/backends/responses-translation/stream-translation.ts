@@ -2,6 +2,7 @@ import { GatewayError, UpstreamError } from '../../errors.js';
 import type { BackendResponse } from '../backend.js';
 import { SseDataReader } from '../sse-data-reader.js';
 import { encodeEvent } from '../sse-encoder.js';
+import type { ChatParamPaths } from './chat-param-paths.js';
 import { ChatStreamTranslator, type ResponsesEvent } from './chat-stream-translator.js';
 import type { UsageCount } from './usage-count.js';
 
@@ -39,7 +40,7 @@ interface Translated {
   ended?: boolean;
 }
 
-function translate(data: string[], translator: ChatStreamTranslator): Translated {
+function translate(data: string[], translator: ChatStreamTranslator, paths?: ChatParamPaths): Translated {
   const events: ResponsesEvent[] = [];
   try {
     for (const item of data) {
@@ -53,7 +54,8 @@ function translate(data: string[], translator: ChatStreamTranslator): Translated
         // As the Responses API's `error` event, which the gateway's read-ahead turns into the
         // answer's status when it comes first (so a 4xx stays a 4xx, a 429 may be retried).
         if (!translator.hasStarted) return { out: encode(translator.errorEvent(payload.error)), ended: true };
-        const message = typeof payload.error.message === 'string' ? payload.error.message.slice(0, 200) : '';
+        const said = typeof payload.error.message === 'string' ? payload.error.message : '';
+        const message = (paths ? paths.text(said) : said).slice(0, 200);
         throw new UpstreamError(`The backend's stream failed${message ? `: ${message}` : '.'}`);
       }
       events.push(...translator.chunk(payload));
@@ -70,24 +72,26 @@ function translate(data: string[], translator: ChatStreamTranslator): Translated
  * failure after that ends the stream with `response.failed`, then is rethrown so that the
  * gateway counts the stream as failed: a timeout or a lost connection of the backend's stream,
  * an error chunk, and a stream that stopped before it said it was over (no finish_reason, no
- * `[DONE]`), whose answer is cut short however cleanly its connection closed.
+ * `[DONE]`), whose answer is cut short however cleanly its connection closed. With `paths` (the
+ * translated request's), an error the chat stream carries names the client's parameters.
  */
 export async function* responsesStreamOf(
   chat: BackendResponse['body'],
   body: Json,
   model: string,
   count: UsageCount,
+  paths?: ChatParamPaths,
 ): AsyncGenerator<Buffer> {
-  const translator = new ChatStreamTranslator(body, model, count);
+  const translator = new ChatStreamTranslator(body, model, count, paths);
   const reader = new SseDataReader();
   try {
     for await (const chunk of chat) {
-      const { out, error, ended } = translate(reader.push(chunk), translator);
+      const { out, error, ended } = translate(reader.push(chunk), translator, paths);
       if (out) yield out;
       if (error) throw error;
       if (ended) return;
     }
-    const { out, error, ended } = translate(reader.end(), translator);
+    const { out, error, ended } = translate(reader.end(), translator, paths);
     if (out) yield out;
     if (error) throw error;
     if (ended) return;
@@ -114,8 +118,9 @@ export function responsesStreamOfCompletion(
   body: Json,
   model: string,
   count: UsageCount,
+  paths?: ChatParamPaths,
 ): Buffer[] {
-  const translator = new ChatStreamTranslator(body, model, count);
+  const translator = new ChatStreamTranslator(body, model, count, paths);
   const answer = isObject(completion) ? completion : {};
   const choice = Array.isArray(answer.choices) ? answer.choices[0] : undefined;
   if (!isObject(choice) || !isObject(choice.message))

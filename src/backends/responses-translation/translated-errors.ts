@@ -1,0 +1,54 @@
+import { GatewayError, InvalidRequestError, UpstreamClientError } from '../../errors.js';
+import type { ChatParamPaths } from './chat-param-paths.js';
+
+/**
+ * A client error the chat side raised for a translated request, in the Responses request's names
+ * (chat-param-paths.ts): its `param` and the names its message quotes. Only 4xx errors name the
+ * client's parameters; anything else, and an error that names none, is returned as it is.
+ */
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** An OpenAI error object (a chat body's `error`, an in-band error chunk's) renamed. */
+export function responsesErrorObject(error: Json, paths: ChatParamPaths): Json {
+  const renamed: Json = { ...error };
+  if (typeof error.param === 'string') renamed.param = paths.param(error.param);
+  if (typeof error.message === 'string') renamed.message = paths.text(error.message);
+  return renamed;
+}
+
+/** An upstream's 4xx body, renamed when it is OpenAI's envelope; undefined when nothing changed. */
+function renamedBody(body: Buffer, paths: ChatParamPaths): Buffer | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!isObject(parsed) || !isObject(parsed.error)) return undefined;
+  const error = responsesErrorObject(parsed.error, paths);
+  if (error.param === parsed.error.param && error.message === parsed.error.message) return undefined;
+  return Buffer.from(JSON.stringify({ ...parsed, error }));
+}
+
+/** `error` as the client of the Responses request should read it. */
+export function responsesErrorOf(error: unknown, paths: ChatParamPaths): unknown {
+  if (!(error instanceof GatewayError) || error.status < 400 || error.status >= 500) return error;
+  if (error instanceof UpstreamClientError) {
+    const body = renamedBody(error.upstreamBody, paths);
+    return body ? new UpstreamClientError(error.status, body, 'application/json', error.headers) : error;
+  }
+  const param = paths.param(error.param);
+  const message = paths.text(error.message);
+  if (param === error.param && message === error.message) return error;
+  if (error instanceof InvalidRequestError && error.constructor === InvalidRequestError)
+    return new InvalidRequestError(message, param, error.code);
+  return new GatewayError(error.status, error.type, error.code, message, {
+    param,
+    headers: error.headers,
+    cause: error,
+  });
+}
