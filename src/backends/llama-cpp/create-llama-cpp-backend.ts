@@ -14,8 +14,13 @@ export async function createLlamaCppBackend(
   config: LlamaCppConfig,
   logger: FastifyBaseLogger,
 ): Promise<LlamaCppBackend> {
+  const files = modelFiles(config);
+  // Config validation saw a .gguf file; it may have gone since (or been a folder): said at boot,
+  // not as a backend that stays unready for ever.
+  if (files.length === 0)
+    throw new Error(`llama-cpp backend '${name}': the models folder ${config.models} holds no .gguf file.`);
   const runtime = await loadNodeLlamaCpp(logger);
-  return new LlamaCppBackend(name, modelFiles(config), logger, (file, signal) =>
+  return new LlamaCppBackend(name, files, logger, (file, signal) =>
     LoadedModel.load(file, config, runtime, name, logger, signal),
   );
 }

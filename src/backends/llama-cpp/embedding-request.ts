@@ -1,5 +1,6 @@
 import { InvalidRequestError } from '../../errors.js';
 import { encodeFloat32Base64 } from '../../openai/float32-base64.js';
+import { checkedTokenIds, isNumberList } from './token-ids.js';
 
 export interface EmbeddingRequest {
   /** Each input: text, or token ids. */
@@ -9,9 +10,7 @@ export interface EmbeddingRequest {
 }
 
 function isTokenList(value: unknown): value is number[] {
-  return (
-    Array.isArray(value) && value.length > 0 && value.every((item) => Number.isInteger(item) && item >= 0)
-  );
+  return isNumberList(value) && value.length > 0;
 }
 
 /** `input` as OpenAI takes it: a string, strings, token ids, or lists of token ids. */
@@ -22,13 +21,15 @@ export function readEmbeddingRequest(
   const input = body.input;
   let inputs: Array<string | number[]>;
   if (typeof input === 'string') inputs = [input];
-  else if (isTokenList(input)) inputs = [input];
+  else if (isTokenList(input)) inputs = [checkedTokenIds(input, 'input')];
   else if (
     Array.isArray(input) &&
     input.length > 0 &&
     input.every((item) => typeof item === 'string' || isTokenList(item))
   )
-    inputs = input as Array<string | number[]>;
+    inputs = input.map((item: string | number[]) =>
+      typeof item === 'string' ? item : checkedTokenIds(item, 'input'),
+    );
   else
     throw new InvalidRequestError(
       "'input' must be a string, a list of strings, a list of token ids, or a list of such lists.",

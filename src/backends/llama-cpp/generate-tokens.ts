@@ -13,7 +13,8 @@ export interface Sampling {
   /** 0: always the most likely token. */
   temperature: number;
   topP: number | undefined;
-  seed: number | undefined;
+  /** The request's, or a random one: never left to node-llama-cpp (it takes the current second). */
+  seed: number;
   tokenBias: TokenBias | undefined;
   grammar: LlamaGrammar | undefined;
 }
@@ -104,7 +105,10 @@ export async function* generateTokens(
   const iterator = sequence.evaluate(plan.promptTokens, {
     temperature: sampling.temperature,
     ...(sampling.topP !== undefined ? { topP: sampling.topP } : {}),
-    ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
+    seed: sampling.seed,
+    // Otherwise node-llama-cpp ends the iteration at an end-of-generation token without handing
+    // it over: the answer would end as if cut at max_tokens ('length'), that token uncounted.
+    yieldEogToken: true,
     ...(sampling.tokenBias ? { tokenBias: sampling.tokenBias } : {}),
     ...(steer
       ? { grammarEvaluationState: () => steer.grammar() ?? grammarState }

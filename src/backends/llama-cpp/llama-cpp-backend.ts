@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import type { LlamaContextSequence } from 'node-llama-cpp';
+import type { LlamaContextSequence, Token } from 'node-llama-cpp';
 import {
   BackendBusyError,
   EndpointNotSupportedError,
@@ -23,6 +24,7 @@ import type { LoadedModel } from './loaded-model.js';
 import type { ModelFile } from './model-files.js';
 import { readSamplingRequest, type SamplingRequest } from './sampling-request.js';
 import { QueueFullError, type SlotLease } from './slot-queue.js';
+import { checkedTokenIds, isNumberList } from './token-ids.js';
 import { toolCallAnswer } from './tool-call-answer.js';
 import { readToolRequest, type ToolRequest } from './tool-request.js';
 
@@ -113,7 +115,7 @@ export class LlamaCppBackend implements Backend {
   /** The chat as the model's own template renders it, counted by its own tokenizer. */
   async countChatTokens(name: string, body: Record<string, unknown>): Promise<number> {
     const { functions } = readToolRequest(body);
-    return this.model(name).chatPrompt(chatHistoryOf(body.messages), functions).tokens.length;
+    return this.model(name).chatPrompt(chatHistoryOf(body.messages), functions, 'messages').tokens.length;
   }
 
   async send(call: BackendCall): Promise<BackendResponse> {
@@ -133,7 +135,7 @@ export class LlamaCppBackend implements Backend {
       ? { ...requested, stops: [], format: { kind: 'tool_call', schema: tools.forced.schema } }
       : requested;
     const prompt = isChat
-      ? model.chatPrompt(chatHistoryOf(call.body.messages), tools.functions)
+      ? model.chatPrompt(chatHistoryOf(call.body.messages), tools.functions, 'messages')
       : { tokens: model.rawPrompt(promptOf(call.body.prompt)), tokenStops: [], stops: [] };
     const planned = await model.plan(sampling, prompt, isChat ? 'messages' : 'prompt');
     const auto = tools.auto ? await autoToolCalls(model, tools.auto) : undefined;
@@ -306,7 +308,13 @@ export class LlamaCppBackend implements Backend {
 
   private async embeddings(call: JsonCall, model: LoadedModel): Promise<BackendResponse> {
     const request = readEmbeddingRequest(call.body, model.dimensions);
-    const inputs = request.inputs.map((input) => model.embeddingTokens(input));
+    const inputs: Token[][] = [];
+    for (const input of request.inputs) {
+      inputs.push(model.embeddingTokens(input));
+      // Each input is bounded by the context, but a request may hold thousands: other requests
+      // get their turn between them rather than after the whole body.
+      await setImmediate();
+    }
     const lease = await this.acquire(model, call);
     try {
       const vectors: number[][] = [];
@@ -383,10 +391,9 @@ function answerOptions(call: JsonCall): { created: number; model: string; includ
 /** A legacy prompt: text or token ids; several prompts would be several choices, like `n`. */
 function promptOf(prompt: unknown): string | number[] {
   if (typeof prompt === 'string') return prompt;
-  if (Array.isArray(prompt) && prompt.every((item) => Number.isInteger(item) && item >= 0))
-    return prompt as number[];
+  if (isNumberList(prompt)) return checkedTokenIds(prompt, 'prompt');
   if (Array.isArray(prompt) && prompt.length === 1) return promptOf(prompt[0]);
-  if (Array.isArray(prompt))
+  if (Array.isArray(prompt) && prompt.every((item) => typeof item === 'string' || Array.isArray(item)))
     throw new InvalidRequestError(
       "'prompt': in-process models take one prompt per request (send several requests instead).",
       'prompt',

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type {
   ChatModelFunctions,
@@ -21,6 +22,12 @@ import type { ModelFile } from './model-files.js';
 import { QueueWaitHistogram } from './queue-wait-histogram.js';
 import type { OutputFormat, SamplingRequest } from './sampling-request.js';
 import { type SlotLease, SlotQueue } from './slot-queue.js';
+import { type ThreadClaim, threadBudget } from './thread-budget.js';
+import { biasOf } from './token-bias.js';
+import { TokenFloor } from './token-floor.js';
+
+/** llama.cpp's seeds are 32-bit. */
+const SEEDS = 2 ** 32;
 
 /**
  * One GGUF model in memory: its context with one sequence per slot, the queue in front of the
@@ -31,6 +38,8 @@ export class LoadedModel {
   readonly waits: QueueWaitHistogram;
   /** Token ids run from 0 to this (exclusive); llama.cpp does not check a client's ids itself. */
   readonly vocabularySize: number;
+  /** The fewest tokens a text can become; undefined for a vocabulary that gives no such floor. */
+  private readonly floor: TokenFloor | undefined;
   private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
   private jsonGrammar: Promise<LlamaGrammar> | undefined;
 
@@ -43,12 +52,14 @@ export class LoadedModel {
     readonly chatWrapper: ChatWrapper,
     private readonly config: LlamaCppConfig,
     backendName: string,
+    private readonly threadClaim: ThreadClaim,
   ) {
     const sequences = Array.from({ length: config.slots }, () => context.getSequence());
     this.queue = new SlotQueue(sequences, config.queue);
     const tokens = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer
       ?.ggml?.tokens;
     this.vocabularySize = Array.isArray(tokens) ? tokens.length : 0;
+    this.floor = TokenFloor.of(library, model);
     this.waits = new QueueWaitHistogram(backendName, id);
     this.waits.register();
   }
@@ -68,6 +79,7 @@ export class LoadedModel {
       gpuLayers: config.gpuLayers,
       loadSignal: signal,
     });
+    let threads: ThreadClaim | undefined;
     try {
       const context = await model.createContext({
         contextSize: Math.min(config.contextSize, model.trainContextSize || config.contextSize),
@@ -78,6 +90,7 @@ export class LoadedModel {
         batching: { itemPrioritizationStrategy: 'firstInFirstOut' },
       });
       const chatWrapper = runtime.library.resolveChatWrapper(model);
+      threads = threadBudget.claim(backendName, file.id, config.threads, logger);
       const loaded = new LoadedModel(
         file.id,
         runtime.library,
@@ -87,6 +100,7 @@ export class LoadedModel {
         chatWrapper,
         config,
         backendName,
+        threads,
       );
       logger.info(
         {
@@ -102,6 +116,7 @@ export class LoadedModel {
       );
       return loaded;
     } catch (error) {
+      threads?.release();
       await model.dispose();
       throw error;
     }
@@ -125,7 +140,8 @@ export class LoadedModel {
    */
   chatPrompt(
     history: ChatWrapperGenerateContextStateOptions['chatHistory'],
-    functions?: ChatModelFunctions,
+    functions: ChatModelFunctions | undefined,
+    param: string,
   ): {
     tokens: Token[];
     tokenStops: Token[][];
@@ -135,6 +151,7 @@ export class LoadedModel {
       chatHistory: history,
       ...(functions ? { availableFunctions: functions, documentFunctionParams: true } : {}),
     });
+    this.refuseUnfitting(this.floor?.ofPrompt(state.contextText), param);
     const tokenStops: Token[][] = [];
     const stops: string[] = [];
     for (const trigger of state.stopGenerationTriggers) {
@@ -147,6 +164,7 @@ export class LoadedModel {
 
   /** A raw prompt (text or token ids) as evaluated: with BOS when the model's tokenizer adds it. */
   rawPrompt(prompt: string | number[]): Token[] {
+    if (typeof prompt === 'string') this.refuseUnfitting(this.floor?.ofText(prompt), 'prompt');
     const tokens =
       typeof prompt === 'string' ? this.model.tokenize(prompt, false) : this.knownTokens(prompt, 'prompt');
     const bos = this.model.tokens.bos;
@@ -155,13 +173,26 @@ export class LoadedModel {
     return tokens;
   }
 
+  /**
+   * Refuses a prompt whose floor (the fewest tokens it can become) already fills the context,
+   * before it is tokenized: what is tokenized is then bounded by the context, whatever the body.
+   */
+  private refuseUnfitting(floor: number | undefined, param: string): void {
+    if (floor === undefined || floor < this.contextSize) return;
+    throw new InvalidRequestError(
+      `This model's maximum context length is ${this.contextSize} tokens. However, you requested at least ${floor} tokens in the prompt. Shorten the prompt.`,
+      param,
+      'context_length_exceeded',
+    );
+  }
+
   /** Token ids from a request, checked: llama.cpp would read out of bounds on an unknown one. */
   private knownTokens(ids: readonly number[], param: string): Token[] {
     const size = this.vocabularySize;
     const unknown = ids.find((id) => id >= size);
     if (unknown !== undefined)
       throw new InvalidRequestError(
-        `'${param}': token id ${unknown} is not in this model's vocabulary.`,
+        `'${param}': token id ${unknown} is not in this model's vocabulary (ids 0 to ${size - 1}).`,
         param,
       );
     return ids as Token[];
@@ -182,20 +213,20 @@ export class LoadedModel {
         'context_length_exceeded',
       );
     }
-    const bias = new this.library.TokenBias(this.model.tokenizer);
-    for (const [token, amount] of request.logitBias) {
+    for (const token of request.logitBias.keys()) {
       if (!Number.isInteger(token) || token >= this.vocabularySize)
         throw new InvalidRequestError(
-          `'logit_bias': token id ${token} is not in this model's vocabulary.`,
+          `'logit_bias': token id ${token} is not in this model's vocabulary (ids 0 to ${this.vocabularySize - 1}).`,
           'logit_bias',
         );
-      bias.set(token as Token, amount <= -100 ? 'never' : { logit: amount });
     }
     const sampling: Sampling = {
       temperature: request.temperature,
       topP: request.topP,
-      seed: request.seed,
-      tokenBias: request.logitBias.size > 0 ? bias : undefined,
+      // Without one, node-llama-cpp seeds with the current second: requests within the same
+      // second would sample the very same answer. OpenAI's answers vary without a seed.
+      seed: request.seed ?? randomInt(SEEDS),
+      tokenBias: biasOf(this.library, this.model, request.logitBias),
       grammar: await this.grammarFor(request.format),
     };
     return {
@@ -241,6 +272,14 @@ export class LoadedModel {
 
   /** Tokens an embedding input is evaluated as (BOS/EOS added as node-llama-cpp adds them). */
   embeddingTokens(input: string | number[]): Token[] {
+    const floor = typeof input === 'string' ? this.floor?.ofText(input) : undefined;
+    // Unlike a prompt, an input may fill the whole context (see embed).
+    if (floor !== undefined && floor > this.contextSize)
+      throw new InvalidRequestError(
+        `This model's maximum context length is ${this.contextSize} tokens, and an input has at least ${floor}.`,
+        'input',
+        'context_length_exceeded',
+      );
     const tokens =
       typeof input === 'string' ? this.model.tokenize(input, false) : [...this.knownTokens(input, 'input')];
     const { tokens: special, vocabularyType } = this.model;
@@ -261,14 +300,16 @@ export class LoadedModel {
 
   /** The model's pooled embedding of already-prepared tokens (not normalised). */
   async embed(tokens: Token[]): Promise<readonly number[]> {
-    if (tokens.length >= this.contextSize)
+    if (tokens.length > this.contextSize)
       throw new InvalidRequestError(
         `This model's maximum context length is ${this.contextSize} tokens, and an input has ${tokens.length}.`,
         'input',
         'context_length_exceeded',
       );
     this.embeddingContext ??= this.model.createEmbeddingContext({
-      contextSize: this.contextSize,
+      // node-llama-cpp keeps a sequence's last cell free for a next token, which an embedding
+      // never generates: one more cell lets an input fill the context size it is told.
+      contextSize: this.contextSize + 1,
       threads: this.config.threads,
     });
     const context = await this.embeddingContext;
@@ -277,6 +318,7 @@ export class LoadedModel {
 
   async dispose(): Promise<void> {
     this.waits.unregister();
+    this.threadClaim.release();
     const embedding = this.embeddingContext;
     this.embeddingContext = undefined;
     if (embedding) await embedding.then((context) => context.dispose()).catch(() => {});
