@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { BackendResponse, JsonEndpoint, UploadEndpoint } from '../backends/backend.js';
-import { EndpointNotSupportedError } from '../errors.js';
+import { EndpointNotSupportedError, ModelNotFoundError } from '../errors.js';
 import type { Deployment } from './router.js';
 
 /** Endpoints whose streams can carry a usage chunk on request (`stream_options`). */
@@ -76,16 +76,30 @@ export async function dispatchJson(
     throw new EndpointNotSupportedError(dispatch.endpoint, deployment.publicName);
   }
   const headers = protocolHeaders(request, dispatch.endpoint);
-  return deployment.backend.send({
-    kind: 'json',
-    endpoint: dispatch.endpoint,
-    model: deployment.upstreamModel,
-    body: forwardedBody(dispatch, deployment),
-    stream: dispatch.stream,
-    signal,
-    requestId: request.id,
-    ...(headers ? { headers } : {}),
-  });
+  return deployment.backend
+    .send({
+      kind: 'json',
+      endpoint: dispatch.endpoint,
+      model: deployment.upstreamModel,
+      body: forwardedBody(dispatch, deployment),
+      stream: dispatch.stream,
+      signal,
+      requestId: request.id,
+      ...(headers ? { headers } : {}),
+    })
+    .catch((error: unknown) => {
+      throw namedForClient(error, deployment);
+    });
+}
+
+/**
+ * A backend that does not know the model names the one it was asked for, the upstream's (`nope`
+ * for a client's `f/nope` routed by `f/*`): the client is told of the model it sent.
+ */
+function namedForClient(error: unknown, deployment: Deployment): unknown {
+  return error instanceof ModelNotFoundError && deployment.upstreamModel !== deployment.publicName
+    ? new ModelNotFoundError(deployment.publicName)
+    : error;
 }
 
 /** ⑤ backend, for a multipart upload opened by upload-body.ts, to one deployment. */
@@ -96,13 +110,17 @@ export function dispatchUpload(
   body: Readable,
   signal: AbortSignal = request.gateway.abort.signal,
 ): Promise<BackendResponse> {
-  return deployment.backend.send({
-    kind: 'upload',
-    endpoint: upload.endpoint,
-    model: deployment.upstreamModel,
-    contentType: upload.contentType,
-    body,
-    signal,
-    requestId: request.id,
-  });
+  return deployment.backend
+    .send({
+      kind: 'upload',
+      endpoint: upload.endpoint,
+      model: deployment.upstreamModel,
+      contentType: upload.contentType,
+      body,
+      signal,
+      requestId: request.id,
+    })
+    .catch((error: unknown) => {
+      throw namedForClient(error, deployment);
+    });
 }
