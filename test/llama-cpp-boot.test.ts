@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,12 @@ describe('boot', () => {
     ]);
     expect(problemsOf({ models: folder })).toEqual([
       `backends.local.models: the models folder ${folder} holds no .gguf file`,
+    ]);
+    // A folder named like a model is no model.
+    const onlyDir = mkdtempSync(join(tmpdir(), 'tollgate-dir-only-'));
+    mkdirSync(join(onlyDir, 'x.gguf'));
+    expect(problemsOf({ models: onlyDir })).toEqual([
+      `backends.local.models: the models folder ${onlyDir} holds no .gguf file`,
     ]);
     expect(problemsOf({ model: folder })[0]).toContain('is a folder: use models');
     expect(problemsOf({})).toEqual([

@@ -1,5 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -18,9 +19,12 @@ function kindOf(path: string): 'file' | 'folder' | 'missing' {
   }
 }
 
+/** Only files count: a folder named `x.gguf` is not a model (it failed to load after boot). */
 function hasGguf(folder: string): boolean {
   try {
-    return readdirSync(folder).some((name) => name.toLowerCase().endsWith('.gguf'));
+    return readdirSync(folder).some(
+      (name) => name.toLowerCase().endsWith('.gguf') && kindOf(join(folder, name)) === 'file',
+    );
   } catch {
     return false;
   }
