@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 
 /**
  * A backend that does not know a model answers in the name it was given, the upstream's; the
@@ -26,6 +27,11 @@ export default function createBackend() {
     backends: { picky: { type: 'module', module: join(dir, 'picky.mjs') } },
     models: { 'mine/*': { backend: 'picky' } },
   });
+  // The module loads once the gateway listens; routing skips it until then.
+  await pollUntil(
+    async () => (await fetch(`${gw.url}/readyz`)).status,
+    (status) => status === 200,
+  );
 });
 
 afterAll(async () => {

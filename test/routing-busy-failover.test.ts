@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 
 /**
  * A deployment whose own queue is full (an in-process model's slots and queue taken: a
@@ -42,6 +43,11 @@ export default function createBackend() {
       'busy-only': { backend: 'busy', retry: { attempts: 1 } },
     },
   });
+  // The module loads once the gateway listens; routing skips it until then.
+  await pollUntil(
+    async () => (await fetch(`${gw.url}/readyz`)).status,
+    (status) => status === 200,
+  );
 });
 
 afterAll(async () => {
