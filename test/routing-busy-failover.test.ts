@@ -37,7 +37,7 @@ export default function createBackend() {
     models: {
       pool: {
         strategy: 'priority',
-        deployments: [{ backend: 'busy' }, { backend: 'mock' }],
+        deployments: [{ backend: 'busy' }, { backend: 'mock', priority: 1 }],
         retry: { attempts: 2 },
       },
       'busy-only': { backend: 'busy', retry: { attempts: 1 } },
