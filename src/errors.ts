@@ -29,7 +29,18 @@ export interface GatewayErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * On every GatewayError (its prototype's): a module that imports another copy of the package
+ * (its author's node_modules) throws errors of another class, which `instanceof` misses; a
+ * registered symbol is the same in every copy, and no other library's error carries it.
+ */
+export const GATEWAY_ERROR_BRAND: unique symbol = Symbol.for('tollgate.gateway-error');
+
 export class GatewayError extends Error {
+  get [GATEWAY_ERROR_BRAND](): true {
+    return true;
+  }
+
   readonly status: number;
   readonly type: OpenAIErrorType;
   readonly code: string | null;

@@ -2,15 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import pino from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import type { Backend } from '../src/backends/backend.js';
 import { MockBackend } from '../src/backends/mock/mock-backend.js';
-import { createModuleBackend } from '../src/backends/module/load-module-backend.js';
 import { OpenAICompatibleBackend } from '../src/backends/openai-compatible/openai-compatible-backend.js';
 import { parseConfig } from '../src/config/load-config.js';
 import type { BackendConfig, Config } from '../src/config/schema.js';
-import { type BackendContractOptions, runBackendContract } from '../src/testing/index.js';
+import { type BackendContractOptions, loadModuleBackend, runBackendContract } from '../src/testing/index.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import {
   expectChatCompletion,
@@ -104,16 +102,13 @@ const implementations: Array<{ name: string; make: () => Backend | Promise<Backe
   },
   {
     name: 'module (a user module serving the mock model)',
-    make: () => {
-      const config = parsed(
-        { type: 'module', module: './mock-module.mjs', options: { chunks: 3 } },
-        mockModuleFolder(),
-      );
-      return createModuleBackend('b', backendConfig<'module'>(config), {
-        config,
-        logger: pino({ level: 'silent' }),
-      });
-    },
+    // As an author's test loads it: the suite then also sees the module itself settle its calls.
+    make: () =>
+      loadModuleBackend('./mock-module.mjs', {
+        name: 'b',
+        options: { chunks: 3 },
+        configDir: mockModuleFolder(),
+      }),
   },
 ];
 

@@ -198,7 +198,11 @@ describe('a module that throws', () => {
   });
 
   it('a GatewayError from another copy of the package (its author’s) is recognised too', async () => {
+    // Another copy's class: not ours, but with the package's brand, which every copy sets.
     class ForeignGatewayError extends Error {
+      get [Symbol.for('tollgate.gateway-error')]() {
+        return true;
+      }
       readonly status = 429;
       readonly type = 'rate_limit_error';
       readonly code = 'rate_limit_exceeded';

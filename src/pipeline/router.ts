@@ -65,6 +65,24 @@ interface WildcardRoute {
 
 const UPSTREAM_LIST_TTL_MS = 60_000;
 const UPSTREAM_LIST_TIMEOUT_MS = 10_000;
+/** After a list fails or times out, how long the backend is skipped without being asked again. */
+const FAILED_LIST_RETRY_MS = 30_000;
+
+export interface ModelRouterOptions {
+  now?: () => number;
+  /** How long `GET /v1/models` waits for one backend's list (UPSTREAM_LIST_TIMEOUT_MS). */
+  listTimeoutMs?: number;
+}
+
+/**
+ * What the router knows of one backend's model list: being asked (callers share the answer),
+ * listed (kept UPSTREAM_LIST_TTL_MS), or failed (skipped at once; asked again in the background
+ * once FAILED_LIST_RETRY_MS has passed, so no caller waits on a backend known not to answer).
+ */
+type UpstreamList =
+  | { kind: 'asking'; ids: Promise<string[] | undefined> }
+  | { kind: 'listed'; at: number; ids: string[] }
+  | { kind: 'failed'; at: number; retrying: boolean };
 
 export class ModelRouter {
   private readonly table: RouteTable;
@@ -72,7 +90,11 @@ export class ModelRouter {
   private readonly exact = new Map<string, string>();
   private readonly wildcards: WildcardRoute[] = [];
   private readonly created = Math.floor(Date.now() / 1000);
-  private readonly upstreamLists = new Map<string, { at: number; ids: Promise<string[]> }>();
+  private readonly upstreamLists = new Map<string, UpstreamList>();
+  /** Local servers whose first probe a listing waited for in vain. */
+  private readonly gaveUpOnFirstProbe = new Set<string>();
+  private readonly now: () => number;
+  private readonly listTimeoutMs: number;
   /** Fed by the attempts (src/pipeline/attempts.ts), read by the strategies. Per instance. */
   readonly inFlight = new InFlightCounter();
   readonly latency = new LatencyTracker();
@@ -80,7 +102,10 @@ export class ModelRouter {
   constructor(
     config: Config,
     private readonly registry: BackendRegistry,
+    options: ModelRouterOptions = {},
   ) {
+    this.now = options.now ?? Date.now;
+    this.listTimeoutMs = options.listTimeoutMs ?? UPSTREAM_LIST_TIMEOUT_MS;
     this.table = new RouteTable(config.models);
     for (const route of this.table.routes()) {
       const first = registry.get(route.deployments[0]?.backend ?? '');
@@ -188,25 +213,70 @@ export class ModelRouter {
   /** The upstream's model ids, cached briefly; undefined while the upstream cannot say. */
   private async upstreamIds(backend: Backend): Promise<string[] | undefined> {
     // A local server's list is its own discovery's, in memory and refreshed on demand: caching it
-    // here would hide a model pulled a moment ago for up to a minute.
-    if (discoveringBackendOf(backend)) {
-      try {
-        return await backend.listModels(AbortSignal.timeout(UPSTREAM_LIST_TIMEOUT_MS));
-      } catch {
-        return undefined;
-      }
+    // here would hide a model pulled a moment ago for up to a minute. Its discovery remembers a
+    // server found down (until a probe finds it up), so only its first probe is ever waited on,
+    // and only until one listing has given up on it (a server that takes its whole
+    // discovery.timeoutMs to not answer would otherwise hold up every listing until then).
+    const discovering = discoveringBackendOf(backend);
+    if (discovering) {
+      const gaveUp = this.gaveUpOnFirstProbe.has(backend.name);
+      if (gaveUp && discovering.discoveryState().state === 'unknown') return undefined;
+      const ids = await this.ask(backend);
+      if (ids === undefined) this.gaveUpOnFirstProbe.add(backend.name);
+      return ids;
     }
-    const cached = this.upstreamLists.get(backend.name);
-    if (cached && Date.now() - cached.at < UPSTREAM_LIST_TTL_MS) return cached.ids.catch(() => undefined);
-    // Shared by concurrent callers, so it must not hang on any one client's signal.
-    const ids = backend.listModels(AbortSignal.timeout(UPSTREAM_LIST_TIMEOUT_MS));
-    this.upstreamLists.set(backend.name, { at: Date.now(), ids });
-    try {
-      return await ids;
-    } catch {
-      // Do not remember a failure: the next call asks again.
-      this.upstreamLists.delete(backend.name);
+    const known = this.upstreamLists.get(backend.name);
+    const now = this.now();
+    if (known?.kind === 'asking') return known.ids;
+    if (known?.kind === 'listed' && now - known.at < UPSTREAM_LIST_TTL_MS) return known.ids;
+    if (known?.kind === 'failed') {
+      if (!known.retrying && now - known.at >= FAILED_LIST_RETRY_MS) {
+        known.retrying = true;
+        void this.remember(backend, this.ask(backend));
+      }
       return undefined;
+    }
+    const ids = this.remember(backend, this.ask(backend));
+    this.upstreamLists.set(backend.name, { kind: 'asking', ids });
+    return ids;
+  }
+
+  private async remember(
+    backend: Backend,
+    asked: Promise<string[] | undefined>,
+  ): Promise<string[] | undefined> {
+    const ids = await asked;
+    this.upstreamLists.set(
+      backend.name,
+      ids === undefined
+        ? { kind: 'failed', at: this.now(), retrying: false }
+        : { kind: 'listed', at: this.now(), ids },
+    );
+    return ids;
+  }
+
+  /**
+   * The backend's list, or undefined when it fails or takes longer than listTimeoutMs. Shared by
+   * concurrent callers, so it must not hang on any one client's signal; nor on a backend that
+   * does not honour its own.
+   */
+  private async ask(backend: Backend): Promise<string[] | undefined> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => {
+        controller.abort(new Error('model list timed out'));
+        resolve(undefined);
+      }, this.listTimeoutMs);
+      // A list still being asked for does not keep a process that is shutting down alive.
+      timer.unref();
+    });
+    try {
+      // A promise also when listModels throws instead of rejecting.
+      const listed = new Promise<string[]>((resolve) => resolve(backend.listModels(controller.signal)));
+      return await Promise.race([listed.catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

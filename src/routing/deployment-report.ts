@@ -42,8 +42,9 @@ export interface DeploymentView {
     max_concurrent: number | null;
   };
   /**
-   * Only for a backend that can say it cannot take requests now (a local server its last probe
-   * found down): routing skips the deployment while `unavailable`, whatever its circuit says.
+   * For a local server (what its last probe found), and for another backend only while it says it
+   * cannot take requests now (a model still loading): routing skips the deployment while
+   * `unavailable`, whatever its circuit says.
    */
   availability?: AvailabilityView;
 }

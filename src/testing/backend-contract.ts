@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it as vitestIt } from 'vitest';
 import { type Backend, ENDPOINT_PATHS, type Endpoint, type JsonEndpoint } from '../backends/backend.js';
 import { contractCall, readJson, readSse, readText, sseEvents } from './contract-reading.js';
 import {
@@ -12,6 +12,7 @@ import {
   expectUsage,
   responseText,
 } from './contract-shapes.js';
+import { observationOf } from './observed-module.js';
 
 type Json = Record<string, unknown>;
 
@@ -41,7 +42,12 @@ export interface BackendContractOptions {
     clientError?: { body: ContractTrigger; status: number };
     /** A chat body the backend fails on as with an upstream 5xx (a 502 UpstreamError or similar). */
     serverError?: ContractTrigger;
-    /** A chat body the backend takes long enough to answer for the caller's abort to reach it first. */
+    /**
+     * A chat body the backend only stops working on when the caller aborts (it waits on
+     * `call.signal`: an upstream call, a long generation). The suite aborts the call once under
+     * way and, for a module from loadModuleBackend, waits for the module itself to settle: one
+     * that ignores its signal never does, and the test fails on vitest's timeout.
+     */
     slow?: ContractTrigger;
   };
   /** Extra checks on every body, such as validation against the OpenAI spec. */
@@ -80,6 +86,16 @@ async function failureOf(call: () => ReturnType<Backend['send']>): Promise<unkno
   } catch (thrown) {
     return thrown;
   }
+}
+
+/**
+ * `error` with the gateway's log of the module during the test added to its message: the
+ * containment turns a module's throw into a 502 whose message only points at the log.
+ */
+function withModuleLog(error: unknown, lines: readonly string[]): unknown {
+  if (lines.length === 0 || !(error instanceof Error)) return error;
+  error.message += `\n\nThe gateway's log of the module during this test:\n${lines.map((line) => `  ${line}`).join('\n')}`;
+  return error;
 }
 
 /** `error` as the GatewayError a backend must throw (status, toBody), or the test fails here. */
@@ -130,6 +146,18 @@ export function runBackendContract(options: BackendContractOptions): void {
       return made;
     };
     const CHAT_BODY: Json = { max_tokens: OUTPUT_TOKENS, messages: [{ role: 'user', content: 'hello' }] };
+
+    /** `it`, whose failure message also shows what the gateway logged of a module meanwhile. */
+    const it = (title: string, test: () => Promise<void> | void) =>
+      vitestIt(title, async () => {
+        const log = backend && observationOf(backend)?.logged();
+        const from = log?.length ?? 0;
+        try {
+          await test();
+        } catch (error) {
+          throw withModuleLog(error, log?.slice(from) ?? []);
+        }
+      });
 
     beforeAll(async () => {
       backend = await options.make();
@@ -322,14 +350,17 @@ export function runBackendContract(options: BackendContractOptions): void {
         const body = slow ?? (endpoint === 'embeddings' ? { input: 'a' } : CHAT_BODY);
         const controller = new AbortController();
         if (!slow) controller.abort();
-        const pending = failureOf(() =>
-          made.send(contractCall(endpoint, model(endpoint), body, controller.signal)),
-        );
+        const call = contractCall(endpoint, model(endpoint), body, controller.signal);
+        const pending = failureOf(() => made.send(call));
         controller.abort();
         // What the gateway expects: the client-gone error, or the platform's AbortError, from
         // the call or from reading its body.
         const error = await pending;
         expect(['ClientAbortedError', 'AbortError']).toContain((error as Error | undefined)?.name);
+        // A module's containment gave that answer for it, whatever the module does: the module
+        // itself must stop too. The slow trigger only ends on the abort, so a module that
+        // ignores call.signal never settles here, and the test fails on vitest's timeout.
+        await observationOf(made)?.settled(call);
       },
     );
 

@@ -43,12 +43,16 @@ export interface AvailabilityView {
 
 /**
  * The availability of a backend that can be unavailable (one with `unavailableForMs`); undefined
- * for the others, which are always tried and judged by their circuits alone.
+ * for the others, which are always tried and judged by their circuits alone. A backend that does
+ * not probe a server of its own (a module, an in-process model) has one only while it says it is
+ * unavailable: "available" would claim a check it never made (its `/readyz` health check may
+ * well be failing), so it says nothing rather than contradict `/readyz`.
  */
 export function availabilityOf(backend: Backend): AvailabilityView | undefined {
   if (!backend.unavailableForMs) return undefined;
   const waitMs = backend.unavailableForMs();
   const probed = discoveringBackendOf(backend)?.discoveryState();
+  if (!probed && waitMs === undefined) return undefined;
   const checkedAt = probed?.checkedAt === undefined ? null : new Date(probed.checkedAt).toISOString();
   if (waitMs !== undefined)
     return {

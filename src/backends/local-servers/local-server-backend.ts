@@ -70,10 +70,10 @@ export class LocalServerBackend implements DiscoveringBackend {
       // and if so routing skips it from now on rather than after the circuit has counted failures.
       if (error instanceof UpstreamError || error instanceof UpstreamTimeoutError)
         void this.discovery.probeShared();
-      if (error instanceof UpstreamClientError && error.status === 404 && this.notListed(call.model)) {
-        // Maybe removed since the last probe: the list catches up.
+      if (error instanceof UpstreamClientError && error.status === 404 && !this.listed(call.model)) {
+        // Maybe removed since the last probe, or the list is not known yet: the list catches up.
         void this.discovery.probeShared();
-        throw new LocalModelNotFoundError(call.model, this.name, this.label);
+        throw new LocalModelNotFoundError(call.model, this.name, this.label, this.listKnown());
       }
       throw error;
     }
@@ -90,24 +90,38 @@ export class LocalServerBackend implements DiscoveringBackend {
     return { ...call, body };
   }
 
-  /** True when the server listed its models and this is not one of them. */
-  private notListed(model: string): boolean {
+  /**
+   * True when the server's list is known and has this model: then its 404 is about something
+   * else (an endpoint it lacks) and goes to the client as the server said it. Otherwise (not
+   * listed, or no list known: not probed yet, or a list that could not be read) it is the model.
+   */
+  private listed(model: string): boolean {
     const { state, models } = this.discovery.snapshot();
-    return state === 'up' && models !== undefined && !models.includes(model);
+    return state === 'up' && models !== undefined && models.includes(model);
   }
 
-  async listModels(_signal: AbortSignal): Promise<string[]> {
-    const found = await this.discovery.settled();
-    if (found.state === 'down')
-      throw new UpstreamError(`Backend '${this.name}' (${this.label}) is down: ${found.error}.`);
+  private listKnown(): boolean {
+    const { state, models } = this.discovery.snapshot();
+    return state === 'up' && models !== undefined;
+  }
+
+  async listModels(signal: AbortSignal): Promise<string[]> {
+    // The first probe may take up to discovery.timeoutMs (twice, with Ollama's fallback): the
+    // caller's signal bounds this caller's wait, the probe goes on for the others.
+    const found = await untilAborted(this.discovery.settled(), signal);
+    if (found.state === 'down') throw this.downError(found);
     return found.models ?? [];
   }
 
   async checkHealth(signal: AbortSignal): Promise<void> {
     // Shared with a probe under way; the caller's signal bounds only its own wait.
     const found = await untilAborted(this.discovery.probeShared(), signal);
-    if (found.state === 'down')
-      throw new UpstreamError(`Backend '${this.name}' (${this.label}) is down: ${found.error}.`);
+    if (found.state === 'down') throw this.downError(found);
+  }
+
+  private downError(found: DiscoverySnapshot): UpstreamError {
+    const what = found.misconfigured ? 'is misconfigured' : 'is down';
+    return new UpstreamError(`Backend '${this.name}' (${this.label}) ${what}: ${found.error}.`);
   }
 
   unavailableForMs(): number | undefined {

@@ -14,16 +14,18 @@ export class ToolsNotSupportedError extends GatewayError {
 }
 
 /**
- * The local server answered 404 for a model it does not list: OpenAI's model_not_found, whatever
- * shape the server's own 404 had (vLLM's is not OpenAI's envelope).
+ * The local server answered 404 for a model it does not list (or while its list is not known):
+ * OpenAI's model_not_found, whatever shape the server's own 404 had (vLLM's is not OpenAI's
+ * envelope).
  */
 export class LocalModelNotFoundError extends GatewayError {
-  constructor(model: string, backend: string, label: string) {
+  constructor(model: string, backend: string, label: string, listKnown: boolean) {
+    const why = listKnown ? 'it is not among the models the server lists' : 'the server answered 404 for it';
     super(
       404,
       'invalid_request_error',
       'model_not_found',
-      `The model '${model}' is not available on backend '${backend}' (${label}): it is not among the models the server lists. Pull or load it there first.`,
+      `The model '${model}' is not available on backend '${backend}' (${label}): ${why}. Pull or load it there first.`,
       { param: 'model' },
     );
   }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { type Dispatcher, Pool, errors as undiciErrors } from 'undici';
+import { readLimited } from '../read-limited.js';
 
 /** `unknown` until the first probe has answered. */
 export type AvailabilityState = 'unknown' | 'up' | 'down';
@@ -13,6 +14,8 @@ export interface DiscoverySnapshot {
   checkedAt: number | undefined;
   /** Why the server counts as down, in words that name no address. */
   error: string | undefined;
+  /** Down because it answers, but not as the config says it should (`error` says what to change). */
+  misconfigured: boolean;
   /** When the next periodic probe runs (epoch ms). */
   nextProbeAt: number | undefined;
 }
@@ -31,9 +34,27 @@ export interface ModelDiscoveryOptions {
   now?: () => number;
 }
 
-type ProbeResult = { up: true; models: string[] | undefined } | { up: false; error: string };
+type ProbeResult =
+  | { up: true; models: string[] | undefined }
+  /** `misconfigured`: it answers, but not where the config says (see `probe`). */
+  | { up: false; error: string; misconfigured?: boolean };
 
-const MAX_LIST_BYTES = 4 * 1024 * 1024;
+type ListAnswer =
+  | { kind: 'list'; ids: string[] }
+  /** `tooLarge`: the answer was cut at MAX_LIST_BYTES, unread past it. */
+  | { kind: 'unlisted'; tooLarge?: boolean }
+  | { kind: 'server-error'; reason: string }
+  | { kind: 'unreachable'; reason: string };
+
+/** A local server's base URL that is its root, where `/v1` is missing. */
+const AT_ROOT: ProbeResult = {
+  up: false,
+  misconfigured: true,
+  error: "its baseUrl is the server's root, not its OpenAI-compatible API (add /v1 to the end of baseUrl)",
+};
+
+/** A model list larger than this is not read on (a few thousand models fit in well under 1 MB). */
+export const MAX_LIST_BYTES = 4 * 1024 * 1024;
 
 /**
  * Keeps a local server's model list and whether it answers: read at start, every `refreshMs`
@@ -49,6 +70,7 @@ export class ModelDiscovery {
     models: undefined,
     checkedAt: undefined,
     error: undefined,
+    misconfigured: false,
     nextProbeAt: undefined,
   };
   /** Probes are numbered so an older one that ends late cannot overwrite a newer finding. */
@@ -58,6 +80,8 @@ export class ModelDiscovery {
   private firstProbe: Promise<DiscoverySnapshot> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Said once in the log, not at every probe. */
+  private toldTooLarge = false;
 
   constructor(private readonly options: ModelDiscoveryOptions) {
     const url = new URL(options.baseUrl);
@@ -129,12 +153,33 @@ export class ModelDiscovery {
     const at = this.now();
     const delay = result.up ? this.options.refreshMs : this.options.retryMs;
     this.current = result.up
-      ? { state: 'up', models: result.models, checkedAt: at, error: undefined, nextProbeAt: at + delay }
-      : { state: 'down', models: undefined, checkedAt: at, error: result.error, nextProbeAt: at + delay };
+      ? {
+          state: 'up',
+          models: result.models,
+          checkedAt: at,
+          error: undefined,
+          misconfigured: false,
+          nextProbeAt: at + delay,
+        }
+      : {
+          state: 'down',
+          models: undefined,
+          checkedAt: at,
+          error: result.error,
+          misconfigured: result.misconfigured === true,
+          nextProbeAt: at + delay,
+        };
     const log = { backend: this.options.backend };
     if (result.up && before === 'down') this.options.logger?.info(log, 'local server answers again');
-    if (!result.up && before !== 'down')
-      this.options.logger?.warn({ ...log, reason: result.error }, 'local server is down; routing skips it');
+    if (!result.up && before !== 'down') {
+      if (result.misconfigured)
+        this.options.logger?.error(
+          { ...log, reason: result.error },
+          'local server is misconfigured; routing skips it until its config is fixed',
+        );
+      else
+        this.options.logger?.warn({ ...log, reason: result.error }, 'local server is down; routing skips it');
+    }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.probeShared(), delay);
     this.timer.unref();
@@ -144,26 +189,35 @@ export class ModelDiscovery {
     const listed = await this.getList(`${this.basePath}/models`, openAiIds);
     if (listed.kind === 'list') return { up: true, models: listed.ids };
     if (listed.kind === 'unreachable') return { up: false, error: listed.reason };
+    const onV1 = /\/v1$/.test(this.basePath);
+    // A base URL without `/v1` that has an OpenAI model list below `/v1`, or Ollama's native list
+    // right there, is the server's root, where its OpenAI-compatible endpoints are not (its
+    // `POST /chat/completions` is a 404). Serving would fail every request while looking healthy,
+    // so it is skipped and says what to change. (llama.cpp's server answers at its root too: it
+    // lists at `/models` and is never taken for this.)
+    if (!onV1 && listed.kind === 'unlisted' && !listed.tooLarge) {
+      const below = await this.getList(`${this.basePath}/v1/models`, openAiIds);
+      if (below.kind === 'list') return AT_ROOT;
+    }
     if (this.options.nativeTagsPath) {
       // Below the server's root, beside `/v1`: `http://host:11434/v1` -> `/api/tags`.
       const root = this.basePath.replace(/\/v1$/, '');
       const tags = await this.getList(`${root}${this.options.nativeTagsPath}`, ollamaTagIds);
-      if (tags.kind === 'list') return { up: true, models: tags.ids };
+      if (tags.kind === 'list') return onV1 ? { up: true, models: tags.ids } : AT_ROOT;
     }
     // It answers HTTP but will not serve now (a model still loading answers 503).
     if (listed.kind === 'server-error') return { up: false, error: listed.reason };
+    if (listed.tooLarge && !this.toldTooLarge) {
+      this.toldTooLarge = true;
+      this.options.logger?.warn(
+        { backend: this.options.backend, limitBytes: MAX_LIST_BYTES },
+        'local server: its model list is too large to read; requests are forwarded without checking it',
+      );
+    }
     return { up: true, models: undefined };
   }
 
-  private async getList(
-    path: string,
-    read: (body: unknown) => string[] | undefined,
-  ): Promise<
-    | { kind: 'list'; ids: string[] }
-    | { kind: 'unlisted' }
-    | { kind: 'server-error'; reason: string }
-    | { kind: 'unreachable'; reason: string }
-  > {
+  private async getList(path: string, read: (body: unknown) => string[] | undefined): Promise<ListAnswer> {
     let response: Dispatcher.ResponseData;
     try {
       response = await this.pool.request({
@@ -184,9 +238,14 @@ export class ModelDiscovery {
       return { kind: 'unlisted' };
     }
     try {
-      const text = await response.body.text();
-      if (text.length > MAX_LIST_BYTES) return { kind: 'unlisted' };
-      const ids = read(JSON.parse(text));
+      // One byte past the limit tells a list that is too large; the rest is never read (the
+      // connection is dropped), so an endless or huge answer costs at most this much memory.
+      const bytes = await readLimited(response.body, MAX_LIST_BYTES + 1);
+      if (bytes.length > MAX_LIST_BYTES) {
+        response.body.destroy();
+        return { kind: 'unlisted', tooLarge: true };
+      }
+      const ids = read(JSON.parse(bytes.toString('utf8')));
       return ids ? { kind: 'list', ids } : { kind: 'unlisted' };
     } catch (error) {
       if (isTransportError(error))

@@ -45,7 +45,7 @@ export async function refreshBackendModels(
   if (found.state === 'down' || !availability) {
     const waitMs = backend.unavailableForMs?.() ?? 1_000;
     throw new ServiceUnavailableError(
-      `Backend '${name}' did not answer: ${found.error ?? 'unknown reason'}. Routing skips it until a probe finds it up (next in ${Math.ceil(waitMs / 1_000)} s).`,
+      `Backend '${name}' ${found.misconfigured ? 'is misconfigured' : 'did not answer'}: ${found.error ?? 'unknown reason'}. Routing skips it until a probe finds it up (next in ${Math.ceil(waitMs / 1_000)} s).`,
       Math.max(1, Math.ceil(waitMs / 1_000)),
     );
   }

@@ -1,48 +1,39 @@
 import { UpstreamError, UpstreamTimeoutError } from '../../errors.js';
-import type { Backend, BackendCall, BackendResponse, Endpoint } from '../backend.js';
+import {
+  type Backend,
+  type BackendCall,
+  type BackendResponse,
+  type Endpoint,
+  MAX_JSON_ANSWER_BYTES,
+} from '../backend.js';
 import { ClientAbortedError } from '../transport-failure.js';
 import { boundedWait } from './bounded-wait.js';
 import { collectContained, containedBody, iteratorOfBody } from './contained-body.js';
-import { type ContainContext, containError, malformedAnswer } from './contained-error.js';
+import {
+  type ContainContext,
+  containError,
+  invalidHeaderLogger,
+  malformedAnswer,
+} from './contained-error.js';
 import type { ModuleBackend, ModuleBackendLogger } from './module-backend-api.js';
+import { moduleHeaders } from './module-headers.js';
 
 export interface ContainmentOptions {
   timeoutMs: number;
   idleTimeoutMs: number;
+  /** The module's child logger (it names the backend: the lines logged here do not repeat it). */
   logger: ModuleBackendLogger;
+  /**
+   * Told of each of the module's own promises a call starts (its send(), each next() or return()
+   * of its body), so a test can wait for the module itself to settle, which the containment,
+   * answering for it on a timeout or an abort, does not.
+   */
+  onWork?: ((call: BackendCall, work: Promise<unknown>) => void) | undefined;
 }
-
-/** A JSON answer larger than this is a module misbehaving (the same bound the pipeline sets upstreams). */
-const MAX_JSON_BYTES = 256 * 1024 ** 2;
-
-/**
- * Headers a module may not set: they describe the gateway's own framing of the answer (length,
- * encoding, connection), which a wrong value would corrupt for the client.
- */
-const FRAMING_HEADERS: ReadonlySet<string> = new Set([
-  'connection',
-  'content-encoding',
-  'content-length',
-  'content-type',
-  'keep-alive',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 function run<T>(work: () => T | Promise<T>): Promise<T> {
   // A module's synchronous throw becomes a rejection like any other.
   return new Promise<T>((resolve) => resolve(work()));
-}
-
-function relayableHeaders(value: unknown): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (value === null || typeof value !== 'object') return headers;
-  for (const [name, item] of Object.entries(value)) {
-    if (typeof item === 'string' && !FRAMING_HEADERS.has(name.toLowerCase()))
-      headers[name.toLowerCase()] = item;
-  }
-  return headers;
 }
 
 /**
@@ -64,10 +55,7 @@ export class ContainedBackend implements Backend {
     try {
       return this.inner.supports(endpoint) === true;
     } catch (error) {
-      this.options.logger.error(
-        { backend: this.name, endpoint, err: error },
-        'backend module: supports() threw',
-      );
+      this.options.logger.error({ endpoint, err: error }, 'backend module: supports() threw');
       return false;
     }
   }
@@ -84,13 +72,12 @@ export class ContainedBackend implements Backend {
       requestId: call.requestId,
       clientAborted: false,
     };
+    const { onWork } = this.options;
+    const sent = run(() => this.inner.send({ ...call, signal }));
+    onWork?.(call, sent);
     let outcome: Awaited<ReturnType<typeof boundedWait<unknown>>>;
     try {
-      outcome = await boundedWait(
-        run(() => this.inner.send({ ...call, signal })),
-        timeoutMs,
-        call.signal,
-      );
+      outcome = await boundedWait(sent, timeoutMs, call.signal);
     } catch (error) {
       throw containError(error, { ...context, clientAborted: call.signal.aborted });
     }
@@ -113,30 +100,37 @@ export class ContainedBackend implements Backend {
     if (typeof contentType !== 'string' || contentType === '') {
       throw malformedAnswer('a response without a contentType', context);
     }
-    const openIterator = iteratorOfBody(answer.body);
-    if (!openIterator) throw malformedAnswer('a response body that is not iterable', context);
-    const body = containedBody(openIterator, {
+    const source = iteratorOfBody(answer.body);
+    if (!source) throw malformedAnswer('a response body that is not iterable', context);
+    const json = !contentType.startsWith('text/event-stream') && contentType.includes('json');
+    const body = containedBody(source, {
       firstChunkBy,
+      // A JSON answer reaches the client whole or not at all: all of it is its first byte.
+      wholeBy: json ? firstChunkBy : undefined,
       idleTimeoutMs,
       signal: call.signal,
       abandon,
       context,
+      track: onWork && ((work) => onWork(call, work)),
     });
-    const response = { status, contentType, headers: relayableHeaders(answer.headers) };
-    if (contentType.startsWith('text/event-stream') || !contentType.includes('json'))
-      return { ...response, body };
+    const response = {
+      status,
+      contentType,
+      headers: moduleHeaders(answer.headers, 'answer', invalidHeaderLogger(context)),
+    };
+    if (!json) return { ...response, body };
     // A JSON answer is read whole by the pipeline anyway; here it is also checked to be JSON.
-    const json = await collectContained(body, MAX_JSON_BYTES, context);
+    const collected = await collectContained(body, MAX_JSON_ANSWER_BYTES, context);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(json.toString('utf8'));
+      parsed = JSON.parse(collected.toString('utf8'));
     } catch {
       throw malformedAnswer(`a ${contentType} body that is not valid JSON`, context);
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw malformedAnswer('a JSON body that is not a JSON object', context);
     }
-    return { ...response, body: [json] };
+    return { ...response, body: [collected] };
   }
 
   async listModels(signal: AbortSignal): Promise<string[]> {
@@ -164,10 +158,7 @@ export class ContainedBackend implements Backend {
       const ms = this.inner.unavailableForMs?.();
       return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : undefined;
     } catch (error) {
-      this.options.logger.error(
-        { backend: this.name, err: error },
-        'backend module: unavailableForMs() threw',
-      );
+      this.options.logger.error({ err: error }, 'backend module: unavailableForMs() threw');
       return undefined;
     }
   }
@@ -181,10 +172,10 @@ export class ContainedBackend implements Backend {
         this.options.timeoutMs,
       );
       if (outcome.kind === 'timeout') {
-        this.options.logger.warn({ backend: this.name }, 'backend module: close() did not finish in time');
+        this.options.logger.warn({}, 'backend module: close() did not finish in time');
       }
     } catch (error) {
-      this.options.logger.error({ backend: this.name, err: error }, 'backend module: close() threw');
+      this.options.logger.error({ err: error }, 'backend module: close() threw');
     }
   }
 

@@ -1,4 +1,5 @@
 import {
+  GATEWAY_ERROR_BRAND,
   GatewayError,
   type OpenAIErrorType,
   ServiceUnavailableError,
@@ -8,6 +9,7 @@ import {
 } from '../../errors.js';
 import { ClientAbortedError } from '../transport-failure.js';
 import type { ModuleBackendLogger } from './module-backend-api.js';
+import { moduleHeaders } from './module-headers.js';
 
 const ERROR_TYPES: ReadonlySet<string> = new Set<OpenAIErrorType>([
   'invalid_request_error',
@@ -33,27 +35,27 @@ function record(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
 }
 
-function stringHeaders(value: unknown): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, item] of Object.entries(record(value) ?? {}))
-    if (typeof item === 'string') headers[name] = item;
-  return headers;
-}
-
 /**
  * A GatewayError the module threw deliberately, rebuilt as this gateway's own class: a module
  * imports `tollgate` from wherever its author installed it, so its error classes may be another
  * copy of ours, which `instanceof` (the error handler's, the retry logic's) would not recognise.
+ * Only the package's errors are: they carry its brand. Another library's error with a `status`
+ * and a `type` (the `openai` SDK's, for one) is a failure like any other, its words unsent.
  */
-function asGatewayError(error: unknown): GatewayError | undefined {
-  if (error instanceof GatewayError) return error;
+function asGatewayError(error: unknown, context: ContainContext): GatewayError | undefined {
   const fields = record(error);
   if (!fields || !(error instanceof Error)) return undefined;
+  if ((error as { [GATEWAY_ERROR_BRAND]?: unknown })[GATEWAY_ERROR_BRAND] !== true) return undefined;
+  const headers = moduleHeaders(fields.headers, 'error', invalidHeaderLogger(context));
+  if (error instanceof GatewayError) {
+    // Ours already: only its headers are the module's to check (the gateway's own stay its own).
+    (error as { headers: Record<string, string> }).headers = headers;
+    return error;
+  }
   const { status, type, code, param } = fields;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599)
     return undefined;
   if (typeof type !== 'string' || !ERROR_TYPES.has(type)) return undefined;
-  const headers = stringHeaders(fields.headers);
   const upstreamBody = fields.upstreamBody;
   if (upstreamBody instanceof Uint8Array) {
     const contentType =
@@ -86,11 +88,11 @@ function asGatewayError(error: unknown): GatewayError | undefined {
  */
 export function containError(error: unknown, context: ContainContext): Error {
   if (context.clientAborted) return new ClientAbortedError();
-  const deliberate = asGatewayError(error);
+  const deliberate = asGatewayError(error, context);
   if (deliberate) return deliberate;
+  // No `backend` here: the logger is the module's child logger, which names it already.
   context.logger.error(
     {
-      backend: context.backend,
       operation: context.operation,
       ...(context.requestId ? { requestId: context.requestId } : {}),
       err: error,
@@ -108,7 +110,6 @@ export function containError(error: unknown, context: ContainContext): Error {
 export function malformedAnswer(reason: string, context: ContainContext): UpstreamError {
   context.logger.error(
     {
-      backend: context.backend,
       operation: context.operation,
       ...(context.requestId ? { requestId: context.requestId } : {}),
       reason,
@@ -116,4 +117,17 @@ export function malformedAnswer(reason: string, context: ContainContext): Upstre
     'backend module answered outside the Backend contract',
   );
   return new UpstreamError(`Backend '${context.backend}' gave a malformed answer: ${reason}.`);
+}
+
+/** Logs a header the module set that HTTP cannot carry (dropped, not sent). */
+export function invalidHeaderLogger(context: ContainContext): (name: string) => void {
+  return (name) =>
+    context.logger.warn(
+      {
+        operation: context.operation,
+        ...(context.requestId ? { requestId: context.requestId } : {}),
+        header: name.slice(0, 100),
+      },
+      'backend module: dropped a header whose name or value HTTP cannot carry',
+    );
 }

@@ -5,8 +5,10 @@ import type { ModuleBackendConfig } from '../../config/module-backend-schema.js'
 import type { Backend } from '../backend.js';
 import type { BackendFactoryContext } from '../registry.js';
 import { boundedWait } from './bounded-wait.js';
-import { ContainedBackend } from './contained-backend.js';
+import { ContainedBackend, type ContainmentOptions } from './contained-backend.js';
+import { describeLoadFailure } from './load-failure.js';
 import type { ModuleBackend, ModuleBackendFactory } from './module-backend-api.js';
+import { loadedTogether } from './module-load-batch.js';
 import { ModuleLoadError } from './module-load-error.js';
 
 const REQUIRED_METHODS = ['send', 'supports'] as const;
@@ -45,9 +47,11 @@ async function importModule(
         { cause: error },
       );
     }
-    throw new ModuleLoadError(name, `module '${module}' failed to load: ${firstLine(error)}`, {
-      cause: error,
-    });
+    throw new ModuleLoadError(
+      name,
+      `module '${module}' failed to load: ${await describeLoadFailure(error, specifier)}`,
+      { cause: error },
+    );
   }
 }
 
@@ -90,12 +94,23 @@ function checkShape(name: string, module: string, made: unknown): ModuleBackend 
 /**
  * `type: module`: imports the user's module, calls its factory with the backend's options and
  * wraps what it returns in the containment (contained-backend.ts). Every way this can fail is a
- * ModuleLoadError at boot, naming the backend and the module.
+ * ModuleLoadError at boot, naming the backend and the module; the module backends of a config
+ * load side by side, and a boot that fails lists the problems of each (module-load-batch.ts).
  */
-export async function createModuleBackend(
+export function createModuleBackend(
+  name: string,
+  config: ModuleBackendConfig,
+  context: BackendFactoryContext,
+  containment: Pick<ContainmentOptions, 'onWork'> = {},
+): Promise<Backend> {
+  return loadedTogether(context.config, loadModuleBackend(name, config, context, containment));
+}
+
+async function loadModuleBackend(
   name: string,
   config: ModuleBackendConfig,
   { config: gatewayConfig, logger }: BackendFactoryContext,
+  containment: Pick<ContainmentOptions, 'onWork'>,
 ): Promise<Backend> {
   const configDir = gatewayConfig.configDir ?? process.cwd();
   const exports = await importModule(name, config.module, moduleSpecifier(config.module, configDir));
@@ -139,5 +154,6 @@ export async function createModuleBackend(
     timeoutMs: config.timeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     logger: moduleLogger,
+    onWork: containment.onWork,
   });
 }

@@ -5,3 +5,14 @@ export class ModuleLoadError extends Error {
     this.name = 'ModuleLoadError';
   }
 }
+
+/** Several backend modules that cannot be used, found at the same boot: each on a line of its own. */
+export class ModuleLoadErrors extends AggregateError {
+  constructor(errors: readonly Error[]) {
+    super(
+      errors,
+      `${errors.length} backend modules cannot be used:\n${errors.map((error) => `  - ${error.message}`).join('\n')}`,
+    );
+    this.name = 'ModuleLoadErrors';
+  }
+}
