@@ -127,6 +127,18 @@ describe('bytes node:http cannot parse get a 400 envelope', () => {
     expectEnvelopeAnswer(answer, 417);
   });
 
+  it("the same on Anthropic's API -> 417 in Anthropic's shape, with its request-id header", async () => {
+    const answer = await exchange(
+      'POST /v1/messages HTTP/1.1\r\nHost: x\r\nanthropic-version: 2023-06-01\r\nExpect: foo\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+    );
+    expect(answer.status).toBe(417);
+    const body = JSON.parse(answer.body) as { type: string; error: { type: string; message: string } };
+    expect(body.type).toBe('error');
+    expect(body.error.type).toBe('invalid_request_error');
+    expect(body.error.message).toContain("'Expect: foo'");
+    expect(answer.headers['request-id']).toBe(answer.headers['x-request-id']);
+  });
+
   it('CONNECT (taking the gateway for a proxy) -> 405 envelope', async () => {
     const answer = await exchange('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     expectEnvelopeAnswer(answer, 405, 'method_not_allowed');

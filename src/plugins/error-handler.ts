@@ -105,11 +105,17 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
       null,
       `The gateway cannot meet 'Expect: ${String(request.headers.expect)}'; only '100-continue' is supported.`,
     );
-    const body = JSON.stringify(error.toBody());
+    const requestId = newRequestId();
+    // In the shape of the API the request speaks (Anthropic's on /v1/messages), as any refusal.
+    const surface = errorSurfaceOf(request.url ?? '', request.headers);
+    const payload = surfaceErrorPayload(surface, error, bodyLimit, { requestId });
+    const body = Buffer.isBuffer(payload.body) ? payload.body : Buffer.from(JSON.stringify(payload.body));
     response.writeHead(417, {
+      ...payload.headers,
       'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': newRequestId(),
+      'content-length': body.length,
+      'x-request-id': requestId,
+      ...(surface === 'anthropic' ? { 'request-id': requestId } : {}),
       connection: 'close',
     });
     response.end(body);
