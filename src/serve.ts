@@ -200,14 +200,77 @@ function announceAdminKey(key: string, config: Config): void {
   );
 }
 
-/** `node dist/server.js [--config file]`: serve, or say why not and exit 1. */
+const USAGE = `Usage: node dist/server.js [--config <file>]
+
+Starts the gateway.
+
+Options:
+  -c, --config <file>  YAML or JSON config (also TOLLGATE_CONFIG); none: embedded defaults
+  -h, --help           show this help
+
+Environment: TOLLGATE_CONFIG, PORT, HOST, REDIS_URL, TOLLGATE_DATA_DIR, TOLLGATE_ADMIN_KEY,
+  TOLLGATE_AUTH=none, LOG_LEVEL, LOG_PRETTY, LOG_REQUESTS; with no config file, OPENAI_API_KEY,
+  OPENAI_BASE_URL
+`;
+
+/** The same status as the `tollgate` CLI's usage errors (src/cli/exit-codes.ts). */
+const USAGE_ERROR_EXIT = 2;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const MISSING_CONFIG = '--config needs a value: the path of a YAML or JSON file';
+
+function parseOptions(args: string[]) {
+  return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+}
+
+type CommandLine = { help: true } | { help: false; configPath: string | undefined };
+
+/**
+ * The arguments, or a usage problem in our words: node's own (ERR_PARSE_ARGS_*) come with a stack
+ * trace. A stray argument is refused rather than taken as the config file: `--config` is the one
+ * way to name it, as in `tollgate serve`, and a typo must not boot on the embedded defaults.
+ */
+export function parseCommandLine(args: string[]): CommandLine | { problem: string } {
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions(args);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const option = /'([^']+)'/.exec((error as Error).message)?.[1] ?? 'given';
+      return { problem: `unknown option '${option}'` };
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return { problem: MISSING_CONFIG };
+    throw error;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { help: true };
+  // `--config=` or `--config ""` would otherwise mean no file at all: the embedded defaults.
+  if (values.config === '') return { problem: MISSING_CONFIG };
+  const [extra] = positionals;
+  if (extra !== undefined)
+    return {
+      problem: `unexpected argument '${extra}'${values.config === undefined ? ` (for a config file: --config ${extra})` : ''}`,
+    };
+  return { help: false, configPath: values.config };
+}
+
+/** `node dist/server.js [--config file]`: serve, or say why not and exit 1 (2 for a usage error). */
 export async function serveFromCommandLine(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { config: { type: 'string', short: 'c' } },
-    allowPositionals: true,
-  });
-  await serve({ configPath: values.config }).catch((error: Error) => {
+  const command = parseCommandLine(args);
+  if ('problem' in command) {
+    process.stderr.write(`tollgate: ${command.problem}\n${USAGE.split('\n')[0]}\n(--help for more)\n`);
+    process.exit(USAGE_ERROR_EXIT);
+  }
+  if (command.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  await serve({ configPath: command.configPath }).catch((error: Error) => {
     process.stderr.write(`${workerPrefix()}tollgate failed to start: ${error.message}\n`);
     process.exit(1);
   });

@@ -148,7 +148,7 @@ describe('log.requests', () => {
 
   it('a value it does not know fails at boot, naming the choices', async () => {
     await expect(gateway(undefined, { LOG_REQUESTS: 'some' })).rejects.toThrow(
-      "log.requests: expected one of 'all', 'errors', 'none', got 'some'",
+      "LOG_REQUESTS (log.requests): expected one of 'all', 'errors', 'none', got 'some'",
     );
   });
 });

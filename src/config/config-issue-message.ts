@@ -4,8 +4,10 @@ import type { z } from 'zod';
  * The config's problems in the gateway's own words. zod's defaults ("Too small: expected string
  * to have >=1 characters", "Invalid input") name zod's types, not what to write in tollgate.yaml.
  * Messages set on the schema itself (schema.ts) still win over these. Values read from the file
- * are never echoed, only described, except where they are one of a fixed set of words: a value
- * in the wrong place may be a secret.
+ * are never echoed, only described, except where they are one of a fixed set of words, or the
+ * path of a file the config names (a model file, a module): a value in the wrong place may be a
+ * secret. The messages of schema.ts and its checks (byte sizes, Redis addresses, trustProxy)
+ * follow the same rule.
  */
 type Issue = z.core.$ZodRawIssue;
 

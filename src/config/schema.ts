@@ -7,18 +7,33 @@ import { parseByteSize } from './byte-size.js';
 import { llamaCppBackendSchema } from './llama-cpp-schema.js';
 import { localServerBackendSchemas } from './local-server-schema.js';
 import { moduleBackendSchema } from './module-backend-schema.js';
+import { redisNodeProblem, redisUrlProblem } from './redis-address.js';
+import { trustProxyProblems } from './trust-proxy.js';
 import { poolSchema, timeoutsSchema } from './upstream-http-schema.js';
 
 const byteSize = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const bytes = parseByteSize(value);
   if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a byte size such as 20mb or 1048576, got ${value}` });
+    // Not echoed (see config-issue-message.ts): said what it takes instead.
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'expected a byte size such as 20mb or 1048576: a whole number of bytes, or a number with b, kb, mb or gb',
+    });
     return z.NEVER;
   }
   return bytes;
 });
 
 const positiveMs = z.number().int().positive();
+
+/** `schema` refined by a check that returns its problem in our words (or undefined). */
+function checked(schema: z.ZodString, problemOf: (value: string) => string | undefined) {
+  return schema.superRefine((value, ctx) => {
+    const problem = problemOf(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
 
 const headersSchema = z.record(z.string(), z.string()).default({});
 
@@ -257,7 +272,14 @@ export const configSchema = z
          * Whom to believe about the client's address (X-Forwarded-For): false, true (anyone), or
          * addresses/CIDRs of your proxies. Rate limits per IP depend on it.
          */
-        trustProxy: z.union([z.boolean(), z.string().min(1), z.array(z.string().min(1))]).default(false),
+        trustProxy: z
+          .union([z.boolean(), z.string().min(1), z.array(z.string().min(1))])
+          .superRefine((value, ctx) => {
+            if (typeof value === 'boolean') return;
+            for (const { at, problem } of trustProxyProblems(value))
+              ctx.addIssue({ code: 'custom', message: problem, path: at === undefined ? [] : [at] });
+          })
+          .default(false),
         cors: z
           .object({
             origins: z.union([z.literal('*'), z.array(z.string().min(1))]).default('*'),
@@ -279,11 +301,14 @@ export const configSchema = z
     /** Shared state for several instances; without it the gateway keeps state in memory. */
     redis: z
       .union([
-        z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL') }).strict(),
+        z.object({ url: checked(z.string(), redisUrlProblem) }).strict(),
         z
           .object({
             cluster: z
-              .object({ nodes: z.array(z.string().min(1)).min(1), password: z.string().optional() })
+              .object({
+                nodes: z.array(checked(z.string().min(1), redisNodeProblem)).min(1),
+                password: z.string().optional(),
+              })
               .strict(),
           })
           .strict(),
@@ -292,7 +317,7 @@ export const configSchema = z
             sentinel: z
               .object({
                 name: z.string().min(1),
-                sentinels: z.array(z.string().min(1)).min(1),
+                sentinels: z.array(checked(z.string().min(1), redisNodeProblem)).min(1),
                 password: z.string().optional(),
                 db: z.number().int().nonnegative().optional(),
               })
@@ -565,6 +590,12 @@ export type Config = z.output<typeof configSchema> & {
    * parseConfig; relative paths in the config (a backend module's) resolve against it.
    */
   readonly configDir?: string;
+  /**
+   * Not the user's either: which config paths environment variables set (`redis.url` ->
+   * REDIS_URL), so that a problem found after parsing (a data directory that cannot be used,
+   * a Redis that cannot be reached) names what the operator actually wrote.
+   */
+  readonly fromEnvironment?: Readonly<Record<string, string>>;
 };
 export type BackendConfig = z.output<typeof backendSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;

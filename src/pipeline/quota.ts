@@ -4,6 +4,7 @@ import type { JsonEndpoint } from '../backends/backend.js';
 import { GatewayError } from '../errors.js';
 import { type DayFormatter, dayFormatter } from '../quota/budget-day.js';
 import type {
+  AdmitResult,
   QuotaBudget,
   QuotaReservationResult,
   QuotaScope,
@@ -14,6 +15,7 @@ import type {
 import { seal } from '../quota/sealed-scopes.js';
 import type { Budget, Limits } from '../registry/records.js';
 import type { Store } from '../store/store.js';
+import { KeptForRetryError } from '../store/store-unavailable.js';
 import { costOf } from '../usage/cost.js';
 import type { ModelPrice } from '../usage/price-table.js';
 import { TokenCountCache } from '../usage/token-count-cache.js';
@@ -21,7 +23,7 @@ import { TokenCounter } from '../usage/token-counter.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import type { Principal } from './auth.js';
 import { formatDuration, requestRateRefusal, requestRateScopes } from './request-limits.js';
-import { Reservation } from './reservation.js';
+import { logKeptEnd, Reservation } from './reservation.js';
 import type { TokenUsage } from './usage.js';
 
 /**
@@ -443,18 +445,25 @@ export class QuotaStage {
       if (requests.length > 0) await this.countRequest(principal, model);
       throw impossible;
     }
-    const admitted = await this.store.quota.admit({
-      teamId: ticket.teamId,
-      nowMs: now,
-      requests,
-      reservation: {
-        reservationId: ticket.reservationId,
-        scopes: limitedScopes,
-        tokens: ticket.estimate.tokens,
-        usdMicros,
-        ttlMs: this.options.reservationTtlMs,
-      },
-    });
+    let admitted: AdmitResult;
+    try {
+      admitted = await this.store.quota.admit({
+        teamId: ticket.teamId,
+        nowMs: now,
+        requests,
+        reservation: {
+          reservationId: ticket.reservationId,
+          scopes: limitedScopes,
+          tokens: ticket.estimate.tokens,
+          usdMicros,
+          ttlMs: this.options.reservationTtlMs,
+        },
+      });
+    } catch (error) {
+      // Unanswered, the admit may have reserved all the same: the store releases it later.
+      if (error instanceof KeptForRetryError) logKeptEnd(ask.log, error, 'release');
+      throw error;
+    }
     if (!admitted.requests.allowed) throw requestRateRefusal(admitted.requests.refused);
     const result = admitted.reservation as QuotaReservationResult;
     if (!result.granted) throw refusal(result, ticket.estimate);

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { QuotaTokenWindow } from '../quota/quota-types.js';
+import { KeptForRetryError } from '../store/store-unavailable.js';
 import type { TokenUsage } from './usage.js';
 
 /** What a reservation needs from ② quota to end: charge real usage, or refund. */
@@ -10,11 +11,29 @@ export interface ReservationEnds {
 }
 
 /**
+ * Logs how a settle or release the store kept for a retry (Redis was unreachable) ends: made
+ * once Redis answered again, or lost (the reservation then lapses after its TTL; a settle's
+ * spend goes uncharged). `end`: which it was.
+ */
+export function logKeptEnd(
+  log: FastifyBaseLogger | undefined,
+  error: KeptForRetryError,
+  end: 'settle' | 'release',
+): void {
+  error.retried.then(
+    () => log?.info({ end }, 'made a quota reservation end kept during a Redis outage'),
+    (lost: Error) => log?.error({ end, error: { message: lost.message } }, "lost a quota reservation's end"),
+  );
+}
+
+/**
  * ② quota, one request's hold on its tokens, concurrency slot and budget, from the reservation
  * to its end. Every path that reserves ends through this handle: `settle` charges what was
  * used, `release` refunds. Only the first end counts (a settle after a release, or a second
  * settle, does nothing), and neither ever rejects: an answer already on its way to the client
- * must not fail because the store could not be told (the reservation then lapses after its TTL).
+ * must not fail because the store could not be told. An end the store could not make for an
+ * outage, it keeps and makes once Redis is back (KeptForRetryError), and what it gives up on is
+ * logged as an error (the reservation then lapses after its TTL).
  */
 export class Reservation {
   /** For requests with nothing to reserve (no key, no limits): ending it does nothing. */
@@ -65,7 +84,15 @@ export class Reservation {
     if (!this.ended) {
       this.ended = this.ends
         ? run(this.ends).catch((error: Error) => {
-            this.log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
+            if (!(error instanceof KeptForRetryError)) {
+              this.log?.warn({ error: { message: error.message } }, `could not ${how} a quota reservation`);
+              return;
+            }
+            this.log?.warn(
+              { error: { message: error.message } },
+              `could not ${how} a quota reservation yet: kept, and sent once Redis answers again`,
+            );
+            logKeptEnd(this.log, error, how);
           })
         : Promise.resolve();
     }

@@ -1,7 +1,9 @@
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import { type AtomicWriteHooks, writeFileAtomic } from './atomic-file.js';
+import { DataDirError, fileProblem } from './data-dir-error.js';
 import type { RegistryStore } from './registry-store.js';
 
 const FILE_NAME = 'tollgate-state.json';
@@ -27,6 +29,43 @@ function page<T extends { id: string }>(sorted: T[], query: PageQuery): Page<T> 
   if (start === -1) return { items: [], hasMore: false };
   const items = sorted.slice(start, start + query.limit);
   return { items, hasMore: start + query.limit < sorted.length };
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+const hasId = (record: unknown) => isMapping(record) && typeof record.id === 'string';
+
+/**
+ * The state file's content, or undefined when it is not what persist() writes: checked as far
+ * as loading relies on it (ids, a key's hashes), so a damaged file is said to be one instead of
+ * failing as `state.teams is not iterable`.
+ */
+function parseState(text: string): PersistedState | undefined {
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isMapping(state)) return undefined;
+  const { teams, keys, audit, settings, lastUsed } = state;
+  const valid =
+    Array.isArray(teams) &&
+    teams.every(hasId) &&
+    Array.isArray(keys) &&
+    keys.every(
+      (key) =>
+        hasId(key) &&
+        typeof (key as Record<string, unknown>).hash === 'string' &&
+        Array.isArray((key as Record<string, unknown>).retiredHashes),
+    ) &&
+    Array.isArray(audit) &&
+    audit.every(hasId) &&
+    isMapping(settings) &&
+    (lastUsed === undefined || isMapping(lastUsed));
+  return valid ? (state as unknown as PersistedState) : undefined;
 }
 
 const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -63,17 +102,33 @@ export class MemoryRegistryStore implements RegistryStore {
   }
 
   private async load(dataDir: string): Promise<void> {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      // Every change is written here: a folder the gateway may not write to is said now, not at
+      // the first change (which would fail the boot's admin key or an admin request).
+      await access(dataDir, constants.W_OK);
+    } catch (error) {
+      throw new DataDirError(`cannot use ${resolve(dataDir)} as the data directory: ${fileProblem(error)}`, {
+        cause: error,
+      });
+    }
+    const file = join(dataDir, FILE_NAME);
     let text: string;
     try {
-      text = await readFile(join(dataDir, FILE_NAME), 'utf8');
+      text = await readFile(file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
+      throw new DataDirError(`cannot read the state file ${resolve(file)}: ${fileProblem(error)}`, {
+        cause: error,
+      });
     }
     // Writes are atomic, so a file that does not parse was damaged outside the gateway:
     // refuse to start rather than silently begin again with no teams or keys.
-    const state = JSON.parse(text) as PersistedState;
+    const state = parseState(text);
+    if (state === undefined)
+      throw new DataDirError(
+        `the state file ${resolve(file)} is damaged (${text.trim() === '' ? 'it is empty' : 'not the JSON the gateway writes'}): the gateway does not start on it rather than begin again without its teams and keys; restore it from a backup, or move it away to start with none`,
+      );
     for (const team of state.teams) this.teams.set(team.id, team);
     for (const key of state.keys) this.indexKey(key);
     // Paging follows ids (as in Redis), so keep the log in id order whatever the file's order.

@@ -1,5 +1,5 @@
 import { Cluster, Command, Redis } from 'ioredis';
-import { CommandDeadlines } from './command-deadlines.js';
+import { CONNECTION_STALLED, CommandDeadlines } from './command-deadlines.js';
 import { respCommand } from './resp-command.js';
 
 /** How to reach Redis: one server (URL), a Cluster (seed nodes) or Sentinel. */
@@ -23,20 +23,33 @@ function hostPort(address: string): { host: string; port: number } {
  */
 const COMMAND_TIMEOUT_MS = 5_000;
 
-/** One sweep for every client of the process that uses the default timeout. */
-const sharedDeadlines = new CommandDeadlines(COMMAND_TIMEOUT_MS);
+/** What a TimedRedis emits when, stalled (CommandDeadlines.stalled), it answers again. */
+export const UNSTALLED_EVENT = 'unstalled';
 
 /**
  * A single server or Sentinel's: its commands are timed by CommandDeadlines rather than by
- * ioredis's `commandTimeout` option, which costs far more (see there). `deadlines` is set right
- * after construction: ioredis sends nothing before its connection opens, never within its
- * constructor.
+ * ioredis's `commandTimeout` option, which costs far more (see there), and while the connection
+ * is stalled they fail at once, unsent, as an outage (503): a request then waits for at most one
+ * command's deadline, not one per command it sends. `timeWith` is called right after
+ * construction: ioredis sends nothing before its connection opens, never within its constructor.
  */
 class TimedRedis extends Redis {
-  deadlines = sharedDeadlines;
+  deadlines = new CommandDeadlines(COMMAND_TIMEOUT_MS);
   private corked = false;
 
+  /** Times this connection's commands with `timeoutMs`, its stall state its own. */
+  timeWith(timeoutMs: number): this {
+    this.deadlines = new CommandDeadlines(timeoutMs);
+    this.deadlines.onUnstalled = () => this.emit(UNSTALLED_EVENT);
+    this.on('close', () => this.deadlines.reset());
+    return this;
+  }
+
   override sendCommand(command: Command, stream?: Parameters<Redis['sendCommand']>[1]): unknown {
+    if (this.deadlines.stalled) {
+      command.reject(new Error(CONNECTION_STALLED));
+      return command.promise;
+    }
     this.deadlines.watch(command);
     command.toWritable = writeResp;
     // A pipeline's (a MULTI's) commands come through here too, before it writes them all.
@@ -85,9 +98,9 @@ class TimedRedis extends Redis {
   timedDuplicate(override: { enableOfflineQueue: boolean }): TimedRedis {
     // Our clients leave replyMapping at ioredis's default, which this class is typed for.
     const { replyMapping: _default, ...options } = this.options;
-    const copy = new TimedRedis({ ...options, enableOfflineQueue: override.enableOfflineQueue });
-    copy.deadlines = this.deadlines;
-    return copy;
+    return new TimedRedis({ ...options, enableOfflineQueue: override.enableOfflineQueue }).timeWith(
+      this.deadlines.timeoutMs,
+    );
   }
 }
 
@@ -179,9 +192,16 @@ function timedClient(
           ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
         })
       : new TimedRedis(target.url, { ...COMMON, ...TURN_WRITES });
-  client.deadlines =
-    commandTimeoutMs === COMMAND_TIMEOUT_MS ? sharedDeadlines : new CommandDeadlines(commandTimeoutMs);
-  return client;
+  return client.timeWith(commandTimeoutMs);
+}
+
+/**
+ * Whether `client`'s connection is stalled: a command has gone unanswered past its deadline and
+ * nothing has been answered since (see CommandDeadlines.stalled). A Cluster's never is here: its
+ * nodes' commands are timed by ioredis.
+ */
+export function isStalled(client: Redis | Cluster): boolean {
+  return client instanceof TimedRedis && client.deadlines.stalled;
 }
 
 /**

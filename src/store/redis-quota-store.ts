@@ -24,7 +24,13 @@ import { loadLua } from './lua-script.js';
 import { scriptJson } from './quota-script-json.js';
 import type { QuotaStore } from './quota-store.js';
 import type { RedisConnection } from './redis-connection.js';
-import { failClosedOnOutage } from './store-unavailable.js';
+import {
+  failClosedOnOutage,
+  isStoreOutage,
+  KeptForRetryError,
+  mayHaveRun,
+  pendingOutcome,
+} from './store-unavailable.js';
 import { TurnBatches } from './turn-batches.js';
 
 /**
@@ -66,15 +72,44 @@ interface FinishItem {
   nowMs: number;
   resolve: (outcome: QuotaSettleOutcome) => void;
   reject: (error: unknown) => void;
+  /** Set when this is a retry of one kept during an outage. */
+  kept?: KeptEnd | undefined;
 }
 
 /** One admit waiting for its team's batch: the script's four arguments for it. */
 interface AdmitItem {
   kind: 'admit';
   args: [nowMs: number, reservationId: string, plan: string, record: string];
+  /** Its reservation's ttl (0 without one). */
+  ttlMs: number;
   resolve: (answer: number[]) => void;
   reject: (error: unknown) => void;
 }
+
+/**
+ * A settle or release that could not reach Redis (an outage), kept to be sent again once the
+ * connection is usable: one lost would hold its slot and reservation until the ttl and leave
+ * the spend uncharged. Sending one twice is harmless: the script finishes a reservation once
+ * and finds nothing the second time (quota-turn.lua).
+ */
+interface KeptEnd {
+  teamId: string;
+  reservationId: string;
+  actual: QuotaUsage | undefined;
+  nowMs: number;
+  /** performance.now() past which sending it is pointless: its reservation has expired. */
+  until: number;
+  settled: (outcome: QuotaSettleOutcome) => void;
+  lost: (error: Error) => void;
+}
+
+/**
+ * Settles and releases kept for a retry at most: far more than a gateway has in flight, which
+ * is what an outage leaves unfinished (new requests are refused while it lasts).
+ */
+const KEPT_ENDS = 20_000;
+/** How often kept ends are tried again besides when the connection becomes usable. */
+const RETRY_EVERY_MS = 1_000;
 
 type TurnItem = AdmitItem | FinishItem;
 
@@ -90,6 +125,8 @@ export interface RedisQuotaStoreOptions {
    * script call (0: at the end of the turn it was asked in). See `quota.settleHoldMs`.
    */
   settleHoldMs?: number;
+  /** How many settles and releases are kept for a retry during an outage (tests ask for few). */
+  keptEndLimit?: number;
 }
 
 export class RedisQuotaStore implements QuotaStore {
@@ -106,11 +143,21 @@ export class RedisQuotaStore implements QuotaStore {
   private holdTimer: NodeJS.Timeout | undefined;
   private readonly settleHoldMs: number;
 
+  /** Settles and releases kept for a retry (see KeptEnd), oldest first. */
+  private kept: KeptEnd[] = [];
+  private readonly keptEndLimit: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** The longest reservation ttl admitted: how long a kept end may still matter. */
+  private longestTtlMs = 0;
+
   constructor(
     private readonly connection: RedisConnection,
     options: RedisQuotaStoreOptions = {},
   ) {
     this.settleHoldMs = options.settleHoldMs ?? 0;
+    this.keptEndLimit = options.keptEndLimit ?? KEPT_ENDS;
+    connection.onUsable(() => this.retryKept());
+    connection.onClose(() => this.lastAttempt());
     failClosedOnOutage(this, connection.client);
   }
 
@@ -151,12 +198,13 @@ export class RedisQuotaStore implements QuotaStore {
       : request.requests.filter(rateLimited);
     const times = { nowMs, window: tpmWindow(nowMs), retryMs: nextWindowInMs(nowMs) };
     const { plan, record } = scriptJson(requests, reservation, times);
-    const answer = await this.queueAdmit(request.teamId, [
-      nowMs,
-      reservation?.reservationId ?? '',
-      plan,
-      record,
-    ]);
+    const ttlMs = reservation?.ttlMs ?? 0;
+    if (ttlMs > this.longestTtlMs) this.longestTtlMs = ttlMs;
+    const answer = await this.queueAdmit(
+      request.teamId,
+      [nowMs, reservation?.reservationId ?? '', plan, record],
+      ttlMs,
+    );
     const at = (i: number) => answer[i] ?? -1;
     const windowAt = (i: number): RequestRateWindow | undefined => {
       const index = at(i);
@@ -217,10 +265,10 @@ export class RedisQuotaStore implements QuotaStore {
    * requests' own work in it. The wait is the rest of the turn: the calls went out at its end
    * before too, pipelined (redis-client.ts).
    */
-  private queueAdmit(teamId: string, args: AdmitItem['args']): Promise<number[]> {
+  private queueAdmit(teamId: string, args: AdmitItem['args'], ttlMs: number): Promise<number[]> {
     return new Promise<number[]>((resolve, reject) => {
       if (this.held.size > 0) this.releaseHeld(teamId);
-      this.turn.add(teamId, { kind: 'admit', args, resolve, reject });
+      this.turn.add(teamId, { kind: 'admit', args, ttlMs, resolve, reject });
     });
   }
 
@@ -246,7 +294,7 @@ export class RedisQuotaStore implements QuotaStore {
     try {
       answers = await this.connection.run(TURN, [hashOf(teamId)], args);
     } catch (error) {
-      for (const item of items) item.reject(error);
+      this.failTurn(teamId, items, error);
       return;
     }
     // One answer per item, ';' between them; an admit's numbers joined by ',' (quota-turn.lua).
@@ -259,6 +307,122 @@ export class RedisQuotaStore implements QuotaStore {
       } else if (answer) item.resolve(answer.split(',').map(Number));
       else item.reject(new Error(`The quota script gave no answer for request ${i + 1} of ${items.length}.`));
     });
+  }
+
+  /**
+   * A script call failed. For an outage, settles and releases are kept for a retry (their
+   * callers learn it by KeptForRetryError), and so is a release of every reservation an admit
+   * may have made unseen: the call was written and its answer never came (a deadline passed, the
+   * connection dropped), so Redis may have run it, or may run it when it resumes; the client
+   * was told 503 and will never end it. Releasing a reservation that was never made is a no-op.
+   */
+  private failTurn(teamId: string, items: TurnItem[], error: unknown): void {
+    const outage = isStoreOutage(error, this.connection.client);
+    const ran = outage && mayHaveRun(error);
+    for (const item of items) {
+      if (!outage) item.reject(error);
+      else if (item.kind === 'finish') this.keepEnd(teamId, item, error);
+      else if (ran && item.args[1] !== '') {
+        const [nowMs, reservationId] = item.args;
+        const release = { teamId, reservationId, actual: undefined, nowMs };
+        item.reject(this.keep(release, item.ttlMs, error));
+      } else item.reject(error);
+    }
+  }
+
+  /** A settle or release failed for an outage: kept (again) for a retry. */
+  private keepEnd(teamId: string, item: FinishItem, error: unknown): void {
+    if (item.kept) {
+      this.requeue(item.kept);
+      return;
+    }
+    const { reservationId, actual, nowMs } = item;
+    // A settle still counts its spend while the expired record is remembered (the grace).
+    const lifetimeMs = this.longestTtlMs + (actual ? EXPIRED_RESERVATION_GRACE_MS : 0);
+    item.reject(this.keep({ teamId, reservationId, actual, nowMs }, lifetimeMs, error));
+  }
+
+  /**
+   * Keeps a settle or release for `lifetimeMs` at most, and says so to its caller with the error
+   * it gets (which is not a promise: every method returning one is wrapped by failClosedOnOutage).
+   */
+  private keep(
+    end: Pick<KeptEnd, 'teamId' | 'reservationId' | 'actual' | 'nowMs'>,
+    lifetimeMs: number,
+    cause: unknown,
+  ): KeptForRetryError<QuotaSettleOutcome> {
+    const outcome = pendingOutcome<QuotaSettleOutcome>();
+    const kept: KeptEnd = {
+      ...end,
+      until: performance.now() + lifetimeMs,
+      settled: outcome.resolve,
+      lost: outcome.reject,
+    };
+    if (this.connection.shuttingDown) kept.lost(new Error('the gateway was stopping'));
+    else this.requeue(kept);
+    return new KeptForRetryError(cause, outcome.promise);
+  }
+
+  private requeue(kept: KeptEnd): void {
+    this.kept.push(kept);
+    if (this.kept.length > this.keptEndLimit) {
+      this.kept
+        .shift()
+        ?.lost(new Error(`more than ${this.keptEndLimit} settles and releases were waiting for Redis`));
+    }
+    this.retryLater();
+  }
+
+  /**
+   * Besides the connection's own signal (onUsable), kept ends are tried every RETRY_EVERY_MS:
+   * some outages end without one (an answer of BUSY or LOADING on a connection that stayed up).
+   */
+  private retryLater(): void {
+    if (this.retryTimer !== undefined || this.connection.shuttingDown) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryKept();
+    }, RETRY_EVERY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** Sends the kept settles and releases again, with their teams' batches, once usable. */
+  private retryKept(): void {
+    if (this.kept.length === 0) return;
+    if (!this.connection.usable) {
+      this.retryLater();
+      return;
+    }
+    const kept = this.kept;
+    this.kept = [];
+    const now = performance.now();
+    for (const end of kept) {
+      if (end.until <= now) {
+        end.lost(new Error('its reservation expired before Redis answered again'));
+        continue;
+      }
+      const { teamId, reservationId, actual, nowMs, settled } = end;
+      this.turn.add(teamId, {
+        kind: 'finish',
+        reservationId,
+        actual,
+        nowMs,
+        kept: end,
+        resolve: settled,
+        reject: (error: unknown) => end.lost(error instanceof Error ? error : new Error(String(error))),
+      });
+    }
+  }
+
+  /** Closing: one last try at what is kept, then what still is is lost. */
+  private async lastAttempt(): Promise<void> {
+    this.retryKept();
+    await this.flush();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const lost = this.kept;
+    this.kept = [];
+    for (const end of lost) end.lost(new Error('the gateway stopped before Redis answered again'));
   }
 
   async reserve(request: QuotaReservationRequest): Promise<QuotaReservationResult> {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { InvalidCursorError } from '../errors.js';
 import {
   daysBetween,
@@ -11,19 +12,66 @@ import {
   utcDay,
 } from '../usage/usage-record.js';
 import { usageRecordJson } from '../usage/usage-record-json.js';
-import { loadLua } from './lua-script.js';
+import { type LuaScript, loadLua, runLua } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
-import { failClosedOnOutage } from './store-unavailable.js';
+import { failClosedOnOutage, isStoreOutage, KeptForRetryError, pendingOutcome } from './store-unavailable.js';
 import type { RequestLogPage, UsageStore } from './usage-store.js';
 
 const REQUEST_LOG = 'tg:{usage-log}:requests';
 const REQUEST_LOG_CAP = 100_000;
 const USAGE_DAY_TTL_SECONDS = 400 * 86_400;
 const daySums = (day: string) => `tg:{usage:${day}}:sums`;
+/** Markers of the batches written (see UsageBatch), each beside the key it guards (its hash tag). */
+const dayMarker = (day: string, batchId: string) => `tg:{usage:${day}}:batch:${batchId}`;
+const logMarker = (batchId: string, call: number) => `tg:{usage-log}:batch:${batchId}:${call}`;
+const DAY_SUMS = loadLua('usage-day-sums');
 const USAGE_LOG = loadLua('usage-log');
 /** Records per script call: a call runs alone on Redis, so a big batch is a few short calls. */
 const LOG_CHUNK = 100;
 const FIELD_NAME_SETS = 10_000;
+/**
+ * How long a batch's markers last: a few keys per batch (one a day it has records of, one per
+ * log call), so an hour of them is a few MB at the busiest a gateway gets.
+ */
+const MARKER_TTL_SECONDS = 3_600;
+/**
+ * How long after its first attempt a batch may be sent again: well within its markers' life, so
+ * one that did reach Redis then is always recognised.
+ */
+const KEEP_BATCH_MS = 30 * 60_000;
+/** Records kept for a retry at most (~0.5 kB each): the oldest batches go first past it. */
+const KEPT_RECORDS = 50_000;
+/** How often kept batches are tried again besides when the connection becomes usable. */
+const RETRY_EVERY_MS = 1_000;
+
+/** One script call of a batch. */
+interface BatchWrite {
+  script: LuaScript;
+  keys: [string, string];
+  args: string[];
+}
+
+/**
+ * A batch of records on its way to Redis. It has an id, and each of its script calls first sets
+ * a marker naming it (SET NX), so a call sent again after its answer was lost (a dropped
+ * connection, a deadline) adds nothing the second time: a batch that failed for an outage is
+ * kept and sent again once Redis is usable, and counts once whether or not the first attempt
+ * landed.
+ */
+interface UsageBatch {
+  /** The calls not known to have run. */
+  writes: BatchWrite[];
+  records: number;
+  /** performance.now() past which it is not sent again (KEEP_BATCH_MS after its first attempt). */
+  until: number;
+  done: () => void;
+  lost: (error: Error) => void;
+}
+
+export interface RedisUsageStoreOptions {
+  /** How many records are kept for a retry during an outage (tests ask for few). */
+  keptRecordLimit?: number;
+}
 
 const MAX_STREAM_ID_PART = 2n ** 64n - 1n;
 
@@ -34,8 +82,10 @@ function isStreamId(id: string): boolean {
 }
 
 /**
- * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one MULTI on
- * one Cluster slot); the request log is a capped Stream.
+ * Usage sums live in one hash per day (its own hash tag, so a day's HINCRBYs are one script call
+ * on one Cluster slot); the request log is a capped Stream. A batch that cannot be written for an
+ * outage is kept and written once Redis is usable again (see UsageBatch), and record() rejects
+ * with KeptForRetryError, whose `retried` says how that ends.
  */
 export class RedisUsageStore implements UsageStore {
   /**
@@ -46,11 +96,22 @@ export class RedisUsageStore implements UsageStore {
   private readonly fieldNames = new Map<string, Map<string, Map<string, readonly string[]>>>();
   private fieldNameSets = 0;
 
+  /** Batches kept for a retry, oldest first, and how many records they hold. */
+  private kept: UsageBatch[] = [];
+  private keptRecords = 0;
+  private readonly keptRecordLimit: number;
+  private readonly retrying = new Set<Promise<void>>();
+  private retryTimer: NodeJS.Timeout | undefined;
+
   /** `fieldNameSetLimit`: how many name sets are kept (tests ask for fewer, to see them forgotten). */
   constructor(
     private readonly connection: RedisConnection,
     private readonly fieldNameSetLimit = FIELD_NAME_SETS,
+    options: RedisUsageStoreOptions = {},
   ) {
+    this.keptRecordLimit = options.keptRecordLimit ?? KEPT_RECORDS;
+    connection.onUsable(() => this.retryKept());
+    connection.onClose(() => this.lastAttempt());
     failClosedOnOutage(this, connection.client);
   }
 
@@ -78,14 +139,26 @@ export class RedisUsageStore implements UsageStore {
   }
 
   /**
-   * A batch is summed here first, so it costs one MULTI per day plus one script call per 100
-   * records (their XADDs), never awaited by any response (the recorder batches records after
-   * their responses ended).
+   * A batch is summed here first, so it costs one script call per day plus one per 100 records
+   * (their XADDs), never awaited by any response (the recorder batches records after their
+   * responses ended).
    */
   async record(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.connection.ready();
-    const client = this.connection.client;
+    const batch = this.batchOf(records);
+    const failed = await this.send(batch);
+    if (!failed) return;
+    if (!isStoreOutage(failed.error, this.connection.client)) throw failed.error;
+    const outcome = pendingOutcome<void>();
+    batch.done = () => outcome.resolve();
+    batch.lost = outcome.reject;
+    if (this.connection.shuttingDown) batch.lost(new Error('the gateway was stopping'));
+    else this.keep(batch);
+    throw new KeptForRetryError(failed.error, outcome.promise);
+  }
+
+  private batchOf(records: readonly UsageRecord[]): UsageBatch {
+    const id = randomBytes(12).toString('base64url');
     const days = new Map<string, Map<string, number>>();
     for (const record of records) {
       const day = utcDay(record.at);
@@ -102,24 +175,105 @@ export class RedisUsageStore implements UsageStore {
         sums.set(field, (sums.get(field) ?? 0) + add[metric]);
       }
     }
-    const writes: Array<Promise<Array<[Error | null, unknown]> | null>> = [];
+    const writes: BatchWrite[] = [];
     for (const [day, sums] of days) {
-      const key = daySums(day);
-      const transaction = client.multi();
-      for (const [field, value] of sums) transaction.hincrby(key, field, value);
-      transaction.expire(key, USAGE_DAY_TTL_SECONDS);
-      writes.push(transaction.exec());
+      const args = [String(USAGE_DAY_TTL_SECONDS), String(MARKER_TTL_SECONDS)];
+      for (const [field, value] of sums) args.push(field, String(value));
+      writes.push({ script: DAY_SUMS, keys: [daySums(day), dayMarker(day, id)], args });
     }
-    const logged: Array<Promise<unknown>> = [];
     for (let at = 0; at < records.length; at += LOG_CHUNK) {
-      const chunk = records.slice(at, at + LOG_CHUNK).map(usageRecordJson);
-      logged.push(this.connection.run(USAGE_LOG, [REQUEST_LOG], [String(REQUEST_LOG_CAP), ...chunk]));
+      const args = [String(REQUEST_LOG_CAP), String(MARKER_TTL_SECONDS)];
+      for (const record of records.slice(at, at + LOG_CHUNK)) args.push(usageRecordJson(record));
+      writes.push({ script: USAGE_LOG, keys: [REQUEST_LOG, logMarker(id, at / LOG_CHUNK)], args });
     }
-    const [sums] = await Promise.all([Promise.all(writes), Promise.all(logged)]);
-    for (const results of sums) {
-      const failed = results?.find(([error]) => error !== null);
-      if (failed?.[0]) throw failed[0];
+    const until = performance.now() + KEEP_BATCH_MS;
+    return { writes, records: records.length, until, done: () => {}, lost: () => {} };
+  }
+
+  /**
+   * Sends the batch's calls not known to have run, all at once; keeps those that failed. Never
+   * rejects: what failed (the first failure) is its answer.
+   */
+  private async send(batch: UsageBatch): Promise<{ error: unknown } | undefined> {
+    try {
+      await this.connection.ready();
+    } catch (error) {
+      return { error };
     }
+    const client = this.connection.client;
+    const results = await Promise.allSettled(
+      batch.writes.map(({ script, keys, args }) => runLua(client, script, keys, args)),
+    );
+    let failed: { error: unknown } | undefined;
+    batch.writes = batch.writes.filter((_, i) => {
+      const result = results[i];
+      if (result?.status !== 'rejected') return false;
+      failed ??= { error: result.reason };
+      return true;
+    });
+    return failed;
+  }
+
+  private keep(batch: UsageBatch): void {
+    this.kept.push(batch);
+    this.keptRecords += batch.records;
+    while (this.keptRecords > this.keptRecordLimit) {
+      const dropped = this.kept.shift() as UsageBatch;
+      this.keptRecords -= dropped.records;
+      dropped.lost(new Error(`more than ${this.keptRecordLimit} usage records were waiting for Redis`));
+    }
+    this.retryLater();
+  }
+
+  /**
+   * Besides the connection's own signal (onUsable), kept batches are tried every
+   * RETRY_EVERY_MS: some outages end without one (an answer of BUSY or LOADING).
+   */
+  private retryLater(): void {
+    if (this.retryTimer !== undefined || this.connection.shuttingDown) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryKept();
+    }, RETRY_EVERY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** Sends the kept batches again, once the connection is usable. */
+  private retryKept(): void {
+    if (this.kept.length === 0) return;
+    if (!this.connection.usable) {
+      this.retryLater();
+      return;
+    }
+    const kept = this.kept;
+    this.kept = [];
+    this.keptRecords = 0;
+    const now = performance.now();
+    for (const batch of kept) {
+      if (batch.until <= now) {
+        batch.lost(new Error('Redis did not answer again for too long'));
+        continue;
+      }
+      const retry = this.send(batch).then((failed) => {
+        this.retrying.delete(retry);
+        if (!failed) batch.done();
+        else if (isStoreOutage(failed.error, this.connection.client)) this.keep(batch);
+        else batch.lost(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
+      });
+      this.retrying.add(retry);
+    }
+  }
+
+  /** Closing: one last try at the kept batches, then what is still kept is lost. */
+  private async lastAttempt(): Promise<void> {
+    this.retryKept();
+    await Promise.all(this.retrying);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const lost = this.kept;
+    this.kept = [];
+    this.keptRecords = 0;
+    for (const batch of lost) batch.lost(new Error('the gateway stopped before Redis answered again'));
   }
 
   async rows(query: UsageQuery): Promise<UsageRow[]> {

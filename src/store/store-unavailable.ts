@@ -10,6 +10,39 @@ export class StoreUnavailableError extends ServiceUnavailableError {
 }
 
 /**
+ * A write the store could not make now, for an outage, and keeps to make once Redis answers
+ * again (a settle, a release, a usage batch): the caller is not kept waiting for that, and
+ * `retried` says how it ends, resolving once it is made and rejecting when it is given up (too
+ * many kept, kept too long, or the gateway stopping first), with the reason. Nobody need listen.
+ * To a client it is any other StoreUnavailableError (an admit whose reservation is released
+ * later is one).
+ */
+export class KeptForRetryError<T = unknown> extends StoreUnavailableError {
+  constructor(
+    cause: unknown,
+    readonly retried: Promise<T>,
+  ) {
+    super(cause);
+  }
+}
+
+/** A promise and its two ends, rejections handled (whoever cares listens to the promise itself). */
+export function pendingOutcome<T>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: Error) => void;
+} {
+  let resolve: (value: T) => void = () => {};
+  let reject: (error: Error) => void = () => {};
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+/**
  * Replies by which Redis itself says "not now" (loading, failing over, read-only replica, out of
  * memory): the store is unavailable, not broken.
  */
@@ -17,7 +50,7 @@ const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READON
 
 /** ioredis's own words for a command that never got an answer (see its Redis.js / cluster). */
 const UNANSWERED =
-  /^(Connection is closed|Stream isn't writeable|Cluster isn't ready|Cluster is (disconnected|disconnecting|ended)|Command timed out|Command aborted|None of startup nodes|Node is disconnected|No master node|Too many Cluster redirections|connect ETIMEDOUT)/;
+  /^(Connection is closed|Connection is stalled|Stream isn't writeable|Cluster isn't ready|Cluster is (disconnected|disconnecting|ended)|Command timed out|Command aborted|None of startup nodes|Node is disconnected|No master node|Too many Cluster redirections|connect ETIMEDOUT)/;
 
 /** ioredis error classes that mean the connection, not the command, failed. */
 const UNANSWERED_CLASSES = new Set([
@@ -49,6 +82,30 @@ export function isRedisOutage(error: unknown, client: Redis | Cluster): boolean 
   const code = (error as NodeJS.ErrnoException).code;
   if (code !== undefined && SOCKET_CODES.has(code)) return true;
   return client.status !== 'ready';
+}
+
+/**
+ * isRedisOutage, or the store layer's own word for one: StoreUnavailableError, which the
+ * connection's readiness check throws (not connected, closed), and which isRedisOutage leaves
+ * alone as one of our typed errors.
+ */
+export function isStoreOutage(error: unknown, client: Redis | Cluster): boolean {
+  return error instanceof StoreUnavailableError || isRedisOutage(error, client);
+}
+
+/** Failures of commands that provably never left: refused by our own checks or by ioredis. */
+const NEVER_SENT = /^(Connection is stalled|Stream isn't writeable)/;
+
+/**
+ * Whether a command that failed with `error` (an outage) may still have run on Redis: it was
+ * written and its answer never came (a deadline passed, the connection dropped after the write),
+ * so Redis may have run it then or may run it later (a paused server resumes). Not when Redis
+ * answered with an error, nor when it never left (the connection was not ready or stalled).
+ */
+export function mayHaveRun(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return false;
+  if (!(error instanceof Error)) return true;
+  return error.name !== 'ReplyError' && !NEVER_SENT.test(error.message);
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Store } from '../store/store.js';
+import { KeptForRetryError } from '../store/store-unavailable.js';
 import { costOf } from './cost.js';
 import type { ModelPrice } from './price-table.js';
 import { outcomeOf } from './usage-outcome.js';
@@ -27,8 +28,11 @@ export function tagsOf(header: string | string[] | undefined): string[] {
  * ⑦ usage, recorded: called once a response has ended (or the client left). Records are
  * written in batches (every FLUSH_MS, or at once past MAX_BATCH), so under load recording costs
  * a few store round trips per second instead of two per request, and never one the client
- * waits on; a failed write is logged, never surfaced. Budgets do not depend on this (quota
- * settles on its own), so a crash loses at most one batch of usage history.
+ * waits on; a failed write is logged, never surfaced. A batch the store could not write for an
+ * outage, it keeps and writes once Redis is back (KeptForRetryError); what it gives up on (too
+ * many kept, or the gateway stopping first) is logged as an error, with how many records. Budgets
+ * do not depend on this (quota settles on its own), so a crash loses at most the batches not yet
+ * written.
  */
 const FLUSH_MS = 200;
 const MAX_BATCH = 500;
@@ -60,7 +64,20 @@ export class UsageRecorder {
     const done = this.store.usage
       .record(batch)
       .catch((error: Error) => {
-        this.log.warn({ error: { message: error.message }, records: batch.length }, 'could not record usage');
+        const records = batch.length;
+        if (!(error instanceof KeptForRetryError)) {
+          this.log.warn({ error: { message: error.message }, records }, 'could not record usage');
+          return;
+        }
+        this.log.warn(
+          { error: { message: error.message }, records },
+          'could not record usage yet: kept, and written once Redis answers again',
+        );
+        error.retried.then(
+          () => this.log.info({ records }, 'recorded usage kept during a Redis outage'),
+          (lost: Error) =>
+            this.log.error({ error: { message: lost.message }, records }, 'lost usage records'),
+        );
       })
       .finally(() => this.writing.delete(done));
     this.writing.add(done);
