@@ -22,6 +22,7 @@ import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { requestLineWriter } from './http/request-log.js';
+import { StreamShutdown } from './http/stream-shutdown.js';
 import { authHook, KeyAuthenticator } from './pipeline/auth.js';
 import { CacheStage } from './pipeline/cache.js';
 import { CacheAnswers } from './pipeline/cache-answers.js';
@@ -83,6 +84,8 @@ export interface AppDeps {
    * a day or month). Request-rate windows are @fastify/rate-limit's own and use the real clock.
    */
   clock?: () => number;
+  /** Ends the streams still relayed when shutdown's grace period is over (serve.ts stops it). */
+  streamShutdown?: StreamShutdown;
 }
 
 const GATEWAY_VERSION = (
@@ -142,7 +145,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const router = new ModelRouter(config, backends);
   const deployments = new DeploymentReport(config.models, store.health, router, clock, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness, deployments);
-  const relayOptions = { keepAliveMs: config.server.keepAliveIntervalMs, bodyLimit: config.server.bodyLimit };
+  const relayOptions = {
+    keepAliveMs: config.server.keepAliveIntervalMs,
+    bodyLimit: config.server.bodyLimit,
+    shutdown: deps.streamShutdown ?? new StreamShutdown(),
+  };
   const cacheAnswers = new CacheAnswers({
     cache,
     quota,

@@ -6,6 +6,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import type { Config } from './config/schema.js';
 import { createLogger } from './http/logger.js';
+import { StreamShutdown } from './http/stream-shutdown.js';
 import { ClusterPrimary } from './runtime/cluster-primary.js';
 import { releaseBootMemory } from './runtime/release-boot-memory.js';
 
@@ -19,6 +20,12 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 const HARD_STOP_AFTER_GRACE_MS = 5_000;
 /** The last log lines get this long to reach stdout before the process exits without them. */
 const LOG_FLUSH_LIMIT_MS = 1_000;
+/**
+ * After the grace period, streams still relayed get this long to write their last event (an
+ * error saying the gateway stops) before the connections left are closed: a bound for sockets
+ * that take no more writes (a client that stopped reading), not a wait the others see.
+ */
+const STREAM_END_LIMIT_MS = 1_000;
 
 export interface ServeOptions {
   configPath?: string | undefined;
@@ -26,7 +33,8 @@ export interface ServeOptions {
 
 /**
  * Loads config, builds the app, listens, and drains on SIGTERM/SIGINT: stop accepting,
- * let in-flight requests and streams finish until the grace period ends, then close.
+ * let in-flight requests and streams finish until the grace period ends, then end the streams
+ * left with an error event each and close.
  * With `server.workers` above 1 this process becomes the cluster's primary instead (it forks
  * workers that each run this function as a worker, and resolves to undefined).
  */
@@ -53,7 +61,12 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
   const logger = worker ? root.child({ worker: worker.id, pid: process.pid }) : root;
   // The admin key is generated and printed by at most one worker: the store keeps the first
   // hash set (HSETNX in Redis), and only the worker whose key that is is told it generated one.
-  const app = await buildApp(config, { logger, onAdminKeyGenerated: (key) => announceAdminKey(key, config) });
+  const streamShutdown = new StreamShutdown();
+  const app = await buildApp(config, {
+    logger,
+    streamShutdown,
+    onAdminKeyGenerated: (key) => announceAdminKey(key, config),
+  });
   if (config.auth === 'none' && !worker) warnAuthOff(app.log);
   let stoppingSince: number | undefined;
   const stop = (signal: NodeJS.Signals) => {
@@ -72,8 +85,11 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       'shutting down: draining in-flight requests',
     );
     const deadline = setTimeout(() => {
-      app.log.warn('grace period over: closing remaining connections');
-      app.server.closeAllConnections();
+      app.log.warn(
+        { streams: streamShutdown.streams },
+        'grace period over: ending streams with an error event, then closing remaining connections',
+      );
+      void streamShutdown.stop(STREAM_END_LIMIT_MS).then(() => app.server.closeAllConnections());
     }, config.server.shutdownGraceMs);
     deadline.unref();
     // Not unref'd: whatever stopping still waits on, the process ends here.

@@ -290,7 +290,11 @@ export class ForwardPath implements InferencePipeline {
       outcome.usageEstimated = true;
     };
 
-    const signal = fill?.upstreamSignal(g.abort.signal) ?? g.abort.signal;
+    const clientSignal = fill?.upstreamSignal(g.abort.signal) ?? g.abort.signal;
+    // A stream that shutdown ends still has its client (whose abort ends the upstream request):
+    // the relay ends the upstream request through this instead.
+    const shutdownCut = dispatch.stream && this.deps.relay.shutdown ? new AbortController() : undefined;
+    const signal = shutdownCut ? followAbort(clientSignal, shutdownCut) : clientSignal;
     let answered: Answered<AttemptAnswer> | undefined;
     /** Bytes still flowing after this returns (audio): the hold ends when the response does. */
     let endsWithResponse = false;
@@ -310,6 +314,7 @@ export class ForwardPath implements InferencePipeline {
           usageCounted: response.usageCounted,
           fill,
           signal,
+          abortUpstream: shutdownCut && (() => shutdownCut.abort()),
           outcome,
           countUsage,
           reservation,
@@ -499,6 +504,7 @@ export class ForwardPath implements InferencePipeline {
       usageCounted: BackendResponse['usageCounted'];
       fill: CacheFill | undefined;
       signal: AbortSignal;
+      abortUpstream: (() => void) | undefined;
       outcome: ForwardOutcome;
       countUsage: (completionTokens: () => number) => void;
       reservation: Reservation;
@@ -531,6 +537,7 @@ export class ForwardPath implements InferencePipeline {
             ? 'responses'
             : 'openai',
       tally,
+      abortUpstream: step.abortUpstream,
       ...(owesUsageChunk && started.status === 200 ? { closingUsage } : {}),
       ...(fill
         ? {
@@ -542,6 +549,7 @@ export class ForwardPath implements InferencePipeline {
     });
     // A stream that failed is refunded below, so it is recorded as charging nothing, whatever
     // usage it reported before failing (a Messages stream's message_start carries the prompt's).
+    // One that shutdown ended is not a failed one: charged for what it relayed, as if its client left.
     if (!sse.streamError) {
       outcome.usage = sse.usage ?? counted;
       if (counted) outcome.usageEstimated = true;
@@ -570,6 +578,13 @@ export class ForwardPath implements InferencePipeline {
     }
     return reply;
   }
+}
+
+/** `controller`'s signal, aborted when `signal` is too (one listener: AbortSignal.any costs more). */
+function followAbort(signal: AbortSignal, controller: AbortController): AbortSignal {
+  if (signal.aborted) controller.abort(signal.reason);
+  else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  return controller.signal;
 }
 
 /** Tokens counted against a deployment's tokens-per-minute limit: prompt plus the output asked for. */

@@ -8,6 +8,7 @@ import { UpstreamAnswerTooLargeError, UpstreamError } from '../errors.js';
 import { type StreamErrorSurface, surfaceErrorEvent } from '../http/error-surface.js';
 import { processingMs } from '../http/request-context.js';
 import { SseSplitter, splitEvents } from '../http/sse-splitter.js';
+import { type StreamShutdown, shuttingDownError } from '../http/stream-shutdown.js';
 import type { StreamTally } from '../usage/output-tally.js';
 import { doneEventAt } from './closing-usage.js';
 import { hasErrorEvent } from './in-band-error.js';
@@ -17,6 +18,8 @@ import { eventData, hasUsageObject, type StreamUsage, type TokenUsage } from './
 export interface RelayOptions {
   keepAliveMs: number;
   bodyLimit: number;
+  /** Shutdown's end of the grace period: a stream still relayed then ends with an error event. */
+  shutdown?: StreamShutdown | undefined;
 }
 
 export interface SseOptions extends RelayOptions {
@@ -41,6 +44,11 @@ export interface SseOptions extends RelayOptions {
    * was relayed (and tallied).
    */
   closingUsage?: (() => Buffer | undefined) | undefined;
+  /**
+   * Ends the upstream request, for a stream that shutdown ended while a read was pending: the
+   * client is still there (its abort ends nothing), and a generator's return() waits for that read.
+   */
+  abortUpstream?: (() => void) | undefined;
 }
 
 /** What relaying a stream found out, for ⑦ (settle, record) to use. */
@@ -193,10 +201,14 @@ function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader
   return kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
 }
 
+/** What a wait interrupted by shutdown resolves with. */
+const STOPPED: unique symbol = Symbol('stopped');
+
 /**
  * Commits the 200 and writes the stream read ahead by `readFirstEvent` as it arrives, honouring
  * backpressure, with `: ping` comments through long silences. A failure after the 200 becomes
- * one `data: {"error":...}` event, then the end.
+ * one `data: {"error":...}` event (in the surface's shape), then the end; so does the end of
+ * shutdown's grace period, with a 503 saying to send the request again.
  */
 export async function relaySse(
   request: FastifyRequest,
@@ -207,7 +219,30 @@ export async function relaySse(
   const outcome: SseOutcome = { usage: undefined, streamError: false, firstChunkAt: undefined };
   const raw = reply.raw;
   const signal = request.gateway.abort.signal;
+  const shutdown = options.shutdown;
+  if (shutdown?.signal.aborted) {
+    // Nothing is committed yet: an ordinary 503, refunded like any failure before the 200.
+    options.abortUpstream?.();
+    void stream.iterator.return?.().catch(() => {});
+    throw shuttingDownError();
+  }
+  // Every wait below (the upstream's next bytes, the client's drain) ends when shutdown asks.
+  let interrupt: (() => void) | undefined;
+  const onShutdown = () => interrupt?.();
+  shutdown?.signal.addEventListener('abort', onShutdown, { once: true });
+  const orShutdown = <T>(wait: Promise<T>): Promise<T | typeof STOPPED> => {
+    if (!shutdown) return wait;
+    if (shutdown.signal.aborted) {
+      wait.catch(() => {});
+      return Promise.resolve(STOPPED);
+    }
+    return new Promise((resolve, reject) => {
+      interrupt = () => resolve(STOPPED);
+      wait.then(resolve, reject);
+    });
+  };
   reply.hijack();
+  shutdown?.track(raw);
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(reply.getHeaders()))
     if (value !== undefined) headers[name] = value;
@@ -237,6 +272,11 @@ export async function relaySse(
   );
   const { splitter, iterator } = stream;
   let ended = false;
+  /**
+   * Shutdown ended the stream (with its own error event). Not a `streamError`: it is charged for
+   * what was relayed, as a stream its client left, not refunded as one the upstream broke off.
+   */
+  let cut = false;
   /** The closing usage event was asked for (and placed before `[DONE]`). */
   let closed = false;
   try {
@@ -277,15 +317,22 @@ export async function relaySse(
           lastWrite = Date.now();
           if (!raw.write(out)) {
             try {
-              await once(raw, 'drain', { signal });
+              if ((await orShutdown(once(raw, 'drain', { signal }))) === STOPPED) {
+                cut = true;
+                break;
+              }
             } catch (error) {
               if (!signal.aborted || !options.readOnWithoutClient?.()) throw error;
             }
           }
         }
       }
-      const result = await (pending ?? iterator.next());
+      const result = await orShutdown(pending ?? iterator.next());
       pending = undefined;
+      if (result === STOPPED) {
+        cut = true;
+        break;
+      }
       if (result.done) {
         ended = true;
         break;
@@ -309,6 +356,10 @@ export async function relaySse(
       const closing = options.closingUsage();
       if (closing) raw.write(closing);
     }
+    if (cut && !signal.aborted && !raw.destroyed) {
+      request.log.info('stream ended by shutdown: an error event asks the client to send it again');
+      raw.write(surfaceErrorEvent(options.surface, shuttingDownError(), options.bodyLimit, request.id));
+    }
   } catch (error) {
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
       outcome.streamError = true;
@@ -320,10 +371,19 @@ export async function relaySse(
     }
   } finally {
     clearInterval(keepAlive);
-    // Left early (the client went, or the stream failed): let the upstream's body go, as a
-    // for-await's break would.
-    if (!ended) await iterator.return?.().catch(() => {});
-    if (!raw.destroyed) raw.end();
+    shutdown?.signal.removeEventListener('abort', onShutdown);
+    if (cut) {
+      // The client has its last event first; a read may still be pending, so the upstream
+      // request is ended rather than its body waited for.
+      if (!raw.destroyed) raw.end();
+      options.abortUpstream?.();
+      void iterator.return?.().catch(() => {});
+    } else {
+      // Left early (the client went, or the stream failed): let the upstream's body go, as a
+      // for-await's break would.
+      if (!ended) await iterator.return?.().catch(() => {});
+      if (!raw.destroyed) raw.end();
+    }
   }
   return outcome;
 }

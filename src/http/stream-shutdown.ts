@@ -1,0 +1,70 @@
+import type { ServerResponse } from 'node:http';
+import { ServiceUnavailableError } from '../errors.js';
+
+/**
+ * The end of shutdown's grace period, as the streams still being relayed see it: each ends with
+ * one error event in its surface's shape saying the gateway is stopping (pipeline/stream.ts),
+ * and serve.ts closes the connections left only once those events are written. Cut without one,
+ * a client cannot tell a stream the gateway stopped from one the network broke (curl exits 18,
+ * an SDK reports a connection error), nor that sending the request again is the answer.
+ */
+export class StreamShutdown {
+  private readonly controller = new AbortController();
+  /** Responses of streams being relayed, until each closes. */
+  private readonly relaying = new Set<ServerResponse>();
+
+  /** Aborted when the grace period ends: relays stop reading and write their last event. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** How many streams are being relayed now. */
+  get streams(): number {
+    return this.relaying.size;
+  }
+
+  /** A stream relayed on `response`: `stop` waits for it until the response has closed. */
+  track(response: ServerResponse): void {
+    this.relaying.add(response);
+    response.once('close', () => this.relaying.delete(response));
+  }
+
+  /**
+   * Ends every stream being relayed; resolves once each one's last bytes have been handed to its
+   * socket, or after `limitMs` for sockets that take no more writes (a client that stopped
+   * reading): closing the connections then cuts only those.
+   */
+  async stop(limitMs: number): Promise<void> {
+    const ending = [...this.relaying].map(writtenOut);
+    this.controller.abort(shuttingDownError());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(ending),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, limitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/** What a stream ended by shutdown says: a 503, to send again (to another instance, or later). */
+export function shuttingDownError(): ServiceUnavailableError {
+  return new ServiceUnavailableError(
+    'The gateway is shutting down and ended this response before it was complete; send the request again.',
+  );
+}
+
+/** Resolves once the response's last bytes are written out (`finish`), or once it closed. */
+function writtenOut(response: ServerResponse): Promise<void> {
+  if (response.writableFinished || response.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('finish', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.once('finish', done);
+    response.once('close', done);
+  });
+}
