@@ -3,9 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SseSplitter, splitEvents } from '../src/backends/sse-splitter.js';
 import { type CacheStreamEndpoint, StreamAssembler } from '../src/cache/stream-assembler.js';
 import { replayAsJson, replayAsStream } from '../src/cache/stream-replay.js';
-import { SseSplitter, splitEvents } from '../src/http/sse-splitter.js';
 import { eventData } from '../src/pipeline/usage.js';
 import {
   expectChatCompletion,

@@ -3,9 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SseSplitter, splitEvents } from '../src/backends/sse-splitter.js';
 import { MessagesStreamAssembler } from '../src/cache/messages-stream-assembler.js';
 import { replayMessageAsStream } from '../src/cache/messages-stream-replay.js';
-import { SseSplitter, splitEvents } from '../src/http/sse-splitter.js';
 import { eventData } from '../src/pipeline/usage.js';
 
 type Json = Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeDone, encodeEvent } from '../src/backends/sse-encoder.js';
-import { SseSplitter, splitEvents } from '../src/http/sse-splitter.js';
+import { SseSplitter, splitEvents } from '../src/backends/sse-splitter.js';
 import { eventData } from '../src/pipeline/usage.js';
 
 describe('the shared SSE encoder', () => {

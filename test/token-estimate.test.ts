@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SseSplitter, splitEvents } from '../src/http/sse-splitter.js';
+import { SseSplitter, splitEvents } from '../src/backends/sse-splitter.js';
 import { completionTokensOfJson, StreamTally } from '../src/usage/output-tally.js';
 import { EXACT_BYTES_PER_REQUEST } from '../src/usage/token-counter.js';
 import {

@@ -7,8 +7,8 @@ const MAX_EVENT_CHARS = 16 * 1024 * 1024;
 /**
  * Cuts an upstream's SSE text into events and returns each event's `data:` payload, however the
  * bytes were cut (an event or a UTF-8 character split across chunks waits for its end). Shared by
- * the adapters that translate streams. Own code rather than http/sse-splitter.ts: backends sit
- * below http/ (biome.json), and this decodes text where the splitter keeps raw bytes to relay.
+ * the adapters that translate streams. Own code rather than sse-splitter.ts, which keeps the raw
+ * bytes to relay: this decodes text.
  * Text already searched for a boundary is not searched again, so one long event arriving in
  * small chunks costs linear time, not quadratic.
  */

@@ -6,7 +6,7 @@
  */
 import { type AnthropicUsage, mergeUsage } from '../backends/anthropic/anthropic-usage.js';
 import { isObject, type Json } from '../backends/messages-translation/json-values.js';
-import { splitEvents } from '../http/sse-splitter.js';
+import { splitEvents } from '../backends/sse-splitter.js';
 import { parseKeepingNumbers } from '../json-numbers.js';
 import { eventData } from '../pipeline/usage.js';
 

@@ -3,7 +3,7 @@
  * non-streamed endpoint would have returned, so a streamed miss can be stored once and replayed
  * later either as JSON or (see stream-replay.ts) as a stream.
  */
-import { splitEvents } from '../http/sse-splitter.js';
+import { splitEvents } from '../backends/sse-splitter.js';
 import { eventData } from '../pipeline/usage.js';
 
 /** The endpoints whose streams can be assembled and replayed. */

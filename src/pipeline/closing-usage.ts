@@ -1,4 +1,4 @@
-import { splitEvents } from '../http/sse-splitter.js';
+import { splitEvents } from '../backends/sse-splitter.js';
 import { eventData, type TokenUsage } from './usage.js';
 
 const DONE = Buffer.from('data: [DONE]');

@@ -1,5 +1,5 @@
+import { splitEvents } from '../backends/sse-splitter.js';
 import { UpstreamClientError, UpstreamError, UpstreamOverloadedError } from '../errors.js';
-import { splitEvents } from '../http/sse-splitter.js';
 import { jsonObjectOf, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 import { eventData } from './usage.js';
 

@@ -1,4 +1,4 @@
-import { splitEvents } from '../http/sse-splitter.js';
+import { splitEvents } from '../backends/sse-splitter.js';
 import { eventData, type TokenUsage } from '../pipeline/usage.js';
 import { countTextTokens } from './token-counter.js';
 

@@ -1,4 +1,4 @@
-import { EventBlocks, eventsOf } from './event-blocks.js';
+import { SseSplitter, splitEvents } from '../sse-splitter.js';
 
 const ERROR_EVENT_NAME = /^event:[ \t]*error[ \t]*\r?$/m;
 const ERROR_TYPE = /"type"\s*:\s*"error"/;
@@ -16,10 +16,10 @@ export async function* scrubErrorEvents(
   secrets: readonly string[],
   scrub: (bytes: Buffer) => Buffer,
 ): AsyncGenerator<Buffer> {
-  const blocks = new EventBlocks();
+  const blocks = new SseSplitter();
   const scrubbed = (block: Buffer): Buffer => {
     if (!secrets.some((secret) => block.includes(secret))) return block;
-    const events = eventsOf(block).map((event) => (isErrorEvent(event) ? scrub(event) : event));
+    const events = splitEvents(block).map((event) => (isErrorEvent(event) ? scrub(event) : event));
     return events.length === 1 ? (events[0] as Buffer) : Buffer.concat(events);
   };
   for await (const chunk of chunks) {
