@@ -20,6 +20,7 @@ import {
   validateTeamId,
   validateUsage,
 } from '../quota/quota-types.js';
+import { KeptForRetry } from './kept-for-retry.js';
 import { loadLua } from './lua-script.js';
 import { scriptJson } from './quota-script-json.js';
 import type { QuotaStore } from './quota-store.js';
@@ -108,8 +109,6 @@ interface KeptEnd {
  * is what an outage leaves unfinished (new requests are refused while it lasts).
  */
 const KEPT_ENDS = 20_000;
-/** How often kept ends are tried again besides when the connection becomes usable. */
-const RETRY_EVERY_MS = 1_000;
 
 type TurnItem = AdmitItem | FinishItem;
 
@@ -144,9 +143,7 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly settleHoldMs: number;
 
   /** Settles and releases kept for a retry (see KeptEnd), oldest first. */
-  private kept: KeptEnd[] = [];
-  private readonly keptEndLimit: number;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly kept: KeptForRetry<KeptEnd>;
   /** The longest reservation ttl admitted: how long a kept end may still matter. */
   private longestTtlMs = 0;
 
@@ -155,8 +152,13 @@ export class RedisQuotaStore implements QuotaStore {
     options: RedisQuotaStoreOptions = {},
   ) {
     this.settleHoldMs = options.settleHoldMs ?? 0;
-    this.keptEndLimit = options.keptEndLimit ?? KEPT_ENDS;
-    connection.onUsable(() => this.retryKept());
+    const keptEndLimit = options.keptEndLimit ?? KEPT_ENDS;
+    this.kept = new KeptForRetry<KeptEnd>(connection, {
+      limit: keptEndLimit,
+      overLimit: `more than ${keptEndLimit} settles and releases were waiting for Redis`,
+      expired: 'its reservation expired before Redis answered again',
+      resend: (end) => this.resendEnd(end),
+    });
     connection.onClose(() => this.lastAttempt());
     failClosedOnOutage(this, connection.client);
   }
@@ -333,7 +335,7 @@ export class RedisQuotaStore implements QuotaStore {
   /** A settle or release failed for an outage: kept (again) for a retry. */
   private keepEnd(teamId: string, item: FinishItem, error: unknown): void {
     if (item.kept) {
-      this.requeue(item.kept);
+      this.kept.keep(item.kept);
       return;
     }
     const { reservationId, actual, nowMs } = item;
@@ -359,70 +361,29 @@ export class RedisQuotaStore implements QuotaStore {
       lost: outcome.reject,
     };
     if (this.connection.shuttingDown) kept.lost(new Error('the gateway was stopping'));
-    else this.requeue(kept);
+    else this.kept.keep(kept);
     return new KeptForRetryError(cause, outcome.promise);
   }
 
-  private requeue(kept: KeptEnd): void {
-    this.kept.push(kept);
-    if (this.kept.length > this.keptEndLimit) {
-      this.kept
-        .shift()
-        ?.lost(new Error(`more than ${this.keptEndLimit} settles and releases were waiting for Redis`));
-    }
-    this.retryLater();
-  }
-
-  /**
-   * Besides the connection's own signal (onUsable), kept ends are tried every RETRY_EVERY_MS:
-   * some outages end without one (an answer of BUSY or LOADING on a connection that stayed up).
-   */
-  private retryLater(): void {
-    if (this.retryTimer !== undefined || this.connection.shuttingDown) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.retryKept();
-    }, RETRY_EVERY_MS);
-    this.retryTimer.unref();
-  }
-
-  /** Sends the kept settles and releases again, with their teams' batches, once usable. */
-  private retryKept(): void {
-    if (this.kept.length === 0) return;
-    if (!this.connection.usable) {
-      this.retryLater();
-      return;
-    }
-    const kept = this.kept;
-    this.kept = [];
-    const now = performance.now();
-    for (const end of kept) {
-      if (end.until <= now) {
-        end.lost(new Error('its reservation expired before Redis answered again'));
-        continue;
-      }
-      const { teamId, reservationId, actual, nowMs, settled } = end;
-      this.turn.add(teamId, {
-        kind: 'finish',
-        reservationId,
-        actual,
-        nowMs,
-        kept: end,
-        resolve: settled,
-        reject: (error: unknown) => end.lost(error instanceof Error ? error : new Error(String(error))),
-      });
-    }
+  /** A kept settle or release, sent again with its team's batch. */
+  private resendEnd(end: KeptEnd): void {
+    const { teamId, reservationId, actual, nowMs, settled } = end;
+    this.turn.add(teamId, {
+      kind: 'finish',
+      reservationId,
+      actual,
+      nowMs,
+      kept: end,
+      resolve: settled,
+      reject: (error: unknown) => end.lost(error instanceof Error ? error : new Error(String(error))),
+    });
   }
 
   /** Closing: one last try at what is kept, then what still is is lost. */
   private async lastAttempt(): Promise<void> {
-    this.retryKept();
+    this.kept.retry();
     await this.flush();
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    const lost = this.kept;
-    this.kept = [];
-    for (const end of lost) end.lost(new Error('the gateway stopped before Redis answered again'));
+    this.kept.giveUp();
   }
 
   async reserve(request: QuotaReservationRequest): Promise<QuotaReservationResult> {

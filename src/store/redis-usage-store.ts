@@ -12,6 +12,7 @@ import {
   utcDay,
 } from '../usage/usage-record.js';
 import { usageRecordJson } from '../usage/usage-record-json.js';
+import { KeptForRetry } from './kept-for-retry.js';
 import { type LuaScript, loadLua, runLua } from './lua-script.js';
 import type { RedisConnection } from './redis-connection.js';
 import { failClosedOnOutage, isStoreOutage, KeptForRetryError, pendingOutcome } from './store-unavailable.js';
@@ -41,8 +42,6 @@ const MARKER_TTL_SECONDS = 3_600;
 const KEEP_BATCH_MS = 30 * 60_000;
 /** Records kept for a retry at most (~0.5 kB each): the oldest batches go first past it. */
 const KEPT_RECORDS = 50_000;
-/** How often kept batches are tried again besides when the connection becomes usable. */
-const RETRY_EVERY_MS = 1_000;
 
 /** One script call of a batch. */
 interface BatchWrite {
@@ -96,12 +95,9 @@ export class RedisUsageStore implements UsageStore {
   private readonly fieldNames = new Map<string, Map<string, Map<string, readonly string[]>>>();
   private fieldNameSets = 0;
 
-  /** Batches kept for a retry, oldest first, and how many records they hold. */
-  private kept: UsageBatch[] = [];
-  private keptRecords = 0;
-  private readonly keptRecordLimit: number;
+  /** Batches kept for a retry, oldest first, bounded by the records they hold. */
+  private readonly kept: KeptForRetry<UsageBatch>;
   private readonly retrying = new Set<Promise<void>>();
-  private retryTimer: NodeJS.Timeout | undefined;
 
   /** `fieldNameSetLimit`: how many name sets are kept (tests ask for fewer, to see them forgotten). */
   constructor(
@@ -109,8 +105,14 @@ export class RedisUsageStore implements UsageStore {
     private readonly fieldNameSetLimit = FIELD_NAME_SETS,
     options: RedisUsageStoreOptions = {},
   ) {
-    this.keptRecordLimit = options.keptRecordLimit ?? KEPT_RECORDS;
-    connection.onUsable(() => this.retryKept());
+    const keptRecordLimit = options.keptRecordLimit ?? KEPT_RECORDS;
+    this.kept = new KeptForRetry<UsageBatch>(connection, {
+      limit: keptRecordLimit,
+      weightOf: (batch) => batch.records,
+      overLimit: `more than ${keptRecordLimit} usage records were waiting for Redis`,
+      expired: 'Redis did not answer again for too long',
+      resend: (batch) => this.resend(batch),
+    });
     connection.onClose(() => this.lastAttempt());
     failClosedOnOutage(this, connection.client);
   }
@@ -153,7 +155,7 @@ export class RedisUsageStore implements UsageStore {
     batch.done = () => outcome.resolve();
     batch.lost = outcome.reject;
     if (this.connection.shuttingDown) batch.lost(new Error('the gateway was stopping'));
-    else this.keep(batch);
+    else this.kept.keep(batch);
     throw new KeptForRetryError(failed.error, outcome.promise);
   }
 
@@ -214,66 +216,22 @@ export class RedisUsageStore implements UsageStore {
     return failed;
   }
 
-  private keep(batch: UsageBatch): void {
-    this.kept.push(batch);
-    this.keptRecords += batch.records;
-    while (this.keptRecords > this.keptRecordLimit) {
-      const dropped = this.kept.shift() as UsageBatch;
-      this.keptRecords -= dropped.records;
-      dropped.lost(new Error(`more than ${this.keptRecordLimit} usage records were waiting for Redis`));
-    }
-    this.retryLater();
-  }
-
-  /**
-   * Besides the connection's own signal (onUsable), kept batches are tried every
-   * RETRY_EVERY_MS: some outages end without one (an answer of BUSY or LOADING).
-   */
-  private retryLater(): void {
-    if (this.retryTimer !== undefined || this.connection.shuttingDown) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.retryKept();
-    }, RETRY_EVERY_MS);
-    this.retryTimer.unref();
-  }
-
-  /** Sends the kept batches again, once the connection is usable. */
-  private retryKept(): void {
-    if (this.kept.length === 0) return;
-    if (!this.connection.usable) {
-      this.retryLater();
-      return;
-    }
-    const kept = this.kept;
-    this.kept = [];
-    this.keptRecords = 0;
-    const now = performance.now();
-    for (const batch of kept) {
-      if (batch.until <= now) {
-        batch.lost(new Error('Redis did not answer again for too long'));
-        continue;
-      }
-      const retry = this.send(batch).then((failed) => {
-        this.retrying.delete(retry);
-        if (!failed) batch.done();
-        else if (isStoreOutage(failed.error, this.connection.client)) this.keep(batch);
-        else batch.lost(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
-      });
-      this.retrying.add(retry);
-    }
+  /** A kept batch, sent again (the calls of it not known to have run). */
+  private resend(batch: UsageBatch): void {
+    const retry = this.send(batch).then((failed) => {
+      this.retrying.delete(retry);
+      if (!failed) batch.done();
+      else if (isStoreOutage(failed.error, this.connection.client)) this.kept.keep(batch);
+      else batch.lost(failed.error instanceof Error ? failed.error : new Error(String(failed.error)));
+    });
+    this.retrying.add(retry);
   }
 
   /** Closing: one last try at the kept batches, then what is still kept is lost. */
   private async lastAttempt(): Promise<void> {
-    this.retryKept();
+    this.kept.retry();
     await Promise.all(this.retrying);
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    const lost = this.kept;
-    this.kept = [];
-    this.keptRecords = 0;
-    for (const batch of lost) batch.lost(new Error('the gateway stopped before Redis answered again'));
+    this.kept.giveUp();
   }
 
   async rows(query: UsageQuery): Promise<UsageRow[]> {

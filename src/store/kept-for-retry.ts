@@ -1,0 +1,92 @@
+import type { RedisConnection } from './redis-connection.js';
+
+/** How often kept writes are tried again besides when the connection becomes usable. */
+const RETRY_EVERY_MS = 1_000;
+
+/** A write kept for a retry: until when it is worth making, and how its caller learns it was lost. */
+export interface KeptWrite {
+  /** performance.now() past which it is not sent again. */
+  until: number;
+  lost: (error: Error) => void;
+}
+
+export interface KeptForRetryOptions<T> {
+  /** The most kept at once, counted by `weightOf` (1 each by default); the oldest go first. */
+  limit: number;
+  weightOf?: ((write: T) => number) | undefined;
+  /** Why one dropped for the limit is lost. */
+  overLimit: string;
+  /** Why one past its `until` is lost. */
+  expired: string;
+  /** Makes a kept write again (the connection is usable); one that fails again is kept again. */
+  resend: (write: T) => void;
+}
+
+/**
+ * Writes a Redis sub-store could not make for an outage (settles and releases, usage batches),
+ * kept in memory, bounded and oldest first, and handed back to `resend` once the connection is
+ * usable again: on its own signal (onUsable), and every RETRY_EVERY_MS besides, since some outages
+ * end without one (an answer of BUSY or LOADING on a connection that stayed up). Every write kept
+ * here must count once however often it is made.
+ */
+export class KeptForRetry<T extends KeptWrite> {
+  private kept: T[] = [];
+  private weight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly weightOf: (write: T) => number;
+
+  constructor(
+    private readonly connection: RedisConnection,
+    private readonly options: KeptForRetryOptions<T>,
+  ) {
+    this.weightOf = options.weightOf ?? (() => 1);
+    connection.onUsable(() => this.retry());
+  }
+
+  keep(write: T): void {
+    this.kept.push(write);
+    this.weight += this.weightOf(write);
+    while (this.weight > this.options.limit) {
+      const dropped = this.kept.shift() as T;
+      this.weight -= this.weightOf(dropped);
+      dropped.lost(new Error(this.options.overLimit));
+    }
+    this.retryLater();
+  }
+
+  /** Hands every kept write to `resend` once the connection is usable; those past `until` are lost. */
+  retry(): void {
+    if (this.kept.length === 0) return;
+    if (!this.connection.usable) {
+      this.retryLater();
+      return;
+    }
+    const kept = this.kept;
+    this.kept = [];
+    this.weight = 0;
+    const now = performance.now();
+    for (const write of kept) {
+      if (write.until <= now) write.lost(new Error(this.options.expired));
+      else this.options.resend(write);
+    }
+  }
+
+  /** Closing, once the last retry has been answered: whatever is still kept is lost. */
+  giveUp(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const lost = this.kept;
+    this.kept = [];
+    this.weight = 0;
+    for (const write of lost) write.lost(new Error('the gateway stopped before Redis answered again'));
+  }
+
+  private retryLater(): void {
+    if (this.timer !== undefined || this.connection.shuttingDown) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.retry();
+    }, RETRY_EVERY_MS);
+    this.timer.unref();
+  }
+}
