@@ -10,10 +10,15 @@ export type RedisTarget =
       sentinel: { name: string; sentinels: string[]; password?: string | undefined; db?: number | undefined };
     };
 
-function hostPort(address: string): { host: string; port: number } {
+/** `host[:port]` (or a URL), the port `defaultPort` when none is given. */
+function hostPort(address: string, defaultPort: number): { host: string; port: number } {
   const url = new URL(address.includes('://') ? address : `redis://${address}`);
-  return { host: url.hostname, port: Number(url.port || 6379) };
+  return { host: url.hostname, port: Number(url.port || defaultPort) };
 }
+
+/** Redis's own port, and Sentinel's: a sentinel given without one listens on 26379. */
+const REDIS_PORT = 6379;
+const SENTINEL_PORT = 26379;
 
 /**
  * Longest a command may go unanswered. Without it a command in flight when the connection drops
@@ -165,16 +170,19 @@ function clusterClient(
   target: Extract<RedisTarget, { cluster: unknown }>,
   commandTimeoutMs: number,
 ): Cluster {
-  return new Cluster(target.cluster.nodes.map(hostPort), {
-    enableOfflineQueue: false,
-    enableAutoPipelining: COMMON.enableAutoPipelining,
-    clusterRetryStrategy: COMMON.retryStrategy,
-    redisOptions: {
-      maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
-      commandTimeout: commandTimeoutMs,
-      ...(target.cluster.password ? { password: target.cluster.password } : {}),
+  return new Cluster(
+    target.cluster.nodes.map((node) => hostPort(node, REDIS_PORT)),
+    {
+      enableOfflineQueue: false,
+      enableAutoPipelining: COMMON.enableAutoPipelining,
+      clusterRetryStrategy: COMMON.retryStrategy,
+      redisOptions: {
+        maxRetriesPerRequest: COMMON.maxRetriesPerRequest,
+        commandTimeout: commandTimeoutMs,
+        ...(target.cluster.password ? { password: target.cluster.password } : {}),
+      },
     },
-  });
+  );
 }
 
 function timedClient(
@@ -187,7 +195,7 @@ function timedClient(
           ...COMMON,
           ...TURN_WRITES,
           name: target.sentinel.name,
-          sentinels: target.sentinel.sentinels.map(hostPort),
+          sentinels: target.sentinel.sentinels.map((sentinel) => hostPort(sentinel, SENTINEL_PORT)),
           ...(target.sentinel.password ? { password: target.sentinel.password } : {}),
           ...(target.sentinel.db !== undefined ? { db: target.sentinel.db } : {}),
         })
