@@ -101,7 +101,7 @@ describe("a local server's 404 while its model list is not known", () => {
     expect(error.code).toBe('model_not_found');
     expect(error.param).toBe('model');
     expect((error.error as { message?: unknown }).message).toBe(
-      "The model 'not-loaded' is not available on backend 'srv' (vLLM): the server answered 404 for it. Pull or load it there first.",
+      "The model 'v/not-loaded' ('not-loaded' on backend 'srv' (vLLM)) is not available: the server answered 404 for it. Pull or load it there first.",
     );
     expect(server.chats).toEqual(['not-loaded']);
     for (const res of held) res.end();

@@ -115,7 +115,7 @@ describe('a capability turned off', () => {
     expect(error.code).toBe('unsupported_parameter');
     expect(error.param).toBe('tools');
     expect(error.message).toContain(
-      "backend 'llama' (llama.cpp server), which is configured without tool calls (capabilities.tools: false)",
+      "The model 'qwen' on backend 'llama' (llama.cpp server) is configured without tool calls (capabilities.tools: false)",
     );
     expect(server.seen('/v1/chat/completions')).toEqual([]);
     // Without tools the same model answers.

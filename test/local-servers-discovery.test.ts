@@ -177,7 +177,9 @@ describe('local-server presets: discovery', () => {
       const error = failure as InstanceType<typeof OpenAI.NotFoundError>;
       expect(error.code).toBe('model_not_found');
       expect(error.param).toBe('model');
-      expect(error.message).toMatch(/'absent' is not available on backend 'srv'/);
+      // Named as the client sent it, and as the server knows it (the name to pull there).
+      expect(error.message).toContain("The model 'local/absent' ('absent' on backend 'srv'");
+      expect(error.message).toContain('is not available');
       expectErrorResponse({ error: error.error });
       // Forwarded: the server was asked, and said no.
       expect(server.seen('/v1/chat/completions').map((request) => request.json?.model)).toEqual(['absent']);

@@ -48,6 +48,8 @@ export const MAX_JSON_ANSWER_BYTES = 256 * 1024 * 1024;
 interface CallBase {
   /** Upstream model name, already resolved by the router. */
   model: string;
+  /** The name the client asked for (`local/llama3` where `model` is `llama3`), for its messages. */
+  publicModel?: string | undefined;
   signal: AbortSignal;
   requestId: string;
 }

@@ -73,7 +73,7 @@ export class LocalServerBackend implements DiscoveringBackend {
       if (error instanceof UpstreamClientError && error.status === 404 && !this.listed(call.model)) {
         // Maybe removed since the last probe, or the list is not known yet: the list catches up.
         void this.discovery.probeShared();
-        throw new LocalModelNotFoundError(call.model, this.name, this.label, this.listKnown());
+        throw new LocalModelNotFoundError(call, this.name, this.label, this.listKnown());
       }
       throw error;
     }
@@ -82,7 +82,7 @@ export class LocalServerBackend implements DiscoveringBackend {
   /** The request as this server takes it, or a clear 400 for what it cannot do. */
   private adapt(call: Extract<BackendCall, { kind: 'json' }>): BackendCall {
     if (!this.capabilities.tools && sendsTools(call.body))
-      throw new ToolsNotSupportedError(call.model, this.name, this.label);
+      throw new ToolsNotSupportedError(call, this.name, this.label);
     if (this.capabilities.streamUsage || !call.stream || !('stream_options' in call.body)) return call;
     // It sends no usage chunk whatever is asked (and some builds refuse the field): the gateway
     // counts the streamed output itself and marks the usage estimated.
