@@ -2,6 +2,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendRegistry } from '../src/backends/registry.js';
 import { translateRequest } from '../src/backends/responses-translation/request-translation.js';
+import { responsesErrorOf } from '../src/backends/responses-translation/translated-errors.js';
+import { BackendBusyError } from '../src/errors.js';
 import { chatOnlyUpstream } from './support/chat-only-backend.js';
 import { FakeUpstream, openaiError, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -265,5 +267,17 @@ describe('the mapping of chat paths to the Responses request', () => {
     expect(paths.text("'response_format.json_schema.schema' cannot be turned into a grammar")).toBe(
       "'text.format.schema' cannot be turned into a grammar",
     );
+  });
+});
+
+describe('a renamed error keeps its class', () => {
+  it('a busy backend’s 429 quoting a chat name is still a BackendBusyError (routing retries it elsewhere)', () => {
+    const { paths } = translateRequest({ model: 'm', input: 'x', max_output_tokens: 5 }, 'm', true);
+    const busy = new BackendBusyError('Busy: lower max_tokens or come back later.');
+    const renamed = responsesErrorOf(busy, paths);
+    expect(renamed).toBeInstanceOf(BackendBusyError);
+    expect((renamed as BackendBusyError).message).toBe('Busy: lower max_output_tokens or come back later.');
+    expect((renamed as BackendBusyError).headers['retry-after']).toBe('1');
+    expect((renamed as BackendBusyError).status).toBe(429);
   });
 });

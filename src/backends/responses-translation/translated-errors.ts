@@ -1,11 +1,5 @@
-import { GatewayError, InvalidRequestError, UpstreamClientError } from '../../errors.js';
+import { GatewayError, UpstreamClientError } from '../../errors.js';
 import type { ChatParamPaths } from './chat-param-paths.js';
-
-/**
- * A client error the chat side raised for a translated request, in the Responses request's names
- * (chat-param-paths.ts): its `param` and the names its message quotes. Only 4xx errors name the
- * client's parameters; anything else, and an error that names none, is returned as it is.
- */
 
 type Json = Record<string, unknown>;
 
@@ -34,7 +28,11 @@ function renamedBody(body: Buffer, paths: ChatParamPaths): Buffer | undefined {
   return Buffer.from(JSON.stringify({ ...parsed, error }));
 }
 
-/** `error` as the client of the Responses request should read it. */
+/**
+ * A client error the chat side raised for a translated request, in the Responses request's names
+ * (chat-param-paths.ts): its `param` and the names its message quotes. Only 4xx errors name the
+ * client's parameters; anything else, and an error that names none, is returned as it is.
+ */
 export function responsesErrorOf(error: unknown, paths: ChatParamPaths): unknown {
   if (!(error instanceof GatewayError) || error.status < 400 || error.status >= 500) return error;
   if (error instanceof UpstreamClientError) {
@@ -44,11 +42,9 @@ export function responsesErrorOf(error: unknown, paths: ChatParamPaths): unknown
   const param = paths.param(error.param);
   const message = paths.text(error.message);
   if (param === error.param && message === error.message) return error;
-  if (error instanceof InvalidRequestError && error.constructor === InvalidRequestError)
-    return new InvalidRequestError(message, param, error.code);
-  return new GatewayError(error.status, error.type, error.code, message, {
+  // Of the same class, which routing and dispatch read (a busy backend's 429 is retried elsewhere).
+  return Object.assign(Object.create(Object.getPrototypeOf(error)) as GatewayError, error, {
+    message,
     param,
-    headers: error.headers,
-    cause: error,
   });
 }
