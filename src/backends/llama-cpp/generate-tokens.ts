@@ -102,6 +102,8 @@ export async function* generateTokens(
   let pending: Token[] = [];
   let text = '';
   let finishReason: GenerationResult['finishReason'] = 'length';
+  /** The model ended its answer (an end-of-generation token): what it wrote before that is all shown. */
+  let endedByModel = false;
   const iterator = sequence.evaluate(plan.promptTokens, {
     temperature: sampling.temperature,
     ...(sampling.topP !== undefined ? { topP: sampling.topP } : {}),
@@ -130,6 +132,7 @@ export async function* generateTokens(
       generated.push(token);
       if (model.isEogToken(token) || plan.tokenStops.some((stop) => endsWith(generated, stop))) {
         finishReason = 'stop';
+        endedByModel = model.isEogToken(token);
         break;
       }
       pending.push(token);
@@ -151,7 +154,9 @@ export async function* generateTokens(
   } finally {
     await iterator.return(undefined);
   }
-  if (!matcher.stopped && finishReason !== 'stop' && pending.length > 0) {
+  // Tokens still waiting for the rest of a character are text too when the answer ended by length
+  // or by the model's own end (a character the model never finished shows as U+FFFD).
+  if (!matcher.stopped && (finishReason !== 'stop' || endedByModel) && pending.length > 0) {
     const shown = release(model.detokenize(pending, steer?.specialTokens ?? false));
     if (shown !== '') yield shown;
   }
