@@ -43,6 +43,27 @@ describe('credible usage', () => {
       }),
     ).toBe(true);
     for (const usage of Object.values(GARBAGE)) expect(isCredibleUsage(usage)).toBe(false);
+    // Providers' own fields beside the counts are theirs: Groq's times, OpenRouter's cost.
+    expect(
+      isCredibleUsage({
+        prompt_tokens: 12,
+        completion_tokens: 3,
+        total_tokens: 15,
+        queue_time: 0.0213,
+        prompt_time: 0.0021,
+        completion_time: 0.011,
+        total_time: 0.0131,
+      }),
+    ).toBe(true);
+    expect(
+      isCredibleUsage({
+        prompt_tokens: 12,
+        completion_tokens: 3,
+        total_tokens: 15,
+        cost: 0.00014,
+        cost_details: { upstream_inference_cost: 0.0001 },
+      }),
+    ).toBe(true);
   });
 
   it('reads as no usage in a JSON answer and a stream, on every surface', () => {
