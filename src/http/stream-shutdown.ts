@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { ServiceUnavailableError } from '../errors.js';
 
@@ -12,6 +13,12 @@ export class StreamShutdown {
   private readonly controller = new AbortController();
   /** Responses of streams being relayed, until each closes. */
   private readonly relaying = new Set<ServerResponse>();
+
+  constructor() {
+    // Every stream being relayed listens on this one signal (and stops listening when it ends):
+    // Node's warning past ten listeners would be a false alarm.
+    setMaxListeners(0, this.controller.signal);
+  }
 
   /** Aborted when the grace period ends: relays stop reading and write their last event. */
   get signal(): AbortSignal {

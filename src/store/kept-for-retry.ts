@@ -33,6 +33,8 @@ export class KeptForRetry<T extends KeptWrite> {
   private kept: T[] = [];
   private weight = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** giveUp has run: nothing is retried any more. */
+  private closed = false;
   private readonly weightOf: (write: T) => number;
 
   constructor(
@@ -44,6 +46,11 @@ export class KeptForRetry<T extends KeptWrite> {
   }
 
   keep(write: T): void {
+    // A retry that failed again after the last attempt (closing) would wait for nothing.
+    if (this.closed) {
+      write.lost(new Error('the gateway stopped before Redis answered again'));
+      return;
+    }
     this.kept.push(write);
     this.weight += this.weightOf(write);
     while (this.weight > this.options.limit) {
@@ -73,6 +80,7 @@ export class KeptForRetry<T extends KeptWrite> {
 
   /** Closing, once the last retry has been answered: whatever is still kept is lost. */
   giveUp(): void {
+    this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     const lost = this.kept;
