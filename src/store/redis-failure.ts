@@ -18,8 +18,11 @@ export class RedisFailureError extends Error {
 function withoutPassword(address: string): string {
   try {
     const url = new URL(address.includes('://') ? address : `redis://${address}`);
-    if (url.password === '') return address;
+    // ioredis also reads a password from the query (`?password=`): neither is shown.
+    const queried = url.searchParams.has('password');
+    if (url.password === '' && !queried) return address;
     url.password = '';
+    url.searchParams.delete('password');
     return address.includes('://') ? url.href : url.host;
   } catch {
     return address;
