@@ -76,21 +76,26 @@ export async function dispatchJson(
     throw new EndpointNotSupportedError(dispatch.endpoint, deployment.publicName);
   }
   const headers = protocolHeaders(request, dispatch.endpoint);
-  return deployment.backend
-    .send({
-      kind: 'json',
-      endpoint: dispatch.endpoint,
-      model: deployment.upstreamModel,
-      publicModel: deployment.publicName,
-      body: forwardedBody(dispatch, deployment),
-      stream: dispatch.stream,
-      signal,
-      requestId: request.id,
-      ...(headers ? { headers } : {}),
-    })
-    .catch((error: unknown) => {
-      throw namedForClient(error, deployment);
-    });
+  const sent = deployment.backend.send({
+    kind: 'json',
+    endpoint: dispatch.endpoint,
+    model: deployment.upstreamModel,
+    publicModel: deployment.publicName,
+    body: forwardedBody(dispatch, deployment),
+    stream: dispatch.stream,
+    signal,
+    requestId: request.id,
+    ...(headers ? { headers } : {}),
+  });
+  // Only a renamed model has a name to put right (and every call pays for a catch).
+  return deployment.upstreamModel === deployment.publicName ? sent : sent.catch(renamedFor(deployment));
+}
+
+/** A rejection handler that names the client's model in a backend's model_not_found. */
+function renamedFor(deployment: Deployment): (error: unknown) => never {
+  return (error: unknown) => {
+    throw namedForClient(error, deployment);
+  };
 }
 
 /**
@@ -122,7 +127,5 @@ export function dispatchUpload(
       signal,
       requestId: request.id,
     })
-    .catch((error: unknown) => {
-      throw namedForClient(error, deployment);
-    });
+    .catch(renamedFor(deployment));
 }

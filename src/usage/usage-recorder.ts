@@ -30,7 +30,7 @@ export function tagsOf(header: string | string[] | undefined): string[] {
  * a few store round trips per second instead of two per request, and never one the client
  * waits on; a failed write is logged, never surfaced. A batch the store could not write for an
  * outage, it keeps and writes once Redis is back (KeptForRetryError); what it gives up on (too
- * many kept, or the gateway stopping first) is logged as an error, with how many records. Budgets
+ * many kept, kept past 30 minutes, or the gateway stopping first) is logged as an error, with how many records. Budgets
  * do not depend on this (quota settles on its own), so a crash loses at most the batches not yet
  * written.
  */
