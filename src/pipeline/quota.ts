@@ -14,8 +14,8 @@ import type {
 } from '../quota/quota-types.js';
 import { seal } from '../quota/sealed-scopes.js';
 import type { Budget, Limits } from '../registry/records.js';
+import { KeptForRetryError } from '../store/kept-for-retry.js';
 import type { Store } from '../store/store.js';
-import { KeptForRetryError } from '../store/store-unavailable.js';
 import { costOf } from '../usage/cost.js';
 import type { ModelPrice } from '../usage/price-table.js';
 import { TokenCountCache } from '../usage/token-count-cache.js';

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { QuotaTokenWindow } from '../quota/quota-types.js';
-import { KeptForRetryError } from '../store/store-unavailable.js';
+import { KeptForRetryError } from '../store/kept-for-retry.js';
 import type { TokenUsage } from './usage.js';
 
 /** What a reservation needs from ② quota to end: charge real usage, or refund. */

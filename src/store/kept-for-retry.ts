@@ -1,4 +1,5 @@
 import type { RedisConnection } from './redis-connection.js';
+import { StoreUnavailableError } from './store-unavailable.js';
 
 /** How often kept writes are tried again besides when the connection becomes usable. */
 const RETRY_EVERY_MS = 1_000;
@@ -96,5 +97,22 @@ export class KeptForRetry<T extends KeptWrite> {
       this.retry();
     }, RETRY_EVERY_MS);
     this.timer.unref();
+  }
+}
+
+/**
+ * A write the store could not make now, for an outage, and keeps to make once Redis answers
+ * again (a settle, a release, a usage batch): the caller is not kept waiting for that, and
+ * `retried` says how it ends, resolving once it is made and rejecting when it is given up (too
+ * many kept, kept too long, or the gateway stopping first), with the reason. Nobody need listen.
+ * To a client it is any other StoreUnavailableError (an admit whose reservation is released
+ * later is one).
+ */
+export class KeptForRetryError<T = unknown> extends StoreUnavailableError {
+  constructor(
+    cause: unknown,
+    readonly retried: Promise<T>,
+  ) {
+    super(cause);
   }
 }

@@ -20,18 +20,13 @@ import {
   validateTeamId,
   validateUsage,
 } from '../quota/quota-types.js';
-import { KeptForRetry } from './kept-for-retry.js';
+import { KeptForRetry, KeptForRetryError } from './kept-for-retry.js';
 import { loadLua } from './lua-script.js';
+import { pendingOutcome } from './pending-outcome.js';
 import { scriptJson } from './quota-script-json.js';
 import type { QuotaStore } from './quota-store.js';
 import type { RedisConnection } from './redis-connection.js';
-import {
-  failClosedOnOutage,
-  isStoreOutage,
-  KeptForRetryError,
-  mayHaveRun,
-  pendingOutcome,
-} from './store-unavailable.js';
+import { failClosedOnOutage, isStoreOutage, mayHaveRun } from './store-unavailable.js';
 import { TurnBatches } from './turn-batches.js';
 
 /**

@@ -12,10 +12,11 @@ import {
   utcDay,
 } from '../usage/usage-record.js';
 import { usageRecordJson } from '../usage/usage-record-json.js';
-import { KeptForRetry } from './kept-for-retry.js';
+import { KeptForRetry, KeptForRetryError } from './kept-for-retry.js';
 import { type LuaScript, loadLua, runLua } from './lua-script.js';
+import { pendingOutcome } from './pending-outcome.js';
 import type { RedisConnection } from './redis-connection.js';
-import { failClosedOnOutage, isStoreOutage, KeptForRetryError, pendingOutcome } from './store-unavailable.js';
+import { failClosedOnOutage, isStoreOutage } from './store-unavailable.js';
 import type { RequestLogPage, UsageStore } from './usage-store.js';
 
 const REQUEST_LOG = 'tg:{usage-log}:requests';

@@ -10,39 +10,6 @@ export class StoreUnavailableError extends ServiceUnavailableError {
 }
 
 /**
- * A write the store could not make now, for an outage, and keeps to make once Redis answers
- * again (a settle, a release, a usage batch): the caller is not kept waiting for that, and
- * `retried` says how it ends, resolving once it is made and rejecting when it is given up (too
- * many kept, kept too long, or the gateway stopping first), with the reason. Nobody need listen.
- * To a client it is any other StoreUnavailableError (an admit whose reservation is released
- * later is one).
- */
-export class KeptForRetryError<T = unknown> extends StoreUnavailableError {
-  constructor(
-    cause: unknown,
-    readonly retried: Promise<T>,
-  ) {
-    super(cause);
-  }
-}
-
-/** A promise and its two ends, rejections handled (whoever cares listens to the promise itself). */
-export function pendingOutcome<T>(): {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (error: Error) => void;
-} {
-  let resolve: (value: T) => void = () => {};
-  let reject: (error: Error) => void = () => {};
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
-
-/**
  * Replies by which Redis itself says "not now" (loading, failing over, read-only replica, out of
  * memory): the store is unavailable, not broken.
  */

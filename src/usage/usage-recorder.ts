@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { KeptForRetryError } from '../store/kept-for-retry.js';
 import type { Store } from '../store/store.js';
-import { KeptForRetryError } from '../store/store-unavailable.js';
 import { costOf } from './cost.js';
 import type { ModelPrice } from './price-table.js';
 import { outcomeOf } from './usage-outcome.js';
