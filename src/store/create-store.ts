@@ -4,15 +4,8 @@ import { DataDirError } from './data-dir-error.js';
 import { MemoryStore } from './memory-store.js';
 import type { RedisTarget } from './redis-client.js';
 import type { Store } from './store.js';
+import { StoreStartError } from './store-start-error.js';
 import { StoreUnavailableError } from './store-unavailable.js';
-
-/** A store the gateway cannot start on: the setting, which store and why, in our words. */
-export class StoreStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreStartError';
-  }
-}
 
 function redisSetting(target: RedisTarget): string {
   if ('url' in target) return 'redis.url';
