@@ -1,10 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
+import { isMapping } from '../is-mapping.js';
 
 /**
  * The file a `type: module` backend names by path (relative to the config's folder, absolute,

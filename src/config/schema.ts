@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { REQUEST_LINE_CHOICES } from '../http/request-log.js';
+import { isMapping } from '../is-mapping.js';
 import { isKnownTimeZone } from '../quota/budget-day.js';
 import { anthropicBackendSchema } from './anthropic-schema.js';
 import { parseByteSize } from './byte-size.js';
@@ -517,10 +518,6 @@ export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
   }
   for (const list of FALLBACK_LISTS) problems.push(...fallbackCycles(models, list));
   return problems;
-}
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /** Unknown backends and repeated names among one model's deployments. */

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { isMapping } from '../is-mapping.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import { type AtomicWriteHooks, writeFileAtomic } from './atomic-file.js';
 import { DataDirError, fileProblem } from './data-dir-error.js';
@@ -29,10 +30,6 @@ function page<T extends { id: string }>(sorted: T[], query: PageQuery): Page<T> 
   if (start === -1) return { items: [], hasMore: false };
   const items = sorted.slice(start, start + query.limit);
   return { items, hasMore: start + query.limit < sorted.length };
-}
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 const hasId = (record: unknown) => isMapping(record) && typeof record.id === 'string';
