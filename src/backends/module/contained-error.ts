@@ -48,9 +48,12 @@ function asGatewayError(error: unknown, context: ContainContext): GatewayError |
   if ((error as { [GATEWAY_ERROR_BRAND]?: unknown })[GATEWAY_ERROR_BRAND] !== true) return undefined;
   const headers = moduleHeaders(fields.headers, 'error', invalidHeaderLogger(context));
   if (error instanceof GatewayError) {
-    // Ours already: only its headers are the module's to check (the gateway's own stay its own).
-    (error as { headers: Record<string, string> }).headers = headers;
-    return error;
+    // Ours already: only its headers are the module's to check (the gateway's own stay its own),
+    // on a copy: a module may throw one shared instance again and again.
+    return Object.assign(Object.create(Object.getPrototypeOf(error)) as GatewayError, error, {
+      message: error.message,
+      headers,
+    });
   }
   const { status, type, code, param } = fields;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599)
