@@ -17,8 +17,10 @@ export async function* scrubErrorEvents(
   scrub: (bytes: Buffer) => Buffer,
 ): AsyncGenerator<Buffer> {
   const blocks = new SseSplitter();
+  // Encoded once: a string needle is encoded again on every search.
+  const needles = secrets.map((secret) => Buffer.from(secret));
   const scrubbed = (block: Buffer): Buffer => {
-    if (!secrets.some((secret) => block.includes(secret))) return block;
+    if (!needles.some((needle) => block.includes(needle))) return block;
     const events = splitEvents(block).map((event) => (isErrorEvent(event) ? scrub(event) : event));
     return events.length === 1 ? (events[0] as Buffer) : Buffer.concat(events);
   };

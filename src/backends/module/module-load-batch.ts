@@ -6,7 +6,10 @@ interface Batch {
   combined?: Promise<Error>;
 }
 
-/** Loads begun for one config in one go (the registry's), until their turn of the event loop ends. */
+/**
+ * Loads begun for one config in one go: the registry calls every factory in one synchronous pass,
+ * so the batch closes at the next microtask.
+ */
 const open = new WeakMap<object, Batch>();
 
 function asError(error: unknown): Error {
@@ -14,8 +17,8 @@ function asError(error: unknown): Error {
 }
 
 /**
- * `load`, one of the module backends of `config` loaded together at boot. The registry stops at
- * the first backend that fails; so that a boot with several broken modules says what is wrong
+ * `load`, one of the module backends of `config` loaded together at boot. The registry waits for
+ * every backend and then throws the first failure in config order; so that a boot with several broken modules says what is wrong
  * with each of them, not one per attempt, a load that fails waits for the others begun with it
  * and fails with all of their problems (one error, the same for each, listing them in config
  * order; a lone failure as it is).
