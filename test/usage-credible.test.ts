@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isCredibleUsage } from '../src/backends/credible-usage.js';
 import { StreamUsage, usageOfAnswer } from '../src/pipeline/usage.js';
-import { isCredibleUsage } from '../src/usage/credible-usage.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream, sendJson, sendSse } from './support/fake-upstream.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
@@ -91,6 +91,7 @@ describe('credible usage', () => {
 
 describe('through the gateway', () => {
   const upstream = new FakeUpstream();
+  const anthropic = new FakeUpstream();
   let gw: TestGateway;
   let key: string;
 
@@ -128,12 +129,61 @@ describe('through the gateway', () => {
         usage,
       });
     });
+    // An Anthropic upstream whose message_start says the prompt had a count that is none.
+    anthropic.on('POST', '/v1/messages', (_request, res) => {
+      const events = [
+        [
+          'message_start',
+          {
+            type: 'message_start',
+            message: {
+              id: 'msg_1',
+              type: 'message',
+              role: 'assistant',
+              model: 'claude-x',
+              content: [],
+              stop_reason: null,
+              stop_sequence: null,
+              usage: { input_tokens: -5, output_tokens: 1 },
+            },
+          },
+        ],
+        [
+          'content_block_start',
+          { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+        ],
+        [
+          'content_block_delta',
+          {
+            type: 'content_block_delta',
+            index: 0,
+            delta: { type: 'text_delta', text: 'four words of answer' },
+          },
+        ],
+        ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+        [
+          'message_delta',
+          {
+            type: 'message_delta',
+            delta: { stop_reason: 'end_turn', stop_sequence: null },
+            usage: { output_tokens: 4 },
+          },
+        ],
+        ['message_stop', { type: 'message_stop' }],
+      ] as const;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(events.map(([name, data]) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`).join(''));
+    });
     const url = await upstream.start();
+    const anthropicUrl = await anthropic.start();
     gw = await startGateway({
       auth: {},
       admin: { key: TEST_ADMIN_KEY },
-      backends: { up: { type: 'openai', baseUrl: `${url}/v1`, apiKey: 'sk-upstream-123456' } },
-      models: { gpt: { backend: 'up' } },
+      backends: {
+        up: { type: 'openai', baseUrl: `${url}/v1`, apiKey: 'sk-upstream-123456' },
+        claude: { type: 'anthropic', baseUrl: anthropicUrl, apiKey: 'sk-ant-upstream-123456' },
+      },
+      models: { gpt: { backend: 'up' }, claude: { backend: 'claude', model: 'claude-x' } },
     });
     const admin = new AdminHttp(gw.url);
     const team = await admin.call<{ id: string }>('POST', '/teams', { name: 'credible' });
@@ -144,6 +194,7 @@ describe('through the gateway', () => {
   afterAll(async () => {
     await gw?.close();
     await upstream.stop();
+    await anthropic.stop();
   });
 
   it('garbage usage is counted by the gateway and recorded as estimated, JSON and streamed', async () => {
@@ -176,6 +227,71 @@ describe('through the gateway', () => {
       expect(entry.prompt_tokens).toBeGreaterThan(0);
       expect(entry.completion_tokens).toBeGreaterThan(0);
       expect(entry.total_tokens).toBe(entry.prompt_tokens + entry.completion_tokens);
+    }
+  });
+
+  it('a streamed usage chunk that is not counts never reaches the client: the gateway’s own count does, once', async () => {
+    const response = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({
+        model: 'gpt',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'huge' }],
+      }),
+    });
+    const usages = (await response.text())
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {'))
+      .map((event) => (JSON.parse(event.slice(6)) as { usage?: { prompt_tokens: number } | null }).usage)
+      .filter((usage) => usage);
+    expect(usages).toHaveLength(1);
+    expect(usages[0]?.prompt_tokens).toBeGreaterThan(0);
+    expect(usages[0]?.prompt_tokens).toBeLessThan(1_000);
+  });
+
+  it('an Anthropic stream whose prompt count is none is counted by the gateway, passed through or translated', async () => {
+    const admin = new AdminHttp(gw.url);
+    type Logged = { model: string; estimated: boolean; prompt_tokens: number };
+    const before = (await admin.call<{ data: Logged[] }>('GET', '/requests?limit=100')).body.data.length;
+    const passThrough = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': key, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({
+        model: 'claude',
+        max_tokens: 20,
+        stream: true,
+        messages: [{ role: 'user', content: 'hi there' }],
+      }),
+    });
+    expect(passThrough.status).toBe(200);
+    await passThrough.text();
+    const translated = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({
+        model: 'claude',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'hi there' }],
+      }),
+    });
+    const usages = (await translated.text())
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {'))
+      .map((event) => (JSON.parse(event.slice(6)) as { usage?: { prompt_tokens: number } | null }).usage)
+      .filter((usage) => usage);
+    expect(usages).toHaveLength(1);
+    expect(usages[0]?.prompt_tokens).toBeGreaterThan(0);
+    const log = await pollUntil(
+      async () => (await admin.call<{ data: Logged[] }>('GET', '/requests?limit=100')).body.data,
+      (data) => data.length >= before + 2,
+    );
+    for (const entry of log.slice(0, 2)) {
+      expect(entry.model).toBe('claude');
+      expect(entry.estimated).toBe(true);
+      expect(entry.prompt_tokens).toBeGreaterThan(0);
     }
   });
 });

@@ -196,7 +196,9 @@ function inspectBlock(block: Buffer, outcome: SseOutcome, strip: boolean, reader
     const usage = payload ? reader.read(payload) : undefined;
     if (usage) outcome.usage = usage;
     const usageOnly = Array.isArray(payload?.choices) && (payload.choices as unknown[]).length === 0;
-    if (!(strip && usage && usageOnly)) kept.push(event);
+    // A usage chunk whose usage is not counts is never relayed: the gateway's own count replaces it.
+    const incredible = usageOnly && !usage && payload?.usage !== null && typeof payload?.usage === 'object';
+    if (!(usageOnly && ((strip && usage) || incredible))) kept.push(event);
   }
   return kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
 }

@@ -1,6 +1,6 @@
 import { type AnthropicUsage, mergeUsage, toChatUsage } from '../backends/anthropic/anthropic-usage.js';
 import type { JsonEndpoint } from '../backends/backend.js';
-import { isCredibleUsage } from '../usage/credible-usage.js';
+import { isCredibleUsage } from '../backends/credible-usage.js';
 import { CLOSE_BRACE, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 
 /**
@@ -133,6 +133,8 @@ export function usageOfAnswer(endpoint: JsonEndpoint, body: Buffer): TokenUsage 
  */
 export class StreamUsage {
   private anthropic: AnthropicUsage | undefined;
+  /** A part of this stream's usage was not counts: none of it is taken (the gateway counts). */
+  private incredible = false;
   /** False while only a first part has arrived (Anthropic's `message_start`). */
   final = false;
 
@@ -150,7 +152,12 @@ export class StreamUsage {
         : payload.type === 'message_delta'
           ? payload.usage
           : undefined;
-    if (part === null || typeof part !== 'object' || !isCredibleUsage(part)) return undefined;
+    if (this.incredible || part === null || typeof part !== 'object') return undefined;
+    if (!isCredibleUsage(part)) {
+      this.incredible = true;
+      this.anthropic = undefined;
+      return undefined;
+    }
     if (payload.type === 'message_delta') this.final = true;
     this.anthropic = mergeUsage(this.anthropic ?? {}, part as AnthropicUsage);
     return { ...toChatUsage(this.anthropic) };
@@ -158,7 +165,7 @@ export class StreamUsage {
 
   /** The usage read so far with the output replaced by a count (a stream cut before its end). */
   withOutput(outputTokens: number): TokenUsage | undefined {
-    if (!this.anthropic) return undefined;
+    if (!this.anthropic || this.incredible) return undefined;
     const reported = typeof this.anthropic.output_tokens === 'number' ? this.anthropic.output_tokens : 0;
     return { ...toChatUsage({ ...this.anthropic, output_tokens: Math.max(reported, outputTokens) }) };
   }

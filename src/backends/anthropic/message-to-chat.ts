@@ -1,4 +1,5 @@
 import { UpstreamError } from '../../errors.js';
+import { isCredibleUsage } from '../credible-usage.js';
 import { type AnthropicUsage, toChatUsage } from './anthropic-usage.js';
 import { finishReasonOf } from './finish-reason.js';
 
@@ -69,6 +70,9 @@ export function messageToChat(message: unknown, created: number): Json {
         logprobs: null,
       },
     ],
-    usage: toChatUsage(isObject(message.usage) ? (message.usage as AnthropicUsage) : {}),
+    // Usage that is not counts is left out: the gateway counts the answer itself (credible-usage.ts).
+    ...(isObject(message.usage) && !isCredibleUsage(message.usage)
+      ? {}
+      : { usage: toChatUsage(isObject(message.usage) ? (message.usage as AnthropicUsage) : {}) }),
   };
 }

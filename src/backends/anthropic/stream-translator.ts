@@ -1,4 +1,5 @@
 import { UpstreamError } from '../../errors.js';
+import { isCredibleUsage } from '../credible-usage.js';
 import { SseDataReader } from '../sse-data-reader.js';
 import { encodeDone, encodeEvent } from '../sse-encoder.js';
 import type { AnthropicErrorInfo } from './anthropic-errors.js';
@@ -217,7 +218,8 @@ export class StreamTranslator {
     this.done = true;
     let out = this.role();
     out += this.chunk({}, finishReasonOf(this.stopReason));
-    if (this.options.includeUsage) {
+    // Usage that is not counts is left out: the gateway counts the answer itself (credible-usage.ts).
+    if (this.options.includeUsage && isCredibleUsage(this.usage)) {
       out += encodeEvent({ ...this.base(), choices: [], usage: toChatUsage(this.usage) });
     }
     return out + encodeDone();

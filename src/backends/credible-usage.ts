@@ -1,9 +1,10 @@
-import { MAX_OUTPUT_TOKENS } from './token-estimate.js';
+/** The most tokens a count may say: the bound a request's own max_tokens has (2^31-1). */
+const MOST_TOKENS = 2_147_483_647;
 
 /**
  * Whether a usage object an upstream or a module reported can be charged as it is: every
  * `*_tokens` count in it (top-level and inside its detail objects) a whole number from 0 to
- * MAX_OUTPUT_TOKENS, or null. Usage that is not (a negative count, "5", 1e300) is treated as
+ * MOST_TOKENS, or null. Usage that is not (a negative count, "5", 1e300) is treated as
  * missing, so the gateway counts the answer itself and marks it estimated: charged as given, a
  * negative count made a request free and 1e300 ran a budget into figures no report could sum.
  * Other fields are the provider's own and left alone (Groq's `queue_time` in seconds, OpenRouter's
@@ -22,5 +23,5 @@ export function isCredibleUsage(usage: object): boolean {
 }
 
 function isCount(value: unknown): boolean {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_OUTPUT_TOKENS;
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MOST_TOKENS;
 }
