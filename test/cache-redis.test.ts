@@ -8,10 +8,14 @@ import {
   cacheTestUpstream,
   chatWithCache,
   defaultControl,
+  HELD_STREAM_TEXT,
   streamWithCache,
 } from './support/cache-fixtures.js';
+import { type CacheWatch, watchCache } from './support/cache-watch.js';
 import type { FakeUpstream } from './support/fake-upstream.js';
+import { Gate } from './support/gate.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 import { redisForTests, type TestRedis } from './support/redis.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
 
@@ -23,7 +27,7 @@ import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-
 const ADMIN = 'test-admin-key-0123456789';
 let redis: TestRedis | undefined;
 let upstream: FakeUpstream | undefined;
-let gateways: TestGateway[] = [];
+let gateways: Instance[] = [];
 /** Every team a test created, so its cache entries can be purged from the shared Redis. */
 let teams: string[] = [];
 /** How the upstream answers (the tests steer it). */
@@ -42,6 +46,8 @@ beforeEach((context) => {
 });
 
 afterEach(async () => {
+  // A test that failed while the upstream held an answer back must not leave it hanging.
+  control.hold?.open();
   const open = gateways[0];
   if (open)
     await Promise.all(
@@ -55,7 +61,12 @@ afterEach(async () => {
   control = defaultControl();
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Coalescing waits longer than the test timeout: a request that sat out the wait (instead of
+ * going upstream once the leader failed or let go of its claim) fails its test by the timeout,
+ * and so does a claim left behind, which lasts this long.
+ */
+const PAST_TEST_TIMEOUT = { cache: { enabled: true, coalesce: { waitMs: 120_000 } } };
 
 async function startUpstream(): Promise<FakeUpstream> {
   const up = cacheTestUpstream(control);
@@ -67,14 +78,19 @@ function calls(): number {
   return upstream?.requests.filter((r) => r.url === '/v1/chat/completions').length ?? 0;
 }
 
+/** A gateway instance, and what it asked of its cache store (see CacheWatch). */
+type Instance = TestGateway & { cache: CacheWatch };
+
 /** One gateway instance: its own app and its own RedisStore on the shared Redis. */
 async function gateway(
   extra: Partial<ConfigInput> = {},
   deps: Omit<AppDeps, 'logDestination' | 'store'> = {},
-) {
+): Promise<Instance> {
   if (!redis) throw new Error('no Redis');
   upstream ??= await startUpstream();
   const url = redis.url;
+  const store = new RedisStore({ target: { url } });
+  const cache = watchCache(store.cache);
   const gw = await startGateway(
     {
       auth: {},
@@ -86,14 +102,15 @@ async function gateway(
       ...extra,
     },
     {},
-    { ...deps, store: new RedisStore({ target: { url } }) },
+    { ...deps, store },
   );
-  gateways.push(gw);
-  return gw;
+  const instance = Object.assign(gw, { cache });
+  gateways.push(instance);
+  return instance;
 }
 
 /** Closes one instance before the test ends (a restart). */
-async function stop(gw: TestGateway): Promise<void> {
+async function stop(gw: Instance): Promise<void> {
   gateways = gateways.filter((g) => g !== gw);
   await gw.close();
 }
@@ -134,8 +151,38 @@ async function entries(gw: TestGateway, teamId: string): Promise<number | undefi
 
 /** JSON answers are stored just after they are sent: waits until the team has `count` entries. */
 async function stored(gw: TestGateway, teamId: string, count: number): Promise<void> {
-  for (let i = 0; i < 1_500 && (await entries(gw, teamId)) !== count; i++) await sleep(10);
-  expect(await entries(gw, teamId)).toBe(count);
+  expect(
+    await pollUntil(
+      () => entries(gw, teamId),
+      (n) => n === count,
+    ),
+  ).toBe(count);
+}
+
+/** Reads a stream chunk by chunk, so a test can stop at a point of it and go on later. */
+function reading(stream: AsyncIterable<OpenAI.ChatCompletionChunk>) {
+  const chunks = stream[Symbol.asyncIterator]();
+  let text = '';
+  const next = async (): Promise<boolean> => {
+    const read = await chunks.next();
+    if (read.done) return false;
+    text += read.value.choices[0]?.delta.content ?? '';
+    return true;
+  };
+  return {
+    /** Reads until the text so far is `wanted`; waits as long as the stream has no more yet. */
+    async until(wanted: string): Promise<void> {
+      while (text !== wanted) {
+        if (!wanted.startsWith(text) || !(await next()))
+          throw new Error(`the stream went '${text}', not on to '${wanted}'`);
+      }
+    },
+    /** Reads to the end; the whole text. */
+    async rest(): Promise<string> {
+      while (await next());
+      return text;
+    },
+  };
 }
 
 describe('③ cache on Redis: answers outlive the instance that stored them', () => {
@@ -182,24 +229,24 @@ describe('③ cache on Redis: answers outlive the instance that stored them', ()
     expect(calls()).toBe(1);
   });
   it('an instance that shuts down just after a streamed answer leaves no claim behind', async () => {
-    // B gives up waiting on a leader after 2 s (a claim of A's would otherwise hold for 30 s).
-    const b = await gateway({ cache: { enabled: true, coalesce: { waitMs: 2_000 } } });
+    // A claim of A's left behind would hold past the test timeout, and B would wait on it as
+    // long (or follow A's finished record as a HIT): only a released claim lets B go upstream.
+    const b = await gateway(PAST_TEST_TIMEOUT);
     const { key, teamId } = await teamKey(b);
     // The shutdown races the end of the leader's work, so it is tried a few times.
     for (let round = 0; round < 4; round++) {
       const body = { ...ask, messages: [{ role: 'user', content: `Say hello, round ${round}` }] };
-      const a = await gateway();
+      const a = await gateway(PAST_TEST_TIMEOUT);
       expect((await streamed(clientFor(a, key), body)).cache).toBe('MISS');
       await stop(a); // a rolling restart: the answer is out, the instance goes away
       await stored(b, teamId, 1);
       expect((await admin(b, 'DELETE', `/cache?team_id=${teamId}`)).json.deleted).toBe(1);
-      // Nobody answers this request anywhere now: it must go upstream at once, not wait on a
-      // claim the stopped instance never released.
-      const started = Date.now();
+      // Nobody answers this request anywhere now: it must go upstream, not wait on a claim the
+      // stopped instance never released.
       const again = await streamed(clientFor(b, key), body);
-      expect(again.cache).toBe('MISS');
+      expect(again.cache, `round ${round}`).toBe('MISS');
       expect(again.text).toBe('Hello #0');
-      expect(Date.now() - started, `round ${round}`).toBeLessThan(1_000);
+      expect(b.cache.lostClaims.count, `round ${round}`).toBe(0);
       // Stored just after the stream ended: wait for it, so the next round starts empty.
       await stored(b, teamId, 1);
       await admin(b, 'DELETE', `/cache?team_id=${teamId}`);
@@ -214,14 +261,23 @@ describe('③ cache on Redis: coalescing across instances', () => {
     const { key } = await teamKey(a);
     const onA = clientFor(a, key);
     const onB = clientFor(b, key);
-    control.delayMs = 300;
+    const hold = new Gate();
+    control.hold = hold;
     const first = streamed(onA);
-    await sleep(50);
+    // The leader is upstream (so it holds the claim), and the upstream holds back its answer
+    // until every other request has joined it.
+    await control.received.reached(1);
     const fromB = [
       ...Array.from({ length: 4 }, () => chat(onB)),
       ...Array.from({ length: 4 }, () => streamed(onB)),
     ];
     const moreOnA = [chat(onA), chat(onA), streamed(onA)];
+    // Every request looked the answer up and found none; on B one lost the claim to A, the rest
+    // joined it; on A they joined the leader's flight.
+    await Promise.all([a.cache.misses.reached(1 + moreOnA.length), b.cache.misses.reached(fromB.length)]);
+    await b.cache.lostClaims.reached(1);
+    expect(calls()).toBe(1);
+    hold.open();
     const [leader, ...rest] = await Promise.all([first, ...fromB, ...moreOnA]);
     expect(leader?.cache).toBe('MISS');
     expect(leader?.text).toBe('Hello #0');
@@ -238,49 +294,51 @@ describe('③ cache on Redis: coalescing across instances', () => {
     const a = await gateway();
     const b = await gateway();
     const { key } = await teamKey(a);
-    control.chunkDelayMs = 150; // five chunks: the leader's stream lasts about 750 ms
-    const leaderStarted = Date.now();
-    const leader = streamed(clientFor(a, key)).then((result) => ({ ...result, endedAt: Date.now() }));
-    await sleep(250);
-    const { data: stream, response } = await clientFor(b, key)
-      .chat.completions.create({ ...ask, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming)
-      .withResponse();
-    expect(response.headers.get('x-tollgate-cache')).toBe('HIT');
-    const arrivals: number[] = [];
-    let text = '';
-    for await (const chunk of stream) {
-      arrivals.push(Date.now());
-      text += chunk.choices[0]?.delta.content ?? '';
-    }
-    const done = await leader;
-    expect(text).toBe('Hello #0');
-    expect(done.text).toBe('Hello #0');
-    // Live: the joiner had its first chunks well before the leader's stream was over, and its
-    // last one only about when the leader's ended.
-    expect(arrivals[0]).toBeLessThan(done.endedAt - 200);
-    expect(arrivals.at(-1)).toBeGreaterThan(leaderStarted + 600);
+    const hold = new Gate();
+    control.hold = hold; // the upstream sends the first chunks, then holds back the rest
+    const asked = { ...ask, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming;
+    const onA = await clientFor(a, key).chat.completions.create(asked).withResponse();
+    expect(onA.response.headers.get('x-tollgate-cache')).toBe('MISS');
+    const leader = reading(onA.data);
+    await leader.until(HELD_STREAM_TEXT);
+    const onB = await clientFor(b, key).chat.completions.create(asked).withResponse();
+    expect(onB.response.headers.get('x-tollgate-cache')).toBe('HIT');
+    const follower = reading(onB.data);
+    // The chunks so far, while the rest of the answer does not exist anywhere yet: B follows the
+    // leader's stream, it does not wait for its stored answer...
+    await follower.until(HELD_STREAM_TEXT);
+    expect(calls()).toBe(1);
+    hold.open();
+    // ...then the rest, as the upstream sends it.
+    expect(await follower.rest()).toBe('Hello #0');
+    expect(await leader.rest()).toBe('Hello #0');
     expect(calls()).toBe(1);
   });
 
   it("when the leader's upstream fails, waiters on the other instance go upstream themselves", async () => {
-    const a = await gateway();
-    const b = await gateway();
+    // Answered at all, the waiters did not sit out the coalescing wait: it outlasts the test.
+    const a = await gateway(PAST_TEST_TIMEOUT);
+    const b = await gateway(PAST_TEST_TIMEOUT);
     const { key, teamId } = await teamKey(a);
     const onA = clientFor(a, key);
     const onB = clientFor(b, key);
-    control.delayMs = 300;
+    const hold = new Gate();
+    control.hold = hold;
     control.failNext = true;
-    const started = Date.now();
     const first = chat(onA).catch((error: unknown) => error);
-    await sleep(50);
-    const fromB = await Promise.all([
+    await control.received.reached(1); // A leads; its failure is held back
+    const waiting = Promise.all([
       ...Array.from({ length: 3 }, () => chat(onB)),
       ...Array.from({ length: 3 }, () => streamed(onB)),
     ]);
+    // All six wait on A: none found an answer, one lost the claim to A, the rest joined that one.
+    await b.cache.misses.reached(6);
+    await b.cache.lostClaims.reached(1);
+    expect(calls()).toBe(1);
+    hold.open();
     expect(await first).toBeInstanceOf(OpenAI.InternalServerError);
+    const fromB = await waiting;
     for (const result of fromB) expect(result.text).toBe('Hello #0');
-    // No waiter sat out the coalescing timeout (30 s): they went upstream once the leader failed.
-    expect(Date.now() - started).toBeLessThan(5_000);
     // The waiters on B coalesce among themselves: one more upstream request, not six.
     expect(calls()).toBe(2);
     await stored(a, teamId, 1);
@@ -292,22 +350,29 @@ describe('③ cache on Redis: coalescing across instances', () => {
 
 describe('③ cache on Redis: a leader that goes away', () => {
   it("when the leader's client leaves before its answer, waiters on the other instance are still answered", async () => {
-    const a = await gateway();
-    const b = await gateway();
+    // Answered at all, the waiters did not sit out the coalescing wait: it outlasts the test.
+    const a = await gateway(PAST_TEST_TIMEOUT);
+    const b = await gateway(PAST_TEST_TIMEOUT);
     const { key } = await teamKey(a);
-    control.delayMs = 300;
+    const hold = new Gate();
+    control.hold = hold;
     const controller = new AbortController();
     const first = clientFor(a, key)
       .chat.completions.create(ask, { signal: controller.signal })
       .catch((error: unknown) => error);
-    await sleep(50);
-    const started = Date.now();
+    await control.received.reached(1); // A leads; its answer is held back
     const waiters = Promise.all([chat(clientFor(b, key)), streamed(clientFor(b, key))]);
-    await sleep(50);
+    // Both wait on A: neither found an answer, one lost the claim to A, the other joined it.
+    await b.cache.misses.reached(2);
+    await b.cache.lostClaims.reached(1);
     controller.abort();
     expect(await first).toBeInstanceOf(OpenAI.APIUserAbortError);
+    // Nobody on A waits for the answer, so A gives up its upstream call; only then does the
+    // upstream answer anyone (the waiters on B, who go upstream themselves).
+    await upstream?.waitForAbort();
+    hold.open();
     for (const result of await waiters) expect(result.text).toBe('Hello #0');
-    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(calls()).toBe(2);
   });
 });
 
@@ -347,10 +412,15 @@ describe('③ cache on Redis: scope, expiry, cut streams, admin', () => {
     const a = await gateway();
     const b = await gateway();
     const { key, teamId } = await teamKey(a);
+    const hold = new Gate();
+    control.hold = hold; // the stream cannot end before its client leaves
     const stream = await clientFor(a, key).chat.completions.create({ ...ask, stream: true });
     for await (const _chunk of stream) break;
     await upstream?.waitForAbort();
-    await sleep(50);
+    hold.open();
+    // The leader's fill is over once it let go of its claim: without storing anything.
+    await a.cache.released.reached(1);
+    expect(a.cache.releases).toEqual([false]);
     expect(await entries(a, teamId)).toBe(0);
     expect((await streamed(clientFor(b, key))).cache).toBe('MISS');
     expect((await streamed(clientFor(a, key))).cache).toBe('HIT');
