@@ -183,6 +183,19 @@ describe('local-server presets: discovery', () => {
       expectErrorResponse({ error: error.error });
       // Forwarded: the server was asked, and said no.
       expect(server.seen('/v1/chat/completions').map((request) => request.json?.model)).toEqual(['absent']);
+      // The same on Anthropic's API, translated to chat: named as the client sent it too.
+      const messages = await fetch(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({
+          model: 'local/absent',
+          max_tokens: 5,
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      });
+      expect(messages.status).toBe(404);
+      const body = (await messages.json()) as { error: { message: string } };
+      expect(body.error.message).toContain("The model 'local/absent' ('absent' on backend 'srv'");
     },
   );
 

@@ -111,6 +111,7 @@ class MessagesTranslatingBackend implements Backend {
       kind: 'json',
       endpoint: 'chat.completions',
       model: call.model,
+      publicModel: call.publicModel,
       signal: call.signal,
       requestId: call.requestId,
       body,
