@@ -16,6 +16,12 @@ const GARBAGE: Record<string, Record<string, unknown>> = {
   text: { prompt_tokens: '5', completion_tokens: 'lots', total_tokens: null },
   huge: { prompt_tokens: 1e15, completion_tokens: 1e300, total_tokens: 1e300 },
   fraction: { prompt_tokens: 2.5, completion_tokens: 1, total_tokens: 3.5 },
+  overcached: {
+    prompt_tokens: 100,
+    completion_tokens: 1,
+    total_tokens: 101,
+    prompt_tokens_details: { cached_tokens: 500 },
+  },
   detail: {
     prompt_tokens: 5,
     completion_tokens: 1,

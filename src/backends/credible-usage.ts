@@ -11,6 +11,13 @@ const MOST_TOKENS = 2_147_483_647;
  * `cost` in dollars).
  */
 export function isCredibleUsage(usage: object): boolean {
+  // More of the prompt read from cache than the prompt holds is no count either.
+  const { prompt_tokens: prompt, prompt_tokens_details: details } = usage as {
+    prompt_tokens?: unknown;
+    prompt_tokens_details?: { cached_tokens?: unknown } | null;
+  };
+  const cached = details?.cached_tokens;
+  if (typeof prompt === 'number' && typeof cached === 'number' && cached > prompt) return false;
   for (const [field, value] of Object.entries(usage)) {
     if (field.endsWith('_tokens')) {
       if (value !== null && !isCount(value)) return false;
