@@ -168,7 +168,7 @@ describe('local-server presets: discovery', () => {
     '%s: a model the server does not list is still forwarded; its 404 becomes model_not_found',
     async (kind) => {
       const server = await fake(kind, ['present']);
-      const { client } = await gatewayFor(kind, server);
+      const { client, gw: gateway } = await gatewayFor(kind, server);
       await client.models.list();
       const failure = await client.chat.completions
         .create({ model: 'local/absent', messages: [{ role: 'user', content: 'hi' }] })
@@ -184,7 +184,7 @@ describe('local-server presets: discovery', () => {
       // Forwarded: the server was asked, and said no.
       expect(server.seen('/v1/chat/completions').map((request) => request.json?.model)).toEqual(['absent']);
       // The same on Anthropic's API, translated to chat: named as the client sent it too.
-      const messages = await fetch(`${gw.url}/v1/messages`, {
+      const messages = await fetch(`${gateway.url}/v1/messages`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
         body: JSON.stringify({
