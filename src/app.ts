@@ -22,7 +22,7 @@ import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { requestLineWriter } from './http/request-log.js';
-import { StreamShutdown } from './http/stream-shutdown.js';
+import { refuseForShutdown, StreamShutdown } from './http/stream-shutdown.js';
 import { authHook, KeyAuthenticator } from './pipeline/auth.js';
 import { CacheStage } from './pipeline/cache.js';
 import { CacheAnswers } from './pipeline/cache-answers.js';
@@ -145,10 +145,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const router = new ModelRouter(config, backends);
   const deployments = new DeploymentReport(config.models, store.health, router, clock, backends);
   const readiness = new ReadinessProbe(store, backends, config.readiness, deployments);
+  const stopping = deps.streamShutdown ?? new StreamShutdown();
   const relayOptions = {
     keepAliveMs: config.server.keepAliveIntervalMs,
     bodyLimit: config.server.bodyLimit,
-    shutdown: deps.streamShutdown ?? new StreamShutdown(),
+    shutdown: stopping,
   };
   const cacheAnswers = new CacheAnswers({
     cache,
@@ -190,11 +191,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.decorateRequest('gateway', undefined as never);
   app.addHook('onRequest', (request, reply, done) => {
-    request.gateway = createGatewayContext(request, reply, openRequests, (ended, endedReply) => {
-      logRequest(ended, endedReply);
-      metrics.observe(ended, endedReply);
-      usageRecorder.record(ended, endedReply); // ⑦
-    });
+    request.gateway = createGatewayContext(
+      request,
+      reply,
+      openRequests,
+      (ended, endedReply) => {
+        logRequest(ended, endedReply);
+        metrics.observe(ended, endedReply);
+        usageRecorder.record(ended, endedReply); // ⑦
+      },
+      {
+        stopping,
+        refuse: () => refuseForShutdown(request, reply.raw, config.server.bodyLimit),
+      },
+    );
     const headers = request.headers;
     if (
       headers['content-type'] === undefined &&

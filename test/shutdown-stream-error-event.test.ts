@@ -10,6 +10,7 @@ import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream } from './support/fake-upstream.js';
 import { startGateway } from './support/gateway.js';
 import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
+import { pollUntil } from './support/poll.js';
 import { redisForTests } from './support/redis.js';
 
 /**
@@ -354,5 +355,47 @@ describe('a stream whose first event comes after the grace period ended', () => 
     });
     // The upstream request is let go, not left open for the store and backends to wait on.
     await upstream.waitForAbort();
+  });
+});
+
+describe('requests with no answer yet when the grace period ends', () => {
+  it("are answered with a 503 in their API's shape, not cut, and the process exits", async () => {
+    // Answers nothing, not even headers, until the gateway lets the request go.
+    const silent = new FakeUpstream().on('POST', '/v1/chat/completions', () => {});
+    await silent.start();
+    cleanups.push(() => silent.stop());
+    const gateway = await start({
+      TOLLGATE_CONFIG: configFile(silent, ['server: { shutdownGraceMs: 300 }']),
+    });
+    const key = await new AdminHttp(gateway.url).teamKey();
+    const ask = (surface: Surface, stream: boolean) => {
+      const request = REQUESTS[surface];
+      return fetch(`${gateway.url}${request.path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...request.headers },
+        body: JSON.stringify({ ...(request.body as object), stream }),
+      });
+    };
+    const answers = [ask('chat', false), ask('chat', true), ask('messages', true)];
+    // Every one is waiting at the upstream.
+    await pollUntil(
+      async () => silent.requests.length,
+      (count) => count === 3,
+    );
+    const exit = exited(gateway);
+    gateway.child.kill('SIGTERM');
+    const [json, stream, messages] = await Promise.all(answers);
+    for (const response of [json, stream]) {
+      expect(response?.status).toBe(503);
+      const body = (await response?.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('service_unavailable');
+      expect(body.error.message).toMatch(SHUTTING_DOWN);
+    }
+    expect(messages?.status).toBe(503);
+    expect(messages?.headers.get('request-id')).toBeTruthy();
+    const anthropic = (await messages?.json()) as { type: string; error: { message: string } };
+    expect(anthropic.type).toBe('error');
+    expect(anthropic.error.message).toMatch(SHUTTING_DOWN);
+    expect(await exit).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import type { AttemptRecord } from '../pipeline/attempts.js';
 import type { Principal } from '../pipeline/auth.js';
 import type { TokenUsage } from '../pipeline/usage.js';
 import type { PendingWork } from './pending-work.js';
+import type { StreamShutdown } from './stream-shutdown.js';
 
 /**
  * One request as the request log, the usage record and the metrics see it when it closes. ①
@@ -56,9 +57,12 @@ export function createGatewayContext(
    */
   pending: PendingWork,
   onClose: (request: FastifyRequest, reply: FastifyReply) => void,
+  /** Told of the request until its response closes, to refuse it if shutdown comes first. */
+  shutdown?: { stopping: StreamShutdown; refuse: () => void },
 ): GatewayContext {
   const abort = new AbortController();
   const raw = reply.raw;
+  shutdown?.stopping.admit(raw, shutdown.refuse);
   let recorded!: () => void;
   pending.track(
     new Promise<void>((resolve) => {
@@ -75,6 +79,7 @@ export function createGatewayContext(
   // The response's close (not the request's) is what tells a finished exchange from a client
   // that hung up: after Node 16 a request emits close as soon as its body has been read.
   raw.once('close', () => {
+    shutdown?.stopping.close(raw);
     if (!raw.writableFinished) abort.abort();
     // A client that hung up mid-stream closes the response before the pipeline has counted and
     // settled what it got: the record waits for that.

@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import type { FastifyRequest } from 'fastify';
 import { ServiceUnavailableError } from '../errors.js';
+import { errorSurfaceOf, surfaceErrorPayload } from './error-surface.js';
 
 /**
  * The end of shutdown's grace period, as the streams still being relayed see it: each ends with
@@ -13,6 +15,8 @@ export class StreamShutdown {
   private readonly controller = new AbortController();
   /** Responses of streams being relayed, until each closes. */
   private readonly relaying = new Set<ServerResponse>();
+  /** Every request under way, until its response closes, with how to refuse it if none went out. */
+  private readonly open = new Map<ServerResponse, () => void>();
 
   constructor() {
     // Every stream being relayed listens on this one signal (and stops listening when it ends):
@@ -30,6 +34,19 @@ export class StreamShutdown {
     return this.relaying.size;
   }
 
+  /**
+   * A request under way (every one, from its start): if nothing of its answer has gone out when
+   * the grace period ends (it still waits for an upstream's answer or first event), `refuse`
+   * answers it instead of the connection being cut under it. `close` once its response closed.
+   */
+  admit(response: ServerResponse, refuse: () => void): void {
+    this.open.set(response, refuse);
+  }
+
+  close(response: ServerResponse): void {
+    this.open.delete(response);
+  }
+
   /** A stream relayed on `response`: `stop` waits for it until the response has closed. */
   track(response: ServerResponse): void {
     this.relaying.add(response);
@@ -43,6 +60,11 @@ export class StreamShutdown {
    */
   async stop(limitMs: number): Promise<void> {
     const ending = [...this.relaying].map(writtenOut);
+    for (const [response, refuse] of this.open) {
+      if (response.headersSent || response.destroyed || this.relaying.has(response)) continue;
+      refuse();
+      ending.push(writtenOut(response));
+    }
     this.controller.abort(shuttingDownError());
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -74,4 +96,29 @@ function writtenOut(response: ServerResponse): Promise<void> {
     response.once('finish', done);
     response.once('close', done);
   });
+}
+
+/**
+ * A request still without an answer when shutdown's grace period ends: a 503 in its API's shape
+ * (send it again, to another instance or later), then its work is stopped as if its client had
+ * left (its upstream call ends, its reservation is released).
+ */
+export function refuseForShutdown(
+  request: FastifyRequest,
+  response: ServerResponse,
+  bodyLimit: number,
+): void {
+  const surface = errorSurfaceOf(request.url, request.headers);
+  const payload = surfaceErrorPayload(surface, shuttingDownError(), bodyLimit, { requestId: request.id });
+  const body = Buffer.isBuffer(payload.body) ? payload.body : Buffer.from(JSON.stringify(payload.body));
+  response.writeHead(503, {
+    ...payload.headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': body.length,
+    'x-request-id': request.id,
+    ...(surface === 'anthropic' ? { 'request-id': request.id } : {}),
+    connection: 'close',
+  });
+  response.end(body);
+  request.gateway?.abort.abort();
 }

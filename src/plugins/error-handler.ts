@@ -53,6 +53,11 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
   });
 
   app.setErrorHandler((error, request, reply) => {
+    // Answered already (refused at shutdown's end, then its work stopped): nothing more to send.
+    if (reply.raw.headersSent) {
+      reply.hijack();
+      return;
+    }
     const payload = surfaceErrorPayload(errorSurfaceOf(request.url, request.headers), error, bodyLimit, {
       contentType: request.headers['content-type'],
       requestId: request.id,
