@@ -236,22 +236,29 @@ describe('through the gateway', () => {
     }
   });
 
-  it('a streamed usage chunk that is not counts never reaches the client: the gateway’s own count does, once', async () => {
+  /** The usage objects a streamed chat completion (usage chunk asked for) gave its client. */
+  async function streamedUsages(model: string, content: string): Promise<Array<{ prompt_tokens: number }>> {
     const response = await fetch(`${gw.baseURL}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
       body: JSON.stringify({
-        model: 'gpt',
+        model,
         stream: true,
         stream_options: { include_usage: true },
-        messages: [{ role: 'user', content: 'huge' }],
+        messages: [{ role: 'user', content }],
       }),
     });
-    const usages = (await response.text())
+    return (await response.text())
       .split('\n\n')
       .filter((event) => event.startsWith('data: {'))
-      .map((event) => (JSON.parse(event.slice(6)) as { usage?: { prompt_tokens: number } | null }).usage)
-      .filter((usage) => usage);
+      .flatMap((event) => {
+        const usage = (JSON.parse(event.slice(6)) as { usage?: { prompt_tokens: number } | null }).usage;
+        return usage ? [usage] : [];
+      });
+  }
+
+  it('a streamed usage chunk that is not counts never reaches the client: the gateway’s own count does, once', async () => {
+    const usages = await streamedUsages('gpt', 'huge');
     expect(usages).toHaveLength(1);
     expect(usages[0]?.prompt_tokens).toBeGreaterThan(0);
     expect(usages[0]?.prompt_tokens).toBeLessThan(1_000);
@@ -273,21 +280,7 @@ describe('through the gateway', () => {
     });
     expect(passThrough.status).toBe(200);
     await passThrough.text();
-    const translated = await fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: JSON.stringify({
-        model: 'claude',
-        stream: true,
-        stream_options: { include_usage: true },
-        messages: [{ role: 'user', content: 'hi there' }],
-      }),
-    });
-    const usages = (await translated.text())
-      .split('\n\n')
-      .filter((event) => event.startsWith('data: {'))
-      .map((event) => (JSON.parse(event.slice(6)) as { usage?: { prompt_tokens: number } | null }).usage)
-      .filter((usage) => usage);
+    const usages = await streamedUsages('claude', 'hi there');
     expect(usages).toHaveLength(1);
     expect(usages[0]?.prompt_tokens).toBeGreaterThan(0);
     const log = await pollUntil(
