@@ -5,9 +5,9 @@
  * Messages twin of stream-assembler.ts, with the same public API.
  */
 import { type AnthropicUsage, mergeUsage } from '../backends/anthropic/anthropic-usage.js';
-import { isObject, type Json } from '../backends/messages-translation/json-values.js';
 import { splitEvents } from '../backends/sse-splitter.js';
 import { parseKeepingNumbers } from '../json-numbers.js';
+import { isObject, type Json } from '../json-values.js';
 import { eventData } from '../pipeline/usage.js';
 
 /** Anthropic names its error events; the payload says `"type":"error"` as well. */

@@ -3,8 +3,9 @@
  * with `stream: true`, in the event order the Anthropic SDK's MessageStream accumulates. The
  * Messages twin of stream-replay.ts; the output depends only on the answer.
  */
-import { countOf, isObject, type Json, listOf } from '../backends/messages-translation/json-values.js';
+
 import { encodeEvent } from '../backends/sse-encoder.js';
+import { countOf, isObject, type Json, listOf } from '../json-values.js';
 import { splitText } from './stream-replay.js';
 
 /** Tool input is JSON nobody reads incrementally: bigger pieces (as for chat tool arguments). */

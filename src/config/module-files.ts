@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMapping } from '../is-mapping.js';
+import { isObject } from '../json-values.js';
 
 /**
  * The file a `type: module` backend names by path (relative to the config's folder, absolute,
@@ -25,10 +25,10 @@ function moduleFile(module: string, configDir: string): string | undefined {
  * that fails, so without this a second missing file would only show after fixing the first.
  */
 export function moduleFileProblems(raw: Record<string, unknown>, configDir: string): string[] {
-  const backends = isMapping(raw.backends) ? Object.entries(raw.backends) : [];
+  const backends = isObject(raw.backends) ? Object.entries(raw.backends) : [];
   const problems: string[] = [];
   for (const [name, backend] of backends) {
-    if (!isMapping(backend) || backend.type !== 'module' || typeof backend.module !== 'string') continue;
+    if (!isObject(backend) || backend.type !== 'module' || typeof backend.module !== 'string') continue;
     const file = moduleFile(backend.module, configDir);
     if (file !== undefined && !existsSync(file))
       problems.push(`backends.${name}.module: module '${backend.module}' not found (looked for ${file})`);

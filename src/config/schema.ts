@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { REQUEST_LINE_CHOICES } from '../http/request-log.js';
-import { isMapping } from '../is-mapping.js';
+import { isObject } from '../json-values.js';
 import { isKnownTimeZone } from '../quota/budget-day.js';
 import { anthropicBackendSchema } from './anthropic-schema.js';
 import { parseByteSize } from './byte-size.js';
@@ -455,7 +455,7 @@ export const configSchema = z
 export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
   const problems: string[] = [];
   // An invalid value is the schema's to report; this is only about where state lives.
-  const workers = workersSchema.safeParse(isMapping(raw.server) ? raw.server.workers : undefined);
+  const workers = workersSchema.safeParse(isObject(raw.server) ? raw.server.workers : undefined);
   if (raw.redis === undefined && workers.success) {
     const count = workerCount(workers.data);
     if (count > 1)
@@ -463,16 +463,16 @@ export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
         `server.workers: ${workers.data === 'auto' ? `'auto' is ${count} on this machine, and ` : ''}${count} workers need Redis (redis, or REDIS_URL) to share teams, keys, limits and the cache; the embedded store lives in one process. Configure redis, or set workers: 1`,
       );
   }
-  const backends = isMapping(raw.backends) ? Object.keys(raw.backends) : [];
-  const models = isMapping(raw.models) ? Object.entries(raw.models) : [];
+  const backends = isObject(raw.backends) ? Object.keys(raw.backends) : [];
+  const models = isObject(raw.models) ? Object.entries(raw.models) : [];
   const unknownBackend = (path: string, backend: unknown) => {
     if (typeof backend === 'string' && !backends.includes(backend))
       problems.push(`${path}: unknown backend '${backend}' (declared: ${backends.join(', ') || 'none'})`);
   };
-  for (const [name, entry] of isMapping(raw.backends) ? Object.entries(raw.backends) : []) {
+  for (const [name, entry] of isObject(raw.backends) ? Object.entries(raw.backends) : []) {
     // `${KEY:-}` leaves apiKey empty, which means none.
     if (
-      isMapping(entry) &&
+      isObject(entry) &&
       entry.apiKeys !== undefined &&
       typeof entry.apiKey === 'string' &&
       entry.apiKey !== ''
@@ -481,7 +481,7 @@ export function crossReferenceProblems(raw: Record<string, unknown>): string[] {
   }
   const exact = new Set(models.map(([name]) => name).filter((name) => !name.includes('*')));
   for (const [name, entry] of models) {
-    const model = isMapping(entry) ? entry : {};
+    const model = isObject(entry) ? entry : {};
     const wildcard = name.includes('*');
     unknownBackend(`models.${name}.backend`, model.backend);
     if (wildcard && name !== '*' && !/^[^*]+\/\*$/.test(name)) {
@@ -530,7 +530,7 @@ function deploymentProblems(
   const problems: string[] = [];
   const seen = new Set<string>();
   deployments.forEach((entry, i) => {
-    const deployment = isMapping(entry) ? entry : {};
+    const deployment = isObject(entry) ? entry : {};
     unknownBackend(`models.${model}.deployments.${i}.backend`, deployment.backend);
     const name = deployment.name ?? deployment.backend;
     if (typeof name !== 'string') return;
@@ -550,7 +550,7 @@ const FALLBACK_LISTS = ['fallbacks', 'contextFallbacks', 'contentPolicyFallbacks
 function fallbackCycles(models: Array<[string, unknown]>, list: (typeof FALLBACK_LISTS)[number]): string[] {
   const edges = new Map<string, string[]>();
   for (const [name, entry] of models) {
-    const fallbacks = isMapping(entry) && Array.isArray(entry[list]) ? entry[list] : [];
+    const fallbacks = isObject(entry) && Array.isArray(entry[list]) ? entry[list] : [];
     edges.set(
       name,
       fallbacks.filter((fallback): fallback is string => typeof fallback === 'string'),

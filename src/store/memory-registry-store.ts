@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { isMapping } from '../is-mapping.js';
+import { isObject } from '../json-values.js';
 import type { AuditEvent, KeyRecord, Page, PageQuery, TeamRecord } from '../registry/records.js';
 import { type AtomicWriteHooks, writeFileAtomic } from './atomic-file.js';
 import { DataDirError, fileProblem } from './data-dir-error.js';
@@ -32,7 +32,7 @@ function page<T extends { id: string }>(sorted: T[], query: PageQuery): Page<T> 
   return { items, hasMore: start + query.limit < sorted.length };
 }
 
-const hasId = (record: unknown) => isMapping(record) && typeof record.id === 'string';
+const hasId = (record: unknown) => isObject(record) && typeof record.id === 'string';
 
 /**
  * The state file's content, or undefined when it is not what persist() writes: checked as far
@@ -46,7 +46,7 @@ function parseState(text: string): PersistedState | undefined {
   } catch {
     return undefined;
   }
-  if (!isMapping(state)) return undefined;
+  if (!isObject(state)) return undefined;
   const { teams, keys, audit, settings, lastUsed } = state;
   const valid =
     Array.isArray(teams) &&
@@ -60,8 +60,8 @@ function parseState(text: string): PersistedState | undefined {
     ) &&
     Array.isArray(audit) &&
     audit.every(hasId) &&
-    isMapping(settings) &&
-    (lastUsed === undefined || isMapping(lastUsed));
+    isObject(settings) &&
+    (lastUsed === undefined || isObject(lastUsed));
   return valid ? (state as unknown as PersistedState) : undefined;
 }
 

@@ -1,7 +1,7 @@
+import { type Json, listOf, objectOf } from '../../json-values.js';
 import type { BackendResponse } from '../backend.js';
 import { chatStreamEvents } from './chat-sse-events.js';
 import type { ChatStreamTranslator } from './chat-stream-to-events.js';
-import { type Json, listOf, objectOf } from './json-values.js';
 
 /** A chat stream's bytes as Anthropic's events, translated chunk by chunk as they arrive. */
 export async function* eventsOfChatStream(

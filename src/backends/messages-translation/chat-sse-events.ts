@@ -1,5 +1,5 @@
+import { isObject, type Json } from '../../json-values.js';
 import { SseDataReader } from '../sse-data-reader.js';
-import { isObject, type Json } from './json-values.js';
 
 /** One event of a chat completions stream: a chunk, or the `[DONE]` sentinel. */
 export type ChatStreamEvent = { kind: 'chunk'; chunk: Json } | { kind: 'done' };

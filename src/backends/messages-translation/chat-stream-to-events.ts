@@ -1,9 +1,9 @@
 import { UpstreamError } from '../../errors.js';
+import { type Json, listOf, objectOf, stringOf } from '../../json-values.js';
 import { GeneratedTextCount } from '../../usage/generated-text-count.js';
 import { encodeEvent } from '../sse-encoder.js';
 import { type AnswerContext, reasoningOf, textOfChatContent } from './chat-to-message.js';
 import { inBandErrorType } from './in-band-error-type.js';
-import { type Json, listOf, objectOf, stringOf } from './json-values.js';
 import { messageIdOf, toolUseIdOf } from './message-ids.js';
 import { countedUsage, messagesUsageOf } from './messages-usage.js';
 import { stopOf } from './stop-reason.js';

@@ -1,5 +1,5 @@
+import { type Json, listOf, objectOf, stringOf } from '../../json-values.js';
 import { countTextTokens } from '../../usage/token-counter.js';
-import { type Json, listOf, objectOf, stringOf } from './json-values.js';
 import { messageIdOf, toolUseIdOf } from './message-ids.js';
 import { countedUsage, messagesUsageOf } from './messages-usage.js';
 import { stopOf } from './stop-reason.js';

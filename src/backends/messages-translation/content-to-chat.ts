@@ -1,6 +1,6 @@
 import { InvalidRequestError } from '../../errors.js';
+import { isObject, type Json, listOf, objectOf, stringOf } from '../../json-values.js';
 import type { ContentBlock, InputMessage } from '../../schemas/anthropic/messages.js';
-import { isObject, type Json, listOf, objectOf, stringOf } from './json-values.js';
 
 /**
  * A Messages conversation as chat messages. What cannot be said to a chat model is dropped on

@@ -1,6 +1,6 @@
+import { type Json, stringOf } from '../../json-values.js';
 import type { AnthropicErrorType } from '../../schemas/anthropic/error-types.js';
 import { anthropicTypeForStatus } from '../../schemas/anthropic/error-types.js';
-import { type Json, stringOf } from './json-values.js';
 
 /**
  * Anthropic's type for an error a chat stream carried in band (`data: {"error":{...}}`). Only

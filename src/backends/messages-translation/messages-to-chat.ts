@@ -1,6 +1,6 @@
+import { isObject, type Json } from '../../json-values.js';
 import type { MessagesRequest } from '../../schemas/anthropic/messages.js';
 import { type ChatMessage, messagesToChat, systemToChat } from './content-to-chat.js';
-import { isObject, type Json } from './json-values.js';
 import { toolsToChat } from './tools-to-chat.js';
 
 /** Which chat field carries the output cap; see `MessagesTranslationOptions`. */

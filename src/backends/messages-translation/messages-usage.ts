@@ -1,4 +1,4 @@
-import { countOf, objectOf } from './json-values.js';
+import { countOf, objectOf } from '../../json-values.js';
 
 /**
  * Usage in Anthropic's terms. Anthropic counts cached prompt tokens apart from `input_tokens`

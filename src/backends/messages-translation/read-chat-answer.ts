@@ -1,6 +1,6 @@
 import { UpstreamError } from '../../errors.js';
+import { isObject, type Json } from '../../json-values.js';
 import type { BackendResponse } from '../backend.js';
-import { isObject, type Json } from './json-values.js';
 
 /** A chat answer is read whole before it is translated; past this the upstream is misbehaving. */
 const MAX_CHAT_ANSWER_BYTES = 64 * 1024 * 1024;

@@ -1,4 +1,4 @@
-import { stringOf } from './json-values.js';
+import { stringOf } from '../../json-values.js';
 
 /**
  * Anthropic's stop_reason for a chat choice's finish_reason: stop -> end_turn (stop_sequence when

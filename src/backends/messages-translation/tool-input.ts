@@ -1,5 +1,5 @@
 import { parseKeepingNumbers } from '../../json-numbers.js';
-import { isObject } from './json-values.js';
+import { isObject } from '../../json-values.js';
 
 /**
  * A chat tool call's `arguments` (a JSON string, as the model wrote it) as a tool_use `input`,

@@ -1,6 +1,6 @@
 import { InvalidRequestError } from '../../errors.js';
+import { isObject, type Json, stringOf } from '../../json-values.js';
 import type { MessagesRequest } from '../../schemas/anthropic/messages.js';
-import { isObject, type Json, stringOf } from './json-values.js';
 
 /**
  * Tools and tool_choice in chat's words. A client tool (no `type`, or `custom`) is a function

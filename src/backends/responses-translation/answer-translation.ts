@@ -1,4 +1,5 @@
 import { UpstreamError } from '../../errors.js';
+import { isObject, type Json } from '../../json-values.js';
 import {
   functionCallItem,
   incompleteReasonOf,
@@ -11,11 +12,6 @@ import {
   responseObject,
 } from './response-object.js';
 import type { UsageCount } from './usage-count.js';
-
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** The assistant message of a chat answer's first choice as Responses output items. */
 function outputItems(message: Json): Json[] {

@@ -1,3 +1,4 @@
+import { isObject, type Json } from '../../json-values.js';
 import type { ChatParamPaths } from './chat-param-paths.js';
 import {
   functionCallItem,
@@ -27,8 +28,6 @@ import type { UsageCount } from './usage-count.js';
  * `index`); a text message is closed when a tool call starts after it, tool calls stay open (their
  * arguments may interleave) until the stream ends.
  */
-
-type Json = Record<string, unknown>;
 
 export interface ResponsesEvent {
   type: string;
@@ -74,9 +73,6 @@ interface ReasoningItem {
 }
 
 type Item = MessageItem | CallItem | ReasoningItem;
-
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 function contentPart(part: Part): Json {
   return part.type === 'refusal' ? { type: 'refusal', refusal: part.text } : outputText(part.text);

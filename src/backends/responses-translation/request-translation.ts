@@ -1,4 +1,5 @@
 import { InvalidRequestError } from '../../errors.js';
+import { isObject, type Json } from '../../json-values.js';
 import { ChatParamPaths, type MessageOrigin } from './chat-param-paths.js';
 import { REDACTED_PREFIX } from './response-object.js';
 
@@ -9,10 +10,6 @@ import { REDACTED_PREFIX } from './response-object.js';
  * OpenAI's hosted tools must learn that this backend cannot give it.
  */
 
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 const present = (value: unknown): boolean => value !== undefined && value !== null;
 
 /** Fields whose value is the same in both APIs and which chat completions has under the same name. */

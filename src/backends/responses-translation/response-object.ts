@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { isObject, type Json } from '../../json-values.js';
 
 /**
  * The Response object (`object: "response"`) built around a translated chat answer: the
  * request's own settings echoed as OpenAI echoes them, the output items, the usage. Shared by
  * the JSON answer and by every stream event that carries the whole response.
  */
-
-type Json = Record<string, unknown>;
 
 export type ResponseStatus = 'in_progress' | 'completed' | 'incomplete' | 'failed';
 
@@ -28,8 +27,6 @@ export interface ResponseState {
   usage: Json | undefined;
 }
 
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 /** An id like OpenAI's: a prefix and random hex (`resp_`, `msg_`, `fc_`, `call_`). */

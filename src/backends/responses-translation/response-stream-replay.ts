@@ -1,3 +1,4 @@
+import { isObject, type Json } from '../../json-values.js';
 import { encodeEvent } from '../sse-encoder.js';
 
 /**
@@ -10,10 +11,6 @@ import { encodeEvent } from '../sse-encoder.js';
  * came. Item types without deltas of their own (hosted tools' calls) are added, then done.
  */
 
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 const text = (value: unknown): string => (typeof value === 'string' ? value : '');
 const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 

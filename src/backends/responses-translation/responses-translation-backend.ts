@@ -1,4 +1,5 @@
 import { UpstreamError } from '../../errors.js';
+import type { Json } from '../../json-values.js';
 import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
 import { responseOfChatCompletion } from './answer-translation.js';
 import { translateRequest } from './request-translation.js';
@@ -10,8 +11,6 @@ import { UsageCount } from './usage-count.js';
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 /** Inner headers that describe the inner body, which the translated answer replaces. */
 const BODY_HEADERS = new Set(['content-length', 'content-type', 'content-encoding', 'transfer-encoding']);
-
-type Json = Record<string, unknown>;
 
 async function collect(body: BackendResponse['body']): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -1,15 +1,11 @@
 import { GatewayError, UpstreamError } from '../../errors.js';
+import { isObject, type Json } from '../../json-values.js';
 import type { BackendResponse } from '../backend.js';
 import { SseDataReader } from '../sse-data-reader.js';
 import { encodeEvent } from '../sse-encoder.js';
 import type { ChatParamPaths } from './chat-param-paths.js';
 import { ChatStreamTranslator, type ResponsesEvent } from './chat-stream-translator.js';
 import type { UsageCount } from './usage-count.js';
-
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 function encode(events: ResponsesEvent[]): Buffer | undefined {
   if (events.length === 0) return undefined;

@@ -1,10 +1,6 @@
 import { GatewayError, UpstreamClientError } from '../../errors.js';
+import { isObject, type Json } from '../../json-values.js';
 import type { ChatParamPaths } from './chat-param-paths.js';
-
-type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** An OpenAI error object (a chat body's `error`, an in-band error chunk's) renamed. */
 export function responsesErrorObject(error: Json, paths: ChatParamPaths): Json {

@@ -1,8 +1,7 @@
+import type { Json } from '../../json-values.js';
 import { GeneratedTextCount } from '../../usage/generated-text-count.js';
 import { estimatePromptTokens } from '../../usage/token-estimate.js';
 import { responseUsage } from './response-object.js';
-
-type Json = Record<string, unknown>;
 
 /**
  * Usage for an answer whose backend reported none (a module, a local server that ignores
