@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { anthropicErrorEvent, anthropicErrorPayload } from './anthropic-error.js';
 import { type ErrorPayload, errorEvent, errorPayload, responsesErrorEvent } from './openai-error.js';
 
@@ -49,4 +49,31 @@ export function surfaceErrorEvent(
 ): string {
   if (surface === 'anthropic') return anthropicErrorEvent(error, bodyLimit, requestId);
   return surface === 'responses' ? responsesErrorEvent(error, bodyLimit) : errorEvent(error, bodyLimit);
+}
+
+/**
+ * `error` as a whole answer written on `response` outside fastify's reply (node:http's own events,
+ * shutdown's end), in the shape of the API the request speaks and with its request id, closing
+ * the connection after it.
+ */
+export function endWithSurfaceError(
+  response: ServerResponse,
+  request: { url?: string | undefined; headers: IncomingHttpHeaders },
+  error: unknown,
+  bodyLimit: number,
+  requestId: string,
+): void {
+  const surface = errorSurfaceOf(request.url ?? '', request.headers);
+  const payload = surfaceErrorPayload(surface, error, bodyLimit, { requestId });
+  const body = Buffer.isBuffer(payload.body) ? payload.body : Buffer.from(JSON.stringify(payload.body));
+  response.writeHead(payload.status, {
+    ...payload.headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': body.length,
+    'x-request-id': requestId,
+    // Anthropic's SDKs read the request id from their own header name.
+    ...(surface === 'anthropic' ? { 'request-id': requestId } : {}),
+    connection: 'close',
+  });
+  response.end(body);
 }

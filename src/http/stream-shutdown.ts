@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import { ServiceUnavailableError } from '../errors.js';
-import { errorSurfaceOf, surfaceErrorPayload } from './error-surface.js';
+import { endWithSurfaceError } from './error-surface.js';
 
 /**
  * The end of shutdown's grace period, as the streams still being relayed see it: each ends with
@@ -108,17 +108,6 @@ export function refuseForShutdown(
   response: ServerResponse,
   bodyLimit: number,
 ): void {
-  const surface = errorSurfaceOf(request.url, request.headers);
-  const payload = surfaceErrorPayload(surface, shuttingDownError(), bodyLimit, { requestId: request.id });
-  const body = Buffer.isBuffer(payload.body) ? payload.body : Buffer.from(JSON.stringify(payload.body));
-  response.writeHead(503, {
-    ...payload.headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': body.length,
-    'x-request-id': request.id,
-    ...(surface === 'anthropic' ? { 'request-id': request.id } : {}),
-    connection: 'close',
-  });
-  response.end(body);
+  endWithSurfaceError(response, request, shuttingDownError(), bodyLimit, request.id);
   request.gateway?.abort.abort();
 }

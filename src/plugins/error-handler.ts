@@ -10,7 +10,7 @@ import {
   MethodNotAllowedError,
   RouteNotFoundError,
 } from '../errors.js';
-import { errorSurfaceOf, surfaceErrorPayload } from '../http/error-surface.js';
+import { endWithSurfaceError, errorSurfaceOf, surfaceErrorPayload } from '../http/error-surface.js';
 import { lingerAfterAnswer, lingerUntilClosed } from '../http/lingering-close.js';
 import { isFastifyError } from '../http/openai-error.js';
 import { RouteTable } from '../http/route-table.js';
@@ -110,20 +110,8 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
       null,
       `The gateway cannot meet 'Expect: ${String(request.headers.expect)}'; only '100-continue' is supported.`,
     );
-    const requestId = newRequestId();
     // In the shape of the API the request speaks (Anthropic's on /v1/messages), as any refusal.
-    const surface = errorSurfaceOf(request.url ?? '', request.headers);
-    const payload = surfaceErrorPayload(surface, error, bodyLimit, { requestId });
-    const body = Buffer.isBuffer(payload.body) ? payload.body : Buffer.from(JSON.stringify(payload.body));
-    response.writeHead(417, {
-      ...payload.headers,
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': body.length,
-      'x-request-id': requestId,
-      ...(surface === 'anthropic' ? { 'request-id': requestId } : {}),
-      connection: 'close',
-    });
-    response.end(body);
+    endWithSurfaceError(response, request, error, bodyLimit, newRequestId());
   });
 
   // node:http hands a CONNECT (a client taking the gateway for a proxy) to this event and
