@@ -66,6 +66,15 @@ export class GatewayError extends Error {
   toBody(): OpenAIErrorBody {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
   }
+
+  /**
+   * A copy of this error, of the same class (which routing and dispatch read: a busy backend's
+   * 429 is retried elsewhere), with some of what it says changed; this one stays as it was.
+   */
+  with(changes: { message?: string; param?: string | null; headers?: Record<string, string> }): this {
+    const copy = Object.create(Object.getPrototypeOf(this) as object) as this;
+    return Object.assign(copy, this, { message: this.message }, changes);
+  }
 }
 
 export class InvalidRequestError extends GatewayError {

@@ -50,10 +50,7 @@ function asGatewayError(error: unknown, context: ContainContext): GatewayError |
   if (error instanceof GatewayError) {
     // Ours already: only its headers are the module's to check (the gateway's own stay its own),
     // on a copy: a module may throw one shared instance again and again.
-    return Object.assign(Object.create(Object.getPrototypeOf(error)) as GatewayError, error, {
-      message: error.message,
-      headers,
-    });
+    return error.with({ headers });
   }
   const { status, type, code, param } = fields;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599)

@@ -38,9 +38,5 @@ export function responsesErrorOf(error: unknown, paths: ChatParamPaths): unknown
   const param = paths.param(error.param);
   const message = paths.text(error.message);
   if (param === error.param && message === error.message) return error;
-  // Of the same class, which routing and dispatch read (a busy backend's 429 is retried elsewhere).
-  return Object.assign(Object.create(Object.getPrototypeOf(error)) as GatewayError, error, {
-    message,
-    param,
-  });
+  return error.with({ message, param });
 }
