@@ -22,7 +22,7 @@ import { PendingWork } from './http/pending-work.js';
 import { ReadinessProbe } from './http/readiness-probe.js';
 import { createGatewayContext, processingMs } from './http/request-context.js';
 import { requestLineWriter } from './http/request-log.js';
-import { refuseForShutdown, StreamShutdown } from './http/stream-shutdown.js';
+import { StreamShutdown } from './http/stream-shutdown.js';
 import { authHook, KeyAuthenticator } from './pipeline/auth.js';
 import { CacheStage } from './pipeline/cache.js';
 import { CacheAnswers } from './pipeline/cache-answers.js';
@@ -200,10 +200,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         metrics.observe(ended, endedReply);
         usageRecorder.record(ended, endedReply); // ⑦
       },
-      {
-        stopping,
-        refuse: () => refuseForShutdown(request, reply.raw, config.server.bodyLimit),
-      },
+      stopping,
     );
     const headers = request.headers;
     if (

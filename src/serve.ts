@@ -89,7 +89,9 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
         { streams: streamShutdown.streams },
         'grace period over: ending streams with an error event, then closing remaining connections',
       );
-      void streamShutdown.stop(STREAM_END_LIMIT_MS).then(() => app.server.closeAllConnections());
+      void streamShutdown
+        .stop(STREAM_END_LIMIT_MS, config.server.bodyLimit)
+        .then(() => app.server.closeAllConnections());
     }, config.server.shutdownGraceMs);
     deadline.unref();
     // Not unref'd: whatever stopping still waits on, the process ends here.

@@ -340,7 +340,7 @@ describe('a stream whose first event comes after the grace period ended', () => 
     });
     await upstreamHas;
     // No stream is relayed yet: nothing to wait for.
-    await streamShutdown.stop(1_000);
+    await streamShutdown.stop(1_000, 25 * 1024 * 1024);
     release();
     const response = await answer;
     expect(response.status).toBe(503);

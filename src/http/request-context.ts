@@ -58,11 +58,11 @@ export function createGatewayContext(
   pending: PendingWork,
   onClose: (request: FastifyRequest, reply: FastifyReply) => void,
   /** Told of the request until its response closes, to refuse it if shutdown comes first. */
-  shutdown?: { stopping: StreamShutdown; refuse: () => void },
+  shutdown?: StreamShutdown,
 ): GatewayContext {
   const abort = new AbortController();
   const raw = reply.raw;
-  shutdown?.stopping.admit(raw, shutdown.refuse);
+  shutdown?.admit(raw, request);
   let recorded!: () => void;
   pending.track(
     new Promise<void>((resolve) => {
@@ -79,7 +79,7 @@ export function createGatewayContext(
   // The response's close (not the request's) is what tells a finished exchange from a client
   // that hung up: after Node 16 a request emits close as soon as its body has been read.
   raw.once('close', () => {
-    shutdown?.stopping.close(raw);
+    shutdown?.close(raw);
     if (!raw.writableFinished) abort.abort();
     // A client that hung up mid-stream closes the response before the pipeline has counted and
     // settled what it got: the record waits for that.

@@ -15,8 +15,8 @@ export class StreamShutdown {
   private readonly controller = new AbortController();
   /** Responses of streams being relayed, until each closes. */
   private readonly relaying = new Set<ServerResponse>();
-  /** Every request under way, until its response closes, with how to refuse it if none went out. */
-  private readonly open = new Map<ServerResponse, () => void>();
+  /** Every request under way, by its response, until that closes (refused if none went out). */
+  private readonly open = new Map<ServerResponse, FastifyRequest>();
 
   constructor() {
     // Every stream being relayed listens on this one signal (and stops listening when it ends):
@@ -36,11 +36,12 @@ export class StreamShutdown {
 
   /**
    * A request under way (every one, from its start): if nothing of its answer has gone out when
-   * the grace period ends (it still waits for an upstream's answer or first event), `refuse`
-   * answers it instead of the connection being cut under it. `close` once its response closed.
+   * the grace period ends (it still waits for an upstream's answer or first event), it gets a 503
+   * (refuseForShutdown) instead of the connection being cut under it. `close` once its response
+   * closed.
    */
-  admit(response: ServerResponse, refuse: () => void): void {
-    this.open.set(response, refuse);
+  admit(response: ServerResponse, request: FastifyRequest): void {
+    this.open.set(response, request);
   }
 
   close(response: ServerResponse): void {
@@ -56,13 +57,14 @@ export class StreamShutdown {
   /**
    * Ends every stream being relayed; resolves once each one's last bytes have been handed to its
    * socket, or after `limitMs` for sockets that take no more writes (a client that stopped
-   * reading): closing the connections then cuts only those.
+   * reading): closing the connections then cuts only those. Requests with no answer yet are
+   * refused first (`bodyLimit`: the server's, for the refusals' messages).
    */
-  async stop(limitMs: number): Promise<void> {
+  async stop(limitMs: number, bodyLimit: number): Promise<void> {
     const ending = [...this.relaying].map(writtenOut);
-    for (const [response, refuse] of this.open) {
+    for (const [response, request] of this.open) {
       if (response.headersSent || response.destroyed || this.relaying.has(response)) continue;
-      refuse();
+      refuseForShutdown(request, response, bodyLimit);
       ending.push(writtenOut(response));
     }
     this.controller.abort(shuttingDownError());
