@@ -7,7 +7,7 @@ import { MemoryStore } from '../src/store/memory-store.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream } from './support/fake-upstream.js';
 import { startGateway } from './support/gateway.js';
-import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
+import { exitCodeOf, type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
 import { hasRedisServerBinary, redisForTests } from './support/redis.js';
 import { startRestartableRedisServer } from './support/restartable-redis.js';
 
@@ -30,12 +30,6 @@ async function start(env: Record<string, string>): Promise<GatewayProcess> {
   return gateway;
 }
 
-function exited(gateway: GatewayProcess): Promise<number | null> {
-  const { child } = gateway;
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return once(child, 'exit').then(([code]) => code as number | null);
-}
-
 describe('SIGTERM after the reader of stdout has gone', () => {
   it('still stops: the port closes and the process exits', async () => {
     const gateway = await start({ TOLLGATE_AUTH: 'none' });
@@ -47,7 +41,7 @@ describe('SIGTERM after the reader of stdout has gone', () => {
     stdout.destroy();
     await closed;
 
-    const exit = exited(gateway);
+    const exit = exitCodeOf(gateway);
     gateway.child.kill('SIGTERM');
     // Stopping with nobody to read its logs is still a clean stop.
     expect(await exit).toBe(0);
@@ -73,7 +67,7 @@ describe('SIGTERM while the reader of stdout has stopped reading', () => {
       for (const answer of answers) expect(answer.status).toBe(200);
     }
 
-    const exit = exited(gateway);
+    const exit = exitCodeOf(gateway);
     gateway.child.kill('SIGTERM');
     expect(await exit).toBe(0);
   });
@@ -108,7 +102,7 @@ describe('SIGTERM while Redis does not answer', () => {
     redis.pause();
     cleanups.push(() => redis.resume());
 
-    const exit = exited(gateway);
+    const exit = exitCodeOf(gateway);
     gateway.child.kill('SIGTERM');
     await exit;
     expect(gateway.child.exitCode).not.toBeNull();
@@ -240,7 +234,7 @@ describe('streams cut when the grace period ends', () => {
       const first = await start(env);
       const streams = await openStreams(first.url, upstream);
 
-      const exit = exited(first);
+      const exit = exitCodeOf(first);
       first.child.kill('SIGTERM');
       expect(await exit).toBe(0);
       await streams.ended();

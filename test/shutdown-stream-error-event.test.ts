@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,7 +8,7 @@ import { StreamShutdown } from '../src/http/stream-shutdown.js';
 import { AdminHttp, TEST_ADMIN_KEY } from './support/admin-http.js';
 import { FakeUpstream } from './support/fake-upstream.js';
 import { startGateway } from './support/gateway.js';
-import { type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
+import { exitCodeOf, type GatewayProcess, startGatewayProcess } from './support/gateway-process.js';
 import { pollUntil } from './support/poll.js';
 import { redisForTests } from './support/redis.js';
 
@@ -76,12 +75,6 @@ async function start(env: Record<string, string>): Promise<GatewayProcess> {
   const gateway = await startGatewayProcess({ TOLLGATE_ADMIN_KEY: TEST_ADMIN_KEY, ...env });
   gateways.push(gateway);
   return gateway;
-}
-
-function exited(gateway: GatewayProcess): Promise<number | null> {
-  const { child } = gateway;
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return once(child, 'exit').then(([code]) => code as number | null);
 }
 
 type Surface = 'chat' | 'messages' | 'responses';
@@ -231,7 +224,7 @@ describe('streams still relayed when the grace period ends', () => {
     const chunks = sdkStream[Symbol.asyncIterator]();
     expect((await chunks.next()).done).toBe(false);
 
-    const exit = exited(gateway);
+    const exit = exitCodeOf(gateway);
     gateway.child.kill('SIGTERM');
     // Ended, not reset: each ends cleanly with its error event.
     const texts = await Promise.all(streams.map((stream) => stream.rest()));
@@ -278,7 +271,7 @@ describe('streams still relayed when the grace period ends', () => {
     const surfaces: Surface[] = ['chat', 'messages', 'chat', 'messages'];
     const streams = await Promise.all(surfaces.map((surface) => openStream(gateway.url, key, surface)));
 
-    const exit = exited(gateway);
+    const exit = exitCodeOf(gateway);
     gateway.child.kill('SIGTERM');
     const texts = await Promise.all(streams.map((stream) => stream.rest()));
     for (const [i, surface] of surfaces.entries()) expectEndsWithShutdownError(surface, texts[i] ?? '');
@@ -382,7 +375,7 @@ describe('requests with no answer yet when the grace period ends', () => {
       async () => silent.requests.length,
       (count) => count === 3,
     );
-    const exit = exited(gateway);
+    const exit = exitCodeOf(gateway);
     gateway.child.kill('SIGTERM');
     const [json, stream, messages] = await Promise.all(answers);
     for (const response of [json, stream]) {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,4 +97,11 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     await stop();
     throw error;
   }
+}
+
+/** The process's exit code once it has exited (at once if it already has). */
+export function exitCodeOf(gateway: GatewayProcess): Promise<number | null> {
+  const { child } = gateway;
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return once(child, 'exit').then(([code]) => code as number | null);
 }
