@@ -8,7 +8,18 @@ import type { UsageAttempt, UsageRecord } from './usage-record.js';
  * non-finite numbers as null); a test holds the two to it.
  */
 
-const str = (value: string) => JSON.stringify(value);
+/**
+ * A string as JSON. Ids, model and deployment names are printable ASCII with nothing to escape:
+ * quoted as they are, which costs a scan instead of a call into JSON.stringify (~1k instructions
+ * each, seven a record).
+ */
+function str(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return JSON.stringify(value);
+  }
+  return `"${value}"`;
+}
 const num = (value: number) => (Number.isFinite(value) ? `${value}` : 'null');
 
 /**
