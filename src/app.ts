@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
@@ -41,6 +40,7 @@ import { modelRoutes } from './routes/v1/models.js';
 import { ownKeyRoutes } from './routes/v1/own-key.js';
 import { uploadRoutes } from './routes/v1/uploads.js';
 import { DeploymentReport } from './routing/deployment-report.js';
+import { randomHex } from './runtime/random-hex.js';
 import { createStore } from './store/create-store.js';
 import type { Store } from './store/store.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
@@ -124,7 +124,7 @@ export const EXPOSED_HEADERS = [
 function requestId(request: IncomingMessage): string {
   const incoming = request.headers['x-request-id'];
   if (typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming)) return incoming;
-  return `req_${randomUUID().replaceAll('-', '')}`;
+  return `req_${randomHex(16)}`;
 }
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {

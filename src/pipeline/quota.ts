@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { JsonEndpoint } from '../backends/backend.js';
 import { GatewayError } from '../errors.js';
@@ -14,6 +13,7 @@ import type {
 } from '../quota/quota-types.js';
 import { seal } from '../quota/sealed-scopes.js';
 import type { Budget, Limits } from '../registry/records.js';
+import { randomHex } from '../runtime/random-hex.js';
 import { KeptForRetryError } from '../store/kept-for-retry.js';
 import type { Store } from '../store/store.js';
 import { costOf } from '../usage/cost.js';
@@ -434,7 +434,7 @@ export class QuotaStage {
     ).usdMicros;
     const ticket: QuotaTicket = {
       teamId: principal.teamId,
-      reservationId: randomUUID(),
+      reservationId: randomHex(16),
       upstreamModel,
       estimate: { tokens: safeCount(prompt + output), usdMicros },
       promptTokens: prompt,

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { InvalidCursorError } from '../errors.js';
+import { randomHex } from '../runtime/random-hex.js';
 import {
   daysBetween,
   emptySums,
@@ -161,7 +161,7 @@ export class RedisUsageStore implements UsageStore {
   }
 
   private batchOf(records: readonly UsageRecord[]): UsageBatch {
-    const id = randomBytes(12).toString('base64url');
+    const id = randomHex(12);
     const days = new Map<string, Map<string, number>>();
     for (const record of records) {
       const day = utcDay(record.at);
