@@ -13,13 +13,14 @@ import {
 } from '../backend.js';
 import { readModelIds } from '../model-list.js';
 import { KeyPool, type KeyStatus, retryAfterMs } from '../openai-compatible/key-pool.js';
+import { scrubErrorEvents } from '../scrubbed-stream.js';
+import { SecretScrubber } from '../secret-scrubber.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
 import { mapAnthropicError, parseAnthropicError } from './anthropic-errors.js';
 import { chatToMessages, type TranslationOptions } from './chat-to-messages.js';
 import { chatToCompletion, completionToChatBody } from './completion-translation.js';
 import { messageToChat } from './message-to-chat.js';
 import { isRelayedAsIs, PASS_THROUGH_RETRY_HEADERS, passThroughHeaders } from './messages-passthrough.js';
-import { scrubErrorEvents } from './scrubbed-stream.js';
 import { StreamTranslator } from './stream-translator.js';
 import { UpstreamExchange } from './upstream-exchange.js';
 
@@ -50,7 +51,8 @@ export class AnthropicBackend implements Backend {
   private readonly v1Path: string;
   private readonly fixedHeaders: Record<string, string>;
   private readonly totalMs: number;
-  private readonly secrets: string[];
+  /** Upstream messages go to clients and logs; an echoed key or the upstream's address may not. */
+  private readonly secrets: SecretScrubber;
   private readonly keys: KeyPool | undefined;
   private readonly translation: Omit<TranslationOptions, 'defaultMaxTokens'>;
 
@@ -77,12 +79,14 @@ export class AnthropicBackend implements Backend {
     if (config.apiKey) headers['x-api-key'] = config.apiKey;
     this.fixedHeaders = headers;
     this.keys = config.apiKeys && config.apiKeys.length > 0 ? new KeyPool(config.apiKeys) : undefined;
-    this.secrets = [
-      config.apiKey,
-      ...(config.apiKeys ?? []).map((entry) => entry.key),
-      url.host,
-      ...Object.values(config.headers),
-    ].filter((secret): secret is string => typeof secret === 'string' && secret.length >= 6);
+    this.secrets = new SecretScrubber(
+      [
+        config.apiKey,
+        ...(config.apiKeys ?? []).map((entry) => entry.key),
+        url.host,
+        ...Object.values(config.headers),
+      ].filter((secret): secret is string => typeof secret === 'string' && secret.length >= 6),
+    );
     this.translation = { thinkingBudgets: config.thinkingBudgets };
   }
 
@@ -150,7 +154,7 @@ export class AnthropicBackend implements Backend {
     }
     if (call.stream) {
       await this.expectStream(exchange);
-      const body = scrubErrorEvents(exchange.chunks(), this.secrets, (event) => this.scrubBytes(event));
+      const body = scrubErrorEvents(exchange.chunks(), this.secrets);
       return { status: 200, contentType: SSE_CONTENT_TYPE, headers: {}, body };
     }
     const { bytes } = await this.readAnswer(exchange);
@@ -220,7 +224,10 @@ export class AnthropicBackend implements Backend {
       includeUsage: options?.include_usage === true,
       onError: (info) =>
         mapAnthropicError(
-          { type: info.type, message: info.message === undefined ? undefined : this.scrub(info.message) },
+          {
+            type: info.type,
+            message: info.message === undefined ? undefined : this.secrets.scrub(info.message),
+          },
           { backend: this.name, status: undefined, retryHeaders: {} },
         ),
     });
@@ -245,18 +252,21 @@ export class AnthropicBackend implements Backend {
     if (!isRelayedAsIs(status)) return this.failure(exchange, body);
     return new UpstreamClientError(
       status,
-      this.scrubBytes(body),
+      this.secrets.scrubBytes(body),
       exchange.header('content-type'),
       this.headersOf(exchange, PASS_THROUGH_RETRY_HEADERS),
     );
   }
 
   private failure(exchange: UpstreamExchange, body: Buffer): Error {
-    const info = parseAnthropicError(body);
-    return mapAnthropicError(
-      { type: info.type, message: info.message === undefined ? undefined : this.scrub(info.message) },
-      { backend: this.name, status: exchange.status, retryHeaders: this.headersOf(exchange, RETRY_HEADERS) },
-    );
+    // Scrubbed before it is read: the message shown is cut to a length, and a cut through a
+    // secret would leave a part of it that no longer matches.
+    const info = parseAnthropicError(this.secrets.scrubBytes(body));
+    return mapAnthropicError(info, {
+      backend: this.name,
+      status: exchange.status,
+      retryHeaders: this.headersOf(exchange, RETRY_HEADERS),
+    });
   }
 
   private headersOf(exchange: UpstreamExchange, names: readonly string[]): Record<string, string> {
@@ -266,19 +276,6 @@ export class AnthropicBackend implements Backend {
       if (value !== undefined) found[name] = value;
     }
     return found;
-  }
-
-  /** Upstream messages go to clients and logs; an echoed key or the upstream's address may not. */
-  private scrub(text: string): string {
-    let scrubbed = text;
-    for (const secret of this.secrets) scrubbed = scrubbed.replaceAll(secret, '[redacted]');
-    return scrubbed;
-  }
-
-  /** The same for bytes relayed whole; untouched (not even re-encoded) when nothing matches. */
-  private scrubBytes(body: Buffer): Buffer {
-    if (!this.secrets.some((secret) => body.includes(secret))) return body;
-    return Buffer.from(this.scrub(body.toString('utf8')));
   }
 
   /** `modelMaxTokens` by exact name, else by the longest `<name>-` prefix; else `maxTokens`. */

@@ -15,6 +15,8 @@ import {
   MAX_JSON_ANSWER_BYTES,
 } from '../backend.js';
 import { readModelIds } from '../model-list.js';
+import { scrubErrorEvents } from '../scrubbed-stream.js';
+import { SecretScrubber } from '../secret-scrubber.js';
 import { mapUpstreamFailure } from '../transport-failure.js';
 import { callUpstream, type UpstreamHeaders } from '../upstream-call.js';
 import { KeyPool, type KeyStatus, retryAfterMs } from './key-pool.js';
@@ -43,7 +45,11 @@ export class OpenAICompatibleBackend implements Backend {
   private readonly fixedHeaders: Record<string, string>;
   private readonly totalMs: number;
   private readonly apiVersion: string | undefined;
-  private readonly secrets: string[];
+  /**
+   * Upstream error bodies and error events are relayed to clients and logged; some upstreams
+   * echo the key they were sent or name their own address. Neither may leave the gateway.
+   */
+  private readonly secrets: SecretScrubber;
   /** `apiKeys`: the keys requests take turns with; undefined with one `apiKey` (or none). */
   private readonly keys: KeyPool | undefined;
 
@@ -75,23 +81,14 @@ export class OpenAICompatibleBackend implements Backend {
     }
     this.fixedHeaders = headers;
     // Extra headers often carry credentials too (gateway tokens, org ids).
-    this.secrets = [
-      config.apiKey,
-      ...poolKeys.map((entry) => entry.key),
-      url.host,
-      ...Object.values(config.headers),
-    ].filter((secret): secret is string => typeof secret === 'string' && secret.length >= 6);
-  }
-
-  /**
-   * Upstream error bodies are relayed to clients and logged; some upstreams echo the key they
-   * were sent or name their own address. Neither may leave the gateway.
-   */
-  private scrub(body: Buffer): Buffer {
-    if (!this.secrets.some((secret) => body.includes(secret))) return body;
-    let text = body.toString('utf8');
-    for (const secret of this.secrets) text = text.replaceAll(secret, '[redacted]');
-    return Buffer.from(text);
+    this.secrets = new SecretScrubber(
+      [
+        config.apiKey,
+        ...poolKeys.map((entry) => entry.key),
+        url.host,
+        ...Object.values(config.headers),
+      ].filter((secret): secret is string => typeof secret === 'string' && secret.length >= 6),
+    );
   }
 
   supports(endpoint: Endpoint): boolean {
@@ -138,7 +135,13 @@ export class OpenAICompatibleBackend implements Backend {
       // An error body that broke off: the status says enough.
       const errorBody =
         answer.whole?.cut instanceof Error ? Buffer.alloc(0) : (answer.whole?.bytes ?? Buffer.alloc(0));
-      throw upstreamStatusError(this.name, answer.status, this.scrub(errorBody), contentType, answer.headers);
+      throw upstreamStatusError(
+        this.name,
+        answer.status,
+        this.secrets.scrubBytes(errorBody),
+        contentType,
+        answer.headers,
+      );
     }
     if (answer.whole?.cut === 'limit') throw new UpstreamAnswerTooLargeError(MAX_JSON_ANSWER_BYTES);
     if (answer.whole?.cut) throw answer.whole.cut;
@@ -146,7 +149,11 @@ export class OpenAICompatibleBackend implements Backend {
       status: answer.status,
       contentType,
       headers: {},
-      body: answer.whole ? [answer.whole.bytes] : answer.chunks,
+      body: answer.whole
+        ? [answer.whole.bytes]
+        : contentType.toLowerCase().startsWith('text/event-stream')
+          ? scrubErrorEvents(answer.chunks, this.secrets)
+          : answer.chunks,
     };
   }
 
