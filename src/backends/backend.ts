@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { StoppedUsage } from './stopped-usage.js';
 
 /**
  * The seam between the gateway and a provider. Adapters speak the OpenAI wire format at
@@ -90,6 +91,15 @@ export interface BackendResponse {
    * Asked once the answer has been read.
    */
   usageCounted?: () => boolean;
+  /**
+   * For a stream stopped before its usage event (its client left, shutdown cut it): what the
+   * backend's model used until it stopped, when the backend knows it exactly (an in-process
+   * model counts the prompt it evaluated and the tokens it generated). The gateway charges and
+   * records that, not estimated, instead of counting what it relayed. Asked once, after the
+   * stream was stopped. Absent, or undefined (the model had not begun on the prompt): the gateway
+   * counts as before. HTTP upstreams cannot say; a module's answer is not asked.
+   */
+  partialUsage?: () => StoppedUsage | undefined;
 }
 
 export interface Backend {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse, UploadEndpoint } from '../backends/backend.js';
+import { ClientLeftMidAnswerError } from '../backends/stopped-usage.js';
 import { EndpointNotSupportedError, InvalidRequestError, RequestTooLargeError } from '../errors.js';
 import { lingerAfterAnswer } from '../http/lingering-close.js';
 import type { RequestRateWindow } from '../quota/quota-types.js';
@@ -312,6 +313,7 @@ export class ForwardPath implements InferencePipeline {
       if (started) {
         return await this.relayStream(request, reply, dispatch, started, {
           usageCounted: response.usageCounted,
+          partialUsage: response.partialUsage,
           fill,
           signal,
           abortUpstream: shutdownCut && (() => shutdownCut.abort()),
@@ -360,9 +362,10 @@ export class ForwardPath implements InferencePipeline {
     } catch (error) {
       await fill?.finish(null);
       // The upstream failed: nothing was served, refund. A client that left before any answer
-      // reached it still cost the prompt upstream: that is charged. A reservation that already
-      // ended makes either a no-op.
+      // reached it still cost the prompt upstream: that is charged (or, from a backend that knows,
+      // what its model used until it stopped). A reservation that already ended makes either a no-op.
       if (g.abort.signal.aborted) {
+        if (error instanceof ClientLeftMidAnswerError) outcome.usage ??= error.usage;
         countUsage(() => 0);
         await reservation.settle(outcome.usage);
       } else await reservation.release();
@@ -502,6 +505,7 @@ export class ForwardPath implements InferencePipeline {
     started: StartedSse,
     step: {
       usageCounted: BackendResponse['usageCounted'];
+      partialUsage: BackendResponse['partialUsage'];
       fill: CacheFill | undefined;
       signal: AbortSignal;
       abortUpstream: (() => void) | undefined;
@@ -547,10 +551,17 @@ export class ForwardPath implements InferencePipeline {
           }
         : {}),
     });
+    // Stopped before its usage came (its client left, shutdown cut it) and before any count went
+    // to the client: a backend that knows what its model used until it stopped says so, exactly.
+    const stopped =
+      sse.streamError || counted !== undefined || (sse.usage && usage.final)
+        ? undefined
+        : step.partialUsage?.();
     // A stream that failed is refunded below, so it is recorded as charging nothing, whatever
     // usage it reported before failing (a Messages stream's message_start carries the prompt's).
     // One that shutdown ended is not a failed one: charged for what it relayed, as if its client left.
-    if (!sse.streamError) {
+    if (stopped) outcome.usage = stopped;
+    else if (!sse.streamError) {
       outcome.usage = sse.usage ?? counted;
       if (counted) outcome.usageEstimated = true;
       if (sse.usage && !usage.final) {

@@ -56,6 +56,17 @@ export interface GenerationResult {
   finishReason: 'stop' | 'length';
 }
 
+/**
+ * What one generation has used so far, kept up to date as it goes: all there is to charge for an
+ * answer whose client left partway.
+ */
+export interface GenerationProgress {
+  /** The prompt's tokens, once they were handed to the model to evaluate; 0 before. */
+  promptTokens: number;
+  /** Tokens the model generated, counted as they come (as GenerationResult counts them). */
+  completionTokens: number;
+}
+
 /** A token whose text is cut short (part of a UTF-8 character) waits for at most this many more. */
 const MAX_PARTIAL_TOKENS = 4;
 
@@ -79,7 +90,8 @@ function endsWith(tokens: readonly Token[], tail: readonly Token[]): boolean {
 /**
  * Generates on one context sequence (a slot): evaluates the prompt, then samples token by token,
  * yielding text as soon as it is whole and cannot be part of a stop sequence. Tokens are counted
- * as generated, never re-tokenised from the text. Stops when the client leaves (`signal`).
+ * as generated, never re-tokenised from the text, into `progress` too. Stops when the client
+ * leaves (`signal`).
  */
 export async function* generateTokens(
   model: LlamaModel,
@@ -87,6 +99,7 @@ export async function* generateTokens(
   plan: GenerationPlan,
   signal: AbortSignal,
   createGrammarState: (grammar: LlamaGrammar) => LlamaGrammarEvaluationState,
+  progress: GenerationProgress = { promptTokens: 0, completionTokens: 0 },
 ): AsyncGenerator<string, GenerationResult> {
   // A slot starts clean, so an answer never depends on what the slot served before.
   await sequence.clearHistory();
@@ -118,6 +131,8 @@ export async function* generateTokens(
         ? { grammarEvaluationState: grammarState }
         : {}),
   });
+  // The first next() below evaluates the prompt.
+  progress.promptTokens = plan.promptTokens.length;
   const release = (piece: string): string => {
     const shown = matcher.push(piece);
     text += shown;
@@ -126,6 +141,8 @@ export async function* generateTokens(
   try {
     while (generated.length < plan.maxTokens) {
       const next = await iterator.next();
+      // A token sampled as the client left was generated all the same: it counts.
+      if (!next.done) progress.completionTokens += 1;
       if (signal.aborted) throw new ClientAbortedError();
       if (next.done) break;
       const token = next.value;

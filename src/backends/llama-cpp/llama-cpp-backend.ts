@@ -11,6 +11,7 @@ import {
 } from '../../errors.js';
 import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '../backend.js';
 import { encodeDone, encodeEvent } from '../sse-encoder.js';
+import { ClientLeftMidAnswerError } from '../stopped-usage.js';
 import { ClientAbortedError } from '../transport-failure.js';
 import { type AnswerShape, tokenUsage } from './answer-shape.js';
 import { autoToolAnswer } from './auto-tool-answer.js';
@@ -19,7 +20,12 @@ import { chatAnswer } from './chat-answer.js';
 import { chatHistoryOf } from './chat-history.js';
 import { completionAnswer } from './completion-answer.js';
 import { embeddingList, readEmbeddingRequest, unitVector } from './embedding-request.js';
-import { type GenerationPlan, type GenerationResult, generateTokens } from './generate-tokens.js';
+import {
+  type GenerationPlan,
+  type GenerationProgress,
+  type GenerationResult,
+  generateTokens,
+} from './generate-tokens.js';
 import type { LoadedModel } from './loaded-model.js';
 import type { ModelFile } from './model-files.js';
 import { readSamplingRequest, type SamplingRequest } from './sampling-request.js';
@@ -159,9 +165,10 @@ export class LlamaCppBackend implements Backend {
             })
           : chatAnswer({ id: `chatcmpl-${compactId()}`, ...options });
     const lease = await this.acquire(model, call);
+    const progress: GenerationProgress = { promptTokens: 0, completionTokens: 0 };
     if (!call.stream) {
       try {
-        const { text, result } = await this.runToEnd(model, lease.slot, plan, call);
+        const { text, result } = await this.runToEnd(model, lease.slot, plan, call, progress);
         return json(shape.json(text, result.finishReason, usageOf(plan, result)));
       } finally {
         lease.release();
@@ -171,7 +178,8 @@ export class LlamaCppBackend implements Backend {
       status: 200,
       contentType: 'text/event-stream; charset=utf-8',
       headers: {},
-      body: this.stream(model, lease, plan, shape, call),
+      body: this.stream(model, lease, plan, shape, call, progress),
+      partialUsage: () => usageSoFar(progress),
     };
   }
 
@@ -207,28 +215,42 @@ export class LlamaCppBackend implements Backend {
     sequence: LlamaContextSequence,
     plan: GenerationPlan,
     call: JsonCall,
+    progress: GenerationProgress,
   ): Promise<{ text: string; result: GenerationResult }> {
-    const generation = this.generate(model, sequence, plan, call);
+    const generation = this.generate(model, sequence, plan, call, progress);
     for (;;) {
       const next = await generation.next();
       if (next.done) return { text: next.value.text, result: next.value };
     }
   }
 
-  /** One generation on a slot, logged: how it ended, or that its client left in the middle. */
+  /**
+   * One generation on a slot, logged: how it ended, or that its client left in the middle. Left
+   * once the model had the prompt, what it used until then goes on the error; a stream whose
+   * reader stops it (return(), no error) tells the same through its response's `partialUsage`.
+   */
   private async *generate(
     model: LoadedModel,
     sequence: LlamaContextSequence,
     plan: GenerationPlan,
     call: JsonCall,
+    progress: GenerationProgress,
   ): AsyncGenerator<string, GenerationResult> {
     const started = performance.now();
     let result: GenerationResult | undefined;
     try {
-      result = yield* generateTokens(model.model, sequence, plan, call.signal, (grammar) =>
-        model.grammarState(grammar),
+      result = yield* generateTokens(
+        model.model,
+        sequence,
+        plan,
+        call.signal,
+        (grammar) => model.grammarState(grammar),
+        progress,
       );
       return result;
+    } catch (error) {
+      const used = error instanceof ClientAbortedError ? usageSoFar(progress) : undefined;
+      throw used ? new ClientLeftMidAnswerError(used) : error;
     } finally {
       const fields = {
         request_id: call.requestId,
@@ -242,7 +264,11 @@ export class LlamaCppBackend implements Backend {
           { ...fields, completion_tokens: result.completionTokens, finish_reason: result.finishReason },
           'llama-cpp generation ended',
         );
-      else if (call.signal.aborted) this.logger.info(fields, 'llama-cpp generation stopped: the client left');
+      else if (call.signal.aborted)
+        this.logger.info(
+          { ...fields, completion_tokens: progress.completionTokens },
+          'llama-cpp generation stopped: the client left',
+        );
     }
   }
 
@@ -252,6 +278,7 @@ export class LlamaCppBackend implements Backend {
     plan: GenerationPlan,
     shape: AnswerShape,
     call: JsonCall,
+    progress: GenerationProgress,
   ): AsyncIterable<Buffer> {
     // A stream nobody starts reading (the request failed on the way) must not keep its slot.
     // Once it runs, the generation itself stops at the abort and gives the slot back.
@@ -260,7 +287,7 @@ export class LlamaCppBackend implements Backend {
       if (!started) lease.release();
     };
     call.signal.addEventListener('abort', abandoned, { once: true });
-    const events = this.events(model, lease, plan, shape, call);
+    const events = this.events(model, lease, plan, shape, call, progress);
     return (async function* () {
       started = true;
       try {
@@ -279,10 +306,11 @@ export class LlamaCppBackend implements Backend {
     plan: GenerationPlan,
     shape: AnswerShape,
     call: JsonCall,
+    progress: GenerationProgress,
   ): AsyncGenerator<Buffer> {
     const opening = shape.opening();
     if (opening) yield Buffer.from(encodeEvent(opening));
-    const generation = this.generate(model, lease.slot, plan, call);
+    const generation = this.generate(model, lease.slot, plan, call, progress);
     let result: GenerationResult;
     try {
       for (;;) {
@@ -377,6 +405,11 @@ function json(body: Record<string, unknown>): BackendResponse {
 
 function usageOf(plan: GenerationPlan, result: GenerationResult) {
   return tokenUsage(plan.promptTokens.length, result.completionTokens);
+}
+
+/** What a generation used until now; nothing to say before the model had the prompt. */
+function usageSoFar(progress: GenerationProgress) {
+  return progress.promptTokens > 0 ? tokenUsage(progress.promptTokens, progress.completionTokens) : undefined;
 }
 
 function answerOptions(call: JsonCall): { created: number; model: string; includeUsage: boolean } {
