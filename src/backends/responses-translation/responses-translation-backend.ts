@@ -4,7 +4,7 @@ import type { Backend, BackendCall, BackendResponse, Endpoint, JsonCall } from '
 import { responseOfChatCompletion } from './answer-translation.js';
 import { translateRequest } from './request-translation.js';
 import { responsesStreamOf, responsesStreamOfCompletion } from './stream-translation.js';
-import { responsesErrorOf } from './translated-errors.js';
+import { chatErrorAnswer, responsesErrorOf } from './translated-errors.js';
 import { UsageCount } from './usage-count.js';
 
 /** No chat answer comes near this; a backend that sends without end must not fill our memory. */
@@ -91,28 +91,45 @@ export class ResponsesTranslationBackend implements Backend {
       throw responsesErrorOf(error, paths);
     }
     const headers = relayedHeaders(chat.headers);
-    const isStream = chat.contentType.startsWith('text/event-stream');
+    if (chat.contentType.startsWith('text/event-stream')) {
+      if (call.stream) {
+        return {
+          status: chat.status,
+          contentType: 'text/event-stream; charset=utf-8',
+          headers,
+          body: responsesStreamOf(chat.body, body, call.model, count, paths),
+          usageCounted,
+        };
+      }
+      await discard(chat.body);
+      throw new UpstreamError('The backend answered a request for JSON with a stream.');
+    }
+    const completion = parseJson(await collect(chat.body));
+    // An error instead of a completion goes on as it came, in the client's names: the gateway
+    // reads it as it reads the same answer to a chat completions request (its status, its error).
+    const failed = chatErrorAnswer(completion, paths);
+    if (failed) {
+      return {
+        status: chat.status,
+        contentType: 'application/json',
+        headers,
+        body: [Buffer.from(JSON.stringify(failed))],
+      };
+    }
     if (call.stream) {
       return {
         status: chat.status,
         contentType: 'text/event-stream; charset=utf-8',
         headers,
-        body: isStream
-          ? responsesStreamOf(chat.body, body, call.model, count, paths)
-          : responsesStreamOfCompletion(parseJson(await collect(chat.body)), body, call.model, count, paths),
+        body: responsesStreamOfCompletion(completion, body, call.model, count, paths),
         usageCounted,
       };
     }
-    if (isStream) {
-      await discard(chat.body);
-      throw new UpstreamError('The backend answered a request for JSON with a stream.');
-    }
-    const answer = responseOfChatCompletion(body, parseJson(await collect(chat.body)), call.model, count);
     return {
       status: chat.status,
       contentType: 'application/json',
       headers,
-      body: [Buffer.from(JSON.stringify(answer))],
+      body: [Buffer.from(JSON.stringify(responseOfChatCompletion(body, completion, call.model, count)))],
       usageCounted,
     };
   }

@@ -10,6 +10,22 @@ export function responsesErrorObject(error: Json, paths: ChatParamPaths): Json {
   return renamed;
 }
 
+/**
+ * A chat answer that is an error and no completion, renamed; undefined for anything else. Some
+ * OpenAI-compatible servers answer a failure with a 200 and `{"error":{...}}` (TGI with a bare
+ * message). Passed on as it came, the gateway reads it as it reads that answer to a chat
+ * completions request (pipeline/in-band-error.ts: the status the error stands for). One whose
+ * error says nothing stays a completion without a choice, which fails the translation.
+ */
+export function chatErrorAnswer(answer: unknown, paths: ChatParamPaths): Json | undefined {
+  if (!isObject(answer) || Array.isArray(answer.choices)) return undefined;
+  const { error } = answer;
+  if (typeof error === 'string' && error !== '') return { ...answer, error: paths.text(error) };
+  if (!isObject(error) || [error.message, error.type, error.code].every((field) => field === undefined))
+    return undefined;
+  return { ...answer, error: responsesErrorObject(error, paths) };
+}
+
 /** An upstream's 4xx body, renamed when it is OpenAI's envelope; undefined when nothing changed. */
 function renamedBody(body: Buffer, paths: ChatParamPaths): Buffer | undefined {
   let parsed: unknown;
