@@ -40,15 +40,21 @@ export function surfaceErrorPayload(
     : errorPayload(error, bodyLimit, options.contentType);
 }
 
-/** The SSE event that ends a stream which failed after its 200, on `surface`. */
+/**
+ * The SSE event that ends a stream which failed after its 200, on `surface`; on `responses`
+ * numbered `sequenceNumber`, the stream's next.
+ */
 export function surfaceErrorEvent(
   surface: StreamErrorSurface,
   error: unknown,
   bodyLimit: number,
   requestId?: string,
+  sequenceNumber = 0,
 ): string {
   if (surface === 'anthropic') return anthropicErrorEvent(error, bodyLimit, requestId);
-  return surface === 'responses' ? responsesErrorEvent(error, bodyLimit) : errorEvent(error, bodyLimit);
+  return surface === 'responses'
+    ? responsesErrorEvent(error, bodyLimit, sequenceNumber)
+    : errorEvent(error, bodyLimit);
 }
 
 /**

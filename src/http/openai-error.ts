@@ -107,9 +107,10 @@ export function errorEvent(error: unknown, bodyLimit: number): string {
 /**
  * The Responses API's `error` event for a stream that failed after its 200: a named event with
  * OpenAI's error object nested, which both the official SDK (it throws on `event: error`) and the
- * AI SDK's Responses provider (its nested error chunk) read as the failure.
+ * AI SDK's Responses provider (its nested error chunk) read as the failure. `sequenceNumber` is the
+ * stream's next (pipeline/responses-sequence.ts): the relay counts the events it passed on.
  */
-export function responsesErrorEvent(error: unknown, bodyLimit: number): string {
+export function responsesErrorEvent(error: unknown, bodyLimit: number, sequenceNumber: number): string {
   const { body } = errorPayload(error, bodyLimit);
   let inner: unknown;
   try {
@@ -123,15 +124,14 @@ export function responsesErrorEvent(error: unknown, bodyLimit: number): string {
     inner !== null && typeof inner === 'object'
       ? (inner as Record<string, unknown>)
       : { message: 'The upstream failed.', type: 'server_error', param: null, code: null };
-  // The Responses spec's own fields at the top too; the sequence number is unknown here (the
-  // events relayed so far are the upstream's), so it is the largest, after any of them.
+  // The Responses spec's own fields at the top too.
   const event = {
     type: 'error',
     code:
       typeof detail.code === 'string' ? detail.code : typeof detail.type === 'string' ? detail.type : null,
     message: typeof detail.message === 'string' ? detail.message : 'The upstream failed.',
     param: typeof detail.param === 'string' ? detail.param : null,
-    sequence_number: Number.MAX_SAFE_INTEGER,
+    sequence_number: sequenceNumber,
     error: detail,
   };
   return `event: error\ndata: ${JSON.stringify(event)}\n\n`;

@@ -12,6 +12,7 @@ import { type StreamShutdown, shuttingDownError } from '../http/stream-shutdown.
 import type { StreamTally } from '../usage/output-tally.js';
 import { doneEventAt } from './closing-usage.js';
 import { hasErrorEvent } from './in-band-error.js';
+import { ResponsesSequence } from './responses-sequence.js';
 import { eventData, hasUsageObject, type StreamUsage, type TokenUsage } from './usage.js';
 
 /** ⑥ stream: a backend response, relayed to the client as SSE, JSON or raw bytes. */
@@ -273,6 +274,8 @@ export async function relaySse(
     Math.max(Math.floor(options.keepAliveMs / 2), 5),
   );
   const { splitter, iterator } = stream;
+  // A Responses stream's events are numbered: an error event added at its end takes the next.
+  const sequence = options.surface === 'responses' ? new ResponsesSequence() : undefined;
   let ended = false;
   /**
    * Shutdown ended the stream (with its own error event). Not a `streamError`: it is charged for
@@ -287,6 +290,7 @@ export async function relaySse(
     for (;;) {
       if (block) {
         options.tee?.(block);
+        sequence?.see(block);
         // An error event after the client left is the stream ending for it (a translated stream
         // says response.failed when its client goes): it left, it is charged as one that left.
         // Read on for requests joined to it, a real upstream error then goes unmarked here; the
@@ -360,7 +364,15 @@ export async function relaySse(
     }
     if (cut && !signal.aborted && !raw.destroyed) {
       request.log.info('stream ended by shutdown: an error event asks the client to send it again');
-      raw.write(surfaceErrorEvent(options.surface, shuttingDownError(), options.bodyLimit, request.id));
+      raw.write(
+        surfaceErrorEvent(
+          options.surface,
+          shuttingDownError(),
+          options.bodyLimit,
+          request.id,
+          sequence?.next,
+        ),
+      );
     }
   } catch (error) {
     if (!signal.aborted && !(error instanceof ClientAbortedError) && !raw.destroyed) {
@@ -369,7 +381,7 @@ export async function relaySse(
         { error: { message: (error as Error).message } },
         'stream failed after the response started',
       );
-      raw.write(surfaceErrorEvent(options.surface, error, options.bodyLimit, request.id));
+      raw.write(surfaceErrorEvent(options.surface, error, options.bodyLimit, request.id, sequence?.next));
     }
   } finally {
     clearInterval(keepAlive);
