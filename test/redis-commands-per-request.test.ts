@@ -50,6 +50,11 @@ async function reservedNow(): Promise<number> {
   return body.team.standing.budgets.reduce((sum, budget) => sum + budget.reserved_tokens, 0);
 }
 
+/** Usage records in the request log: each request's is written a moment after its answer. */
+async function recordsWritten(): Promise<number> {
+  return probe.xlen('tg:{usage-log}:requests');
+}
+
 beforeAll(async () => {
   redis = await startRedisServer();
   probe = new Redis(redis.url);
@@ -105,8 +110,11 @@ afterAll(async () => {
 describe('Redis commands per request (key + team limits + two budgets)', () => {
   it('one script before the upstream: request rates and the reservation in one round trip', async () => {
     for (let i = 0; i < 5; i++) {
-      // The previous request's settle has run: only this request's scripts can count.
+      // The previous request's settle and its usage record (written by a timer after its answer)
+      // have run: only this request's scripts can count.
       expect(await pollUntil(reservedNow, (reserved) => reserved === 0)).toBe(0);
+      const answered = i + 1; // the warm-up's and this loop's
+      expect(await pollUntil(recordsWritten, (written) => written >= answered)).toBe(answered);
       const before = await scriptCalls();
       scriptsAtUpstream.length = 0;
       await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
