@@ -33,6 +33,7 @@ interface LogLine {
   pid?: number;
   worker_pid?: number;
   code?: number | null;
+  exit_code?: number;
   request_id?: string;
   url?: string;
   status?: number;
@@ -333,6 +334,37 @@ describe.skipIf(!hasRedisServerBinary())(
       expect(await gateway.exited).toBe(0);
       await gateway.closed;
       expect(gateway.lines().filter((l) => l.msg === 'worker stopped' && l.code === 0)).toHaveLength(2);
+    });
+
+    it('exits with the exit code of a worker that did not stop cleanly, as a single gateway would', async () => {
+      const folder = mkdtempSync(join(tmpdir(), 'tollgate-workers-module-'));
+      folders.push(folder);
+      const failsOnStop = join(folder, 'fails-on-stop.mjs');
+      // Worker 1 ends on SIGTERM with a failure code of its own (3: not the primary's usual 1);
+      // worker 2 drains and stops cleanly.
+      writeFileSync(
+        failsOnStop,
+        [
+          "import cluster from 'node:cluster';",
+          "if (cluster.worker?.id === 1) process.once('SIGTERM', () => process.exit(3));",
+          'export default () => ({ supports: () => true, send: async () => { throw new Error("unused"); } });',
+          '',
+        ].join('\n'),
+      );
+      const gateway = launch(
+        `server: { workers: 2 }\nauth: none\nredis: { url: "${redis.url}" }\nbackends: { b: { type: module, module: ${JSON.stringify(failsOnStop)} } }\nmodels: { m: { backend: b } }\n`,
+      );
+      await listening(gateway);
+      gateway.child.kill('SIGTERM');
+      expect(await gateway.exited).toBe(3);
+      await gateway.closed;
+      const stopped = gateway.lines().filter((l) => l.msg === 'worker stopped');
+      expect(stopped.map((l) => l.code).sort()).toEqual([0, 3]);
+      const last = gateway
+        .lines()
+        .filter((l) => l.role === 'primary')
+        .at(-1);
+      expect(last).toMatchObject({ msg: 'stopped: exiting with a failure code', exit_code: 3 });
     });
 
     it('refuses workers: 2 without Redis at boot, with the reason, and starts no worker', async () => {

@@ -14,6 +14,8 @@ import { endWithSurfaceError, errorSurfaceOf, surfaceErrorPayload } from '../htt
 import { lingerAfterAnswer, lingerUntilClosed } from '../http/lingering-close.js';
 import { isFastifyError } from '../http/openai-error.js';
 import { RouteTable } from '../http/route-table.js';
+import { StoreUnavailableError } from '../store/store-unavailable.js';
+import { StoreOutageLog } from './store-outage-log.js';
 
 /** The path of a request, without its query string. */
 function pathOf(request: FastifyRequest): string {
@@ -29,6 +31,7 @@ function pathOf(request: FastifyRequest): string {
 export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): void {
   const routes = new RouteTable();
   app.addHook('onRoute', (route) => routes.add(route.method, route.url));
+  const outages = new StoreOutageLog(app.log);
 
   app.addHook('onRequest', (request, reply, done) => {
     // node:http's own check writes an empty 400; it is turned off (server options) for this one.
@@ -66,16 +69,22 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
     const clientGone = error instanceof ClientAbortedError || request.gateway?.abort.signal.aborted === true;
     if (payload.status >= 500 && !clientGone) {
       // Not under `err`: pino's serializer for that key would replace these fields with a stack.
-      request.log.error(
-        {
-          error: {
-            type: (error as Error).name,
-            message: (error as Error).message,
-            code: (error as FastifyError).code,
-          },
+      const fields = {
+        error: {
+          type: (error as Error).name,
+          message: (error as Error).message,
+          code: (error as FastifyError).code,
         },
-        'request failed',
-      );
+      };
+      const outage = error instanceof StoreUnavailableError ? error.outage : undefined;
+      if (outage) {
+        // One for every request while the store's connection is down: the outage itself is the
+        // error, said once when it starts and once when it is over (StoreOutageLog); each
+        // refusal is a warning. Redis refusing while connected (out of memory, read-only) has
+        // no such end to tell, and stays an error each time.
+        outages.refusal(outage);
+        request.log.warn(fields, 'request failed');
+      } else request.log.error(fields, 'request failed');
     }
     if (isFastifyError(error) && error.code.startsWith('FST_ERR_CTP_') && !request.raw.complete) {
       // Fastify refused the body (too large, of the wrong type) before reading all of it: the

@@ -41,8 +41,13 @@ export class ClusterPrimary {
   private lastYoungDeathAt = Number.NEGATIVE_INFINITY;
   private announced = false;
   private stopping = false;
-  /** Every worker ended cleanly while stopping (exit 0, or the signal passed on before it was set to drain). */
-  private clean = true;
+  /**
+   * What the primary exits with once stopped, when that is not 0: the exit code of the first
+   * worker that did not stop cleanly (a single gateway would have exited with it), 1 for one
+   * killed by a signal or for giving up on a crash loop. Clean means exit 0, or the signal passed
+   * on ending it before it was set to drain.
+   */
+  private failure: number | undefined;
   private backstop: NodeJS.Timeout | undefined;
   private finished = false;
 
@@ -66,7 +71,7 @@ export class ClusterPrimary {
       this.backstop = setTimeout(() => {
         this.options.logger.error({ workers: this.live.size }, 'workers did not stop in time: killing them');
         for (const { worker } of this.live.values()) worker.process.kill('SIGKILL');
-        this.finish(1);
+        this.finish(this.failure ?? 1);
       }, this.options.workerStopLimitMs + KILL_MARGIN_MS);
     }
     for (const { worker } of this.live.values()) worker.process.kill(signal);
@@ -113,7 +118,8 @@ export class ClusterPrimary {
     const fields = { worker: worker.id, worker_pid: worker.process.pid, code, signal };
     if (this.stopping) {
       const clean = code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
-      if (!clean) this.clean = false;
+      // The supervisor learns what a single gateway would have told it: the code, not only "failed".
+      if (!clean) this.failure ??= code ?? 1;
       this.options.logger[clean ? 'info' : 'warn'](fields, 'worker stopped');
       this.finishIfDone();
       return;
@@ -131,7 +137,7 @@ export class ClusterPrimary {
         { ...fields, deaths: this.youngDeaths },
         'workers keep dying right after they start: giving up (each wrote why on stderr, marked with its worker number and pid)',
       );
-      this.clean = false;
+      this.failure ??= 1;
       this.stop('SIGTERM');
       return;
     }
@@ -148,7 +154,7 @@ export class ClusterPrimary {
   }
 
   private finishIfDone(): void {
-    if (this.stopping && this.live.size === 0) this.finish(this.clean ? 0 : 1);
+    if (this.stopping && this.live.size === 0) this.finish(this.failure ?? 0);
   }
 
   private finish(code: number): void {
@@ -156,6 +162,7 @@ export class ClusterPrimary {
     this.finished = true;
     clearTimeout(this.backstop);
     if (code === 0) this.options.logger.info('stopped');
+    else this.options.logger.error({ exit_code: code }, 'stopped: exiting with a failure code');
     this.options.exit(code);
   }
 }

@@ -3,10 +3,12 @@ import { type LuaScript, runLua } from './lua-script.js';
 import { createRedisClient, isStalled, type RedisTarget, UNSTALLED_EVENT } from './redis-client.js';
 import {
   isSelectRefusal,
+  outageMessage,
   RedisFailureError,
   unreachableMessage,
   wrongDatabaseMessage,
 } from './redis-failure.js';
+import { StoreOutage, trackOutages } from './store-outage.js';
 import { StoreUnavailableError } from './store-unavailable.js';
 
 const FIRST_CONNECTION_WAIT_MS = 2_000;
@@ -31,6 +33,8 @@ export class RedisConnection {
   /** Set once close() has begun: what is kept for a retry from then on never gets one. */
   private closing = false;
   private readonly lastAttempts: Array<() => Promise<void>> = [];
+  /** Since a command was refused because the connection could not be used, until it can again. */
+  private outage: StoreOutage | undefined;
 
   /** `commandTimeoutMs`: tests ask for less than the default (see createRedisClient). */
   constructor(
@@ -50,6 +54,28 @@ export class RedisConnection {
       this.lastError = undefined;
       this.everReady = true;
     });
+    trackOutages(this.client, () => this.outageNow());
+    this.onUsable(() => this.endOutage());
+  }
+
+  /**
+   * The outage a command refused now is part of, begun with this refusal if none is under way.
+   * None while the connection is usable (Redis itself said "not now": that ends with no event
+   * to tell), before it was ever up (the gateway does not start then), or once it is closing.
+   */
+  private outageNow(): StoreOutage | undefined {
+    if (this.usable || !this.everReady || this.closing) return undefined;
+    this.outage ??= new StoreOutage(
+      this.wrongDatabase?.message ?? outageMessage(this.target, this.lastError, isStalled(this.client)),
+    );
+    return this.outage;
+  }
+
+  private endOutage(): void {
+    // A 'ready' of a connection already dropped again (a refused SELECT) ends nothing.
+    if (!this.outage || !this.usable) return;
+    this.outage.end();
+    this.outage = undefined;
   }
 
   /**

@@ -117,3 +117,13 @@ export function unreachableMessage(
     return `cannot reach Redis at ${name}: connected, but the TLS handshake got no answer in ${waitedMs} ms; if this Redis does not use TLS, use redis:// instead of rediss://`;
   return `cannot reach Redis at ${name}: no answer in ${waitedMs} ms`;
 }
+
+/**
+ * Why a connection that was up cannot be used now, said for the operator: which Redis and why
+ * (its last connection error, or that it stopped answering), never its password.
+ */
+export function outageMessage(target: RedisTarget, lastError: Error | undefined, stalled: boolean): string {
+  const name = redisTargetName(target);
+  if (stalled) return `Redis at ${name} stopped answering: a command went unanswered past its deadline`;
+  return `cannot reach Redis at ${name}: ${lastError ? reason(lastError) : 'the connection was lost'}`;
+}

@@ -1,8 +1,15 @@
 import type { Cluster, Redis } from 'ioredis';
 import { GatewayError, ServiceUnavailableError } from '../errors.js';
+import { outageOf, type StoreOutage } from './store-outage.js';
 
 /** The store cannot be reached: callers answer 503 with retry-after (fail closed), never a 500. */
 export class StoreUnavailableError extends ServiceUnavailableError {
+  /**
+   * The connection outage this refusal is part of; none when the connection was usable (Redis
+   * answered "not now": loading, out of memory, a read-only replica) or the store is closing.
+   */
+  outage: StoreOutage | undefined;
+
   constructor(cause?: unknown) {
     super('The gateway cannot reach its shared state (Redis) right now; retry shortly.', 1);
     if (cause !== undefined) this.cause = cause;
@@ -44,11 +51,23 @@ const SOCKET_CODES = new Set([
  */
 export function isRedisOutage(error: unknown, client: Redis | Cluster): boolean {
   if (!(error instanceof Error) || !mayBeOutage(error)) return false;
-  if (error.name === 'ReplyError') return UNAVAILABLE_REPLY.test(error.message);
+  if (error.name === 'ReplyError') return UNAVAILABLE_REPLY.test(error.message) || refusedWithin(error);
   if (UNANSWERED_CLASSES.has(error.name) || UNANSWERED.test(error.message)) return true;
   const code = (error as NodeJS.ErrnoException).code;
   if (code !== undefined && SOCKET_CODES.has(code)) return true;
   return client.status !== 'ready';
+}
+
+/**
+ * A MULTI whose commands Redis refused as they were queued (out of memory, read-only) fails as
+ * EXECABORT, which says only that; ioredis keeps the refusals on it (`previousErrors`).
+ */
+function refusedWithin(error: Error): boolean {
+  const previous = (error as { previousErrors?: unknown }).previousErrors;
+  return (
+    Array.isArray(previous) &&
+    previous.some((refusal) => refusal instanceof Error && UNAVAILABLE_REPLY.test(refusal.message))
+  );
 }
 
 /**
@@ -90,9 +109,17 @@ export function mayBeOutage(error: unknown): boolean {
   );
 }
 
-/** `error` as the store layer reports it: an outage becomes StoreUnavailableError. */
+/**
+ * `error` as the store layer reports it: an outage becomes StoreUnavailableError, marked with the
+ * connection's outage under way (see StoreOutage).
+ */
 export function asStoreError(error: unknown, client: Redis | Cluster): unknown {
-  return isRedisOutage(error, client) ? new StoreUnavailableError(error) : error;
+  let refusal: StoreUnavailableError;
+  if (error instanceof StoreUnavailableError) refusal = error;
+  else if (isRedisOutage(error, client)) refusal = new StoreUnavailableError(error);
+  else return error;
+  refusal.outage ??= outageOf(client);
+  return refusal;
 }
 
 /**
