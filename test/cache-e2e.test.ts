@@ -2,17 +2,24 @@ import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppDeps } from '../src/app.js';
 import type { ConfigInput } from '../src/config/schema.js';
+import { MemoryStore } from '../src/store/memory-store.js';
 import {
   CACHEABLE_ASK,
   cacheTestUpstream,
   chatWithCache,
   defaultControl,
+  HELD_STREAM_TEXT,
   streamWithCache,
 } from './support/cache-fixtures.js';
+import { type CacheWatch, watchCache } from './support/cache-watch.js';
 import type { FakeUpstream } from './support/fake-upstream.js';
+import { Gate } from './support/gate.js';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { FIXTURE_USAGE } from './support/openai-fixtures.js';
+import { type QuotaWatch, watchQuota } from './support/quota-watch.js';
+import { responseClosed } from './support/response-closed.js';
 import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-validator.js';
+import { type UsageWatch, watchUsage } from './support/usage-watch.js';
 
 /**
  * ③ cache end to end on the embedded store: the official SDK against a gateway in front of an
@@ -20,19 +27,25 @@ import { expectChatCompletion, expectChatCompletionChunk } from './support/spec-
  */
 const ADMIN = 'test-admin-key-0123456789';
 let upstream: FakeUpstream | undefined;
-let gateways: TestGateway[] = [];
+let gateways: Instance[] = [];
 /** How the upstream answers (the tests steer it). */
 let control = defaultControl();
+/** The test's chat and stream requests still waiting for their answers (see afterEach). */
+const unanswered = new Set<Promise<unknown>>();
 
 afterEach(async () => {
+  // A test that failed while the upstream held an answer back must not leave it hanging, and
+  // its requests end before the gateway closes: a connection that goes idle once closing has
+  // begun is not closed for it, so the close would wait out the keep-alive.
+  control.hold?.open();
+  await Promise.allSettled(unanswered);
+  unanswered.clear();
   await Promise.all(gateways.map((gateway) => gateway.close()));
   await upstream?.stop();
   gateways = [];
   upstream = undefined;
   control = defaultControl();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function startUpstream(): Promise<string> {
   upstream = cacheTestUpstream(control);
@@ -43,9 +56,27 @@ function calls(path = '/v1/chat/completions'): number {
   return upstream?.requests.filter((r) => r.url === path).length ?? 0;
 }
 
-async function gateway(extra: Partial<ConfigInput> = {}, deps: Omit<AppDeps, 'logDestination'> = {}) {
+/**
+ * A gateway, and what it asked of its embedded store, as events a test waits for instead of
+ * sleeping: cache lookups and claims (CacheWatch), reservations ended (QuotaWatch), usage
+ * records written (UsageWatch).
+ */
+type Instance = TestGateway & { cache: CacheWatch; quota: QuotaWatch; usage: UsageWatch };
+
+async function gateway(
+  extra: Partial<ConfigInput> = {},
+  deps: Omit<AppDeps, 'logDestination' | 'store'> = {},
+): Promise<Instance> {
   const base = upstream ? undefined : await startUpstream();
   const baseUrl = base ?? `http://127.0.0.1:${upstream?.port}/v1`;
+  // The embedded store the gateway would open itself (in memory: nothing here needs the data
+  // directory), made here so its calls can be watched.
+  const store = await MemoryStore.open();
+  const watched = {
+    cache: watchCache(store.cache),
+    quota: watchQuota(store.quota),
+    usage: watchUsage(store.usage),
+  };
   const gw = await startGateway(
     {
       auth: {},
@@ -56,10 +87,11 @@ async function gateway(extra: Partial<ConfigInput> = {}, deps: Omit<AppDeps, 'lo
       ...extra,
     },
     {},
-    deps,
+    { ...deps, store },
   );
-  gateways.push(gw);
-  return gw;
+  const instance = Object.assign(gw, watched);
+  gateways.push(instance);
+  return instance;
 }
 
 async function admin(gw: TestGateway, method: string, path: string, body?: unknown) {
@@ -100,11 +132,37 @@ async function raw(gw: TestGateway, key: string, path: string, body: Record<stri
   };
 }
 
+/** What a team has spent of its first budget, as the admin API says. */
+async function spentTokens(gw: TestGateway, teamId: string): Promise<number | undefined> {
+  const team = await admin(gw, 'GET', `/teams/${teamId}`);
+  return (team.json.standing as { budgets: Array<{ spent_tokens: number }> }).budgets[0]?.spent_tokens;
+}
+
+async function entries(gw: TestGateway, teamId: string): Promise<number | undefined> {
+  const stats = await admin(gw, 'GET', `/cache?team_id=${teamId}`);
+  return (stats.json.data as Array<{ entries: number }> | undefined)?.[0]?.entries;
+}
+
+/** cache.coalesce.waitMs where a test waits it out. */
+const JOIN_WAIT_MS = 200;
+/** How much earlier than asked a Node timer may fire (it counts whole milliseconds). */
+const TIMER_ROUNDING_MS = 5;
+
 const ask = CACHEABLE_ASK;
 
-const chat = chatWithCache;
+/** Keeps `request` in `unanswered` until it is answered. */
+function tracked<T>(request: Promise<T>): Promise<T> {
+  unanswered.add(request);
+  request.then(
+    () => unanswered.delete(request),
+    () => unanswered.delete(request),
+  );
+  return request;
+}
 
-const streamed = streamWithCache;
+const chat = (...args: Parameters<typeof chatWithCache>) => tracked(chatWithCache(...args));
+
+const streamed = (...args: Parameters<typeof streamWithCache>) => tracked(streamWithCache(...args));
 
 describe('③ cache: JSON and streams', () => {
   it('a JSON miss is stored; the same request is a HIT with age, never reaching the upstream', async () => {
@@ -288,7 +346,9 @@ describe('③ cache: keys and scope', () => {
 
 describe('③ cache: policy and request controls', () => {
   it('is off by default; a team or key policy turns it on, a key can turn it off again', async () => {
-    const gw = await gateway({ cache: {} });
+    // A key's record is read on every request (not trusted for up to auth.cacheTtlMs), so the
+    // request right after an admin's change is the first to see it.
+    const gw = await gateway({ cache: {}, auth: { cacheTtlMs: 0 } });
     const plain = await teamKey(gw);
     expect((await chat(plain.client)).cache).toBe('BYPASS');
     expect((await chat(plain.client)).cache).toBe('BYPASS');
@@ -303,13 +363,8 @@ describe('③ cache: policy and request controls', () => {
     expect((await chat(plain.client, ask, { 'x-tollgate-cache': 'on' })).cache).toBe('MISS');
     const patched = await admin(gw, 'PATCH', `/keys/${off.keyId}`, { cache: null });
     expect(patched.json.cache).toBeNull();
-    // A key's record is trusted for up to a second (auth.cacheTtlMs) before it is read again.
-    let after = await chat(off.client);
-    for (let i = 0; i < 30 && after.cache === 'BYPASS'; i++) {
-      await sleep(100);
-      after = await chat(off.client);
-    }
-    expect(after.cache).toBe('MISS');
+    // The key's "off" is gone: its team's "on" applies.
+    expect((await chat(off.client)).cache).toBe('MISS');
   });
 
   it('sampled requests are not cached unless the policy allows that temperature or the request says on', async () => {
@@ -430,26 +485,39 @@ describe('③ cache: policy and request controls', () => {
 describe('③ cache: streams cut short and coalescing', () => {
   it('a client that leaves mid-stream stores nothing', async () => {
     const gw = await gateway();
-    const { client } = await teamKey(gw);
-    control.delayMs = 0;
+    const { client, teamId } = await teamKey(gw);
+    const hold = new Gate();
+    control.hold = hold; // the stream cannot end before its client leaves
     const stream = await client.chat.completions.create({ ...ask, stream: true });
     for await (const _chunk of stream) break;
     await upstream?.waitForAbort();
-    await sleep(50);
+    hold.open();
+    // The leader's fill is over once it let go of its claim: without storing anything.
+    await gw.cache.released.reached(1);
+    expect(gw.cache.releases).toEqual([false]);
+    expect(await entries(gw, teamId)).toBe(0);
     expect((await streamed(client)).cache).toBe('MISS');
     expect((await streamed(client)).cache).toBe('HIT');
+    expect(calls()).toBe(2);
   });
 
   it('identical requests in flight wait for the first: the upstream sees one, late streams get every chunk', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    control.delayMs = 150;
+    const hold = new Gate();
+    control.hold = hold; // the upstream sends the first chunks, then holds back the rest
     const first = streamed(client);
-    await sleep(50);
+    // The first is upstream (its flight is the one to join) and cannot finish before the others came.
+    await control.received.reached(1);
     const followers = [
       ...Array.from({ length: 5 }, () => streamed(client)),
       ...Array.from({ length: 5 }, () => chat(client)),
     ];
+    // Every follower looked the answer up and found none; joining the first's flight follows
+    // with no I/O in between, so before the upstream can send anything more.
+    await gw.cache.misses.reached(1 + followers.length);
+    expect(calls()).toBe(1);
+    hold.open();
     const results = await Promise.all([first, ...followers]);
     expect(calls()).toBe(1);
     expect(results[0]?.cache).toBe('MISS');
@@ -462,13 +530,27 @@ describe('③ cache: streams cut short and coalescing', () => {
   it("when the first request's client leaves, the streams joined to it still get the whole answer", async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    control.chunkDelayMs = 100;
-    const leader = await client.chat.completions.create({ ...ask, stream: true });
+    const hold = new Gate();
+    control.hold = hold; // the upstream sends the first chunks, then holds back the rest
+    const leaderLeft = responseClosed(gw.app.server, 'cache-leader');
+    const leader = await client.chat.completions.create(
+      { ...ask, stream: true },
+      { headers: { 'x-request-id': 'cache-leader' } },
+    );
     const joined = streamed(client);
-    for await (const _chunk of leader) {
-      await sleep(150); // the other request has joined by now
+    let text = '';
+    for await (const chunk of leader) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (text !== HELD_STREAM_TEXT) continue;
+      // The other request found no answer, so it joined this one's flight (no I/O in between).
+      await gw.cache.misses.reached(2);
       break; // and this client leaves mid-stream
     }
+    expect(text).toBe(HELD_STREAM_TEXT);
+    // The gateway has seen the leader's client go, while the rest of the answer is still held
+    // back: only now does the upstream send it.
+    await leaderLeft;
+    hold.open();
     const result = await joined;
     expect(result.cache).toBe('HIT');
     expect(result.text).toBe('Hello #0');
@@ -482,7 +564,8 @@ describe('③ cache: streams cut short and coalescing', () => {
   it('a client that leaves with nobody joined still stops the upstream at once', async () => {
     const gw = await gateway();
     const { client } = await teamKey(gw);
-    control.chunkDelayMs = 100;
+    // The upstream holds back the rest of its answer for good: only the gateway's abort ends it.
+    control.hold = new Gate();
     const stream = await client.chat.completions.create({ ...ask, stream: true });
     for await (const _chunk of stream) break;
     await upstream?.waitForAbort();
@@ -490,16 +573,22 @@ describe('③ cache: streams cut short and coalescing', () => {
   });
 
   it('a joiner waits at most cache.coalesce.waitMs, then goes upstream itself', async () => {
-    const gw = await gateway({ cache: { enabled: true, coalesce: { waitMs: 200 } } });
+    const gw = await gateway({ cache: { enabled: true, coalesce: { waitMs: JOIN_WAIT_MS } } });
     const { client } = await teamKey(gw);
-    control.delayMs = 800;
+    const hold = new Gate();
+    control.hold = hold; // the first's answer is held back until the joiner has gone upstream
     const first = chat(client);
-    await sleep(50);
-    const started = Date.now();
-    const joiner = await chat(client);
-    // It gave up after 200 ms and asked the upstream (800 ms) itself, before the first was back.
-    expect(joiner.cache).toBe('MISS');
-    expect(Date.now() - started).toBeLessThan(1_000 + 200);
+    await control.received.reached(1);
+    const started = performance.now();
+    const joiner = chat(client);
+    await gw.cache.misses.reached(2); // it found no answer and joined the first's flight...
+    // ...and, the first's answer being held back for good, only giving up on it takes the
+    // joiner upstream. It waited the whole wait first (less a timer's rounding); how much
+    // longer it took is the machine's business.
+    await control.received.reached(2);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(JOIN_WAIT_MS - TIMER_ROUNDING_MS);
+    hold.open();
+    expect((await joiner).cache).toBe('MISS');
     expect((await first).cache).toBe('MISS');
     expect(calls()).toBe(2);
   });
@@ -515,13 +604,10 @@ describe('③ cache: streams cut short and coalescing', () => {
     await chat(client);
     const refused = await chat(client).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
-    let spent: number | undefined;
-    for (let i = 0; i < 50 && spent !== FIXTURE_USAGE.total_tokens; i++) {
-      const team = await admin(gw, 'GET', `/teams/${teamId}`);
-      spent = (team.json.standing as { budgets: Array<{ spent_tokens: number }> }).budgets[0]?.spent_tokens;
-      await sleep(10);
-    }
-    expect(spent).toBe(FIXTURE_USAGE.total_tokens);
+    // Every reservation is charged or refunded (they end just after their answers): the miss
+    // is charged, and a hit that charged anything would have by now.
+    await gw.quota.allEnded();
+    expect(await spentTokens(gw, teamId)).toBe(FIXTURE_USAGE.total_tokens);
     expect(calls()).toBe(1);
   });
 });
@@ -532,13 +618,8 @@ describe('③ cache: hits that spend budget', () => {
     const { client, teamId } = await teamKey(gw, { budgets: [{ period: 'day', max_tokens: 100_000 }] });
     expect((await chat(client)).cache).toBe('MISS');
     expect((await chat(client)).cache).toBe('HIT');
-    let spent: number | undefined;
-    for (let i = 0; i < 50 && spent !== 2 * FIXTURE_USAGE.total_tokens; i++) {
-      const team = await admin(gw, 'GET', `/teams/${teamId}`);
-      spent = (team.json.standing as { budgets: Array<{ spent_tokens: number }> }).budgets[0]?.spent_tokens;
-      await sleep(10);
-    }
-    expect(spent).toBe(2 * FIXTURE_USAGE.total_tokens);
+    await gw.quota.allEnded(); // both charges are in
+    expect(await spentTokens(gw, teamId)).toBe(2 * FIXTURE_USAGE.total_tokens);
     expect(calls()).toBe(1);
   });
 });
@@ -557,12 +638,12 @@ describe('③ cache: admin', () => {
       expect.objectContaining({ scope: `team:${a.teamId}`, team_id: a.teamId, entries: 2 }),
     ]);
     expect((stats.json.data as Array<{ bytes: number }>)[0]?.bytes).toBeGreaterThan(100);
-    let usage: Array<Record<string, unknown>> = [];
-    for (let i = 0; i < 50 && usage.length === 0; i++) {
-      usage = (await admin(gw, 'GET', `/usage?team_id=${a.teamId}&group_by=team`)).json.data as typeof usage;
-      if (usage[0]?.requests !== 3) usage = [];
-      await sleep(10);
-    }
+    // Four requests, four usage records (written just after each answer).
+    await gw.usage.recorded.reached(4);
+    const usage = (await admin(gw, 'GET', `/usage?team_id=${a.teamId}&group_by=team`)).json.data as Array<
+      Record<string, unknown>
+    >;
+    expect(usage).toHaveLength(1);
     expect(usage[0]).toMatchObject({
       requests: 3,
       cache_hits: 1,
