@@ -3,7 +3,9 @@ import type { CacheStore } from '../store/cache-store.js';
 /**
  * A leading stream's blocks, copied to the shared store as they pass so identical streams on
  * other instances can follow it live. Blocks are batched every FLUSH_MS (one pipeline per batch,
- * never awaited by the leader's own client); the end is written after every block.
+ * never awaited by the leader's own client); the end is written after every block. Each write
+ * answers how many followers elsewhere are marked (see CacheStore.follow), which goes to
+ * `followersSeen`; a write that fails reports `lost` (nobody can follow from here any more).
  */
 const FLUSH_MS = 20;
 
@@ -19,6 +21,8 @@ export class LiveMirror {
     private readonly hash: string,
     /** How long the mirror outlives its last write (a follower that falls behind still reads it). */
     private readonly ttlMs: number,
+    private readonly followersSeen: (count: number) => void = () => {},
+    private readonly lost: () => void = () => {},
   ) {}
 
   push(block: Buffer): void {
@@ -41,11 +45,15 @@ export class LiveMirror {
     // cannot get a whole stream from here any more; they time out and go upstream themselves.
     this.writing = this.writing.then(async () => {
       if (this.failed) return;
+      let followers: number;
       try {
-        await this.store.appendLive(this.scope, this.hash, blocks, end, this.ttlMs);
+        followers = await this.store.appendLive(this.scope, this.hash, blocks, end, this.ttlMs);
       } catch {
         this.failed = true;
+        this.lost();
+        return;
       }
+      this.followersSeen(followers);
     });
   }
 }

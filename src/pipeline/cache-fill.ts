@@ -3,6 +3,7 @@ import type { CacheableEndpoint } from '../cache/cache-policy.js';
 import type { Flight, Flights } from '../cache/flight.js';
 import { LiveMirror } from '../cache/live-mirror.js';
 import { MessagesStreamAssembler } from '../cache/messages-stream-assembler.js';
+import { RemoteFollowers } from '../cache/remote-followers.js';
 import { StreamAssembler } from '../cache/stream-assembler.js';
 import type { CacheConfig } from '../config/schema.js';
 import type { CachedAnswer, CacheStore } from '../store/cache-store.js';
@@ -38,6 +39,8 @@ export class CacheFill {
   private assembler: AnswerAssembler | undefined;
   /** Copies the stream to the shared store for joiners on other instances. */
   private mirror: LiveMirror | undefined;
+  /** The streams that follow the mirror from other instances (only with a mirror). */
+  private remote: RemoteFollowers | undefined;
   private finished: Promise<void> | undefined;
 
   constructor(
@@ -49,33 +52,41 @@ export class CacheFill {
   ) {}
 
   /**
-   * The signal that ends the upstream call: the client leaving, unless requests in this process
-   * are joined to it, in which case the call goes on until the last of them is done.
+   * The signal that ends the upstream call: the client leaving, unless requests are joined to it,
+   * in this process or following its live mirror from other instances; then the call goes on
+   * until the last of them is done.
    */
   upstreamSignal(client: AbortSignal): AbortSignal {
     const upstream = new AbortController();
-    const gone = () => this.flight.whenNoJoiners(() => upstream.abort(client.reason));
+    const stop = () => upstream.abort(client.reason);
+    // The mirror (and so `remote`) exists only once the stream started: looked up when needed.
+    const gone = () => this.flight.whenNoJoiners(() => (this.remote ? this.remote.whenNone(stop) : stop()));
     if (client.aborted) gone();
     else client.addEventListener('abort', gone, { once: true });
     return upstream.signal;
   }
 
-  /** True while requests in this process follow the stream (read on for them if the client left). */
+  /** True while others follow the stream, here or elsewhere (read on for them if the client left). */
   hasJoiners(): boolean {
-    return this.flight.joiners > 0;
+    return this.flight.joiners > 0 || this.remote?.holding === true;
   }
 
   /** The stream started (its first event is here): joiners in this process may now follow it. */
   streamStarted(): void {
     this.assembler = assemblerFor(this.plan.endpoint);
     this.flight.startStream();
-    if (this.claimed && this.deps.store.shared)
+    if (this.claimed && this.deps.store.shared) {
+      const remote = new RemoteFollowers(this.deps.store, this.plan.scope, this.plan.hash);
+      this.remote = remote;
       this.mirror = new LiveMirror(
         this.deps.store,
         this.plan.scope,
         this.plan.hash,
         this.deps.config.coalesce.waitMs,
+        (count) => remote.seen(count),
+        () => remote.lost(),
       );
+    }
   }
 
   /** One block of the stream, raw (before anything is stripped for the leader's own client). */
@@ -99,6 +110,7 @@ export class CacheFill {
   private async complete(body: Buffer | null | undefined): Promise<void> {
     const { plan, flight } = this;
     let answer: CachedAnswer | null = null;
+    this.remote?.close();
     // The flight ends last, after the claim is released: until then a new identical request here
     // joins this one instead of claiming anew while the old claim is still being let go.
     try {

@@ -12,6 +12,7 @@ import { cacheScope } from '../cache/cache-scope.js';
 import { splitsIntoItems } from '../cache/embedding-items.js';
 import { Flight, Flights } from '../cache/flight.js';
 import { FollowedStreamBrokeError } from '../cache/followed-stream-broke-error.js';
+import { FollowerMark } from '../cache/follower-mark.js';
 import { replayMessageAsStream } from '../cache/messages-stream-replay.js';
 import { replayAsStream } from '../cache/stream-replay.js';
 import type { CacheConfig, ModelConfig } from '../config/schema.js';
@@ -202,7 +203,7 @@ export class CacheStage {
       // Another instance is answering this very request: follow its stream live, or wait for its
       // answer and read it.
       if (wantsStream && this.store.shared) {
-        const joined = await this.joinRemote(plan, flight);
+        const joined = await this.joinRemote(plan, flight, signal);
         if (joined) return joined;
         return { kind: 'upstream', fill: new CacheFill(plan, flight, false, this.fillDeps) };
       }
@@ -256,7 +257,11 @@ export class CacheStage {
    * Waits for the other instance's stream to show up in the store (then follows it), or for its
    * answer (a JSON leader: a hit); undefined when it failed or never came (go upstream).
    */
-  private async joinRemote(plan: CachePlan, flight: Flight): Promise<CacheRole | undefined> {
+  private async joinRemote(
+    plan: CachePlan,
+    flight: Flight,
+    signal: AbortSignal,
+  ): Promise<CacheRole | undefined> {
     const deadline = Date.now() + this.config.coalesce.waitMs;
     while (Date.now() < deadline) {
       const entries = await this.store.readLive(plan.scope, plan.hash, '0', LIVE_BATCH);
@@ -264,7 +269,7 @@ export class CacheStage {
         if (entries[0]?.end === 'broken') return undefined;
         return {
           kind: 'tail',
-          blocks: this.remoteTail(plan, flight, entries),
+          blocks: this.remoteTail(plan, flight, entries, signal),
           // The generator ends the flight itself once read; this covers a joiner that never reads.
           close: () => this.flights.end(plan.id, flight, null),
         };
@@ -283,13 +288,25 @@ export class CacheStage {
 
   /**
    * The blocks of a stream another instance is receiving, from the first, polling for the rest.
-   * Joiners in this process follow along through this request's flight.
+   * Joiners in this process follow along through this request's flight. Marked as a follower
+   * before the first block goes out, so the leader reads on for it should its own client leave;
+   * the mark goes as soon as this request's client (`signal`) does, even while the leader is
+   * silent (the relay notices only at the next block).
    */
-  private async *remoteTail(plan: CachePlan, flight: Flight, first: LiveEntry[]): AsyncGenerator<Buffer> {
+  private async *remoteTail(
+    plan: CachePlan,
+    flight: Flight,
+    first: LiveEntry[],
+    signal: AbortSignal,
+  ): AsyncGenerator<Buffer> {
     const assembler = assemblerFor(plan.endpoint);
     let outcome: CachedAnswer | null = null;
     flight.startStream();
+    const mark = new FollowerMark(this.store, plan.scope, plan.hash);
+    const leave = () => mark.stop();
+    signal.addEventListener('abort', leave, { once: true });
     try {
+      if (!signal.aborted) await mark.start();
       let entries = first;
       let after = '0';
       let idleSince = Date.now();
@@ -319,6 +336,8 @@ export class CacheStage {
         entries = await this.store.readLive(plan.scope, plan.hash, after, LIVE_BATCH);
       }
     } finally {
+      signal.removeEventListener('abort', leave);
+      mark.stop();
       this.flights.end(plan.id, flight, outcome);
     }
   }

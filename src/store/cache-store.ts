@@ -65,7 +65,8 @@ export interface CacheStore {
    * Live streams: the leader of a streamed fill appends its SSE blocks as they pass (and its end),
    * so a stream that joins on another instance gets them from the first, then live. A claim
    * starts an empty record; only the caller holding the claim appends (otherwise nothing is
-   * written), and each append renews the claim and the record for `ttlMs`.
+   * written), and each append renews the claim and the record for `ttlMs`. Answers how many
+   * followers (see `follow`) are marked then: 0 when nothing was written.
    */
   appendLive(
     scope: string,
@@ -73,9 +74,20 @@ export interface CacheStore {
     blocks: readonly Buffer[],
     end: 'complete' | 'broken' | undefined,
     ttlMs: number,
-  ): Promise<void>;
+  ): Promise<number>;
   /** Entries after `afterId` (`'0'`: from the start), at most `max`; none when nothing is live. */
   readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]>;
+  /**
+   * Followers of a live stream on other instances: each marks itself (`follower`, an id of its
+   * own) for `ttlMs`, renews the mark while it reads, and takes it back when done. The leader,
+   * once its own client left, reads on while any mark holds (`appendLive` answers how many do,
+   * at no extra round trip); the mark of a follower that died lapses by itself. A new claim
+   * starts with none.
+   */
+  follow(scope: string, hash: string, follower: string, ttlMs: number): Promise<void>;
+  unfollow(scope: string, hash: string, follower: string): Promise<void>;
+  /** Followers whose mark has not lapsed. */
+  followers(scope: string, hash: string): Promise<number>;
   /** Frees timers and connections the cache holds of its own (not the store's). */
   close(): Promise<void>;
 }

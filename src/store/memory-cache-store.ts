@@ -33,6 +33,8 @@ export class MemoryCacheStore implements CacheStore {
   private readonly maxBytes: number;
   /** Live streams (kept for the contract; this process never needs them itself). */
   private readonly live = new Map<string, { entries: LiveEntry[]; sequence: number; expiresAt: number }>();
+  /** Marks of live streams' followers: follower -> when it lapses (kept for the contract too). */
+  private readonly marks = new Map<string, Map<string, number>>();
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
   private readonly claims = new Map<string, Claim>();
@@ -59,18 +61,47 @@ export class MemoryCacheStore implements CacheStore {
     blocks: readonly Buffer[],
     end: 'complete' | 'broken' | undefined,
     ttlMs: number,
-  ): Promise<void> {
+  ): Promise<number> {
     const now = Date.now();
     for (const [key, record] of this.live) if (record.expiresAt <= now) this.live.delete(key);
     const key = id(scope, hash);
     // Only the leader writes (a claim here lasts until release or its ttl).
-    if (!this.claims.has(key)) return;
+    if (!this.claims.has(key)) return 0;
     const record = this.live.get(key) ?? { entries: [], sequence: 0, expiresAt: 0 };
     this.live.set(key, record);
     for (const block of blocks)
       record.entries.push({ id: String(++record.sequence).padStart(12, '0'), block });
     if (end) record.entries.push({ id: String(++record.sequence).padStart(12, '0'), end });
     record.expiresAt = now + ttlMs;
+    return this.marked(key, now);
+  }
+
+  /** Marks that hold at `now`; drops the lapsed ones. */
+  private marked(key: string, now: number): number {
+    const marks = this.marks.get(key);
+    if (!marks) return 0;
+    for (const [follower, until] of marks) if (until <= now) marks.delete(follower);
+    if (marks.size === 0) this.marks.delete(key);
+    return marks.size;
+  }
+
+  async follow(scope: string, hash: string, follower: string, ttlMs: number): Promise<void> {
+    const key = id(scope, hash);
+    const now = Date.now();
+    this.marked(key, now);
+    const marks = this.marks.get(key) ?? new Map<string, number>();
+    this.marks.set(key, marks);
+    marks.set(follower, now + ttlMs);
+  }
+
+  async unfollow(scope: string, hash: string, follower: string): Promise<void> {
+    const key = id(scope, hash);
+    this.marks.get(key)?.delete(follower);
+    this.marked(key, Date.now());
+  }
+
+  async followers(scope: string, hash: string): Promise<number> {
+    return this.marked(id(scope, hash), Date.now());
   }
 
   async readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]> {
@@ -160,6 +191,7 @@ export class MemoryCacheStore implements CacheStore {
     const key = id(scope, hash);
     if (this.claims.has(key)) return false;
     this.live.delete(key);
+    this.marks.delete(key);
     const timer = setTimeout(() => this.finish(key, 'failed'), Math.max(1, ttlMs));
     timer.unref();
     this.claims.set(key, { timer, waiters: new Set() });

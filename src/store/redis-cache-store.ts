@@ -18,6 +18,8 @@ import { failClosedOnOutage } from './store-unavailable.js';
  *                               longest-lived entry
  *   tg:{c:<scope>}:lock:<hash>  string: the leader's token; PX = claim ttl
  *   tg:{c:<scope>}:live:<hash>  stream: a streamed fill's SSE blocks (b) and its end (end)
+ *   tg:{c:<scope>}:fol:<hash>   zset: member = a remote follower of that stream, score = when
+ *                               its mark lapses (Redis's clock); lives as long as its last mark
  *   tg:cache:scopes             set of scopes that may hold entries (purge and stats of all)
  * Fills are announced on the channel tg:cache:fills as JSON [scope, hash, outcome].
  */
@@ -28,6 +30,7 @@ const C = {
   info: (p: string) => `${p}info`,
   lock: (p: string, hash: string) => `${p}lock:${hash}`,
   live: (p: string, hash: string) => `${p}live:${hash}`,
+  followers: (p: string, hash: string) => `${p}fol:${hash}`,
 };
 const SCOPES = 'tg:cache:scopes';
 const FILLS_CHANNEL = 'tg:cache:fills';
@@ -38,7 +41,9 @@ const SET_ENTRY = loadLua('cache-prune', 'cache-set-entry');
 const PURGE = loadLua('cache-purge');
 const STATS = loadLua('cache-prune', 'cache-stats');
 const CLAIM = loadLua('cache-claim');
-const APPEND_LIVE = loadLua('cache-append-live');
+const APPEND_LIVE = loadLua('cache-followers', 'cache-append-live');
+const FOLLOW = loadLua('cache-followers', 'cache-follow');
+const COUNT_FOLLOWERS = loadLua('cache-followers', 'cache-count-followers');
 const RELEASE = loadLua('cache-release');
 
 const waiterKey = (scope: string, hash: string) => `${scope}\n${hash}`;
@@ -85,16 +90,38 @@ export class RedisCacheStore implements CacheStore {
     blocks: readonly Buffer[],
     end: 'complete' | 'broken' | undefined,
     ttlMs: number,
-  ): Promise<void> {
+  ): Promise<number> {
     checkScope(scope);
     const token = this.tokens.get(waiterKey(scope, hash));
-    if (token === undefined) return;
+    if (token === undefined) return 0;
     const p = scopePrefix(scope);
-    await this.connection.run(
+    const followers = await this.connection.run(
       APPEND_LIVE,
-      [C.lock(p, hash), C.live(p, hash)],
+      [C.lock(p, hash), C.live(p, hash), C.followers(p, hash)],
       [token, Math.max(1, Math.ceil(ttlMs)), end ?? '', ...blocks],
     );
+    return Number(followers) || 0;
+  }
+
+  async follow(scope: string, hash: string, follower: string, ttlMs: number): Promise<void> {
+    checkScope(scope);
+    await this.connection.run(
+      FOLLOW,
+      [C.followers(scopePrefix(scope), hash)],
+      [follower, Math.max(1, Math.ceil(ttlMs))],
+    );
+  }
+
+  async unfollow(scope: string, hash: string, follower: string): Promise<void> {
+    checkScope(scope);
+    await this.connected();
+    await this.client.zrem(C.followers(scopePrefix(scope), hash), follower);
+  }
+
+  async followers(scope: string, hash: string): Promise<number> {
+    checkScope(scope);
+    const count = await this.connection.run(COUNT_FOLLOWERS, [C.followers(scopePrefix(scope), hash)], []);
+    return Number(count) || 0;
   }
 
   async readLive(scope: string, hash: string, afterId: string, max: number): Promise<LiveEntry[]> {
@@ -228,7 +255,7 @@ export class RedisCacheStore implements CacheStore {
     const p = scopePrefix(scope);
     const answer = await this.connection.run(
       CLAIM,
-      [C.lock(p, hash), C.live(p, hash)],
+      [C.lock(p, hash), C.live(p, hash), C.followers(p, hash)],
       [token, Math.max(1, Math.ceil(ttlMs))],
     );
     if (answer !== 1) return false;
