@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { JsonEndpoint } from '../backends/backend.js';
 import { GatewayError } from '../errors.js';
 import { type DayFormatter, dayFormatter } from '../quota/budget-day.js';
+import { modelLimitEntries } from '../quota/model-limit-entries.js';
 import type {
   AdmitResult,
   QuotaBudget,
@@ -22,7 +23,7 @@ import { TokenCountCache } from '../usage/token-count-cache.js';
 import { TokenCounter } from '../usage/token-counter.js';
 import { estimatePromptTokens, requestedOutputTokens } from '../usage/token-estimate.js';
 import type { Principal } from './auth.js';
-import { formatDuration, requestRateRefusal, requestRateScopes } from './request-limits.js';
+import { formatDuration, requestRateRefusal, requestRateScopes, whoseLimit } from './request-limits.js';
 import { logKeptEnd, Reservation } from './reservation.js';
 import type { TokenUsage } from './usage.js';
 
@@ -86,15 +87,6 @@ export function tokenRateHeaders(window: {
 }
 
 export class QuotaExceededError extends GatewayError {}
-
-const SCOPE_NAMES: Record<string, string> = { key: "This API key's", team: "Your team's" };
-
-/** Whose limit a scope id is, in words: `model:<name>` is the team's limit on one model. */
-function whose(scopeId: string): string {
-  const [kind, ...rest] = scopeId.split(':');
-  if (kind === 'model') return `Your team's (model '${rest.join(':')}')`;
-  return SCOPE_NAMES[kind ?? ''] ?? "This request's";
-}
 
 const lower = (words: string) => words.charAt(0).toLowerCase() + words.slice(1);
 
@@ -173,7 +165,7 @@ function tooLarge(
       429,
       type,
       code,
-      `Request too large for ${model} on ${lower(whose(scope.id))} ${limit}: ${figures}. ${MUST_REDUCE}`,
+      `Request too large for ${model} on ${lower(whoseLimit(scope.id))} ${limit}: ${figures}. ${MUST_REDUCE}`,
       { headers: { 'x-should-retry': 'false' } },
     );
   for (const s of scopes) {
@@ -211,7 +203,7 @@ function refusal(
   denied: Exclude<QuotaReservationResult, { granted: true }>,
   estimate: { tokens: number; usdMicros: number },
 ): GatewayError {
-  const who = whose(denied.scope);
+  const who = whoseLimit(denied.scope);
   switch (denied.limit) {
     case 'budget_tokens':
     case 'budget_usd': {
@@ -391,9 +383,9 @@ export class QuotaStage {
       scope(`key:${principal.keyId}`, principal.keyLimits, principal.keyBudgets, day, month),
       scope(`team:${principal.teamId}`, principal.teamLimits, principal.teamBudgets, day, month),
     ];
-    const perModel = model === undefined ? undefined : principal.teamModelLimits[model];
-    if (perModel)
-      scopes.push(scope(`model:${model}`, perModel.limits ?? {}, perModel.budgets ?? [], day, month));
+    if (model !== undefined)
+      for (const [entry, own] of modelLimitEntries(principal.teamModelLimits, model))
+        scopes.push(scope(`model:${entry}`, own.limits ?? {}, own.budgets ?? [], day, month));
     const policy: KeyPolicy = {
       day,
       requests: seal(requestRateScopes(principal, model)),

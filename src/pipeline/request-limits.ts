@@ -1,11 +1,14 @@
 import { GatewayError } from '../errors.js';
+import { modelLimitEntries } from '../quota/model-limit-entries.js';
 import type { RequestRateScope, RequestRateWindow } from '../quota/quota-types.js';
+import { isModelPattern } from '../registry/model-patterns.js';
 import type { Principal } from './auth.js';
 
 /**
- * ② quota, request rates: requests per minute and per day, per key, per team and per team and
- * model, counted by the quota store in the same step as the reservation (one round trip before
- * the upstream; `QuotaStage.admit`). Windows start at a scope's first request. OpenAI's
+ * ② quota, request rates: requests per minute and per day, per key, per team and per entry of
+ * the team's model_limits covering the model (its name's and each pattern's), counted by the
+ * quota store in the same step as the reservation (one round trip before the upstream;
+ * `QuotaStage.admit`). Windows start at a scope's first request. OpenAI's
  * x-ratelimit-*-requests headers report the tightest window.
  */
 type KeyPrincipal = Extract<Principal, { kind: 'key' }>;
@@ -35,8 +38,27 @@ export function requestRateScopes(principal: KeyPrincipal, model: string | undef
   };
   add(`key:${principal.keyId}`, principal.keyLimits);
   add(`team:${principal.teamId}`, principal.teamLimits);
-  if (model !== undefined) add(`model:${model}`, principal.teamModelLimits[model]?.limits);
+  if (model !== undefined)
+    for (const [entry, own] of modelLimitEntries(principal.teamModelLimits, model))
+      add(`model:${entry}`, own.limits);
   return scopes;
+}
+
+const SCOPE_OWNERS: Record<string, string> = { key: "This API key's", team: "Your team's" };
+
+/**
+ * Whose limit a scope id is, in words: `model:<entry>` is the team's limit on one model, or on
+ * every model a pattern entry covers together.
+ */
+export function whoseLimit(scopeId: string): string {
+  const [kind, ...rest] = scopeId.split(':');
+  if (kind === 'model') {
+    const entry = rest.join(':');
+    return isModelPattern(entry)
+      ? `Your team's (models matching '${entry}')`
+      : `Your team's (model '${entry}')`;
+  }
+  return SCOPE_OWNERS[kind ?? ''] ?? "This request's";
 }
 
 /** OpenAI's x-ratelimit-*-requests headers for the window with the fewest requests left. */
@@ -50,13 +72,7 @@ export function requestRateHeaders(window: RequestRateWindow): Record<string, st
 
 /** A request over a request rate: 429 with when to retry. */
 export function requestRateRefusal(window: RequestRateWindow): GatewayError {
-  const [kind, ...rest] = window.scope.split(':');
-  const who =
-    kind === 'key'
-      ? "This API key's"
-      : kind === 'team'
-        ? "Your team's"
-        : `Your team's (model '${rest.join(':')}')`;
+  const who = whoseLimit(window.scope);
   const per = window.kind === 'requests_per_minute' ? 'minute' : 'day';
   return new GatewayError(
     429,

@@ -30,7 +30,10 @@ export interface QuotaBudget {
 }
 
 export interface QuotaScope {
-  /** 'key:<keyId>', 'team:<teamId>', 'team:<teamId>:model:<name>'; unique within a request. */
+  /**
+   * 'key:<keyId>', 'team:<teamId>', 'model:<entry>' (a team's model_limits entry: a name or a
+   * pattern, see model-limit-entries.ts); unique within a request.
+   */
   id: string;
   tokensPerMinute?: number | undefined;
   maxConcurrent?: number | undefined;
@@ -59,7 +62,7 @@ export type QuotaLimitKind = 'tokens_per_minute' | 'concurrency' | 'budget_token
  * one store round trip before the upstream.
  */
 export interface RequestRateScope {
-  /** The same ids as reservation scopes: 'key:<id>', 'team:<id>', 'model:<name>'. */
+  /** The same ids as reservation scopes: 'key:<id>', 'team:<id>', 'model:<entry>'. */
   id: string;
   perMinute?: number | undefined;
   perDay?: number | undefined;

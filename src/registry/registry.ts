@@ -1,3 +1,4 @@
+import { InvalidRequestError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { UsageQuery, UsageRow } from '../usage/usage-record.js';
 import { newKey, sortableId } from './key-material.js';
@@ -8,7 +9,7 @@ import {
   type LimitsPatch,
   policyWithinTeam,
 } from './limits.js';
-import { modelAllowed, patternsWithin } from './model-patterns.js';
+import { isWellFormedModelEntry, patternsOverlap, patternsWithin } from './model-patterns.js';
 import { keyStatus, publicKey, publicTeam } from './public-objects.js';
 import type {
   AuditEvent,
@@ -120,9 +121,19 @@ export class Registry {
     if (outside.length > 0) throw new KeyModelsNotAllowedError(outside, 'default_key_policy.models');
   }
 
-  /** Limits on a model the team may not use would bind nothing and read as if they did. */
+  /**
+   * Limits on a model the team may not use would bind nothing and read as if they did. Entries
+   * are names or patterns, as in `models`: a pattern must cover some model the team may use.
+   */
   private checkModelLimits(models: string[], modelLimits: Record<string, ModelLimits>): void {
-    const outside = Object.keys(modelLimits).filter((model) => !modelAllowed(models, model));
+    const names = Object.keys(modelLimits);
+    const malformed = names.find((name) => !isWellFormedModelEntry(name));
+    if (malformed !== undefined)
+      throw new InvalidRequestError(
+        `Invalid key '${malformed}' in 'model_limits': expected a model name, '*' or 'prefix/*' ('*' works only there).`,
+        'model_limits',
+      );
+    const outside = names.filter((name) => !patternsOverlap(name, models));
     if (outside.length > 0) throw new ModelLimitsNotAllowedError(outside);
   }
 
