@@ -8,10 +8,11 @@ import { clientWantsUsageChunk, type JsonDispatch } from './dispatch.js';
 import { ensureBase64Embeddings } from './embedding-encoding.js';
 import type { ForwardOutcome } from './forward-outcome.js';
 import { jsonObjectOf } from './json-bytes.js';
-import type { QuotaStage } from './quota.js';
+import { type QuotaStage, tokenRateHeaders } from './quota.js';
 import type { Reservation } from './reservation.js';
 import type { Deployment } from './router.js';
 import { collectBody, type RelayOptions, readFirstEvent, relaySse, sendBuffered } from './stream.js';
+import { streamSurfaceOf } from './stream-surface.js';
 import { StreamUsage, type TokenUsage, tokensOf, usageFromJson, usageOfAnswer } from './usage.js';
 
 /**
@@ -59,7 +60,7 @@ export class CacheAnswers {
     hit: CacheHit,
   ): Promise<ForwardOutcome> {
     this.deps.cache.markHit(request, reply, hit);
-    return this.charge(request, dispatch, deployment, model, async () => {
+    return this.charge(request, reply, dispatch, deployment, model, async () => {
       const stream = dispatch.stream
         ? this.deps.cache.replayStream(hit, plan, clientWantsUsageChunk(dispatch.body))
         : undefined;
@@ -85,7 +86,7 @@ export class CacheAnswers {
       ...this.deps.relay,
       stripUsageChunk: strip,
       usage: new StreamUsage(endpoint),
-      surface: endpoint === 'messages' ? 'anthropic' : 'openai',
+      surface: streamSurfaceOf(endpoint),
     });
     return { streamError, firstChunkAt, usage };
   }
@@ -96,6 +97,7 @@ export class CacheAnswers {
    */
   private async charge(
     request: FastifyRequest,
+    reply: FastifyReply,
     dispatch: JsonDispatch,
     deployment: Deployment,
     model: string,
@@ -103,7 +105,7 @@ export class CacheAnswers {
   ): Promise<ForwardOutcome> {
     const spend = this.deps.hitsSpendBudget;
     const reservation = spend
-      ? await this.reserve(request, dispatch, dispatch.body, deployment, model)
+      ? await this.reserve(request, reply, dispatch, dispatch.body, deployment, model)
       : undefined;
     let sent: ForwardOutcome;
     try {
@@ -117,14 +119,16 @@ export class CacheAnswers {
     return { ...sent, usage };
   }
 
-  private reserve(
+  /** ② a reservation, told to the client as the forward path tells it (`x-ratelimit-*-tokens`). */
+  private async reserve(
     request: FastifyRequest,
+    reply: FastifyReply,
     dispatch: JsonDispatch,
     body: Record<string, unknown>,
     deployment: Deployment,
     model: string,
-  ) {
-    return this.deps.quota.reserve({
+  ): Promise<Reservation> {
+    const reservation = await this.deps.quota.reserve({
       principal: request.gateway.principal,
       endpoint: dispatch.endpoint,
       body,
@@ -132,6 +136,8 @@ export class CacheAnswers {
       model,
       log: request.log,
     });
+    if (reservation.tokensPerMinute) reply.headers(tokenRateHeaders(reservation.tokensPerMinute));
+    return reservation;
   }
 
   /**
@@ -162,14 +168,14 @@ export class CacheAnswers {
       });
       const parts = answers.map((answer) => ({ answer, item: itemsOf(answer)?.[0] ?? {} }));
       const merged = mergeItems(parts, answers[0]?.model);
-      return this.charge(request, dispatch, deployment, model, async () => {
+      return this.charge(request, reply, dispatch, deployment, model, async () => {
         reply.code(200).type('application/json').send(merged);
         return { usage: usageFromJson(merged) };
       });
     }
     const body = { ...dispatch.body, input: missing.map((i) => inputs[i]) };
     const partial: JsonDispatch = { ...dispatch, body };
-    const reservation = await this.reserve(request, dispatch, body, deployment, model); // ②
+    const reservation = await this.reserve(request, reply, dispatch, body, deployment, model); // ②
     let answered: Answered<UpstreamAnswer> | undefined;
     try {
       // ⑤ the misses go through the attempts like any request: failover, circuits, limits.
@@ -230,7 +236,7 @@ export class CacheAnswers {
     this.deps.cache.markHit(request, reply, { ageSeconds: 0 });
     const response = { status: 200, contentType: 'text/event-stream', headers: {}, body: blocks };
     // What another request paid for is a hit: free unless hits spend budget.
-    return this.charge(request, dispatch, deployment, model, () =>
+    return this.charge(request, reply, dispatch, deployment, model, () =>
       this.relay(
         request,
         reply,

@@ -109,7 +109,10 @@ export class CacheStage {
     };
   }
 
-  /** The verdict for one request; sets `x-tollgate-cache` unless the endpoint is never cached. */
+  /**
+   * The verdict for one request. Sets `x-tollgate-cache: BYPASS` when the cache has no say; a
+   * plan's MISS or REFRESH waits for `consulted`, once the request rates let the request in.
+   */
   plan(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -145,7 +148,6 @@ export class CacheStage {
       this.mark(request, reply, 'BYPASS');
       return undefined;
     }
-    this.mark(request, reply, verdict.lookup ? 'MISS' : 'REFRESH');
     const perItem = endpoint === 'embeddings' && splitsIntoItems(dispatch.body);
     const hash = perItem
       ? ''
@@ -162,6 +164,14 @@ export class CacheStage {
       ttlMs: verdict.ttlMs,
       maxAgeMs: verdict.maxAgeMs,
     };
+  }
+
+  /**
+   * The cache is about to be consulted for this request: a MISS (or REFRESH) until a hit or a
+   * joined answer says otherwise. Not before: a request refused first was neither.
+   */
+  consulted(request: FastifyRequest, reply: FastifyReply, plan: CachePlan): void {
+    this.mark(request, reply, plan.lookup ? 'MISS' : 'REFRESH');
   }
 
   private mark(request: FastifyRequest, reply: FastifyReply, status: 'HIT' | 'MISS' | 'BYPASS' | 'REFRESH') {

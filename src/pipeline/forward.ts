@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse, UploadEndpoint } from '../backends/backend.js';
 import { ClientLeftMidAnswerError } from '../backends/stopped-usage.js';
+import { ClientAbortedError } from '../backends/transport-failure.js';
 import { EndpointNotSupportedError, InvalidRequestError, RequestTooLargeError } from '../errors.js';
 import { lingerAfterAnswer } from '../http/lingering-close.js';
 import type { RequestRateWindow } from '../quota/quota-types.js';
@@ -33,6 +34,7 @@ import {
   sendBuffered,
   sendStreamed,
 } from './stream.js';
+import { streamSurfaceOf } from './stream-surface.js';
 import { type KeptUpload, openUpload, type UploadRoute, UploadSource } from './upload-body.js';
 import { StreamUsage, type TokenUsage, tokensOf, usageOfAnswer } from './usage.js';
 
@@ -228,7 +230,11 @@ export class ForwardPath implements InferencePipeline {
     const plan = cache.plan(request, reply, dispatch, deployment, model);
     // ② request rates, before the cache answers (a hit is still a request). Without a cache
     // plan they are counted with the reservation below, in the same store round trip.
-    if (plan) this.requestRates(reply, await quota.countRequest(g.principal, model));
+    if (plan) {
+      this.requestRates(reply, await quota.countRequest(g.principal, model));
+      // Only now is the cache consulted: a request the rate refused was neither a hit nor a miss.
+      cache.consulted(request, reply, plan);
+    }
     if (plan?.perItem) {
       const upstream = (partial: JsonDispatch, held: Reservation) =>
         this.tryJson(request, reply, routes, partial, held, g.abort.signal, outcome);
@@ -258,6 +264,13 @@ export class ForwardPath implements InferencePipeline {
       }
     }
     const fill = role?.kind === 'upstream' ? role.fill : undefined;
+    // The client left while this request waited (on an identical one in flight, or on the
+    // store): nothing went upstream for it, so nothing is reserved or charged; it ends as any
+    // client that left before an answer.
+    if (g.abort.signal.aborted) {
+      await fill?.finish(null);
+      throw new ClientAbortedError();
+    }
 
     // ② the reservation: tokens, concurrency, budget; held until the answer is settled (⑦).
     let reservation: Reservation;
@@ -534,12 +547,7 @@ export class ForwardPath implements InferencePipeline {
       ...this.deps.relay,
       stripUsageChunk: dispatch.stream && !clientWantsUsageChunk(dispatch.body),
       usage,
-      surface:
-        dispatch.endpoint === 'messages'
-          ? 'anthropic'
-          : dispatch.endpoint === 'responses'
-            ? 'responses'
-            : 'openai',
+      surface: streamSurfaceOf(dispatch.endpoint),
       tally,
       abortUpstream: step.abortUpstream,
       ...(owesUsageChunk && started.status === 200 ? { closingUsage } : {}),
