@@ -6,6 +6,7 @@ import { modelAllowed } from '../registry/model-patterns.js';
 import { keyStatus } from '../registry/public-objects.js';
 import type { Budget, CachePolicy, KeyRecord, Limits, ModelLimits, TeamRecord } from '../registry/records.js';
 import type { Store } from '../store/store.js';
+import { StoreUnavailableError } from '../store/store-unavailable.js';
 import type { FailedAuthLimiter } from './failed-auth-limiter.js';
 
 /**
@@ -103,6 +104,16 @@ interface CachedKey {
   at: number;
 }
 
+/**
+ * A key whose team is gone: deleting a team with ?force=true revokes its keys, then deletes the
+ * team, and such a key is still refused for what it is (revoked), as the admin API shows it.
+ * Never cached: it cannot become usable.
+ */
+interface TeamlessKey {
+  key: KeyRecord;
+  principal: undefined;
+}
+
 const MISSING: Readonly<Record<ErrorSurface, string>> = {
   openai:
     "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or an 'api-key' or 'x-api-key' header).",
@@ -138,7 +149,7 @@ function principalOf(key: KeyRecord, team: TeamRecord): Principal {
 export class KeyAuthenticator {
   private readonly cache = new Map<string, CachedKey>();
   private readonly used = new Map<string, number>();
-  private readonly inflight = new Map<string, Promise<CachedKey | undefined>>();
+  private readonly inflight = new Map<string, Promise<CachedKey | TeamlessKey | undefined>>();
 
   constructor(
     private readonly store: Store,
@@ -161,7 +172,7 @@ export class KeyAuthenticator {
     if (!hash) throw new InvalidApiKeyError(this.isAdminKey(presented) ? ADMIN_KEY : INCORRECT);
     const found = await this.lookup(hash);
     if (!found) throw new InvalidApiKeyError(INCORRECT);
-    const { key } = found;
+    const { key, principal } = found;
     const now = this.now();
     switch (keyStatus(key, now)) {
       case 'revoked':
@@ -173,8 +184,11 @@ export class KeyAuthenticator {
       case 'disabled':
         throw new InvalidApiKeyError('This API key is disabled.');
     }
+    // Active, of a team that is gone: nothing to act for (a team is only deleted after its
+    // active keys are revoked, so this is a key caught between the two).
+    if (!principal) throw new InvalidApiKeyError(INCORRECT);
     this.used.set(key.id, now);
-    return found.principal;
+    return principal;
   }
 
   /**
@@ -192,7 +206,7 @@ export class KeyAuthenticator {
     return cached !== undefined && this.now() - cached.at < this.options.staleOkSeconds * 1000;
   }
 
-  private lookup(hash: string): Promise<CachedKey | undefined> {
+  private lookup(hash: string): Promise<CachedKey | TeamlessKey | undefined> {
     const cached = this.cache.get(hash);
     if (cached && this.now() - cached.at < this.options.cacheTtlMs) return Promise.resolve(cached);
     // One store round trip per key at a time: when an entry expires under load, concurrent
@@ -205,22 +219,29 @@ export class KeyAuthenticator {
     return pending;
   }
 
-  private async refresh(hash: string, cached: CachedKey | undefined): Promise<CachedKey | undefined> {
+  private async refresh(
+    hash: string,
+    cached: CachedKey | undefined,
+  ): Promise<CachedKey | TeamlessKey | undefined> {
     const now = this.now();
     let key: KeyRecord | undefined;
     let team: TeamRecord | undefined;
     try {
       key = await this.store.registry.findKeyByHash(hash);
       team = key ? await this.store.registry.getTeam(key.teamId) : undefined;
-    } catch {
+    } catch (error) {
       // The store is down: a key we validated recently keeps working; anything else fails
       // closed, with a hint to retry shortly.
       if (cached && now - cached.at < this.options.staleOkSeconds * 1000) return cached;
-      throw new ServiceUnavailableError('The gateway cannot check API keys right now; retry shortly.', 1);
+      const message = 'The gateway cannot check API keys right now; retry shortly.';
+      // Still the store's refusal, with the outage it is part of: during one, each refused
+      // request is a warning and the outage itself is said once (plugins/store-outage-log.ts).
+      if (error instanceof StoreUnavailableError) throw error.with({ message });
+      throw new ServiceUnavailableError(message, 1);
     }
     if (!key || !team) {
       this.cache.delete(hash);
-      return undefined;
+      return key && { key, principal: undefined };
     }
     const entry = { key, team, principal: principalOf(key, team), at: now };
     this.cache.delete(hash);

@@ -70,10 +70,21 @@ export function requestRateHeaders(window: RequestRateWindow): Record<string, st
   };
 }
 
-/** A request over a request rate: 429 with when to retry. */
+/**
+ * The longest `retry-after` the OpenAI SDK waits for: past it the SDK ignores the header and
+ * retries at once after its own short backoff, to be refused again; the Anthropic SDK would
+ * instead sleep through all of it (up to a day) before its retry.
+ */
+const LONGEST_SDK_WAIT_MS = 60_000;
+
+/**
+ * A request over a request rate: 429 with when to retry; past a minute away (a per-day window),
+ * `x-should-retry: false` as well, so the SDKs hand the refusal to their caller at once.
+ */
 export function requestRateRefusal(window: RequestRateWindow): GatewayError {
   const who = whoseLimit(window.scope);
   const per = window.kind === 'requests_per_minute' ? 'minute' : 'day';
+  const waitMs = Math.max(0, Math.round(window.resetMs));
   return new GatewayError(
     429,
     'rate_limit_error',
@@ -82,7 +93,8 @@ export function requestRateRefusal(window: RequestRateWindow): GatewayError {
     {
       headers: {
         'retry-after': String(Math.max(1, Math.ceil(window.resetMs / 1_000))),
-        'retry-after-ms': String(Math.max(0, Math.round(window.resetMs))),
+        'retry-after-ms': String(waitMs),
+        ...(waitMs > LONGEST_SDK_WAIT_MS ? { 'x-should-retry': 'false' } : {}),
         ...requestRateHeaders(window),
       },
     },

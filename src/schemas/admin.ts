@@ -32,15 +32,22 @@ const metadata = z
 
 /** 9999-12-31T23:59:59Z: past it, dates stop printing as four-digit years (and, further on, at all). */
 const MAX_UNIX_SECONDS = 253_402_300_799;
+/**
+ * 2001-09-09T01:46:40Z in milliseconds: a timestamp in milliseconds sent by mistake (the usual
+ * way past the bound) is at least this. Just past the bound, a value is seconds, merely too late.
+ */
+const MILLISECONDS_FROM = 1_000_000_000_000;
+const LATEST = `expected Unix seconds no later than ${MAX_UNIX_SECONDS} (9999-12-31T23:59:59Z)`;
 const unixSeconds = z
   .number()
   .int()
   .positive()
-  // Before the bare bound below, so the message (not the generic range) is what the client reads:
-  // a millisecond timestamp sent by mistake is the usual way to land here.
-  .refine((seconds) => seconds <= MAX_UNIX_SECONDS, {
-    message: `expected Unix seconds no later than ${MAX_UNIX_SECONDS} (9999-12-31T23:59:59Z); a timestamp in milliseconds is 1000 times too large`,
+  // Before the bare bound below, so these messages (not the generic range) are what the client
+  // reads; the first that fails is the one said.
+  .refine((seconds) => seconds <= MAX_UNIX_SECONDS || seconds < MILLISECONDS_FROM, {
+    message: `${LATEST}; this looks like a timestamp in milliseconds, 1000 times too large`,
   })
+  .refine((seconds) => seconds <= MAX_UNIX_SECONDS, { message: LATEST })
   .max(MAX_UNIX_SECONDS);
 
 /** A hundred years: a default key lifetime must still end before the latest expires_at. */

@@ -106,6 +106,8 @@ function bound(
   issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig,
   param: string,
   value: unknown,
+  /** What was sent, in words, when its value cannot say it (`1e400` parses as Infinity). */
+  got?: string,
 ): string {
   const small = issue.code === 'too_small';
   const limit = small
@@ -117,7 +119,8 @@ function bound(
     // A query string's number arrives as text (`?limit=1000`).
     const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
     const integer = typeof number === 'number' && Number.isInteger(number);
-    return `Invalid '${param}': ${integer ? 'integer' : 'decimal'} ${side} value. Expected a value ${comparison} ${String(limit)}, but got ${String(value)} instead.`;
+    const kind = got !== undefined ? 'number' : integer ? 'integer' : 'decimal';
+    return `Invalid '${param}': ${kind} ${side} value. Expected a value ${comparison} ${String(limit)}, but got ${got ?? String(value)} instead.`;
   }
   if (issue.origin === 'array' && Array.isArray(value)) {
     if (small && value.length === 0) {
@@ -132,6 +135,10 @@ function bound(
   return `Invalid value for '${param}': ${issue.message}.`;
 }
 
+function samePath(a: Issue, b: Issue): boolean {
+  return a.path.length === b.path.length && a.path.every((part, i) => part === b.path[i]);
+}
+
 /**
  * The bound that says most. An integer too large to be exact fails zod's safe-integer range (and
  * its integer check) before the field's own, tighter range: name the field's range.
@@ -143,11 +150,9 @@ function tightestBound(issues: readonly Issue[], issue: Issue, value: unknown): 
   ) {
     return issue;
   }
-  const samePath = (other: Issue) =>
-    other.path.length === issue.path.length && other.path.every((part, i) => part === issue.path[i]);
   let best: Issue = issue;
   for (const other of issues) {
-    if (!samePath(other)) continue;
+    if (!samePath(other, issue)) continue;
     if (other.code === 'too_big') {
       if (best.code !== 'too_big' || Number(other.maximum) < Number(best.maximum)) best = other;
     } else if (other.code === 'too_small' && best.code !== 'too_big') {
@@ -155,6 +160,58 @@ function tightestBound(issues: readonly Issue[], issue: Issue, value: unknown): 
     }
   }
   return best;
+}
+
+/** `input` with `value` in place of what is at `path`, copying only the containers on the way. */
+function replacedAt(input: unknown, path: readonly PropertyKey[], value: unknown): unknown {
+  const [head, ...rest] = path;
+  if (head === undefined || input === null || typeof input !== 'object') return value;
+  const copy: object = Array.isArray(input) ? [...(input as unknown[])] : { ...input };
+  Reflect.set(copy, head, replacedAt(Reflect.get(copy, head), rest, value));
+  return copy;
+}
+
+/** ±Infinity sent as a number (`1e400` in JSON), or as text a query string coerces (`?limit=1e400`). */
+function infiniteSign(value: unknown): 1 | -1 | undefined {
+  const number =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && !value.includes('Infinity')
+        ? Number(value)
+        : 0;
+  if (number === Number.POSITIVE_INFINITY) return 1;
+  if (number === Number.NEGATIVE_INFINITY) return -1;
+  return undefined;
+}
+
+/**
+ * A number past ±1.8e308 parses as ±Infinity, which zod calls no number at all ("expected a
+ * number, but got a decimal number"): it is one, too large. The field's own range says so,
+ * found by asking again with the largest finite number of that sign (of the same JSON type) in
+ * its place; a field with no such bound is told it needs a finite number. Undefined for text
+ * the field does not take as a number (`"1e400"` in a JSON body): its type is what is wrong.
+ */
+function tooLarge<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  issue: Issue,
+  param: string,
+  value: unknown,
+  sign: 1 | -1,
+): string | undefined {
+  const largest = sign * Number.MAX_VALUE;
+  const standIn = typeof value === 'string' ? String(largest) : largest;
+  const retried = schema.safeParse(replacedAt(input, issue.path, standIn));
+  const at = retried.success ? [] : retried.error.issues.filter((other) => samePath(other, issue));
+  const first = at.find((other) => other.code === (sign > 0 ? 'too_big' : 'too_small'));
+  const got = `${sign > 0 ? 'a number' : 'a negative number'} too large to represent`;
+  if (first?.code === 'too_big' || first?.code === 'too_small') {
+    const tightest = tightestBound(at, first, largest);
+    if (tightest.code === 'too_big' || tightest.code === 'too_small')
+      return bound(tightest, param, largest, got);
+  }
+  if (typeof value === 'string') return undefined;
+  return `Invalid '${param}': number ${sign > 0 ? 'above maximum' : 'below minimum'} value. Expected a finite number, but got ${got} instead.`;
 }
 
 /**
@@ -183,6 +240,9 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
   if (value === undefined) {
     throw new InvalidRequestError(`Missing required parameter: '${param}'.`, param);
   }
+  const sign = issue.code === 'invalid_type' && issue.expected === 'number' ? infiniteSign(value) : undefined;
+  const huge = sign === undefined ? undefined : tooLarge(schema, input, issue, param, value, sign);
+  if (huge !== undefined) throw new InvalidRequestError(huge, param);
   throw new InvalidRequestError(
     describe(tightestBound(result.error.issues, issue, value), param, value),
     param,

@@ -30,6 +30,7 @@ import { parseInput, parseRequestBody } from '../../schemas/parse-input.js';
 import type { CacheScopeStats, CacheStore } from '../../store/cache-store.js';
 import { utcDay } from '../../usage/usage-record.js';
 import { groupUsage, publicRequest } from '../../usage/usage-report.js';
+import { AUDIT_EVENT_IDS, assertCursor, KEY_IDS, TEAM_IDS } from './list-cursors.js';
 
 export interface AdminRouteOptions {
   registry: Registry;
@@ -127,6 +128,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   });
   app.get('/teams', async (request) => {
     const query = parseInput(listQuerySchema.omit({ team_id: true }), request.query);
+    assertCursor('after', query.after, TEAM_IDS);
     return list(await registry.listTeams(query), (team) => publicTeam(team));
   });
   app.get('/teams/:id', async (request: IdRequest) => {
@@ -165,6 +167,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
   });
   app.get('/keys', async (request) => {
     const query = parseInput(listQuerySchema, request.query);
+    assertCursor('after', query.after, KEY_IDS);
     const page = await registry.listKeys({ limit: query.limit, after: query.after, teamId: query.team_id });
     return list(page, await withLastUsed(page.items));
   });
@@ -276,6 +279,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRouteOptio
 
   app.get('/audit', async (request) => {
     const query = parseInput(listQuerySchema.omit({ team_id: true }), request.query);
+    assertCursor('after', query.after, AUDIT_EVENT_IDS);
     return list(await registry.listAudit(query), publicAuditEvent);
   });
 }
