@@ -45,3 +45,23 @@ function isTokensName(name: string): boolean {
 function isCount(value: unknown): boolean {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MOST_TOKENS;
 }
+
+/**
+ * Whether credible usage (isCredibleUsage) says what an answer cost: a prompt count, and for an
+ * answer the model generated (`output`) an output count too. The names are the ones accounting
+ * reads (`prompt_tokens ?? input_tokens`, `completion_tokens ?? output_tokens`): OpenAI's, the
+ * Responses API's and Anthropic's. Usage without them (`{"completion_tokens":5}`, a
+ * `"prompt_tokens":null`) is treated as missing like usage that is no counts: charged as given it
+ * made the prompt free. Only for a whole usage object: Anthropic's stream parts carry a part each
+ * (`message_delta` only the output). Property reads only: this runs on every answer.
+ */
+export function hasUsageCounts(usage: object, output: boolean): boolean {
+  const counts = usage as {
+    prompt_tokens?: unknown;
+    input_tokens?: unknown;
+    completion_tokens?: unknown;
+    output_tokens?: unknown;
+  };
+  if (typeof (counts.prompt_tokens ?? counts.input_tokens) !== 'number') return false;
+  return !output || typeof (counts.completion_tokens ?? counts.output_tokens) === 'number';
+}

@@ -1,6 +1,6 @@
 import { type AnthropicUsage, mergeUsage, toChatUsage } from '../backends/anthropic/anthropic-usage.js';
 import type { JsonEndpoint } from '../backends/backend.js';
-import { isCredibleUsage } from '../backends/credible-usage.js';
+import { hasUsageCounts, isCredibleUsage } from '../backends/credible-usage.js';
 import { CLOSE_BRACE, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 
 /**
@@ -65,25 +65,45 @@ export function eventData(event: Buffer): Record<string, unknown> | undefined {
 
 /**
  * Chat/legacy chunks carry `usage`; Responses API events carry `response.usage`. Usage that is not
- * made of counts reads as none (isCredibleUsage).
+ * made of counts, or lacks one the endpoint's answer must have, reads as none (credible below).
  */
-export function usageOf(payload: Record<string, unknown>): TokenUsage | undefined {
+export function usageOf(payload: Record<string, unknown>, endpoint?: JsonEndpoint): TokenUsage | undefined {
   const direct = payload.usage;
-  if (direct !== null && typeof direct === 'object') return credible(direct);
+  if (direct !== null && typeof direct === 'object') return credible(direct, endpoint);
   const nested = (payload.response as { usage?: unknown } | undefined)?.usage;
-  if (nested !== null && typeof nested === 'object') return credible(nested);
+  if (nested !== null && typeof nested === 'object') return credible(nested, endpoint);
   return undefined;
 }
 
-function credible(usage: object): TokenUsage | undefined {
-  return isCredibleUsage(usage) ? (usage as TokenUsage) : undefined;
+/**
+ * The usage as the gateway may charge it, or undefined (then it counts the answer itself, marked
+ * estimated): counts only (isCredibleUsage), with a prompt count whatever the endpoint (every
+ * usage object of OpenAI's and Anthropic's APIs has one), and an output count for an answer the
+ * model generated. A `completion_tokens: 0` is an answer that said nothing; one that is missing
+ * says nothing about the answer, which the gateway can count. Embeddings have no output count.
+ */
+function credible(usage: object, endpoint: JsonEndpoint | undefined): TokenUsage | undefined {
+  return isCredibleUsage(usage) && hasUsageCounts(usage, generates(endpoint))
+    ? (usage as TokenUsage)
+    : undefined;
+}
+
+/** Endpoints whose answers the model generated: their usage must count the output. */
+function generates(endpoint: JsonEndpoint | undefined): boolean {
+  return (
+    endpoint === 'chat.completions' ||
+    endpoint === 'completions' ||
+    endpoint === 'responses' ||
+    endpoint === 'messages'
+  );
 }
 
 /**
  * The top-level `usage` object of a JSON answer, parsed alone: the body itself is relayed as
- * bytes and never parsed whole on this path. Returns undefined when there is none.
+ * bytes and never parsed whole on this path. Returns undefined when there is none. Without an
+ * `endpoint` (an embeddings answer), only the prompt count is required of it.
  */
-export function usageFromJson(body: Buffer): TokenUsage | undefined {
+export function usageFromJson(body: Buffer, endpoint?: JsonEndpoint): TokenUsage | undefined {
   // Top-level usage comes last in OpenAI's bodies, so search from the end.
   for (
     let at = body.lastIndexOf(USAGE_KEY);
@@ -96,7 +116,7 @@ export function usageFromJson(body: Buffer): TokenUsage | undefined {
     if (end === -1) return undefined;
     try {
       const usage: unknown = JSON.parse(body.subarray(start, end + 1).toString('utf8'));
-      return usage !== null && typeof usage === 'object' ? credible(usage) : undefined;
+      return usage !== null && typeof usage === 'object' ? credible(usage, endpoint) : undefined;
     } catch {
       return undefined;
     }
@@ -121,7 +141,7 @@ function matchingBrace(bytes: Buffer, start: number): number {
 
 /** The usage of a whole JSON answer, in OpenAI's names whatever the endpoint's own. */
 export function usageOfAnswer(endpoint: JsonEndpoint, body: Buffer): TokenUsage | undefined {
-  const usage = usageFromJson(body);
+  const usage = usageFromJson(body, endpoint);
   return endpoint === 'messages' && usage ? { ...toChatUsage(usage as AnthropicUsage) } : usage;
 }
 
@@ -142,7 +162,7 @@ export class StreamUsage {
 
   read(payload: Record<string, unknown>): TokenUsage | undefined {
     if (this.endpoint !== 'messages') {
-      const usage = usageOf(payload);
+      const usage = usageOf(payload, this.endpoint);
       if (usage) this.final = true;
       return usage;
     }
@@ -153,13 +173,17 @@ export class StreamUsage {
           ? payload.usage
           : undefined;
     if (this.incredible || part === null || typeof part !== 'object') return undefined;
-    if (!isCredibleUsage(part)) {
+    const last = payload.type === 'message_delta';
+    // The last part says the output (cumulative): one without it leaves the output unsaid.
+    if (!isCredibleUsage(part) || (last && typeof (part as AnthropicUsage).output_tokens !== 'number')) {
       this.incredible = true;
       this.anthropic = undefined;
       return undefined;
     }
-    if (payload.type === 'message_delta') this.final = true;
+    if (last) this.final = true;
     this.anthropic = mergeUsage(this.anthropic ?? {}, part as AnthropicUsage);
+    // No prompt count in any part yet (message_start names it; newer APIs repeat it at the end).
+    if (!hasUsageCounts(this.anthropic, false)) return undefined;
     return { ...toChatUsage(this.anthropic) };
   }
 

@@ -1,4 +1,5 @@
-import { countOf, objectOf } from '../../json-values.js';
+import { countOf, isObject, objectOf } from '../../json-values.js';
+import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
 
 /**
  * Usage in Anthropic's terms. Anthropic counts cached prompt tokens apart from `input_tokens`
@@ -14,16 +15,20 @@ export interface MessagesUsage {
   cache_read_input_tokens: number;
 }
 
-/** From a chat `usage` object; undefined when it holds no prompt or completion count. */
+/**
+ * From a chat `usage` object; undefined (the gateway counts, and records it as estimated) unless it
+ * is counts (isCredibleUsage) holding both a prompt and a completion count: one missing, given as
+ * 0 here, made the prompt (or the answer) free, as the gateway would not charge on chat itself.
+ */
 export function messagesUsageOf(chatUsage: unknown): MessagesUsage | undefined {
-  const usage = objectOf(chatUsage);
-  const prompt = countOf(usage.prompt_tokens);
-  const completion = countOf(usage.completion_tokens);
-  if (prompt === undefined && completion === undefined) return undefined;
-  const cached = Math.min(prompt ?? 0, countOf(objectOf(usage.prompt_tokens_details).cached_tokens) ?? 0);
+  if (!isObject(chatUsage) || !isCredibleUsage(chatUsage) || !hasUsageCounts(chatUsage, true))
+    return undefined;
+  const prompt = countOf(chatUsage.prompt_tokens ?? chatUsage.input_tokens) ?? 0;
+  const completion = countOf(chatUsage.completion_tokens ?? chatUsage.output_tokens) ?? 0;
+  const cached = Math.min(prompt, countOf(objectOf(chatUsage.prompt_tokens_details).cached_tokens) ?? 0);
   return {
-    input_tokens: (prompt ?? 0) - cached,
-    output_tokens: completion ?? 0,
+    input_tokens: prompt - cached,
+    output_tokens: completion,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: cached,
   };

@@ -1,4 +1,5 @@
 import { UpstreamError } from '../../errors.js';
+import type { Json } from '../../json-values.js';
 import {
   type CountTokensRequest,
   countTokensRequest,
@@ -119,17 +120,15 @@ class MessagesTranslatingBackend implements Backend {
     });
     const headers = relayedHeaders(response.headers);
     const streamed = response.contentType.startsWith('text/event-stream');
-    if (call.stream) {
-      const translator = new ChatStreamTranslator(context);
-      const events = streamed
-        ? eventsOfChatStream(response.body, translator)
-        : eventsOfChatAnswer(await readChatAnswer(response.body), translator);
+    if (call.stream && streamed) {
       return {
         status: response.status,
         contentType: 'text/event-stream; charset=utf-8',
         headers,
-        body: events,
+        body: eventsOfChatStream(response.body, new ChatStreamTranslator(context)),
         usageCounted,
+        // An in-process model knows what it used until a client that left stopped it: exact.
+        partialUsage: response.partialUsage,
       };
     }
     if (streamed) {
@@ -137,7 +136,21 @@ class MessagesTranslatingBackend implements Backend {
       if (Symbol.asyncIterator in response.body) await response.body[Symbol.asyncIterator]().return?.();
       throw new UpstreamError('The upstream answered a stream to a request that asked for none.');
     }
-    const message = messageOfChat(await readChatAnswer(response.body), context);
+    const answer = await readChatAnswer(response.body);
+    // An error instead of a completion goes on as it came: the gateway reads it as it reads the
+    // same answer to a chat completions request (its status and type), then tells it in
+    // Anthropic's envelope, as it tells any upstream's error on this surface.
+    if (answer.error) return errorAnswer(answer.error, headers);
+    if (call.stream) {
+      return {
+        status: response.status,
+        contentType: 'text/event-stream; charset=utf-8',
+        headers,
+        body: eventsOfChatAnswer(answer.completion, new ChatStreamTranslator(context)),
+        usageCounted,
+      };
+    }
+    const message = messageOfChat(answer.completion, context);
     return {
       status: response.status,
       contentType: 'application/json',
@@ -146,6 +159,19 @@ class MessagesTranslatingBackend implements Backend {
       usageCounted,
     };
   }
+}
+
+/**
+ * The error as an answer the gateway fails with: a 200 whatever 2xx the upstream said (it reads
+ * an error in a JSON answer on a 200 only), the body the error alone (nothing that reads as a reply).
+ */
+function errorAnswer(error: Json, headers: Record<string, string>): BackendResponse {
+  return {
+    status: 200,
+    contentType: 'application/json',
+    headers,
+    body: [Buffer.from(JSON.stringify(error))],
+  };
 }
 
 /** The prompt as the gateway counts it: the messages, and the tool schemas the model also reads. */

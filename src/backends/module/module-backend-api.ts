@@ -22,9 +22,12 @@ export type ModuleBodyChunk = Buffer | Uint8Array | string;
 
 /**
  * A module's answer: a BackendResponse whose chunks may also be strings, whose body may be one
- * string or byte array, and whose headers may be left out.
+ * string or byte array, and whose headers may be left out. Only the fields the gateway reads of a
+ * module's answer (ContainedBackend rebuilds it), picked rather than all but some: the gateway's
+ * own hooks (`usageCounted`, `partialUsage`) are not asked of a module, whose usage is what its
+ * answer says, else the gateway's count.
  */
-export interface ModuleBackendResponse extends Omit<BackendResponse, 'body' | 'headers'> {
+export interface ModuleBackendResponse extends Pick<BackendResponse, 'status' | 'contentType'> {
   headers?: Record<string, string>;
   body: AsyncIterable<ModuleBodyChunk> | Iterable<ModuleBodyChunk> | string | Uint8Array;
 }

@@ -99,6 +99,8 @@ export class ResponsesTranslationBackend implements Backend {
           headers,
           body: responsesStreamOf(chat.body, body, call.model, count, paths),
           usageCounted,
+          // An in-process model knows what it used until a client that left stopped it: exact.
+          partialUsage: chat.partialUsage,
         };
       }
       await discard(chat.body);
