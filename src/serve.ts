@@ -3,12 +3,15 @@ import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { ExitCode } from './cli/exit-codes.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import type { Config } from './config/schema.js';
+import { ConnectionReaper } from './http/connection-reaper.js';
 import { createLogger } from './http/logger.js';
 import { StreamShutdown } from './http/stream-shutdown.js';
 import { ClusterPrimary } from './runtime/cluster-primary.js';
 import { releaseBootMemory } from './runtime/release-boot-memory.js';
+import { lostKeptWrites } from './store/kept-for-retry.js';
 
 /** Signals this close together are one stop request delivered twice (see `stop`). */
 const DUPLICATE_SIGNAL_MS = 1_000;
@@ -34,7 +37,8 @@ export interface ServeOptions {
 /**
  * Loads config, builds the app, listens, and drains on SIGTERM/SIGINT: stop accepting,
  * let in-flight requests and streams finish until the grace period ends, then end the streams
- * left with an error event each and close.
+ * left with an error event each and close. Exits 0 once stopped, ExitCode.lostWrites if it gave
+ * up on writes kept for Redis while stopping (a supervisor cannot read logs), 1 if it could not stop.
  * With `server.workers` above 1 this process becomes the cluster's primary instead (it forks
  * workers that each run this function as a worker, and resolves to undefined).
  */
@@ -68,6 +72,7 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
     onAdminKeyGenerated: (key) => announceAdminKey(key, config),
   });
   if (config.auth === 'none' && !worker) warnAuthOff(app.log);
+  const connections = new ConnectionReaper(app.server);
   let stoppingSince: number | undefined;
   const stop = (signal: NodeJS.Signals) => {
     if (stoppingSince !== undefined) {
@@ -80,6 +85,8 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       return;
     }
     stoppingSince = Date.now();
+    // Writes lost before the stop were logged then; the exit code tells of this stop's alone.
+    const lostBefore = lostKeptWrites();
     app.log.info(
       { signal, grace_ms: config.server.shutdownGraceMs },
       'shutting down: draining in-flight requests',
@@ -99,14 +106,21 @@ export async function serve(options: ServeOptions = {}): Promise<FastifyInstance
       app.log.error('could not stop cleanly in time: exiting now');
       exit(1);
     }, config.server.shutdownGraceMs + HARD_STOP_AFTER_GRACE_MS);
-    // Connections whose last response ends while draining would otherwise sit idle on
-    // keep-alive until the client hangs up; close them as soon as they are idle.
-    const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
-    reaper.unref();
+    // Draining waits for requests, not for connections that carry none (see ConnectionReaper).
+    connections.start();
     app.close().then(
       () => {
-        app.log.info('stopped');
-        exit(0);
+        const lost = lostKeptWrites() - lostBefore;
+        if (lost === 0) {
+          app.log.info('stopped');
+          exit(0);
+          return;
+        }
+        app.log.error(
+          { lost_writes: lost, exit_code: ExitCode.lostWrites },
+          'stopped, but lost writes kept while Redis was unreachable: exiting with a failure code',
+        );
+        exit(ExitCode.lostWrites);
       },
       (error: Error) => {
         app.log.error({ err: { message: error.message } }, 'error while stopping');
@@ -231,9 +245,6 @@ Environment: TOLLGATE_CONFIG, PORT, HOST, REDIS_URL, TOLLGATE_DATA_DIR, TOLLGATE
   OPENAI_BASE_URL
 `;
 
-/** The same status as the `tollgate` CLI's usage errors (src/cli/exit-codes.ts). */
-const USAGE_ERROR_EXIT = 2;
-
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
@@ -282,7 +293,7 @@ export async function serveFromCommandLine(args: string[]): Promise<void> {
   const command = parseCommandLine(args);
   if ('problem' in command) {
     process.stderr.write(`tollgate: ${command.problem}\n${USAGE.split('\n')[0]}\n(--help for more)\n`);
-    process.exit(USAGE_ERROR_EXIT);
+    process.exit(ExitCode.usage);
   }
   if (command.help) {
     process.stdout.write(USAGE);

@@ -8,6 +8,12 @@ export const ExitCode = {
   notFound: 3,
   auth: 4,
   unreachable: 5,
+  /**
+   * `serve` (and `node dist/server.js`): stopped, but gave up on writes it kept for Redis during
+   * an outage (usage records, quota settles and releases), each logged as an error. Otherwise
+   * serve exits 0 when it stopped cleanly, 1 when it could not, 2 for a usage error.
+   */
+  lostWrites: 6,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -19,7 +25,9 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error: unknown command or option, missing or malformed argument or admin key
   3  not found (404): no such team or key
   4  authentication or authorization failed (401/403): missing or wrong admin key
-  5  could not reach the gateway: connection refused, DNS failure, timeout`;
+  5  could not reach the gateway: connection refused, DNS failure, timeout
+  6  serve only: it stopped, but gave up on writes Redis could not take (usage records, quota
+     settles); serve exits 1 when it cannot stop cleanly`;
 
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof GatewayUnreachableError) return ExitCode.unreachable;

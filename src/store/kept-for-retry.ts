@@ -100,6 +100,18 @@ export class KeptForRetry<T extends KeptWrite> {
   }
 }
 
+/** Kept writes this process has given up on so far (see lostKeptWrites). */
+let lostWrites = 0;
+
+/**
+ * How many writes kept for a retry this process has given up on so far, whatever the reason:
+ * what `serve` compares across its stop to exit with ExitCode.lostWrites. Per process, not per
+ * store, as that exit code is (a process runs one gateway; tests that run several never read it).
+ */
+export function lostKeptWrites(): number {
+  return lostWrites;
+}
+
 /**
  * A write the store could not make now, for an outage, and keeps to make once Redis answers
  * again (a settle, a release, a usage batch): the caller is not kept waiting for that, and
@@ -114,5 +126,9 @@ export class KeptForRetryError<T = unknown> extends StoreUnavailableError {
     readonly retried: Promise<T>,
   ) {
     super(cause);
+    // Every path that gives a kept write up rejects this promise: the one place all losses pass.
+    retried.then(undefined, () => {
+      lostWrites++;
+    });
   }
 }

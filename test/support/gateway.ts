@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { type AppDeps, buildApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load-config.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { ConnectionReaper } from '../../src/http/connection-reaper.js';
 
 export interface TestGateway {
   app: FastifyInstance;
@@ -17,6 +18,10 @@ export interface TestGateway {
   logs: Array<Record<string, unknown>>;
   /** The raw log text, to search for anything that must never be logged. */
   rawLogs: () => string;
+  /**
+   * Closes as `serve` does on SIGTERM, less the grace period: waits for the requests in flight,
+   * and closes each connection as soon as it carries none (see ConnectionReaper).
+   */
   close: () => Promise<void>;
 }
 
@@ -47,6 +52,7 @@ export async function startGateway(
     },
   });
   const app = await buildApp(config, { ...deps, logDestination: destination });
+  const connections = new ConnectionReaper(app.server);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -59,7 +65,10 @@ export async function startGateway(
       return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     },
     rawLogs: () => lines.join('\n'),
-    close: () => app.close(),
+    close: () => {
+      connections.start();
+      return app.close();
+    },
   };
 }
 
