@@ -35,8 +35,7 @@ const unanswered = new Set<Promise<unknown>>();
 
 afterEach(async () => {
   // A test that failed while the upstream held an answer back must not leave it hanging, and
-  // its requests end before the gateway closes: a connection that goes idle once closing has
-  // begun is not closed for it, so the close would wait out the keep-alive.
+  // its requests end before the gateway closes (their failures are the test's, not the close's).
   control.hold?.open();
   await Promise.allSettled(unanswered);
   unanswered.clear();
