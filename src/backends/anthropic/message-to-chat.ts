@@ -1,5 +1,5 @@
 import { UpstreamError } from '../../errors.js';
-import { isCredibleUsage } from '../credible-usage.js';
+import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
 import { type AnthropicUsage, toChatUsage } from './anthropic-usage.js';
 import { finishReasonOf } from './finish-reason.js';
 
@@ -70,9 +70,11 @@ export function messageToChat(message: unknown, created: number): Json {
         logprobs: null,
       },
     ],
-    // Usage that is not counts is left out: the gateway counts the answer itself (credible-usage.ts).
-    ...(isObject(message.usage) && !isCredibleUsage(message.usage)
-      ? {}
-      : { usage: toChatUsage(isObject(message.usage) ? (message.usage as AnthropicUsage) : {}) }),
+    // Usage that is not counts, or lacks input_tokens or output_tokens, is left out (toChatUsage
+    // would make what it lacks a 0, charged as given): the gateway counts the answer itself,
+    // estimated (credible-usage.ts), as for an answer with no usage at all.
+    ...(isObject(message.usage) && isCredibleUsage(message.usage) && hasUsageCounts(message.usage, true)
+      ? { usage: toChatUsage(message.usage as AnthropicUsage) }
+      : {}),
   };
 }

@@ -1,5 +1,5 @@
 import { UpstreamError } from '../../errors.js';
-import { isCredibleUsage } from '../credible-usage.js';
+import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
 import { SseDataReader } from '../sse-data-reader.js';
 import { encodeDone, encodeEvent } from '../sse-encoder.js';
 import type { AnthropicErrorInfo } from './anthropic-errors.js';
@@ -42,6 +42,11 @@ export class StreamTranslator {
   private id = 'msg_unknown';
   private model = '';
   private usage: AnthropicUsage = {};
+  /**
+   * A `message_delta` said the output count (cumulative). message_start's own `output_tokens`
+   * (1, say) is no count of the answer: a stream whose end never says it has no output count.
+   */
+  private outputCounted = false;
   private stopReason: unknown = null;
   private roleSent = false;
   private tools = 0;
@@ -99,7 +104,10 @@ export class StreamTranslator {
       case 'message_delta':
         if (isObject(data.delta) && data.delta.stop_reason !== undefined)
           this.stopReason = data.delta.stop_reason;
-        if (isObject(data.usage)) this.usage = mergeUsage(this.usage, data.usage as AnthropicUsage);
+        if (isObject(data.usage)) {
+          this.usage = mergeUsage(this.usage, data.usage as AnthropicUsage);
+          if (typeof data.usage.output_tokens === 'number') this.outputCounted = true;
+        }
         return '';
       case 'message_stop':
         return this.onMessageStop();
@@ -218,8 +226,15 @@ export class StreamTranslator {
     this.done = true;
     let out = this.role();
     out += this.chunk({}, finishReasonOf(this.stopReason));
-    // Usage that is not counts is left out: the gateway counts the answer itself (credible-usage.ts).
-    if (this.options.includeUsage && isCredibleUsage(this.usage)) {
+    // Usage that is not counts, or lacks the prompt's count (message_start's, or the end's) or the
+    // output's (a message_delta's), is left out: the gateway counts the answer itself, estimated
+    // (credible-usage.ts). Sent, toChatUsage made what it lacks a 0 the gateway charged as given.
+    if (
+      this.options.includeUsage &&
+      this.outputCounted &&
+      isCredibleUsage(this.usage) &&
+      hasUsageCounts(this.usage, false)
+    ) {
       out += encodeEvent({ ...this.base(), choices: [], usage: toChatUsage(this.usage) });
     }
     return out + encodeDone();

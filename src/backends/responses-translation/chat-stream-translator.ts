@@ -126,7 +126,10 @@ export class ChatStreamTranslator {
   /** The events one chat chunk (already parsed, not an error) gives. */
   chunk(payload: Json): ResponsesEvent[] {
     this.start(payload);
-    if (isObject(payload.usage)) this.usage = responseUsage(payload.usage);
+    // Usage without both counts, or not counts, is none (responseUsage): the count at the end
+    // stands in for it, as for a stream that sent none. An earlier whole one stays, as on chat.
+    const usage = responseUsage(payload.usage);
+    if (usage) this.usage = usage;
     const choices = Array.isArray(payload.choices) ? payload.choices : [];
     const choice = choices.find((c) => isObject(c) && (c.index ?? 0) === 0);
     if (isObject(choice)) {

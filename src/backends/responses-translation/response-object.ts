@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isObject, type Json } from '../../json-values.js';
+import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
 
 /**
  * The Response object (`object: "response"`) built around a translated chat answer: the
@@ -38,11 +39,26 @@ export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** Chat's usage object in the Responses API's names; undefined when the chat answer had none. */
+/**
+ * Chat's usage object in the Responses API's names; undefined when the chat answer had none, and
+ * when what it had is not counts (isCredibleUsage) holding both a prompt and a completion count:
+ * renamed, a missing or negative count became a 0 the gateway charged as given (a free prompt).
+ * Undefined, the translation counts the answer itself, as for an answer without usage (UsageCount).
+ */
 export function responseUsage(chat: unknown): Json | undefined {
-  if (!isObject(chat)) return undefined;
-  const input = count(chat.prompt_tokens);
-  const output = count(chat.completion_tokens);
+  if (!isObject(chat) || !isCredibleUsage(chat) || !hasUsageCounts(chat, true)) return undefined;
+  return renamedUsage(chat);
+}
+
+/** The gateway's own counts in the Responses API's names. */
+export function countedResponseUsage(input: number, output: number): Json {
+  return renamedUsage({ prompt_tokens: input, completion_tokens: output });
+}
+
+/** The names as accounting reads them (`prompt_tokens ?? input_tokens`: credible-usage.ts). */
+function renamedUsage(chat: Json): Json {
+  const input = count(chat.prompt_tokens ?? chat.input_tokens);
+  const output = count(chat.completion_tokens ?? chat.output_tokens);
   const promptDetails = isObject(chat.prompt_tokens_details) ? chat.prompt_tokens_details : {};
   const completionDetails = isObject(chat.completion_tokens_details) ? chat.completion_tokens_details : {};
   // Anthropic's cache writes (its chat usage carries them beside OpenAI's fields) stay visible

@@ -1,11 +1,12 @@
 import type { Json } from '../../json-values.js';
 import { GeneratedTextCount } from '../../usage/generated-text-count.js';
 import { estimatePromptTokens } from '../../usage/token-estimate.js';
-import { responseUsage } from './response-object.js';
+import { countedResponseUsage, responseUsage } from './response-object.js';
 
 /**
  * Usage for an answer whose backend reported none (a module, a local server that ignores
- * `include_usage`): the gateway charges its own count then, and the Response says the same count
+ * `include_usage`), or reported usage that is not counts of both the prompt and the output
+ * (responseUsage): the gateway charges its own count then, and the Response says the same count
  * rather than `null`, as the Messages translation and the chat path do. `counted` tells the
  * gateway (BackendResponse.usageCounted) to record it as estimated.
  */
@@ -23,12 +24,11 @@ export class UsageCount {
   }
 
   /** The reported usage in the Responses names, else the gateway's count (and counted says so). */
-  usageOf(reported: unknown): Json | undefined {
+  usageOf(reported: unknown): Json {
     const usage = responseUsage(reported);
     if (usage) return usage;
     this.counted.usage = true;
-    const input = this.countInput();
-    return responseUsage({ prompt_tokens: input, completion_tokens: this.generated.tokens() });
+    return countedResponseUsage(this.countInput(), this.generated.tokens());
   }
 
   /**
