@@ -400,6 +400,9 @@ describe('③ cache on Redis: scope, expiry, cut streams, admin', () => {
     const { client, teamId } = await teamKey(a);
     expect((await chat(client)).cache).toBe('MISS');
     await stored(a, teamId, 1);
+    // And its claim let go: a request that finds the entry expired while the claim is still held
+    // waits for that claim's answer (and is told HIT) instead of going upstream.
+    await a.cache.released.reached(1);
     now += 59_000;
     const hit = await chat(client);
     expect(hit).toMatchObject({ cache: 'HIT', age: '59' });
