@@ -121,6 +121,21 @@ export const EXPOSED_HEADERS = [
   'x-ratelimit-reset-tokens',
 ];
 
+/** Node looks for requests past their deadline this often by default (its connectionsCheckingInterval). */
+const NODE_DEADLINE_CHECK_MS = 30_000;
+
+/**
+ * node:http options bounding how long a request may take to arrive. Node only checks the
+ * deadline every connectionsCheckingInterval, so a request is cut up to that much after it: a
+ * tenth of the deadline keeps that lag small for short ones without checking more than needed.
+ */
+function requestDeadlineOptions(requestTimeoutMs: number) {
+  return {
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(NODE_DEADLINE_CHECK_MS, Math.ceil(requestTimeoutMs / 10)),
+  };
+}
+
 function requestId(request: IncomingMessage): string {
   const incoming = request.headers['x-request-id'];
   if (typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming)) return incoming;
@@ -186,7 +201,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Bytes node:http cannot parse, and HTTP/1.1 without Host, get the envelope too (its own
     // answers to both are Fastify's JSON shape or an empty 400).
     clientErrorHandler: answerClientError,
-    http: { requireHostHeader: false },
+    // Fastify's default (0) would turn Node's own limit off. Given to node:http as well, so that
+    // its headers timeout is derived from it (never above it); Fastify sets it again after.
+    requestTimeout: config.server.requestTimeoutMs,
+    http: { requireHostHeader: false, ...requestDeadlineOptions(config.server.requestTimeoutMs) },
   });
 
   app.decorateRequest('gateway', undefined as never);

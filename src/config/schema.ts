@@ -265,6 +265,13 @@ export const configSchema = z
         /** On SIGTERM/SIGINT, how long in-flight requests get to finish. */
         shutdownGraceMs: positiveMs.default(30_000),
         /**
+         * How long a client has to send a whole request, headers and body (the answer's time does
+         * not count); one slower gets a 408 and its connection closes. Without it a client holds a
+         * connection (and a file descriptor) forever by sending a body slowly, or not at all. 120 s
+         * still takes a 25 MB upload (uploadLimit) at about 210 KB/s (1.7 Mbit/s).
+         */
+        requestTimeoutMs: positiveMs.default(120_000),
+        /**
          * Processes serving the one port (src/runtime/cluster-primary.ts): 1 is a single process,
          * `auto` one per core. More than 1 needs Redis (checked in crossReferenceProblems).
          */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { ClientAbortedError } from '../backends/transport-failure.js';
@@ -10,7 +10,12 @@ import {
   MethodNotAllowedError,
   RouteNotFoundError,
 } from '../errors.js';
-import { endWithSurfaceError, errorSurfaceOf, surfaceErrorPayload } from '../http/error-surface.js';
+import {
+  type ErrorSurface,
+  endWithSurfaceError,
+  errorSurfaceOf,
+  surfaceErrorPayload,
+} from '../http/error-surface.js';
 import { lingerAfterAnswer, lingerUntilClosed } from '../http/lingering-close.js';
 import { isFastifyError } from '../http/openai-error.js';
 import { RouteTable } from '../http/route-table.js';
@@ -194,24 +199,39 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
   // A reset connection has no one to answer; a parser in error reports each later chunk again.
   if (error.code === 'ECONNRESET' || socket.destroyed || answeredSockets.has(socket)) return;
   answeredSockets.add(socket);
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  const inFlight = (
+    socket as Socket & {
+      _httpMessage?: { headersSent?: boolean; statusCode: number; req?: IncomingMessage };
+    }
+  )._httpMessage;
   if (!socket.writable || inFlight?.headersSent) {
     // An answer already started on this connection: another one would corrupt it.
     socket.destroy();
     return;
   }
-  answerAndClose(socket, parseFailure(error));
+  const failure = parseFailure(error);
+  // A request cut while its body arrives (the request timeout): its request line and metrics
+  // read the status from the response node:http began for it, which would say 200; its headers
+  // say which API it speaks.
+  if (inFlight) inFlight.statusCode = failure.status;
+  const request = inFlight?.req;
+  answerAndClose(socket, failure, request ? errorSurfaceOf(request.url ?? '', request.headers) : 'openai');
 }
 
 /** Writes the envelope straight onto a connection node:http gave up on (or handed over), then closes it. */
-function answerAndClose(socket: Socket, error: GatewayError): void {
-  const body = JSON.stringify(error.toBody());
-  const headers = Object.entries(error.headers).map(([name, value]) => `${name}: ${value}\r\n`);
+function answerAndClose(socket: Socket, error: GatewayError, surface: ErrorSurface = 'openai'): void {
+  const requestId = newRequestId();
+  // The body limit only words Fastify's own 413; a GatewayError is answered as it is.
+  const payload = surfaceErrorPayload(surface, error, 0, { requestId });
+  const body = Buffer.isBuffer(payload.body) ? payload.body.toString('utf8') : JSON.stringify(payload.body);
+  const headers = Object.entries(payload.headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  // Anthropic's SDKs read the request id from their own header name.
+  if (surface === 'anthropic') headers.push(`Request-Id: ${requestId}\r\n`);
   socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
+    `HTTP/1.1 ${payload.status} ${STATUS_CODES[payload.status] ?? 'Error'}\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      `X-Request-Id: ${newRequestId()}\r\n` +
+      `X-Request-Id: ${requestId}\r\n` +
       headers.join('') +
       'Connection: close\r\n\r\n' +
       body,
