@@ -1,6 +1,7 @@
 import type { FastifyBodyParser, FastifyInstance } from 'fastify';
 import { ContentEncodingError, PrototypeKeyError } from '../errors.js';
 import { bodyKeepingNumbers } from '../json-numbers.js';
+import { MAX_JSON_DEPTH, NestedTooDeeplyError, nestsDeeperThan } from './json-depth.js';
 
 /** Content types read as JSON: curl's `-d` says form-urlencoded and some clients text/plain. */
 const JSON_ALIASES = ['application/x-www-form-urlencoded', 'text/plain'];
@@ -8,11 +9,14 @@ const JSON_ALIASES = ['application/x-www-form-urlencoded', 'text/plain'];
 /**
  * Fastify's JSON parser, refusing `__proto__` and `constructor.prototype` keys. It reports those,
  * and a compressed body (it does not decompress), as unparseable JSON: told apart here so the
- * client learns what to change.
+ * client learns what to change. A body nested too deeply is refused before it is parsed: parsing
+ * a few megabytes of `[` blocks the event loop for seconds, only for the gateway to refuse the
+ * result when serialising it overflows the stack.
  */
 function defaultJsonParser(app: FastifyInstance): FastifyBodyParser<string> {
   const parse = app.getDefaultJsonParser('error', 'error') as FastifyBodyParser<string>;
   return function parseRefusingPrototypeKeys(this: FastifyInstance, request, body, done) {
+    if (nestsDeeperThan(body, MAX_JSON_DEPTH)) return done(new NestedTooDeeplyError(), undefined);
     parse.call(this, request, body, (error, value) => {
       if (!error) return done(null, value);
       // Told apart only once parsing failed: the path every good request takes pays nothing.

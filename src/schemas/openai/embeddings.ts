@@ -1,13 +1,10 @@
 import { z } from 'zod';
 import { modelField } from './common.js';
-
-const tokens = z.array(z.number().int());
+import { promptInput } from './prompt-input.js';
 
 export const embeddingRequest = z.looseObject({
   model: modelField,
-  input: z.union([z.string(), z.array(z.string()).min(1), tokens.min(1), z.array(tokens).min(1)], {
-    error: 'expected a string, an array of strings, or token arrays',
-  }),
+  input: promptInput({ nonEmpty: true }),
   encoding_format: z.enum(['float', 'base64'], { error: "expected 'float' or 'base64'" }).nullish(),
   dimensions: z.number({ error: 'expected a number' }).int().min(1).nullish(),
 });
