@@ -239,6 +239,14 @@ describe.each(Object.entries(SPELLINGS))('a key spelled with %s', (_name, spell)
     expectScrubbed(parsed, OPENAI_KEY);
   });
 
+  it('is scrubbed from a 200 whose JSON is an error (the client is shown it as one)', async () => {
+    const body = `{"error":{"message":"${withSpelledKey(spell(OPENAI_KEY))}","type":"invalid_request_error","param":null,"code":null}}`;
+    oai.handler = jsonWith(200, body);
+    const { status, text } = await chat('gpt');
+    expect(status).toBe(400);
+    expectScrubbed(JSON.parse(text), OPENAI_KEY);
+  });
+
   it('is scrubbed from an OpenAI 5xx message, which the gateway also logs', async () => {
     const body = `{"error":{"message":"${withSpelledKey(spell(OPENAI_KEY))}","type":"server_error","param":null,"code":null}}`;
     oai.handler = jsonWith(500, body);

@@ -150,7 +150,7 @@ export class OpenAICompatibleBackend implements Backend {
       contentType,
       headers: {},
       body: answer.whole
-        ? [answer.whole.bytes]
+        ? [inBandErrorScrubbed(answer.whole.bytes, this.secrets)]
         : contentType.toLowerCase().startsWith('text/event-stream')
           ? scrubErrorEvents(answer.chunks, this.secrets)
           : answer.chunks,
@@ -260,4 +260,15 @@ function contentTypeOf(headers: UpstreamHeaders): string {
 
 function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([key, value]) => [key.toLowerCase(), value]));
+}
+
+const ERROR_KEY = Buffer.from('"error"');
+
+/**
+ * A 200 whose JSON is an error (some OpenAI-compatible servers answer failures so) is shown to the
+ * client as an error (the chat path, the Messages and Responses translations): scrubbed like an
+ * error status's body. Other answers cost one byte search and go as they came.
+ */
+function inBandErrorScrubbed(bytes: Buffer, secrets: SecretScrubber): Buffer {
+  return bytes.includes(ERROR_KEY) ? secrets.scrubBytes(bytes) : bytes;
 }
