@@ -3,7 +3,6 @@ import type { JsonEndpoint } from '../backends/backend.js';
 import type { CacheConfig, CachePolicyConfig } from '../config/schema.js';
 import { InvalidRequestError } from '../errors.js';
 import type { CachePolicy } from '../registry/records.js';
-import { keyableBody } from './cache-key.js';
 
 /**
  * ③ cache, the decision: whether a request may be answered from the cache and whether its
@@ -157,8 +156,6 @@ export function decide(
   const lookup = directives.mode !== 'refresh' && !directives.noCache;
   const store = !directives.noStore;
   if (!lookup && !store) return { use: false };
-  // Like a body over cache.maxRequestBytes: one whose key would hold the event loop is not cached.
-  if (!keyableBody(body)) return { use: false };
   const ttlSeconds = Math.min(directives.ttlSeconds ?? policy.ttlSeconds, maxTtlSeconds);
   return {
     use: true,

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { BackendResponse } from '../backends/backend.js';
-import { cacheKey } from '../cache/cache-key.js';
+import { cacheKey, keyableBody } from '../cache/cache-key.js';
 import {
   type CacheableEndpoint,
   decide,
@@ -149,6 +149,12 @@ export class CacheStage {
       return undefined;
     }
     const perItem = endpoint === 'embeddings' && splitsIntoItems(dispatch.body);
+    // Like a body over cache.maxRequestBytes, one whose key would hold the event loop is not
+    // cached. Asked last, after the cheap refusals; items are keyed one by one, each small.
+    if (!perItem && !keyableBody(dispatch.body)) {
+      this.mark(request, reply, 'BYPASS');
+      return undefined;
+    }
     const hash = perItem
       ? ''
       : cacheKey(endpoint, deployment.route, deployment.publicName, keyedBody(request, dispatch));
