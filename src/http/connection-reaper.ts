@@ -16,17 +16,25 @@ const REAP_EVERY_MS = 100;
  */
 export class ConnectionReaper {
   private readonly connections = new Set<Socket>();
+  /** Connections that had read nothing at the last reap. */
+  private readonly silent = new Set<Socket>();
   private timer: NodeJS.Timeout | undefined;
 
   /** Before the server listens: the connections that are already open when it stops count too. */
   constructor(private readonly server: Server) {
     server.on('connection', (socket: Socket) => {
       this.connections.add(socket);
-      socket.once('close', () => this.connections.delete(socket));
+      socket.once('close', () => {
+        this.connections.delete(socket);
+        this.silent.delete(socket);
+      });
     });
   }
 
-  /** Once the server stops: reaps now, and again every REAP_EVERY_MS until no connection is left. */
+  /**
+   * Once the server stops: reaps now, and again every REAP_EVERY_MS until no connection is left
+   * (a connection that never sends anything goes at the second, within REAP_EVERY_MS).
+   */
   start(): void {
     if (this.timer) return;
     this.reap();
@@ -41,6 +49,12 @@ export class ConnectionReaper {
   private reap(): void {
     this.server.closeIdleConnections();
     // Nothing read: no request begun (one that has begun gets its answer, a 503 while stopping).
-    for (const socket of this.connections) if (socket.bytesRead === 0) socket.destroy();
+    // Only once seen so at two reaps in a row: a connection accepted just now may have its
+    // request waiting, unread yet, and would be reset instead of answered.
+    for (const socket of this.connections) {
+      if (socket.bytesRead > 0) this.silent.delete(socket);
+      else if (this.silent.has(socket)) socket.destroy();
+      else this.silent.add(socket);
+    }
   }
 }
