@@ -5,6 +5,7 @@ import { replayAsStream } from '../cache/stream-replay.js';
 import { clientWantsUsageChunk, type JsonDispatch } from './dispatch.js';
 import { isJsonObject, jsonObjectOf } from './json-bytes.js';
 import { type RelayOptions, readFirstEvent, relaySse, type SseOutcome } from './stream.js';
+import { streamSurfaceOf } from './stream-surface.js';
 import { StreamUsage, type TokenUsage } from './usage.js';
 
 /**
@@ -67,6 +68,6 @@ export async function relayReplay(
     ...relay,
     stripUsageChunk: false,
     usage: new StreamUsage(dispatch.endpoint),
-    surface: dispatch.endpoint === 'responses' ? 'responses' : 'openai',
+    surface: streamSurfaceOf(dispatch.endpoint),
   });
 }
