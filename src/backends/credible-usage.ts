@@ -65,3 +65,8 @@ export function hasUsageCounts(usage: object, output: boolean): boolean {
   if (typeof (counts.prompt_tokens ?? counts.input_tokens) !== 'number') return false;
   return !output || typeof (counts.completion_tokens ?? counts.output_tokens) === 'number';
 }
+
+/** Usage the gateway charges as reported: counts only (isCredibleUsage) and the ones it needs (hasUsageCounts). */
+export function isChargeableUsage(usage: object, output: boolean): boolean {
+  return isCredibleUsage(usage) && hasUsageCounts(usage, output);
+}

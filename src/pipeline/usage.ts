@@ -1,6 +1,6 @@
 import { type AnthropicUsage, mergeUsage, toChatUsage } from '../backends/anthropic/anthropic-usage.js';
 import type { JsonEndpoint } from '../backends/backend.js';
-import { hasUsageCounts, isCredibleUsage } from '../backends/credible-usage.js';
+import { hasUsageCounts, isChargeableUsage, isCredibleUsage } from '../backends/credible-usage.js';
 import { CLOSE_BRACE, OPEN_BRACE, QUOTE, valueStartAfterKey } from './json-bytes.js';
 
 /**
@@ -83,9 +83,7 @@ export function usageOf(payload: Record<string, unknown>, endpoint?: JsonEndpoin
  * says nothing about the answer, which the gateway can count. Embeddings have no output count.
  */
 function credible(usage: object, endpoint: JsonEndpoint | undefined): TokenUsage | undefined {
-  return isCredibleUsage(usage) && hasUsageCounts(usage, generates(endpoint))
-    ? (usage as TokenUsage)
-    : undefined;
+  return isChargeableUsage(usage, generates(endpoint)) ? (usage as TokenUsage) : undefined;
 }
 
 /** Endpoints whose answers the model generated: their usage must count the output. */

@@ -1,5 +1,5 @@
 import { UpstreamError } from '../../errors.js';
-import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
+import { isChargeableUsage } from '../credible-usage.js';
 import { type AnthropicUsage, toChatUsage } from './anthropic-usage.js';
 import { finishReasonOf } from './finish-reason.js';
 
@@ -73,7 +73,7 @@ export function messageToChat(message: unknown, created: number): Json {
     // Usage that is not counts, or lacks input_tokens or output_tokens, is left out (toChatUsage
     // would make what it lacks a 0, charged as given): the gateway counts the answer itself,
     // estimated (credible-usage.ts), as for an answer with no usage at all.
-    ...(isObject(message.usage) && isCredibleUsage(message.usage) && hasUsageCounts(message.usage, true)
+    ...(isObject(message.usage) && isChargeableUsage(message.usage, true)
       ? { usage: toChatUsage(message.usage as AnthropicUsage) }
       : {}),
   };

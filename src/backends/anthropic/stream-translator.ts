@@ -1,5 +1,5 @@
 import { UpstreamError } from '../../errors.js';
-import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
+import { isChargeableUsage } from '../credible-usage.js';
 import { SseDataReader } from '../sse-data-reader.js';
 import { encodeDone, encodeEvent } from '../sse-encoder.js';
 import type { AnthropicErrorInfo } from './anthropic-errors.js';
@@ -229,12 +229,7 @@ export class StreamTranslator {
     // Usage that is not counts, or lacks the prompt's count (message_start's, or the end's) or the
     // output's (a message_delta's), is left out: the gateway counts the answer itself, estimated
     // (credible-usage.ts). Sent, toChatUsage made what it lacks a 0 the gateway charged as given.
-    if (
-      this.options.includeUsage &&
-      this.outputCounted &&
-      isCredibleUsage(this.usage) &&
-      hasUsageCounts(this.usage, false)
-    ) {
+    if (this.options.includeUsage && this.outputCounted && isChargeableUsage(this.usage, false)) {
       out += encodeEvent({ ...this.base(), choices: [], usage: toChatUsage(this.usage) });
     }
     return out + encodeDone();

@@ -1,5 +1,5 @@
 import { countOf, isObject, objectOf } from '../../json-values.js';
-import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
+import { isChargeableUsage } from '../credible-usage.js';
 
 /**
  * Usage in Anthropic's terms. Anthropic counts cached prompt tokens apart from `input_tokens`
@@ -21,8 +21,7 @@ export interface MessagesUsage {
  * 0 here, made the prompt (or the answer) free, as the gateway would not charge on chat itself.
  */
 export function messagesUsageOf(chatUsage: unknown): MessagesUsage | undefined {
-  if (!isObject(chatUsage) || !isCredibleUsage(chatUsage) || !hasUsageCounts(chatUsage, true))
-    return undefined;
+  if (!isObject(chatUsage) || !isChargeableUsage(chatUsage, true)) return undefined;
   const prompt = countOf(chatUsage.prompt_tokens ?? chatUsage.input_tokens) ?? 0;
   const completion = countOf(chatUsage.completion_tokens ?? chatUsage.output_tokens) ?? 0;
   const cached = Math.min(prompt, countOf(objectOf(chatUsage.prompt_tokens_details).cached_tokens) ?? 0);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isObject, type Json } from '../../json-values.js';
-import { hasUsageCounts, isCredibleUsage } from '../credible-usage.js';
+import { isChargeableUsage } from '../credible-usage.js';
 
 /**
  * The Response object (`object: "response"`) built around a translated chat answer: the
@@ -46,7 +46,7 @@ export function nowSeconds(): number {
  * Undefined, the translation counts the answer itself, as for an answer without usage (UsageCount).
  */
 export function responseUsage(chat: unknown): Json | undefined {
-  if (!isObject(chat) || !isCredibleUsage(chat) || !hasUsageCounts(chat, true)) return undefined;
+  if (!isObject(chat) || !isChargeableUsage(chat, true)) return undefined;
   return renamedUsage(chat);
 }
 
