@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdminGateway } from './support/admin-gateway.js';
 import type { AdminHttp } from './support/admin-http.js';
 import type { TestGateway } from './support/gateway.js';
+import { pollUntil } from './support/poll.js';
 
 /**
  * A request-rate 429 says when to retry (`retry-after`). The OpenAI SDK only waits for a
@@ -28,7 +29,10 @@ const requestLines = (status: number) =>
   gw.logs.filter((line) => line.msg === 'request' && line.status === status).length;
 
 async function waitForRequestLines(status: number, count: number): Promise<void> {
-  for (let i = 0; i < 1_000 && requestLines(status) < count; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(
+    async () => requestLines(status),
+    (lines) => lines >= count,
+  );
 }
 
 async function rawChat(key: string): Promise<Response> {
